@@ -1,0 +1,150 @@
+/**
+ * The embedded blob store: files under DIR/sha256/ab/abcdef..., staged in DIR/staging and
+ * published by rename, so a crash leaves at worst a staging file that cleanStaging() removes.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, opendir, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { AppError, ErrorCodes, notFound } from '../errors.ts';
+import { fingerprintPattern } from '../domain/image.ts';
+import type { BlobInfo, BlobStore, BlobWriter, ByteRange } from './store.ts';
+
+export class FsBlobStore implements BlobStore {
+  readonly root: string;
+  private readonly staging: string;
+  private readonly objects: string;
+
+  constructor(root: string) {
+    this.root = root;
+    this.staging = join(root, 'staging');
+    this.objects = join(root, 'sha256');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.staging, { recursive: true });
+    await mkdir(this.objects, { recursive: true });
+  }
+
+  pathOf(sha256: string): string {
+    if (!fingerprintPattern.test(sha256)) throw new AppError(ErrorCodes.invalidArgument, `not a sha256: ${sha256}`);
+    return join(this.objects, sha256.slice(0, 2), sha256);
+  }
+
+  async createWriter(): Promise<BlobWriter> {
+    const stagingPath = join(this.staging, `${randomUUID()}.part`);
+    const handle = await open(stagingPath, 'wx');
+    return new FsBlobWriter(handle, stagingPath, (sha) => this.pathOf(sha));
+  }
+
+  async size(sha256: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.pathOf(sha256))).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async openRead(sha256: string, range?: ByteRange): Promise<Readable> {
+    const path = this.pathOf(sha256);
+    // Open first so a missing blob is an error here, before any HTTP header has been sent.
+    const handle = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? notFound(`blob ${sha256} is missing from the store`) : err;
+    });
+    return createReadStream('', { fd: handle, highWaterMark: 1 << 20, ...(range ?? {}) });
+  }
+
+  async delete(sha256: string): Promise<void> {
+    await rm(this.pathOf(sha256), { force: true });
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    for (const prefix of await readdir(this.objects)) {
+      const dir = await opendir(join(this.objects, prefix));
+      for await (const entry of dir) {
+        if (!fingerprintPattern.test(entry.name)) continue;
+        yield { sha256: entry.name, size: (await stat(join(this.objects, prefix, entry.name))).size };
+      }
+    }
+  }
+
+  async cleanStaging(): Promise<void> {
+    for (const name of await readdir(this.staging)) await rm(join(this.staging, name), { force: true });
+  }
+}
+
+class FsBlobWriter implements BlobWriter {
+  readonly stagingPath: string;
+  size = 0;
+  private readonly hash = createHash('sha256');
+  private readonly handle: FileHandle;
+  private readonly pathOf: (sha: string) => string;
+  private closed = false;
+  private sha256: string | undefined;
+
+  constructor(handle: FileHandle, stagingPath: string, pathOf: (sha: string) => string) {
+    this.handle = handle;
+    this.stagingPath = stagingPath;
+    this.pathOf = pathOf;
+  }
+
+  digest(): string {
+    this.sha256 ??= this.hash.digest('hex');
+    return this.sha256;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.sha256 !== undefined) throw new Error('write after digest');
+    this.hash.update(chunk);
+    this.size += chunk.byteLength;
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      const { bytesWritten } = await this.handle.write(chunk, offset);
+      offset += bytesWritten;
+    }
+  }
+
+  async commit(expectedSha256?: string): Promise<BlobInfo> {
+    const sha256 = this.digest();
+    try {
+      if (expectedSha256 !== undefined && expectedSha256 !== sha256) {
+        throw new AppError(ErrorCodes.integrity, `sha256 mismatch: got ${sha256}, expected ${expectedSha256}`);
+      }
+      await this.handle.sync();
+      await this.close();
+      const target = this.pathOf(sha256);
+      const dir = join(target, '..');
+      await mkdir(dir, { recursive: true });
+      // An existing blob has the same bytes by definition: keep it, drop the copy.
+      if ((await stat(target).catch(() => undefined)) === undefined) {
+        await rename(this.stagingPath, target);
+        await syncDirectory(dir);
+      }
+      return { sha256, size: this.size };
+    } finally {
+      await this.abort();
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.close();
+    await rm(this.stagingPath, { force: true });
+  }
+
+  private async close() {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+}
+
+async function syncDirectory(dir: string) {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

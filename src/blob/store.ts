@@ -1,0 +1,39 @@
+/**
+ * Content-addressed bytes. Every blob is named by its sha256, computed once while it is written;
+ * nothing is visible under that name until commit() has made it durable.
+ */
+import type { Readable } from 'node:stream';
+
+export interface BlobInfo {
+  sha256: string;
+  size: number;
+}
+
+export interface BlobWriter {
+  /** A local file holding the bytes written so far, for checks that need random access. */
+  readonly stagingPath: string;
+  readonly size: number;
+  write(chunk: Uint8Array): Promise<void>;
+  /** The sha256 of everything written; no more writes after this. */
+  digest(): string;
+  /** Makes the blob durable under its sha256; fails (and aborts) if it is not `expectedSha256`. */
+  commit(expectedSha256?: string): Promise<BlobInfo>;
+  /** Forgets everything written; safe to call after commit or twice. */
+  abort(): Promise<void>;
+}
+
+export interface ByteRange {
+  /** Inclusive, as in HTTP. */
+  start: number;
+  end: number;
+}
+
+export interface BlobStore {
+  createWriter(): Promise<BlobWriter>;
+  size(sha256: string): Promise<number | undefined>;
+  openRead(sha256: string, range?: ByteRange): Promise<Readable>;
+  delete(sha256: string): Promise<void>;
+  list(): AsyncIterable<BlobInfo>;
+  /** Removes staging files left by a crash. */
+  cleanStaging(): Promise<void>;
+}

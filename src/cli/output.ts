@@ -1,0 +1,66 @@
+/** Output formats shared by every listing command: table, csv, json, yaml. */
+import { stringify } from 'yaml';
+import { AppError, ErrorCodes } from '../errors.ts';
+
+export type Format = 'table' | 'csv' | 'json' | 'yaml';
+export const formats: Format[] = ['table', 'csv', 'json', 'yaml'];
+
+export function checkFormat(value: string): Format {
+  if (!(formats as string[]).includes(value)) {
+    throw new AppError(ErrorCodes.invalidArgument, `Invalid format "${value}"`, { hint: `Use one of ${formats.join(', ')}.` });
+  }
+  return value as Format;
+}
+
+/** Renders rows: `columns` for table/csv, `data` (the full objects) for json/yaml. */
+export function render(format: Format, columns: string[], rows: string[][], data: unknown): string {
+  switch (format) {
+    case 'json':
+      return JSON.stringify(data) + '\n';
+    case 'yaml':
+      return stringify(data);
+    case 'csv':
+      return rows.map((r) => r.map(csvCell).join(',')).join('\n') + (rows.length ? '\n' : '');
+    case 'table':
+      return table(columns, rows);
+  }
+}
+
+function csvCell(value: string): string {
+  return /[",\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+}
+
+/** The boxed table lxc prints. Cells may hold several lines. */
+export function table(columns: string[], rows: string[][]): string {
+  const widths = columns.map((c, i) => Math.max(c.length, ...rows.flatMap((r) => (r[i] ?? '').split('\n').map((l) => l.length))));
+  const rule = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+\n';
+  const line = (cells: string[]) => {
+    const height = Math.max(1, ...cells.map((c) => c.split('\n').length));
+    let out = '';
+    for (let l = 0; l < height; l++) {
+      out += '|' + cells.map((c, i) => ` ${(c.split('\n')[l] ?? '').padEnd(widths[i]!)} `).join('|') + '|\n';
+    }
+    return out;
+  };
+  return rule + line(columns) + rule + rows.map((r) => line(r) + rule).join('');
+}
+
+export function humanSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes}B` : `${value.toFixed(2)}${units[unit]}`;
+}
+
+/** "Nov 22, 2026 at 7:42am (UTC)", as lxc shows dates. */
+export function humanDate(iso: string | null): string {
+  if (!iso || iso.startsWith('0001-') || iso.startsWith('1970-01-01T00:00:00')) return 'never';
+  const d = new Date(iso);
+  const month = d.toLocaleString('en-US', { month: 'short', timeZone: 'UTC' });
+  const h = d.getUTCHours();
+  return `${month} ${d.getUTCDate()}, ${d.getUTCFullYear()} at ${h % 12 || 12}:${String(d.getUTCMinutes()).padStart(2, '0')}${h < 12 ? 'am' : 'pm'} (UTC)`;
+}

@@ -1,0 +1,33 @@
+/** `wharf serve`: runs the server until SIGINT/SIGTERM. */
+import type { Command } from 'commander';
+import { createLogger } from '../log.ts';
+import { startServer } from '../server.ts';
+import { cliConfig, type GlobalOptions } from './context.ts';
+
+export function serveCommand(program: Command, globals: () => GlobalOptions) {
+  program
+    .command('serve')
+    .description('Serve the store over simplestreams (and plain HTTP for artifacts)')
+    .option('--https <host:port>', 'HTTPS listener, which also answers plain HTTP for artifacts (default [::]:8443)')
+    .option('--http <host:port>', 'extra plain-HTTP listener for artifacts')
+    .option('--tls-cert <file>', 'certificate (PEM); default: a self-signed one in the data dir')
+    .option('--tls-key <file>', 'private key (PEM)')
+    .action(async (opts: { https?: string; http?: string; tlsCert?: string; tlsKey?: string }) => {
+      const config = await cliConfig(globals(), opts);
+      const log = createLogger({ level: globals().debug ? 'debug' : config.logLevel });
+      const server = await startServer(config, log);
+      if (server.tls.created) {
+        process.stderr.write(`Created a self-signed certificate: ${server.tls.certPath}\n`);
+      }
+      process.stderr.write(
+        `wharf is serving ${config.dataDir} on https://${config.https} (port ${server.httpsPort})\n` +
+          `Certificate ${server.tls.certPath}, SHA-256 fingerprint ${server.tls.fingerprint}\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await server.close();
+    });
+}

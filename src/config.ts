@@ -1,0 +1,126 @@
+/**
+ * Settings, from (lowest to highest) defaults, DATA_DIR/config.yaml, WHARF_* environment
+ * variables and command-line flags. Checked once at start so a typo is an error, not a surprise.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { AppError, ErrorCodes } from './errors.ts';
+import type { Level } from './log.ts';
+
+export interface Config {
+  dataDir: string;
+  /** HOST:PORT of the HTTPS listener, which also answers plain HTTP for artifacts. */
+  https: string;
+  /** Optional extra plain-HTTP listener (artifacts only). */
+  http: string | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  /** Seconds a deleted image's files stay downloadable. */
+  gracePeriod: number;
+  logLevel: Level;
+}
+
+type Settings = Omit<Config, 'dataDir'>;
+
+const defaults: Settings = {
+  https: '[::]:8443',
+  http: undefined,
+  tlsCert: undefined,
+  tlsKey: undefined,
+  gracePeriod: 3600,
+  logLevel: 'info',
+};
+
+const keys: Record<keyof Settings, { yaml: string; env: string; kind: 'address' | 'path' | 'seconds' | 'level' }> = {
+  https: { yaml: 'https', env: 'WHARF_HTTPS', kind: 'address' },
+  http: { yaml: 'http', env: 'WHARF_HTTP', kind: 'address' },
+  tlsCert: { yaml: 'tls_cert', env: 'WHARF_TLS_CERT', kind: 'path' },
+  tlsKey: { yaml: 'tls_key', env: 'WHARF_TLS_KEY', kind: 'path' },
+  gracePeriod: { yaml: 'grace_period', env: 'WHARF_GRACE_PERIOD', kind: 'seconds' },
+  logLevel: { yaml: 'log_level', env: 'WHARF_LOG_LEVEL', kind: 'level' },
+};
+
+export const configFileName = 'config.yaml';
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.WHARF_DATA_DIR || './wharf-data';
+}
+
+export async function loadConfig(
+  dataDir: string,
+  flags: Partial<Record<keyof Settings, string | number | undefined>> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Config> {
+  const file = await readConfigFile(join(dataDir, configFileName));
+  const settings: Record<string, unknown> = { ...defaults };
+  for (const [name, spec] of Object.entries(keys) as [keyof Settings, (typeof keys)[keyof Settings]][]) {
+    const sources: [string, unknown][] = [
+      [`${configFileName}: ${spec.yaml}`, file[spec.yaml]],
+      [`environment variable ${spec.env}`, env[spec.env]],
+      [`option --${name.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`, flags[name]],
+    ];
+    for (const [origin, value] of sources) {
+      if (value === undefined || value === null || value === '') continue;
+      settings[name] = checkValue(spec.kind, value, origin);
+    }
+  }
+  const config = { dataDir, ...(settings as Settings) };
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    throw new AppError(ErrorCodes.config, 'tls_cert and tls_key must be given together');
+  }
+  return config;
+}
+
+async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new AppError(ErrorCodes.config, `cannot read ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text) ?? {};
+  } catch (err) {
+    throw new AppError(ErrorCodes.config, `${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new AppError(ErrorCodes.config, `${path} must be a mapping of settings`);
+  const known = new Set(Object.values(keys).map((k) => k.yaml));
+  for (const key of Object.keys(doc as object)) {
+    if (!known.has(key)) {
+      throw new AppError(ErrorCodes.config, `${path}: unknown setting "${key}"`, { hint: `Known settings: ${[...known].join(', ')}` });
+    }
+  }
+  return doc as Record<string, unknown>;
+}
+
+function checkValue(kind: 'address' | 'path' | 'seconds' | 'level', value: unknown, origin: string): unknown {
+  const bad = (what: string) => new AppError(ErrorCodes.config, `${origin}: ${JSON.stringify(value)} is not ${what}`);
+  switch (kind) {
+    case 'address':
+      if (typeof value !== 'string' || !parseAddress(value)) throw bad('an address of the form HOST:PORT');
+      return value;
+    case 'path':
+      if (typeof value !== 'string') throw bad('a file path');
+      return value;
+    case 'seconds': {
+      const n = typeof value === 'number' ? value : Number(String(value).replace(/s$/, ''));
+      if (!Number.isInteger(n) || n < 0) throw bad('a whole number of seconds');
+      return n;
+    }
+    case 'level':
+      if (!['debug', 'info', 'warn', 'error'].includes(String(value))) throw bad('one of debug, info, warn, error');
+      return String(value);
+  }
+}
+
+/** "HOST:PORT", "[v6]:PORT" or ":PORT" (all interfaces). */
+export function parseAddress(address: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(address.trim());
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? (m[2] || '::'), port };
+}

@@ -1,0 +1,36 @@
+/** Hand-made aliases: one name, one image. Product aliases are derived (domain/product.ts). */
+import { AppError, ErrorCodes } from '../errors.ts';
+import type { Alias } from '../domain/image.ts';
+import type { Store } from './context.ts';
+import { resolveImage } from './resolve.ts';
+
+export function validateAliasName(name: string): void {
+  // Simplestreams joins aliases with "," and clients split on it; LXD forbids these too.
+  if (!name || /[\s,:]/.test(name) || name.startsWith('/') || name.endsWith('/') || name.length > 255) {
+    throw new AppError(ErrorCodes.invalidArgument, `Invalid alias name "${name}"`, {
+      hint: 'Aliases may not be empty or contain spaces, commas or colons, nor start or end with "/".',
+    });
+  }
+  if (/^[0-9a-f]{64}$/.test(name)) throw new AppError(ErrorCodes.invalidArgument, `Alias "${name}" looks like a fingerprint`);
+}
+
+export async function createAlias(store: Store, name: string, imageRef: string, description = ''): Promise<Alias> {
+  validateAliasName(name);
+  const image = await resolveImage(store, imageRef);
+  const alias: Alias = { name, fingerprint: image.fingerprint, description, type: image.type };
+  await store.meta.createAlias(alias);
+  return alias;
+}
+
+export async function renameAlias(store: Store, from: string, to: string): Promise<void> {
+  validateAliasName(to);
+  await store.meta.renameAlias(from, to);
+}
+
+export async function deleteAlias(store: Store, name: string): Promise<void> {
+  await store.meta.deleteAlias(name);
+}
+
+export function aliasesOf(aliases: Alias[], fingerprint: string): Alias[] {
+  return aliases.filter((a) => a.fingerprint === fingerprint);
+}

@@ -1,0 +1,14 @@
+/** What every use case works on: the two stores, a logger and the few settings they obey. */
+import type { BlobStore } from '../blob/store.ts';
+import type { MetaStore } from '../meta/store.ts';
+import type { Logger } from '../log.ts';
+
+export interface Store {
+  meta: MetaStore;
+  blobs: BlobStore;
+  log: Logger;
+  /** How long files of a deleted or unpublished image stay downloadable (clients cache indexes for 1 h). */
+  graceSeconds: number;
+}
+
+export const graceUntil = (store: Store, now = Date.now()) => new Date(now + store.graceSeconds * 1000).toISOString();

@@ -1,0 +1,183 @@
+/** The image use cases behind `wharf image ...` (import lives in import.ts). */
+import { createHash, type Hash } from 'node:crypto';
+import { rename, rm, mkdir } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { AppError, ErrorCodes } from '../errors.ts';
+import type { Alias, BlobRef, Image } from '../domain/image.ts';
+import { formatExtension } from '../domain/formats.ts';
+import { graceUntil, type Store } from './context.ts';
+import { resolveImage } from './resolve.ts';
+
+export interface ImageWithAliases extends Image {
+  aliases: Alias[];
+}
+
+export async function listImages(store: Store, filters: string[] = []): Promise<ImageWithAliases[]> {
+  const [images, aliases] = await Promise.all([store.meta.listImages(), store.meta.listAliases()]);
+  return images
+    .map((image) => ({ ...image, aliases: aliases.filter((a) => a.fingerprint === image.fingerprint) }))
+    .filter((image) => filters.every((f) => matchesFilter(image, f)));
+}
+
+/**
+ * `lxc image list` filters: KEY=VALUE matches a property (or architecture, type, public);
+ * anything else is a fingerprint prefix or part of an alias name.
+ */
+export function matchesFilter(image: ImageWithAliases, filter: string): boolean {
+  const eq = filter.indexOf('=');
+  if (eq < 0) {
+    const f = filter.toLowerCase();
+    return image.fingerprint.startsWith(f) || image.aliases.some((a) => a.name.toLowerCase().includes(f));
+  }
+  const key = filter.slice(0, eq);
+  const value = filter.slice(eq + 1).toLowerCase();
+  const field: Record<string, string> = {
+    architecture: image.architecture,
+    type: image.type,
+    public: String(image.public),
+    fingerprint: image.fingerprint,
+  };
+  if (key in field) {
+    if (key === 'architecture') return [image.architecture, image.properties.architecture ?? ''].some((v) => v.toLowerCase() === value);
+    return field[key]!.toLowerCase() === value;
+  }
+  const own = image.properties[key] ?? image.properties[key.replace(/^properties\./, '')];
+  return own !== undefined && own.toLowerCase() === value;
+}
+
+export interface ImageEdit {
+  public?: boolean;
+  properties?: Record<string, string>;
+  expiresAt?: string | null;
+  autoUpdate?: boolean;
+}
+
+export async function editImage(store: Store, ref: string, edit: ImageEdit): Promise<Image> {
+  const image = await resolveImage(store, ref);
+  const updated: Image = {
+    ...image,
+    ...(edit.public !== undefined ? { public: edit.public } : {}),
+    ...(edit.properties !== undefined ? { properties: edit.properties } : {}),
+    ...(edit.expiresAt !== undefined ? { expiresAt: edit.expiresAt } : {}),
+    ...(edit.autoUpdate !== undefined ? { autoUpdate: edit.autoUpdate } : {}),
+  };
+  await store.meta.updateImage(updated, { graceUntil: graceUntil(store) });
+  return updated;
+}
+
+export async function setProperty(store: Store, ref: string, key: string, value: string | undefined): Promise<Image> {
+  const image = await resolveImage(store, ref);
+  const properties = { ...image.properties };
+  if (value === undefined) {
+    if (!(key in properties)) throw new AppError(ErrorCodes.notFound, `Image ${image.fingerprint.slice(0, 12)} has no property "${key}"`);
+    delete properties[key];
+  } else {
+    properties[key] = value;
+  }
+  return editImage(store, image.fingerprint, { properties });
+}
+
+export async function deleteImages(store: Store, refs: string[]): Promise<Image[]> {
+  // Resolve them all first, so that one bad name deletes nothing.
+  const images = await Promise.all(refs.map((ref) => resolveImage(store, ref)));
+  for (const image of images) await store.meta.deleteImage(image.fingerprint, { graceUntil: graceUntil(store) });
+  return images;
+}
+
+export interface ExportedFile {
+  role: 'unified' | 'metadata' | 'rootfs';
+  blob: BlobRef;
+  /** The names lxc gives them: FP.EXT for unified, meta-FP.EXT + FP.EXT for split. */
+  name: string;
+}
+
+export function exportedFiles(image: Image): ExportedFile[] {
+  if (!image.rootfs) return [{ role: 'unified', blob: image.metadata, name: `${image.fingerprint}${formatExtension(image.metadata.format)}` }];
+  return [
+    { role: 'metadata', blob: image.metadata, name: `meta-${image.fingerprint}${formatExtension(image.metadata.format)}` },
+    { role: 'rootfs', blob: image.rootfs, name: `${image.fingerprint}${formatExtension(image.rootfs.format)}` },
+  ];
+}
+
+/** Writes the image's files into `dir`, each through a temp name so a cut-off export leaves no half file. */
+export async function exportImage(store: Store, ref: string, dir: string, signal?: AbortSignal): Promise<string[]> {
+  const image = await resolveImage(store, ref);
+  await mkdir(dir, { recursive: true });
+  const written: string[] = [];
+  for (const file of exportedFiles(image)) {
+    const target = join(dir, file.name);
+    const temp = `${target}.part`;
+    try {
+      await pipeline(await store.blobs.openRead(file.blob.sha256), createWriteStream(temp), { ...(signal ? { signal } : {}) });
+      await rename(temp, target);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    written.push(target);
+  }
+  return written;
+}
+
+export interface VerifyResult {
+  fingerprint: string;
+  ok: boolean;
+  problems: string[];
+}
+
+/** Re-reads every stored byte: each file against its sha256, the image against its fingerprint. */
+export async function verifyImages(store: Store, refs: string[] = []): Promise<VerifyResult[]> {
+  const images = refs.length ? await Promise.all(refs.map((r) => resolveImage(store, r))) : await store.meta.listImages();
+  const results: VerifyResult[] = [];
+  for (const image of images) {
+    const problems: string[] = [];
+    const combined = createHash('sha256');
+    for (const blob of [image.metadata, image.rootfs]) {
+      if (!blob) continue;
+      try {
+        const { sha256, size } = await hashBlob(store, blob.sha256, combined);
+        if (size !== blob.size) problems.push(`file ${blob.sha256}: ${size} bytes, expected ${blob.size}`);
+        if (sha256 !== blob.sha256) problems.push(`file ${blob.sha256}: content hashes to ${sha256}`);
+      } catch (err) {
+        problems.push(`file ${blob.sha256}: ${(err as Error).message}`);
+      }
+    }
+    if (problems.length === 0 && image.rootfs && combined.digest('hex') !== image.fingerprint) {
+      problems.push('the files do not hash to the image fingerprint');
+    }
+    results.push({ fingerprint: image.fingerprint, ok: problems.length === 0, problems });
+  }
+  return results;
+}
+
+async function hashBlob(store: Store, sha256: string, also: Hash) {
+  const own = createHash('sha256');
+  let size = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      own.update(chunk);
+      also.update(chunk);
+      size += chunk.length;
+      done();
+    },
+  });
+  await pipeline(await store.blobs.openRead(sha256), tap);
+  return { sha256: own.digest('hex'), size };
+}
+
+/** Deletes blobs no image uses once their grace period is over. */
+export async function collectGarbage(store: Store, now = new Date()): Promise<{ removed: string[] }> {
+  const removed: string[] = [];
+  for (const sha of await store.meta.collectableBlobs(now.toISOString())) {
+    await store.meta.forgetBlob(sha);
+    if (!(await store.meta.knownBlob(sha))) {
+      await store.blobs.delete(sha);
+      removed.push(sha);
+    }
+  }
+  if (removed.length) store.log.info('blobs collected', { count: removed.length });
+  return { removed };
+}

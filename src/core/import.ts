@@ -1,0 +1,125 @@
+/**
+ * Importing an image: unified (one tarball) or split (metadata tarball + rootfs or VM disk).
+ * The bytes are read once; the store changes only after every check passed, and then atomically
+ * (blobs first, then one metadata transaction), so a failed import leaves nothing behind.
+ */
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import { AppError, ErrorCodes, invalidImage } from '../errors.ts';
+import { parseMetadataYaml, type ImageMetadata } from '../domain/metadata.ts';
+import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
+import { ingest, type IngestSource, type StagedFile } from './ingest.ts';
+import type { Store } from './context.ts';
+import { validateAliasName } from './aliases.ts';
+
+export interface ImportRequest {
+  /** One source (unified) or two (metadata, then rootfs or disk). */
+  sources: [IngestSource] | [IngestSource, IngestSource];
+  aliases?: string[];
+  public?: boolean;
+  properties?: Record<string, string>;
+  /** If the caller already knows the fingerprint (uploads, mirrors), it must match. */
+  expectedFingerprint?: string;
+  onBytes?: (n: number) => void;
+  signal?: AbortSignal;
+  /** Fields set by copies from other servers. */
+  autoUpdate?: boolean;
+  cached?: boolean;
+  updateSource?: Image['updateSource'];
+  now?: Date;
+}
+
+export async function importImage(store: Store, request: ImportRequest): Promise<Image> {
+  const aliasNames = [...new Set(request.aliases ?? [])];
+  for (const name of aliasNames) {
+    validateAliasName(name);
+    if (await store.meta.getAlias(name)) throw new AppError(ErrorCodes.conflict, `Alias "${name}" already exists`);
+  }
+
+  const staged: StagedFile[] = [];
+  try {
+    const split = request.sources.length === 2;
+    const combined = split ? createHash('sha256') : undefined;
+    for (const [i, source] of request.sources.entries()) {
+      const role = !split ? 'unified' : i === 0 ? 'metadata' : 'rootfs';
+      staged.push(
+        await ingest(source, {
+          role,
+          blobs: store.blobs,
+          ...(combined ? { combined } : {}),
+          ...(request.onBytes ? { onBytes: request.onBytes } : {}),
+          ...(request.signal ? { signal: request.signal } : {}),
+        }),
+      );
+    }
+
+    const [first, second] = staged as [StagedFile, StagedFile | undefined];
+    const metaName = request.sources[0].name;
+    const yaml = first.tarball?.metadataYaml;
+    if (yaml === undefined) throw invalidImage(`${metaName} has no metadata.yaml`, 'Every image needs metadata.yaml at the top of its (metadata) tarball.');
+    const metadata = parseMetadataYaml(yaml);
+    const type = imageType(first, second, metaName, request.sources[1]?.name, metadata);
+
+    const fingerprint = combined ? combined.digest('hex') : first.writer.digest();
+    if (request.expectedFingerprint && request.expectedFingerprint !== fingerprint) {
+      throw new AppError(ErrorCodes.integrity, `Fingerprint mismatch: got ${fingerprint}, expected ${request.expectedFingerprint}`);
+    }
+    if (await store.meta.getImage(fingerprint)) {
+      throw new AppError(ErrorCodes.conflict, `Image with fingerprint ${fingerprint} already exists`);
+    }
+
+    // Everything checked out: now the store may change.
+    const metaBlob: BlobRef = { ...(await first.writer.commit()), format: first.format };
+    const rootBlob: BlobRef | null = second ? { ...(await second.writer.commit()), format: second.format } : null;
+    const now = (request.now ?? new Date()).toISOString();
+    const image: Image = {
+      fingerprint,
+      type,
+      architecture: metadata.architecture,
+      filename: basename((request.sources[1] ?? request.sources[0]).name),
+      size: metaBlob.size + (rootBlob?.size ?? 0),
+      public: request.public ?? true,
+      createdAt: new Date(metadata.creationDate * 1000).toISOString(),
+      uploadedAt: now,
+      expiresAt: metadata.expiryDate ? new Date(metadata.expiryDate * 1000).toISOString() : null,
+      lastUsedAt: null,
+      properties: { ...metadata.properties, ...request.properties },
+      templates: metadata.templates,
+      metadata: metaBlob,
+      rootfs: rootBlob,
+      autoUpdate: request.autoUpdate ?? false,
+      cached: request.cached ?? false,
+      updateSource: request.updateSource ?? null,
+    };
+    const aliases: Alias[] = aliasNames.map((name) => ({ name, fingerprint, description: '', type }));
+    await store.meta.insertImage(image, aliases);
+    store.log.info('image imported', { fingerprint, type, size: image.size });
+    return image;
+  } finally {
+    // Committed writers ignore this; the others drop their staging files.
+    await Promise.all(staged.map((s) => s.writer.abort()));
+  }
+}
+
+/** The type comes from the files, as LXD decides it; metadata that says otherwise is an error. */
+function imageType(first: StagedFile, second: StagedFile | undefined, metaName: string, rootName: string | undefined, metadata: ImageMetadata): ImageType {
+  const summary = first.tarball!;
+  let type: ImageType;
+  if (!second) {
+    if (summary.hasRootfsImg) type = 'virtual-machine';
+    else if (summary.hasRootfsDir) type = 'container';
+    else throw invalidImage(`${metaName} has neither rootfs/ nor rootfs.img`, 'A split image is imported as two files: METADATA ROOTFS.');
+  } else {
+    if (summary.hasRootfsDir || summary.hasRootfsImg) {
+      throw invalidImage(`${metaName} is a unified image (it holds ${summary.hasRootfsImg ? 'rootfs.img' : 'rootfs/'}); import it on its own`);
+    }
+    type = second.format.kind === 'qcow2' ? 'virtual-machine' : 'container';
+  }
+  const declared = metadata.properties.type ?? metadata.properties.image_type;
+  if ((declared === 'container' || declared === 'virtual-machine') && declared !== type) {
+    throw invalidImage(
+      `${metaName} describes a ${declared} but ${rootName ?? metaName} holds a ${type === 'container' ? 'container root filesystem' : 'VM disk'}`,
+    );
+  }
+  return type;
+}

@@ -1,0 +1,105 @@
+/**
+ * The published simplestreams index, rendered when the store changes rather than per request:
+ * the HTTP layer only copies these bytes. A poll of the store's change counter (a cheap PRAGMA)
+ * picks up changes made by other processes, such as the CLI, within a fraction of a second.
+ */
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { buildIndex, buildProducts, indexPath, productsPath, type ArtifactPath } from '../domain/simplestreams.ts';
+import { formatExtension } from '../domain/formats.ts';
+import type { BlobRef } from '../domain/image.ts';
+import type { Store } from './context.ts';
+
+export interface RenderedDocument {
+  body: Buffer;
+  gzip: Buffer;
+  etag: string;
+  contentType: string;
+}
+
+interface Snapshot {
+  version: number;
+  documents: Map<string, RenderedDocument>;
+  artifacts: Map<string, BlobRef>;
+}
+
+/** Artifacts live at a path named by their sha256, so a URL never changes meaning. */
+export const artifactPath: ArtifactPath = (blob) => `files/${blob.sha256}${formatExtension(blob.format)}`;
+
+export function artifactSha(path: string): string | undefined {
+  return /^files\/([0-9a-f]{64})(\.[a-z0-9.]+)?$/.exec(path)?.[1];
+}
+
+export function renderJson(value: unknown): RenderedDocument {
+  const body = Buffer.from(JSON.stringify(value));
+  return {
+    body,
+    gzip: gzipSync(body),
+    etag: `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`,
+    contentType: 'application/json',
+  };
+}
+
+export class IndexPublisher {
+  private readonly store: Store;
+  private snapshot: Snapshot = { version: -1, documents: new Map(), artifacts: new Map() };
+  private timer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(store: Store) {
+    this.store = store;
+  }
+
+  /** Renders now if the store changed since the last render. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.rebuildIfChanged().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async rebuildIfChanged() {
+    const version = await this.store.meta.changeVersion();
+    if (version === this.snapshot.version) return;
+    const started = performance.now();
+    const [images, aliases] = await Promise.all([this.store.meta.listImages(), this.store.meta.listAliases()]);
+    const products = buildProducts(images, aliases, artifactPath);
+    const artifacts = new Map<string, BlobRef>();
+    for (const image of images) {
+      if (!image.public) continue;
+      artifacts.set(image.metadata.sha256, image.metadata);
+      if (image.rootfs) artifacts.set(image.rootfs.sha256, image.rootfs);
+    }
+    this.snapshot = {
+      version,
+      documents: new Map([
+        [indexPath, renderJson(buildIndex(products))],
+        [productsPath, renderJson(products)],
+      ]),
+      artifacts,
+    };
+    this.store.log.debug('index published', { images: images.length, ms: Math.round(performance.now() - started) });
+  }
+
+  start(intervalMs = 200): void {
+    this.timer = setInterval(() => {
+      this.refresh().catch((err: unknown) => this.store.log.error('index refresh failed', { err }));
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  document(path: string): RenderedDocument | undefined {
+    return this.snapshot.documents.get(path);
+  }
+
+  /** A blob that the index lists, or listed recently enough that cached indexes may still name it. */
+  async artifact(sha256: string, now = new Date()): Promise<BlobRef | undefined> {
+    const published = this.snapshot.artifacts.get(sha256);
+    if (published) return published;
+    const record = await this.store.meta.getBlob(sha256);
+    if (record?.exposedUntil && record.exposedUntil > now.toISOString()) return record;
+    return undefined;
+  }
+}

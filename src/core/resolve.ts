@@ -1,0 +1,26 @@
+/** IMAGE on the command line or in a URL: an alias, or a unique fingerprint prefix. */
+import { AppError, ErrorCodes, notFound } from '../errors.ts';
+import type { Image } from '../domain/image.ts';
+import type { Store } from './context.ts';
+
+export async function resolveImage(store: Store, ref: string): Promise<Image> {
+  const alias = await store.meta.getAlias(ref);
+  if (alias) {
+    const image = await store.meta.getImage(alias.fingerprint);
+    if (image) return image;
+  }
+  return resolveFingerprint(store, ref);
+}
+
+export async function resolveFingerprint(store: Store, prefix: string): Promise<Image> {
+  const normalized = prefix.toLowerCase();
+  if (!/^[0-9a-f]+$/.test(normalized)) throw notFound(`Image "${prefix}" not found`);
+  const matches = await store.meta.findImages(normalized);
+  if (matches.length === 0) throw notFound(`Image "${prefix}" not found`);
+  if (matches.length > 1) {
+    throw new AppError(ErrorCodes.ambiguous, `More than one image matches "${prefix}"`, {
+      hint: `Candidates:\n${matches.map((m) => `  ${m.fingerprint}`).join('\n')}`,
+    });
+  }
+  return matches[0]!;
+}

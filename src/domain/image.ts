@@ -1,0 +1,61 @@
+/**
+ * The image model. An image is a fingerprint plus one file (unified tarball) or two (metadata
+ * tarball + rootfs/disk). Files are blobs named by their sha256, so builds that share a metadata
+ * tarball store it once. Each public image is also one version of a product, the way
+ * images.linuxcontainers.org groups them: see product.ts.
+ */
+import type { FileFormat } from './formats.ts';
+import type { ImageTemplate } from './metadata.ts';
+
+export type ImageType = 'container' | 'virtual-machine';
+
+export interface BlobRef {
+  sha256: string;
+  size: number;
+  format: FileFormat;
+}
+
+export interface UpdateSource {
+  server: string;
+  protocol: string;
+  alias: string;
+  certificate: string;
+  imageType: string;
+}
+
+export interface Image {
+  fingerprint: string;
+  type: ImageType;
+  /** Canonical name, e.g. x86_64. */
+  architecture: string;
+  /** The name the file was imported under; LXD shows it and uses it for exports. */
+  filename: string;
+  /** Total bytes of the image's files. */
+  size: number;
+  public: boolean;
+  /** ISO 8601 timestamps; expiresAt null means never. */
+  createdAt: string;
+  uploadedAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  properties: Record<string, string>;
+  templates: Record<string, ImageTemplate>;
+  /** The unified tarball, or the metadata tarball of a split image. */
+  metadata: BlobRef;
+  /** The rootfs (squashfs or tarball) or VM disk of a split image; absent for unified. */
+  rootfs: BlobRef | null;
+  autoUpdate: boolean;
+  cached: boolean;
+  updateSource: UpdateSource | null;
+}
+
+export interface Alias {
+  name: string;
+  fingerprint: string;
+  description: string;
+  type: ImageType;
+}
+
+export const isUnified = (image: Image) => image.rootfs === null;
+
+export const fingerprintPattern = /^[0-9a-f]{64}$/;

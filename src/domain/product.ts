@@ -1,0 +1,78 @@
+/**
+ * Products and versions, as images.linuxcontainers.org lays them out: every image is one version
+ * (a serial such as 20261122_07:42) of a product os:release:architecture:variant, and the
+ * product's aliases always follow its newest version.
+ */
+import { distroArchitecture, canonicalArchitecture } from './architecture.ts';
+import type { Image } from './image.ts';
+
+export interface Product {
+  /** e.g. debian:12:amd64:default. */
+  key: string;
+  os: string;
+  release: string;
+  variant: string;
+  /** Distribution spelling (amd64), as simplestreams `arch` wants it. */
+  arch: string;
+  releaseTitle: string;
+  /** Aliases that name this product's newest version. */
+  aliases: string[];
+}
+
+/** `YYYYMMDD_HH:MM` in UTC, the serial format of images.linuxcontainers.org. */
+export function serialFromDate(iso: string): string {
+  const d = new Date(iso);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}_${p(d.getUTCHours())}:${p(d.getUTCMinutes())}`;
+}
+
+/**
+ * The version key of an image. Clients skip a version whose key does not start with a
+ * YYYYMMDD date, so a `serial` property of another shape falls back to the creation date.
+ */
+export function serialOf(image: Image): string {
+  const serial = image.properties.serial;
+  if (serial && /^\d{8}/.test(serial) && !Number.isNaN(Date.parse(`${serial.slice(0, 4)}-${serial.slice(4, 6)}-${serial.slice(6, 8)}`))) {
+    return serial;
+  }
+  return serialFromDate(image.createdAt);
+}
+
+/** The raw architecture name to publish: the image's own spelling when it means the same arch. */
+export function publishedArch(image: Image): string {
+  const own = image.properties.architecture;
+  if (own && canonicalArchitecture(own) === image.architecture) return own;
+  return distroArchitecture(image.architecture);
+}
+
+export function productOf(image: Image): Product {
+  const os = image.properties.os?.trim() ?? '';
+  const release = image.properties.release?.trim() ?? '';
+  const variant = image.properties.variant?.trim() || 'default';
+  const arch = publishedArch(image);
+  const releaseTitle = image.properties.release_title?.trim() || release;
+  if (!os || !release) {
+    // Without os and release there is nothing to group by: the image is a product of its own.
+    return { key: `image:${image.fingerprint}`, os, release, variant, arch, releaseTitle, aliases: [] };
+  }
+  const key = [os, release, arch, variant].map(keyPart).join(':');
+  return { key, os, release, variant, arch, releaseTitle, aliases: productAliases(os, release, variant) };
+}
+
+/** The alias set images.linuxcontainers.org publishes (lxd-imagebuilder CreateAliases). */
+export function productAliases(os: string, release: string, variant: string): string[] {
+  const o = aliasPart(os);
+  const r = aliasPart(release);
+  const v = aliasPart(variant);
+  const aliases = [`${o}/${r}/${v}`];
+  if (v === 'default') aliases.push(`${o}/${r}`);
+  if (r === 'current') {
+    aliases.push(`${o}/${v}`);
+    if (v === 'default') aliases.push(o);
+  }
+  return aliases;
+}
+
+const keyPart = (s: string) => s.toLowerCase().replace(/[:\s]+/g, '-');
+// Aliases are split on "," by clients and live in URL paths: keep them to one plain token each.
+const aliasPart = (s: string) => s.toLowerCase().replace(/[,\s/]+/g, '-');

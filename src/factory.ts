@@ -1,0 +1,16 @@
+/** The one place that picks concrete drivers for the embedded default: SQLite + files. */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FsBlobStore } from './blob/fs.ts';
+import { SqliteMetaStore } from './meta/sqlite.ts';
+import type { Store } from './core/context.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './log.ts';
+
+export async function openStore(config: Config, log: Logger): Promise<Store> {
+  await mkdir(config.dataDir, { recursive: true });
+  const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
+  await blobs.init();
+  const meta = new SqliteMetaStore(join(config.dataDir, 'wharf.db'));
+  return { meta, blobs, log, graceSeconds: config.gracePeriod };
+}

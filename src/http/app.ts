@@ -1,0 +1,65 @@
+/**
+ * The HTTP application: one Fastify instance behind every listener. Plain-HTTP requests get
+ * artifacts only (clients try http:// first and check every byte against the HTTPS index);
+ * anything else is redirected to HTTPS.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { IndexPublisher } from '../core/publish.ts';
+import type { Store } from '../core/context.ts';
+import type { Logger } from '../log.ts';
+import { simplestreamsRoutes } from './simplestreams.ts';
+import { httpStatus } from './errors.ts';
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface AppDeps {
+  store: Store;
+  publisher: IndexPublisher;
+  log: Logger;
+  /** Port of the HTTPS listener, for redirects from plain HTTP. */
+  httpsPort: () => number;
+}
+
+const plainHttpAllowed = (url: string) => url.startsWith('/files/');
+
+export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
+  let handler: RequestHandler | undefined;
+  const app = Fastify({
+    logger: false,
+    // Downloads of large files may take long: no timeout beyond the socket's own.
+    requestTimeout: 0,
+    // Fastify's own server is never listened on: listen.ts feeds it (and a TLS twin) connections.
+    serverFactory: (h) => {
+      handler = h as RequestHandler;
+      return createServer(handler);
+    },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    const encrypted = (request.raw.socket as TLSSocket).encrypted === true;
+    if (!encrypted && !plainHttpAllowed(request.url)) {
+      const host = (request.headers.host ?? 'localhost').replace(/:\d+$/, '');
+      return reply.redirect(`https://${host}:${deps.httpsPort()}${request.url}`, 301);
+    }
+    return undefined;
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    deps.log.debug('request', { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) });
+  });
+
+  app.setErrorHandler(async (err, request, reply) => {
+    const status = httpStatus(err);
+    if (status >= 500) deps.log.error('request failed', { url: request.url, err });
+    return reply.code(status).send({ error: (err as Error).message });
+  });
+
+  app.setNotFoundHandler(async (_request, reply) => reply.code(404).send({ error: 'not found' }));
+
+  simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs });
+
+  await app.ready();
+  return { app, handler: handler! };
+}

@@ -1,0 +1,57 @@
+/**
+ * Serving an immutable file: Content-Length, ETag (its sha256), a single Range (206/416),
+ * conditional requests, HEAD. The file is opened before the headers are decided, and a failure
+ * after they were sent cuts the connection so the client sees a short body, never wrong bytes.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { BlobStore, ByteRange } from '../blob/store.ts';
+import type { BlobRef } from '../domain/image.ts';
+
+export function parseRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined; // multiple or malformed ranges: send it all
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || start > end) return 'unsatisfiable';
+  return { start, end };
+}
+
+export async function sendBlob(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  blobs: BlobStore,
+  blob: BlobRef,
+  headers: Record<string, string> = {},
+): Promise<FastifyReply> {
+  const etag = `"${blob.sha256}"`;
+  reply.headers({
+    ...headers,
+    etag,
+    'accept-ranges': 'bytes',
+    'cache-control': 'public, max-age=31536000, immutable',
+    'content-type': 'application/octet-stream',
+  });
+  if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+
+  let range = parseRange(request.headers.range, blob.size);
+  if (range && request.headers['if-range'] && request.headers['if-range'] !== etag) range = undefined;
+  if (range === 'unsatisfiable') {
+    return reply.code(416).header('content-range', `bytes */${blob.size}`).send();
+  }
+  const length = range ? range.end - range.start + 1 : blob.size;
+  reply.header('content-length', String(length));
+  if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${blob.size}`);
+  if (request.method === 'HEAD') return reply.send();
+  const stream = await blobs.openRead(blob.sha256, range);
+  stream.on('error', (err) => {
+    request.log.error({ err, sha256: blob.sha256 }, 'blob read failed mid-response');
+    reply.raw.destroy(err);
+  });
+  return reply.send(stream);
+}

@@ -1,0 +1,33 @@
+/** The simplestreams view: pre-rendered index documents and the artifact files they list. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IndexPublisher } from '../core/publish.ts';
+import { artifactSha } from '../core/publish.ts';
+import type { BlobStore } from '../blob/store.ts';
+import { sendBlob } from './send-blob.ts';
+
+export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore }) {
+  const sendDocument = (request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0]!.replace(/^\/+/, '');
+    const doc = deps.publisher.document(path);
+    if (!doc) return reply.callNotFound();
+    reply.header('etag', doc.etag).header('content-type', doc.contentType).header('cache-control', 'no-cache').header('vary', 'accept-encoding');
+    if (request.headers['if-none-match'] === doc.etag) return reply.code(304).send();
+    const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
+    const body = gzip ? doc.gzip : doc.body;
+    if (gzip) reply.header('content-encoding', 'gzip');
+    reply.header('content-length', String(body.length));
+    return reply.send(request.method === 'HEAD' ? undefined : body);
+  };
+  app.route({ method: ['GET', 'HEAD'], url: '/streams/v1/:document', handler: sendDocument });
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/files/:name',
+    handler: async (request, reply) => {
+      const sha = artifactSha(`files/${(request.params as { name: string }).name}`);
+      const blob = sha && (await deps.publisher.artifact(sha));
+      if (!blob) return reply.callNotFound();
+      return sendBlob(request, reply, deps.blobs, blob);
+    },
+  });
+}

@@ -1,0 +1,34 @@
+/** Structured JSON lines on stderr; a child logger carries fields such as a request id. */
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+const rank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+export function createLogger(
+  options: { level?: Level; base?: Record<string, unknown>; write?: (line: string) => void } = {},
+): Logger {
+  const min = rank[options.level ?? 'info'];
+  const base = options.base ?? {};
+  const write = options.write ?? ((line: string) => process.stderr.write(line));
+  const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
+    if (rank[level] < min) return;
+    const record: Record<string, unknown> = { time: new Date().toISOString(), level, msg, ...base, ...fields };
+    if (record.err instanceof Error) record.err = { message: record.err.message, stack: record.err.stack };
+    write(JSON.stringify(record) + '\n');
+  };
+  return {
+    debug: (m, f) => emit('debug', m, f),
+    info: (m, f) => emit('info', m, f),
+    warn: (m, f) => emit('warn', m, f),
+    error: (m, f) => emit('error', m, f),
+    child: (fields) => createLogger({ ...options, base: { ...base, ...fields } }),
+  };
+}
+
+export const silentLogger: Logger = createLogger({ write: () => {} });

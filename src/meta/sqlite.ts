@@ -1,0 +1,325 @@
+/**
+ * The embedded metadata store on node:sqlite. WAL mode lets the CLI write while `wharf serve`
+ * reads; PRAGMA data_version tells the server that another process committed.
+ */
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { AppError, ErrorCodes, notFound } from '../errors.ts';
+import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
+import type { FileFormat } from '../domain/formats.ts';
+import type { BlobRecord, MetaStore } from './store.ts';
+
+const migrations: string[] = [
+  `CREATE TABLE blobs (
+     sha256 TEXT PRIMARY KEY,
+     size INTEGER NOT NULL,
+     format TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     exposed_until TEXT
+   );
+   CREATE TABLE images (
+     fingerprint TEXT PRIMARY KEY,
+     type TEXT NOT NULL CHECK (type IN ('container', 'virtual-machine')),
+     architecture TEXT NOT NULL,
+     filename TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     public INTEGER NOT NULL,
+     created_at TEXT NOT NULL,
+     uploaded_at TEXT NOT NULL,
+     expires_at TEXT,
+     last_used_at TEXT,
+     properties TEXT NOT NULL,
+     templates TEXT NOT NULL,
+     metadata_sha256 TEXT NOT NULL REFERENCES blobs (sha256),
+     rootfs_sha256 TEXT REFERENCES blobs (sha256),
+     auto_update INTEGER NOT NULL DEFAULT 0,
+     cached INTEGER NOT NULL DEFAULT 0,
+     update_source TEXT
+   );
+   CREATE INDEX images_metadata ON images (metadata_sha256);
+   CREATE INDEX images_rootfs ON images (rootfs_sha256);
+   CREATE TABLE aliases (
+     name TEXT PRIMARY KEY,
+     fingerprint TEXT NOT NULL REFERENCES images (fingerprint) ON DELETE CASCADE,
+     description TEXT NOT NULL DEFAULT '',
+     type TEXT NOT NULL
+   );
+   CREATE INDEX aliases_fingerprint ON aliases (fingerprint);`,
+];
+
+interface ImageRow {
+  fingerprint: string;
+  type: string;
+  architecture: string;
+  filename: string;
+  size: number;
+  public: number;
+  created_at: string;
+  uploaded_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  properties: string;
+  templates: string;
+  auto_update: number;
+  cached: number;
+  update_source: string | null;
+  m_sha256: string;
+  m_size: number;
+  m_format: string;
+  r_sha256: string | null;
+  r_size: number | null;
+  r_format: string | null;
+}
+
+const imageSelect = `SELECT i.*, m.sha256 AS m_sha256, m.size AS m_size, m.format AS m_format,
+  r.sha256 AS r_sha256, r.size AS r_size, r.format AS r_format
+  FROM images i JOIN blobs m ON m.sha256 = i.metadata_sha256 LEFT JOIN blobs r ON r.sha256 = i.rootfs_sha256`;
+
+function toImage(row: ImageRow): Image {
+  return {
+    fingerprint: row.fingerprint,
+    type: row.type as ImageType,
+    architecture: row.architecture,
+    filename: row.filename,
+    size: row.size,
+    public: row.public === 1,
+    createdAt: row.created_at,
+    uploadedAt: row.uploaded_at,
+    expiresAt: row.expires_at,
+    lastUsedAt: row.last_used_at,
+    properties: JSON.parse(row.properties),
+    templates: JSON.parse(row.templates),
+    metadata: { sha256: row.m_sha256, size: row.m_size, format: JSON.parse(row.m_format) as FileFormat },
+    rootfs:
+      row.r_sha256 === null ? null : { sha256: row.r_sha256, size: row.r_size!, format: JSON.parse(row.r_format!) as FileFormat },
+    autoUpdate: row.auto_update === 1,
+    cached: row.cached === 1,
+    updateSource: row.update_source === null ? null : JSON.parse(row.update_source),
+  };
+}
+
+export class SqliteMetaStore implements MetaStore {
+  private readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
+  private localWrites = 0;
+
+  constructor(path: string) {
+    this.db = new DatabaseSync(path, { enableForeignKeyConstraints: true, timeout: 10_000 });
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;');
+    this.migrate();
+  }
+
+  private migrate() {
+    const { user_version: current } = this.db.prepare('PRAGMA user_version').get() as { user_version: number };
+    for (let v = current; v < migrations.length; v++) {
+      this.transaction(() => {
+        this.db.exec(migrations[v]!);
+        this.db.exec(`PRAGMA user_version = ${v + 1}`);
+      });
+    }
+  }
+
+  private sql(text: string): StatementSync {
+    let stmt = this.statements.get(text);
+    if (!stmt) {
+      stmt = this.db.prepare(text);
+      this.statements.set(text, stmt);
+    }
+    return stmt;
+  }
+
+  private transaction<T>(fn: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      this.db.exec('COMMIT');
+      this.localWrites++;
+      return result;
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  async getImage(fingerprint: string): Promise<Image | undefined> {
+    const row = this.sql(`${imageSelect} WHERE i.fingerprint = ?`).get(fingerprint) as ImageRow | undefined;
+    return row && toImage(row);
+  }
+
+  async findImages(prefix: string): Promise<Image[]> {
+    // Fingerprints are lowercase hex, so a range scan is an exact prefix match without LIKE's wildcards.
+    const rows = this.sql(`${imageSelect} WHERE i.fingerprint >= ? AND i.fingerprint < ? ORDER BY i.fingerprint`).all(
+      prefix,
+      prefix + 'g',
+    ) as unknown as ImageRow[];
+    return rows.map(toImage);
+  }
+
+  async listImages(): Promise<Image[]> {
+    return (this.sql(`${imageSelect} ORDER BY i.uploaded_at, i.fingerprint`).all() as unknown as ImageRow[]).map(toImage);
+  }
+
+  async insertImage(image: Image, aliases: Alias[]): Promise<void> {
+    this.transaction(() => {
+      if (this.sql('SELECT 1 FROM images WHERE fingerprint = ?').get(image.fingerprint)) {
+        throw new AppError(ErrorCodes.conflict, `An image with fingerprint ${image.fingerprint} already exists`);
+      }
+      for (const blob of [image.metadata, image.rootfs]) if (blob) this.upsertBlob(blob, image.uploadedAt);
+      this.sql(
+        `INSERT INTO images (fingerprint, type, architecture, filename, size, public, created_at, uploaded_at,
+           expires_at, last_used_at, properties, templates, metadata_sha256, rootfs_sha256, auto_update, cached, update_source)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        image.fingerprint,
+        image.type,
+        image.architecture,
+        image.filename,
+        image.size,
+        image.public ? 1 : 0,
+        image.createdAt,
+        image.uploadedAt,
+        image.expiresAt,
+        image.lastUsedAt,
+        JSON.stringify(image.properties),
+        JSON.stringify(image.templates),
+        image.metadata.sha256,
+        image.rootfs?.sha256 ?? null,
+        image.autoUpdate ? 1 : 0,
+        image.cached ? 1 : 0,
+        image.updateSource === null ? null : JSON.stringify(image.updateSource),
+      );
+      for (const alias of aliases) this.insertAlias(alias);
+    });
+  }
+
+  private upsertBlob(blob: BlobRef, now: string) {
+    this.sql(
+      `INSERT INTO blobs (sha256, size, format, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (sha256) DO NOTHING`,
+    ).run(blob.sha256, blob.size, JSON.stringify(blob.format), now);
+  }
+
+  /** A blob that stops being public keeps being served until the clients' index caches expire. */
+  private exposeUntil(image: Image, graceUntil: string) {
+    for (const blob of [image.metadata, image.rootfs]) {
+      if (blob) this.sql('UPDATE blobs SET exposed_until = max(coalesce(exposed_until, ?), ?) WHERE sha256 = ?').run(graceUntil, graceUntil, blob.sha256);
+    }
+  }
+
+  async updateImage(image: Image, options: { graceUntil: string }): Promise<void> {
+    this.transaction(() => {
+      const before = this.sql(`${imageSelect} WHERE i.fingerprint = ?`).get(image.fingerprint) as ImageRow | undefined;
+      if (!before) throw notFound(`Image "${image.fingerprint}" not found`);
+      if (before.public === 1 && !image.public) this.exposeUntil(toImage(before), options.graceUntil);
+      this.sql(
+        `UPDATE images SET public = ?, properties = ?, expires_at = ?, last_used_at = ?, auto_update = ?, cached = ?,
+           update_source = ? WHERE fingerprint = ?`,
+      ).run(
+        image.public ? 1 : 0,
+        JSON.stringify(image.properties),
+        image.expiresAt,
+        image.lastUsedAt,
+        image.autoUpdate ? 1 : 0,
+        image.cached ? 1 : 0,
+        image.updateSource === null ? null : JSON.stringify(image.updateSource),
+        image.fingerprint,
+      );
+    });
+  }
+
+  async deleteImage(fingerprint: string, options: { graceUntil: string }): Promise<void> {
+    this.transaction(() => {
+      const row = this.sql(`${imageSelect} WHERE i.fingerprint = ?`).get(fingerprint) as ImageRow | undefined;
+      if (!row) throw notFound(`Image "${fingerprint}" not found`);
+      if (row.public === 1) this.exposeUntil(toImage(row), options.graceUntil);
+      this.sql('DELETE FROM images WHERE fingerprint = ?').run(fingerprint);
+    });
+  }
+
+  async getAlias(name: string): Promise<Alias | undefined> {
+    return this.sql('SELECT name, fingerprint, description, type FROM aliases WHERE name = ?').get(name) as Alias | undefined;
+  }
+
+  async listAliases(): Promise<Alias[]> {
+    return this.sql('SELECT name, fingerprint, description, type FROM aliases ORDER BY name').all() as unknown as Alias[];
+  }
+
+  private insertAlias(alias: Alias) {
+    if (this.sql('SELECT 1 FROM aliases WHERE name = ?').get(alias.name)) {
+      throw new AppError(ErrorCodes.conflict, `Alias "${alias.name}" already exists`, {
+        hint: 'Delete it first (image alias delete) or choose another name.',
+      });
+    }
+    this.sql('INSERT INTO aliases (name, fingerprint, description, type) VALUES (?, ?, ?, ?)').run(
+      alias.name,
+      alias.fingerprint,
+      alias.description,
+      alias.type,
+    );
+  }
+
+  async createAlias(alias: Alias): Promise<void> {
+    this.transaction(() => this.insertAlias(alias));
+  }
+
+  async deleteAlias(name: string): Promise<void> {
+    this.transaction(() => {
+      const { changes } = this.sql('DELETE FROM aliases WHERE name = ?').run(name);
+      if (changes === 0) throw notFound(`Alias "${name}" not found`);
+    });
+  }
+
+  async renameAlias(from: string, to: string): Promise<void> {
+    this.transaction(() => {
+      const alias = this.sql('SELECT name, fingerprint, description, type FROM aliases WHERE name = ?').get(from) as Alias | undefined;
+      if (!alias) throw notFound(`Alias "${from}" not found`);
+      this.sql('DELETE FROM aliases WHERE name = ?').run(from);
+      this.insertAlias({ ...alias, name: to });
+    });
+  }
+
+  async getBlob(sha256: string): Promise<BlobRecord | undefined> {
+    const row = this.sql(
+      `SELECT b.*, EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = b.sha256 OR rootfs_sha256 = b.sha256) AS referenced
+       FROM blobs b WHERE sha256 = ?`,
+    ).get(sha256) as { sha256: string; size: number; format: string; exposed_until: string | null; referenced: number } | undefined;
+    if (!row) return undefined;
+    return {
+      sha256: row.sha256,
+      size: row.size,
+      format: JSON.parse(row.format),
+      exposedUntil: row.exposed_until,
+      referenced: row.referenced === 1,
+    };
+  }
+
+  async collectableBlobs(now: string): Promise<string[]> {
+    const rows = this.sql(
+      `SELECT sha256 FROM blobs b
+       WHERE (exposed_until IS NULL OR exposed_until <= ?)
+         AND NOT EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = b.sha256 OR rootfs_sha256 = b.sha256)`,
+    ).all(now) as { sha256: string }[];
+    return rows.map((r) => r.sha256);
+  }
+
+  async forgetBlob(sha256: string): Promise<void> {
+    this.transaction(() => {
+      this.sql(
+        `DELETE FROM blobs WHERE sha256 = ?
+           AND NOT EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = ? OR rootfs_sha256 = ?)`,
+      ).run(sha256, sha256, sha256);
+    });
+  }
+
+  async knownBlob(sha256: string): Promise<boolean> {
+    return this.sql('SELECT 1 FROM blobs WHERE sha256 = ?').get(sha256) !== undefined;
+  }
+
+  async changeVersion(): Promise<number> {
+    const { data_version } = this.sql('PRAGMA data_version').get() as { data_version: number };
+    return data_version * 1_000_000 + this.localWrites;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * `wharf serve`: config -> store -> publisher -> HTTP listeners, plus the periodic jobs.
+ * Returned as a handle so tests start real servers on port 0 and stop them again.
+ */
+import type { Config } from './config.ts';
+import { parseAddress } from './config.ts';
+import type { Logger } from './log.ts';
+import { openStore } from './factory.ts';
+import { IndexPublisher } from './core/publish.ts';
+import { collectGarbage } from './core/images.ts';
+import { buildApp } from './http/app.ts';
+import { listenDual, listenPlain, type Listener } from './http/listen.ts';
+import { loadTlsIdentity, type TlsIdentity } from './tls.ts';
+
+export interface RunningServer {
+  httpsPort: number;
+  httpPort: number | undefined;
+  tls: TlsIdentity;
+  close(): Promise<void>;
+}
+
+const gcIntervalMs = 10 * 60_000;
+
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const store = await openStore(config, log);
+  await store.blobs.cleanStaging();
+  const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
+  const publisher = new IndexPublisher(store);
+  await publisher.refresh();
+  publisher.start();
+
+  let httpsPort = 0;
+  const { app, handler } = await buildApp({ store, publisher, log, httpsPort: () => httpsPort });
+  const listeners: Listener[] = [];
+  try {
+    const https = parseAddress(config.https)!;
+    const dual = await listenDual(https.host, https.port, handler, tls);
+    listeners.push(dual);
+    httpsPort = dual.port;
+    if (config.http) {
+      const http = parseAddress(config.http)!;
+      listeners.push(await listenPlain(http.host, http.port, handler));
+    }
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    await store.meta.close();
+    throw err;
+  }
+
+  const gc = setInterval(() => {
+    collectGarbage(store).catch((err: unknown) => log.error('garbage collection failed', { err }));
+  }, gcIntervalMs);
+  gc.unref();
+
+  log.info('listening', { https: httpsPort, http: listeners[1]?.port, certificate: tls.certPath, fingerprint: tls.fingerprint });
+  return {
+    httpsPort,
+    httpPort: listeners[1]?.port,
+    tls,
+    close: async () => {
+      clearInterval(gc);
+      publisher.stop();
+      await Promise.all(listeners.map((l) => l.close()));
+      await app.close();
+      await store.meta.close();
+    },
+  };
+}

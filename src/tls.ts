@@ -1,0 +1,83 @@
+/**
+ * The server's TLS identity: the operator's certificate, or a self-signed one created in the data
+ * dir on first start. Its subject is unique per install, because Go clients get confused by two
+ * trusted certificates with the same name.
+ */
+import { X509Certificate, randomBytes } from 'node:crypto';
+import { readFile, writeFile, rename } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import selfsigned from 'selfsigned';
+import { AppError, ErrorCodes } from './errors.ts';
+
+export interface TlsIdentity {
+  cert: string;
+  key: string;
+  certPath: string;
+  /** SHA-256 of the DER certificate, lowercase hex, as lxc prints it. */
+  fingerprint: string;
+  created: boolean;
+}
+
+export async function loadTlsIdentity(options: { dataDir: string; certPath?: string | undefined; keyPath?: string | undefined }): Promise<TlsIdentity> {
+  const certPath = options.certPath ?? join(options.dataDir, 'server.crt');
+  const keyPath = options.keyPath ?? join(options.dataDir, 'server.key');
+  const existing = await readPair(certPath, keyPath);
+  if (!existing && options.certPath) {
+    throw new AppError(ErrorCodes.config, `cannot read the TLS certificate ${certPath} or key ${keyPath}`);
+  }
+  const created = !existing;
+  const pair: { cert: string; key: string } = existing ?? (await createSelfSigned(certPath, keyPath));
+  let fingerprint: string;
+  try {
+    fingerprint = new X509Certificate(pair.cert).fingerprint256.replaceAll(':', '').toLowerCase();
+  } catch (err) {
+    throw new AppError(ErrorCodes.config, `${certPath} is not a PEM certificate: ${(err as Error).message}`);
+  }
+  return { ...pair, certPath, fingerprint, created };
+}
+
+async function readPair(certPath: string, keyPath: string) {
+  try {
+    return { cert: await readFile(certPath, 'utf8'), key: await readFile(keyPath, 'utf8') };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function createSelfSigned(certPath: string, keyPath: string) {
+  const host = hostname();
+  const name = `wharf@${host} ${randomBytes(4).toString('hex')}`;
+  const notBeforeDate = new Date(Date.now() - 60_000);
+  const pems = await selfsigned.generate([{ name: 'commonName', value: name }, { name: 'organizationName', value: 'wharf' }], {
+    keyType: 'ec',
+    curve: 'P-384',
+    algorithm: 'sha384',
+    notBeforeDate,
+    notAfterDate: new Date(notBeforeDate.getTime() + 10 * 365 * 86400_000),
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+      { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+      {
+        name: 'subjectAltName',
+        altNames: [
+          // A DNS name first: clients that pin this certificate use the first DNS SAN as server name.
+          { type: 2, value: 'localhost' },
+          ...(host !== 'localhost' ? [{ type: 2 as const, value: host }] : []),
+          { type: 7, ip: '127.0.0.1' },
+          { type: 7, ip: '::1' },
+        ],
+      },
+    ],
+  });
+  await writeAtomic(keyPath, pems.private, 0o600);
+  await writeAtomic(certPath, pems.cert, 0o644);
+  return { cert: pems.cert, key: pems.private };
+}
+
+async function writeAtomic(path: string, content: string, mode: number) {
+  await writeFile(`${path}.tmp`, content, { mode });
+  await rename(`${path}.tmp`, path);
+}
