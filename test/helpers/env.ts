@@ -1,0 +1,70 @@
+/** Shared test plumbing: temp dirs, the CLI as a real process, an in-process server. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { silentLogger } from '../../src/log.ts';
+import { loadConfig } from '../../src/config.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
+
+export const repoRoot = resolve(import.meta.dirname, '..', '..');
+export const wharfBin = join(repoRoot, 'bin', 'wharf');
+
+export async function tempDir(t: { after(fn: () => Promise<void>): void }, prefix = 'wharf-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs ./bin/wharf as a user would, with its own data dir. */
+export function wharf(dataDir: string, args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(wharfBin, ['--data-dir', dataDir, ...args], {
+      env: { ...process.env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+/** Runs the CLI and fails the test with its output if it did not succeed. */
+export async function wharfOk(dataDir: string, args: string[], options?: Parameters<typeof wharf>[2]): Promise<string> {
+  const result = await wharf(dataDir, args, options);
+  if (result.code !== 0) throw new Error(`wharf ${args.join(' ')} failed (${result.code}):\n${result.stderr}${result.stdout}`);
+  return result.stdout;
+}
+
+export function fingerprintFrom(output: string): string {
+  const m = /Image imported with fingerprint: ([0-9a-f]{64})/.exec(output);
+  if (!m) throw new Error(`no fingerprint in: ${output}`);
+  return m[1]!;
+}
+
+/** A real server on 127.0.0.1, random port, stopped after the test. */
+export async function serve(
+  t: { after(fn: () => Promise<void>): void },
+  dataDir: string,
+  settings: { gracePeriod?: number; http?: boolean; tlsCert?: string; tlsKey?: string } = {},
+): Promise<RunningServer & { base: string }> {
+  const config = await loadConfig(dataDir, {
+    https: '127.0.0.1:0',
+    ...(settings.http ? { http: '127.0.0.1:0' } : {}),
+    ...(settings.gracePeriod !== undefined ? { gracePeriod: settings.gracePeriod } : {}),
+    ...(settings.tlsCert ? { tlsCert: settings.tlsCert, tlsKey: settings.tlsKey } : {}),
+  }, {});
+  const server = await startServer(config, silentLogger);
+  t.after(() => server.close());
+  return { ...server, base: `https://127.0.0.1:${server.httpsPort}` };
+}

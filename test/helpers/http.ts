@@ -1,0 +1,35 @@
+/** A small HTTPS client for tests that trusts the server's own certificate. */
+import { request as httpsRequest } from 'node:https';
+import { request as httpRequest } from 'node:http';
+
+export interface Response {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+export function fetchRaw(
+  url: string,
+  options: { ca?: string; method?: string; headers?: Record<string, string>; cert?: string; key?: string; body?: Buffer | string } = {},
+): Promise<Response> {
+  const u = new URL(url);
+  const request = u.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      u,
+      {
+        method: options.method ?? 'GET',
+        headers: options.headers ?? {},
+        ...(u.protocol === 'https:' ? { ca: options.ca, cert: options.cert, key: options.key, servername: 'localhost' } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
