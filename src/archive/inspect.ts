@@ -34,6 +34,8 @@ export function tarballInspector(compression: Compression, what: string): { sink
 
   extract.on('entry', (header, stream, next) => {
     summary.entries++;
+    // The whole archive's failure is reported once, by the pipeline; the entry's copy is noise.
+    stream.on('error', () => {});
     const name = normalize(header.name);
     if (name === 'rootfs' || name.startsWith('rootfs/')) summary.hasRootfsDir = true;
     if (name === 'rootfs.img') summary.hasRootfsImg = true;

@@ -11,4 +11,5 @@ export interface Store {
   graceSeconds: number;
 }
 
-export const graceUntil = (store: Store, now = Date.now()) => new Date(now + store.graceSeconds * 1000).toISOString();
+/** Files unpublished before this moment are past their grace period. */
+export const graceCutoff = (store: Store, now = new Date()) => new Date(now.getTime() - store.graceSeconds * 1000).toISOString();

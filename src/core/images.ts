@@ -8,7 +8,8 @@ import { Transform } from 'node:stream';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { Alias, BlobRef, Image } from '../domain/image.ts';
 import { formatExtension } from '../domain/formats.ts';
-import { graceUntil, type Store } from './context.ts';
+import { canonicalArchitecture } from '../domain/architecture.ts';
+import { graceCutoff, type Store } from './context.ts';
 import { resolveImage } from './resolve.ts';
 
 export interface ImageWithAliases extends Image {
@@ -41,7 +42,7 @@ export function matchesFilter(image: ImageWithAliases, filter: string): boolean 
     fingerprint: image.fingerprint,
   };
   if (key in field) {
-    if (key === 'architecture') return [image.architecture, image.properties.architecture ?? ''].some((v) => v.toLowerCase() === value);
+    if (key === 'architecture') return canonicalArchitecture(value) === image.architecture || image.properties.architecture?.toLowerCase() === value;
     return field[key]!.toLowerCase() === value;
   }
   const own = image.properties[key] ?? image.properties[key.replace(/^properties\./, '')];
@@ -64,7 +65,7 @@ export async function editImage(store: Store, ref: string, edit: ImageEdit): Pro
     ...(edit.expiresAt !== undefined ? { expiresAt: edit.expiresAt } : {}),
     ...(edit.autoUpdate !== undefined ? { autoUpdate: edit.autoUpdate } : {}),
   };
-  await store.meta.updateImage(updated, { graceUntil: graceUntil(store) });
+  await store.meta.updateImage(updated);
   return updated;
 }
 
@@ -83,7 +84,7 @@ export async function setProperty(store: Store, ref: string, key: string, value:
 export async function deleteImages(store: Store, refs: string[]): Promise<Image[]> {
   // Resolve them all first, so that one bad name deletes nothing.
   const images = await Promise.all(refs.map((ref) => resolveImage(store, ref)));
-  for (const image of images) await store.meta.deleteImage(image.fingerprint, { graceUntil: graceUntil(store) });
+  for (const image of images) await store.meta.deleteImage(image.fingerprint);
   return images;
 }
 
@@ -171,7 +172,7 @@ async function hashBlob(store: Store, sha256: string, also: Hash) {
 /** Deletes blobs no image uses once their grace period is over. */
 export async function collectGarbage(store: Store, now = new Date()): Promise<{ removed: string[] }> {
   const removed: string[] = [];
-  for (const sha of await store.meta.collectableBlobs(now.toISOString())) {
+  for (const sha of await store.meta.collectableBlobs(graceCutoff(store, now))) {
     await store.meta.forgetBlob(sha);
     if (!(await store.meta.knownBlob(sha))) {
       await store.blobs.delete(sha);

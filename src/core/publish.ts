@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { buildIndex, buildProducts, indexPath, productsPath, type ArtifactPath } from '../domain/simplestreams.ts';
 import { formatExtension } from '../domain/formats.ts';
 import type { BlobRef } from '../domain/image.ts';
-import type { Store } from './context.ts';
+import { graceCutoff, type Store } from './context.ts';
 
 export interface RenderedDocument {
   body: Buffer;
@@ -99,7 +99,7 @@ export class IndexPublisher {
     const published = this.snapshot.artifacts.get(sha256);
     if (published) return published;
     const record = await this.store.meta.getBlob(sha256);
-    if (record?.exposedUntil && record.exposedUntil > now.toISOString()) return record;
+    if (record?.unpublishedAt && record.unpublishedAt > graceCutoff(this.store, now)) return record;
     return undefined;
   }
 }

@@ -14,7 +14,7 @@ const migrations: string[] = [
      size INTEGER NOT NULL,
      format TEXT NOT NULL,
      created_at TEXT NOT NULL,
-     exposed_until TEXT
+     unpublished_at TEXT
    );
    CREATE TABLE images (
      fingerprint TEXT PRIMARY KEY,
@@ -199,17 +199,18 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   /** A blob that stops being public keeps being served until the clients' index caches expire. */
-  private exposeUntil(image: Image, graceUntil: string) {
+  private markUnpublished(image: Image) {
+    const now = new Date().toISOString();
     for (const blob of [image.metadata, image.rootfs]) {
-      if (blob) this.sql('UPDATE blobs SET exposed_until = max(coalesce(exposed_until, ?), ?) WHERE sha256 = ?').run(graceUntil, graceUntil, blob.sha256);
+      if (blob) this.sql('UPDATE blobs SET unpublished_at = ? WHERE sha256 = ?').run(now, blob.sha256);
     }
   }
 
-  async updateImage(image: Image, options: { graceUntil: string }): Promise<void> {
+  async updateImage(image: Image): Promise<void> {
     this.transaction(() => {
       const before = this.sql(`${imageSelect} WHERE i.fingerprint = ?`).get(image.fingerprint) as ImageRow | undefined;
       if (!before) throw notFound(`Image "${image.fingerprint}" not found`);
-      if (before.public === 1 && !image.public) this.exposeUntil(toImage(before), options.graceUntil);
+      if (before.public === 1 && !image.public) this.markUnpublished(toImage(before));
       this.sql(
         `UPDATE images SET public = ?, properties = ?, expires_at = ?, last_used_at = ?, auto_update = ?, cached = ?,
            update_source = ? WHERE fingerprint = ?`,
@@ -226,11 +227,11 @@ export class SqliteMetaStore implements MetaStore {
     });
   }
 
-  async deleteImage(fingerprint: string, options: { graceUntil: string }): Promise<void> {
+  async deleteImage(fingerprint: string): Promise<void> {
     this.transaction(() => {
       const row = this.sql(`${imageSelect} WHERE i.fingerprint = ?`).get(fingerprint) as ImageRow | undefined;
       if (!row) throw notFound(`Image "${fingerprint}" not found`);
-      if (row.public === 1) this.exposeUntil(toImage(row), options.graceUntil);
+      if (row.public === 1) this.markUnpublished(toImage(row));
       this.sql('DELETE FROM images WHERE fingerprint = ?').run(fingerprint);
     });
   }
@@ -281,23 +282,23 @@ export class SqliteMetaStore implements MetaStore {
     const row = this.sql(
       `SELECT b.*, EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = b.sha256 OR rootfs_sha256 = b.sha256) AS referenced
        FROM blobs b WHERE sha256 = ?`,
-    ).get(sha256) as { sha256: string; size: number; format: string; exposed_until: string | null; referenced: number } | undefined;
+    ).get(sha256) as { sha256: string; size: number; format: string; unpublished_at: string | null; referenced: number } | undefined;
     if (!row) return undefined;
     return {
       sha256: row.sha256,
       size: row.size,
       format: JSON.parse(row.format),
-      exposedUntil: row.exposed_until,
+      unpublishedAt: row.unpublished_at,
       referenced: row.referenced === 1,
     };
   }
 
-  async collectableBlobs(now: string): Promise<string[]> {
+  async collectableBlobs(unpublishedBefore: string): Promise<string[]> {
     const rows = this.sql(
       `SELECT sha256 FROM blobs b
-       WHERE (exposed_until IS NULL OR exposed_until <= ?)
+       WHERE (unpublished_at IS NULL OR unpublished_at <= ?)
          AND NOT EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = b.sha256 OR rootfs_sha256 = b.sha256)`,
-    ).all(now) as { sha256: string }[];
+    ).all(unpublishedBefore) as { sha256: string }[];
     return rows.map((r) => r.sha256);
   }
 

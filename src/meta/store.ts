@@ -5,8 +5,8 @@
 import type { Alias, BlobRef, Image } from '../domain/image.ts';
 
 export interface BlobRecord extends BlobRef {
-  /** Still downloadable until then although no public image lists it (deleted or made private). */
-  exposedUntil: string | null;
+  /** When the last public image using it was deleted or made private; null while public or never public. */
+  unpublishedAt: string | null;
   referenced: boolean;
 }
 
@@ -18,9 +18,9 @@ export interface MetaStore {
   /** Adds an image and its aliases in one transaction; conflict if either exists. */
   insertImage(image: Image, aliases: Alias[]): Promise<void>;
   /** Replaces the editable fields (public, properties, expiry, auto-update...). */
-  updateImage(image: Image, options: { graceUntil: string }): Promise<void>;
-  /** Deletes the image and its aliases; its blobs stay downloadable until `graceUntil` if it was public. */
-  deleteImage(fingerprint: string, options: { graceUntil: string }): Promise<void>;
+  updateImage(image: Image): Promise<void>;
+  /** Deletes the image and its aliases; a public image's blobs are marked unpublished now. */
+  deleteImage(fingerprint: string): Promise<void>;
 
   getAlias(name: string): Promise<Alias | undefined>;
   listAliases(): Promise<Alias[]>;
@@ -29,8 +29,8 @@ export interface MetaStore {
   renameAlias(from: string, to: string): Promise<void>;
 
   getBlob(sha256: string): Promise<BlobRecord | undefined>;
-  /** Blobs no image uses whose grace period is over at `now`. */
-  collectableBlobs(now: string): Promise<string[]>;
+  /** Blobs no image uses that were not unpublished after `unpublishedBefore`. */
+  collectableBlobs(unpublishedBefore: string): Promise<string[]>;
   forgetBlob(sha256: string): Promise<void>;
   knownBlob(sha256: string): Promise<boolean>;
 
