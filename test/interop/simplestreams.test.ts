@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildMetadataTarball, buildQcow2, buildRootfsTarball, buildSquashfs, buildUnified, sha256OfFiles } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
@@ -96,6 +96,7 @@ test('real lxc lists, exports and copies every image kind over simplestreams', {
   const originals = new Set([meta.sha256, squashfs.sha256, rootTar.sha256, disk.sha256, unifiedAmd.sha256]);
   for (const alias of ['sq', 'tarball', 'uni']) {
     const out = join(work, `export-${alias}`);
+    await mkdir(out);
     await lxd.lxcOk(['image', 'export', `w:${alias}`, out + '/']);
     const files = await readdir(out);
     assert.equal(files.length, alias === 'uni' ? 1 : 2, `${alias}: ${files}`);
@@ -106,6 +107,7 @@ test('real lxc lists, exports and copies every image kind over simplestreams', {
     }
   }
   const vmOut = join(work, 'export-vm');
+  await mkdir(vmOut);
   await lxd.lxcOk(['image', 'export', `w:${fp.vm.slice(0, 16)}`, vmOut + '/']);
   assert.equal((await readdir(vmOut)).length, 2);
 
