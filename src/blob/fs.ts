@@ -70,8 +70,13 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async cleanStaging(): Promise<void> {
-    for (const name of await readdir(this.staging)) await rm(join(this.staging, name), { force: true });
+  /** Another process may be importing right now: only files idle for a while are leftovers. */
+  async cleanStaging(idleMs = 10 * 60_000): Promise<void> {
+    for (const name of await readdir(this.staging)) {
+      const path = join(this.staging, name);
+      const info = await stat(path).catch(() => undefined);
+      if (info && Date.now() - info.mtimeMs > idleMs) await rm(path, { force: true });
+    }
   }
 }
 

@@ -34,6 +34,6 @@ export interface BlobStore {
   openRead(sha256: string, range?: ByteRange): Promise<Readable>;
   delete(sha256: string): Promise<void>;
   list(): AsyncIterable<BlobInfo>;
-  /** Removes staging files left by a crash. */
-  cleanStaging(): Promise<void>;
+  /** Removes staging files left by a crash (those idle for longer than `idleMs`). */
+  cleanStaging(idleMs?: number): Promise<void>;
 }

@@ -22,13 +22,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs ./bin/wharf as a user would, with its own data dir. */
-export function wharf(dataDir: string, args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+/** Runs a program to completion, collecting its output. */
+export function runProcess(command: string, args: string[], options: { stdin?: string; env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(wharfBin, ['--data-dir', dataDir, ...args], {
-      env: { ...process.env, ...options.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -37,6 +34,11 @@ export function wharf(dataDir: string, args: string[], options: { stdin?: string
     child.on('close', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
     child.stdin.end(options.stdin ?? '');
   });
+}
+
+/** Runs ./bin/wharf as a user would, with its own data dir. */
+export function wharf(dataDir: string, args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return runProcess(wharfBin, ['--data-dir', dataDir, ...args], { env: { ...process.env, ...options.env }, ...(options.stdin !== undefined ? { stdin: options.stdin } : {}) });
 }
 
 /** Runs the CLI and fails the test with its output if it did not succeed. */

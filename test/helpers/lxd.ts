@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CliResult } from './env.ts';
+import { runProcess, type CliResult } from './env.ts';
 
 const caDir = '/usr/local/share/ca-certificates';
 
@@ -54,16 +54,7 @@ export async function startLxd(t: Cleanup, trustedCerts: string[]): Promise<Lxd>
   });
   if (ready.status !== 0) throw new Error(`lxd did not start: ${ready.stderr}`);
 
-  const lxc = (args: string[]) =>
-    new Promise<CliResult>((resolve, reject) => {
-      const child = spawn('lxc', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+  const lxc = (args: string[]) => runProcess('lxc', args, { env });
   const lxcOk = async (args: string[]) => {
     const r = await lxc(args);
     if (r.code !== 0) throw new Error(`lxc ${args.join(' ')} failed (${r.code}): ${r.stderr}${r.stdout}`);

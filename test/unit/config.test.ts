@@ -1,0 +1,32 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadConfig, parseAddress } from '../../src/config.ts';
+import { tempDir } from '../helpers/env.ts';
+
+test('settings: flags beat environment beat config.yaml beat defaults', async (t) => {
+  const dir = await tempDir(t);
+  assert.equal((await loadConfig(dir, {}, {})).https, '[::]:8443');
+  await writeFile(join(dir, 'config.yaml'), 'https: 127.0.0.1:9000\ngrace_period: 60\n');
+  const fromFile = await loadConfig(dir, {}, {});
+  assert.equal(fromFile.https, '127.0.0.1:9000');
+  assert.equal(fromFile.gracePeriod, 60);
+  assert.equal((await loadConfig(dir, {}, { WHARF_HTTPS: '127.0.0.1:9001' })).https, '127.0.0.1:9001');
+  assert.equal((await loadConfig(dir, { https: '127.0.0.1:9002' }, { WHARF_HTTPS: '127.0.0.1:9001' })).https, '127.0.0.1:9002');
+});
+
+test('settings: mistakes are clear errors at start', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'config.yaml'), 'htps: 1\n');
+  await assert.rejects(loadConfig(dir, {}, {}), /unknown setting "htps"/);
+  await writeFile(join(dir, 'config.yaml'), 'https: [oops\n');
+  await assert.rejects(loadConfig(dir, {}, {}), /not valid YAML/);
+  await writeFile(join(dir, 'config.yaml'), '');
+  await assert.rejects(loadConfig(dir, { https: 'nowhere' }, {}), /option --https: "nowhere" is not an address of the form HOST:PORT/);
+  await assert.rejects(loadConfig(dir, {}, { WHARF_GRACE_PERIOD: '-5' }), /WHARF_GRACE_PERIOD: "-5" is not a whole number of seconds/);
+  await assert.rejects(loadConfig(dir, { tlsCert: 'a.pem' }, {}), /tls_cert and tls_key must be given together/);
+  assert.deepEqual(parseAddress('[::1]:8443'), { host: '::1', port: 8443 });
+  assert.deepEqual(parseAddress(':8443'), { host: '::', port: 8443 });
+  assert.equal(parseAddress('host:99999'), undefined);
+});
