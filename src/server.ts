@@ -11,6 +11,10 @@ import { collectGarbage } from './core/images.ts';
 import { buildApp } from './http/app.ts';
 import { listenDual, listenPlain, type Listener } from './http/listen.ts';
 import { loadTlsIdentity, type TlsIdentity } from './tls.ts';
+import { ImageSecrets } from './core/secrets.ts';
+import packageJson from '../package.json' with { type: 'json' };
+
+const packageVersion: string = packageJson.version;
 
 export interface RunningServer {
   httpsPort: number;
@@ -30,7 +34,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   publisher.start();
 
   let httpsPort = 0;
-  const { app, handler } = await buildApp({ store, publisher, log, httpsPort: () => httpsPort });
+  const { app, handler } = await buildApp({
+    store,
+    publisher,
+    log,
+    httpsPort: () => httpsPort,
+    secrets: new ImageSecrets(),
+    tls,
+    version: packageVersion,
+  });
   const listeners: Listener[] = [];
   try {
     const https = parseAddress(config.https)!;

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { isAppError } from '../errors.ts';
 import { imageCommands } from './image.ts';
 import { serveCommand } from './serve.ts';
+import { trustCommands } from './trust.ts';
 import type { GlobalOptions } from './context.ts';
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -15,6 +16,7 @@ export async function runCli(argv: string[]): Promise<number> {
   const globals = () => program.opts<GlobalOptions>();
   imageCommands(program, globals);
   serveCommand(program, globals);
+  trustCommands(program, globals);
   program.commands.forEach(function override(c: Command) {
     c.exitOverride();
     c.commands.forEach(override);

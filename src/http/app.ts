@@ -10,7 +10,12 @@ import type { IndexPublisher } from '../core/publish.ts';
 import type { Store } from '../core/context.ts';
 import type { Logger } from '../log.ts';
 import { simplestreamsRoutes } from './simplestreams.ts';
+import { directRoutes } from './direct.ts';
+import { isLxdPath, lxdErrorFor, lxdRoutes } from './lxd/routes.ts';
+import { lxdError } from './lxd/envelope.ts';
 import { httpStatus } from './errors.ts';
+import type { ImageSecrets } from '../core/secrets.ts';
+import type { TlsIdentity } from '../tls.ts';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -20,6 +25,9 @@ export interface AppDeps {
   log: Logger;
   /** Port of the HTTPS listener, for redirects from plain HTTP. */
   httpsPort: () => number;
+  secrets: ImageSecrets;
+  tls: TlsIdentity;
+  version: string;
 }
 
 const plainHttpAllowed = (url: string) => url.startsWith('/files/');
@@ -53,12 +61,18 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
   app.setErrorHandler(async (err, request, reply) => {
     const status = httpStatus(err);
     if (status >= 500) deps.log.error('request failed', { url: request.url, err });
+    if (reply.sent || reply.raw.headersSent) return reply.raw.destroy();
+    if (isLxdPath(request.url)) return lxdErrorFor(reply, status, err);
     return reply.code(status).send({ error: (err as Error).message });
   });
 
-  app.setNotFoundHandler(async (_request, reply) => reply.code(404).send({ error: 'not found' }));
+  app.setNotFoundHandler(async (request, reply) =>
+    isLxdPath(request.url) ? lxdError(reply, 404, 'not found') : reply.code(404).send({ error: 'not found' }),
+  );
 
   simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs });
+  directRoutes(app, { store: deps.store });
+  lxdRoutes(app, { store: deps.store, secrets: deps.secrets, tls: deps.tls, version: deps.version });
 
   await app.ready();
   return { app, handler: handler! };

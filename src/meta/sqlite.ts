@@ -6,7 +6,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
 import type { FileFormat } from '../domain/formats.ts';
-import type { BlobRecord, MetaStore } from './store.ts';
+import type { BlobRecord, MetaStore, TrustedCertificate, TrustToken } from './store.ts';
 
 const migrations: string[] = [
   `CREATE TABLE blobs (
@@ -44,6 +44,18 @@ const migrations: string[] = [
      type TEXT NOT NULL
    );
    CREATE INDEX aliases_fingerprint ON aliases (fingerprint);`,
+  `CREATE TABLE certificates (
+     fingerprint TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     certificate TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE trust_tokens (
+     secret TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL
+   );`,
 ];
 
 interface ImageRow {
@@ -313,6 +325,59 @@ export class SqliteMetaStore implements MetaStore {
 
   async knownBlob(sha256: string): Promise<boolean> {
     return this.sql('SELECT 1 FROM blobs WHERE sha256 = ?').get(sha256) !== undefined;
+  }
+
+  async listCertificates(): Promise<TrustedCertificate[]> {
+    return this.sql('SELECT fingerprint, name, certificate, created_at AS createdAt FROM certificates ORDER BY name, fingerprint').all() as unknown as TrustedCertificate[];
+  }
+
+  async getCertificate(fingerprint: string): Promise<TrustedCertificate | undefined> {
+    return this.sql('SELECT fingerprint, name, certificate, created_at AS createdAt FROM certificates WHERE fingerprint = ?').get(fingerprint) as
+      | TrustedCertificate
+      | undefined;
+  }
+
+  async addCertificate(cert: TrustedCertificate): Promise<void> {
+    this.transaction(() => {
+      if (this.sql('SELECT 1 FROM certificates WHERE fingerprint = ?').get(cert.fingerprint)) {
+        throw new AppError(ErrorCodes.conflict, `Certificate ${cert.fingerprint.slice(0, 12)} is already trusted`);
+      }
+      this.sql('INSERT INTO certificates (fingerprint, name, certificate, created_at) VALUES (?, ?, ?, ?)').run(
+        cert.fingerprint,
+        cert.name,
+        cert.certificate,
+        cert.createdAt,
+      );
+    });
+  }
+
+  async removeCertificate(fingerprint: string): Promise<void> {
+    this.transaction(() => {
+      const { changes } = this.sql('DELETE FROM certificates WHERE fingerprint = ?').run(fingerprint);
+      if (changes === 0) throw notFound(`Certificate ${fingerprint} is not trusted`);
+    });
+  }
+
+  async addToken(token: TrustToken): Promise<void> {
+    this.transaction(() => {
+      this.sql('INSERT INTO trust_tokens (secret, name, created_at, expires_at) VALUES (?, ?, ?, ?)').run(
+        token.secret,
+        token.name,
+        token.createdAt,
+        token.expiresAt,
+      );
+    });
+  }
+
+  async consumeToken(secret: string, now: string): Promise<TrustToken | undefined> {
+    return this.transaction(() => {
+      this.sql('DELETE FROM trust_tokens WHERE expires_at <= ?').run(now);
+      const token = this.sql('SELECT secret, name, created_at AS createdAt, expires_at AS expiresAt FROM trust_tokens WHERE secret = ?').get(secret) as
+        | TrustToken
+        | undefined;
+      if (token) this.sql('DELETE FROM trust_tokens WHERE secret = ?').run(secret);
+      return token;
+    });
   }
 
   async changeVersion(): Promise<number> {

@@ -10,6 +10,21 @@ export interface BlobRecord extends BlobRef {
   referenced: boolean;
 }
 
+export interface TrustedCertificate {
+  /** SHA-256 of the DER certificate, lowercase hex. */
+  fingerprint: string;
+  name: string;
+  certificate: string;
+  createdAt: string;
+}
+
+export interface TrustToken {
+  secret: string;
+  name: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
 export interface MetaStore {
   getImage(fingerprint: string): Promise<Image | undefined>;
   /** Images whose fingerprint starts with `prefix`. */
@@ -33,6 +48,14 @@ export interface MetaStore {
   collectableBlobs(unpublishedBefore: string): Promise<string[]>;
   forgetBlob(sha256: string): Promise<void>;
   knownBlob(sha256: string): Promise<boolean>;
+
+  listCertificates(): Promise<TrustedCertificate[]>;
+  getCertificate(fingerprint: string): Promise<TrustedCertificate | undefined>;
+  addCertificate(cert: TrustedCertificate): Promise<void>;
+  removeCertificate(fingerprint: string): Promise<void>;
+  addToken(token: TrustToken): Promise<void>;
+  /** Removes and returns the token if it exists and has not expired at `now`: a token works once. */
+  consumeToken(secret: string, now: string): Promise<TrustToken | undefined>;
 
   /** A number that changes whenever any process commits a change. */
   changeVersion(): Promise<number>;

@@ -1,0 +1,82 @@
+/** `wharf trust ...`: which client certificates the LXD API trusts. */
+import { readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import type { Command } from 'commander';
+import { AppError, ErrorCodes } from '../errors.ts';
+import { parseAddress } from '../config.ts';
+import { createJoinToken, parseCertificate, trustCertificate } from '../core/trust.ts';
+import { loadTlsIdentity } from '../tls.ts';
+import { checkFormat, render } from './output.ts';
+import { cliConfig, withStore, type GlobalOptions } from './context.ts';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** Where clients can reach this server: the configured address, or every non-loopback one. */
+function serverAddresses(https: string): string[] {
+  const { host, port } = parseAddress(https)!;
+  if (host !== '::' && host !== '0.0.0.0') return [host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`];
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((i) => i && !i.internal)
+    .map((i) => (i!.family === 'IPv6' ? `[${i!.address}]:${port}` : `${i!.address}:${port}`));
+}
+
+export function trustCommands(program: Command, globals: () => GlobalOptions) {
+  const trust = program.command('trust').description('Manage the client certificates trusted over the LXD API');
+
+  trust
+    .command('add')
+    .description('Trust a client certificate (PEM), e.g. ~/.config/lxc/client.crt')
+    .argument('<certfile>')
+    .option('--name <name>', 'a name for it (default: its common name)')
+    .action(async (file: string, opts: { name?: string }) => {
+      const pem = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+        throw new AppError(ErrorCodes.invalidArgument, `Cannot read ${file}: ${err.code ?? err.message}`);
+      });
+      const entry = await withStore(globals(), (store) => trustCertificate(store, parseCertificate(pem), opts.name));
+      process.stdout.write(`Trusted ${entry.name} (${entry.fingerprint})\n`);
+    });
+
+  trust
+    .command('list')
+    .alias('ls')
+    .option('-f, --format <format>', 'table, csv, json or yaml', 'table')
+    .action(async (opts: { format: string }) => {
+      const format = checkFormat(opts.format);
+      const certs = await withStore(globals(), (store) => store.meta.listCertificates());
+      const rows = certs.map((c) => [c.name, c.fingerprint.slice(0, 12), c.createdAt]);
+      const data = certs.map((c) => ({ name: c.name, fingerprint: c.fingerprint, created_at: c.createdAt, certificate: c.certificate }));
+      process.stdout.write(render(format, ['NAME', 'FINGERPRINT', 'ADDED'], rows, data));
+    });
+
+  trust
+    .command('remove')
+    .alias('rm')
+    .argument('<fingerprint>', 'full fingerprint or a unique prefix')
+    .action(async (prefix: string) => {
+      await withStore(globals(), async (store) => {
+        const matches = (await store.meta.listCertificates()).filter((c) => c.fingerprint.startsWith(prefix.toLowerCase()));
+        if (matches.length !== 1) {
+          throw new AppError(matches.length ? ErrorCodes.ambiguous : ErrorCodes.notFound, `${matches.length || 'No'} trusted certificates match "${prefix}"`);
+        }
+        await store.meta.removeCertificate(matches[0]!.fingerprint);
+      });
+    });
+
+  trust
+    .command('add-token')
+    .description('Print a one-time token for `lxc remote add NAME TOKEN`')
+    .argument('<name>', 'name of the client that will use it')
+    .option('--address <host:port>', 'address clients reach the server at (repeatable; default: the configured https address)', collect, [])
+    .option('--expiry <seconds>', 'how long the token is valid', '86400')
+    .action(async (name: string, opts: { address: string[]; expiry: string }) => {
+      const config = await cliConfig(globals());
+      const ttlSeconds = Number(opts.expiry);
+      if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw new AppError(ErrorCodes.invalidArgument, '--expiry must be a positive number of seconds');
+      for (const a of opts.address) if (!parseAddress(a)) throw new AppError(ErrorCodes.invalidArgument, `Bad address "${a}"; use HOST:PORT`);
+      const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
+      const addresses = opts.address.length ? opts.address : serverAddresses(config.https);
+      const token = await withStore(globals(), (store) => createJoinToken(store, { name, serverFingerprint: tls.fingerprint, addresses, ttlSeconds }));
+      process.stdout.write(`${token}\n`);
+    });
+}

@@ -1,0 +1,45 @@
+/**
+ * What a caller of the LXD API may see. Trusted clients see everything; others see public images,
+ * and a private image only with a valid one-time secret. Anything hidden is "not found", exactly
+ * as LXD answers, so a private image's existence does not leak.
+ */
+import { notFound } from '../errors.ts';
+import type { Alias, Image } from '../domain/image.ts';
+import type { Store } from './context.ts';
+import type { ImageSecrets } from './secrets.ts';
+import { listImages, type ImageWithAliases } from './images.ts';
+
+export interface Viewer {
+  trusted: boolean;
+  secret?: string | undefined;
+}
+
+export function canSee(viewer: Viewer, image: Image, secrets: ImageSecrets): boolean {
+  return viewer.trusted || image.public || secrets.allows(viewer.secret, image.fingerprint);
+}
+
+export async function visibleImages(store: Store, viewer: Viewer): Promise<ImageWithAliases[]> {
+  const all = await listImages(store);
+  return viewer.trusted ? all : all.filter((i) => i.public);
+}
+
+/** A full fingerprint or a unique prefix of one the viewer may see. */
+export async function visibleImage(store: Store, viewer: Viewer, secrets: ImageSecrets, prefix: string): Promise<ImageWithAliases> {
+  const missing = () => notFound('Image not found');
+  if (!/^[0-9a-f]{1,64}$/.test(prefix)) throw missing();
+  const matches = (await store.meta.findImages(prefix)).filter((i) => canSee(viewer, i, secrets));
+  if (matches.length !== 1) throw missing();
+  const image = matches[0]!;
+  const aliases = (await store.meta.listAliases()).filter((a) => a.fingerprint === image.fingerprint);
+  return { ...image, aliases };
+}
+
+export async function visibleAlias(store: Store, viewer: Viewer, name: string): Promise<Alias> {
+  const alias = await store.meta.getAlias(name);
+  if (!alias) throw notFound('Image alias not found');
+  if (!viewer.trusted) {
+    const image = await store.meta.getImage(alias.fingerprint);
+    if (!image?.public) throw notFound('Image alias not found');
+  }
+  return alias;
+}

@@ -1,0 +1,36 @@
+/**
+ * Direct-URL import: `lxc image import https://HOST:PORT/direct/ALIAS`. The daemon sends HEAD and
+ * needs LXD-Image-URL and LXD-Image-Hash (Incus: Incus-Image-*); it then GETs that URL.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Store } from '../core/context.ts';
+import { directImage } from '../core/direct.ts';
+import { artifactPath } from '../core/publish.ts';
+import { sendBlob } from './send-blob.ts';
+
+function clientArchitectures(request: FastifyRequest): string[] {
+  const header = request.headers['lxd-server-architectures'] ?? request.headers['incus-server-architectures'] ?? '';
+  return String(header)
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+}
+
+export function directRoutes(app: FastifyInstance, deps: { store: Store }) {
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/direct/*',
+    handler: async (request, reply) => {
+      const alias = decodeURIComponent((request.params as { '*': string })['*']);
+      const image = await directImage(deps.store, alias, clientArchitectures(request));
+      const url = `https://${request.headers.host}/${artifactPath(image.metadata)}`;
+      const headers = {
+        'lxd-image-url': url,
+        'lxd-image-hash': image.fingerprint,
+        'incus-image-url': url,
+        'incus-image-hash': image.fingerprint,
+      };
+      return sendBlob(request, reply, deps.store.blobs, image.metadata, headers);
+    },
+  });
+}

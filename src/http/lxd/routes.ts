@@ -1,0 +1,222 @@
+/**
+ * The LXD/Incus REST view of the store: the image endpoints a public remote answers, plus what
+ * trusted clients use. Routes and envelopes follow what a real LXD 5.0 daemon answers.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import { hostname } from 'node:os';
+import type { TLSSocket } from 'node:tls';
+import type { Store } from '../../core/context.ts';
+import type { ImageSecrets } from '../../core/secrets.ts';
+import { isTrusted, joinWithSecret, certificateFingerprint, parseCertificate } from '../../core/trust.ts';
+import { visibleAlias, visibleImage, visibleImages, type Viewer } from '../../core/visibility.ts';
+import { exportedFiles } from '../../core/images.ts';
+import { toApiImage } from '../../domain/lxd-api.ts';
+import { matchesApiFilter, parseFilter } from '../../domain/api-filter.ts';
+import { knownArchitectures } from '../../domain/architecture.ts';
+import type { TlsIdentity } from '../../tls.ts';
+import { asyncResponse, lxdError, operation, sync, type Operation } from './envelope.ts';
+import { AppError } from '../../errors.ts';
+
+/** What wharf implements of the API extensions the clients check. */
+export const apiExtensions = ['etag', 'patch', 'image_create_aliases', 'image_types', 'images_expiry', 'image_profiles', 'api_filtering', 'certificate_token'];
+
+export interface LxdDeps {
+  store: Store;
+  secrets: ImageSecrets;
+  tls: TlsIdentity;
+  version: string;
+}
+
+type Query = { recursion?: string; filter?: string; secret?: string; project?: string };
+
+function clientCertificate(request: FastifyRequest) {
+  const socket = request.raw.socket as TLSSocket;
+  if (!socket.encrypted) return undefined;
+  const peer = socket.getPeerCertificate();
+  return peer?.raw ? parseCertificate(peer.raw) : undefined;
+}
+
+async function viewerOf(store: Store, request: FastifyRequest): Promise<Viewer> {
+  const cert = clientCertificate(request);
+  const trusted = await isTrusted(store, cert && certificateFingerprint(cert));
+  return { trusted, secret: (request.query as Query).secret };
+}
+
+export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
+  const { store, secrets } = deps;
+  const operations = new Map<string, Operation>();
+
+  // Only the default project exists; a client that asks for another gets what LXD says.
+  app.addHook('preHandler', async (request, reply) => {
+    const project = (request.query as Query).project;
+    if (request.url.startsWith('/1.0') && project && project !== 'default') return lxdError(reply, 404, 'Project not found');
+    return undefined;
+  });
+
+  app.get('/', async (_req, reply) => sync(reply, ['/1.0']));
+
+  app.get('/1.0', async (request, reply) => {
+    const viewer = await viewerOf(store, request);
+    const base = { api_extensions: apiExtensions, api_status: 'stable', api_version: '1.0', auth_methods: ['tls'] };
+    if (!viewer.trusted) return sync(reply, { ...base, auth: 'untrusted', public: false });
+    return sync(reply, {
+      ...base,
+      auth: 'trusted',
+      public: false,
+      config: {},
+      environment: {
+        architectures: ['x86_64', 'i686'].filter((a) => knownArchitectures.includes(a)),
+        certificate: deps.tls.cert,
+        certificate_fingerprint: deps.tls.fingerprint,
+        driver: '',
+        driver_version: '',
+        firewall: '',
+        kernel: process.platform,
+        kernel_architecture: process.arch === 'x64' ? 'x86_64' : process.arch,
+        kernel_version: '',
+        server: 'wharf',
+        server_pid: process.pid,
+        server_version: deps.version,
+        server_clustered: false,
+        server_name: hostname(),
+        project: 'default',
+        storage: '',
+        storage_version: '',
+      },
+    });
+  });
+
+  app.get('/1.0/images', async (request, reply) => {
+    const query = request.query as Query;
+    const viewer = await viewerOf(store, request);
+    const filter = query.filter ? parseFilter(query.filter) : [];
+    const images = (await visibleImages(store, viewer)).map((i) => toApiImage(i, i.aliases)).filter((i) => matchesApiFilter(filter, i));
+    return sync(reply, query.recursion && query.recursion !== '0' ? images : images.map((i) => `/1.0/images/${i.fingerprint}`));
+  });
+
+  app.get('/1.0/images/aliases', async (request, reply) => {
+    const viewer = await viewerOf(store, request);
+    if (!viewer.trusted) return lxdError(reply, 403, 'not authorized');
+    const aliases = await store.meta.listAliases();
+    const recursion = (request.query as Query).recursion;
+    return sync(
+      reply,
+      recursion && recursion !== '0'
+        ? aliases.map((a) => ({ name: a.name, description: a.description, target: a.fingerprint, type: a.type }))
+        : aliases.map((a) => `/1.0/images/aliases/${encodeURIComponent(a.name)}`),
+    );
+  });
+
+  app.get('/1.0/images/aliases/*', async (request, reply) => {
+    const name = decodeURIComponent((request.params as { '*': string })['*']);
+    const alias = await visibleAlias(store, await viewerOf(store, request), name);
+    return sync(reply, { name: alias.name, description: alias.description, target: alias.fingerprint, type: alias.type });
+  });
+
+  app.get('/1.0/images/:fingerprint', async (request, reply) => {
+    const image = await visibleImage(store, await viewerOf(store, request), secrets, (request.params as { fingerprint: string }).fingerprint);
+    return sync(reply, toApiImage(image, image.aliases));
+  });
+
+  app.get('/1.0/images/:fingerprint/export', async (request, reply) => {
+    const viewer = await viewerOf(store, request);
+    const image = await visibleImage(store, viewer, secrets, (request.params as { fingerprint: string }).fingerprint);
+    // A secret opens one download: spent once the response went out whole.
+    if (!viewer.trusted && !image.public && viewer.secret) {
+      const secret = viewer.secret;
+      reply.raw.once('finish', () => secrets.consume(secret));
+    }
+    return sendExport(reply, store, image);
+  });
+
+  app.post('/1.0/images/:fingerprint/secret', async (request, reply) => {
+    const viewer = await viewerOf(store, request);
+    if (!viewer.trusted) return lxdError(reply, 403, 'not authorized');
+    const image = await visibleImage(store, viewer, secrets, (request.params as { fingerprint: string }).fingerprint);
+    const secret = secrets.issue(image.fingerprint);
+    const op = operation({
+      class: 'token',
+      description: 'Downloading image',
+      status: 'Running',
+      status_code: 103,
+      resources: { images: [`/1.0/images/${image.fingerprint}`] },
+      metadata: { secret },
+    });
+    operations.set(op.id, op);
+    return asyncResponse(reply, op);
+  });
+
+  app.post('/1.0/certificates', async (request, reply) => {
+    const body = (request.body ?? {}) as { password?: string; trust_token?: string; name?: string };
+    const cert = clientCertificate(request);
+    if (cert && (await isTrusted(store, certificateFingerprint(cert)))) return sync(reply, {});
+    const presented = body.trust_token || body.password;
+    if (!presented) return lxdError(reply, 403, 'not authorized');
+    await joinWithSecret(store, presented, cert);
+    return sync(reply, {});
+  });
+
+  app.get('/1.0/certificates', async (request, reply) => {
+    if (!(await viewerOf(store, request)).trusted) return lxdError(reply, 403, 'not authorized');
+    const certs = await store.meta.listCertificates();
+    return sync(reply, certs.map((c) => `/1.0/certificates/${c.fingerprint}`));
+  });
+
+  app.get('/1.0/operations/:id', async (request, reply) => {
+    const op = operations.get((request.params as { id: string }).id);
+    if (!op || !(await viewerOf(store, request)).trusted) return lxdError(reply, 404, 'Operation not found');
+    return sync(reply, op);
+  });
+}
+
+/**
+ * An image as LXD exports it: a unified file with its name in Content-Disposition, or a split
+ * image as multipart/form-data with `metadata` then `rootfs` (`rootfs.img` for a VM) parts.
+ */
+async function sendExport(reply: FastifyReply, store: Store, image: Awaited<ReturnType<typeof visibleImage>>) {
+  const files = exportedFiles(image);
+  reply.header('x-content-type-options', 'nosniff');
+  if (files.length === 1) {
+    const [file] = files as [(typeof files)[0]];
+    const stream = await store.blobs.openRead(file.blob.sha256);
+    return reply
+      .header('content-type', 'application/octet-stream')
+      .header('content-disposition', `inline;filename=${file.name}`)
+      .header('content-length', String(file.blob.size))
+      .send(stream);
+  }
+  const boundary = `wharf-${image.fingerprint.slice(0, 24)}`;
+  const partHeader = (name: string, filename: string, first: boolean) =>
+    Buffer.from(
+      `${first ? '' : '\r\n'}--${boundary}\r\nContent-Disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    );
+  const parts = files.map((f, i) => ({
+    header: partHeader(f.role === 'metadata' ? 'metadata' : image.type === 'virtual-machine' ? 'rootfs.img' : 'rootfs', f.name, i === 0),
+    file: f,
+  }));
+  const trailer = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const length = parts.reduce((n, p) => n + p.header.length + p.file.blob.size, trailer.length);
+  // Open both before the headers go out, so a missing file is an error response, not a cut body.
+  const streams = await Promise.all(parts.map((p) => store.blobs.openRead(p.file.blob.sha256)));
+  async function* body() {
+    for (const [i, part] of parts.entries()) {
+      yield part.header;
+      yield* streams[i]!;
+    }
+    yield trailer;
+  }
+  return reply
+    .header('content-type', `multipart/form-data; boundary=${boundary}`)
+    .header('content-length', String(length))
+    .send(Readable.from(body(), { objectMode: false }));
+}
+
+export function isLxdPath(url: string) {
+  return url === '/' || url.startsWith('/1.0');
+}
+
+export function lxdErrorFor(reply: FastifyReply, status: number, err: unknown) {
+  const message = err instanceof AppError || status < 500 ? (err as Error).message : 'Internal server error';
+  return lxdError(reply, status, message);
+}
