@@ -18,6 +18,8 @@ export interface Config {
   tlsKey: string | undefined;
   /** Seconds a deleted image's files stay downloadable. */
   gracePeriod: number;
+  /** Largest image upload accepted over the LXD API, in bytes. */
+  maxUploadSize: number;
   logLevel: Level;
 }
 
@@ -29,15 +31,19 @@ const defaults: Settings = {
   tlsCert: undefined,
   tlsKey: undefined,
   gracePeriod: 3600,
+  maxUploadSize: 64 * 1024 ** 3,
   logLevel: 'info',
 };
 
-const keys: Record<keyof Settings, { yaml: string; env: string; kind: 'address' | 'path' | 'seconds' | 'level' }> = {
+type Kind = 'address' | 'path' | 'seconds' | 'bytes' | 'level';
+
+const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = {
   https: { yaml: 'https', env: 'WHARF_HTTPS', kind: 'address' },
   http: { yaml: 'http', env: 'WHARF_HTTP', kind: 'address' },
   tlsCert: { yaml: 'tls_cert', env: 'WHARF_TLS_CERT', kind: 'path' },
   tlsKey: { yaml: 'tls_key', env: 'WHARF_TLS_KEY', kind: 'path' },
   gracePeriod: { yaml: 'grace_period', env: 'WHARF_GRACE_PERIOD', kind: 'seconds' },
+  maxUploadSize: { yaml: 'max_upload_size', env: 'WHARF_MAX_UPLOAD_SIZE', kind: 'bytes' },
   logLevel: { yaml: 'log_level', env: 'WHARF_LOG_LEVEL', kind: 'level' },
 };
 
@@ -96,7 +102,7 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
   return doc as Record<string, unknown>;
 }
 
-function checkValue(kind: 'address' | 'path' | 'seconds' | 'level', value: unknown, origin: string): unknown {
+function checkValue(kind: Kind, value: unknown, origin: string): unknown {
   const bad = (what: string) => new AppError(ErrorCodes.config, `${origin}: ${JSON.stringify(value)} is not ${what}`);
   switch (kind) {
     case 'address':
@@ -108,6 +114,11 @@ function checkValue(kind: 'address' | 'path' | 'seconds' | 'level', value: unkno
     case 'seconds': {
       const n = typeof value === 'number' ? value : Number(String(value).replace(/s$/, ''));
       if (!Number.isInteger(n) || n < 0) throw bad('a whole number of seconds');
+      return n;
+    }
+    case 'bytes': {
+      const n = typeof value === 'number' ? value : Number(value);
+      if (!Number.isSafeInteger(n) || n <= 0) throw bad('a positive number of bytes');
       return n;
     }
     case 'level':

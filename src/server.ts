@@ -42,6 +42,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     secrets: new ImageSecrets(),
     tls,
     version: packageVersion,
+    maxUploadSize: config.maxUploadSize,
   });
   const listeners: Listener[] = [];
   try {

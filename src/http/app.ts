@@ -28,6 +28,7 @@ export interface AppDeps {
   secrets: ImageSecrets;
   tls: TlsIdentity;
   version: string;
+  maxUploadSize: number;
 }
 
 const plainHttpAllowed = (url: string) => url.startsWith('/files/');
@@ -72,7 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
 
   simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs });
   directRoutes(app, { store: deps.store });
-  lxdRoutes(app, { store: deps.store, secrets: deps.secrets, tls: deps.tls, version: deps.version });
+  lxdRoutes(app, { store: deps.store, secrets: deps.secrets, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize });
 
   await app.ready();
   return { app, handler: handler! };

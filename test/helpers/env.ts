@@ -58,12 +58,13 @@ export function fingerprintFrom(output: string): string {
 export async function serve(
   t: { after(fn: () => Promise<void>): void },
   dataDir: string,
-  settings: { gracePeriod?: number; http?: boolean; tlsCert?: string; tlsKey?: string } = {},
+  settings: { gracePeriod?: number; http?: boolean; tlsCert?: string; tlsKey?: string; maxUploadSize?: number } = {},
 ): Promise<RunningServer & { base: string }> {
   const config = await loadConfig(dataDir, {
     https: '127.0.0.1:0',
     ...(settings.http ? { http: '127.0.0.1:0' } : {}),
     ...(settings.gracePeriod !== undefined ? { gracePeriod: settings.gracePeriod } : {}),
+    ...(settings.maxUploadSize !== undefined ? { maxUploadSize: settings.maxUploadSize } : {}),
     ...(settings.tlsCert ? { tlsCert: settings.tlsCert, tlsKey: settings.tlsKey } : {}),
   }, {});
   const server = await startServer(config, silentLogger);

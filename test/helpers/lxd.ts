@@ -13,8 +13,8 @@ import { runProcess, type CliResult } from './env.ts';
 const caDir = '/usr/local/share/ca-certificates';
 
 export interface Lxd {
-  lxc(args: string[]): Promise<CliResult>;
-  lxcOk(args: string[]): Promise<string>;
+  lxc(args: string[], stdin?: string): Promise<CliResult>;
+  lxcOk(args: string[], stdin?: string): Promise<string>;
   lxcJson<T>(args: string[]): Promise<T>;
   env: Record<string, string>;
 }
@@ -54,9 +54,9 @@ export async function startLxd(t: Cleanup, trustedCerts: string[]): Promise<Lxd>
   });
   if (ready.status !== 0) throw new Error(`lxd did not start: ${ready.stderr}`);
 
-  const lxc = (args: string[]) => runProcess('lxc', args, { env });
-  const lxcOk = async (args: string[]) => {
-    const r = await lxc(args);
+  const lxc = (args: string[], stdin?: string) => runProcess('lxc', args, { env, ...(stdin !== undefined ? { stdin } : {}) });
+  const lxcOk = async (args: string[], stdin?: string) => {
+    const r = await lxc(args, stdin);
     if (r.code !== 0) throw new Error(`lxc ${args.join(' ')} failed (${r.code}): ${r.stderr}${r.stdout}`);
     return r.stdout;
   };

@@ -109,6 +109,36 @@ test('real lxc uses wharf as an LXD-protocol remote', { skip: !process.env.CI &&
   local = await lxd.lxcJson<LxcImage[]>(['image', 'list', 'local:']);
   assert.equal(localFp('r-priv'), fpPriv);
 
+  // A trusted client manages the store remotely: uploads (unified and split), aliases, edit, delete.
+  const upUni = await buildUnified(work, { properties: { os: 'Pushed', release: '1' }, seed: 'pushed', name: 'pushed.tar.xz', compression: 'xz' });
+  await lxd.lxcOk(['image', 'import', upUni.path, 'priv:', '--alias', 'up-uni']);
+  const upMeta = await buildMetadataTarball(work, { properties: { os: 'Pushed', release: '2' }, name: 'up-meta.tar.xz' });
+  const upSq = await buildSquashfs(work, { seed: 'pushed-sq', name: 'up.squashfs' });
+  await lxd.lxcOk(['image', 'import', upMeta.path, upSq.path, 'priv:', '--alias', 'up-split']);
+  const inStore = JSON.parse(await wharfOk(data, ['image', 'list', '--format', 'json'])) as (LxcImage & { aliases: { name: string }[] })[];
+  const upUniStored = inStore.find((i) => i.fingerprint === upUni.sha256);
+  assert.ok(upUniStored, 'the unified upload is in the store');
+  assert.deepEqual(upUniStored.aliases.map((a) => a.name), ['up-uni']);
+  const upSplitStored = inStore.find((i) => i.aliases.some((a) => a.name === 'up-split'));
+  assert.equal(upSplitStored?.fingerprint, sha256(Buffer.concat([await readFile(upMeta.path), await readFile(upSq.path)])));
+
+  await lxd.lxcOk(['image', 'alias', 'create', 'priv:renamed', upUni.sha256]);
+  assert.ok((await lxd.lxcOk(['image', 'alias', 'list', 'priv:'])).includes('renamed'));
+  await lxd.lxcOk(['image', 'alias', 'delete', 'priv:renamed']);
+  assert.ok(!(await wharfOk(data, ['image', 'alias', 'list'])).includes('renamed'));
+
+  const shown = await lxd.lxcOk(['image', 'show', 'priv:up-uni']);
+  await lxd.lxcOk(['image', 'edit', 'priv:up-uni'], shown.replace(/description: .*|os: Pushed/, 'os: Edited'));
+  assert.match(await wharfOk(data, ['image', 'show', 'up-uni']), /os: Edited/);
+  await lxd.lxcOk(['image', 'delete', 'priv:up-split']);
+  assert.ok(!(await wharfOk(data, ['image', 'list', '--format', 'csv'])).includes('up-split'));
+
+  // Relay copy: the client downloads from the daemon and uploads to wharf.
+  const fresh = await buildUnified(work, { properties: { os: 'Fresh', release: '1' }, seed: 'fresh', name: 'fresh.tar.gz' });
+  await lxd.lxcOk(['image', 'import', fresh.path, 'local:', '--alias', 'fresh']);
+  await lxd.lxcOk(['image', 'copy', 'local:fresh', 'priv:', '--mode', 'relay', '--alias', 'relayed']);
+  assert.match(await wharfOk(data, ['image', 'info', 'relayed']), new RegExp(`Fingerprint: ${fresh.sha256}`));
+
   // Direct-URL import: the daemon HEADs /direct/ALIAS, then fetches and checks the file.
   await lxd.lxcOk(['image', 'import', `${server.base}/direct/unitest/2`, '--alias', 'r-direct']);
   local = await lxd.lxcJson<LxcImage[]>(['image', 'list', 'local:']);

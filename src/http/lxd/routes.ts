@@ -10,13 +10,17 @@ import type { Store } from '../../core/context.ts';
 import type { ImageSecrets } from '../../core/secrets.ts';
 import { isTrusted, joinWithSecret, certificateFingerprint, parseCertificate } from '../../core/trust.ts';
 import { visibleAlias, visibleImage, visibleImages, type Viewer } from '../../core/visibility.ts';
-import { exportedFiles } from '../../core/images.ts';
+import { deleteImages, editImage, exportedFiles } from '../../core/images.ts';
+import { importImage } from '../../core/import.ts';
+import { createAlias, deleteAlias, renameAlias } from '../../core/aliases.ts';
+import type { IngestSource } from '../../core/ingest.ts';
+import { uploadHeaders, uploadSources } from './upload.ts';
 import { toApiImage } from '../../domain/lxd-api.ts';
 import { matchesApiFilter, parseFilter } from '../../domain/api-filter.ts';
 import { knownArchitectures } from '../../domain/architecture.ts';
 import type { TlsIdentity } from '../../tls.ts';
 import { asyncResponse, lxdError, operation, sync, type Operation } from './envelope.ts';
-import { AppError } from '../../errors.ts';
+import { AppError, ErrorCodes } from '../../errors.ts';
 
 /** What wharf implements of the API extensions the clients check. */
 export const apiExtensions = ['etag', 'patch', 'image_create_aliases', 'image_types', 'images_expiry', 'image_profiles', 'api_filtering', 'certificate_token'];
@@ -26,6 +30,7 @@ export interface LxdDeps {
   secrets: ImageSecrets;
   tls: TlsIdentity;
   version: string;
+  maxUploadSize: number;
 }
 
 type Query = { recursion?: string; filter?: string; secret?: string; project?: string };
@@ -155,6 +160,92 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     if (!presented) return lxdError(reply, 403, 'not authorized');
     await joinWithSecret(store, presented, cert);
     return sync(reply, {});
+  });
+
+  // Uploads are streamed into the import, never parsed or buffered by the framework.
+  app.addContentTypeParser(['application/octet-stream', 'multipart/form-data'], (_request, payload, done) => done(null, payload));
+
+  const requireTrusted = async (request: FastifyRequest) => {
+    const viewer = await viewerOf(store, request);
+    if (!viewer.trusted) throw new AppError(ErrorCodes.forbidden, 'not authorized');
+    return viewer;
+  };
+  const finished = (reply: FastifyReply, description: string, resources: Record<string, string[]> | null, metadata: Record<string, unknown> | null) => {
+    const op = operation({ class: 'task', description, status: 'Success', status_code: 200, resources, metadata });
+    operations.set(op.id, op);
+    return asyncResponse(reply, op);
+  };
+
+  app.post('/1.0/images', async (request, reply) => {
+    await requireTrusted(request);
+    const type = String(request.headers['content-type'] ?? '');
+    if (type.startsWith('application/json')) {
+      return lxdError(reply, 501, 'Copying from another server into wharf over the API is not supported yet; use an upload (lxc image copy --mode relay)');
+    }
+    const headers = uploadHeaders(request);
+    const sources = await uploadSources(request, deps.maxUploadSize, headers.filename);
+    const image = await importImage(store, {
+      sources: sources as [IngestSource] | [IngestSource, IngestSource],
+      public: headers.public,
+      properties: headers.properties,
+      aliases: headers.aliases,
+      ...(headers.fingerprint ? { expectedFingerprint: headers.fingerprint } : {}),
+    });
+    return finished(reply, 'Downloading image', { images: [`/1.0/images/${image.fingerprint}`] }, { fingerprint: image.fingerprint, size: String(image.size) });
+  });
+
+  app.route({
+    method: ['PUT', 'PATCH'],
+    url: '/1.0/images/:fingerprint',
+    handler: async (request, reply) => {
+      const viewer = await requireTrusted(request);
+      const image = await visibleImage(store, viewer, secrets, (request.params as { fingerprint: string }).fingerprint);
+      const body = (request.body ?? {}) as { public?: boolean; properties?: Record<string, string>; expires_at?: string; auto_update?: boolean };
+      const put = request.method === 'PUT';
+      const expires = body.expires_at === undefined ? undefined : body.expires_at.startsWith('0001-') ? null : new Date(body.expires_at).toISOString();
+      await editImage(store, image.fingerprint, {
+        ...(body.public !== undefined || put ? { public: body.public ?? false } : {}),
+        ...(body.properties !== undefined || put ? { properties: put ? (body.properties ?? {}) : { ...image.properties, ...body.properties } } : {}),
+        ...(expires !== undefined ? { expiresAt: expires } : {}),
+        ...(body.auto_update !== undefined ? { autoUpdate: body.auto_update } : {}),
+      });
+      return sync(reply, {});
+    },
+  });
+
+  app.delete('/1.0/images/:fingerprint', async (request, reply) => {
+    const viewer = await requireTrusted(request);
+    const image = await visibleImage(store, viewer, secrets, (request.params as { fingerprint: string }).fingerprint);
+    await deleteImages(store, [image.fingerprint]);
+    return finished(reply, 'Deleting image', { images: [`/1.0/images/${image.fingerprint}`] }, null);
+  });
+
+  app.post('/1.0/images/aliases', async (request, reply) => {
+    await requireTrusted(request);
+    const body = (request.body ?? {}) as { name?: string; target?: string; description?: string };
+    if (!body.name || !body.target) return lxdError(reply, 400, 'Alias name and target are required');
+    await createAlias(store, body.name, body.target, body.description ?? '');
+    return sync(reply, {});
+  });
+
+  app.delete('/1.0/images/aliases/*', async (request, reply) => {
+    await requireTrusted(request);
+    await deleteAlias(store, decodeURIComponent((request.params as { '*': string })['*']));
+    return sync(reply, {});
+  });
+
+  app.post('/1.0/images/aliases/*', async (request, reply) => {
+    await requireTrusted(request);
+    const body = (request.body ?? {}) as { name?: string };
+    if (!body.name) return lxdError(reply, 400, 'New alias name is required');
+    await renameAlias(store, decodeURIComponent((request.params as { '*': string })['*']), body.name);
+    return sync(reply, {});
+  });
+
+  app.get('/1.0/operations/:id/wait', async (request, reply) => {
+    const op = operations.get((request.params as { id: string }).id);
+    if (!op) return lxdError(reply, 404, 'Operation not found');
+    return sync(reply, op);
   });
 
   app.get('/1.0/certificates', async (request, reply) => {
