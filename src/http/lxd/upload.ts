@@ -38,9 +38,12 @@ export function uploadHeaders(request: FastifyRequest): UploadHeaders {
   };
 }
 
-/** Counts bytes as they pass and refuses to go past the limit. */
-async function* limited(stream: AsyncIterable<Uint8Array>, limit: number, seen: { bytes: number }): AsyncIterable<Uint8Array> {
-  for await (const chunk of stream) {
+/**
+ * Counts bytes as they pass and refuses to go past the limit. The stream is not destroyed when
+ * reading stops early, so the connection survives to carry the error response.
+ */
+async function* limited(stream: Readable, limit: number, seen: { bytes: number }): AsyncIterable<Uint8Array> {
+  for await (const chunk of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>) {
     seen.bytes += chunk.byteLength;
     if (seen.bytes > limit) throw new AppError(ErrorCodes.tooLarge, `Upload is larger than the limit of ${limit} bytes`);
     yield chunk;
@@ -52,6 +55,8 @@ export async function uploadSources(request: FastifyRequest, limit: number, file
   const raw = request.raw as IncomingMessage;
   const type = String(request.headers['content-type'] ?? '');
   const seen = { bytes: 0 };
+  const declared = Number(request.headers['content-length'] ?? 0);
+  if (declared > limit) throw new AppError(ErrorCodes.tooLarge, `Upload is larger than the limit of ${limit} bytes`);
   if (!type.startsWith('multipart/form-data')) return [{ name: filename || 'upload', chunks: limited(raw, limit, seen) }];
   return multipartSources(raw, limit, seen);
 }
