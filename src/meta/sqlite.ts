@@ -256,17 +256,22 @@ export class SqliteMetaStore implements MetaStore {
     return this.sql('SELECT name, fingerprint, description, type FROM aliases ORDER BY name').all() as unknown as Alias[];
   }
 
-  private insertAlias(alias: Alias) {
-    if (this.sql('SELECT 1 FROM aliases WHERE name = ?').get(alias.name)) {
-      throw new AppError(ErrorCodes.conflict, `Alias "${alias.name}" already exists`, {
-        hint: 'Delete it first (image alias delete) or choose another name.',
-      });
+  /** Runs an INSERT; a primary-key clash becomes the caller's conflict error. */
+  private insertUnique(sql: string, values: (string | number | null)[], conflict: () => AppError) {
+    try {
+      this.sql(sql).run(...values);
+    } catch (err) {
+      // 19 is SQLITE_CONSTRAINT; the extended code says which constraint in its upper bits.
+      if (((err as { errcode?: number }).errcode ?? 0) % 256 === 19) throw conflict();
+      throw err;
     }
-    this.sql('INSERT INTO aliases (name, fingerprint, description, type) VALUES (?, ?, ?, ?)').run(
-      alias.name,
-      alias.fingerprint,
-      alias.description,
-      alias.type,
+  }
+
+  private insertAlias(alias: Alias) {
+    this.insertUnique(
+      'INSERT INTO aliases (name, fingerprint, description, type) VALUES (?, ?, ?, ?)',
+      [alias.name, alias.fingerprint, alias.description, alias.type],
+      () => new AppError(ErrorCodes.conflict, `Alias "${alias.name}" already exists`, { hint: 'Delete it first (image alias delete) or choose another name.' }),
     );
   }
 
@@ -338,17 +343,13 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async addCertificate(cert: TrustedCertificate): Promise<void> {
-    this.transaction(() => {
-      if (this.sql('SELECT 1 FROM certificates WHERE fingerprint = ?').get(cert.fingerprint)) {
-        throw new AppError(ErrorCodes.conflict, `Certificate ${cert.fingerprint.slice(0, 12)} is already trusted`);
-      }
-      this.sql('INSERT INTO certificates (fingerprint, name, certificate, created_at) VALUES (?, ?, ?, ?)').run(
-        cert.fingerprint,
-        cert.name,
-        cert.certificate,
-        cert.createdAt,
-      );
-    });
+    this.transaction(() =>
+      this.insertUnique(
+        'INSERT INTO certificates (fingerprint, name, certificate, created_at) VALUES (?, ?, ?, ?)',
+        [cert.fingerprint, cert.name, cert.certificate, cert.createdAt],
+        () => new AppError(ErrorCodes.conflict, `Certificate ${cert.fingerprint.slice(0, 12)} is already trusted`),
+      ),
+    );
   }
 
   async removeCertificate(fingerprint: string): Promise<void> {
