@@ -45,3 +45,38 @@ export class ImageSecrets {
     for (const [secret, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(secret);
   }
 }
+
+export interface PushGrant {
+  fingerprint: string;
+  aliases: string[];
+  public: boolean;
+  properties: Record<string, string>;
+}
+
+/**
+ * `lxc image copy SRC: wharf: --mode=push`: the trusted client asks wharf for a secret, then the
+ * source server uploads the image with it, untrusted. The grant remembers what the client asked
+ * for (aliases, public, properties) and can be redeemed once, for that fingerprint only.
+ */
+export class PushGrants {
+  private readonly grants = new Map<string, PushGrant & { expiresAt: number }>();
+  private readonly ttlMs: number;
+
+  constructor(ttlMs = 3600_000) {
+    this.ttlMs = ttlMs;
+  }
+
+  issue(grant: PushGrant): string {
+    const secret = randomBytes(32).toString('hex');
+    this.grants.set(secret, { ...grant, expiresAt: Date.now() + this.ttlMs });
+    return secret;
+  }
+
+  redeem(secret: string | undefined, fingerprint: string | undefined): PushGrant | undefined {
+    if (!secret || !fingerprint) return undefined;
+    const grant = this.grants.get(secret);
+    if (!grant || grant.expiresAt <= Date.now() || grant.fingerprint !== fingerprint) return undefined;
+    this.grants.delete(secret);
+    return grant;
+  }
+}

@@ -13,6 +13,16 @@ import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { lxdUnavailable, startLxd } from '../helpers/lxd.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import selfsigned from 'selfsigned';
+import { createServer } from 'node:net';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 interface LxcImage {
   fingerprint: string;
@@ -138,6 +148,20 @@ test('real lxc uses wharf as an LXD-protocol remote', { skip: !process.env.CI &&
   await lxd.lxcOk(['image', 'import', fresh.path, 'local:', '--alias', 'fresh']);
   await lxd.lxcOk(['image', 'copy', 'local:fresh', 'priv:', '--mode', 'relay', '--alias', 'relayed']);
   assert.match(await wharfOk(data, ['image', 'info', 'relayed']), new RegExp(`Fingerprint: ${fresh.sha256}`));
+
+  // Default (pull) copy: wharf fetches from the daemon with the secret the client obtained there.
+  const daemonPort = await freePort();
+  await lxd.lxcOk(['config', 'set', 'core.https_address', `127.0.0.1:${daemonPort}`]);
+  const pulled = await buildUnified(work, { properties: { os: 'Pulled', release: '1' }, seed: 'pulled', name: 'pulled.tar.gz' });
+  await lxd.lxcOk(['image', 'import', pulled.path, 'local:', '--alias', 'to-pull']);
+  await lxd.lxcOk(['image', 'copy', 'local:to-pull', 'priv:', '--alias', 'pulled']);
+  assert.match(await wharfOk(data, ['image', 'info', 'pulled']), new RegExp(`Fingerprint: ${pulled.sha256}`));
+  // Push copy: the daemon uploads to wharf, untrusted, with a secret wharf issued.
+  const pushedMeta = await buildMetadataTarball(work, { properties: { os: 'Pushed', release: '3' }, name: 'pushed-meta.tar.xz' });
+  const pushedSq = await buildSquashfs(work, { seed: 'pushed-3', name: 'pushed.squashfs' });
+  await lxd.lxcOk(['image', 'import', pushedMeta.path, pushedSq.path, 'local:', '--alias', 'to-push']);
+  await lxd.lxcOk(['image', 'copy', 'local:to-push', 'priv:', '--mode', 'push', '--alias', 'pushed']);
+  assert.match(await wharfOk(data, ['image', 'info', 'pushed']), /Properties:[\s\S]*os: Pushed/);
 
   // Direct-URL import: the daemon HEADs /direct/ALIAS, then fetches and checks the file.
   await lxd.lxcOk(['image', 'import', `${server.base}/direct/unitest/2`, '--alias', 'r-direct']);

@@ -41,20 +41,20 @@ async function sh(cmd: string, args: string[]): Promise<string> {
  * tar arguments to read a tarball. GNU tar detects gzip/xz/bzip2/zstd itself, but 1.34 knows
  * nothing of lz4 (no --lz4, no magic detection), so name the program for those.
  */
-function tarRead(path: string): string[] {
+function tarArgs(path: string): string[] {
   return path.endsWith('.lz4') ? ['-I', 'lz4', '-f', path] : ['-f', path];
 }
 
 async function tarList(path: string): Promise<string[]> {
-  return (await sh('tar', ['-t', ...tarRead(path)])).split('\n').filter(Boolean);
+  return (await sh('tar', ['-t', ...tarArgs(path)])).split('\n').filter(Boolean);
 }
 
 async function tarVerbose(path: string): Promise<string> {
-  return sh('tar', ['-tv', ...tarRead(path)]);
+  return sh('tar', ['-tv', ...tarArgs(path)]);
 }
 
 async function tarCat(path: string, entry: string): Promise<string> {
-  return sh('tar', ['-xO', ...tarRead(path), entry]);
+  return sh('tar', ['-xO', ...tarArgs(path), entry]);
 }
 
 async function head(path: string, bytes: number): Promise<Buffer> {

@@ -7,14 +7,16 @@ import { Readable } from 'node:stream';
 import { hostname } from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import type { Store } from '../../core/context.ts';
-import type { ImageSecrets } from '../../core/secrets.ts';
+import { PushGrants, type ImageSecrets } from '../../core/secrets.ts';
+import { openLxdImage } from '../../remote/lxd.ts';
 import { isTrusted, joinWithSecret, certificateFingerprint, parseCertificate } from '../../core/trust.ts';
 import { visibleAlias, visibleImage, visibleImages, type Viewer } from '../../core/visibility.ts';
 import { deleteImages, editImage, exportedFiles } from '../../core/images.ts';
 import { importImage } from '../../core/import.ts';
 import { createAlias, deleteAlias, renameAlias } from '../../core/aliases.ts';
 import type { IngestSource } from '../../core/ingest.ts';
-import { uploadHeaders, uploadSources } from './upload.ts';
+import { uploadHeaders } from './upload.ts';
+import { imageBodySources } from '../../transfer/image-body.ts';
 import { toApiImage } from '../../domain/lxd-api.ts';
 import { matchesApiFilter, parseFilter } from '../../domain/api-filter.ts';
 import { knownArchitectures } from '../../domain/architecture.ts';
@@ -31,6 +33,14 @@ export interface LxdDeps {
   tls: TlsIdentity;
   version: string;
   maxUploadSize: number;
+}
+
+interface ImagesPost {
+  source?: { type?: string; mode?: string; server?: string; protocol?: string; certificate?: string; fingerprint?: string; alias?: string; secret?: string };
+  aliases?: { name?: string }[];
+  public?: boolean;
+  properties?: Record<string, string>;
+  auto_update?: boolean;
 }
 
 type Query = { recursion?: string; filter?: string; secret?: string; project?: string };
@@ -51,6 +61,7 @@ async function viewerOf(store: Store, request: FastifyRequest): Promise<Viewer> 
 export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
   const { store, secrets } = deps;
   const operations = new Map<string, Operation>();
+  const pushGrants = new PushGrants();
 
   // Only the default project exists; a client that asks for another gets what LXD says.
   app.addHook('preHandler', async (request, reply) => {
@@ -177,22 +188,58 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
   };
 
   app.post('/1.0/images', async (request, reply) => {
-    await requireTrusted(request);
     const type = String(request.headers['content-type'] ?? '');
-    if (type.startsWith('application/json')) {
-      return lxdError(reply, 501, 'Copying from another server into wharf over the API is not supported yet; use an upload (lxc image copy --mode relay)');
-    }
+    if (type.startsWith('application/json')) return createFromSource(request, reply);
     const headers = uploadHeaders(request);
-    const sources = await uploadSources(request, deps.maxUploadSize, headers.filename);
+    const viewer = await viewerOf(store, request);
+    // An untrusted upload must carry the secret of a push grant for exactly this fingerprint.
+    const grant = viewer.trusted ? undefined : pushGrants.redeem(headers.secret, headers.fingerprint);
+    if (!viewer.trusted && !grant) throw new AppError(ErrorCodes.forbidden, 'not authorized');
+    const sources = await imageBodySources(request.raw, deps.maxUploadSize, headers.filename);
     const image = await importImage(store, {
       sources: sources as [IngestSource] | [IngestSource, IngestSource],
-      public: headers.public,
-      properties: headers.properties,
-      aliases: headers.aliases,
+      public: grant?.public ?? headers.public,
+      properties: { ...headers.properties, ...grant?.properties },
+      aliases: [...headers.aliases, ...(grant?.aliases ?? [])],
       ...(headers.fingerprint ? { expectedFingerprint: headers.fingerprint } : {}),
     });
     return finished(reply, 'Downloading image', { images: [`/1.0/images/${image.fingerprint}`] }, { fingerprint: image.fingerprint, size: String(image.size) });
   });
+
+  /** POST /1.0/images with a JSON source: pull from another server, or prepare a push. */
+  const createFromSource = async (request: FastifyRequest, reply: FastifyReply) => {
+    await requireTrusted(request);
+    const body = (request.body ?? {}) as ImagesPost;
+    const source = body.source ?? {};
+    const aliases = (body.aliases ?? []).map((a) => a.name).filter((n): n is string => typeof n === 'string');
+    if (source.mode === 'push') {
+      if (!source.fingerprint) return lxdError(reply, 400, 'A push needs the fingerprint of the image');
+      const secret = pushGrants.issue({ fingerprint: source.fingerprint, aliases, public: body.public ?? false, properties: body.properties ?? {} });
+      const op = operation({ class: 'token', description: 'Downloading image', status: 'Running', status_code: 103, resources: null, metadata: { secret, fingerprint: source.fingerprint } });
+      operations.set(op.id, op);
+      return asyncResponse(reply, op);
+    }
+    if (source.type !== 'image' || (source.mode ?? 'pull') !== 'pull' || !source.server) {
+      return lxdError(reply, 400, 'Unsupported image source: wharf takes uploads, pushes, and pulls from another server');
+    }
+    if (source.protocol && source.protocol !== 'lxd' && source.protocol !== 'incus') {
+      return lxdError(reply, 501, `Pulling over ${source.protocol} is not supported yet`);
+    }
+    const { info, sources } = await openLxdImage(
+      { server: source.server, certificate: source.certificate, fingerprint: source.fingerprint, alias: source.alias, secret: source.secret },
+      { limit: deps.maxUploadSize },
+    );
+    const image = await importImage(store, {
+      sources: sources as [IngestSource] | [IngestSource, IngestSource],
+      expectedFingerprint: info.fingerprint,
+      public: body.public ?? false,
+      properties: { ...info.properties, ...body.properties },
+      aliases,
+      autoUpdate: body.auto_update ?? false,
+      updateSource: { server: source.server, protocol: 'lxd', alias: source.alias ?? '', certificate: source.certificate ?? '', imageType: info.type },
+    });
+    return finished(reply, 'Downloading image', { images: [`/1.0/images/${image.fingerprint}`] }, { fingerprint: image.fingerprint, size: String(image.size) });
+  };
 
   app.route({
     method: ['PUT', 'PATCH'],
