@@ -25,17 +25,22 @@ export interface ApiImage {
   uploaded_at: string;
 }
 
+/** Times as Go's encoding/json writes them (RFC 3339, fraction without trailing zeros). */
+export function goTime(iso: string): string {
+  return iso.replace(/\.(\d*?)0*Z$/, (_m, digits: string) => (digits ? `.${digits}Z` : 'Z'));
+}
+
 export function toApiImage(image: Image, aliases: Alias[]): ApiImage {
   return {
     aliases: aliases.filter((a) => a.fingerprint === image.fingerprint).map((a) => ({ name: a.name, description: a.description })),
     architecture: image.architecture,
     auto_update: image.autoUpdate,
     cached: image.cached,
-    created_at: image.createdAt,
-    expires_at: image.expiresAt ?? zeroTime,
+    created_at: goTime(image.createdAt),
+    expires_at: image.expiresAt ? goTime(image.expiresAt) : zeroTime,
     filename: image.filename,
     fingerprint: image.fingerprint,
-    last_used_at: image.lastUsedAt ?? zeroTime,
+    last_used_at: image.lastUsedAt ? goTime(image.lastUsedAt) : zeroTime,
     profiles: ['default'],
     properties: image.properties,
     public: image.public,
@@ -52,6 +57,6 @@ export function toApiImage(image: Image, aliases: Alias[]): ApiImage {
           },
         }
       : {}),
-    uploaded_at: image.uploadedAt,
+    uploaded_at: goTime(image.uploadedAt),
   };
 }

@@ -10,7 +10,7 @@ export interface Response {
 
 export function fetchRaw(
   url: string,
-  options: { ca?: string; method?: string; headers?: Record<string, string>; cert?: string; key?: string; body?: Buffer | string } = {},
+  options: { ca?: string | undefined; insecure?: boolean; method?: string; headers?: Record<string, string>; cert?: string; key?: string; body?: Buffer | string } = {},
 ): Promise<Response> {
   const u = new URL(url);
   const request = u.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -20,7 +20,9 @@ export function fetchRaw(
       {
         method: options.method ?? 'GET',
         headers: options.headers ?? {},
-        ...(u.protocol === 'https:' ? { ca: options.ca, cert: options.cert, key: options.key, servername: 'localhost' } : {}),
+        ...(u.protocol === 'https:'
+          ? { ca: options.ca, cert: options.cert, key: options.key, servername: 'localhost', ...(options.insecure ? { rejectUnauthorized: false } : {}) }
+          : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

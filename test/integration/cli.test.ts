@@ -69,7 +69,7 @@ test('image workflow: list, filter, info, show, edit, properties, aliases, expor
   const edited = parse(await wharfOk(data, ['image', 'show', fpVm.slice(0, 8)]));
   assert.equal(edited.properties.description, 'edited');
   assert.equal(edited.public, false);
-  assert.equal(edited.expires_at, '2030-01-01T00:00:00.000Z');
+  assert.equal(edited.expires_at, '2030-01-01T00:00:00Z');
   const refused = await wharf(data, ['image', 'edit', 'vm-one'], { stdin: JSON.stringify({ ...edited, architecture: 'aarch64' }) });
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /architecture cannot be changed/);
@@ -132,7 +132,7 @@ test('generate-metadata makes a hand-built rootfs importable', async (t) => {
   const fp = fingerprintFrom(await wharfOk(data, ['image', 'import', output, rootfs.path]));
   const shown = parse(await wharfOk(data, ['image', 'show', fp]));
   assert.equal(shown.architecture, 'aarch64');
-  assert.equal(shown.created_at, '2023-11-14T22:13:20.000Z');
+  assert.equal(shown.created_at, '2023-11-14T22:13:20Z');
   assert.equal(shown.properties.os, 'Handmade');
   assert.equal(shown.properties.variant, 'tiny');
   assert.equal(shown.properties.architecture, 'arm64');

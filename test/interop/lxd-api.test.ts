@@ -163,6 +163,31 @@ test('real lxc uses wharf as an LXD-protocol remote', { skip: !process.env.CI &&
   await lxd.lxcOk(['image', 'copy', 'local:to-push', 'priv:', '--mode', 'push', '--alias', 'pushed']);
   assert.match(await wharfOk(data, ['image', 'info', 'pushed']), /Properties:[\s\S]*os: Pushed/);
 
+  // The same image in the real daemon and in wharf: the untrusted API answers agree field by field.
+  const cmpMeta = await buildMetadataTarball(work, { properties: { os: 'Compare', release: '1', description: 'compare me' }, name: 'cmp-meta.tar.xz', expiryDate: 1893456000 });
+  const cmpSq = await buildSquashfs(work, { seed: 'cmp', name: 'cmp.squashfs' });
+  const fpCmp = fingerprintFrom(await wharfOk(data, ['image', 'import', cmpMeta.path, cmpSq.path, '--alias', 'cmp']));
+  await lxd.lxcOk(['image', 'import', cmpMeta.path, cmpSq.path, 'local:', '--public', '--alias', 'cmp']);
+  const daemon = `https://127.0.0.1:${daemonPort}`;
+  const anonymous = async (base: string, path: string) => {
+    const r = await fetchRaw(base + path, { ca: base === server.base ? server.tls.cert : undefined, ...(base === daemon ? { insecure: true } : {}) });
+    return { status: r.status, body: JSON.parse(r.body.toString()) };
+  };
+  const timestamps = ['uploaded_at', 'last_used_at'];
+  const strip = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([k]) => !timestamps.includes(k)));
+  const [ours, theirs] = await Promise.all([anonymous(server.base, `/1.0/images/${fpCmp}`), anonymous(daemon, `/1.0/images/${fpCmp}`)]);
+  assert.equal(ours.status, theirs.status);
+  assert.deepEqual(Object.keys(ours.body).sort(), Object.keys(theirs.body).sort(), 'envelope');
+  assert.deepEqual(strip(ours.body.metadata), strip(theirs.body.metadata), 'image object');
+  for (const path of ['/1.0/images/aliases/cmp', '/1.0/images/aliases/nothing', '/1.0/images/0000', '/1.0/images/aliases']) {
+    const [a, b] = await Promise.all([anonymous(server.base, path), anonymous(daemon, path)]);
+    assert.equal(a.status, b.status, path);
+    assert.deepEqual(a.body, b.body, path);
+  }
+  const [info, realInfo] = await Promise.all([anonymous(server.base, '/1.0'), anonymous(daemon, '/1.0')]);
+  for (const key of ['auth', 'public', 'api_status', 'api_version', 'auth_methods']) assert.deepEqual(info.body.metadata[key], realInfo.body.metadata[key], key);
+  for (const ext of info.body.metadata.api_extensions) assert.ok(realInfo.body.metadata.api_extensions.includes(ext), `${ext} is a real extension`);
+
   // Direct-URL import: the daemon HEADs /direct/ALIAS, then fetches and checks the file.
   await lxd.lxcOk(['image', 'import', `${server.base}/direct/unitest/2`, '--alias', 'r-direct']);
   local = await lxd.lxcJson<LxcImage[]>(['image', 'list', 'local:']);
