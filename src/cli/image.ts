@@ -44,7 +44,7 @@ async function fileSource(path: string): Promise<{ source: IngestSource; size: n
   return { source: { name: path, chunks: stream }, size };
 }
 
-export function imageCommands(program: Command, globals: () => GlobalOptions) {
+export function imageCommands(program: Command, globals: () => GlobalOptions): Command {
   const image = program.command('image').description('Manage the images in the store');
 
   image
@@ -280,6 +280,7 @@ export function imageCommands(program: Command, globals: () => GlobalOptions) {
       const data = aliases.map((a) => ({ name: a.name, target: a.fingerprint, type: a.type, description: a.description }));
       process.stdout.write(render(format, ['ALIAS', 'FINGERPRINT', 'TYPE', 'DESCRIPTION'], rows, data));
     });
+  return image;
 }
 
 async function readStdin(): Promise<string> {

@@ -4,6 +4,7 @@ import { isAppError } from '../errors.ts';
 import { imageCommands } from './image.ts';
 import { serveCommand } from './serve.ts';
 import { trustCommands } from './trust.ts';
+import { remoteCommands } from './remote.ts';
 import type { GlobalOptions } from './context.ts';
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -14,9 +15,10 @@ export async function runCli(argv: string[]): Promise<number> {
     .showHelpAfterError()
     .exitOverride();
   const globals = () => program.opts<GlobalOptions>();
-  imageCommands(program, globals);
+  const image = imageCommands(program, globals);
   serveCommand(program, globals);
   trustCommands(program, globals);
+  remoteCommands(program, image, globals);
   program.commands.forEach(function override(c: Command) {
     c.exitOverride();
     c.commands.forEach(override);

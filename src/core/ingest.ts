@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
-import { invalidImage } from '../errors.ts';
+import { AppError, ErrorCodes, invalidImage } from '../errors.ts';
 import type { BlobWriter, BlobStore } from '../blob/store.ts';
 import { describeFormat, detectFormat, sniffLength, type FileFormat } from '../domain/formats.ts';
 import { tarballInspector, type TarballSummary } from '../archive/inspect.ts';
@@ -19,6 +19,9 @@ export interface IngestSource {
   /** Shown in errors, and the basename becomes the image filename. */
   name: string;
   chunks: AsyncIterable<Uint8Array>;
+  /** What an index promised for this file (copies from other servers): checked before commit. */
+  expectedSha256?: string;
+  expectedSize?: number;
 }
 
 export interface StagedFile {
@@ -52,6 +55,9 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
   try {
     const take = async (chunk: Uint8Array) => {
       options.signal?.throwIfAborted();
+      if (source.expectedSize !== undefined && writer.size + chunk.byteLength > source.expectedSize) {
+        throw new AppError(ErrorCodes.integrity, `${source.name} is larger than the ${source.expectedSize} bytes its index lists`);
+      }
       options.combined?.update(chunk);
       if (inspector && !inspector.sink.destroyed && !inspector.sink.write(chunk)) {
         await Promise.race([once(inspector.sink, 'drain'), inspector.summary]);
@@ -62,6 +68,12 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
     for (const chunk of head.chunks) await take(chunk);
     if (!head.done) {
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) await take(next.value);
+    }
+    if (source.expectedSize !== undefined && writer.size !== source.expectedSize) {
+      throw new AppError(ErrorCodes.integrity, `${source.name} is truncated: ${writer.size} of ${source.expectedSize} bytes`);
+    }
+    if (source.expectedSha256 !== undefined && writer.digest() !== source.expectedSha256) {
+      throw new AppError(ErrorCodes.integrity, `Hash mismatch for ${source.name}: ${writer.digest()} != ${source.expectedSha256}`);
     }
     inspector?.sink.end();
     const tarball = await inspector?.summary;

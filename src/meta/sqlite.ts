@@ -6,7 +6,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
 import type { FileFormat } from '../domain/formats.ts';
-import type { BlobRecord, MetaStore, TrustedCertificate, TrustToken } from './store.ts';
+import type { BlobRecord, MetaStore, RemoteRecord, TrustedCertificate, TrustToken } from './store.ts';
 
 const migrations: string[] = [
   `CREATE TABLE blobs (
@@ -49,6 +49,13 @@ const migrations: string[] = [
      name TEXT NOT NULL,
      certificate TEXT NOT NULL,
      created_at TEXT NOT NULL
+   );
+   CREATE TABLE remotes (
+     name TEXT PRIMARY KEY,
+     url TEXT NOT NULL,
+     protocol TEXT NOT NULL,
+     public INTEGER NOT NULL,
+     certificate TEXT NOT NULL DEFAULT ''
    );
    CREATE TABLE trust_tokens (
      secret TEXT PRIMARY KEY,
@@ -378,6 +385,27 @@ export class SqliteMetaStore implements MetaStore {
         | undefined;
       if (token) this.sql('DELETE FROM trust_tokens WHERE secret = ?').run(secret);
       return token;
+    });
+  }
+
+  async listRemotes(): Promise<RemoteRecord[]> {
+    const rows = this.sql('SELECT name, url, protocol, public, certificate FROM remotes ORDER BY name').all() as unknown as (Omit<RemoteRecord, 'public'> & { public: number })[];
+    return rows.map((r) => ({ ...r, public: r.public === 1 }));
+  }
+
+  async putRemote(remote: RemoteRecord): Promise<void> {
+    this.transaction(() => {
+      this.sql(
+        `INSERT INTO remotes (name, url, protocol, public, certificate) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET url = excluded.url, protocol = excluded.protocol, public = excluded.public, certificate = excluded.certificate`,
+      ).run(remote.name, remote.url, remote.protocol, remote.public ? 1 : 0, remote.certificate);
+    });
+  }
+
+  async removeRemote(name: string): Promise<void> {
+    this.transaction(() => {
+      const { changes } = this.sql('DELETE FROM remotes WHERE name = ?').run(name);
+      if (changes === 0) throw notFound(`Remote "${name}" not found`);
     });
   }
 

@@ -25,6 +25,15 @@ export interface TrustToken {
   expiresAt: string;
 }
 
+export interface RemoteRecord {
+  name: string;
+  url: string;
+  protocol: 'simplestreams' | 'lxd';
+  public: boolean;
+  /** PEM pinned for this remote, or empty for the system CA store. */
+  certificate: string;
+}
+
 export interface MetaStore {
   getImage(fingerprint: string): Promise<Image | undefined>;
   /** Images whose fingerprint starts with `prefix`. */
@@ -56,6 +65,11 @@ export interface MetaStore {
   addToken(token: TrustToken): Promise<void>;
   /** Removes and returns the token if it exists and has not expired at `now`: a token works once. */
   consumeToken(secret: string, now: string): Promise<TrustToken | undefined>;
+
+  listRemotes(): Promise<RemoteRecord[]>;
+  /** Adds or replaces. */
+  putRemote(remote: RemoteRecord): Promise<void>;
+  removeRemote(name: string): Promise<void>;
 
   /** A number that changes whenever any process commits a change. */
   changeVersion(): Promise<number>;

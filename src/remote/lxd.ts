@@ -4,14 +4,11 @@
  * certificate is pinned when one is given (as LXD daemons pass it along), else the system CA
  * store decides, as it does for lxc.
  */
-import { request, type RequestOptions } from 'node:https';
-import type { IncomingMessage } from 'node:http';
-import { X509Certificate } from 'node:crypto';
-import { getCACertificates, type PeerCertificate } from 'node:tls';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { ApiImage } from '../domain/lxd-api.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import { imageBodySources } from '../transfer/image-body.ts';
+import { openUrl } from './fetch.ts';
 
 export interface LxdImageSource {
   server: string;
@@ -22,26 +19,8 @@ export interface LxdImageSource {
   secret?: string | undefined;
 }
 
-const headerTimeoutMs = 30_000;
-
-function tlsOptions(certificate: string | undefined): RequestOptions {
-  if (!certificate) return { ca: getCACertificates('system') };
-  const pinned = new X509Certificate(certificate).fingerprint256;
-  // The pinned certificate is the trust anchor: its name need not match the address we dial.
-  return { ca: certificate, checkServerIdentity: (_host: string, cert: PeerCertificate) => (cert.fingerprint256 === pinned ? undefined : new Error('server certificate does not match the pinned one')) };
-}
-
-function get(url: URL, certificate: string | undefined, signal?: AbortSignal): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'GET', ...tlsOptions(certificate), ...(signal ? { signal } : {}) }, resolve);
-    req.setTimeout(headerTimeoutMs, () => req.destroy(new AppError(ErrorCodes.unavailable, `${url.origin} did not answer within ${headerTimeoutMs / 1000} s`)));
-    req.on('error', (err) => reject(err instanceof AppError ? err : new AppError(ErrorCodes.unavailable, `Cannot reach ${url.origin}: ${err.message}`)));
-    req.end();
-  });
-}
-
 async function getJson<T>(url: URL, certificate: string | undefined, signal?: AbortSignal): Promise<T> {
-  const res = await get(url, certificate, signal);
+  const res = await openUrl(url, { certificate, signal });
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
   let body: { type?: string; error?: string; metadata?: T };
@@ -72,7 +51,7 @@ export async function openLxdImage(
     fingerprint = (await getJson<{ target: string }>(url(`/1.0/images/aliases/${encodeURIComponent(source.alias)}`), source.certificate, options.signal)).target;
   }
   const info = await getJson<ApiImage>(url(`/1.0/images/${encodeURIComponent(fingerprint)}`), source.certificate, options.signal);
-  const res = await get(url(`/1.0/images/${encodeURIComponent(info.fingerprint)}/export`), source.certificate, options.signal);
+  const res = await openUrl(url(`/1.0/images/${encodeURIComponent(info.fingerprint)}/export`), { certificate: source.certificate, signal: options.signal });
   if (res.statusCode !== 200) {
     res.resume();
     throw new AppError(ErrorCodes.unavailable, `${base}: export of ${info.fingerprint} answered HTTP ${res.statusCode}`);

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import type { Store } from '../../core/context.ts';
 import { PushGrants, type ImageSecrets } from '../../core/secrets.ts';
-import { openLxdImage } from '../../remote/lxd.ts';
+import { importLxdImage } from '../../mirror/copy.ts';
 import { isTrusted, joinWithSecret, certificateFingerprint, parseCertificate } from '../../core/trust.ts';
 import { visibleAlias, visibleImage, visibleImages, type Viewer } from '../../core/visibility.ts';
 import { deleteImages, editImage, exportedFiles } from '../../core/images.ts';
@@ -225,19 +225,11 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     if (source.protocol && source.protocol !== 'lxd' && source.protocol !== 'incus') {
       return lxdError(reply, 501, `Pulling over ${source.protocol} is not supported yet`);
     }
-    const { info, sources } = await openLxdImage(
+    const image = await importLxdImage(
+      store,
       { server: source.server, certificate: source.certificate, fingerprint: source.fingerprint, alias: source.alias, secret: source.secret },
-      { limit: deps.maxUploadSize },
+      { aliases, public: body.public ?? false, autoUpdate: body.auto_update ?? false, properties: body.properties ?? {}, limit: deps.maxUploadSize },
     );
-    const image = await importImage(store, {
-      sources: sources as [IngestSource] | [IngestSource, IngestSource],
-      expectedFingerprint: info.fingerprint,
-      public: body.public ?? false,
-      properties: { ...info.properties, ...body.properties },
-      aliases,
-      autoUpdate: body.auto_update ?? false,
-      updateSource: { server: source.server, protocol: 'lxd', alias: source.alias ?? '', certificate: source.certificate ?? '', imageType: info.type },
-    });
     return finished(reply, 'Downloading image', { images: [`/1.0/images/${image.fingerprint}`] }, { fingerprint: image.fingerprint, size: String(image.size) });
   };
 

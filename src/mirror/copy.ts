@@ -1,0 +1,103 @@
+/**
+ * `wharf image copy REMOTE:IMAGE`: one image from another server into the store, every file
+ * checked against its sha256 and the image against its fingerprint while it streams in.
+ */
+import type { Image, ImageType } from '../domain/image.ts';
+import type { RemoteRecord } from '../meta/store.ts';
+import type { Store } from '../core/context.ts';
+import { importImage } from '../core/import.ts';
+import { AppError, ErrorCodes } from '../errors.ts';
+import type { IngestSource } from '../core/ingest.ts';
+import type { RemoteImage } from '../domain/simplestreams-read.ts';
+import { loadCatalogue, remoteSource, resolveRemoteImage } from '../remote/simplestreams.ts';
+import { openLxdImage, type LxdImageSource } from '../remote/lxd.ts';
+
+export interface CopyOptions {
+  type: ImageType;
+  aliases?: string[];
+  copyAliases?: boolean;
+  autoUpdate?: boolean;
+  public?: boolean;
+  onBytes?: (n: number) => void;
+  signal?: AbortSignal;
+  /** Largest image accepted from an LXD-protocol remote. */
+  limit?: number;
+}
+
+const fetchOptions = (remote: RemoteRecord, signal?: AbortSignal) => ({ certificate: remote.certificate || undefined, signal });
+
+/** Imports one image of a simplestreams catalogue (used by copies and mirror syncs). */
+export async function importRemoteImage(
+  store: Store,
+  remote: RemoteRecord,
+  image: RemoteImage,
+  options: { aliases: string[]; public: boolean; autoUpdate: boolean; updateAlias: string; cached?: boolean; onBytes?: (n: number) => void; signal?: AbortSignal },
+): Promise<Image> {
+  const sources = [image.metadata, ...(image.rootfs ? [image.rootfs] : [])].map((f) => remoteSource(remote.url, f, fetchOptions(remote, options.signal)));
+  return importImage(store, {
+    sources: sources as [IngestSource] | [IngestSource, IngestSource],
+    expectedFingerprint: image.fingerprint,
+    public: options.public,
+    properties: image.properties,
+    aliases: options.aliases,
+    autoUpdate: options.autoUpdate,
+    cached: options.cached ?? false,
+    updateSource: { server: remote.url, protocol: remote.protocol, alias: options.updateAlias, certificate: remote.certificate, imageType: image.type },
+    ...(options.onBytes ? { onBytes: options.onBytes } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
+
+export async function copyImage(store: Store, remote: RemoteRecord, ref: string, options: CopyOptions): Promise<Image> {
+  const isFingerprint = /^[0-9a-f]{6,64}$/.test(ref);
+  if (remote.protocol === 'simplestreams') {
+    const catalogue = await loadCatalogue(remote.url, fetchOptions(remote, options.signal));
+    const image = resolveRemoteImage(catalogue, ref, { type: options.type });
+    await refuseDuplicate(store, image.fingerprint);
+    const taken = new Set((await store.meta.listAliases()).map((a) => a.name));
+    const copied = options.copyAliases ? image.aliases.filter((a) => !taken.has(a)) : [];
+    return importRemoteImage(store, remote, image, {
+      aliases: [...new Set([...(options.aliases ?? []), ...copied])],
+      public: options.public ?? true,
+      autoUpdate: options.autoUpdate ?? false,
+      updateAlias: isFingerprint ? '' : ref,
+      ...(options.onBytes ? { onBytes: options.onBytes } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+  return importLxdImage(store, { server: remote.url, certificate: remote.certificate || undefined, ...(isFingerprint ? { fingerprint: ref } : { alias: ref }) }, {
+    aliases: options.aliases ?? [],
+    copyAliases: options.copyAliases ?? false,
+    public: options.public ?? true,
+    autoUpdate: options.autoUpdate ?? false,
+    limit: options.limit ?? Number.MAX_SAFE_INTEGER,
+    ...(options.onBytes ? { onBytes: options.onBytes } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
+
+/** Pulls one image from an LXD-protocol server (copies, and pull-mode POST /1.0/images). */
+export async function importLxdImage(
+  store: Store,
+  source: LxdImageSource,
+  options: { aliases: string[]; copyAliases?: boolean; public: boolean; autoUpdate: boolean; properties?: Record<string, string>; limit: number; onBytes?: (n: number) => void; signal?: AbortSignal },
+): Promise<Image> {
+  const { info, sources } = await openLxdImage(source, { limit: options.limit, ...(options.signal ? { signal: options.signal } : {}) });
+  await refuseDuplicate(store, info.fingerprint);
+  const copied = options.copyAliases ? info.aliases.map((a) => a.name) : [];
+  return importImage(store, {
+    sources: sources as [IngestSource] | [IngestSource, IngestSource],
+    expectedFingerprint: info.fingerprint,
+    public: options.public,
+    properties: { ...info.properties, ...options.properties },
+    aliases: [...new Set([...options.aliases, ...copied])],
+    autoUpdate: options.autoUpdate,
+    updateSource: { server: source.server, protocol: 'lxd', alias: source.alias ?? '', certificate: source.certificate ?? '', imageType: info.type },
+    ...(options.onBytes ? { onBytes: options.onBytes } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
+
+async function refuseDuplicate(store: Store, fingerprint: string) {
+  if (await store.meta.getImage(fingerprint)) throw new AppError(ErrorCodes.conflict, `Image with fingerprint ${fingerprint} already exists`);
+}

@@ -1,0 +1,87 @@
+/**
+ * Opening a URL on another server, or a path in a local tree (air-gapped copies): one shape for
+ * both, a status and a body stream. HTTPS trusts the system CA store (as lxc does: Node's bundled
+ * list alone would reject a company CA), or exactly one pinned certificate.
+ */
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { X509Certificate } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { getCACertificates, type PeerCertificate } from 'node:tls';
+import { AppError, ErrorCodes } from '../errors.ts';
+
+/** Response headers must start within this, as LXD clients require of image servers. */
+export const headerTimeoutMs = 30_000;
+
+export interface FetchOptions {
+  /** PEM to pin instead of trusting the system CA store. */
+  certificate?: string | undefined;
+  signal?: AbortSignal | undefined;
+  /** Abort a transfer that sends nothing for this long. */
+  idleTimeoutMs?: number;
+}
+
+function tlsOptions(certificate: string | undefined): RequestOptions {
+  if (!certificate) return { ca: getCACertificates('system') };
+  const pinned = new X509Certificate(certificate).fingerprint256;
+  // The pinned certificate is the trust anchor: its name need not match the address we dial.
+  return {
+    ca: certificate,
+    checkServerIdentity: (_host: string, cert: PeerCertificate) =>
+      cert.fingerprint256 === pinned ? undefined : new Error('the server certificate does not match the pinned one'),
+  };
+}
+
+/** GET a URL; resolves once the response headers arrived. */
+export function openUrl(url: URL, options: FetchOptions = {}): Promise<IncomingMessage> {
+  if (url.protocol === 'file:') return openFile(url);
+  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'GET', ...(url.protocol === 'https:' ? tlsOptions(options.certificate) : {}), ...(options.signal ? { signal: options.signal } : {}) },
+      (res) => {
+        res.setTimeout(options.idleTimeoutMs ?? 60_000, () => res.destroy(new AppError(ErrorCodes.unavailable, `${url.href}: the transfer stalled`)));
+        resolve(res);
+      },
+    );
+    req.setTimeout(headerTimeoutMs, () => req.destroy(new AppError(ErrorCodes.unavailable, `${url.origin} did not answer within ${headerTimeoutMs / 1000} s`)));
+    req.on('error', (err) => reject(err instanceof AppError ? err : new AppError(ErrorCodes.unavailable, `Cannot reach ${url.origin}: ${err.message}`)));
+    req.end();
+  });
+}
+
+/** A local file as if it were an HTTP 200 (or 404) response. */
+async function openFile(url: URL): Promise<IncomingMessage> {
+  const path = decodeURIComponent(url.pathname);
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile()) {
+    const empty = createReadStream('/dev/null') as unknown as IncomingMessage;
+    return Object.assign(empty, { statusCode: 404, headers: {} });
+  }
+  const stream = createReadStream(path, { highWaterMark: 1 << 20 }) as unknown as IncomingMessage;
+  return Object.assign(stream, { statusCode: 200, headers: { 'content-length': String(info.size) } });
+}
+
+/** A whole (small) document, e.g. an index; fails on anything but 200. */
+export async function fetchJson<T = unknown>(url: URL, options: FetchOptions = {}): Promise<T> {
+  const res = await openUrl(url, options);
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (res.statusCode !== 200) {
+    throw new AppError(res.statusCode === 404 ? ErrorCodes.notFound : ErrorCodes.unavailable, `${url.href}: HTTP ${res.statusCode}`, { cause: text.slice(0, 200) });
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new AppError(ErrorCodes.unavailable, `${url.href} is not valid JSON`);
+  }
+}
+
+/** The URL of `path` under a remote's base URL (a trailing slash is implied, as clients do). */
+export function under(base: string, path: string): URL {
+  const root = /^[a-z][a-z0-9+.-]*:/i.test(base) ? base : `file://${base.startsWith('/') ? '' : process.cwd() + '/'}${base}`;
+  return new URL(path.replace(/^\/+/, ''), root.endsWith('/') ? root : `${root}/`);
+}
