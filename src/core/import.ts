@@ -26,6 +26,9 @@ export interface ImportRequest {
   autoUpdate?: boolean;
   cached?: boolean;
   updateSource?: Image['updateSource'];
+  /** Mirrored images keep their upstream product's aliases and belong to their mirror. */
+  productAliases?: string[];
+  mirror?: string;
   now?: Date;
 }
 
@@ -90,6 +93,8 @@ export async function importImage(store: Store, request: ImportRequest): Promise
       autoUpdate: request.autoUpdate ?? false,
       cached: request.cached ?? false,
       updateSource: request.updateSource ?? null,
+      productAliases: request.productAliases ?? [],
+      mirror: request.mirror ?? null,
     };
     const aliases: Alias[] = aliasNames.map((name) => ({ name, fingerprint, description: '', type }));
     await store.meta.insertImage(image, aliases);

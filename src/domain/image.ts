@@ -47,6 +47,10 @@ export interface Image {
   autoUpdate: boolean;
   cached: boolean;
   updateSource: UpdateSource | null;
+  /** Aliases of the image's product on the server it was mirrored from; empty: derive them. */
+  productAliases: string[];
+  /** The mirror that manages this image (adds and retires it), if any. */
+  mirror: string | null;
 }
 
 export interface Alias {

@@ -56,7 +56,8 @@ export function productOf(image: Image): Product {
     return { key: `image:${image.fingerprint}`, os, release, variant, arch, releaseTitle, aliases: [] };
   }
   const key = [os, release, arch, variant].map(keyPart).join(':');
-  return { key, os, release, variant, arch, releaseTitle, aliases: productAliases(os, release, variant) };
+  const aliases = image.productAliases.length ? image.productAliases : productAliases(os, release, variant);
+  return { key, os, release, variant, arch, releaseTitle, aliases };
 }
 
 /** The alias set images.linuxcontainers.org publishes (lxd-imagebuilder CreateAliases). */

@@ -6,7 +6,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
 import type { FileFormat } from '../domain/formats.ts';
-import type { BlobRecord, MetaStore, RemoteRecord, TrustedCertificate, TrustToken } from './store.ts';
+import type { BlobRecord, MetaStore, MirrorRecord, RemoteRecord, TrustedCertificate, TrustToken } from './store.ts';
 
 const migrations: string[] = [
   `CREATE TABLE blobs (
@@ -63,6 +63,20 @@ const migrations: string[] = [
      created_at TEXT NOT NULL,
      expires_at TEXT NOT NULL
    );`,
+  `ALTER TABLE images ADD COLUMN product_aliases TEXT NOT NULL DEFAULT '[]';
+   ALTER TABLE images ADD COLUMN mirror TEXT;
+   CREATE INDEX images_mirror ON images (mirror);
+   CREATE TABLE mirrors (
+     name TEXT PRIMARY KEY,
+     remote TEXT NOT NULL,
+     filters TEXT NOT NULL,
+     types TEXT NOT NULL,
+     keep INTEGER NOT NULL,
+     interval_seconds INTEGER NOT NULL,
+     lazy INTEGER NOT NULL DEFAULT 0,
+     last_sync TEXT,
+     last_error TEXT
+   );`,
 ];
 
 interface ImageRow {
@@ -81,6 +95,8 @@ interface ImageRow {
   auto_update: number;
   cached: number;
   update_source: string | null;
+  product_aliases: string;
+  mirror: string | null;
   m_sha256: string;
   m_size: number;
   m_format: string;
@@ -113,6 +129,8 @@ function toImage(row: ImageRow): Image {
     autoUpdate: row.auto_update === 1,
     cached: row.cached === 1,
     updateSource: row.update_source === null ? null : JSON.parse(row.update_source),
+    productAliases: JSON.parse(row.product_aliases),
+    mirror: row.mirror,
   };
 }
 
@@ -185,8 +203,9 @@ export class SqliteMetaStore implements MetaStore {
       for (const blob of [image.metadata, image.rootfs]) if (blob) this.upsertBlob(blob, image.uploadedAt);
       this.sql(
         `INSERT INTO images (fingerprint, type, architecture, filename, size, public, created_at, uploaded_at,
-           expires_at, last_used_at, properties, templates, metadata_sha256, rootfs_sha256, auto_update, cached, update_source)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           expires_at, last_used_at, properties, templates, metadata_sha256, rootfs_sha256, auto_update, cached, update_source,
+           product_aliases, mirror)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         image.fingerprint,
         image.type,
@@ -205,6 +224,8 @@ export class SqliteMetaStore implements MetaStore {
         image.autoUpdate ? 1 : 0,
         image.cached ? 1 : 0,
         image.updateSource === null ? null : JSON.stringify(image.updateSource),
+        JSON.stringify(image.productAliases),
+        image.mirror,
       );
       for (const alias of aliases) this.insertAlias(alias);
     });
@@ -406,6 +427,55 @@ export class SqliteMetaStore implements MetaStore {
     this.transaction(() => {
       const { changes } = this.sql('DELETE FROM remotes WHERE name = ?').run(name);
       if (changes === 0) throw notFound(`Remote "${name}" not found`);
+    });
+  }
+
+  async listMirrors(): Promise<MirrorRecord[]> {
+    const rows = this.sql('SELECT * FROM mirrors ORDER BY name').all() as {
+      name: string;
+      remote: string;
+      filters: string;
+      types: string;
+      keep: number;
+      interval_seconds: number;
+      lazy: number;
+      last_sync: string | null;
+      last_error: string | null;
+    }[];
+    return rows.map((r) => ({
+      name: r.name,
+      remote: r.remote,
+      filters: JSON.parse(r.filters),
+      types: JSON.parse(r.types),
+      keep: r.keep,
+      intervalSeconds: r.interval_seconds,
+      lazy: r.lazy === 1,
+      lastSync: r.last_sync,
+      lastError: r.last_error,
+    }));
+  }
+
+  async putMirror(m: MirrorRecord): Promise<void> {
+    this.transaction(() => {
+      this.sql(
+        `INSERT INTO mirrors (name, remote, filters, types, keep, interval_seconds, lazy, last_sync, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET remote = excluded.remote, filters = excluded.filters, types = excluded.types, keep = excluded.keep,
+           interval_seconds = excluded.interval_seconds, lazy = excluded.lazy, last_sync = excluded.last_sync, last_error = excluded.last_error`,
+      ).run(m.name, m.remote, JSON.stringify(m.filters), JSON.stringify(m.types), m.keep, m.intervalSeconds, m.lazy ? 1 : 0, m.lastSync, m.lastError);
+    });
+  }
+
+  async removeMirror(name: string): Promise<void> {
+    this.transaction(() => {
+      const { changes } = this.sql('DELETE FROM mirrors WHERE name = ?').run(name);
+      if (changes === 0) throw notFound(`Mirror "${name}" not found`);
+    });
+  }
+
+  async publishImages(fingerprints: string[]): Promise<void> {
+    if (fingerprints.length === 0) return;
+    this.transaction(() => {
+      for (const fp of fingerprints) this.sql('UPDATE images SET public = 1 WHERE fingerprint = ?').run(fp);
     });
   }
 

@@ -34,6 +34,20 @@ export interface RemoteRecord {
   certificate: string;
 }
 
+export interface MirrorRecord {
+  name: string;
+  remote: string;
+  /** KEY=VALUE filters on os, release, architecture, variant, type; all must match. */
+  filters: Record<string, string>;
+  types: ('container' | 'virtual-machine')[];
+  /** Versions kept per product. */
+  keep: number;
+  intervalSeconds: number;
+  lazy: boolean;
+  lastSync: string | null;
+  lastError: string | null;
+}
+
 export interface MetaStore {
   getImage(fingerprint: string): Promise<Image | undefined>;
   /** Images whose fingerprint starts with `prefix`. */
@@ -70,6 +84,12 @@ export interface MetaStore {
   /** Adds or replaces. */
   putRemote(remote: RemoteRecord): Promise<void>;
   removeRemote(name: string): Promise<void>;
+
+  listMirrors(): Promise<MirrorRecord[]>;
+  putMirror(mirror: MirrorRecord): Promise<void>;
+  removeMirror(name: string): Promise<void>;
+  /** Makes these images public in one transaction: a version appears whole or not at all. */
+  publishImages(fingerprints: string[]): Promise<void>;
 
   /** A number that changes whenever any process commits a change. */
   changeVersion(): Promise<number>;

@@ -31,7 +31,17 @@ export async function importRemoteImage(
   store: Store,
   remote: RemoteRecord,
   image: RemoteImage,
-  options: { aliases: string[]; public: boolean; autoUpdate: boolean; updateAlias: string; cached?: boolean; onBytes?: (n: number) => void; signal?: AbortSignal },
+  options: {
+    aliases: string[];
+    public: boolean;
+    autoUpdate: boolean;
+    updateAlias: string;
+    cached?: boolean;
+    productAliases?: string[];
+    mirror?: string;
+    onBytes?: (n: number) => void;
+    signal?: AbortSignal;
+  },
 ): Promise<Image> {
   const sources = [image.metadata, ...(image.rootfs ? [image.rootfs] : [])].map((f) => remoteSource(remote.url, f, fetchOptions(remote, options.signal)));
   return importImage(store, {
@@ -43,6 +53,8 @@ export async function importRemoteImage(
     autoUpdate: options.autoUpdate,
     cached: options.cached ?? false,
     updateSource: { server: remote.url, protocol: remote.protocol, alias: options.updateAlias, certificate: remote.certificate, imageType: image.type },
+    ...(options.productAliases ? { productAliases: options.productAliases } : {}),
+    ...(options.mirror ? { mirror: options.mirror } : {}),
     ...(options.onBytes ? { onBytes: options.onBytes } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });

@@ -76,6 +76,8 @@ function image(overrides: Partial<Image> & { props?: Record<string, string>; roo
     autoUpdate: false,
     cached: false,
     updateSource: null,
+    productAliases: [],
+    mirror: null,
     ...overrides,
   };
 }

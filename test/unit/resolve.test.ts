@@ -28,6 +28,8 @@ function fakeImage(fingerprint: string): Image {
     autoUpdate: false,
     cached: false,
     updateSource: null,
+    productAliases: [],
+    mirror: null,
   };
 }
 

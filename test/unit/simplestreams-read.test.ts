@@ -26,6 +26,8 @@ function image(fp: string, root: 'squashfs' | 'qcow2' | null, props: Record<stri
     autoUpdate: false,
     cached: false,
     updateSource: null,
+    productAliases: [],
+    mirror: null,
   };
 }
 

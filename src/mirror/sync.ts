@@ -1,0 +1,144 @@
+/**
+ * Mirror sync: keep a filtered copy of a simplestreams server. It downloads only what it lacks,
+ * verifies every byte, publishes each product version only once all its images are stored, keeps
+ * the newest N versions per product, and retires the rest (their files stay downloadable for the
+ * grace period). A sync killed half-way resumes where it stopped: finished images are kept,
+ * still private, and published once their version is complete.
+ */
+import type { Image } from '../domain/image.ts';
+import type { MirrorRecord } from '../meta/store.ts';
+import type { RemoteImage } from '../domain/simplestreams-read.ts';
+import { canonicalArchitecture } from '../domain/architecture.ts';
+import { AppError, ErrorCodes } from '../errors.ts';
+import type { Store } from '../core/context.ts';
+import { deleteImages } from '../core/images.ts';
+import { loadCatalogue } from '../remote/simplestreams.ts';
+import { getRemote } from './remotes.ts';
+import { importRemoteImage } from './copy.ts';
+
+export const filterKeys = ['os', 'release', 'architecture', 'variant', 'type'] as const;
+
+export function matchesMirror(image: RemoteImage, mirror: Pick<MirrorRecord, 'filters' | 'types'>): boolean {
+  if (mirror.types.length && !mirror.types.includes(image.type)) return false;
+  return Object.entries(mirror.filters).every(([key, value]) => {
+    const want = value.toLowerCase();
+    if (key === 'architecture') return canonicalArchitecture(value) === image.architecture || image.properties.architecture?.toLowerCase() === want;
+    if (key === 'type') return image.type === want;
+    return (image.properties[key] ?? '').toLowerCase() === want;
+  });
+}
+
+/** The images to hold: of each product, every image of its newest `keep` versions. */
+export function wantedImages(catalogue: RemoteImage[], mirror: Pick<MirrorRecord, 'filters' | 'types' | 'keep'>): RemoteImage[] {
+  const byProduct = new Map<string, RemoteImage[]>();
+  for (const image of catalogue) {
+    if (!matchesMirror(image, mirror)) continue;
+    byProduct.set(image.productKey, [...(byProduct.get(image.productKey) ?? []), image]);
+  }
+  return [...byProduct.values()].flatMap((images) => {
+    const versions = [...new Set(images.map((i) => i.version))].sort().reverse().slice(0, mirror.keep);
+    return images.filter((i) => versions.includes(i.version));
+  });
+}
+
+export interface SyncPlan {
+  add: RemoteImage[];
+  remove: Image[];
+}
+
+export async function planSync(store: Store, mirror: MirrorRecord, catalogue: RemoteImage[]): Promise<SyncPlan> {
+  const wanted = wantedImages(catalogue, mirror);
+  const local = await store.meta.listImages();
+  const have = new Set(local.map((i) => i.fingerprint));
+  const wantedSet = new Set(wanted.map((i) => i.fingerprint));
+  return {
+    add: wanted.filter((i) => !have.has(i.fingerprint)),
+    remove: local.filter((i) => i.mirror === mirror.name && !wantedSet.has(i.fingerprint)),
+  };
+}
+
+export interface SyncReport {
+  plan: SyncPlan;
+  added: string[];
+  removed: string[];
+  failed: { fingerprint: string; error: string }[];
+}
+
+export interface SyncOptions {
+  dryRun?: boolean;
+  signal?: AbortSignal;
+  /** Downloads in flight at once. */
+  parallel?: number;
+  attempts?: number;
+  backoffMs?: number;
+  onBytes?: (n: number) => void;
+}
+
+export async function syncMirror(store: Store, mirror: MirrorRecord, options: SyncOptions = {}): Promise<SyncReport> {
+  const remote = await getRemote(store, mirror.remote);
+  if (remote.protocol !== 'simplestreams') throw new AppError(ErrorCodes.invalidArgument, `Mirror ${mirror.name}: only simplestreams remotes can be mirrored`);
+  const catalogue = await loadCatalogue(remote.url, { certificate: remote.certificate || undefined, signal: options.signal });
+  const plan = await planSync(store, mirror, catalogue);
+  const report: SyncReport = { plan, added: [], removed: [], failed: [] };
+  if (options.dryRun) return report;
+
+  const attempts = options.attempts ?? 3;
+  const backoffMs = options.backoffMs ?? 1000;
+  const fetchOne = async (image: RemoteImage) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await importRemoteImage(store, remote, image, {
+          aliases: [],
+          public: false,
+          autoUpdate: false,
+          updateAlias: image.aliases[0] ?? '',
+          productAliases: image.aliases,
+          mirror: mirror.name,
+          ...(options.onBytes ? { onBytes: options.onBytes } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        report.added.push(image.fingerprint);
+        return;
+      } catch (err) {
+        // Bad input from upstream will not improve with retries; a network fault may.
+        const retry = attempt < attempts && !(err instanceof AppError && (err.code === ErrorCodes.integrity || err.code === ErrorCodes.invalidImage || err.code === ErrorCodes.conflict));
+        if (!retry) {
+          report.failed.push({ fingerprint: image.fingerprint, error: (err as Error).message });
+          store.log.warn('mirror download failed', { mirror: mirror.name, fingerprint: image.fingerprint, err });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, backoffMs * 2 ** (attempt - 1)));
+      }
+    }
+  };
+  await pool(plan.add, options.parallel ?? 3, fetchOne);
+
+  // Publish each wanted version whose images are now all here, in one step.
+  const wanted = wantedImages(catalogue, mirror);
+  const local = new Map((await store.meta.listImages()).map((i) => [i.fingerprint, i]));
+  const versions = new Map<string, RemoteImage[]>();
+  for (const image of wanted) versions.set(`${image.productKey}@${image.version}`, [...(versions.get(`${image.productKey}@${image.version}`) ?? []), image]);
+  for (const images of versions.values()) {
+    if (!images.every((i) => local.has(i.fingerprint))) continue;
+    await store.meta.publishImages(images.map((i) => local.get(i.fingerprint)!).filter((i) => i.mirror === mirror.name && !i.public).map((i) => i.fingerprint));
+  }
+
+  if (plan.remove.length) {
+    await deleteImages(store, plan.remove.map((i) => i.fingerprint));
+    report.removed.push(...plan.remove.map((i) => i.fingerprint));
+  }
+  await store.meta.putMirror({
+    ...mirror,
+    lastSync: new Date().toISOString(),
+    lastError: report.failed.length ? `${report.failed.length} images failed: ${report.failed[0]!.error}` : null,
+  });
+  return report;
+}
+
+async function pool<T>(items: T[], size: number, work: (item: T) => Promise<void>) {
+  let next = 0;
+  const runners = Array.from({ length: Math.min(size, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  });
+  await Promise.all(runners);
+}
