@@ -18,6 +18,8 @@ export interface Config {
   tlsKey: string | undefined;
   /** Seconds a deleted image's files stay downloadable. */
   gracePeriod: number;
+  /** Seconds between auto-update checks of images copied with --auto-update; 0 = off. */
+  autoUpdateInterval: number;
   /** Largest image upload accepted over the LXD API, in bytes. */
   maxUploadSize: number;
   logLevel: Level;
@@ -31,6 +33,7 @@ const defaults: Settings = {
   tlsCert: undefined,
   tlsKey: undefined,
   gracePeriod: 3600,
+  autoUpdateInterval: 6 * 3600,
   maxUploadSize: 64 * 1024 ** 3,
   logLevel: 'info',
 };
@@ -44,6 +47,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   tlsKey: { yaml: 'tls_key', env: 'WHARF_TLS_KEY', kind: 'path' },
   gracePeriod: { yaml: 'grace_period', env: 'WHARF_GRACE_PERIOD', kind: 'seconds' },
   maxUploadSize: { yaml: 'max_upload_size', env: 'WHARF_MAX_UPLOAD_SIZE', kind: 'bytes' },
+  autoUpdateInterval: { yaml: 'auto_update_interval', env: 'WHARF_AUTO_UPDATE_INTERVAL', kind: 'seconds' },
   logLevel: { yaml: 'log_level', env: 'WHARF_LOG_LEVEL', kind: 'level' },
 };
 

@@ -12,6 +12,7 @@ import { buildApp } from './http/app.ts';
 import { listenDual, listenPlain, type Listener } from './http/listen.ts';
 import { loadTlsIdentity, type TlsIdentity } from './tls.ts';
 import { ImageSecrets } from './core/secrets.ts';
+import { startScheduler } from './mirror/scheduler.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
 const packageVersion: string = packageJson.version;
@@ -60,6 +61,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     throw err;
   }
 
+  const scheduler = startScheduler(store, { autoUpdateSeconds: config.autoUpdateInterval });
   const gc = setInterval(() => {
     collectGarbage(store).catch((err: unknown) => log.error('garbage collection failed', { err }));
   }, gcIntervalMs);
@@ -72,6 +74,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     tls,
     close: async () => {
       clearInterval(gc);
+      await scheduler.stop();
       publisher.stop();
       await Promise.all(listeners.map((l) => l.close()));
       await app.close();

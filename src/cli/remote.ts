@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { addRemote, getRemote, listRemotes, removeRemote, setRemoteUrl, splitRef } from '../mirror/remotes.ts';
 import { copyImage } from '../mirror/copy.ts';
+import { refreshImages } from '../mirror/refresh.ts';
 import { checkFormat, render } from './output.ts';
 import { progress } from './progress.ts';
 import { withStore, type GlobalOptions } from './context.ts';
@@ -53,6 +54,18 @@ export function remoteCommands(program: Command, image: Command, globals: () => 
     .argument('<name>')
     .argument('<url>')
     .action(async (name: string, url: string) => withStore(globals(), (store) => setRemoteUrl(store, name, url.replace(/\/+$/, ''))));
+
+  image
+    .command('refresh')
+    .description('Check images copied with --auto-update for a newer version now')
+    .argument('[images...]')
+    .action(async (refs: string[]) => {
+      const results = await withStore(globals(), (store) => refreshImages(store, refs));
+      for (const r of results) {
+        process.stdout.write(r.error ? `${r.fingerprint}: ${r.error}\n` : r.updatedTo ? `${r.fingerprint}: updated to ${r.updatedTo}\n` : `${r.fingerprint}: up to date\n`);
+      }
+      if (results.some((r) => r.error)) throw new AppError(ErrorCodes.unavailable, 'Some images could not be refreshed');
+    });
 
   image
     .command('copy')

@@ -323,6 +323,12 @@ export class SqliteMetaStore implements MetaStore {
     });
   }
 
+  async moveAliases(from: string, to: string): Promise<void> {
+    this.transaction(() => {
+      this.sql('UPDATE aliases SET fingerprint = ?, type = (SELECT type FROM images WHERE fingerprint = ?) WHERE fingerprint = ?').run(to, to, from);
+    });
+  }
+
   async getBlob(sha256: string): Promise<BlobRecord | undefined> {
     const row = this.sql(
       `SELECT b.*, EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = b.sha256 OR rootfs_sha256 = b.sha256) AS referenced

@@ -65,6 +65,8 @@ export interface MetaStore {
   createAlias(alias: Alias): Promise<void>;
   deleteAlias(name: string): Promise<void>;
   renameAlias(from: string, to: string): Promise<void>;
+  /** Points every alias of one image at another, atomically. */
+  moveAliases(from: string, to: string): Promise<void>;
 
   getBlob(sha256: string): Promise<BlobRecord | undefined>;
   /** Blobs no image uses that were not unpublished after `unpublishedBefore`. */

@@ -35,6 +35,12 @@ async function getJson<T>(url: URL, certificate: string | undefined, signal?: Ab
   return body.metadata as T;
 }
 
+/** The fingerprint an alias names on an LXD-protocol server. */
+export async function lxdAliasTarget(remote: { url: string; certificate: string }, alias: string, signal?: AbortSignal): Promise<string> {
+  const url = new URL(`${remote.url.replace(/\/+$/, '')}/1.0/images/aliases/${encodeURIComponent(alias)}`);
+  return (await getJson<{ target: string }>(url, remote.certificate || undefined, signal)).target;
+}
+
 export async function openLxdImage(
   source: LxdImageSource,
   options: { limit: number; signal?: AbortSignal },

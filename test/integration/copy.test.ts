@@ -45,6 +45,16 @@ test('image copy from another server, over simplestreams and the LXD API, verifi
   assert.match((await wharf(local, ['image', 'copy', 'up:nothing/here'])).stderr, /couldn't be found/);
   assert.match(await wharfOk(local, ['image', 'verify']), new RegExp(`${fpUni}: ok`));
 
+  // Auto-update: a newer build upstream replaces the copy and takes its aliases.
+  const newer = await buildMetadataTarball(work, { name: 'newer.tar.xz', properties: { os: 'Debian', release: '12', variant: 'default', architecture: 'amd64', serial: '20991231_00:00' } });
+  const newerSq = await buildSquashfs(work, { seed: 'newer', name: 'newer.squashfs' });
+  const fpNew = fingerprintFrom(await wharfOk(upstream, ['image', 'import', newer.path, newerSq.path]));
+  await new Promise((r) => setTimeout(r, 400));
+  assert.match(await wharfOk(local, ['image', 'refresh']), new RegExp(`${fpSq}: updated to ${fpNew}`));
+  assert.equal(parse(await wharfOk(local, ['image', 'show', 'mine'])).fingerprint, fpNew);
+  assert.match((await wharf(local, ['image', 'info', fpSq])).stderr, /not found/);
+  assert.match(await wharfOk(local, ['image', 'refresh', 'mine']), /up to date/);
+
   // A static tree of the same server, as a directory remote, with one file tampered and one cut short.
   const tree = join(work, 'tree');
   for (const path of ['streams/v1/index.json', 'streams/v1/images.json']) {
@@ -59,14 +69,14 @@ test('image copy from another server, over simplestreams and the LXD API, verifi
   await wharfOk(fresh, ['remote', 'add', 'tree', tree]);
   assert.match(await wharfOk(fresh, ['image', 'copy', 'tree:alp']), new RegExp(fpUni));
 
-  const sqFile = files.find((f) => f.sha256 === sq.sha256)!;
+  const sqFile = files.find((f) => f.sha256 === newerSq.sha256)!;
   const bytes = await readFile(join(tree, sqFile.path));
   bytes[1000] = bytes[1000]! ^ 0xff;
   await writeFile(join(tree, sqFile.path), bytes);
   const tampered = await wharf(fresh, ['image', 'copy', 'tree:debian/12']);
   assert.notEqual(tampered.code, 0);
   assert.match(tampered.stderr, /Hash mismatch/);
-  await copyFile(sq.path, join(tree, sqFile.path));
+  await copyFile(newerSq.path, join(tree, sqFile.path));
   await truncate(join(tree, sqFile.path), 1000);
   assert.match((await wharf(fresh, ['image', 'copy', 'tree:debian/12'])).stderr, /truncated/);
   const after = JSON.parse(await wharfOk(fresh, ['image', 'list', '--format', 'json'])) as { fingerprint: string }[];

@@ -1,0 +1,46 @@
+/**
+ * The background jobs of `wharf serve`: mirror syncs when their interval is due, and auto-update
+ * of images every `auto_update_interval`. One job at a time, so two syncs never race.
+ */
+import type { Store } from '../core/context.ts';
+import { syncMirror } from './sync.ts';
+import { refreshImages } from './refresh.ts';
+
+export interface Scheduler {
+  stop(): Promise<void>;
+}
+
+export function startScheduler(store: Store, options: { autoUpdateSeconds: number; tickMs?: number }): Scheduler {
+  const controller = new AbortController();
+  let lastRefresh = Date.now();
+  let running: Promise<void> = Promise.resolve();
+  const tick = async () => {
+    for (const mirror of await store.meta.listMirrors()) {
+      if (controller.signal.aborted) return;
+      const due = mirror.intervalSeconds > 0 && (!mirror.lastSync || Date.parse(mirror.lastSync) + mirror.intervalSeconds * 1000 <= Date.now());
+      if (!due) continue;
+      try {
+        const report = await syncMirror(store, mirror, { signal: controller.signal });
+        store.log.info('mirror synced', { mirror: mirror.name, added: report.added.length, removed: report.removed.length, failed: report.failed.length });
+      } catch (err) {
+        store.log.error('mirror sync failed', { mirror: mirror.name, err });
+        await store.meta.putMirror({ ...mirror, lastSync: new Date().toISOString(), lastError: (err as Error).message });
+      }
+    }
+    if (options.autoUpdateSeconds > 0 && Date.now() - lastRefresh >= options.autoUpdateSeconds * 1000) {
+      lastRefresh = Date.now();
+      await refreshImages(store, [], controller.signal);
+    }
+  };
+  const timer = setInterval(() => {
+    running = running.then(tick).catch((err: unknown) => store.log.error('background job failed', { err }));
+  }, options.tickMs ?? 30_000);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      controller.abort();
+      await running;
+    },
+  };
+}
