@@ -4,12 +4,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, opendir, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import { fingerprintPattern } from '../domain/image.ts';
-import type { BlobInfo, BlobStore, BlobWriter, ByteRange } from './store.ts';
+import type { BlobInfo, BlobStore, BlobWriter, ByteRange, StoredBlob } from './store.ts';
 
 export class FsBlobStore implements BlobStore {
   readonly root: string;
@@ -60,12 +60,13 @@ export class FsBlobStore implements BlobStore {
     await rm(this.pathOf(sha256), { force: true });
   }
 
-  async *list(): AsyncIterable<BlobInfo> {
+  async *list(): AsyncIterable<StoredBlob> {
     for (const prefix of await readdir(this.objects)) {
       const dir = await opendir(join(this.objects, prefix));
       for await (const entry of dir) {
         if (!fingerprintPattern.test(entry.name)) continue;
-        yield { sha256: entry.name, size: (await stat(join(this.objects, prefix, entry.name))).size };
+        const info = await stat(join(this.objects, prefix, entry.name));
+        yield { sha256: entry.name, size: info.size, modifiedMs: info.mtimeMs };
       }
     }
   }
@@ -126,6 +127,10 @@ class FsBlobWriter implements BlobWriter {
       if ((await stat(target).catch(() => undefined)) === undefined) {
         await rename(this.stagingPath, target);
         await syncDirectory(dir);
+      } else {
+        // Fresh again: the collector leaves recently touched files alone.
+        const now = new Date();
+        await utimes(target, now, now);
       }
       return { sha256, size: this.size };
     } finally {

@@ -9,6 +9,10 @@ export interface BlobInfo {
   size: number;
 }
 
+export interface StoredBlob extends BlobInfo {
+  modifiedMs: number;
+}
+
 export interface BlobWriter {
   /** A local file holding the bytes written so far, for checks that need random access. */
   readonly stagingPath: string;
@@ -33,7 +37,7 @@ export interface BlobStore {
   size(sha256: string): Promise<number | undefined>;
   openRead(sha256: string, range?: ByteRange): Promise<Readable>;
   delete(sha256: string): Promise<void>;
-  list(): AsyncIterable<BlobInfo>;
+  list(): AsyncIterable<StoredBlob>;
   /** Removes staging files left by a crash (those idle for longer than `idleMs`). */
   cleanStaging(idleMs?: number): Promise<void>;
 }

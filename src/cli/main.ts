@@ -5,7 +5,7 @@ import { imageCommands } from './image.ts';
 import { serveCommand } from './serve.ts';
 import { trustCommands } from './trust.ts';
 import { remoteCommands } from './remote.ts';
-import { mirrorCommands } from './mirror.ts';
+import { mirrorCommands, pruneCommand, treeCommands } from './mirror.ts';
 import type { GlobalOptions } from './context.ts';
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -21,6 +21,8 @@ export async function runCli(argv: string[]): Promise<number> {
   trustCommands(program, globals);
   remoteCommands(program, image, globals);
   mirrorCommands(program, globals);
+  treeCommands(program, globals);
+  pruneCommand(program, globals);
   program.commands.forEach(function override(c: Command) {
     c.exitOverride();
     c.commands.forEach(override);

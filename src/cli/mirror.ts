@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { filterKeys, syncMirror } from '../mirror/sync.ts';
 import { getRemote } from '../mirror/remotes.ts';
+import { exportTree, importTree } from '../mirror/tree.ts';
+import { prune } from '../core/prune.ts';
 import type { MirrorRecord } from '../meta/store.ts';
 import { checkFormat, humanSize, render } from './output.ts';
 import { withStore, type GlobalOptions } from './context.ts';
@@ -111,5 +113,53 @@ export function mirrorCommands(program: Command, globals: () => GlobalOptions) {
         return failed;
       });
       if (failures) throw new AppError(ErrorCodes.unavailable, `${failures} images could not be mirrored; the next sync tries again`);
+    });
+}
+
+export function treeCommands(program: Command, globals: () => GlobalOptions) {
+  const tree = program.command('tree').description('Static simplestreams trees, for air-gapped copies');
+  tree
+    .command('export')
+    .argument('<dir>')
+    .argument('[filters...]', 'as in image list')
+    .description('Write the public images (or those matching FILTERs) as a tree any web server can serve')
+    .action(async (dir: string, filters: string[]) => {
+      const { images, files } = await withStore(globals(), (store) => exportTree(store, dir, filters));
+      process.stdout.write(`Exported ${images} images (${files} files) to ${dir}\n`);
+    });
+  tree
+    .command('import')
+    .argument('<dir>')
+    .description('Load a tree written by tree export (or any simplestreams tree), verifying every file')
+    .action(async (dir: string) => {
+      const { imported, skipped } = await withStore(globals(), (store) => importTree(store, dir));
+      process.stdout.write(`Imported ${imported.length} images, ${skipped} already present\n`);
+    });
+}
+
+export function pruneCommand(program: Command, globals: () => GlobalOptions) {
+  program
+    .command('prune')
+    .description('Remove old product versions and files nothing uses (never within the grace period)')
+    .option('--keep <n>', 'versions kept per product')
+    .option('--older-than <duration>', 'remove versions uploaded longer ago (never the newest)')
+    .option('--dry-run', 'only print what would go')
+    .action(async (opts: { keep?: string; olderThan?: string; dryRun?: boolean }) => {
+      const keep = opts.keep === undefined ? undefined : Number(opts.keep);
+      if (keep !== undefined && (!Number.isInteger(keep) || keep < 1)) throw new AppError(ErrorCodes.invalidArgument, '--keep must be a whole number of at least 1');
+      const result = await withStore(globals(), (store) =>
+        prune(store, {
+          ...(keep !== undefined ? { keep } : {}),
+          ...(opts.olderThan !== undefined ? { olderThanSeconds: parseDuration(opts.olderThan) } : {}),
+          dryRun: opts.dryRun ?? false,
+        }),
+      );
+      const verb = opts.dryRun ? 'Would remove' : 'Removed';
+      process.stdout.write(
+        [
+          `${verb} ${result.images.length} images and ${result.blobs.length} files`,
+          ...result.images.map((i) => `  - ${i.fingerprint.slice(0, 12)} ${i.properties.os ?? ''} ${i.properties.release ?? ''} ${i.properties.serial ?? i.createdAt} ${humanSize(i.size)}`),
+        ].join('\n') + '\n',
+      );
     });
 }

@@ -179,6 +179,14 @@ export async function collectGarbage(store: Store, now = new Date()): Promise<{ 
       removed.push(sha);
     }
   }
+  // Files with no record at all: an import that crashed between storing its files and its row.
+  const cutoff = now.getTime() - store.graceSeconds * 1000;
+  for await (const blob of store.blobs.list()) {
+    if (blob.modifiedMs < cutoff && !(await store.meta.knownBlob(blob.sha256))) {
+      await store.blobs.delete(blob.sha256);
+      removed.push(blob.sha256);
+    }
+  }
   if (removed.length) store.log.info('blobs collected', { count: removed.length });
   return { removed };
 }
