@@ -39,11 +39,14 @@ export async function importRemoteImage(
     cached?: boolean;
     productAliases?: string[];
     mirror?: string;
+    /** Give up on a transfer that sends nothing for this long. */
+    idleTimeoutMs?: number;
     onBytes?: (n: number) => void;
     signal?: AbortSignal;
   },
 ): Promise<Image> {
-  const sources = [image.metadata, ...(image.rootfs ? [image.rootfs] : [])].map((f) => remoteSource(remote.url, f, fetchOptions(remote, options.signal)));
+  const fetch = { ...fetchOptions(remote, options.signal), ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}) };
+  const sources = [image.metadata, ...(image.rootfs ? [image.rootfs] : [])].map((f) => remoteSource(remote.url, f, fetch));
   return importImage(store, {
     sources: sources as [IngestSource] | [IngestSource, IngestSource],
     expectedFingerprint: image.fingerprint,

@@ -71,6 +71,7 @@ export interface SyncOptions {
   parallel?: number;
   attempts?: number;
   backoffMs?: number;
+  idleTimeoutMs?: number;
   onBytes?: (n: number) => void;
 }
 
@@ -94,6 +95,7 @@ export async function syncMirror(store: Store, mirror: MirrorRecord, options: Sy
           updateAlias: image.aliases[0] ?? '',
           productAliases: image.aliases,
           mirror: mirror.name,
+          ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
           ...(options.onBytes ? { onBytes: options.onBytes } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
         });

@@ -1,0 +1,62 @@
+/**
+ * A plain-HTTP upstream serving a directory tree, with faults to inject per path: the failures a
+ * mirror must survive (errors, cut-off and corrupt bodies, stalls, missing files).
+ */
+import { createServer, type Server } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { join, normalize } from 'node:path';
+
+export type Fault = 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing';
+
+export interface FaultServer {
+  base: string;
+  faults: Map<string, Fault>;
+  /** Paths requested, in order. */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+export async function startFaultServer(root: string): Promise<FaultServer> {
+  const faults = new Map<string, Fault>();
+  const requests: string[] = [];
+  const server: Server = createServer(async (req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^\/+/, '');
+    requests.push(path);
+    const fault = faults.get(path);
+    if (fault === 'status500') return void res.writeHead(500).end('upstream broke');
+    if (fault === 'missing') return void res.writeHead(404).end('no such file');
+    let body: Buffer;
+    try {
+      body = await readFile(join(root, path));
+    } catch {
+      return void res.writeHead(404).end('no such file');
+    }
+    if (fault === 'stall') {
+      res.writeHead(200, { 'content-length': body.length });
+      res.write(body.subarray(0, 100));
+      return; // and never another byte
+    }
+    if (fault === 'corrupt') {
+      body = Buffer.from(body);
+      body[body.length >> 1] = body[body.length >> 1]! ^ 0xff;
+    }
+    res.writeHead(200, { 'content-length': body.length });
+    if (fault === 'truncate') {
+      res.write(body.subarray(0, body.length >> 1), () => res.destroy());
+      return;
+    }
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    base: `http://127.0.0.1:${port}`,
+    faults,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
