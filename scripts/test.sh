@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(lxd-client lxd squashfs-tools qemu-utils busybox-static xz-utils zstd bzip2 lz4 ca-certificates openssl)
+packages=(lxd-client lxd squashfs-tools qemu-utils busybox-static xz-utils zstd bzip2 lz4 ca-certificates openssl nginx)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
