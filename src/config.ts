@@ -20,6 +20,8 @@ export interface Config {
   gracePeriod: number;
   /** Seconds between auto-update checks of images copied with --auto-update; 0 = off. */
   autoUpdateInterval: number;
+  /** Days a lazily mirrored file is kept without a download before its local copy is dropped. */
+  remoteCacheExpiry: number;
   /** Largest image upload accepted over the LXD API, in bytes. */
   maxUploadSize: number;
   logLevel: Level;
@@ -34,11 +36,12 @@ const defaults: Settings = {
   tlsKey: undefined,
   gracePeriod: 3600,
   autoUpdateInterval: 6 * 3600,
+  remoteCacheExpiry: 10,
   maxUploadSize: 64 * 1024 ** 3,
   logLevel: 'info',
 };
 
-type Kind = 'address' | 'path' | 'seconds' | 'bytes' | 'level';
+type Kind = 'address' | 'path' | 'seconds' | 'days' | 'bytes' | 'level';
 
 const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = {
   https: { yaml: 'https', env: 'WHARF_HTTPS', kind: 'address' },
@@ -48,6 +51,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   gracePeriod: { yaml: 'grace_period', env: 'WHARF_GRACE_PERIOD', kind: 'seconds' },
   maxUploadSize: { yaml: 'max_upload_size', env: 'WHARF_MAX_UPLOAD_SIZE', kind: 'bytes' },
   autoUpdateInterval: { yaml: 'auto_update_interval', env: 'WHARF_AUTO_UPDATE_INTERVAL', kind: 'seconds' },
+  remoteCacheExpiry: { yaml: 'remote_cache_expiry', env: 'WHARF_REMOTE_CACHE_EXPIRY', kind: 'days' },
   logLevel: { yaml: 'log_level', env: 'WHARF_LOG_LEVEL', kind: 'level' },
 };
 
@@ -118,6 +122,11 @@ function checkValue(kind: Kind, value: unknown, origin: string): unknown {
     case 'seconds': {
       const n = typeof value === 'number' ? value : Number(String(value).replace(/s$/, ''));
       if (!Number.isInteger(n) || n < 0) throw bad('a whole number of seconds');
+      return n;
+    }
+    case 'days': {
+      const n = typeof value === 'number' ? value : Number(value);
+      if (!Number.isInteger(n) || n < 0) throw bad('a whole number of days');
       return n;
     }
     case 'bytes': {

@@ -13,6 +13,7 @@ import { listenDual, listenPlain, type Listener } from './http/listen.ts';
 import { loadTlsIdentity, type TlsIdentity } from './tls.ts';
 import { ImageSecrets } from './core/secrets.ts';
 import { startScheduler } from './mirror/scheduler.ts';
+import { FetchThroughBlobs } from './mirror/lazy.ts';
 import packageJson from '../package.json' with { type: 'json' };
 
 const packageVersion: string = packageJson.version;
@@ -27,7 +28,9 @@ export interface RunningServer {
 const gcIntervalMs = 10 * 60_000;
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const store = await openStore(config, log);
+  const opened = await openStore(config, log);
+  // Files of lazy mirrors are fetched from upstream on first request, behind every view.
+  const store = { ...opened, blobs: new FetchThroughBlobs(opened.blobs, opened.meta, log) };
   await store.blobs.cleanStaging();
   const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
   const publisher = new IndexPublisher(store);
@@ -61,7 +64,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     throw err;
   }
 
-  const scheduler = startScheduler(store, { autoUpdateSeconds: config.autoUpdateInterval });
+  const scheduler = startScheduler(store, { autoUpdateSeconds: config.autoUpdateInterval, remoteCacheExpiryDays: config.remoteCacheExpiry });
   const gc = setInterval(() => {
     collectGarbage(store).catch((err: unknown) => log.error('garbage collection failed', { err }));
   }, gcIntervalMs);

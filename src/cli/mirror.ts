@@ -29,7 +29,8 @@ export function mirrorCommands(program: Command, globals: () => GlobalOptions) {
     .option('--keep <n>', 'versions kept per product', '3')
     .option('--interval <duration>', 'how often `wharf serve` syncs it (0 = only by hand)', '6h')
     .option('--types <types>', 'container, virtual-machine or both', 'container,virtual-machine')
-    .action(async (name: string, remote: string, opts: { filter: string[]; keep: string; interval: string; types: string }) => {
+    .option('--lazy', 'publish the index at once and fetch each file on its first request')
+    .action(async (name: string, remote: string, opts: { filter: string[]; keep: string; interval: string; types: string; lazy?: boolean }) => {
       const filters: Record<string, string> = {};
       for (const f of opts.filter) {
         const [key, value] = [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)];
@@ -53,7 +54,7 @@ export function mirrorCommands(program: Command, globals: () => GlobalOptions) {
           types: types as MirrorRecord['types'],
           keep,
           intervalSeconds: parseDuration(opts.interval),
-          lazy: false,
+          lazy: opts.lazy ?? false,
           lastSync: null,
           lastError: null,
         };

@@ -6,7 +6,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
 import type { FileFormat } from '../domain/formats.ts';
-import type { BlobRecord, MetaStore, MirrorRecord, RemoteRecord, TrustedCertificate, TrustToken } from './store.ts';
+import type { BlobRecord, BlobSource, MetaStore, MirrorRecord, RemoteRecord, TrustedCertificate, TrustToken } from './store.ts';
 
 const migrations: string[] = [
   `CREATE TABLE blobs (
@@ -77,6 +77,9 @@ const migrations: string[] = [
      last_sync TEXT,
      last_error TEXT
    );`,
+  `ALTER TABLE blobs ADD COLUMN source_url TEXT;
+   ALTER TABLE blobs ADD COLUMN source_certificate TEXT;
+   ALTER TABLE blobs ADD COLUMN last_access TEXT;`,
 ];
 
 interface ImageRow {
@@ -195,12 +198,15 @@ export class SqliteMetaStore implements MetaStore {
     return (this.sql(`${imageSelect} ORDER BY i.uploaded_at, i.fingerprint`).all() as unknown as ImageRow[]).map(toImage);
   }
 
-  async insertImage(image: Image, aliases: Alias[]): Promise<void> {
+  async insertImage(image: Image, aliases: Alias[], sources: Record<string, BlobSource> = {}): Promise<void> {
     this.transaction(() => {
       if (this.sql('SELECT 1 FROM images WHERE fingerprint = ?').get(image.fingerprint)) {
         throw new AppError(ErrorCodes.conflict, `An image with fingerprint ${image.fingerprint} already exists`);
       }
       for (const blob of [image.metadata, image.rootfs]) if (blob) this.upsertBlob(blob, image.uploadedAt);
+      for (const [sha, source] of Object.entries(sources)) {
+        this.sql('UPDATE blobs SET source_url = ?, source_certificate = ? WHERE sha256 = ?').run(source.url, source.certificate, sha);
+      }
       this.sql(
         `INSERT INTO images (fingerprint, type, architecture, filename, size, public, created_at, uploaded_at,
            expires_at, last_used_at, properties, templates, metadata_sha256, rootfs_sha256, auto_update, cached, update_source,
@@ -333,7 +339,9 @@ export class SqliteMetaStore implements MetaStore {
     const row = this.sql(
       `SELECT b.*, EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = b.sha256 OR rootfs_sha256 = b.sha256) AS referenced
        FROM blobs b WHERE sha256 = ?`,
-    ).get(sha256) as { sha256: string; size: number; format: string; unpublished_at: string | null; referenced: number } | undefined;
+    ).get(sha256) as
+      | { sha256: string; size: number; format: string; unpublished_at: string | null; referenced: number; source_url: string | null; source_certificate: string | null }
+      | undefined;
     if (!row) return undefined;
     return {
       sha256: row.sha256,
@@ -341,6 +349,8 @@ export class SqliteMetaStore implements MetaStore {
       format: JSON.parse(row.format),
       unpublishedAt: row.unpublished_at,
       referenced: row.referenced === 1,
+      sourceUrl: row.source_url,
+      sourceCertificate: row.source_certificate,
     };
   }
 
@@ -360,6 +370,16 @@ export class SqliteMetaStore implements MetaStore {
            AND NOT EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = ? OR rootfs_sha256 = ?)`,
       ).run(sha256, sha256, sha256);
     });
+  }
+
+  async touchBlob(sha256: string, now: string): Promise<void> {
+    // Not a change anyone needs to re-render for, so it does not count as one.
+    this.sql('UPDATE blobs SET last_access = ? WHERE sha256 = ?').run(now, sha256);
+  }
+
+  async idleLazyBlobs(before: string): Promise<string[]> {
+    const rows = this.sql('SELECT sha256 FROM blobs WHERE source_url IS NOT NULL AND coalesce(last_access, created_at) < ?').all(before) as { sha256: string }[];
+    return rows.map((r) => r.sha256);
   }
 
   async knownBlob(sha256: string): Promise<boolean> {

@@ -8,6 +8,14 @@ export interface BlobRecord extends BlobRef {
   /** When the last public image using it was deleted or made private; null while public or never public. */
   unpublishedAt: string | null;
   referenced: boolean;
+  /** Where a lazily mirrored file is fetched from on first use; null for files stored up front. */
+  sourceUrl: string | null;
+  sourceCertificate: string | null;
+}
+
+export interface BlobSource {
+  url: string;
+  certificate: string;
 }
 
 export interface TrustedCertificate {
@@ -54,7 +62,7 @@ export interface MetaStore {
   findImages(prefix: string): Promise<Image[]>;
   listImages(): Promise<Image[]>;
   /** Adds an image and its aliases in one transaction; conflict if either exists. */
-  insertImage(image: Image, aliases: Alias[]): Promise<void>;
+  insertImage(image: Image, aliases: Alias[], sources?: Record<string, BlobSource>): Promise<void>;
   /** Replaces the editable fields (public, properties, expiry, auto-update...). */
   updateImage(image: Image): Promise<void>;
   /** Deletes the image and its aliases; a public image's blobs are marked unpublished now. */
@@ -72,6 +80,10 @@ export interface MetaStore {
   /** Blobs no image uses that were not unpublished after `unpublishedBefore`. */
   collectableBlobs(unpublishedBefore: string): Promise<string[]>;
   forgetBlob(sha256: string): Promise<void>;
+  /** Records a download of a lazily fetched blob (its cache expiry counts from here). */
+  touchBlob(sha256: string, now: string): Promise<void>;
+  /** Lazily fetched blobs not downloaded since `before`: their local copy may be dropped. */
+  idleLazyBlobs(before: string): Promise<string[]>;
   knownBlob(sha256: string): Promise<boolean>;
 
   listCertificates(): Promise<TrustedCertificate[]>;

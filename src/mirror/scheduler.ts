@@ -10,7 +10,7 @@ export interface Scheduler {
   stop(): Promise<void>;
 }
 
-export function startScheduler(store: Store, options: { autoUpdateSeconds: number; tickMs?: number }): Scheduler {
+export function startScheduler(store: Store, options: { autoUpdateSeconds: number; remoteCacheExpiryDays: number; tickMs?: number }): Scheduler {
   const controller = new AbortController();
   let lastRefresh = Date.now();
   let running: Promise<void> = Promise.resolve();
@@ -26,6 +26,11 @@ export function startScheduler(store: Store, options: { autoUpdateSeconds: numbe
         store.log.error('mirror sync failed', { mirror: mirror.name, err });
         await store.meta.putMirror({ ...mirror, lastSync: new Date().toISOString(), lastError: (err as Error).message });
       }
+    }
+    // Cached files of lazy mirrors nobody downloaded for a while: drop the copy, keep the entry.
+    if (options.remoteCacheExpiryDays > 0) {
+      const before = new Date(Date.now() - options.remoteCacheExpiryDays * 86400_000).toISOString();
+      for (const sha of await store.meta.idleLazyBlobs(before)) await store.blobs.delete(sha);
     }
     if (options.autoUpdateSeconds > 0 && Date.now() - lastRefresh >= options.autoUpdateSeconds * 1000) {
       lastRefresh = Date.now();

@@ -7,7 +7,10 @@
  */
 import type { Image } from '../domain/image.ts';
 import type { MirrorRecord } from '../meta/store.ts';
-import type { RemoteImage } from '../domain/simplestreams-read.ts';
+import type { RemoteFile, RemoteImage } from '../domain/simplestreams-read.ts';
+import type { FileFormat } from '../domain/formats.ts';
+import type { BlobSource } from '../meta/store.ts';
+import { under } from '../remote/fetch.ts';
 import { canonicalArchitecture } from '../domain/architecture.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { Store } from '../core/context.ts';
@@ -83,6 +86,14 @@ export async function syncMirror(store: Store, mirror: MirrorRecord, options: Sy
   const report: SyncReport = { plan, added: [], removed: [], failed: [] };
   if (options.dryRun) return report;
 
+  if (mirror.lazy) {
+    // Publish at once; files come on first request (lazy.ts). Whole versions, in one insert each.
+    for (const image of plan.add) {
+      const { record, sources } = lazyImage(remote.url, remote.certificate, image, mirror.name);
+      await store.meta.insertImage(record, [], sources);
+      report.added.push(image.fingerprint);
+    }
+  }
   const attempts = options.attempts ?? 3;
   const backoffMs = options.backoffMs ?? 1000;
   const fetchOne = async (image: RemoteImage) => {
@@ -113,7 +124,7 @@ export async function syncMirror(store: Store, mirror: MirrorRecord, options: Sy
       }
     }
   };
-  await pool(plan.add, options.parallel ?? 3, fetchOne);
+  if (!mirror.lazy) await pool(plan.add, options.parallel ?? 3, fetchOne);
 
   // Publish each wanted version whose images are now all here, in one step.
   const wanted = wantedImages(catalogue, mirror);
@@ -135,6 +146,46 @@ export async function syncMirror(store: Store, mirror: MirrorRecord, options: Sy
     lastError: report.failed.length ? `${report.failed.length} images failed: ${report.failed[0]!.error}` : null,
   });
   return report;
+}
+
+function formatOf(file: RemoteFile): FileFormat {
+  if (file.ftype === 'squashfs') return { kind: 'squashfs' };
+  if (file.ftype.startsWith('disk') || file.ftype.startsWith('uefi')) return { kind: 'qcow2' };
+  // Only the name tells before the bytes arrive; it only shapes the served file name.
+  const ext = /\.tar\.(gz|xz|bz2|zst|lz4|lzma)$|\.tar$/.exec(file.path)?.[1];
+  const compression = ({ gz: 'gzip', xz: 'xz', bz2: 'bzip2', zst: 'zstd', lz4: 'lz4', lzma: 'lzma' } as const)[ext as 'gz'] ?? (file.path.endsWith('.tar') ? 'none' : 'xz');
+  return { kind: 'tarball', compression };
+}
+
+/** The record of an image whose files are not here yet, and where to get them. */
+export function lazyImage(base: string, certificate: string, image: RemoteImage, mirror: string): { record: Image; sources: Record<string, BlobSource> } {
+  const blob = (f: RemoteFile) => ({ sha256: f.sha256, size: f.size, format: formatOf(f) });
+  const files = [image.metadata, ...(image.rootfs ? [image.rootfs] : [])];
+  const now = new Date().toISOString();
+  return {
+    record: {
+      fingerprint: image.fingerprint,
+      type: image.type,
+      architecture: image.architecture,
+      filename: (image.rootfs ?? image.metadata).path.split('/').pop() ?? '',
+      size: files.reduce((n, f) => n + f.size, 0),
+      public: true,
+      createdAt: image.createdAt,
+      uploadedAt: now,
+      expiresAt: image.expiresAt,
+      lastUsedAt: null,
+      properties: image.properties,
+      templates: {},
+      metadata: blob(image.metadata),
+      rootfs: image.rootfs ? blob(image.rootfs) : null,
+      autoUpdate: false,
+      cached: true,
+      updateSource: { server: base, protocol: 'simplestreams', alias: image.aliases[0] ?? '', certificate, imageType: image.type },
+      productAliases: image.aliases,
+      mirror,
+    },
+    sources: Object.fromEntries(files.map((f) => [f.sha256, { url: under(base, f.path).href, certificate }])),
+  };
 }
 
 async function pool<T>(items: T[], size: number, work: (item: T) => Promise<void>) {

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every benchmark in bench/ and prints a summary table. As root it first installs what the
+# benchmarks drive (nginx, wrk, curl, squashfs-tools, xz-utils) when missing.
+# Usage: bash bench/run.sh [import|download|images-json|publish-latency|rss]...   (default: all)
+# Needs ~3 GiB free in $TMPDIR (or WHARF_BENCH_TMP) and takes about 3 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(nginx wrk curl squashfs-tools xz-utils ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "Installing benchmark dependencies: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "Missing Debian packages (install them as root): ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+node=node_modules/.bin/node
+[ -x "$node" ] || { echo "Run 'npm ci' first: it installs the Node 24 runtime" >&2; exit 1; }
+
+benches=("$@")
+[ ${#benches[@]} -gt 0 ] || benches=(import download images-json publish-latency rss)
+
+# The 1 GiB image is built once and shared by the benchmarks that need it.
+fixtures=$(mktemp -d "${WHARF_BENCH_TMP:-${TMPDIR:-/tmp}}/wharf-bench-fixtures-XXXXXX")
+log=$(mktemp "${TMPDIR:-/tmp}/wharf-bench-log-XXXXXX")
+trap 'rm -rf "$fixtures" "$log"' EXIT
+export WHARF_BENCH_FIXTURES=$fixtures
+
+echo "wharf benchmarks on $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'), $(git rev-parse --short HEAD 2>/dev/null || echo 'no git')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src has uncommitted changes)')"
+started=$SECONDS
+case " ${benches[*]} " in
+  *" import "*|*" download "*|*" rss "*) "$node" --disable-warning=ExperimentalWarning bench/fixture.ts "$fixtures" ;;
+esac
+
+status=0
+for bench in "${benches[@]}"; do
+  [ -f "bench/$bench.ts" ] || { echo "no such benchmark: $bench" >&2; exit 2; }
+  echo
+  echo "### bench/$bench.ts"
+  # Each benchmark is bounded: none should take more than a few minutes.
+  if ! timeout --kill-after=10s 600s "$node" --disable-warning=ExperimentalWarning "bench/$bench.ts" | tee -a "$log"; then
+    echo "bench/$bench.ts FAILED" >&2
+    status=1
+  fi
+done
+
+echo
+echo "## Summary ($((SECONDS - started)) s)"
+echo
+printf '| benchmark | measurement | wharf | reference | ratio | target | verdict |\n| --- | --- | --- | --- | --- | --- | --- |\n'
+grep '^RESULT' "$log" | while IFS=$'\t' read -r _ bench name wharf ref ratio target verdict; do
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$bench" "$name" "$wharf" "$ref" "$ratio" "$target" "$verdict"
+done
+exit $status

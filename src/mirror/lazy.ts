@@ -1,0 +1,90 @@
+/**
+ * Lazy mirrors: the index is published at once and each file is fetched from upstream on its
+ * first request, verified against the sha256 the index promised, kept, and shared by every
+ * request that arrives meanwhile (one download per file, however many clients ask).
+ *
+ * This is a BlobStore that wraps the real one, so every view (simplestreams, LXD exports,
+ * direct URLs) gets fetch-through without knowing about it.
+ */
+import type { Readable } from 'node:stream';
+import type { BlobStore, BlobWriter, ByteRange, StoredBlob } from '../blob/store.ts';
+import type { MetaStore } from '../meta/store.ts';
+import type { Logger } from '../log.ts';
+import { isAppError, ErrorCodes } from '../errors.ts';
+import { openUrl } from '../remote/fetch.ts';
+import { AppError } from '../errors.ts';
+
+export class FetchThroughBlobs implements BlobStore {
+  private readonly inner: BlobStore;
+  private readonly meta: MetaStore;
+  private readonly log: Logger;
+  private readonly inFlight = new Map<string, Promise<void>>();
+
+  constructor(inner: BlobStore, meta: MetaStore, log: Logger) {
+    this.inner = inner;
+    this.meta = meta;
+    this.log = log;
+  }
+
+  async openRead(sha256: string, range?: ByteRange): Promise<Readable> {
+    try {
+      const stream = await this.inner.openRead(sha256, range);
+      void this.touch(sha256);
+      return stream;
+    } catch (err) {
+      if (!isAppError(err, ErrorCodes.notFound)) throw err;
+      const record = await this.meta.getBlob(sha256);
+      if (!record?.sourceUrl) throw err;
+      let download = this.inFlight.get(sha256);
+      if (!download) {
+        download = this.fetch(sha256, record.size, record.sourceUrl, record.sourceCertificate ?? '').finally(() => this.inFlight.delete(sha256));
+        this.inFlight.set(sha256, download);
+      }
+      await download;
+      void this.touch(sha256);
+      return this.inner.openRead(sha256, range);
+    }
+  }
+
+  private async touch(sha256: string) {
+    await this.meta.touchBlob(sha256, new Date().toISOString()).catch(() => {});
+  }
+
+  private async fetch(sha256: string, size: number, url: string, certificate: string): Promise<void> {
+    const started = Date.now();
+    const res = await openUrl(new URL(url), { certificate: certificate || undefined });
+    if (res.statusCode !== 200) {
+      res.resume();
+      throw new AppError(ErrorCodes.unavailable, `upstream answered HTTP ${res.statusCode} for ${url}`);
+    }
+    const writer = await this.inner.createWriter();
+    try {
+      for await (const chunk of res as AsyncIterable<Uint8Array>) {
+        if (writer.size + chunk.byteLength > size) throw new AppError(ErrorCodes.integrity, `${url} is larger than the ${size} bytes its index lists`);
+        await writer.write(chunk);
+      }
+      await writer.commit(sha256);
+      this.log.info('lazy file fetched', { sha256, bytes: size, ms: Date.now() - started });
+    } catch (err) {
+      await writer.abort();
+      this.log.error('lazy fetch failed', { sha256, url, err });
+      throw err;
+    }
+  }
+
+  createWriter(): Promise<BlobWriter> {
+    return this.inner.createWriter();
+  }
+  size(sha256: string): Promise<number | undefined> {
+    return this.inner.size(sha256);
+  }
+  delete(sha256: string): Promise<void> {
+    return this.inner.delete(sha256);
+  }
+  list(): AsyncIterable<StoredBlob> {
+    return this.inner.list();
+  }
+  cleanStaging(idleMs?: number): Promise<void> {
+    return this.inner.cleanStaging(idleMs);
+  }
+}
