@@ -7,7 +7,6 @@ import { X509Certificate, randomBytes } from 'node:crypto';
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import selfsigned from 'selfsigned';
 import { AppError, ErrorCodes } from './errors.ts';
 
 export interface TlsIdentity {
@@ -50,6 +49,8 @@ async function createSelfSigned(certPath: string, keyPath: string) {
   const host = hostname();
   const name = `wharf@${host} ${randomBytes(4).toString('hex')}`;
   const notBeforeDate = new Date(Date.now() - 60_000);
+  // Loaded only when needed: the X.509 toolkit behind it costs ~20 MB of memory for the server's life.
+  const { default: selfsigned } = await import('selfsigned');
   const pems = await selfsigned.generate([{ name: 'commonName', value: name }, { name: 'organizationName', value: 'wharf' }], {
     keyType: 'ec',
     curve: 'P-384',

@@ -53,7 +53,7 @@ export class FsBlobStore implements BlobStore {
     const handle = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? notFound(`blob ${sha256} is missing from the store`) : err;
     });
-    return createReadStream('', { fd: handle, highWaterMark: 1 << 20, ...(range ?? {}) });
+    return createReadStream('', { fd: handle, highWaterMark: 512 << 10, ...(range ?? {}) });
   }
 
   async delete(sha256: string): Promise<void> {
@@ -89,6 +89,8 @@ class FsBlobWriter implements BlobWriter {
   private readonly pathOf: (sha: string) => string;
   private closed = false;
   private sha256: string | undefined;
+  private flushedAt = 0;
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(handle: FileHandle, stagingPath: string, pathOf: (sha: string) => string) {
     this.handle = handle;
@@ -110,6 +112,11 @@ class FsBlobWriter implements BlobWriter {
       const { bytesWritten } = await this.handle.write(chunk, offset);
       offset += bytesWritten;
     }
+    // Flush to disk as we go (on another thread), so the final fsync has little left to do.
+    if (this.size - this.flushedAt >= flushEvery) {
+      this.flushedAt = this.size;
+      this.flushing = this.flushing.then(() => this.handle.datasync()).catch(() => {});
+    }
   }
 
   async commit(expectedSha256?: string): Promise<BlobInfo> {
@@ -118,6 +125,7 @@ class FsBlobWriter implements BlobWriter {
       if (expectedSha256 !== undefined && expectedSha256 !== sha256) {
         throw new AppError(ErrorCodes.integrity, `sha256 mismatch: got ${sha256}, expected ${expectedSha256}`);
       }
+      await this.flushing;
       await this.handle.sync();
       await this.close();
       const target = this.pathOf(sha256);
@@ -149,6 +157,8 @@ class FsBlobWriter implements BlobWriter {
     await this.handle.close();
   }
 }
+
+const flushEvery = 64 * 1024 * 1024;
 
 async function syncDirectory(dir: string) {
   const handle = await open(dir, 'r');

@@ -53,6 +53,8 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
   // Keep the inspector's rejection observed until we await it, so an early failure is not "unhandled".
   inspector?.summary.catch(() => {});
   try {
+    // The disk write of one chunk overlaps the hashing of the next: at most one write in flight.
+    let writing: Promise<void> = Promise.resolve();
     const take = async (chunk: Uint8Array) => {
       options.signal?.throwIfAborted();
       if (source.expectedSize !== undefined && writer.size + chunk.byteLength > source.expectedSize) {
@@ -62,13 +64,17 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
       if (inspector && !inspector.sink.destroyed && !inspector.sink.write(chunk)) {
         await Promise.race([once(inspector.sink, 'drain'), inspector.summary]);
       }
-      await writer.write(chunk);
+      await writing;
+      writing = writer.write(chunk);
+      // Observed here, thrown at the next await: a failure after we stopped waiting is not "unhandled".
+      writing.catch(() => {});
       options.onBytes?.(chunk.byteLength);
     };
     for (const chunk of head.chunks) await take(chunk);
     if (!head.done) {
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) await take(next.value);
     }
+    await writing;
     if (source.expectedSize !== undefined && writer.size !== source.expectedSize) {
       throw new AppError(ErrorCodes.integrity, `${source.name} is truncated: ${writer.size} of ${source.expectedSize} bytes`);
     }
