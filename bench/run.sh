@@ -7,20 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(nginx wrk curl squashfs-tools xz-utils ca-certificates)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "Installing benchmark dependencies: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "Missing Debian packages (install them as root): ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+bash scripts/ensure-packages.sh "benchmark dependencies" "${packages[@]}"
 
 node=node_modules/.bin/node
 [ -x "$node" ] || { echo "Run 'npm ci' first: it installs the Node 24 runtime" >&2; exit 1; }

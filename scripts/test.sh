@@ -5,20 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(lxd-client lxd squashfs-tools qemu-utils busybox-static xz-utils zstd bzip2 lz4 ca-certificates openssl nginx)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "Installing test dependencies: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "Missing Debian packages (install them as root): ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+bash scripts/ensure-packages.sh "test dependencies" "${packages[@]}"
 
 node=node_modules/.bin/node
 [ -x "$node" ] || { echo "Run 'npm ci' first: it installs the Node 24 runtime" >&2; exit 1; }

@@ -14,11 +14,10 @@ import { createAlias, deleteAlias, renameAlias } from '../core/aliases.ts';
 import { generateMetadata } from '../core/generate-metadata.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
 import type { IngestSource } from '../core/ingest.ts';
-import { checkFormat, humanDate, humanSize, render } from './output.ts';
+import { checkFormat, humanDate, humanSize, render, collect } from './output.ts';
 import { progress } from './progress.ts';
 import { withStore, type GlobalOptions } from './context.ts';
 
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 function keyValues(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};

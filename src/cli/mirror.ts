@@ -6,10 +6,9 @@ import { getRemote } from '../mirror/remotes.ts';
 import { exportTree, importTree } from '../mirror/tree.ts';
 import { prune } from '../core/prune.ts';
 import type { MirrorRecord } from '../meta/store.ts';
-import { checkFormat, humanSize, render } from './output.ts';
+import { checkFormat, humanSize, render, collect } from './output.ts';
 import { withStore, type GlobalOptions } from './context.ts';
 
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** "90", "90s", "15m", "6h", "2d" -> seconds. */
 export function parseDuration(text: string): number {

@@ -64,3 +64,6 @@ export function humanDate(iso: string | null): string {
   const h = d.getUTCHours();
   return `${month} ${d.getUTCDate()}, ${d.getUTCFullYear()} at ${h % 12 || 12}:${String(d.getUTCMinutes()).padStart(2, '0')}${h < 12 ? 'am' : 'pm'} (UTC)`;
 }
+
+/** For repeatable options (--alias a --alias b): commander's argParser that gathers them. */
+export const collect = (value: string, previous: string[]) => [...previous, value];

@@ -5,11 +5,10 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import { addRemote, getRemote, listRemotes, removeRemote, setRemoteUrl, splitRef } from '../mirror/remotes.ts';
 import { copyImage } from '../mirror/copy.ts';
 import { refreshImages } from '../mirror/refresh.ts';
-import { checkFormat, render } from './output.ts';
+import { checkFormat, render, collect } from './output.ts';
 import { progress } from './progress.ts';
 import { withStore, type GlobalOptions } from './context.ts';
 
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function remoteCommands(program: Command, image: Command, globals: () => GlobalOptions) {
   const remote = program.command('remote').description('Manage the image servers wharf copies and mirrors from');

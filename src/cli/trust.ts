@@ -6,10 +6,9 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import { parseAddress } from '../config.ts';
 import { createJoinToken, parseCertificate, trustCertificate } from '../core/trust.ts';
 import { loadTlsIdentity } from '../tls.ts';
-import { checkFormat, render } from './output.ts';
+import { checkFormat, render, collect } from './output.ts';
 import { cliConfig, withStore, type GlobalOptions } from './context.ts';
 
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** Where clients can reach this server: the configured address, or every non-loopback one. */
 function serverAddresses(https: string): string[] {
