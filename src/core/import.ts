@@ -95,6 +95,7 @@ export async function importImage(store: Store, request: ImportRequest): Promise
       updateSource: request.updateSource ?? null,
       productAliases: request.productAliases ?? [],
       mirror: request.mirror ?? null,
+      deltas: [],
     };
     const aliases: Alias[] = aliasNames.map((name) => ({ name, fingerprint, description: '', type }));
     await store.meta.insertImage(image, aliases);

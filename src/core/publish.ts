@@ -67,6 +67,7 @@ export class IndexPublisher {
       if (!image.public) continue;
       artifacts.set(image.metadata.sha256, image.metadata);
       if (image.rootfs) artifacts.set(image.rootfs.sha256, image.rootfs);
+      for (const delta of image.deltas) artifacts.set(delta.sha256, delta);
     }
     this.snapshot = {
       version,

@@ -7,7 +7,9 @@ export type Compression = 'none' | 'gzip' | 'xz' | 'lzma' | 'bzip2' | 'zstd' | '
 export type FileFormat =
   | { kind: 'tarball'; compression: Compression }
   | { kind: 'squashfs' }
-  | { kind: 'qcow2' };
+  | { kind: 'qcow2' }
+  /** An xdelta3 patch between two versions' rootfs, mirrored beside them (never imported). */
+  | { kind: 'vcdiff' };
 
 /** Enough leading bytes for every signature below (the tar magic sits at offset 257). */
 export const sniffLength = 512;
@@ -41,6 +43,7 @@ const tarExtensions: Record<Compression, string> = {
 export function formatExtension(format: FileFormat): string {
   if (format.kind === 'squashfs') return '.squashfs';
   if (format.kind === 'qcow2') return '.qcow2';
+  if (format.kind === 'vcdiff') return '.vcdiff';
   return tarExtensions[format.compression];
 }
 

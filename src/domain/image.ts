@@ -15,6 +15,14 @@ export interface BlobRef {
   format: FileFormat;
 }
 
+/** A delta file (xdelta3) clients may use instead of the full rootfs when they hold `base`. */
+export interface Delta extends BlobRef {
+  /** squashfs.vcdiff or disk-kvm.img.vcdiff. */
+  ftype: string;
+  /** The version key of the product version the delta applies to. */
+  base: string;
+}
+
 export interface UpdateSource {
   server: string;
   protocol: string;
@@ -51,6 +59,8 @@ export interface Image {
   productAliases: string[];
   /** The mirror that manages this image (adds and retires it), if any. */
   mirror: string | null;
+  /** Deltas from older versions, as mirrored from upstream; empty for most images. */
+  deltas: Delta[];
 }
 
 export interface Alias {

@@ -12,6 +12,8 @@ export interface RemoteFile {
   path: string;
   sha256: string;
   size: number;
+  /** For delta files: the version they patch from. */
+  deltaBase?: string;
 }
 
 export interface RemoteImage {
@@ -53,7 +55,8 @@ function file(raw: Json): RemoteFile | undefined {
   const sha256 = str(raw.sha256).toLowerCase();
   const size = raw.size;
   if (!ftype || !path || !/^[0-9a-f]{64}$/.test(sha256) || typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) return undefined;
-  return { ftype, path, sha256, size };
+  const deltaBase = str(raw.delta_base);
+  return { ftype, path, sha256, size, ...(deltaBase ? { deltaBase } : {}) };
 }
 
 /** "20261122_07:42" or "202611220742": the date part is what clients use. */

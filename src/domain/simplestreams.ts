@@ -18,6 +18,7 @@ export interface SimplestreamsItem {
   sha256: string;
   size: number;
   combined_type?: string;
+  delta_base?: string;
   [combined: `combined_${string}`]: string | undefined;
 }
 
@@ -134,6 +135,10 @@ function versionOf(slot: VersionSlot, artifactPath: ArtifactPath): Simplestreams
         sha256: image.rootfs!.sha256,
         size: image.rootfs!.size,
       };
+      // Incus reads VM deltas wrongly (protocols.md §1.8), so only squashfs deltas are offered.
+      for (const delta of image.deltas.filter((d) => d.ftype === `${ftype}.vcdiff` && ftype === 'squashfs')) {
+        items[`${delta.base}.vcdiff`] = { ftype: delta.ftype, path: artifactPath(delta), sha256: delta.sha256, size: delta.size, delta_base: delta.base };
+      }
     }
     items['lxd.tar.xz'] = { ...meta, ftype: 'lxd.tar.xz' };
     items['incus.tar.xz'] = { ...meta, ftype: 'incus.tar.xz' };

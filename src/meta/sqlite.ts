@@ -4,7 +4,7 @@
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
-import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
+import type { Alias, BlobRef, Delta, Image, ImageType } from '../domain/image.ts';
 import type { FileFormat } from '../domain/formats.ts';
 import type { BlobRecord, BlobSource, MetaStore, MirrorRecord, RemoteRecord, TrustedCertificate, TrustToken } from './store.ts';
 
@@ -80,6 +80,14 @@ const migrations: string[] = [
   `ALTER TABLE blobs ADD COLUMN source_url TEXT;
    ALTER TABLE blobs ADD COLUMN source_certificate TEXT;
    ALTER TABLE blobs ADD COLUMN last_access TEXT;`,
+  `CREATE TABLE image_deltas (
+     fingerprint TEXT NOT NULL REFERENCES images (fingerprint) ON DELETE CASCADE,
+     sha256 TEXT NOT NULL REFERENCES blobs (sha256),
+     ftype TEXT NOT NULL,
+     base TEXT NOT NULL,
+     PRIMARY KEY (fingerprint, sha256)
+   );
+   CREATE INDEX image_deltas_sha256 ON image_deltas (sha256);`,
 ];
 
 interface ImageRow {
@@ -112,7 +120,22 @@ const imageSelect = `SELECT i.*, m.sha256 AS m_sha256, m.size AS m_size, m.forma
   r.sha256 AS r_sha256, r.size AS r_size, r.format AS r_format
   FROM images i JOIN blobs m ON m.sha256 = i.metadata_sha256 LEFT JOIN blobs r ON r.sha256 = i.rootfs_sha256`;
 
-function toImage(row: ImageRow): Image {
+/** Whether any image uses blob `b` (as metadata, rootfs or delta): SQL shared by the GC queries. */
+const usedBlob = (b: string) =>
+  `(EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = ${b} OR rootfs_sha256 = ${b}) OR EXISTS (SELECT 1 FROM image_deltas WHERE sha256 = ${b}))`;
+
+interface DeltaRow {
+  fingerprint: string;
+  sha256: string;
+  ftype: string;
+  base: string;
+  size: number;
+  format: string;
+}
+
+const deltaSelect = 'SELECT d.fingerprint, d.sha256, d.ftype, d.base, b.size, b.format FROM image_deltas d JOIN blobs b ON b.sha256 = d.sha256';
+
+function toImage(row: ImageRow, deltas: DeltaRow[] = []): Image {
   return {
     fingerprint: row.fingerprint,
     type: row.type as ImageType,
@@ -134,6 +157,7 @@ function toImage(row: ImageRow): Image {
     updateSource: row.update_source === null ? null : JSON.parse(row.update_source),
     productAliases: JSON.parse(row.product_aliases),
     mirror: row.mirror,
+    deltas: deltas.map((d) => ({ sha256: d.sha256, size: d.size, format: JSON.parse(d.format) as FileFormat, ftype: d.ftype, base: d.base })),
   };
 }
 
@@ -182,7 +206,7 @@ export class SqliteMetaStore implements MetaStore {
 
   async getImage(fingerprint: string): Promise<Image | undefined> {
     const row = this.sql(`${imageSelect} WHERE i.fingerprint = ?`).get(fingerprint) as ImageRow | undefined;
-    return row && toImage(row);
+    return row && toImage(row, this.sql(`${deltaSelect} WHERE d.fingerprint = ?`).all(fingerprint) as unknown as DeltaRow[]);
   }
 
   async findImages(prefix: string): Promise<Image[]> {
@@ -191,11 +215,13 @@ export class SqliteMetaStore implements MetaStore {
       prefix,
       prefix + 'g',
     ) as unknown as ImageRow[];
-    return rows.map(toImage);
+    return rows.map((row) => toImage(row, this.sql(`${deltaSelect} WHERE d.fingerprint = ?`).all(row.fingerprint) as unknown as DeltaRow[]));
   }
 
   async listImages(): Promise<Image[]> {
-    return (this.sql(`${imageSelect} ORDER BY i.uploaded_at, i.fingerprint`).all() as unknown as ImageRow[]).map(toImage);
+    const deltas = new Map<string, DeltaRow[]>();
+    for (const d of this.sql(deltaSelect).all() as unknown as DeltaRow[]) deltas.set(d.fingerprint, [...(deltas.get(d.fingerprint) ?? []), d]);
+    return (this.sql(`${imageSelect} ORDER BY i.uploaded_at, i.fingerprint`).all() as unknown as ImageRow[]).map((row) => toImage(row, deltas.get(row.fingerprint)));
   }
 
   async insertImage(image: Image, aliases: Alias[], sources: Record<string, BlobSource> = {}): Promise<void> {
@@ -204,9 +230,6 @@ export class SqliteMetaStore implements MetaStore {
         throw new AppError(ErrorCodes.conflict, `An image with fingerprint ${image.fingerprint} already exists`);
       }
       for (const blob of [image.metadata, image.rootfs]) if (blob) this.upsertBlob(blob, image.uploadedAt);
-      for (const [sha, source] of Object.entries(sources)) {
-        this.sql('UPDATE blobs SET source_url = ?, source_certificate = ? WHERE sha256 = ?').run(source.url, source.certificate, sha);
-      }
       this.sql(
         `INSERT INTO images (fingerprint, type, architecture, filename, size, public, created_at, uploaded_at,
            expires_at, last_used_at, properties, templates, metadata_sha256, rootfs_sha256, auto_update, cached, update_source,
@@ -234,7 +257,22 @@ export class SqliteMetaStore implements MetaStore {
         image.mirror,
       );
       for (const alias of aliases) this.insertAlias(alias);
+      this.insertDeltas(image.fingerprint, image.deltas, image.uploadedAt);
+      for (const [sha, source] of Object.entries(sources)) {
+        this.sql('UPDATE blobs SET source_url = ?, source_certificate = ? WHERE sha256 = ?').run(source.url, source.certificate, sha);
+      }
     });
+  }
+
+  private insertDeltas(fingerprint: string, deltas: Delta[], now: string) {
+    for (const delta of deltas) {
+      this.upsertBlob(delta, now);
+      this.sql('INSERT INTO image_deltas (fingerprint, sha256, ftype, base) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(fingerprint, delta.sha256, delta.ftype, delta.base);
+    }
+  }
+
+  async addDeltas(fingerprint: string, deltas: Delta[]): Promise<void> {
+    this.transaction(() => this.insertDeltas(fingerprint, deltas, new Date().toISOString()));
   }
 
   private upsertBlob(blob: BlobRef, now: string) {
@@ -247,7 +285,7 @@ export class SqliteMetaStore implements MetaStore {
   /** A blob that stops being public keeps being served until the clients' index caches expire. */
   private markUnpublished(image: Image) {
     const now = new Date().toISOString();
-    for (const blob of [image.metadata, image.rootfs]) {
+    for (const blob of [image.metadata, image.rootfs, ...image.deltas]) {
       if (blob) this.sql('UPDATE blobs SET unpublished_at = ? WHERE sha256 = ?').run(now, blob.sha256);
     }
   }
@@ -337,7 +375,7 @@ export class SqliteMetaStore implements MetaStore {
 
   async getBlob(sha256: string): Promise<BlobRecord | undefined> {
     const row = this.sql(
-      `SELECT b.*, EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = b.sha256 OR rootfs_sha256 = b.sha256) AS referenced
+      `SELECT b.*, ${usedBlob('b.sha256')} AS referenced
        FROM blobs b WHERE sha256 = ?`,
     ).get(sha256) as
       | { sha256: string; size: number; format: string; unpublished_at: string | null; referenced: number; source_url: string | null; source_certificate: string | null }
@@ -358,7 +396,7 @@ export class SqliteMetaStore implements MetaStore {
     const rows = this.sql(
       `SELECT sha256 FROM blobs b
        WHERE (unpublished_at IS NULL OR unpublished_at <= ?)
-         AND NOT EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = b.sha256 OR rootfs_sha256 = b.sha256)`,
+         AND NOT ${usedBlob('b.sha256')}`,
     ).all(unpublishedBefore) as { sha256: string }[];
     return rows.map((r) => r.sha256);
   }
@@ -366,9 +404,8 @@ export class SqliteMetaStore implements MetaStore {
   async forgetBlob(sha256: string): Promise<void> {
     this.transaction(() => {
       this.sql(
-        `DELETE FROM blobs WHERE sha256 = ?
-           AND NOT EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = ? OR rootfs_sha256 = ?)`,
-      ).run(sha256, sha256, sha256);
+        `DELETE FROM blobs WHERE sha256 = ? AND NOT ${usedBlob('blobs.sha256')}`,
+      ).run(sha256);
     });
   }
 

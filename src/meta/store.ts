@@ -2,7 +2,7 @@
  * Image metadata: images, aliases and which blobs they use. Drivers: SQLite (embedded default).
  * Async throughout so that a networked driver fits the same shape.
  */
-import type { Alias, BlobRef, Image } from '../domain/image.ts';
+import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 
 export interface BlobRecord extends BlobRef {
   /** When the last public image using it was deleted or made private; null while public or never public. */
@@ -73,6 +73,8 @@ export interface MetaStore {
   createAlias(alias: Alias): Promise<void>;
   deleteAlias(name: string): Promise<void>;
   renameAlias(from: string, to: string): Promise<void>;
+  /** Attaches delta files (already stored) to an image. */
+  addDeltas(fingerprint: string, deltas: Delta[]): Promise<void>;
   /** Points every alias of one image at another, atomically. */
   moveAliases(from: string, to: string): Promise<void>;
 

@@ -5,12 +5,12 @@
  * grace period). A sync killed half-way resumes where it stopped: finished images are kept,
  * still private, and published once their version is complete.
  */
-import type { Image } from '../domain/image.ts';
+import type { Delta, Image } from '../domain/image.ts';
 import type { MirrorRecord } from '../meta/store.ts';
 import type { RemoteFile, RemoteImage } from '../domain/simplestreams-read.ts';
 import type { FileFormat } from '../domain/formats.ts';
 import type { BlobSource } from '../meta/store.ts';
-import { under } from '../remote/fetch.ts';
+import { openUrl, under } from '../remote/fetch.ts';
 import { canonicalArchitecture } from '../domain/architecture.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { Store } from '../core/context.ts';
@@ -111,6 +111,7 @@ export async function syncMirror(store: Store, mirror: MirrorRecord, options: Sy
           ...(options.signal ? { signal: options.signal } : {}),
         });
         report.added.push(image.fingerprint);
+        await fetchDeltas(store, remote.url, remote.certificate, image, options.signal);
         return;
       } catch (err) {
         // Bad input from upstream will not improve with retries; a network fault may.
@@ -148,6 +149,45 @@ export async function syncMirror(store: Store, mirror: MirrorRecord, options: Sy
   return report;
 }
 
+/** Upstream deltas as records (only those that say which version they patch from). */
+function deltasOf(image: RemoteImage): Delta[] {
+  return image.deltas.filter((d) => d.deltaBase).map((d) => ({ sha256: d.sha256, size: d.size, format: { kind: 'vcdiff' }, ftype: d.ftype, base: d.deltaBase! }));
+}
+
+/**
+ * Deltas save clients bandwidth but are never required: fetched after their image, verified, and
+ * skipped (with a warning) if they fail.
+ */
+async function fetchDeltas(store: Store, base: string, certificate: string, image: RemoteImage, signal?: AbortSignal) {
+  const stored: Delta[] = [];
+  for (const delta of deltasOf(image)) {
+    const file = image.deltas.find((d) => d.sha256 === delta.sha256)!;
+    try {
+      if ((await store.blobs.size(delta.sha256)) === undefined) {
+        const res = await openUrl(under(base, file.path), { certificate: certificate || undefined, ...(signal ? { signal } : {}) });
+        if (res.statusCode !== 200) {
+          res.resume();
+          throw new AppError(ErrorCodes.unavailable, `HTTP ${res.statusCode}`);
+        }
+        const writer = await store.blobs.createWriter();
+        try {
+          for await (const chunk of res as AsyncIterable<Uint8Array>) {
+            if (writer.size + chunk.byteLength > delta.size) throw new AppError(ErrorCodes.integrity, 'larger than its index lists');
+            await writer.write(chunk);
+          }
+          await writer.commit(delta.sha256);
+        } finally {
+          await writer.abort();
+        }
+      }
+      stored.push(delta);
+    } catch (err) {
+      store.log.warn('delta not mirrored', { fingerprint: image.fingerprint, path: file.path, err });
+    }
+  }
+  if (stored.length) await store.meta.addDeltas(image.fingerprint, stored);
+}
+
 function formatOf(file: RemoteFile): FileFormat {
   if (file.ftype === 'squashfs') return { kind: 'squashfs' };
   if (file.ftype.startsWith('disk') || file.ftype.startsWith('uefi')) return { kind: 'qcow2' };
@@ -160,7 +200,8 @@ function formatOf(file: RemoteFile): FileFormat {
 /** The record of an image whose files are not here yet, and where to get them. */
 export function lazyImage(base: string, certificate: string, image: RemoteImage, mirror: string): { record: Image; sources: Record<string, BlobSource> } {
   const blob = (f: RemoteFile) => ({ sha256: f.sha256, size: f.size, format: formatOf(f) });
-  const files = [image.metadata, ...(image.rootfs ? [image.rootfs] : [])];
+  const deltas = deltasOf(image);
+  const files = [image.metadata, ...(image.rootfs ? [image.rootfs] : []), ...image.deltas.filter((d) => d.deltaBase)];
   const now = new Date().toISOString();
   return {
     record: {
@@ -183,6 +224,7 @@ export function lazyImage(base: string, certificate: string, image: RemoteImage,
       updateSource: { server: base, protocol: 'simplestreams', alias: image.aliases[0] ?? '', certificate, imageType: image.type },
       productAliases: image.aliases,
       mirror,
+      deltas,
     },
     sources: Object.fromEntries(files.map((f) => [f.sha256, { url: under(base, f.path).href, certificate }])),
   };

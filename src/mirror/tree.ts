@@ -19,7 +19,7 @@ export async function exportTree(store: Store, dir: string, filters: string[] = 
   const images = (await listImages(store, filters)).filter((i) => i.public);
   const aliases = (await store.meta.listAliases()).filter((a) => images.some((i) => i.fingerprint === a.fingerprint));
   const products = buildProducts(images, aliases, artifactPath);
-  const blobs = new Map(images.flatMap((i) => [i.metadata, ...(i.rootfs ? [i.rootfs] : [])]).map((b) => [b.sha256, b]));
+  const blobs = new Map(images.flatMap((i) => [i.metadata, ...(i.rootfs ? [i.rootfs] : []), ...i.deltas]).map((b) => [b.sha256, b]));
   for (const blob of blobs.values()) {
     const target = join(dir, artifactPath(blob));
     // Content-addressed: a file already there with the right size is the same file.

@@ -10,6 +10,8 @@ import { writeLxcTree } from '../fixtures/lxc-tree.ts';
 import { serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { lxdUnavailable, startLxd } from '../helpers/lxd.ts';
 import { startNginx } from '../helpers/nginx.ts';
+import { fetchRaw } from '../helpers/http.ts';
+import { createHash } from 'node:crypto';
 
 const unavailable = lxdUnavailable();
 
@@ -34,6 +36,15 @@ test('real lxc uses images that wharf mirrored from an images.linuxcontainers.or
   assert.deepEqual(local.map((i) => i.fingerprint).sort(), wanted.map((i) => i.fingerprint).sort());
 
   const server = await serve(t, data);
+  // Deltas come along with their version, verified, and are served like any file.
+  const doc = JSON.parse((await fetchRaw(`${server.base}/streams/v1/images.json`, { ca: server.tls.cert })).body.toString());
+  const items = Object.values(doc.products['testos:1:amd64:default'].versions as Record<string, { items: Record<string, { ftype: string; path: string; sha256: string; delta_base?: string }> }>)[0]!.items;
+  const delta = Object.values(items).find((i) => i.ftype === 'squashfs.vcdiff');
+  assert.ok(delta, 'the delta is published');
+  assert.equal(delta.delta_base, '20200101_00:00');
+  const deltaBody = (await fetchRaw(`${server.base}/${delta.path}`, { ca: server.tls.cert })).body;
+  assert.equal(createHash('sha256').update(deltaBody).digest('hex'), delta.sha256);
+
   const lxd = await startLxd(t, [server.tls.cert]);
   await lxd.lxcOk(['remote', 'add', 'w', server.base, '--protocol=simplestreams']);
   const listed = await lxd.lxcJson<{ fingerprint: string; type: string; aliases: { name: string }[]; properties: Record<string, string> }[]>(['image', 'list', 'w:']);

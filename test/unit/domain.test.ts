@@ -78,6 +78,7 @@ function image(overrides: Partial<Image> & { props?: Record<string, string>; roo
     updateSource: null,
     productAliases: [],
     mirror: null,
+    deltas: [],
     ...overrides,
   };
 }

@@ -30,6 +30,7 @@ function fakeImage(fingerprint: string): Image {
     updateSource: null,
     productAliases: [],
     mirror: null,
+    deltas: [],
   };
 }
 

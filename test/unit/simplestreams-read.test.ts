@@ -28,6 +28,7 @@ function image(fp: string, root: 'squashfs' | 'qcow2' | null, props: Record<stri
     updateSource: null,
     productAliases: [],
     mirror: null,
+    deltas: [],
   };
 }
 
