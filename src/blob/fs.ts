@@ -3,7 +3,8 @@
  * published by rename, so a crash leaves at worst a staging file that cleanStaging() removes.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, open as openCallback } from 'node:fs';
+import { promisify } from 'node:util';
 import { mkdir, open, opendir, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -50,10 +51,11 @@ export class FsBlobStore implements BlobStore {
   async openRead(sha256: string, range?: ByteRange): Promise<Readable> {
     const path = this.pathOf(sha256);
     // Open first so a missing blob is an error here, before any HTTP header has been sent.
-    const handle = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+    // A plain descriptor, not a FileHandle: streams over it read faster and close it themselves.
+    const fd = await openFd(path).catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? notFound(`blob ${sha256} is missing from the store`) : err;
     });
-    return createReadStream('', { fd: handle, highWaterMark: 512 << 10, ...(range ?? {}) });
+    return createReadStream('', { fd, autoClose: true, highWaterMark: 1 << 20, ...(range ?? {}) });
   }
 
   async delete(sha256: string): Promise<void> {
@@ -159,6 +161,7 @@ class FsBlobWriter implements BlobWriter {
 }
 
 const flushEvery = 64 * 1024 * 1024;
+const openFd = (path: string) => promisify(openCallback)(path, 'r');
 
 async function syncDirectory(dir: string) {
   const handle = await open(dir, 'r');
