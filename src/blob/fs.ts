@@ -55,7 +55,7 @@ export class FsBlobStore implements BlobStore {
     const fd = await openFd(path).catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? notFound(`blob ${sha256} is missing from the store`) : err;
     });
-    return createReadStream('', { fd, autoClose: true, highWaterMark: 1 << 20, ...(range ?? {}) });
+    return createReadStream('', { fd, autoClose: true, highWaterMark: 512 << 10, ...(range ?? {}) });
   }
 
   async delete(sha256: string): Promise<void> {
