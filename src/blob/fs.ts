@@ -3,11 +3,11 @@
  * published by rename, so a crash leaves at worst a staging file that cleanStaging() removes.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, open as openCallback } from 'node:fs';
+import { createReadStream, open as openCallback, read as readCallback, close as closeCallback, fstat as fstatCallback } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, open, opendir, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import { fingerprintPattern } from '../domain/image.ts';
 import type { BlobInfo, BlobStore, BlobWriter, ByteRange, StoredBlob } from './store.ts';
@@ -56,6 +56,21 @@ export class FsBlobStore implements BlobStore {
       throw err.code === 'ENOENT' ? notFound(`blob ${sha256} is missing from the store`) : err;
     });
     return createReadStream('', { fd, autoClose: true, highWaterMark: 512 << 10, ...(range ?? {}) });
+  }
+
+  async openCopy(sha256: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>> {
+    const path = this.pathOf(sha256);
+    const fd = await openFd(path).catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? notFound(`blob ${sha256} is missing from the store`) : err;
+    });
+    return async (out) => {
+      try {
+        const end = range ? range.end + 1 : (await fstatFd(fd)).size;
+        await copyRange(fd, range?.start ?? 0, end, out);
+      } finally {
+        await closeFd(fd).catch(() => {});
+      }
+    };
   }
 
   async delete(sha256: string): Promise<void> {
@@ -162,6 +177,38 @@ class FsBlobWriter implements BlobWriter {
 
 const flushEvery = 64 * 1024 * 1024;
 const openFd = (path: string) => promisify(openCallback)(path, 'r');
+const readFd = promisify(readCallback);
+const closeFd = promisify(closeCallback);
+const fstatFd = promisify(fstatCallback);
+const copyChunk = 512 * 1024;
+
+/**
+ * Two buffers, alternating: one is being read into while the other is being sent. A buffer is
+ * reused only once its write has completed, so a download costs 1 MiB of memory however long
+ * it is, and allocates nothing while it runs.
+ */
+async function copyRange(fd: number, start: number, end: number, out: Writable): Promise<void> {
+  const buffers = [Buffer.allocUnsafe(copyChunk), Buffer.allocUnsafe(copyChunk)];
+  let sending: Promise<void> = Promise.resolve();
+  let closed: Error | undefined;
+  const onClose = () => (closed ??= new Error('the client went away'));
+  out.once('close', onClose);
+  try {
+    for (let position = start, turn = 0; position < end; turn ^= 1) {
+      const buffer = buffers[turn]!;
+      const { bytesRead } = await readFd(fd, buffer, 0, Math.min(copyChunk, end - position), position);
+      if (bytesRead === 0) throw new Error('the blob is shorter than its record');
+      position += bytesRead;
+      await sending;
+      if (closed) throw closed;
+      sending = new Promise<void>((resolve, reject) => out.write(buffer.subarray(0, bytesRead), (err) => (err ? reject(err) : resolve())));
+      sending.catch(() => {});
+    }
+    await sending;
+  } finally {
+    out.off('close', onClose);
+  }
+}
 
 async function syncDirectory(dir: string) {
   const handle = await open(dir, 'r');

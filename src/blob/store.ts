@@ -2,7 +2,7 @@
  * Content-addressed bytes. Every blob is named by its sha256, computed once while it is written;
  * nothing is visible under that name until commit() has made it durable.
  */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 export interface BlobInfo {
   sha256: string;
@@ -36,6 +36,11 @@ export interface BlobStore {
   createWriter(): Promise<BlobWriter>;
   size(sha256: string): Promise<number | undefined>;
   openRead(sha256: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Opens the blob (failing before any byte is sent if it is missing) and returns a function
+   * that writes it, or the range, to `out`: the serving path, which may reuse its buffers.
+   */
+  openCopy(sha256: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>>;
   delete(sha256: string): Promise<void>;
   list(): AsyncIterable<StoredBlob>;
   /** Removes staging files left by a crash (those idle for longer than `idleMs`). */

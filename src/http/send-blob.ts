@@ -4,7 +4,6 @@
  * after they were sent cuts the connection so the client sees a short body, never wrong bytes.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { pipeline } from 'node:stream/promises';
 import type { BlobStore, ByteRange } from '../blob/store.ts';
 import type { BlobRef } from '../domain/image.ts';
 
@@ -49,14 +48,17 @@ export async function sendBlob(
   reply.header('content-length', String(length));
   if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${blob.size}`);
   if (request.method === 'HEAD') return reply.send();
-  const stream = await blobs.openRead(blob.sha256, range);
-  // Large bodies bypass the framework's reply machinery and go straight to the socket: this
-  // measured ~30% faster than reply.send(stream). A failure mid-body cuts the connection.
+  const copy = await blobs.openCopy(blob.sha256, range);
+  // The body goes straight to the socket from two reused buffers (blob/fs.ts), past the
+  // framework's stream handling. A failure mid-body cuts the connection: never wrong bytes.
   reply.hijack();
   reply.raw.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
-  pipeline(stream, reply.raw).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ERR_STREAM_PREMATURE_CLOSE') request.log.error({ err, sha256: blob.sha256 }, 'blob transfer failed mid-response');
-    reply.raw.destroy();
-  });
+  copy(reply.raw).then(
+    () => reply.raw.end(),
+    (err: Error) => {
+      if (!reply.raw.destroyed) request.log.error({ err, sha256: blob.sha256 }, 'blob transfer failed mid-response');
+      reply.raw.destroy();
+    },
+  );
   return reply;
 }

@@ -6,7 +6,7 @@
  * This is a BlobStore that wraps the real one, so every view (simplestreams, LXD exports,
  * direct URLs) gets fetch-through without knowing about it.
  */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { BlobStore, BlobWriter, ByteRange, StoredBlob } from '../blob/store.ts';
 import type { MetaStore } from '../meta/store.ts';
 import type { Logger } from '../log.ts';
@@ -33,17 +33,35 @@ export class FetchThroughBlobs implements BlobStore {
       return stream;
     } catch (err) {
       if (!isAppError(err, ErrorCodes.notFound)) throw err;
-      const record = await this.meta.getBlob(sha256);
-      if (!record?.sourceUrl) throw err;
-      let download = this.inFlight.get(sha256);
-      if (!download) {
-        download = this.fetch(sha256, record.size, record.sourceUrl, record.sourceCertificate ?? '').finally(() => this.inFlight.delete(sha256));
-        this.inFlight.set(sha256, download);
-      }
-      await download;
+      await this.ensure(sha256, err);
       void this.touch(sha256);
       return this.inner.openRead(sha256, range);
     }
+  }
+
+  async openCopy(sha256: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>> {
+    try {
+      const copy = await this.inner.openCopy(sha256, range);
+      void this.touch(sha256);
+      return copy;
+    } catch (err) {
+      if (!isAppError(err, ErrorCodes.notFound)) throw err;
+      await this.ensure(sha256, err);
+      void this.touch(sha256);
+      return this.inner.openCopy(sha256, range);
+    }
+  }
+
+  /** Fetches a missing blob that has an upstream source, once however many ask; else rethrows. */
+  private async ensure(sha256: string, missing: unknown): Promise<void> {
+    const record = await this.meta.getBlob(sha256);
+    if (!record?.sourceUrl) throw missing;
+    let download = this.inFlight.get(sha256);
+    if (!download) {
+      download = this.fetch(sha256, record.size, record.sourceUrl, record.sourceCertificate ?? '').finally(() => this.inFlight.delete(sha256));
+      this.inFlight.set(sha256, download);
+    }
+    await download;
   }
 
   private async touch(sha256: string) {
