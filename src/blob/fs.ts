@@ -180,7 +180,7 @@ const openFd = (path: string) => promisify(openCallback)(path, 'r');
 const readFd = promisify(readCallback);
 const closeFd = promisify(closeCallback);
 const fstatFd = promisify(fstatCallback);
-const copyChunk = 512 * 1024;
+const copyChunk = 768 * 1024;
 
 /**
  * Two buffers, alternating: one is being read into while the other is being sent. A buffer is
