@@ -3,7 +3,6 @@
  * The bytes are read once; the store changes only after every check passed, and then atomically
  * (blobs first, then one metadata transaction), so a failed import leaves nothing behind.
  */
-import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { AppError, ErrorCodes, invalidImage } from '../errors.ts';
 import { parseMetadataYaml, type ImageMetadata } from '../domain/metadata.ts';
@@ -11,6 +10,7 @@ import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
 import { ingest, type IngestSource, type StagedFile } from './ingest.ts';
 import type { Store } from './context.ts';
 import { validateAliasName } from './aliases.ts';
+import { OffThreadHash } from './off-thread-hash.ts';
 
 export interface ImportRequest {
   /** One source (unified) or two (metadata, then rootfs or disk). */
@@ -40,9 +40,10 @@ export async function importImage(store: Store, request: ImportRequest): Promise
   }
 
   const staged: StagedFile[] = [];
+  let combined: OffThreadHash | undefined;
   try {
     const split = request.sources.length === 2;
-    const combined = split ? createHash('sha256') : undefined;
+    combined = split ? new OffThreadHash() : undefined;
     for (const [i, source] of request.sources.entries()) {
       const role = !split ? 'unified' : i === 0 ? 'metadata' : 'rootfs';
       staged.push(
@@ -63,7 +64,7 @@ export async function importImage(store: Store, request: ImportRequest): Promise
     const metadata = parseMetadataYaml(yaml);
     const type = imageType(first, second, metaName, request.sources[1]?.name, metadata);
 
-    const fingerprint = combined ? combined.digest('hex') : first.writer.digest();
+    const fingerprint = combined ? await combined.digest() : first.writer.digest();
     if (request.expectedFingerprint && request.expectedFingerprint !== fingerprint) {
       throw new AppError(ErrorCodes.integrity, `Fingerprint mismatch: got ${fingerprint}, expected ${request.expectedFingerprint}`);
     }
@@ -103,6 +104,7 @@ export async function importImage(store: Store, request: ImportRequest): Promise
     return image;
   } finally {
     // Committed writers ignore this; the others drop their staging files.
+    combined?.drop();
     await Promise.all(staged.map((s) => s.writer.abort()));
   }
 }

@@ -3,7 +3,6 @@
  * tarballs, fed to the inspector, at the same time. Nothing is committed here: the caller commits
  * the staged blobs only once the whole image checked out, and aborts them otherwise.
  */
-import type { Hash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -12,6 +11,7 @@ import { AppError, ErrorCodes, invalidImage } from '../errors.ts';
 import type { BlobWriter, BlobStore } from '../blob/store.ts';
 import { describeFormat, detectFormat, sniffLength, type FileFormat } from '../domain/formats.ts';
 import { tarballInspector, type TarballSummary } from '../archive/inspect.ts';
+import type { OffThreadHash } from './off-thread-hash.ts';
 
 export type FileRole = 'unified' | 'metadata' | 'rootfs';
 
@@ -34,7 +34,7 @@ export interface IngestOptions {
   role: FileRole;
   blobs: BlobStore;
   /** Also fed every byte: the combined fingerprint of a split image. */
-  combined?: Hash;
+  combined?: OffThreadHash;
   onBytes?: (n: number) => void;
   signal?: AbortSignal;
 }
@@ -60,7 +60,7 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
       if (source.expectedSize !== undefined && writer.size + chunk.byteLength > source.expectedSize) {
         throw new AppError(ErrorCodes.integrity, `${source.name} is larger than the ${source.expectedSize} bytes its index lists`);
       }
-      options.combined?.update(chunk);
+      await options.combined?.update(chunk);
       if (inspector && !inspector.sink.destroyed && !inspector.sink.write(chunk)) {
         await Promise.race([once(inspector.sink, 'drain'), inspector.summary]);
       }
