@@ -13,15 +13,19 @@ export interface FaultServer {
   faults: Map<string, Fault>;
   /** Paths requested, in order. */
   requests: string[];
+  /** Runs before each request is answered: a way to change the upstream mid-sync. */
+  beforeEach: ((path: string) => Promise<void>) | undefined;
   close(): Promise<void>;
 }
 
 export async function startFaultServer(root: string): Promise<FaultServer> {
   const faults = new Map<string, Fault>();
   const requests: string[] = [];
+  let handle: FaultServer;
   const server: Server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^\/+/, '');
     requests.push(path);
+    await handle.beforeEach?.(path);
     const fault = faults.get(path);
     if (fault === 'status500') return void res.writeHead(500).end('upstream broke');
     if (fault === 'missing') return void res.writeHead(404).end('no such file');
@@ -49,14 +53,16 @@ export async function startFaultServer(root: string): Promise<FaultServer> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
-  return {
+  handle = {
     base: `http://127.0.0.1:${port}`,
     faults,
     requests,
+    beforeEach: undefined,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+  return handle;
 }

@@ -98,10 +98,20 @@ test('mirror sync survives a misbehaving upstream', async (t) => {
   assert.match((await store.meta.listMirrors())[0]?.lastError ?? '', /images failed/);
   assert.deepEqual(await readdir(join(data, 'blobs', 'staging')), [], 'no half-written file is left');
 
-  // The upstream recovers: the next sync completes and publishes.
+  // The upstream mostly recovers but its index now lists a file it no longer has: the complete
+  // versions are published, the other is not.
   upstream.faults.clear();
+  upstream.faults.set(rootPath(fps['Debian-20250101']!), 'missing');
   const second = await syncMirror(store, mirror, fast);
-  assert.deepEqual(second.failed, []);
+  assert.deepEqual(second.failed.map((f) => f.fingerprint), [fps['Debian-20250101']]);
+  assert.match(second.failed[0]!.error, /HTTP 404/);
+  state = await published(store);
+  assert.deepEqual(state.fingerprints, [fps['Alpine-20250101'], fps['Debian-20250201'], fps['Debian-20250201-vm']].sort());
+
+  // And then recovers fully: the next sync completes and publishes the rest.
+  upstream.faults.clear();
+  const third = await syncMirror(store, mirror, fast);
+  assert.deepEqual(third.failed, []);
   state = await published(store);
   assert.deepEqual(state.fingerprints, Object.values(fps).sort());
   assert.equal((await store.meta.listMirrors())[0]?.lastError, null);
@@ -136,6 +146,39 @@ test('a mirror sync killed half-way resumes, never serving a partial version', a
   await wharfOk(data, ['mirror', 'sync']);
   assert.deepEqual((await published(store)).fingerprints, [fps['Debian-20250101'], fps['Debian-20250201'], fps['Debian-20250201-vm']].sort());
   assert.match(await wharfOk(data, ['image', 'verify']), /ok/);
+});
+
+test('an upstream that changes during a sync: the sync finishes on what it read, the next one catches up', async (t) => {
+  const work = await tempDir(t);
+  const source = join(work, 'source');
+  const version = async (serial: string) => {
+    const meta = await buildMetadataTarball(work, { name: `m${serial}.tar.xz`, properties: { os: 'Debian', release: '1', architecture: 'amd64', serial: `${serial}_00:00` } });
+    const sq = await buildSquashfs(work, { name: `s${serial}.squashfs`, seed: serial });
+    return fingerprintFrom(await wharfOk(source, ['image', 'import', meta.path, sq.path]));
+  };
+  const v1 = await version('20250101');
+  const tree = join(work, 'tree');
+  await wharfOk(source, ['tree', 'export', tree]);
+  const upstream = await startFaultServer(tree);
+  t.after(() => upstream.close());
+  // The first file request of the sync triggers a new upstream release, index and files.
+  let v2 = '';
+  upstream.beforeEach = async (path) => {
+    if (!path.startsWith('files/') || v2) return;
+    v2 = await version('20250201');
+    await wharfOk(source, ['tree', 'export', tree]);
+  };
+  const store = await openStore(await loadConfig(join(work, 'local'), {}, {}), silentLogger);
+  t.after(() => store.meta.close());
+  await store.meta.putRemote({ name: 'up', url: upstream.base, protocol: 'simplestreams', public: true, certificate: '' });
+  const mirror: MirrorRecord = { name: 'm', remote: 'up', filters: {}, types: [], keep: 1, intervalSeconds: 0, lazy: false, lastSync: null, lastError: null };
+  const first = await syncMirror(store, mirror, { backoffMs: 10 });
+  assert.deepEqual(first.failed, []);
+  assert.deepEqual((await published(store)).fingerprints, [v1]);
+  assert.ok(v2, 'the upstream changed mid-sync');
+  upstream.beforeEach = undefined;
+  await syncMirror(store, mirror, { backoffMs: 10 });
+  assert.deepEqual((await published(store)).fingerprints, [v2], 'the new release replaces the old (keep 1)');
 });
 
 test('a full disk fails the sync cleanly', { skip: process.getuid?.() !== 0 ? 'mounting a small tmpfs needs root' : false }, async (t) => {
