@@ -7,6 +7,7 @@ import { productOf, serialOf } from '../../src/domain/product.ts';
 import { buildIndex, buildProducts } from '../../src/domain/simplestreams.ts';
 import type { Alias, Image } from '../../src/domain/image.ts';
 import { artifactPath } from '../../src/core/publish.ts';
+import { imageRecord } from '../helpers/image-record.ts';
 
 test('architecture names normalise as LXD does', () => {
   assert.equal(canonicalArchitecture('amd64'), 'x86_64');
@@ -58,29 +59,15 @@ function image(overrides: Partial<Image> & { props?: Record<string, string>; roo
   const root = overrides.root === undefined ? 'squashfs' : overrides.root;
   const format =
     root === 'squashfs' ? { kind: 'squashfs' as const } : root === 'qcow2' ? { kind: 'qcow2' as const } : { kind: 'tarball' as const, compression: 'xz' as const };
-  return {
+  return imageRecord({
     fingerprint: fp,
     type: root === 'qcow2' ? 'virtual-machine' : 'container',
-    architecture: 'x86_64',
-    filename: 'x',
-    size: 3,
-    public: true,
-    createdAt: '2026-11-22T07:42:00.000Z',
     uploadedAt: `2026-11-22T08:00:${String(counter % 60).padStart(2, '0')}.000Z`,
-    expiresAt: null,
-    lastUsedAt: null,
     properties: overrides.props ?? { os: 'Debian', release: '12', architecture: 'amd64' },
-    templates: {},
     metadata: { sha256: overrides.meta ?? 'm'.repeat(64), size: 1, format: { kind: 'tarball', compression: 'xz' } },
     rootfs: root === null ? null : { sha256: fp.replace(/a/g, 'b'), size: 2, format },
-    autoUpdate: false,
-    cached: false,
-    updateSource: null,
-    productAliases: [],
-    mirror: null,
-    deltas: [],
     ...overrides,
-  };
+  });
 }
 
 test('products group builds as images.linuxcontainers.org does', () => {

@@ -8,30 +8,10 @@ import { resolveImage } from '../../src/core/resolve.ts';
 import type { Image } from '../../src/domain/image.ts';
 import type { Store } from '../../src/core/context.ts';
 import { tempDir } from '../helpers/env.ts';
+import { imageRecord } from '../helpers/image-record.ts';
 
 function fakeImage(fingerprint: string): Image {
-  return {
-    fingerprint,
-    type: 'container',
-    architecture: 'x86_64',
-    filename: 'f',
-    size: 1,
-    public: true,
-    createdAt: '2026-01-01T00:00:00.000Z',
-    uploadedAt: '2026-01-01T00:00:00.000Z',
-    expiresAt: null,
-    lastUsedAt: null,
-    properties: {},
-    templates: {},
-    metadata: { sha256: fingerprint, size: 1, format: { kind: 'tarball', compression: 'gzip' } },
-    rootfs: null,
-    autoUpdate: false,
-    cached: false,
-    updateSource: null,
-    productAliases: [],
-    mirror: null,
-    deltas: [],
-  };
+  return imageRecord({ fingerprint, metadata: { sha256: fingerprint, size: 1, format: { kind: 'tarball', compression: 'gzip' } } });
 }
 
 test('IMAGE is an alias or a unique fingerprint prefix; ambiguity lists the candidates', async (t) => {

@@ -3,33 +3,20 @@ import assert from 'node:assert/strict';
 import { readIndex, readProducts } from '../../src/domain/simplestreams-read.ts';
 import { buildIndex, buildProducts } from '../../src/domain/simplestreams.ts';
 import { artifactPath } from '../../src/core/publish.ts';
+import { imageRecord } from '../helpers/image-record.ts';
 import type { Image } from '../../src/domain/image.ts';
 
 const h = (c: string) => c.repeat(64);
 
 function image(fp: string, root: 'squashfs' | 'qcow2' | null, props: Record<string, string> = { os: 'Debian', release: '12', architecture: 'arm64' }): Image {
-  return {
+  return imageRecord({
     fingerprint: h(fp),
     type: root === 'qcow2' ? 'virtual-machine' : 'container',
     architecture: 'aarch64',
-    filename: 'f',
-    size: 3,
-    public: true,
-    createdAt: '2026-11-22T07:42:00.000Z',
-    uploadedAt: '2026-11-22T08:00:00.000Z',
-    expiresAt: null,
-    lastUsedAt: null,
     properties: props,
-    templates: {},
     metadata: { sha256: root ? h('1') : h(fp), size: 1, format: { kind: 'tarball', compression: 'xz' } },
     rootfs: root ? { sha256: h(fp === 'a' ? '2' : '3'), size: 2, format: root === 'qcow2' ? { kind: 'qcow2' } : { kind: 'squashfs' } } : null,
-    autoUpdate: false,
-    cached: false,
-    updateSource: null,
-    productAliases: [],
-    mirror: null,
-    deltas: [],
-  };
+  });
 }
 
 test('what wharf publishes reads back as the same images', () => {
