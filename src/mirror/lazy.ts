@@ -26,30 +26,26 @@ export class FetchThroughBlobs implements BlobStore {
     this.log = log;
   }
 
-  async openRead(sha256: string, range?: ByteRange): Promise<Readable> {
-    try {
-      const stream = await this.inner.openRead(sha256, range);
-      void this.touch(sha256);
-      return stream;
-    } catch (err) {
-      if (!isAppError(err, ErrorCodes.notFound)) throw err;
-      await this.ensure(sha256, err);
-      void this.touch(sha256);
-      return this.inner.openRead(sha256, range);
-    }
+  openRead(sha256: string, range?: ByteRange): Promise<Readable> {
+    return this.local(sha256, () => this.inner.openRead(sha256, range));
   }
 
-  async openCopy(sha256: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>> {
+  openCopy(sha256: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>> {
+    return this.local(sha256, () => this.inner.openCopy(sha256, range));
+  }
+
+  /** Opens the local copy, fetching it first if it is missing and has an upstream source. */
+  private async local<T>(sha256: string, open: () => Promise<T>): Promise<T> {
+    let opened: T;
     try {
-      const copy = await this.inner.openCopy(sha256, range);
-      void this.touch(sha256);
-      return copy;
+      opened = await open();
     } catch (err) {
       if (!isAppError(err, ErrorCodes.notFound)) throw err;
       await this.ensure(sha256, err);
-      void this.touch(sha256);
-      return this.inner.openCopy(sha256, range);
+      opened = await open();
     }
+    void this.touch(sha256);
+    return opened;
   }
 
   /** Fetches a missing blob that has an upstream source, once however many ask; else rethrows. */
