@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { buildIndex, buildProducts, indexPath, productsPath, type ArtifactPath } from '../domain/simplestreams.ts';
 import { formatExtension } from '../domain/formats.ts';
-import type { BlobRef } from '../domain/image.ts';
+import type { Alias, BlobRef, Image } from '../domain/image.ts';
+import { toApiImage } from '../domain/lxd-api.ts';
 import { graceCutoff, type Store } from './context.ts';
 
 export interface RenderedDocument {
@@ -20,6 +21,8 @@ export interface RenderedDocument {
 interface Snapshot {
   version: number;
   documents: Map<string, RenderedDocument>;
+  /** GET /1.0/images bodies (the metadata part), per view: `public|all` x `urls|objects`. */
+  apiLists: Map<string, Buffer>;
   artifacts: Map<string, BlobRef>;
 }
 
@@ -40,9 +43,19 @@ export function renderJson(value: unknown): RenderedDocument {
   };
 }
 
+function renderApiLists(images: Image[], aliases: Alias[]): Map<string, Buffer> {
+  const lists = new Map<string, Buffer>();
+  for (const view of ['public', 'all'] as const) {
+    const visible = view === 'all' ? images : images.filter((i) => i.public);
+    lists.set(`${view}:objects`, Buffer.from(JSON.stringify(visible.map((i) => toApiImage(i, aliases)))));
+    lists.set(`${view}:urls`, Buffer.from(JSON.stringify(visible.map((i) => `/1.0/images/${i.fingerprint}`))));
+  }
+  return lists;
+}
+
 export class IndexPublisher {
   private readonly store: Store;
-  private snapshot: Snapshot = { version: -1, documents: new Map(), artifacts: new Map() };
+  private snapshot: Snapshot = { version: -1, documents: new Map(), apiLists: new Map(), artifacts: new Map() };
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
 
@@ -75,6 +88,7 @@ export class IndexPublisher {
         [indexPath, renderJson(buildIndex(products))],
         [productsPath, renderJson(products)],
       ]),
+      apiLists: renderApiLists(images, aliases),
       artifacts,
     };
     this.store.log.debug('index published', { images: images.length, ms: Math.round(performance.now() - started) });
@@ -90,6 +104,12 @@ export class IndexPublisher {
 
   stop(): void {
     clearInterval(this.timer);
+  }
+
+  /** The image list of the LXD API, rendered at the last store change (refreshed first if stale). */
+  async apiImageList(view: 'public' | 'all', recursion: boolean): Promise<Buffer> {
+    await this.refresh();
+    return this.snapshot.apiLists.get(`${view}:${recursion ? 'objects' : 'urls'}`)!;
   }
 
   document(path: string): RenderedDocument | undefined {

@@ -73,7 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
 
   simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs });
   directRoutes(app, { store: deps.store });
-  lxdRoutes(app, { store: deps.store, secrets: deps.secrets, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize });
+  lxdRoutes(app, { store: deps.store, secrets: deps.secrets, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize, publisher: deps.publisher });
 
   await app.ready();
   return { app, handler: handler! };

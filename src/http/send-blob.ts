@@ -4,6 +4,7 @@
  * after they were sent cuts the connection so the client sees a short body, never wrong bytes.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Writable } from 'node:stream';
 import type { BlobStore, ByteRange } from '../blob/store.ts';
 import type { BlobRef } from '../domain/image.ts';
 
@@ -48,17 +49,32 @@ export async function sendBlob(
   reply.header('content-length', String(length));
   if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${blob.size}`);
   if (request.method === 'HEAD') return reply.send();
-  const copy = await blobs.openCopy(blob.sha256, range);
-  // The body goes straight to the socket from two reused buffers (blob/fs.ts), past the
-  // framework's stream handling. A failure mid-body cuts the connection: never wrong bytes.
+  return sendPieces(reply, [await blobs.openCopy(blob.sha256, range)]);
+}
+
+export type Piece = Buffer | ((out: Writable) => Promise<void>);
+
+/**
+ * Sends a body made of literal bytes and blob copies (opened beforehand, so a missing file was
+ * an error response). The blobs go straight to the socket from reused buffers (blob/fs.ts), past
+ * the framework's stream handling; a failure mid-body cuts the connection: never wrong bytes.
+ */
+export function sendPieces(reply: FastifyReply, pieces: Piece[]): FastifyReply {
   reply.hijack();
-  reply.raw.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
-  copy(reply.raw).then(
-    () => reply.raw.end(),
-    (err: Error) => {
-      if (!reply.raw.destroyed) request.log.error({ err, sha256: blob.sha256 }, 'blob transfer failed mid-response');
-      reply.raw.destroy();
-    },
-  );
+  const out = reply.raw;
+  out.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
+  let next = 0;
+  (async () => {
+    for (; next < pieces.length; next++) {
+      const piece = pieces[next]!;
+      if (typeof piece === 'function') await piece(out);
+      else await new Promise<void>((resolve, reject) => out.write(piece, (err) => (err ? reject(err) : resolve())));
+    }
+    out.end();
+  })().catch(async () => {
+    out.destroy();
+    // Copies not run yet still hold an open file: running them into the dead socket closes it.
+    for (const piece of pieces.slice(next + 1)) if (typeof piece === 'function') await piece(out).catch(() => {});
+  });
   return reply;
 }

@@ -9,6 +9,14 @@ export function sync(reply: FastifyReply, metadata: unknown, status = 200) {
     .send({ type: 'sync', status: 'Success', status_code: 200, operation: '', error_code: 0, error: '', metadata });
 }
 
+const syncHead = Buffer.from('{"type":"sync","status":"Success","status_code":200,"operation":"","error_code":0,"error":"","metadata":');
+const syncTail = Buffer.from('}');
+
+/** The sync envelope around metadata that is already JSON bytes. */
+export function syncEnvelope(metadata: Buffer): Buffer {
+  return Buffer.concat([syncHead, metadata, syncTail]);
+}
+
 export function lxdError(reply: FastifyReply, status: number, message: string) {
   return reply
     .code(status)

@@ -3,7 +3,6 @@
  * trusted clients use. Routes and envelopes follow what a real LXD 5.0 daemon answers.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Readable } from 'node:stream';
 import { hostname } from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import type { Store } from '../../core/context.ts';
@@ -21,7 +20,9 @@ import { toApiImage } from '../../domain/lxd-api.ts';
 import { matchesApiFilter, parseFilter } from '../../domain/api-filter.ts';
 import { knownArchitectures } from '../../domain/architecture.ts';
 import type { TlsIdentity } from '../../tls.ts';
-import { asyncResponse, lxdError, operation, sync, type Operation } from './envelope.ts';
+import { sendPieces } from '../send-blob.ts';
+import type { IndexPublisher } from '../../core/publish.ts';
+import { asyncResponse, lxdError, operation, sync, syncEnvelope, type Operation } from './envelope.ts';
 import { AppError, ErrorCodes } from '../../errors.ts';
 
 /** What wharf implements of the API extensions the clients check. */
@@ -33,6 +34,7 @@ export interface LxdDeps {
   tls: TlsIdentity;
   version: string;
   maxUploadSize: number;
+  publisher: IndexPublisher;
 }
 
 interface ImagesPost {
@@ -106,9 +108,15 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
   app.get('/1.0/images', async (request, reply) => {
     const query = request.query as Query;
     const viewer = await viewerOf(store, request);
-    const filter = query.filter ? parseFilter(query.filter) : [];
+    const recursion = Boolean(query.recursion && query.recursion !== '0');
+    if (!query.filter) {
+      // The common case is served from bytes rendered when the store last changed.
+      const list = await deps.publisher.apiImageList(viewer.trusted ? 'all' : 'public', recursion);
+      return reply.code(200).header('content-type', 'application/json').send(syncEnvelope(list));
+    }
+    const filter = parseFilter(query.filter);
     const images = (await visibleImages(store, viewer)).map((i) => toApiImage(i, i.aliases)).filter((i) => matchesApiFilter(filter, i));
-    return sync(reply, query.recursion && query.recursion !== '0' ? images : images.map((i) => `/1.0/images/${i.fingerprint}`));
+    return sync(reply, recursion ? images : images.map((i) => `/1.0/images/${i.fingerprint}`));
   });
 
   app.get('/1.0/images/aliases', async (request, reply) => {
@@ -309,12 +317,12 @@ async function sendExport(reply: FastifyReply, store: Store, image: Awaited<Retu
   reply.header('x-content-type-options', 'nosniff');
   if (files.length === 1) {
     const [file] = files as [(typeof files)[0]];
-    const stream = await store.blobs.openRead(file.blob.sha256);
-    return reply
+    const copy = await store.blobs.openCopy(file.blob.sha256);
+    reply
       .header('content-type', 'application/octet-stream')
       .header('content-disposition', `inline;filename=${file.name}`)
-      .header('content-length', String(file.blob.size))
-      .send(stream);
+      .header('content-length', String(file.blob.size));
+    return sendPieces(reply, [copy]);
   }
   const boundary = `wharf-${image.fingerprint.slice(0, 24)}`;
   const partHeader = (name: string, filename: string, first: boolean) =>
@@ -328,18 +336,9 @@ async function sendExport(reply: FastifyReply, store: Store, image: Awaited<Retu
   const trailer = Buffer.from(`\r\n--${boundary}--\r\n`);
   const length = parts.reduce((n, p) => n + p.header.length + p.file.blob.size, trailer.length);
   // Open both before the headers go out, so a missing file is an error response, not a cut body.
-  const streams = await Promise.all(parts.map((p) => store.blobs.openRead(p.file.blob.sha256)));
-  async function* body() {
-    for (const [i, part] of parts.entries()) {
-      yield part.header;
-      yield* streams[i]!;
-    }
-    yield trailer;
-  }
-  return reply
-    .header('content-type', `multipart/form-data; boundary=${boundary}`)
-    .header('content-length', String(length))
-    .send(Readable.from(body(), { objectMode: false }));
+  const copies = await Promise.all(parts.map((p) => store.blobs.openCopy(p.file.blob.sha256)));
+  reply.header('content-type', `multipart/form-data; boundary=${boundary}`).header('content-length', String(length));
+  return sendPieces(reply, [...parts.flatMap((part, i) => [part.header, copies[i]!]), trailer]);
 }
 
 export function isLxdPath(url: string) {
