@@ -7,6 +7,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { once } from 'node:events';
+import { DEFAULT_CIPHERS } from 'node:tls';
 import type { RequestHandler } from './app.ts';
 
 export interface Listener {
@@ -36,6 +37,8 @@ export async function listenDual(host: string, port: number, handler: RequestHan
         cert: tls.cert,
         key: tls.key,
         minVersion: 'TLSv1.2',
+        // AES-128-GCM first, as Go clients prefer: same security margin here, less CPU on both ends.
+        ciphers: `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:${DEFAULT_CIPHERS}`,
         // Ask for a client certificate without requiring one: LXD clients present theirs to be trusted.
         requestCert: true,
         rejectUnauthorized: false,

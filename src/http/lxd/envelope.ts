@@ -12,9 +12,16 @@ export function sync(reply: FastifyReply, metadata: unknown, status = 200) {
 const syncHead = Buffer.from('{"type":"sync","status":"Success","status_code":200,"operation":"","error_code":0,"error":"","metadata":');
 const syncTail = Buffer.from('}');
 
-/** The sync envelope around metadata that is already JSON bytes. */
+const enveloped = new WeakMap<Buffer, Buffer>();
+
+/** The sync envelope around metadata that is already JSON bytes (pre-rendered ones: once each). */
 export function syncEnvelope(metadata: Buffer): Buffer {
-  return Buffer.concat([syncHead, metadata, syncTail]);
+  let body = enveloped.get(metadata);
+  if (!body) {
+    body = Buffer.concat([syncHead, metadata, syncTail]);
+    enveloped.set(metadata, body);
+  }
+  return body;
 }
 
 export function lxdError(reply: FastifyReply, status: number, message: string) {
