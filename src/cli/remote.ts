@@ -88,7 +88,8 @@ export function remoteCommands(program: Command, image: Command, globals: () => 
             copyAliases: opts.copyAliases ?? false,
             autoUpdate: opts.autoUpdate ?? false,
             public: !opts.private,
-            onBytes: (n) => (bar ??= progress('Copying', 0)).add(n),
+            onStart: (total) => (bar = progress('Copying', total)),
+            onBytes: (n) => bar?.add(n),
           });
         } finally {
           bar?.stop();

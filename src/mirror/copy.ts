@@ -19,6 +19,8 @@ export interface CopyOptions {
   autoUpdate?: boolean;
   public?: boolean;
   onBytes?: (n: number) => void;
+  /** Called once the image is resolved, with its total size (for a progress bar). */
+  onStart?: (totalBytes: number) => void;
   signal?: AbortSignal;
   /** Largest image accepted from an LXD-protocol remote. */
   limit?: number;
@@ -69,6 +71,7 @@ export async function copyImage(store: Store, remote: RemoteRecord, ref: string,
     const catalogue = await loadCatalogue(remote.url, fetchOptions(remote, options.signal));
     const image = resolveRemoteImage(catalogue, ref, { type: options.type });
     await refuseDuplicate(store, image.fingerprint);
+    options.onStart?.(image.metadata.size + (image.rootfs?.size ?? 0));
     const taken = new Set((await store.meta.listAliases()).map((a) => a.name));
     const copied = options.copyAliases ? image.aliases.filter((a) => !taken.has(a)) : [];
     return importRemoteImage(store, remote, image, {
@@ -86,6 +89,7 @@ export async function copyImage(store: Store, remote: RemoteRecord, ref: string,
     public: options.public ?? true,
     autoUpdate: options.autoUpdate ?? false,
     limit: options.limit ?? Number.MAX_SAFE_INTEGER,
+    ...(options.onStart ? { onStart: options.onStart } : {}),
     ...(options.onBytes ? { onBytes: options.onBytes } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
@@ -95,10 +99,11 @@ export async function copyImage(store: Store, remote: RemoteRecord, ref: string,
 export async function importLxdImage(
   store: Store,
   source: LxdImageSource,
-  options: { aliases: string[]; copyAliases?: boolean; public: boolean; autoUpdate: boolean; properties?: Record<string, string>; limit: number; onBytes?: (n: number) => void; signal?: AbortSignal },
+  options: { aliases: string[]; copyAliases?: boolean; public: boolean; autoUpdate: boolean; properties?: Record<string, string>; limit: number; onStart?: (totalBytes: number) => void; onBytes?: (n: number) => void; signal?: AbortSignal },
 ): Promise<Image> {
   const { info, sources } = await openLxdImage(source, { limit: options.limit, ...(options.signal ? { signal: options.signal } : {}) });
   await refuseDuplicate(store, info.fingerprint);
+  options.onStart?.(info.size);
   const copied = options.copyAliases ? info.aliases.map((a) => a.name) : [];
   return importImage(store, {
     sources: sources as [IngestSource] | [IngestSource, IngestSource],
