@@ -12,32 +12,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildStore, tinySquashfs } from './store.ts';
-import { httpsClient, removeDir, report, requireCommands, runOk, startNginx, startWharf, tempDir } from './lib.ts';
+import { httpsClient, removeDir, report, requireCommands, startNginx, startWharf, tempDir, wrk, type WrkResult } from './lib.ts';
 
 const images = Number(process.env.WHARF_BENCH_IMAGES ?? 1000);
 const duration = '10s';
 requireCommands('wrk', 'nginx', 'mksquashfs');
-
-interface WrkResult {
-  rps: number;
-  latency: string;
-  transfer: string;
-  errors: string;
-}
-
-async function wrk(url: string, seconds: string): Promise<WrkResult> {
-  const out = (await runOk('wrk', ['-t2', '-c20', `-d${seconds}`, '--timeout', '10s', url], { timeoutMs: 120_000 })).stdout;
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  if (!Number.isFinite(rps)) throw new Error(`cannot read wrk output:\n${out}`);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
-  if (non2xx) throw new Error(`${url}: ${non2xx} responses were not 2xx/3xx:\n${out}`);
-  return {
-    rps,
-    latency: /Latency\s+(\S+)/.exec(out)?.[1] ?? '?',
-    transfer: /Transfer\/sec:\s+(\S+)/.exec(out)?.[1] ?? '?',
-    errors: /Socket errors: ([^\n]+)/.exec(out)?.[1] ?? 'none',
-  };
-}
 
 const work = await tempDir('api-list');
 const stops: Array<() => Promise<void>> = [];

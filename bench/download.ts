@@ -27,6 +27,7 @@ import {
   tempDir,
   warm,
   wharfBin,
+  servedBigImage,
 } from './lib.ts';
 
 const runs = 3;
@@ -34,16 +35,8 @@ requireCommands('curl', 'nginx', 'mksquashfs');
 const work = await tempDir('download');
 const stops: Array<() => Promise<void>> = [];
 try {
-  const image = await bigImage(join(work, 'fixture'));
-  const data = join(work, 'data');
-  fingerprintFrom((await runOk(wharfBin, ['--data-dir', data, 'image', 'import', image.meta, image.rootfs], { timeoutMs: 300_000 })).stdout);
-
-  const wharf = await startWharf(data);
+  const { image, data, wharf, path, sha } = await servedBigImage(work);
   stops.push(wharf.stop);
-  const client = httpsClient(wharf.ca);
-  const path = squashfsPath((await client.get(`${wharf.base}/streams/v1/images.json`)).body);
-  client.close();
-  const sha = /^files\/([0-9a-f]{64})/.exec(path)![1]!;
 
   const root = join(work, 'www');
   await mkdir(join(root, 'files'), { recursive: true });

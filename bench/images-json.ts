@@ -7,27 +7,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildStore, tinySquashfs } from './store.ts';
-import { httpsClient, removeDir, report, requireCommands, runOk, startNginx, startWharf, tempDir } from './lib.ts';
+import { httpsClient, removeDir, report, requireCommands, startNginx, startWharf, tempDir, wrk, type WrkResult } from './lib.ts';
 
 const images = 1000;
 const duration = '10s';
 requireCommands('wrk', 'nginx', 'mksquashfs');
-
-interface WrkResult {
-  rps: number;
-  transfer: string;
-  errors: string;
-}
-
-async function wrk(url: string, seconds: string, headers: string[] = []): Promise<WrkResult> {
-  const out = (await runOk('wrk', ['-t2', '-c20', `-d${seconds}`, ...headers.flatMap((h) => ['-H', h]), url], { timeoutMs: 120_000 })).stdout;
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  if (!Number.isFinite(rps)) throw new Error(`cannot read wrk output:\n${out}`);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
-  const socket = /Socket errors: ([^\n]+)/.exec(out)?.[1];
-  if (non2xx) throw new Error(`${url}: ${non2xx} responses were not 2xx/3xx:\n${out}`);
-  return { rps, transfer: /Transfer\/sec:\s+(\S+)/.exec(out)?.[1] ?? '?', errors: socket ?? 'none' };
-}
 
 const work = await tempDir('images-json');
 const stops: Array<() => Promise<void>> = [];

@@ -388,3 +388,41 @@ export function fingerprintFrom(output: string): string {
 
 /** The blob file of a sha256 in a wharf data dir (the embedded file store's layout). */
 export const blobFile = (dataDir: string, sha256: string) => join(dataDir, 'blobs', 'sha256', sha256.slice(0, 2), sha256);
+
+export interface WrkResult {
+  rps: number;
+  latency: string;
+  transfer: string;
+  errors: string;
+}
+
+/** `wrk -t2 -c20` against one URL; fails if any answer was not 2xx/3xx. */
+export async function wrk(url: string, seconds: string, headers: string[] = []): Promise<WrkResult> {
+  const args = ['-t2', '-c20', `-d${seconds}`, '--timeout', '10s', ...headers.flatMap((h) => ['-H', h]), url];
+  const out = (await runOk('wrk', args, { timeoutMs: 120_000 })).stdout;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  if (!Number.isFinite(rps)) throw new Error(`cannot read wrk output:\n${out}`);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
+  if (non2xx) throw new Error(`${url}: ${non2xx} responses were not 2xx/3xx:\n${out}`);
+  return {
+    rps,
+    latency: /Latency\s+(\S+)/.exec(out)?.[1] ?? '?',
+    transfer: /Transfer\/sec:\s+(\S+)/.exec(out)?.[1] ?? '?',
+    errors: /Socket errors: ([^\n]+)/.exec(out)?.[1] ?? 'none',
+  };
+}
+
+/** The 1 GiB image imported into a fresh data dir and served: what download and rss measure. */
+export async function servedBigImage(work: string): Promise<{ image: BigImage; data: string; wharf: WharfServer; path: string; sha: string }> {
+  const image = await bigImage(join(work, 'fixture'));
+  const data = join(work, 'data');
+  fingerprintFrom((await runOk(wharfBin, ['--data-dir', data, 'image', 'import', image.meta, image.rootfs], { timeoutMs: 300_000 })).stdout);
+  const wharf = await startWharf(data);
+  const client = httpsClient(wharf.ca);
+  try {
+    const path = squashfsPath((await client.get(`${wharf.base}/streams/v1/images.json`)).body);
+    return { image, data, wharf, path, sha: /^files\/([0-9a-f]{64})/.exec(path)![1]! };
+  } finally {
+    client.close();
+  }
+}

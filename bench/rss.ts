@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bigImage, blobFile, fingerprintFrom, httpsClient, removeDir, report, requireCommands, run, runOk, sleep, squashfsPath, startWharf, tempDir, warm, wharfBin } from './lib.ts';
+import { bigImage, blobFile, fingerprintFrom, httpsClient, removeDir, report, requireCommands, run, runOk, sleep, squashfsPath, startWharf, tempDir, warm, wharfBin, servedBigImage } from './lib.ts';
 
 const clients = 20;
 const sampleMs = 100;
@@ -25,15 +25,8 @@ const MB = 1e6;
 const work = await tempDir('rss');
 const stops: Array<() => Promise<void>> = [];
 try {
-  const image = await bigImage(join(work, 'fixture'));
-  const data = join(work, 'data');
-  fingerprintFrom((await runOk(wharfBin, ['--data-dir', data, 'image', 'import', image.meta, image.rootfs], { timeoutMs: 300_000 })).stdout);
-  const wharf = await startWharf(data);
+  const { image, data, wharf, path, sha } = await servedBigImage(work);
   stops.push(wharf.stop);
-  const client = httpsClient(wharf.ca);
-  const path = squashfsPath((await client.get(`${wharf.base}/streams/v1/images.json`)).body);
-  client.close();
-  const sha = /^files\/([0-9a-f]{64})/.exec(path)![1]!;
   await warm(blobFile(data, sha));
   const size = (await stat(image.rootfs)).size;
   await sleep(500);
