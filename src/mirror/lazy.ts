@@ -11,8 +11,7 @@ import type { BlobStore, BlobWriter, ByteRange, StoredBlob } from '../blob/store
 import type { MetaStore } from '../meta/store.ts';
 import type { Logger } from '../log.ts';
 import { isAppError, ErrorCodes } from '../errors.ts';
-import { openUrl } from '../remote/fetch.ts';
-import { AppError } from '../errors.ts';
+import { downloadBlob } from './download.ts';
 
 export class FetchThroughBlobs implements BlobStore {
   private readonly inner: BlobStore;
@@ -66,25 +65,15 @@ export class FetchThroughBlobs implements BlobStore {
 
   private async fetch(sha256: string, size: number, url: string, certificate: string): Promise<void> {
     const started = Date.now();
-    const res = await openUrl(new URL(url), { certificate: certificate || undefined });
-    if (res.statusCode !== 200) {
-      res.resume();
-      throw new AppError(ErrorCodes.unavailable, `upstream answered HTTP ${res.statusCode} for ${url}`);
-    }
-    const writer = await this.inner.createWriter();
     try {
-      for await (const chunk of res as AsyncIterable<Uint8Array>) {
-        if (writer.size + chunk.byteLength > size) throw new AppError(ErrorCodes.integrity, `${url} is larger than the ${size} bytes its index lists`);
-        await writer.write(chunk);
-      }
-      await writer.commit(sha256);
+      await downloadBlob(this.inner, new URL(url), { sha256, size }, { certificate: certificate || undefined });
       this.log.info('lazy file fetched', { sha256, bytes: size, ms: Date.now() - started });
     } catch (err) {
-      await writer.abort();
       this.log.error('lazy fetch failed', { sha256, url, err });
       throw err;
     }
   }
+
 
   createWriter(): Promise<BlobWriter> {
     return this.inner.createWriter();

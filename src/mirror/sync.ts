@@ -10,7 +10,8 @@ import type { MirrorRecord } from '../meta/store.ts';
 import type { RemoteFile, RemoteImage } from '../domain/simplestreams-read.ts';
 import type { FileFormat } from '../domain/formats.ts';
 import type { BlobSource } from '../meta/store.ts';
-import { openUrl, under } from '../remote/fetch.ts';
+import { under } from '../remote/fetch.ts';
+import { downloadBlob } from './download.ts';
 import { canonicalArchitecture } from '../domain/architecture.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { Store } from '../core/context.ts';
@@ -164,21 +165,7 @@ async function fetchDeltas(store: Store, base: string, certificate: string, imag
     const file = image.deltas.find((d) => d.sha256 === delta.sha256)!;
     try {
       if ((await store.blobs.size(delta.sha256)) === undefined) {
-        const res = await openUrl(under(base, file.path), { certificate: certificate || undefined, ...(signal ? { signal } : {}) });
-        if (res.statusCode !== 200) {
-          res.resume();
-          throw new AppError(ErrorCodes.unavailable, `HTTP ${res.statusCode}`);
-        }
-        const writer = await store.blobs.createWriter();
-        try {
-          for await (const chunk of res as AsyncIterable<Uint8Array>) {
-            if (writer.size + chunk.byteLength > delta.size) throw new AppError(ErrorCodes.integrity, 'larger than its index lists');
-            await writer.write(chunk);
-          }
-          await writer.commit(delta.sha256);
-        } finally {
-          await writer.abort();
-        }
+        await downloadBlob(store.blobs, under(base, file.path), delta, { certificate: certificate || undefined, signal });
       }
       stored.push(delta);
     } catch (err) {

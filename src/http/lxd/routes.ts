@@ -195,6 +195,10 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     return asyncResponse(reply, op);
   };
 
+  /** The finished operation of an upload or pull: what the clients read the fingerprint from. */
+  const imageCreated = (reply: FastifyReply, image: { fingerprint: string; size: number }) =>
+    finished(reply, 'Downloading image', { images: [`/1.0/images/${image.fingerprint}`] }, { fingerprint: image.fingerprint, size: String(image.size) });
+
   app.post('/1.0/images', async (request, reply) => {
     const type = String(request.headers['content-type'] ?? '');
     if (type.startsWith('application/json')) return createFromSource(request, reply);
@@ -211,7 +215,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
       aliases: [...headers.aliases, ...(grant?.aliases ?? [])],
       ...(headers.fingerprint ? { expectedFingerprint: headers.fingerprint } : {}),
     });
-    return finished(reply, 'Downloading image', { images: [`/1.0/images/${image.fingerprint}`] }, { fingerprint: image.fingerprint, size: String(image.size) });
+    return imageCreated(reply, image);
   });
 
   /** POST /1.0/images with a JSON source: pull from another server, or prepare a push. */
@@ -238,7 +242,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
       { server: source.server, certificate: source.certificate, fingerprint: source.fingerprint, alias: source.alias, secret: source.secret },
       { aliases, public: body.public ?? false, autoUpdate: body.auto_update ?? false, properties: body.properties ?? {}, limit: deps.maxUploadSize },
     );
-    return finished(reply, 'Downloading image', { images: [`/1.0/images/${image.fingerprint}`] }, { fingerprint: image.fingerprint, size: String(image.size) });
+    return imageCreated(reply, image);
   };
 
   app.route({

@@ -1,0 +1,27 @@
+/**
+ * One remote file into the blob store, checked against the size and sha256 an index promised:
+ * for files that are not image parts (deltas) or that arrive after publishing (lazy mirrors).
+ */
+import type { BlobStore } from '../blob/store.ts';
+import { AppError, ErrorCodes } from '../errors.ts';
+import { openUrl, type FetchOptions } from '../remote/fetch.ts';
+
+export async function downloadBlob(blobs: BlobStore, url: URL, expected: { sha256: string; size: number }, options: FetchOptions = {}): Promise<void> {
+  const res = await openUrl(url, options);
+  if (res.statusCode !== 200) {
+    res.resume();
+    throw new AppError(ErrorCodes.unavailable, `upstream answered HTTP ${res.statusCode} for ${url.href}`);
+  }
+  const writer = await blobs.createWriter();
+  try {
+    for await (const chunk of res as AsyncIterable<Uint8Array>) {
+      if (writer.size + chunk.byteLength > expected.size) {
+        throw new AppError(ErrorCodes.integrity, `${url.href} is larger than the ${expected.size} bytes its index lists`);
+      }
+      await writer.write(chunk);
+    }
+    await writer.commit(expected.sha256);
+  } finally {
+    await writer.abort();
+  }
+}
