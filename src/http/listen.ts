@@ -2,9 +2,17 @@
  * Listeners. The HTTPS port also speaks plain HTTP: clients fetch artifacts from
  * http://<same host:port> before trying https, so the first byte of each connection decides
  * (0x16 starts a TLS handshake) which server gets it.
+ *
+ * The http and https servers here never listen themselves, so Node's own enforcement of
+ * headersTimeout (which runs only for listening servers) never applies: connections are bounded
+ * here instead. A connection has `headersTimeoutMs` from being accepted (or from its last
+ * response) to deliver a request's headers; that one deadline covers a silent client, a TLS
+ * handshake that stalls, headers sent a byte at a time and an idle keep-alive connection. While a
+ * request is in progress nothing is bounded: a large download or upload may take as long as it
+ * needs.
  */
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { once } from 'node:events';
 import { DEFAULT_CIPHERS } from 'node:tls';
@@ -20,17 +28,118 @@ export interface TlsOptions {
   key: string;
 }
 
+export interface ListenOptions {
+  /**
+   * Time a connection has to deliver complete request headers, from its accept or from the end
+   * of its previous response. LXD and Incus clients give up on a server after 30 s themselves.
+   */
+  headersTimeoutMs?: number;
+  /** Idle time after a response before a keep-alive connection is closed (if sooner than the above). */
+  keepAliveTimeoutMs?: number;
+  /**
+   * Connections one client address may hold open at once; the next is closed straight away.
+   * 0 lifts the bound. The benchmarks drive at most 20 connections from 127.0.0.1.
+   */
+  maxConnectionsPerAddress?: number;
+}
+
+const defaults: Required<ListenOptions> = { headersTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnectionsPerAddress: 64 };
+
 const tlsHandshake = 0x16;
 
-function tuned<T extends HttpServer>(server: T): T {
-  server.keepAliveTimeout = 5_000;
+function tuned<T extends HttpServer>(server: T, options: Required<ListenOptions>): T {
+  server.keepAliveTimeout = options.keepAliveTimeoutMs;
   server.requestTimeout = 0;
-  server.headersTimeout = 30_000;
+  server.headersTimeout = options.headersTimeoutMs;
   return server;
 }
 
-export async function listenDual(host: string, port: number, handler: RequestHandler, tls: TlsOptions): Promise<Listener> {
-  const plain = tuned(createHttpServer(handler));
+/** A connection as the listener sees it; the key is the peer's address and port. */
+interface Connection {
+  socket: Socket;
+  address: string;
+  /** Requests received whose responses are not finished yet. */
+  active: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const peerKey = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
+
+/**
+ * Admission and deadlines for the connections of one listener. The TLS socket a request arrives
+ * on is another object than the TCP socket that was accepted, but both report the same peer
+ * address and port, which identify the connection while it is open.
+ */
+class ConnectionGuard {
+  private readonly byPeer = new Map<string, Connection>();
+  private readonly perAddress = new Map<string, number>();
+  private readonly options: Required<ListenOptions>;
+
+  constructor(options: Required<ListenOptions>) {
+    this.options = options;
+  }
+
+  get sockets(): Socket[] {
+    return [...this.byPeer.values()].map((c) => c.socket);
+  }
+
+  /** Takes a freshly accepted socket; false (and the socket destroyed) if its address has too many. */
+  admit(socket: Socket): boolean {
+    socket.on('error', () => socket.destroy());
+    const address = socket.remoteAddress ?? '';
+    const open = this.perAddress.get(address) ?? 0;
+    const limit = this.options.maxConnectionsPerAddress;
+    if (limit > 0 && open >= limit) {
+      socket.destroy();
+      return false;
+    }
+    this.perAddress.set(address, open + 1);
+    const key = peerKey(socket);
+    const connection: Connection = { socket, address, active: 0, timer: undefined };
+    this.byPeer.set(key, connection);
+    socket.once('close', () => {
+      clearTimeout(connection.timer);
+      if (this.byPeer.get(key) === connection) this.byPeer.delete(key);
+      const left = (this.perAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.perAddress.set(address, left);
+      else this.perAddress.delete(address);
+    });
+    this.arm(connection);
+    return true;
+  }
+
+  /** Watches the requests of a server fed by this guard. */
+  watch(server: HttpServer) {
+    server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => this.started(req, res));
+  }
+
+  private started(req: IncomingMessage, res: ServerResponse) {
+    const connection = this.byPeer.get(peerKey(req.socket as Socket));
+    if (!connection) return;
+    connection.active++;
+    clearTimeout(connection.timer);
+    connection.timer = undefined;
+    let done = false;
+    const finished = () => {
+      if (done) return;
+      done = true;
+      connection.active--;
+      if (connection.active === 0 && !connection.socket.destroyed) this.arm(connection);
+    };
+    res.once('finish', finished);
+    res.once('close', finished);
+  }
+
+  private arm(connection: Connection) {
+    clearTimeout(connection.timer);
+    connection.timer = setTimeout(() => connection.socket.destroy(), this.options.headersTimeoutMs);
+    connection.timer.unref();
+  }
+}
+
+export async function listenDual(host: string, port: number, handler: RequestHandler, tls: TlsOptions, options: ListenOptions = {}): Promise<Listener> {
+  const settings = { ...defaults, ...options };
+  const plain = tuned(createHttpServer(handler), settings);
   const secure = tuned(
     createHttpsServer(
       {
@@ -42,16 +151,19 @@ export async function listenDual(host: string, port: number, handler: RequestHan
         // Ask for a client certificate without requiring one: LXD clients present theirs to be trusted.
         requestCert: true,
         rejectUnauthorized: false,
-        ALPNProtocols: ['http/1.1'],
+        // Node refuses a handshake whose ALPN offer shares nothing with this list; HTTP/1.0 clients exist.
+        ALPNProtocols: ['http/1.1', 'http/1.0'],
+        handshakeTimeout: settings.headersTimeoutMs,
       },
       handler,
     ),
+    settings,
   );
-  const sockets = new Set<Socket>();
+  const guard = new ConnectionGuard(settings);
+  guard.watch(plain);
+  guard.watch(secure);
   const front = createNetServer({ pauseOnConnect: false }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
+    if (!guard.admit(socket)) return;
     socket.once('readable', () => {
       const first = socket.read(1) as Buffer | null;
       if (first === null) return void socket.end();
@@ -59,20 +171,20 @@ export async function listenDual(host: string, port: number, handler: RequestHan
       (first[0] === tlsHandshake ? secure : plain).emit('connection', socket);
     });
   });
-  return listenOn(front, host, port, sockets);
+  return listenOn(front, host, port, guard);
 }
 
-export async function listenPlain(host: string, port: number, handler: RequestHandler): Promise<Listener> {
-  const server = tuned(createHttpServer(handler));
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  return listenOn(server, host, port, sockets);
+export async function listenPlain(host: string, port: number, handler: RequestHandler, options: ListenOptions = {}): Promise<Listener> {
+  const settings = { ...defaults, ...options };
+  const server = tuned(createHttpServer(handler), settings);
+  const guard = new ConnectionGuard(settings);
+  guard.watch(server);
+  // Before the server's own connection handling: a refused socket is already destroyed there.
+  server.prependListener('connection', (socket: Socket) => void guard.admit(socket));
+  return listenOn(server, host, port, guard);
 }
 
-async function listenOn(server: NetServer, host: string, port: number, sockets: Set<Socket>): Promise<Listener> {
+async function listenOn(server: NetServer, host: string, port: number, guard: ConnectionGuard): Promise<Listener> {
   server.listen({ host, port, ipv6Only: false });
   await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
   const address = server.address();
@@ -80,7 +192,7 @@ async function listenOn(server: NetServer, host: string, port: number, sockets: 
     port: typeof address === 'object' && address ? address.port : port,
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
+      for (const socket of guard.sockets) socket.destroy();
       await closed;
     },
   };
