@@ -14,6 +14,7 @@ import { directRoutes } from './direct.ts';
 import { isLxdPath, lxdErrorFor, lxdRoutes } from './lxd/routes.ts';
 import { lxdError } from './lxd/envelope.ts';
 import { httpStatus } from './errors.ts';
+import { httpsBase } from './base-url.ts';
 import type { ImageSecrets } from '../core/secrets.ts';
 import type { TlsIdentity } from '../tls.ts';
 
@@ -49,8 +50,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
   app.addHook('onRequest', async (request, reply) => {
     const encrypted = (request.raw.socket as TLSSocket).encrypted === true;
     if (!encrypted && !plainHttpAllowed(request.url)) {
-      const host = (request.headers.host ?? 'localhost').replace(/:\d+$/, '');
-      return reply.redirect(`https://${host}:${deps.httpsPort()}${request.url}`, 301);
+      return reply.redirect(`${httpsBase(request.raw, deps.httpsPort())}${request.url}`, 301);
     }
     return undefined;
   });

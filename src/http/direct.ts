@@ -7,6 +7,7 @@ import type { Store } from '../core/context.ts';
 import { directImage } from '../core/direct.ts';
 import { artifactPath } from '../core/publish.ts';
 import { sendBlob } from './send-blob.ts';
+import { httpsBase } from './base-url.ts';
 
 function clientArchitectures(request: FastifyRequest): string[] {
   const header = request.headers['lxd-server-architectures'] ?? request.headers['incus-server-architectures'] ?? '';
@@ -21,9 +22,10 @@ export function directRoutes(app: FastifyInstance, deps: { store: Store }) {
     method: ['GET', 'HEAD'],
     url: '/direct/*',
     handler: async (request, reply) => {
-      const alias = decodeURIComponent((request.params as { '*': string })['*']);
+      // Fastify has decoded the path once already: decoding again would turn "100%25" into an error.
+      const alias = (request.params as { '*': string })['*'];
       const image = await directImage(deps.store, alias, clientArchitectures(request));
-      const url = `https://${request.headers.host}/${artifactPath(image.metadata)}`;
+      const url = `${httpsBase(request.raw)}/${artifactPath(image.metadata)}`;
       const headers = {
         'lxd-image-url': url,
         'lxd-image-hash': image.fingerprint,

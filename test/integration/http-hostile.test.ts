@@ -4,8 +4,14 @@ import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { listenDual, type ListenOptions } from '../../src/http/listen.ts';
+import { parseHost } from '../../src/http/base-url.ts';
+import { buildUnified } from '../fixtures/images.ts';
+import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { fetchRaw } from '../helpers/http.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -143,4 +149,98 @@ test('a TLS client offering only http/1.0 in ALPN is served', async (t) => {
   assert.equal(socket.alpnProtocol, 'http/1.0');
   socket.write('GET / HTTP/1.0\r\nHost: localhost\r\n\r\n');
   assert.match((await received(socket, 3000)).toString(), /^HTTP\/1\.[01] 200[^]*\r\n\r\nok$/);
+});
+
+/** One raw request over TLS (or plain TCP) and the whole answer; the server closes after it. */
+async function rawExchange(port: number, request: string, options: { tls?: boolean; cert?: string; key?: string } = {}): Promise<string> {
+  const socket =
+    options.tls === false
+      ? await plainSocket(port)
+      : await secured(tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...(options.cert ? { cert: options.cert, key: options.key } : {}) }));
+  socket.write(request);
+  return (await received(socket, 5000)).toString('latin1');
+}
+
+const header = (answer: string, name: string) => new RegExp(`^${name}: (.*)$`, 'im').exec(answer.split('\r\n\r\n')[0]!)?.[1]?.trim();
+
+test('the Host header is used only when it is a host name or address', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const image = await buildUnified(work, { properties: { os: 'Hosty', release: '1' }, seed: 'h' });
+  await wharfOk(data, ['image', 'import', image.path, '--alias', 'hosty']);
+  const server = await serve(t, data);
+  const port = server.httpsPort;
+  const self = `https://127.0.0.1:${port}/`;
+
+  // HTTP/1.0 lets a request come without Host.
+  const noHost = await rawExchange(port, 'HEAD /direct/hosty HTTP/1.0\r\n\r\n');
+  assert.match(noHost, /^HTTP\/1\.1 200/);
+  assert.ok(header(noHost, 'lxd-image-url')!.startsWith(self), header(noHost, 'lxd-image-url'));
+  assert.equal(header(noHost, 'incus-image-url'), header(noHost, 'lxd-image-url'));
+
+  for (const junk of ['evil.example/x?', 'a b', '"><script>', 'host:99999', 'user@host', '[not-v6]:1', 'a..b']) {
+    const answer = await rawExchange(port, `HEAD /direct/hosty HTTP/1.1\r\nHost: ${junk}\r\nConnection: close\r\n\r\n`);
+    assert.ok(header(answer, 'lxd-image-url')!.startsWith(self), `${junk}: ${header(answer, 'lxd-image-url')}`);
+    const redirect = await rawExchange(port, `GET /1.0 HTTP/1.1\r\nHost: ${junk}\r\nConnection: close\r\n\r\n`, { tls: false });
+    assert.match(redirect, /^HTTP\/1\.1 301/);
+    assert.equal(header(redirect, 'location'), `${self}1.0`, junk);
+  }
+
+  const named = await rawExchange(port, 'HEAD /direct/hosty HTTP/1.1\r\nHost: images.example.org:8443\r\nConnection: close\r\n\r\n');
+  assert.ok(header(named, 'lxd-image-url')!.startsWith('https://images.example.org:8443/'));
+  const v6 = await rawExchange(port, 'GET /streams/v1/index.json HTTP/1.1\r\nHost: [::1]:80\r\nConnection: close\r\n\r\n', { tls: false });
+  assert.equal(header(v6, 'location'), `https://[::1]:${port}/streams/v1/index.json`);
+
+  assert.deepEqual(parseHost('Example.ORG'), { host: 'example.org', port: undefined });
+  assert.deepEqual(parseHost('10.0.0.1:8443'), { host: '10.0.0.1', port: 8443 });
+  assert.equal(parseHost('[::1%eth0]'), undefined);
+  assert.equal(parseHost(''), undefined);
+});
+
+test('encoded names are decoded once', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const one = await buildUnified(work, { properties: { os: 'One', release: '1' }, seed: 'one', name: 'one.tar.gz' });
+  const two = await buildUnified(work, { properties: { os: 'Two', release: '1' }, seed: 'two', name: 'two.tar.gz' });
+  const fpOne = fingerprintFrom(await wharfOk(data, ['image', 'import', one.path, '--alias', '100%', '--alias', 'a%41b', '--alias', 'débian/ünï']));
+  const fpTwo = fingerprintFrom(await wharfOk(data, ['image', 'import', two.path, '--alias', 'aAb']));
+  const admin = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
+  await writeFile(join(work, 'admin.crt'), admin.cert);
+  await wharfOk(data, ['trust', 'add', join(work, 'admin.crt')]);
+  const server = await serve(t, data);
+  const call = (method: string, path: string, body?: object) =>
+    fetchRaw(server.base + path, {
+      ca: server.tls.cert,
+      method,
+      cert: admin.cert,
+      key: admin.private,
+      ...(body ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+    });
+  const anonymous = (method: string, path: string) => fetchRaw(server.base + path, { ca: server.tls.cert, method });
+  const enc = (name: string) => name.split('/').map(encodeURIComponent).join('/');
+  const target = async (name: string) => {
+    const r = await anonymous('GET', `/1.0/images/aliases/${enc(name)}`);
+    return r.status === 200 ? (JSON.parse(r.body.toString()).metadata.target as string) : r.status;
+  };
+
+  assert.equal(await target('100%'), fpOne);
+  assert.equal(await target('a%41b'), fpOne, 'not the alias "aAb"');
+  assert.equal(await target('aAb'), fpTwo);
+  assert.equal(await target('débian/ünï'), fpOne);
+  for (const name of ['100%', 'a%41b', 'débian/ünï']) {
+    const direct = await anonymous('HEAD', `/direct/${enc(name)}`);
+    assert.equal(direct.status, 200, name);
+    assert.equal(direct.headers['lxd-image-hash'], fpOne, name);
+  }
+  assert.equal((await anonymous('HEAD', `/direct/${enc('aAb')}`)).headers['lxd-image-hash'], fpTwo);
+
+  assert.equal((await call('POST', `/1.0/images/aliases/${enc('a%41b')}`, { name: 'b%42c' })).status, 200);
+  assert.equal(await target('b%42c'), fpOne);
+  assert.equal(await target('a%41b'), 404);
+  assert.equal(await target('aAb'), fpTwo, 'the other alias is untouched');
+  assert.equal((await call('DELETE', `/1.0/images/aliases/${enc('100%')}`)).status, 200);
+  assert.equal(await target('100%'), 404);
+  assert.equal((await call('DELETE', `/1.0/images/aliases/${enc('débian/ünï')}`)).status, 200);
+  assert.equal(await target('débian/ünï'), 404);
+  assert.equal(await target('b%42c'), fpOne);
 });

@@ -54,6 +54,9 @@ function clientCertificate(request: FastifyRequest) {
   return peer?.raw ? parseCertificate(peer.raw) : undefined;
 }
 
+/** An alias name from the path: Fastify has decoded it once, which is all it was encoded. */
+const wildcard = (request: FastifyRequest) => (request.params as { '*': string })['*'];
+
 async function viewerOf(store: Store, request: FastifyRequest): Promise<Viewer> {
   const cert = clientCertificate(request);
   const trusted = await isTrusted(store, cert && certificateFingerprint(cert));
@@ -133,7 +136,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
   });
 
   app.get('/1.0/images/aliases/*', async (request, reply) => {
-    const name = decodeURIComponent((request.params as { '*': string })['*']);
+    const name = wildcard(request);
     const alias = await visibleAlias(store, await viewerOf(store, request), name);
     return sync(reply, { name: alias.name, description: alias.description, target: alias.fingerprint, type: alias.type });
   });
@@ -281,7 +284,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
 
   app.delete('/1.0/images/aliases/*', async (request, reply) => {
     await requireTrusted(request);
-    await deleteAlias(store, decodeURIComponent((request.params as { '*': string })['*']));
+    await deleteAlias(store, wildcard(request));
     return sync(reply, {});
   });
 
@@ -289,7 +292,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     await requireTrusted(request);
     const body = (request.body ?? {}) as { name?: string };
     if (!body.name) return lxdError(reply, 400, 'New alias name is required');
-    await renameAlias(store, decodeURIComponent((request.params as { '*': string })['*']), body.name);
+    await renameAlias(store, wildcard(request), body.name);
     return sync(reply, {});
   });
 
