@@ -12,6 +12,10 @@ export const ErrorCodes = {
   forbidden: 'forbidden',
   tooLarge: 'too_large',
   unavailable: 'unavailable',
+  /** Someone else holds what this needs for a moment (a blob being collected): try again. */
+  busy: 'busy',
+  /** The disk (or the database on it) is full: nothing was changed. */
+  diskFull: 'disk_full',
   config: 'config',
   internal: 'internal',
 } as const;

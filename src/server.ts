@@ -7,7 +7,7 @@ import { parseAddress } from './config.ts';
 import type { Logger } from './log.ts';
 import { openStore } from './factory.ts';
 import { IndexPublisher } from './core/publish.ts';
-import { collectGarbage } from './core/images.ts';
+import { collectGarbage } from './core/collect.ts';
 import { buildApp } from './http/app.ts';
 import { listenDual, listenPlain, type Listener } from './http/listen.ts';
 import { loadTlsIdentity, type TlsIdentity } from './tls.ts';
@@ -59,7 +59,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       listeners.push(await listenPlain(http.host, http.port, handler));
     }
   } catch (err) {
+    // Stop the index poll too, or it would query the closed database and log about it.
+    publisher.stop();
     await Promise.all(listeners.map((l) => l.close()));
+    await app.close();
     await store.meta.close();
     throw err;
   }

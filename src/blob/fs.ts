@@ -34,9 +34,12 @@ export class FsBlobStore implements BlobStore {
   }
 
   async createWriter(): Promise<BlobWriter> {
-    const stagingPath = join(this.staging, `${randomUUID()}.part`);
-    const handle = await open(stagingPath, 'wx');
-    return new FsBlobWriter(handle, stagingPath, (sha) => this.pathOf(sha));
+    // The writer's pid in the name lets the collector tell a dead writer's leftovers at once.
+    const stagingPath = join(this.staging, `${process.pid}-${randomUUID()}.part`);
+    const handle = await open(stagingPath, 'wx').catch((err: unknown) => {
+      throw diskError(err);
+    });
+    return new FsBlobWriter(handle, stagingPath, (sha) => this.pathOf(sha), this.objects);
   }
 
   async size(sha256: string): Promise<number | undefined> {
@@ -88,14 +91,38 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  /** Another process may be importing right now: only files idle for a while are leftovers. */
+  /**
+   * Another process may be importing right now: a staging file is a leftover once its writer
+   * (named in the file) is no longer alive, or, whatever the name says, once it has been idle
+   * for `idleMs` (a pid can be reused, and another host may share the directory).
+   */
   async cleanStaging(idleMs = 10 * 60_000): Promise<void> {
     for (const name of await readdir(this.staging)) {
       const path = join(this.staging, name);
       const info = await stat(path).catch(() => undefined);
-      if (info && Date.now() - info.mtimeMs > idleMs) await rm(path, { force: true });
+      if (!info) continue;
+      const pid = /^(\d+)-/.exec(name)?.[1];
+      const writerGone = pid !== undefined && Number(pid) !== process.pid && !processAlive(Number(pid));
+      if (writerGone || Date.now() - info.mtimeMs > idleMs) await rm(path, { force: true });
     }
   }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A full disk is the catalogue's disk_full; other errors go on as they are. */
+function diskError(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new AppError(ErrorCodes.diskFull, 'The disk holding the blob store is full; nothing was stored', { hint: 'Free some space, then try again.', cause: err });
+  return err;
 }
 
 class FsBlobWriter implements BlobWriter {
@@ -106,13 +133,17 @@ class FsBlobWriter implements BlobWriter {
   private readonly pathOf: (sha: string) => string;
   private closed = false;
   private sha256: string | undefined;
+  private readonly objects: string;
   private flushedAt = 0;
   private flushing: Promise<void> = Promise.resolve();
+  /** A failed background flush: the bytes may not be on disk, so the blob must not be committed. */
+  private flushError: unknown;
 
-  constructor(handle: FileHandle, stagingPath: string, pathOf: (sha: string) => string) {
+  constructor(handle: FileHandle, stagingPath: string, pathOf: (sha: string) => string, objects: string) {
     this.handle = handle;
     this.stagingPath = stagingPath;
     this.pathOf = pathOf;
+    this.objects = objects;
   }
 
   digest(): string {
@@ -124,15 +155,22 @@ class FsBlobWriter implements BlobWriter {
     if (this.sha256 !== undefined) throw new Error('write after digest');
     this.hash.update(chunk);
     this.size += chunk.byteLength;
-    let offset = 0;
-    while (offset < chunk.byteLength) {
-      const { bytesWritten } = await this.handle.write(chunk, offset);
-      offset += bytesWritten;
+    if (this.flushError !== undefined) throw diskError(this.flushError);
+    try {
+      let offset = 0;
+      while (offset < chunk.byteLength) {
+        const { bytesWritten } = await this.handle.write(chunk, offset);
+        offset += bytesWritten;
+      }
+    } catch (err) {
+      throw diskError(err);
     }
     // Flush to disk as we go (on another thread), so the final fsync has little left to do.
     if (this.size - this.flushedAt >= flushEvery) {
       this.flushedAt = this.size;
-      this.flushing = this.flushing.then(() => this.handle.datasync()).catch(() => {});
+      this.flushing = this.flushing.then(() => this.handle.datasync()).catch((err: unknown) => {
+        this.flushError ??= err;
+      });
     }
   }
 
@@ -143,11 +181,15 @@ class FsBlobWriter implements BlobWriter {
         throw new AppError(ErrorCodes.integrity, `sha256 mismatch: got ${sha256}, expected ${expectedSha256}`);
       }
       await this.flushing;
-      await this.handle.sync();
+      if (this.flushError !== undefined) throw diskError(this.flushError);
+      await this.handle.sync().catch((err: unknown) => {
+        throw diskError(err);
+      });
       await this.close();
       const target = this.pathOf(sha256);
       const dir = join(target, '..');
-      await mkdir(dir, { recursive: true });
+      // A new prefix directory must itself be durable in its parent, or a crash can lose the blob.
+      if ((await mkdir(dir, { recursive: true })) !== undefined) await syncDirectory(this.objects);
       // An existing blob has the same bytes by definition: keep it, drop the copy.
       if ((await stat(target).catch(() => undefined)) === undefined) {
         await rename(this.stagingPath, target);

@@ -9,7 +9,7 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import type { Alias, BlobRef, Image } from '../domain/image.ts';
 import { formatExtension } from '../domain/formats.ts';
 import { canonicalArchitecture } from '../domain/architecture.ts';
-import { graceCutoff, type Store } from './context.ts';
+import type { Store } from './context.ts';
 import { resolveImage } from './resolve.ts';
 
 export interface ImageWithAliases extends Image {
@@ -83,7 +83,9 @@ export async function setProperty(store: Store, ref: string, key: string, value:
 
 export async function deleteImages(store: Store, refs: string[]): Promise<Image[]> {
   // Resolve them all first, so that one bad name deletes nothing.
-  const images = await Promise.all(refs.map((ref) => resolveImage(store, ref)));
+  const resolved = await Promise.all(refs.map((ref) => resolveImage(store, ref)));
+  // The same image named twice (by alias and by fingerprint, say) is deleted once.
+  const images = [...new Map(resolved.map((i) => [i.fingerprint, i])).values()];
   for (const image of images) await store.meta.deleteImage(image.fingerprint);
   return images;
 }
@@ -172,26 +174,4 @@ async function hashBlob(store: Store, sha256: string, also: Hash) {
   });
   await pipeline(await store.blobs.openRead(sha256), tap);
   return { sha256: own.digest('hex'), size };
-}
-
-/** Deletes blobs no image uses once their grace period is over. */
-export async function collectGarbage(store: Store, now = new Date()): Promise<{ removed: string[] }> {
-  const removed: string[] = [];
-  for (const sha of await store.meta.collectableBlobs(graceCutoff(store, now))) {
-    await store.meta.forgetBlob(sha);
-    if (!(await store.meta.knownBlob(sha))) {
-      await store.blobs.delete(sha);
-      removed.push(sha);
-    }
-  }
-  // Files with no record at all: an import that crashed between storing its files and its row.
-  const cutoff = now.getTime() - store.graceSeconds * 1000;
-  for await (const blob of store.blobs.list()) {
-    if (blob.modifiedMs < cutoff && !(await store.meta.knownBlob(blob.sha256))) {
-      await store.blobs.delete(blob.sha256);
-      removed.push(blob.sha256);
-    }
-  }
-  if (removed.length) store.log.info('blobs collected', { count: removed.length });
-  return { removed };
 }

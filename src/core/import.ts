@@ -11,6 +11,7 @@ import { ingest, type IngestSource, type StagedFile } from './ingest.ts';
 import type { Store } from './context.ts';
 import { validateAliasName } from './aliases.ts';
 import { OffThreadHash } from './off-thread-hash.ts';
+import { commitBlobs } from './collect.ts';
 
 export interface ImportRequest {
   /** One source (unified) or two (metadata, then rootfs or disk). */
@@ -72,9 +73,8 @@ export async function importImage(store: Store, request: ImportRequest): Promise
       throw new AppError(ErrorCodes.conflict, `Image with fingerprint ${fingerprint} already exists`);
     }
 
-    // Everything checked out: now the store may change.
-    const metaBlob: BlobRef = { ...(await first.writer.commit()), format: first.format };
-    const rootBlob: BlobRef | null = second ? { ...(await second.writer.commit()), format: second.format } : null;
+    const metaBlob: BlobRef = { sha256: first.writer.digest(), size: first.writer.size, format: first.format };
+    const rootBlob: BlobRef | null = second ? { sha256: second.writer.digest(), size: second.writer.size, format: second.format } : null;
     const now = (request.now ?? new Date()).toISOString();
     const image: Image = {
       fingerprint,
@@ -99,7 +99,8 @@ export async function importImage(store: Store, request: ImportRequest): Promise
       deltas: [],
     };
     const aliases: Alias[] = aliasNames.map((name) => ({ name, fingerprint, description: '', type }));
-    await store.meta.insertImage(image, aliases);
+    // Everything checked out (the record above included): only now may the store change.
+    await commitBlobs(store, staged.map((s) => s.writer), () => store.meta.insertImage(image, aliases));
     store.log.info('image imported', { fingerprint, type, size: image.size });
     return image;
   } finally {

@@ -5,6 +5,7 @@
  * hashing) and at most a few MiB are in flight, so memory stays flat whatever the file size.
  */
 import { Worker } from 'node:worker_threads';
+import { AppError, ErrorCodes } from '../errors.ts';
 
 const inFlightLimit = 8 * 1024 * 1024;
 
@@ -12,6 +13,9 @@ interface Pending {
   inFlight: number;
   wakeUp: (() => void) | undefined;
   done: ((digest: string) => void) | undefined;
+  /** Set when the thread died: every later call fails with it instead of waiting forever. */
+  failure: Error | undefined;
+  fail: ((err: Error) => void) | undefined;
 }
 
 let worker: Worker | undefined;
@@ -30,6 +34,18 @@ function thread(): Worker {
       }
       if (m.digest !== undefined) p.done?.(m.digest);
     });
+    const died = (err: Error) => {
+      worker = undefined;
+      for (const p of pending.values()) {
+        p.failure ??= new AppError(ErrorCodes.internal, `the hashing thread stopped: ${err.message}`, { cause: err });
+        p.wakeUp?.();
+        p.fail?.(p.failure);
+      }
+    };
+    worker.on('error', died);
+    worker.on('exit', (code) => {
+      if (worker !== undefined) died(new Error(`exit code ${code}`));
+    });
   }
   return worker;
 }
@@ -42,7 +58,7 @@ function refWhileBusy() {
 
 export class OffThreadHash {
   private readonly id = nextId++;
-  private readonly state: Pending = { inFlight: 0, wakeUp: undefined, done: undefined };
+  private readonly state: Pending = { inFlight: 0, wakeUp: undefined, done: undefined, failure: undefined, fail: undefined };
 
   constructor() {
     pending.set(this.id, this.state);
@@ -51,20 +67,24 @@ export class OffThreadHash {
   }
 
   async update(chunk: Uint8Array): Promise<void> {
+    if (this.state.failure) throw this.state.failure;
     const copy = new Uint8Array(chunk.byteLength);
     copy.set(chunk);
     this.state.inFlight += copy.byteLength;
     thread().postMessage({ id: this.id, op: 'update', data: copy }, [copy.buffer]);
-    while (this.state.inFlight > inFlightLimit) await new Promise<void>((resolve) => (this.state.wakeUp = resolve));
+    while (this.state.inFlight > inFlightLimit && !this.state.failure) await new Promise<void>((resolve) => (this.state.wakeUp = resolve));
+    if (this.state.failure) throw this.state.failure;
   }
 
   digest(): Promise<string> {
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+      if (this.state.failure) return reject(this.state.failure);
       this.state.done = (digest) => {
         pending.delete(this.id);
         refWhileBusy();
         resolve(digest);
       };
+      this.state.fail = reject;
       thread().postMessage({ id: this.id, op: 'digest' });
     });
   }

@@ -6,7 +6,8 @@
 import type { Image } from '../domain/image.ts';
 import { productOf, serialOf } from '../domain/product.ts';
 import type { Store } from './context.ts';
-import { collectGarbage, deleteImages } from './images.ts';
+import { deleteImages } from './images.ts';
+import { collectGarbage } from './collect.ts';
 
 export interface PruneOptions {
   /** Versions kept per product. */
@@ -42,6 +43,6 @@ export async function prune(store: Store, options: PruneOptions): Promise<{ imag
   }
   if (options.dryRun) return { images: doomed, blobs: await store.meta.collectableBlobs(new Date(now.getTime() - store.graceSeconds * 1000).toISOString()) };
   if (doomed.length) await deleteImages(store, doomed.map((i) => i.fingerprint));
-  const { removed } = await collectGarbage(store, now);
+  const { removed } = await collectGarbage(store, { now });
   return { images: doomed, blobs: removed };
 }

@@ -11,6 +11,8 @@ const statusOf: Record<ErrorCode, number> = {
   forbidden: 403,
   too_large: 413,
   unavailable: 503,
+  busy: 503,
+  disk_full: 507,
   config: 500,
   internal: 500,
 };

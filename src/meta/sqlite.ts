@@ -3,7 +3,7 @@
  * reads; PRAGMA data_version tells the server that another process committed.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { AppError, ErrorCodes, notFound } from '../errors.ts';
+import { AppError, ErrorCodes, isAppError, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image, ImageType } from '../domain/image.ts';
 import type { FileFormat } from '../domain/formats.ts';
 import type { BlobRecord, BlobSource, MetaStore, MirrorRecord, RemoteRecord, TrustedCertificate, TrustToken } from './store.ts';
@@ -88,7 +88,21 @@ const migrations: string[] = [
      PRIMARY KEY (fingerprint, sha256)
    );
    CREATE INDEX image_deltas_sha256 ON image_deltas (sha256);`,
+  `CREATE TABLE blob_claims (
+     claim TEXT NOT NULL,
+     sha256 TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     PRIMARY KEY (claim, sha256)
+   );
+   CREATE INDEX blob_claims_sha256 ON blob_claims (sha256);
+   CREATE TABLE blob_collections (
+     sha256 TEXT PRIMARY KEY,
+     started_at TEXT NOT NULL
+   );`,
 ];
+
+/** A collection that has not finished in this long was left by a collector that died. */
+const staleCollectionMs = 10 * 60_000;
 
 interface ImageRow {
   fingerprint: string;
@@ -192,15 +206,21 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   private transaction<T>(fn: () => T): T {
-    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      throw storageError(err);
+    }
     try {
       const result = fn();
       this.db.exec('COMMIT');
       this.localWrites++;
       return result;
     } catch (err) {
-      this.db.exec('ROLLBACK');
-      throw err;
+      // SQLite has already rolled back after some failures (a full disk during COMMIT): a second
+      // ROLLBACK would hide the real error behind "no transaction is active".
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw storageError(err);
     }
   }
 
@@ -401,14 +421,6 @@ export class SqliteMetaStore implements MetaStore {
     return rows.map((r) => r.sha256);
   }
 
-  async forgetBlob(sha256: string): Promise<void> {
-    this.transaction(() => {
-      this.sql(
-        `DELETE FROM blobs WHERE sha256 = ? AND NOT ${usedBlob('blobs.sha256')}`,
-      ).run(sha256);
-    });
-  }
-
   async touchBlob(sha256: string, now: string): Promise<void> {
     // Not a change anyone needs to re-render for, so it does not count as one.
     this.sql('UPDATE blobs SET last_access = ? WHERE sha256 = ?').run(now, sha256);
@@ -419,8 +431,45 @@ export class SqliteMetaStore implements MetaStore {
     return rows.map((r) => r.sha256);
   }
 
-  async knownBlob(sha256: string): Promise<boolean> {
-    return this.sql('SELECT 1 FROM blobs WHERE sha256 = ?').get(sha256) !== undefined;
+  async claimBlobs(claim: string, sha256s: string[], expiresAt: string): Promise<void> {
+    this.transaction(() => {
+      const staleBefore = new Date(Date.now() - staleCollectionMs).toISOString();
+      for (const sha of sha256s) {
+        const collecting = this.sql('SELECT started_at FROM blob_collections WHERE sha256 = ?').get(sha) as { started_at: string } | undefined;
+        if (collecting && collecting.started_at > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha.slice(0, 12)} is being collected; try again`);
+        // The collector died mid-way: its file may be gone, which the writer's commit repairs.
+        if (collecting) this.sql('DELETE FROM blob_collections WHERE sha256 = ?').run(sha);
+        this.sql('INSERT INTO blob_claims (claim, sha256, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(claim, sha, expiresAt);
+      }
+    });
+  }
+
+  async releaseClaim(claim: string): Promise<void> {
+    this.transaction(() => this.sql('DELETE FROM blob_claims WHERE claim = ?').run(claim));
+  }
+
+  async beginCollect(sha256: string, unpublishedBefore: string, now: string): Promise<boolean> {
+    return this.transaction(() => {
+      this.sql('DELETE FROM blob_claims WHERE expires_at <= ?').run(now);
+      if (this.sql('SELECT 1 FROM blob_claims WHERE sha256 = ?').get(sha256)) return false;
+      const row = this.sql(`SELECT unpublished_at, ${usedBlob('b.sha256')} AS used FROM blobs b WHERE sha256 = ?`).get(sha256) as
+        | { unpublished_at: string | null; used: number }
+        | undefined;
+      if (row && (row.used === 1 || (row.unpublished_at !== null && row.unpublished_at > unpublishedBefore))) return false;
+      const staleBefore = new Date(Date.parse(now) - staleCollectionMs).toISOString();
+      const { changes } = this.sql(
+        `INSERT INTO blob_collections (sha256, started_at) VALUES (?, ?)
+         ON CONFLICT (sha256) DO UPDATE SET started_at = excluded.started_at WHERE blob_collections.started_at <= ?`,
+      ).run(sha256, now, staleBefore);
+      return changes > 0;
+    });
+  }
+
+  async finishCollect(sha256: string): Promise<void> {
+    this.transaction(() => {
+      this.sql(`DELETE FROM blobs WHERE sha256 = ? AND NOT ${usedBlob('blobs.sha256')}`).run(sha256);
+      this.sql('DELETE FROM blob_collections WHERE sha256 = ?').run(sha256);
+    });
   }
 
   async listCertificates(): Promise<TrustedCertificate[]> {
@@ -550,4 +599,12 @@ export class SqliteMetaStore implements MetaStore {
   async close(): Promise<void> {
     this.db.close();
   }
+}
+
+/** SQLite's "disk full" (SQLITE_FULL, 13) as the catalogue's error; anything else as it came. */
+function storageError(err: unknown): unknown {
+  if (isAppError(err)) return err;
+  const code = ((err as { errcode?: number }).errcode ?? 0) % 256;
+  if (code === 13) return new AppError(ErrorCodes.diskFull, 'The disk holding the database is full; nothing was changed', { hint: 'Free some space, then try again.', cause: err });
+  return err;
 }

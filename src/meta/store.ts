@@ -81,12 +81,23 @@ export interface MetaStore {
   getBlob(sha256: string): Promise<BlobRecord | undefined>;
   /** Blobs no image uses that were not unpublished after `unpublishedBefore`. */
   collectableBlobs(unpublishedBefore: string): Promise<string[]>;
-  forgetBlob(sha256: string): Promise<void>;
   /** Records a download of a lazily fetched blob (its cache expiry counts from here). */
   touchBlob(sha256: string, now: string): Promise<void>;
   /** Lazily fetched blobs not downloaded since `before`: their local copy may be dropped. */
   idleLazyBlobs(before: string): Promise<string[]>;
-  knownBlob(sha256: string): Promise<boolean>;
+  /**
+   * Holds blobs against collection (core/collect.ts) until `releaseClaim` or `expiresAt`; fails
+   * with code `busy`, claiming nothing, while one of them is being collected.
+   */
+  claimBlobs(claim: string, sha256s: string[], expiresAt: string): Promise<void>;
+  releaseClaim(claim: string): Promise<void>;
+  /**
+   * Starts collecting a blob, with or without a record, unless it is used, claimed, being
+   * collected, or was unpublished after `unpublishedBefore`; says whether it may now be deleted.
+   */
+  beginCollect(sha256: string, unpublishedBefore: string, now: string): Promise<boolean>;
+  /** The bytes are gone: forgets the blob (unless something uses it again) and ends the collection. */
+  finishCollect(sha256: string): Promise<void>;
 
   listCertificates(): Promise<TrustedCertificate[]>;
   getCertificate(fingerprint: string): Promise<TrustedCertificate | undefined>;

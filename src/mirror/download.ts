@@ -2,11 +2,12 @@
  * One remote file into the blob store, checked against the size and sha256 an index promised:
  * for files that are not image parts (deltas) or that arrive after publishing (lazy mirrors).
  */
-import type { BlobStore } from '../blob/store.ts';
+import type { BlobStore, BlobWriter } from '../blob/store.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { openUrl, type FetchOptions } from '../remote/fetch.ts';
 
-export async function downloadBlob(blobs: BlobStore, url: URL, expected: { sha256: string; size: number }, options: FetchOptions = {}): Promise<void> {
+/** Downloads and verifies the file into a staged writer; the caller commits or aborts it. */
+export async function stageDownload(blobs: BlobStore, url: URL, expected: { sha256: string; size: number }, options: FetchOptions = {}): Promise<BlobWriter> {
   const res = await openUrl(url, options);
   if (res.statusCode !== 200) {
     res.resume();
@@ -20,6 +21,19 @@ export async function downloadBlob(blobs: BlobStore, url: URL, expected: { sha25
       }
       await writer.write(chunk);
     }
+    if (writer.size !== expected.size) throw new AppError(ErrorCodes.integrity, `${url.href} is truncated: ${writer.size} of ${expected.size} bytes`);
+    if (writer.digest() !== expected.sha256) throw new AppError(ErrorCodes.integrity, `Hash mismatch for ${url.href}: ${writer.digest()} != ${expected.sha256}`);
+    return writer;
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+}
+
+/** A file whose record already exists (a lazily mirrored one): downloaded, verified, committed. */
+export async function downloadBlob(blobs: BlobStore, url: URL, expected: { sha256: string; size: number }, options: FetchOptions = {}): Promise<void> {
+  const writer = await stageDownload(blobs, url, expected, options);
+  try {
     await writer.commit(expected.sha256);
   } finally {
     await writer.abort();

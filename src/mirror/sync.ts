@@ -11,7 +11,9 @@ import type { RemoteFile, RemoteImage } from '../domain/simplestreams-read.ts';
 import type { FileFormat } from '../domain/formats.ts';
 import type { BlobSource } from '../meta/store.ts';
 import { under } from '../remote/fetch.ts';
-import { downloadBlob } from './download.ts';
+import { stageDownload } from './download.ts';
+import { commitBlobs } from '../core/collect.ts';
+import type { BlobWriter } from '../blob/store.ts';
 import { canonicalArchitecture } from '../domain/architecture.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { Store } from '../core/context.ts';
@@ -160,19 +162,28 @@ function deltasOf(image: RemoteImage): Delta[] {
  * skipped (with a warning) if they fail.
  */
 async function fetchDeltas(store: Store, base: string, certificate: string, image: RemoteImage, signal?: AbortSignal) {
-  const stored: Delta[] = [];
-  for (const delta of deltasOf(image)) {
-    const file = image.deltas.find((d) => d.sha256 === delta.sha256)!;
-    try {
-      if ((await store.blobs.size(delta.sha256)) === undefined) {
-        await downloadBlob(store.blobs, under(base, file.path), delta, { certificate: certificate || undefined, signal });
+  const wanted: Delta[] = [];
+  const staged: BlobWriter[] = [];
+  try {
+    for (const delta of deltasOf(image)) {
+      const file = image.deltas.find((d) => d.sha256 === delta.sha256)!;
+      try {
+        if ((await store.blobs.size(delta.sha256)) === undefined) {
+          staged.push(await stageDownload(store.blobs, under(base, file.path), delta, { certificate: certificate || undefined, signal }));
+        }
+        wanted.push(delta);
+      } catch (err) {
+        store.log.warn('delta not mirrored', { fingerprint: image.fingerprint, path: file.path, err });
       }
-      stored.push(delta);
-    } catch (err) {
-      store.log.warn('delta not mirrored', { fingerprint: image.fingerprint, path: file.path, err });
     }
+    // A delta already stored is claimed too, so the collector cannot take it before it is recorded.
+    const existing = wanted.map((d) => d.sha256).filter((sha) => !staged.some((w) => w.digest() === sha));
+    if (wanted.length) await commitBlobs(store, staged, () => store.meta.addDeltas(image.fingerprint, wanted), existing);
+  } catch (err) {
+    store.log.warn('deltas not recorded', { fingerprint: image.fingerprint, err });
+  } finally {
+    await Promise.all(staged.map((w) => w.abort()));
   }
-  if (stored.length) await store.meta.addDeltas(image.fingerprint, stored);
 }
 
 function formatOf(file: RemoteFile): FileFormat {

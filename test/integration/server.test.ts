@@ -11,7 +11,7 @@ import { fetchRaw } from '../helpers/http.ts';
 import { loadConfig } from '../../src/config.ts';
 import { openStore } from '../../src/factory.ts';
 import { silentLogger } from '../../src/log.ts';
-import { collectGarbage } from '../../src/core/images.ts';
+import { collectGarbage } from '../../src/core/collect.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
