@@ -66,11 +66,20 @@ export function parseMetadataYaml(text: string): ImageMetadata {
   };
 }
 
+/** 9999-12-31T23:59:59Z: the last second every date format wharf writes can represent. */
+export const maxEpochSeconds = 253402300799;
+
+/** Unix seconds, or 0 when absent; anything a Date could not hold is refused here, not at commit. */
 function epoch(value: unknown, key: string): number {
   if (value === undefined || value === null) return 0;
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
-  if (typeof value === 'string' && /^\d+$/.test(value.trim())) return Number(value.trim());
-  throw invalidImage(`metadata.yaml: ${key} must be a Unix timestamp in seconds, got ${JSON.stringify(value)}`);
+  let seconds: number | undefined;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) seconds = value;
+  if (typeof value === 'string' && /^\d+$/.test(value.trim())) seconds = Number(value.trim());
+  if (seconds === undefined) throw invalidImage(`metadata.yaml: ${key} must be a Unix timestamp in seconds, got ${JSON.stringify(value)}`);
+  if (seconds > maxEpochSeconds) {
+    throw invalidImage(`metadata.yaml: ${key} ${JSON.stringify(value)} is after the year 9999`, `Use Unix seconds up to ${maxEpochSeconds}.`);
+  }
+  return seconds;
 }
 
 /** Go decodes properties into map[string]string: scalars become strings, nested values are errors. */
