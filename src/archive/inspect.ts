@@ -1,14 +1,17 @@
 /**
  * Reads what an import needs from an image tarball while it streams past: metadata.yaml, whether
  * it holds a container rootfs/ or a VM rootfs.img, and whether it is complete. Nothing is
- * extracted to disk and only metadata.yaml (at most 1 MiB) is kept in memory.
+ * extracted to disk; only metadata.yaml (at most 1 MiB) and the first 64 KiB of rootfs.img (its
+ * qcow2 header) are kept in memory.
  */
+import { posix } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { invalidImage } from '../errors.ts';
 import { maxMetadataYamlBytes } from '../domain/metadata.ts';
 import type { Compression } from '../domain/formats.ts';
+import { checkQcow2Extent, checkQcow2Header, qcow2HeadLength } from '../domain/qcow2.ts';
 import { decompressor } from './decompress.ts';
 
 export interface TarballSummary {
@@ -18,10 +21,15 @@ export interface TarballSummary {
   entries: number;
 }
 
-/** Entry names may start with "./" or "/"; LXD treats them the same. */
-function normalize(name: string): string {
-  return name.replace(/^(\.\/|\/)+/, '');
+/**
+ * The path an extractor writes an entry to, relative to where it extracts: "./a//b/../c", "/c"
+ * and "../c" all land on "c" (GNU tar drops leading "/" and everything up to a "..").
+ */
+export function normalizeEntryName(name: string): string {
+  return posix.normalize(name).replace(/^(?:\/|\.\.(?:\/|$)|\.(?:\/|$))+/, '').replace(/\/+$/, '');
 }
+
+const regularTypes = new Set(['file', 'contiguous-file']);
 
 /**
  * Returns a Writable to pipe the (compressed) tarball into, and a promise of its summary that
@@ -36,29 +44,19 @@ export function tarballInspector(compression: Compression, what: string): { sink
     summary.entries++;
     // The whole archive's failure is reported once, by the pipeline; the entry's copy is noise.
     stream.on('error', () => {});
-    const name = normalize(header.name);
+    const name = normalizeEntryName(header.name);
     if (name === 'rootfs' || name.startsWith('rootfs/')) summary.hasRootfsDir = true;
-    if (name === 'rootfs.img') summary.hasRootfsImg = true;
-    if (name === 'metadata.yaml' && header.type === 'file' && summary.metadataYaml === undefined) {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      stream.on('data', (data: unknown) => {
-        const chunk = data as Buffer;
-        size += chunk.length;
-        if (size <= maxMetadataYamlBytes) chunks.push(chunk);
-      });
-      stream.on('end', () => {
-        if (size > maxMetadataYamlBytes) {
-          next(invalidImage(`${what}: metadata.yaml is larger than ${maxMetadataYamlBytes} bytes`));
-          return;
-        }
-        summary.metadataYaml = Buffer.concat(chunks).toString('utf8');
-        next();
-      });
+    const reader = name === 'metadata.yaml' ? readMetadataYaml : name === 'rootfs.img' ? readRootfsImg : undefined;
+    if (!reader) {
+      stream.on('end', () => next());
+      stream.resume();
       return;
     }
-    stream.on('end', () => next());
-    stream.resume();
+    // wharf would read the first copy while an extractor keeps the last: there must be one.
+    const seen = name === 'metadata.yaml' ? summary.metadataYaml !== undefined : summary.hasRootfsImg;
+    if (seen) return next(invalidImage(`${what} holds more than one ${name}`));
+    if (!regularTypes.has(header.type ?? 'file')) return next(invalidImage(`${what}: ${name} is a ${header.type}, not a regular file`));
+    reader(stream, header.size ?? 0, what, summary).then(() => next(), next);
   });
 
   const done = pipeline(decompress, extract).then(
@@ -72,6 +70,38 @@ export function tarballInspector(compression: Compression, what: string): { sink
     },
   );
   return { sink: decompress, summary: done };
+}
+
+/** Reads the whole entry, keeping only its first `keep` bytes. */
+async function readPrefix(stream: AsyncIterable<unknown>, keep: number): Promise<{ prefix: Buffer; size: number }> {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let size = 0;
+  for await (const data of stream) {
+    const chunk = data as Buffer;
+    size += chunk.length;
+    if (kept < keep) {
+      const part = chunk.subarray(0, keep - kept);
+      chunks.push(part);
+      kept += part.length;
+    }
+  }
+  return { prefix: Buffer.concat(chunks), size };
+}
+
+async function readMetadataYaml(stream: AsyncIterable<unknown>, _size: number, what: string, summary: TarballSummary) {
+  const { prefix, size } = await readPrefix(stream, maxMetadataYamlBytes + 1);
+  if (size > maxMetadataYamlBytes) throw invalidImage(`${what}: metadata.yaml is larger than ${maxMetadataYamlBytes} bytes`);
+  summary.metadataYaml = prefix.toString('utf8');
+}
+
+/** LXD converts rootfs.img with "qemu-img convert -f qcow2": it must be a self-contained qcow2. */
+async function readRootfsImg(stream: AsyncIterable<unknown>, size: number, what: string, summary: TarballSummary) {
+  summary.hasRootfsImg = true;
+  const { prefix } = await readPrefix(stream, qcow2HeadLength);
+  const disk = `${what}: rootfs.img`;
+  const header = checkQcow2Header(prefix, disk);
+  checkQcow2Extent(header, size, disk);
 }
 
 /** Convenience for tests and small files: inspect a whole readable. */
