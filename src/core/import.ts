@@ -7,7 +7,7 @@ import { basename } from 'node:path';
 import { AppError, ErrorCodes, invalidImage } from '../errors.ts';
 import { parseMetadataYaml, type ImageMetadata } from '../domain/metadata.ts';
 import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
-import { ingest, type IngestSource, type StagedFile } from './ingest.ts';
+import { ingest, type FileRole, type IngestSource, type StagedFile } from './ingest.ts';
 import type { Store } from './context.ts';
 import { validateAliasName } from './aliases.ts';
 import { OffThreadHash } from './off-thread-hash.ts';
@@ -45,24 +45,29 @@ export async function importImage(store: Store, request: ImportRequest): Promise
   try {
     const split = request.sources.length === 2;
     combined = split ? new OffThreadHash() : undefined;
-    for (const [i, source] of request.sources.entries()) {
-      const role = !split ? 'unified' : i === 0 ? 'metadata' : 'rootfs';
-      staged.push(
-        await ingest(source, {
-          role,
-          blobs: store.blobs,
-          ...(combined ? { combined } : {}),
-          ...(request.onBytes ? { onBytes: request.onBytes } : {}),
-          ...(request.signal ? { signal: request.signal } : {}),
-        }),
-      );
-    }
+    const stage = async (source: IngestSource, role: FileRole) => {
+      const file = await ingest(source, {
+        role,
+        blobs: store.blobs,
+        ...(combined ? { combined } : {}),
+        ...(request.onBytes ? { onBytes: request.onBytes } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+      });
+      staged.push(file);
+      return file;
+    };
 
-    const [first, second] = staged as [StagedFile, StagedFile | undefined];
     const metaName = request.sources[0].name;
+    const first = await stage(request.sources[0], split ? 'metadata' : 'unified');
+    // Everything the metadata tarball can be refused for is known now: refuse it before a
+    // (possibly large) rootfs is read at all.
     const yaml = first.tarball?.metadataYaml;
     if (yaml === undefined) throw invalidImage(`${metaName} has no metadata.yaml`, 'Every image needs metadata.yaml at the top of its (metadata) tarball.');
     const metadata = parseMetadataYaml(yaml);
+    if (split && (first.tarball!.hasRootfsDir || first.tarball!.hasRootfsImg)) {
+      throw invalidImage(`${metaName} is a unified image (it holds ${first.tarball!.hasRootfsImg ? 'rootfs.img' : 'rootfs/'}); import it on its own`);
+    }
+    const second = request.sources[1] ? await stage(request.sources[1], 'rootfs') : undefined;
     const type = imageType(first, second, metaName, request.sources[1]?.name, metadata);
 
     const fingerprint = combined ? await combined.digest() : first.writer.digest();
@@ -119,9 +124,6 @@ function imageType(first: StagedFile, second: StagedFile | undefined, metaName: 
     else if (summary.hasRootfsDir) type = 'container';
     else throw invalidImage(`${metaName} has neither rootfs/ nor rootfs.img`, 'A split image is imported as two files: METADATA ROOTFS.');
   } else {
-    if (summary.hasRootfsDir || summary.hasRootfsImg) {
-      throw invalidImage(`${metaName} is a unified image (it holds ${summary.hasRootfsImg ? 'rootfs.img' : 'rootfs/'}); import it on its own`);
-    }
     type = second.format.kind === 'qcow2' ? 'virtual-machine' : 'container';
   }
   const declared = metadata.properties.type ?? metadata.properties.image_type;

@@ -209,3 +209,27 @@ test('a server that cannot bind its port says why and nothing else', async (t) =
   assert.match(result.stderr, /EADDRINUSE|in use/i);
   assert.doesNotMatch(result.stderr + result.stdout, /finalized|index refresh failed/);
 });
+
+test('a split import is refused on its metadata before the rootfs is read', async (t) => {
+  const work = await tempDir(t);
+  const store = await openTestStore(t, join(work, 'data'));
+  // An LXC-style metadata tarball (no metadata.yaml), and a unified one where a split is expected.
+  const lxcStyle = await buildMetadataTarball(work, { name: 'meta-lxc.tar.xz', noMetadataYaml: true });
+  const unified = await buildUnified(work, { compression: 'gzip', name: 'unified.tar.gz' });
+  for (const [meta, message] of [
+    [lxcStyle.path, /no metadata\.yaml/],
+    [unified.path, /unified image/],
+  ] as const) {
+    let rootfsRead = false;
+    const rootfs = {
+      name: 'rootfs.tar.xz',
+      chunks: (async function* () {
+        rootfsRead = true;
+        yield new Uint8Array(512);
+      })(),
+    };
+    await assert.rejects(importImage(store, { sources: [{ name: meta, chunks: createReadStream(meta) }, rootfs] }), message);
+    assert.equal(rootfsRead, false, `the rootfs was read although ${meta} was already refused`);
+  }
+  assert.deepEqual(await store.meta.listImages(), []);
+});
