@@ -1,18 +1,21 @@
 /**
  * One-time image secrets (POST /1.0/images/FP/secret): how a trusted client lets another server
  * pull a private image. A secret opens that one image to an untrusted caller until the image
- * has been downloaded once (the info calls before the download do not use it up), or it expires.
+ * has been downloaded once, completely (the info calls before the download, HEAD requests and a
+ * download cut off part-way do not use it up), or it expires.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 
 interface Entry {
   fingerprint: string;
   expiresAt: number;
+  /** A download holds the secret: another one must wait until it ends. */
+  downloading: boolean;
 }
 
 export class ImageSecrets {
   private readonly entries = new Map<string, Entry>();
-  private readonly ttlMs: number;
+  readonly ttlMs: number;
 
   constructor(ttlMs = 3600_000) {
     this.ttlMs = ttlMs;
@@ -21,23 +24,43 @@ export class ImageSecrets {
   issue(fingerprint: string): string {
     this.expire();
     const secret = randomBytes(32).toString('hex');
-    this.entries.set(secret, { fingerprint, expiresAt: Date.now() + this.ttlMs });
+    this.entries.set(secret, { fingerprint, expiresAt: Date.now() + this.ttlMs, downloading: false });
     return secret;
   }
 
-  /** Does `secret` open `fingerprint`? */
+  /** Does `secret` open `fingerprint`? Asking does not use it up. */
   allows(secret: string | undefined, fingerprint: string): boolean {
-    if (!secret) return false;
-    this.expire();
-    for (const [known, entry] of this.entries) {
-      if (known.length === secret.length && timingSafeEqual(Buffer.from(known), Buffer.from(secret))) return entry.fingerprint === fingerprint;
-    }
-    return false;
+    return this.find(secret)?.fingerprint === fingerprint;
   }
 
-  /** The download happened: the secret is spent. */
-  consume(secret: string): void {
-    this.entries.delete(secret);
+  /**
+   * Starts the one download a secret opens; false while another download holds it, so parallel
+   * connections cannot each fetch the image with the same secret.
+   */
+  claim(secret: string): boolean {
+    const entry = this.find(secret);
+    if (!entry || entry.downloading) return false;
+    entry.downloading = true;
+    return true;
+  }
+
+  /** A claimed download ended: a complete one spends the secret, a cut one leaves it for a retry. */
+  settle(secret: string, completed: boolean): void {
+    const entry = this.entries.get(secret);
+    if (!entry) return;
+    if (completed) this.entries.delete(secret);
+    else entry.downloading = false;
+  }
+
+  private find(secret: string | undefined): Entry | undefined {
+    if (!secret) return undefined;
+    this.expire();
+    const presented = Buffer.from(secret);
+    for (const [known, entry] of this.entries) {
+      const candidate = Buffer.from(known);
+      if (candidate.length === presented.length && timingSafeEqual(candidate, presented)) return entry;
+    }
+    return undefined;
   }
 
   private expire() {
@@ -60,13 +83,15 @@ export interface PushGrant {
  */
 export class PushGrants {
   private readonly grants = new Map<string, PushGrant & { expiresAt: number }>();
-  private readonly ttlMs: number;
+  readonly ttlMs: number;
 
   constructor(ttlMs = 3600_000) {
     this.ttlMs = ttlMs;
   }
 
   issue(grant: PushGrant): string {
+    const now = Date.now();
+    for (const [secret, g] of this.grants) if (g.expiresAt <= now) this.grants.delete(secret);
     const secret = randomBytes(32).toString('hex');
     this.grants.set(secret, { ...grant, expiresAt: Date.now() + this.ttlMs });
     return secret;

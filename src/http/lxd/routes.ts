@@ -22,7 +22,8 @@ import { knownArchitectures } from '../../domain/architecture.ts';
 import type { TlsIdentity } from '../../tls.ts';
 import { sendPieces } from '../send-blob.ts';
 import type { IndexPublisher } from '../../core/publish.ts';
-import { asyncResponse, lxdError, operation, sync, syncEnvelope, type Operation } from './envelope.ts';
+import { asyncResponse, lxdError, operation, sync, syncEnvelope } from './envelope.ts';
+import { Operations, operationSecretMatches } from './operations.ts';
 import { AppError, ErrorCodes } from '../../errors.ts';
 
 /** What wharf implements of the API extensions the clients check. */
@@ -65,7 +66,7 @@ async function viewerOf(store: Store, request: FastifyRequest): Promise<Viewer> 
 
 export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
   const { store, secrets } = deps;
-  const operations = new Map<string, Operation>();
+  const operations = new Operations();
   const pushGrants = new PushGrants();
 
   // Only the default project exists; a client that asks for another gets what LXD says.
@@ -146,15 +147,22 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     return sync(reply, toApiImage(image, image.aliases));
   });
 
-  app.get('/1.0/images/:fingerprint/export', async (request, reply) => {
-    const viewer = await viewerOf(store, request);
-    const image = await visibleImage(store, viewer, secrets, (request.params as { fingerprint: string }).fingerprint);
-    // A secret opens one download: spent once the response went out whole.
-    if (!viewer.trusted && !image.public && viewer.secret) {
-      const secret = viewer.secret;
-      reply.raw.once('finish', () => secrets.consume(secret));
-    }
-    return sendExport(reply, store, image);
+  // HEAD declared here: the route Fastify would derive from GET sends Content-Length 0.
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/1.0/images/:fingerprint/export',
+    handler: async (request, reply) => {
+      const viewer = await viewerOf(store, request);
+      const image = await visibleImage(store, viewer, secrets, (request.params as { fingerprint: string }).fingerprint);
+      // A secret opens one download at a time, spent once a response went out whole; HEAD is free.
+      const secret = !viewer.trusted && !image.public && request.method === 'GET' ? viewer.secret : undefined;
+      if (secret) {
+        if (!secrets.claim(secret)) throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
+        const res = reply.raw;
+        res.once('close', () => secrets.settle(secret, res.statusCode === 200 && res.writableFinished));
+      }
+      return sendExport(request, reply, store, image);
+    },
   });
 
   app.post('/1.0/images/:fingerprint/secret', async (request, reply) => {
@@ -170,7 +178,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
       resources: { images: [`/1.0/images/${image.fingerprint}`] },
       metadata: { secret },
     });
-    operations.set(op.id, op);
+    operations.add(op, Date.now() + secrets.ttlMs);
     return asyncResponse(reply, op);
   });
 
@@ -194,7 +202,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
   };
   const finished = (reply: FastifyReply, description: string, resources: Record<string, string[]> | null, metadata: Record<string, unknown> | null) => {
     const op = operation({ class: 'task', description, status: 'Success', status_code: 200, resources, metadata });
-    operations.set(op.id, op);
+    operations.add(op);
     return asyncResponse(reply, op);
   };
 
@@ -231,7 +239,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
       if (!source.fingerprint) return lxdError(reply, 400, 'A push needs the fingerprint of the image');
       const secret = pushGrants.issue({ fingerprint: source.fingerprint, aliases, public: body.public ?? false, properties: body.properties ?? {} });
       const op = operation({ class: 'token', description: 'Downloading image', status: 'Running', status_code: 103, resources: null, metadata: { secret, fingerprint: source.fingerprint } });
-      operations.set(op.id, op);
+      operations.add(op, Date.now() + pushGrants.ttlMs);
       return asyncResponse(reply, op);
     }
     if (source.type !== 'image' || (source.mode ?? 'pull') !== 'pull' || !source.server) {
@@ -296,9 +304,14 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     return sync(reply, {});
   });
 
+  // As LXD answers it: untrusted callers need the operation's own secret (a daemon pushing an
+  // image waits on the push token this way), and get 403 without one before any lookup.
   app.get('/1.0/operations/:id/wait', async (request, reply) => {
+    const viewer = await viewerOf(store, request);
+    if (!viewer.trusted && !viewer.secret) return lxdError(reply, 403, 'not authorized');
     const op = operations.get((request.params as { id: string }).id);
     if (!op) return lxdError(reply, 404, 'Operation not found');
+    if (!viewer.trusted && !operationSecretMatches(op, viewer.secret)) return lxdError(reply, 403, 'not authorized');
     return sync(reply, op);
   });
 
@@ -319,17 +332,17 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
  * An image as LXD exports it: a unified file with its name in Content-Disposition, or a split
  * image as multipart/form-data with `metadata` then `rootfs` (`rootfs.img` for a VM) parts.
  */
-async function sendExport(reply: FastifyReply, store: Store, image: Awaited<ReturnType<typeof visibleImage>>) {
+async function sendExport(request: FastifyRequest, reply: FastifyReply, store: Store, image: Awaited<ReturnType<typeof visibleImage>>) {
   const files = exportedFiles(image);
   reply.header('x-content-type-options', 'nosniff');
   if (files.length === 1) {
     const [file] = files as [(typeof files)[0]];
-    const copy = await store.blobs.openCopy(file.blob.sha256);
     reply
       .header('content-type', 'application/octet-stream')
       .header('content-disposition', `inline;filename=${file.name}`)
       .header('content-length', String(file.blob.size));
-    return sendPieces(reply, [copy]);
+    if (request.method === 'HEAD') return reply.send();
+    return sendPieces(reply, [await store.blobs.openCopy(file.blob.sha256)]);
   }
   const boundary = `wharf-${image.fingerprint.slice(0, 24)}`;
   const partHeader = (name: string, filename: string, first: boolean) =>
@@ -342,9 +355,10 @@ async function sendExport(reply: FastifyReply, store: Store, image: Awaited<Retu
   }));
   const trailer = Buffer.from(`\r\n--${boundary}--\r\n`);
   const length = parts.reduce((n, p) => n + p.header.length + p.file.blob.size, trailer.length);
+  reply.header('content-type', `multipart/form-data; boundary=${boundary}`).header('content-length', String(length));
+  if (request.method === 'HEAD') return reply.send();
   // Open both before the headers go out, so a missing file is an error response, not a cut body.
   const copies = await Promise.all(parts.map((p) => store.blobs.openCopy(p.file.blob.sha256)));
-  reply.header('content-type', `multipart/form-data; boundary=${boundary}`).header('content-length', String(length));
   return sendPieces(reply, [...parts.flatMap((part, i) => [part.header, copies[i]!]), trailer]);
 }
 
