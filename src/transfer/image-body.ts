@@ -47,14 +47,26 @@ function multipartSources(raw: IncomingMessage, limit: number, seen: { bytes: nu
     }
     const parts: { name: string; stream: Readable }[] = [];
     const waiting: ((part: { name: string; stream: Readable } | Error) => void)[] = [];
+    const streams: Readable[] = [];
     let failure: Error | undefined;
     const deliver = (part: { name: string; stream: Readable } | Error) => {
       const next = waiting.shift();
       if (next) next(part);
-      else if (part instanceof Error) failure = part;
+      else if (part instanceof Error) failure ??= part;
       else parts.push(part);
     };
+    // busboy is fed through pipe(), which does not pass on an aborted body: without this, a client
+    // that drops mid-upload leaves every read of a part waiting forever, with its staging file open.
+    raw.once('close', () => {
+      if (raw.complete) return;
+      const cut = new AppError(ErrorCodes.invalidArgument, 'The upload was cut off before it was complete');
+      failure ??= cut;
+      for (const next of waiting.splice(0)) next(cut);
+      for (const stream of streams) if (!stream.readableEnded) stream.destroy(cut);
+      parser.destroy();
+    });
     parser.on('file', (field, stream, info) => {
+      streams.push(stream);
       deliver({ name: info.filename || field, stream });
       if (field !== 'metadata' && field !== 'rootfs' && field !== 'rootfs.img') {
         deliver(new AppError(ErrorCodes.invalidArgument, `Invalid multipart image: unexpected part "${field}"`));
