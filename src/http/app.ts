@@ -15,6 +15,7 @@ import { isLxdPath, lxdErrorFor, lxdRoutes } from './lxd/routes.ts';
 import { lxdError } from './lxd/envelope.ts';
 import { httpStatus } from './errors.ts';
 import { httpsBase } from './base-url.ts';
+import { withoutSecrets } from '../remote/fetch.ts';
 import type { ImageSecrets } from '../core/secrets.ts';
 import type { TlsIdentity } from '../tls.ts';
 
@@ -56,12 +57,12 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
   });
 
   app.addHook('onResponse', async (request, reply) => {
-    deps.log.debug('request', { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) });
+    deps.log.debug('request', { method: request.method, url: withoutSecrets(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) });
   });
 
   app.setErrorHandler(async (err, request, reply) => {
     const status = httpStatus(err);
-    if (status >= 500) deps.log.error('request failed', { url: request.url, err });
+    if (status >= 500) deps.log.error('request failed', { url: withoutSecrets(request.url), err });
     if (reply.sent || reply.raw.headersSent) return reply.raw.destroy();
     if (isLxdPath(request.url)) return lxdErrorFor(reply, status, err);
     return reply.code(status).send({ error: (err as Error).message });

@@ -33,6 +33,14 @@ function tlsOptions(certificate: string | undefined): RequestOptions {
   };
 }
 
+/**
+ * A URL or path fit for messages and logs: the value of a `secret` query parameter (a one-time
+ * image secret) is replaced, as anyone reading the message could otherwise use it.
+ */
+export function withoutSecrets(href: string): string {
+  return href.replace(/([?&]secret=)[^&#]*/gi, '$1REDACTED');
+}
+
 /** GET a URL; resolves once the response headers arrived. */
 export function openUrl(url: URL, options: FetchOptions = {}): Promise<IncomingMessage> {
   if (url.protocol === 'file:') return openFile(url);
@@ -42,7 +50,7 @@ export function openUrl(url: URL, options: FetchOptions = {}): Promise<IncomingM
       url,
       { method: 'GET', ...(url.protocol === 'https:' ? tlsOptions(options.certificate) : {}), ...(options.signal ? { signal: options.signal } : {}) },
       (res) => {
-        res.setTimeout(options.idleTimeoutMs ?? 60_000, () => res.destroy(new AppError(ErrorCodes.unavailable, `${url.href}: the transfer stalled`)));
+        res.setTimeout(options.idleTimeoutMs ?? 60_000, () => res.destroy(new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: the transfer stalled`)));
         resolve(res);
       },
     );
@@ -71,12 +79,12 @@ export async function fetchJson<T = unknown>(url: URL, options: FetchOptions = {
   for await (const c of res) chunks.push(c as Buffer);
   const text = Buffer.concat(chunks).toString('utf8');
   if (res.statusCode !== 200) {
-    throw new AppError(res.statusCode === 404 ? ErrorCodes.notFound : ErrorCodes.unavailable, `${url.href}: HTTP ${res.statusCode}`, { cause: text.slice(0, 200) });
+    throw new AppError(res.statusCode === 404 ? ErrorCodes.notFound : ErrorCodes.unavailable, `${withoutSecrets(url.href)}: HTTP ${res.statusCode}`, { cause: text.slice(0, 200) });
   }
   try {
     return JSON.parse(text) as T;
   } catch {
-    throw new AppError(ErrorCodes.unavailable, `${url.href} is not valid JSON`);
+    throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)} is not valid JSON`);
   }
 }
 

@@ -8,7 +8,7 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import type { ApiImage } from '../domain/lxd-api.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import { imageBodySources } from '../transfer/image-body.ts';
-import { openUrl } from './fetch.ts';
+import { openUrl, withoutSecrets } from './fetch.ts';
 
 export interface LxdImageSource {
   server: string;
@@ -27,7 +27,7 @@ async function getJson<T>(url: URL, certificate: string | undefined, signal?: Ab
   try {
     body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {
-    throw new AppError(ErrorCodes.unavailable, `${url.href}: not an LXD API answer (HTTP ${res.statusCode})`);
+    throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: not an LXD API answer (HTTP ${res.statusCode})`);
   }
   if (res.statusCode !== 200 || body.type === 'error') {
     throw new AppError(res.statusCode === 404 ? ErrorCodes.notFound : ErrorCodes.unavailable, `${url.origin}: ${body.error || `HTTP ${res.statusCode}`}`);
