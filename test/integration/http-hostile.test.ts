@@ -3,13 +3,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { listenDual, type ListenOptions } from '../../src/http/listen.ts';
 import { parseHost } from '../../src/http/base-url.ts';
-import { buildUnified } from '../fixtures/images.ts';
+import { Operations } from '../../src/http/lxd/operations.ts';
+import { operation } from '../../src/http/lxd/envelope.ts';
+import { openLxdImage } from '../../src/remote/lxd.ts';
+import { withoutSecrets } from '../../src/remote/fetch.ts';
+import { loadConfig } from '../../src/config.ts';
+import { startServer } from '../../src/server.ts';
+import { silentLogger } from '../../src/log.ts';
+import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 
@@ -243,4 +251,160 @@ test('encoded names are decoded once', async (t) => {
   assert.equal((await call('DELETE', `/1.0/images/aliases/${enc('débian/ünï')}`)).status, 200);
   assert.equal(await target('débian/ünï'), 404);
   assert.equal(await target('b%42c'), fpOne);
+});
+
+/** A trusted admin and an untrusted stranger (client certificates) against a served data dir. */
+async function withClients(t: Parameters<typeof tempDir>[0], work: string, data: string) {
+  const admin = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
+  const stranger = await selfsigned.generate([{ name: 'commonName', value: 'stranger' }], { keyType: 'ec' });
+  await writeFile(join(work, 'admin.crt'), admin.cert);
+  await wharfOk(data, ['trust', 'add', join(work, 'admin.crt')]);
+  const server = await serve(t, data);
+  const call = (who: { cert: string; private: string }, method: string, path: string, body?: string) =>
+    fetchRaw(server.base + path, {
+      ca: server.tls.cert,
+      method,
+      cert: who.cert,
+      key: who.private,
+      ...(body !== undefined ? { body, headers: { 'content-type': 'application/json' } } : {}),
+    });
+  return { admin, stranger, server, call };
+}
+
+const json = (r: { body: Buffer }) => JSON.parse(r.body.toString());
+
+test('operations are shown to untrusted callers only with their secret, and expire', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const image = await buildUnified(work, { properties: { os: 'Ops', release: '1' }, seed: 'ops' });
+  const fp = fingerprintFrom(await wharfOk(data, ['image', 'import', image.path, '--private']));
+  const { admin, stranger, call } = await withClients(t, work, data);
+
+  const minted = json(await call(admin, 'POST', `/1.0/images/${fp}/secret`, '{}'));
+  const id = minted.metadata.id as string;
+  const secret = minted.metadata.metadata.secret as string;
+  const wait = (who: typeof admin, query = '') => call(who, 'GET', `/1.0/operations/${id}/wait${query}`);
+
+  const refused = await wait(stranger);
+  assert.equal(refused.status, 403);
+  assert.ok(!refused.body.toString().includes(secret));
+  assert.equal((await wait(stranger, `?secret=${'0'.repeat(64)}`)).status, 403);
+  assert.equal((await call(stranger, 'GET', `/1.0/operations/${id}`)).status, 404);
+  assert.equal((await call(stranger, 'GET', `/1.0/operations/${'1'.repeat(8)}-0000-0000-0000-000000000000/wait?secret=x`)).status, 404);
+  const own = await wait(stranger, `?secret=${secret}&timeout=30`);
+  assert.equal(own.status, 200, 'the holder of the secret may wait on its operation, as with LXD');
+  assert.equal(json(own).metadata.id, id);
+  assert.equal(json(await wait(admin)).metadata.metadata.secret, secret);
+
+  // A finished operation (an image deletion) is no more visible without trust.
+  const deleted = json(await call(admin, 'DELETE', `/1.0/images/${fp}`));
+  const finishedId = deleted.metadata.id as string;
+  assert.equal((await call(stranger, 'GET', `/1.0/operations/${finishedId}/wait`)).status, 403);
+  assert.equal((await call(admin, 'GET', `/1.0/operations/${finishedId}/wait`)).status, 200);
+
+  const kept = new Operations(100);
+  const op = (secretValue?: string) =>
+    operation({ class: 'task', description: 'x', status: 'Success', status_code: 200, resources: null, metadata: secretValue ? { secret: secretValue } : null });
+  const finished = op();
+  const token = op('s');
+  kept.add(finished);
+  kept.add(token, Date.now() + 1000);
+  assert.equal(kept.size, 2);
+  await sleep(250);
+  assert.equal(kept.get(finished.id), undefined, 'finished operations expire');
+  assert.equal(kept.get(token.id), token, 'a token lives as long as its secret');
+  assert.equal(kept.size, 1);
+});
+
+test('a one-time secret: one download at a time, spent only by a complete one, never by HEAD', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const meta = await buildMetadataTarball(work, { properties: { os: 'Big', release: '1' } });
+  const rootfs = await buildSquashfs(work, { seed: 'big', padMiB: 32 });
+  const fp = fingerprintFrom(await wharfOk(data, ['image', 'import', meta.path, rootfs.path, '--private']));
+  const { admin, stranger, server, call } = await withClients(t, work, data);
+  const secret = json(await call(admin, 'POST', `/1.0/images/${fp}/secret`, '{}')).metadata.metadata.secret as string;
+  const exportPath = `/1.0/images/${fp}/export?secret=${secret}`;
+
+  const head = await call(stranger, 'HEAD', exportPath);
+  assert.equal(head.status, 200);
+  assert.ok(Number(head.headers['content-length']) > 32 * 1024 * 1024, JSON.stringify(head.headers));
+  assert.equal((await call(stranger, 'GET', `/1.0/images/${fp}?secret=${secret}`)).status, 200);
+
+  // A download in progress (its reader stalls) holds the secret.
+  const slow = await secured(tlsConnect({ host: '127.0.0.1', port: server.httpsPort, rejectUnauthorized: false, cert: stranger.cert, key: stranger.private }));
+  slow.on('error', () => {});
+  const started = new Promise((r) => slow.once('data', r));
+  slow.write(`GET ${exportPath} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+  await started;
+  slow.pause();
+  const second = await call(stranger, 'GET', exportPath);
+  assert.equal(second.status, 409);
+  assert.ok(!second.body.toString().includes(secret));
+
+  // Cut off: the secret is free again, for one complete download.
+  slow.destroy();
+  await sleep(300);
+  const whole = await call(stranger, 'GET', exportPath);
+  assert.equal(whole.status, 200);
+  assert.equal(whole.body.length, Number(head.headers['content-length']));
+  assert.equal((await call(stranger, 'GET', exportPath)).status, 404, 'spent');
+  assert.equal((await call(stranger, 'HEAD', exportPath)).status, 404);
+});
+
+test('a secret never appears in the errors of a pull from another server', async (t) => {
+  const junk = createServer((_req, res) => res.end('<html>not the LXD API</html>'));
+  junk.listen(0, '127.0.0.1');
+  await once(junk, 'listening');
+  t.after(() => new Promise<void>((r) => junk.close(() => r())));
+  const server = `http://127.0.0.1:${(junk.address() as { port: number }).port}`;
+  const secret = 'f00dfeedcafe'.repeat(5);
+  await assert.rejects(openLxdImage({ server, fingerprint: 'ab'.repeat(32), secret }, { limit: 1 << 20 }), (err: Error) => {
+    assert.match(err.message, /not an LXD API answer/);
+    assert.ok(!err.message.includes(secret), err.message);
+    return true;
+  });
+  assert.equal(withoutSecrets(`/1.0/images/x/export?project=default&secret=${secret}&b=1`), '/1.0/images/x/export?project=default&secret=REDACTED&b=1');
+});
+
+test('a split upload cut off mid-way is abandoned at once and leaves nothing', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const admin = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
+  await writeFile(join(work, 'admin.crt'), admin.cert);
+  await wharfOk(data, ['trust', 'add', join(work, 'admin.crt')]);
+  const meta = await readFile((await buildMetadataTarball(work, { properties: { os: 'Cut', release: '1' } })).path);
+  const rootfs = await readFile((await buildSquashfs(work, { seed: 'cut', padMiB: 4 })).path);
+  // Not serve(): this test closes the server itself, and must see that close complete.
+  const config = await loadConfig(data, { https: '127.0.0.1:0' }, {});
+  const server = await startServer(config, silentLogger);
+  let closed = false;
+  t.after(async () => {
+    if (!closed) await server.close();
+  });
+
+  const boundary = 'cutcutcut';
+  const head = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="metadata"; filename="meta.tar.xz"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+  );
+  const middle = Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="rootfs"; filename="rootfs.squashfs"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const length = head.length + meta.length + middle.length + rootfs.length + tail.length;
+  const socket = await secured(tlsConnect({ host: '127.0.0.1', port: server.httpsPort, rejectUnauthorized: false, cert: admin.cert, key: admin.private }));
+  socket.on('error', () => {});
+  socket.write(
+    `POST /1.0/images HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${length}\r\n\r\n`,
+  );
+  socket.write(Buffer.concat([head, meta, middle, rootfs.subarray(0, rootfs.length >> 1)]));
+  const staging = join(data, 'blobs', 'staging');
+  const deadline = Date.now() + 5000;
+  while ((await readdir(staging)).length === 0 && Date.now() < deadline) await sleep(50);
+  assert.notEqual((await readdir(staging)).length, 0, 'the import was under way');
+  socket.destroy();
+
+  while ((await readdir(staging)).length > 0 && Date.now() < deadline + 5000) await sleep(50);
+  assert.deepEqual(await readdir(staging), [], 'no staging file is left');
+  const closing = server.close().then(() => 'closed');
+  closed = true;
+  assert.equal(await Promise.race([closing, sleep(5000).then(() => 'still closing')]), 'closed');
 });
