@@ -4,7 +4,9 @@ import type { Alias } from '../domain/image.ts';
 import type { Store } from './context.ts';
 import { resolveImage } from './resolve.ts';
 
-export function validateAliasName(name: string): void {
+export function validateAliasName(name: unknown): asserts name is string {
+  // Names arrive from JSON bodies too: anything but a string is a bad request, not a crash.
+  if (typeof name !== 'string') throw new AppError(ErrorCodes.invalidArgument, `Invalid alias name ${JSON.stringify(name)}: not a string`);
   // Simplestreams joins aliases with "," and clients split on it; LXD forbids these too.
   if (!name || /[\s,:]/.test(name) || name.startsWith('/') || name.endsWith('/') || name.length > 255) {
     throw new AppError(ErrorCodes.invalidArgument, `Invalid alias name "${name}"`, {
@@ -16,6 +18,7 @@ export function validateAliasName(name: string): void {
 
 export async function createAlias(store: Store, name: string, imageRef: string, description = ''): Promise<Alias> {
   validateAliasName(name);
+  if (typeof description !== 'string') throw new AppError(ErrorCodes.invalidArgument, 'An alias description must be a string');
   const image = await resolveImage(store, imageRef);
   const alias: Alias = { name, fingerprint: image.fingerprint, description, type: image.type };
   await store.meta.createAlias(alias);

@@ -4,6 +4,8 @@ import type { Image } from '../domain/image.ts';
 import type { Store } from './context.ts';
 
 export async function resolveImage(store: Store, ref: string): Promise<Image> {
+  // Refs arrive from JSON bodies too (an alias target): anything but a string names nothing.
+  if (typeof ref !== 'string') throw new AppError(ErrorCodes.invalidArgument, `Invalid image reference ${JSON.stringify(ref)}: not a string`);
   const alias = await store.meta.getAlias(ref);
   if (alias) {
     const image = await store.meta.getImage(alias.fingerprint);
