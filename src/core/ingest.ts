@@ -163,9 +163,10 @@ function toolMessage(stderr: string, path: string, name: string, alias?: string)
  * already refused backing and data files; the json: filename makes sure of the backing file
  * anyway (backing: null, and a plain-file protocol that parses no URL), should that check ever
  * miss one. An external data file cannot be switched off this way: qemu rejects a data-file
- * option on disks without one, so that rests on the header check alone.
+ * option on disks without one, so that rests on the header check alone. Exported for the test
+ * that proves this invocation opens nothing but the file it is given.
  */
-async function checkQcow2(path: string, name: string, signal: AbortSignal | undefined) {
+export async function checkQcow2(path: string, name: string, signal?: AbortSignal) {
   const target = `json:${JSON.stringify({ driver: 'qcow2', backing: null, file: { driver: 'file', filename: path } })}`;
   let result;
   try {
