@@ -278,7 +278,7 @@ test('operations are shown to untrusted callers only with their secret, and expi
   const data = join(work, 'data');
   const image = await buildUnified(work, { properties: { os: 'Ops', release: '1' }, seed: 'ops' });
   const fp = fingerprintFrom(await wharfOk(data, ['image', 'import', image.path, '--private']));
-  const { admin, stranger, call } = await withClients(t, work, data);
+  const { admin, stranger, server, call } = await withClients(t, work, data);
 
   const minted = json(await call(admin, 'POST', `/1.0/images/${fp}/secret`, '{}'));
   const id = minted.metadata.id as string;
@@ -301,6 +301,25 @@ test('operations are shown to untrusted callers only with their secret, and expi
   const finishedId = deleted.metadata.id as string;
   assert.equal((await call(stranger, 'GET', `/1.0/operations/${finishedId}/wait`)).status, 403);
   assert.equal((await call(admin, 'GET', `/1.0/operations/${finishedId}/wait`)).status, 200);
+
+  // `lxc image copy --mode push`: the source daemon uploads untrusted with the push secret, then
+  // waits on the upload's operation with the secret it finds in it.
+  const pushed = await buildUnified(work, { properties: { os: 'Pushed', release: '1' }, seed: 'pushed', name: 'pushed.tar.gz' });
+  const grant = json(await call(admin, 'POST', '/1.0/images', JSON.stringify({ source: { type: 'image', mode: 'push', fingerprint: pushed.sha256 } })));
+  const pushSecret = grant.metadata.metadata.secret as string;
+  const upload = await fetchRaw(`${server.base}/1.0/images`, {
+    ca: server.tls.cert,
+    method: 'POST',
+    cert: stranger.cert,
+    key: stranger.private,
+    headers: { 'content-type': 'application/octet-stream', 'x-lxd-secret': pushSecret, 'x-lxd-fingerprint': pushed.sha256 },
+    body: await readFile(pushed.path),
+  });
+  assert.equal(upload.status, 202, upload.body.toString());
+  const uploadOp = json(upload).metadata;
+  assert.equal(uploadOp.metadata.secret, pushSecret);
+  assert.equal((await call(stranger, 'GET', `/1.0/operations/${uploadOp.id}/wait?secret=${pushSecret}&timeout=-1`)).status, 200);
+  assert.equal((await call(stranger, 'GET', `/1.0/operations/${uploadOp.id}/wait`)).status, 403);
 
   const kept = new Operations(100);
   const op = (secretValue?: string) =>

@@ -206,9 +206,18 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     return asyncResponse(reply, op);
   };
 
-  /** The finished operation of an upload or pull: what the clients read the fingerprint from. */
-  const imageCreated = (reply: FastifyReply, image: { fingerprint: string; size: number }) =>
-    finished(reply, 'Downloading image', { images: [`/1.0/images/${image.fingerprint}`] }, { fingerprint: image.fingerprint, size: String(image.size) });
+  /**
+   * The finished operation of an upload or pull: what the clients read the fingerprint from. An
+   * untrusted push keeps its secret in it, as LXD does: the pushing daemon waits on the operation
+   * with that secret.
+   */
+  const imageCreated = (reply: FastifyReply, image: { fingerprint: string; size: number }, secret?: string) =>
+    finished(
+      reply,
+      'Downloading image',
+      { images: [`/1.0/images/${image.fingerprint}`] },
+      { fingerprint: image.fingerprint, size: String(image.size), ...(secret ? { secret } : {}) },
+    );
 
   app.post('/1.0/images', async (request, reply) => {
     const type = String(request.headers['content-type'] ?? '');
@@ -226,7 +235,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
       aliases: [...headers.aliases, ...(grant?.aliases ?? [])],
       ...(headers.fingerprint ? { expectedFingerprint: headers.fingerprint } : {}),
     });
-    return imageCreated(reply, image);
+    return imageCreated(reply, image, grant ? headers.secret : undefined);
   });
 
   /** POST /1.0/images with a JSON source: pull from another server, or prepare a push. */
