@@ -55,7 +55,7 @@ export function tarballInspector(compression: Compression, what: string): { sink
     // wharf would read the first copy while an extractor keeps the last: there must be one.
     const seen = name === 'metadata.yaml' ? summary.metadataYaml !== undefined : summary.hasRootfsImg;
     if (seen) return next(invalidImage(`${what} holds more than one ${name}`));
-    if (!regularTypes.has(header.type ?? 'file')) return next(invalidImage(`${what}: ${name} is a ${header.type}, not a regular file`));
+    if (!regularTypes.has(header.type ?? 'file')) return next(notRegular(what, name, header.type ?? 'file'));
     reader(stream, header.size ?? 0, what, summary).then(() => next(), next);
   });
 
@@ -70,6 +70,12 @@ export function tarballInspector(compression: Compression, what: string): { sink
     },
   );
   return { sink: decompress, summary: done };
+}
+
+/** An extractor would make a link or a device where the file should be: never follow it. */
+function notRegular(what: string, name: string, type: string) {
+  const message = `${name} is a ${type}, not a regular file`;
+  return invalidImage(name === 'metadata.yaml' ? `${what} has no metadata.yaml file: its ${message}` : `${what}: ${message}`);
 }
 
 /** Reads the whole entry, keeping only its first `keep` bytes. */
@@ -107,6 +113,10 @@ async function readRootfsImg(stream: AsyncIterable<unknown>, size: number, what:
 /** Convenience for tests and small files: inspect a whole readable. */
 export async function inspectTarball(source: NodeJS.ReadableStream, compression: Compression, what: string): Promise<TarballSummary> {
   const { sink, summary } = tarballInspector(compression, what);
-  await Promise.all([pipeline(source, sink as Writable), summary]);
-  return summary;
+  const fed = pipeline(source, sink as Writable);
+  // A damaged stream fails both; the summary's error is the one that says what is wrong.
+  fed.catch(() => {});
+  const result = await summary;
+  await fed;
+  return result;
 }

@@ -208,12 +208,12 @@ test('hostile image files are refused with a clear error and change nothing', as
     {
       name: 'metadata.yaml as a symlink',
       args: async () => [await unified('symlink-meta.tar', [{ name: 'metadata.yaml', type: 'symlink', target: '/etc/passwd' }]), sq.path],
-      message: /symlink-meta\.tar: metadata\.yaml is a symlink, not a regular file/,
+      message: /symlink-meta\.tar has no metadata\.yaml file: its metadata\.yaml is a symlink, not a regular file/,
     },
     {
       name: 'metadata.yaml as a hard link',
       args: async () => [await unified('link-meta.tar', [{ name: 'real.yaml', content: yaml }, { name: './metadata.yaml', type: 'link', target: 'real.yaml' }]), sq.path],
-      message: /link-meta\.tar: metadata\.yaml is a link, not a regular file/,
+      message: /link-meta\.tar has no metadata\.yaml file: its metadata\.yaml is a link, not a regular file/,
     },
     {
       name: 'creation_date past year 9999',

@@ -298,9 +298,9 @@ test('tarball: one metadata.yaml, however its name is spelled', async () => {
 });
 
 test('tarball: metadata.yaml must be a regular file', async () => {
-  await assert.rejects(inspect([{ name: 'metadata.yaml', type: 'symlink', target: '/etc/passwd' }]), /metadata\.yaml is a symlink, not a regular file/);
-  await assert.rejects(inspect([{ name: 'real.yaml', content: yamlA }, { name: './metadata.yaml', type: 'link', target: 'real.yaml' }]), /metadata\.yaml is a link/);
-  await assert.rejects(inspect([{ name: 'metadata.yaml/', type: 'directory' }]), /metadata\.yaml is a directory/);
+  await assert.rejects(inspect([{ name: 'metadata.yaml', type: 'symlink', target: '/etc/passwd' }]), /has no metadata\.yaml file: its metadata\.yaml is a symlink, not a regular file/);
+  await assert.rejects(inspect([{ name: 'real.yaml', content: yamlA }, { name: './metadata.yaml', type: 'link', target: 'real.yaml' }]), /has no metadata\.yaml file: its metadata\.yaml is a link/);
+  await assert.rejects(inspect([{ name: 'metadata.yaml/', type: 'directory' }]), /its metadata\.yaml is a directory/);
 });
 
 test('tarball: rootfs/ is found under any spelling', async () => {
