@@ -45,6 +45,8 @@ export function tarballInspector(compression: Compression, what: string): { sink
     // The whole archive's failure is reported once, by the pipeline; the entry's copy is noise.
     stream.on('error', () => {});
     const name = normalizeEntryName(header.name);
+    // A client unpacks into rootfs/: as a link it would send the whole tree somewhere else.
+    if (name === 'rootfs' && header.type !== 'directory') return next(invalidImage(`${what}: rootfs is a ${header.type}, not a directory`));
     if (name === 'rootfs' || name.startsWith('rootfs/')) summary.hasRootfsDir = true;
     const reader = name === 'metadata.yaml' ? readMetadataYaml : name === 'rootfs.img' ? readRootfsImg : undefined;
     if (!reader) {
@@ -98,7 +100,12 @@ async function readPrefix(stream: AsyncIterable<unknown>, keep: number): Promise
 async function readMetadataYaml(stream: AsyncIterable<unknown>, _size: number, what: string, summary: TarballSummary) {
   const { prefix, size } = await readPrefix(stream, maxMetadataYamlBytes + 1);
   if (size > maxMetadataYamlBytes) throw invalidImage(`${what}: metadata.yaml is larger than ${maxMetadataYamlBytes} bytes`);
-  summary.metadataYaml = prefix.toString('utf8');
+  try {
+    // Decoding leniently would store U+FFFD where the image has other bytes.
+    summary.metadataYaml = new TextDecoder('utf-8', { fatal: true }).decode(prefix);
+  } catch {
+    throw invalidImage(`${what}: metadata.yaml is not valid UTF-8`);
+  }
 }
 
 /** LXD converts rootfs.img with "qemu-img convert -f qcow2": it must be a self-contained qcow2. */

@@ -304,12 +304,20 @@ test('tarball: metadata.yaml must be a regular file', async () => {
 });
 
 test('tarball: rootfs/ is found under any spelling', async () => {
-  for (const name of ['rootfs', '/rootfs/bin', './/rootfs/etc/hostname', 'x/../rootfs/etc']) {
+  for (const name of ['rootfs/x', '/rootfs/bin', './/rootfs/etc/hostname', 'x/../rootfs/etc']) {
     const summary = await inspect([{ name: 'metadata.yaml', content: yamlA }, { name, content: 'x' }]);
     assert.equal(summary.hasRootfsDir, true, name);
   }
   const elsewhere = await inspect([{ name: 'metadata.yaml', content: yamlA }, { name: 'x/rootfs/bin', content: 'x' }]);
   assert.equal(elsewhere.hasRootfsDir, false);
+  await assert.rejects(inspect([{ name: 'metadata.yaml', content: yamlA }, { name: './rootfs', type: 'symlink', target: '/' }]), /image\.tar: rootfs is a symlink, not a directory/);
+  await assert.rejects(inspect([{ name: 'metadata.yaml', content: yamlA }, { name: 'rootfs', content: 'x' }]), /rootfs is a file, not a directory/);
+});
+
+test('tarball: metadata.yaml must be UTF-8', async () => {
+  const bytes = Buffer.from(yamlA + 'description: @@\n');
+  bytes[bytes.indexOf('@@')] = 0xff;
+  await assert.rejects(inspect([{ name: 'metadata.yaml', content: bytes }]), /image\.tar: metadata\.yaml is not valid UTF-8/);
 });
 
 test('tarball: rootfs.img must be one self-contained qcow2 disk', async () => {
