@@ -24,6 +24,10 @@ export interface Config {
   remoteCacheExpiry: number;
   /** Largest image upload accepted over the LXD API, in bytes. */
   maxUploadSize: number;
+  /** Seconds a connection may take to send a request's headers (also: idle keep-alive, TLS handshake). */
+  headersTimeout: number;
+  /** Connections one client address may hold open at once; 0 = no limit. */
+  maxConnectionsPerAddress: number;
   logLevel: Level;
 }
 
@@ -38,10 +42,12 @@ const defaults: Settings = {
   autoUpdateInterval: 6 * 3600,
   remoteCacheExpiry: 10,
   maxUploadSize: 64 * 1024 ** 3,
+  headersTimeout: 30,
+  maxConnectionsPerAddress: 64,
   logLevel: 'info',
 };
 
-type Kind = 'address' | 'path' | 'seconds' | 'days' | 'bytes' | 'level';
+type Kind = 'address' | 'path' | 'seconds' | 'days' | 'bytes' | 'count' | 'level';
 
 const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = {
   https: { yaml: 'https', env: 'WHARF_HTTPS', kind: 'address' },
@@ -52,6 +58,8 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   maxUploadSize: { yaml: 'max_upload_size', env: 'WHARF_MAX_UPLOAD_SIZE', kind: 'bytes' },
   autoUpdateInterval: { yaml: 'auto_update_interval', env: 'WHARF_AUTO_UPDATE_INTERVAL', kind: 'seconds' },
   remoteCacheExpiry: { yaml: 'remote_cache_expiry', env: 'WHARF_REMOTE_CACHE_EXPIRY', kind: 'days' },
+  headersTimeout: { yaml: 'headers_timeout', env: 'WHARF_HEADERS_TIMEOUT', kind: 'seconds' },
+  maxConnectionsPerAddress: { yaml: 'max_connections_per_address', env: 'WHARF_MAX_CONNECTIONS_PER_ADDRESS', kind: 'count' },
   logLevel: { yaml: 'log_level', env: 'WHARF_LOG_LEVEL', kind: 'level' },
 };
 
@@ -122,6 +130,11 @@ function checkValue(kind: Kind, value: unknown, origin: string): unknown {
     case 'seconds': {
       const n = typeof value === 'number' ? value : Number(String(value).replace(/s$/, ''));
       if (!Number.isInteger(n) || n < 0) throw bad('a whole number of seconds');
+      return n;
+    }
+    case 'count': {
+      const n = typeof value === 'number' ? value : Number(value);
+      if (!Number.isSafeInteger(n) || n < 0) throw bad('a whole number');
       return n;
     }
     case 'days': {

@@ -51,12 +51,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const listeners: Listener[] = [];
   try {
     const https = parseAddress(config.https)!;
-    const dual = await listenDual(https.host, https.port, handler, tls);
+    const limits = { headersTimeoutMs: config.headersTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress };
+    const dual = await listenDual(https.host, https.port, handler, tls, limits);
     listeners.push(dual);
     httpsPort = dual.port;
     if (config.http) {
       const http = parseAddress(config.http)!;
-      listeners.push(await listenPlain(http.host, http.port, handler));
+      listeners.push(await listenPlain(http.host, http.port, handler, limits));
     }
   } catch (err) {
     // Stop the index poll too, or it would query the closed database and log about it.

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import { fingerprintPattern } from '../domain/image.ts';
-import type { BlobInfo, BlobStore, BlobWriter, ByteRange, StoredBlob } from './store.ts';
+import type { BlobInfo, BlobStore, BlobWriter, ByteRange, OpenedBlob, StoredBlob } from './store.ts';
 
 export class FsBlobStore implements BlobStore {
   readonly root: string;
@@ -61,18 +61,27 @@ export class FsBlobStore implements BlobStore {
     return createReadStream('', { fd, autoClose: true, highWaterMark: 512 << 10, ...(range ?? {}) });
   }
 
-  async openCopy(sha256: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>> {
+  async openCopy(sha256: string, range?: ByteRange): Promise<OpenedBlob> {
     const path = this.pathOf(sha256);
     const fd = await openFd(path).catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? notFound(`blob ${sha256} is missing from the store`) : err;
     });
-    return async (out) => {
-      try {
-        const end = range ? range.end + 1 : (await fstatFd(fd)).size;
-        await copyRange(fd, range?.start ?? 0, end, out);
-      } finally {
-        await closeFd(fd).catch(() => {});
-      }
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      await closeFd(fd).catch(() => {});
+    };
+    return {
+      close,
+      copyTo: async (out) => {
+        try {
+          const end = range ? range.end + 1 : (await fstatFd(fd)).size;
+          await copyRange(fd, range?.start ?? 0, end, out);
+        } finally {
+          await close();
+        }
+      },
     };
   }
 

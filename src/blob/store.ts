@@ -26,6 +26,13 @@ export interface BlobWriter {
   abort(): Promise<void>;
 }
 
+export interface OpenedBlob {
+  /** Writes the blob, or the range, to `out`, then releases it (also when the copy fails). */
+  copyTo(out: Writable): Promise<void>;
+  /** Releases it without copying; harmless after copyTo. */
+  close(): Promise<void>;
+}
+
 export interface ByteRange {
   /** Inclusive, as in HTTP. */
   start: number;
@@ -37,10 +44,10 @@ export interface BlobStore {
   size(sha256: string): Promise<number | undefined>;
   openRead(sha256: string, range?: ByteRange): Promise<Readable>;
   /**
-   * Opens the blob (failing before any byte is sent if it is missing) and returns a function
-   * that writes it, or the range, to `out`: the serving path, which may reuse its buffers.
+   * Opens the blob (failing before any byte is sent if it is missing) for the serving path, which
+   * may reuse its buffers. The opened blob holds a resource until it was copied or closed.
    */
-  openCopy(sha256: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>>;
+  openCopy(sha256: string, range?: ByteRange): Promise<OpenedBlob>;
   delete(sha256: string): Promise<void>;
   list(): AsyncIterable<StoredBlob>;
   /** Removes staging files left by a crash (those idle for longer than `idleMs`). */

@@ -3,7 +3,7 @@
  * artifacts only (clients try http:// first and check every byte against the HTTPS index);
  * anything else is redirected to HTTPS.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { IndexPublisher } from '../core/publish.ts';
@@ -46,6 +46,15 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
       handler = h as RequestHandler;
       return createServer(handler);
     },
+    // Requests Fastify refuses before routing (a malformed URL or Content-Type) still get the
+    // error shape of the API they asked, not the framework's own.
+    frameworkErrors: (err, request, reply) => {
+      const status = httpStatus(err);
+      if (isLxdPath(request.url)) return lxdError(reply as FastifyReply, status, err.message);
+      return (reply as FastifyReply).code(status).send({ error: err.message });
+    },
+    // A body is what the client sent: 5 is not "5", and fields are not invented or dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
   });
 
   app.addHook('onRequest', async (request, reply) => {

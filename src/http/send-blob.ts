@@ -4,8 +4,7 @@
  * after they were sent cuts the connection so the client sees a short body, never wrong bytes.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Writable } from 'node:stream';
-import type { BlobStore, ByteRange } from '../blob/store.ts';
+import type { BlobStore, ByteRange, OpenedBlob } from '../blob/store.ts';
 import type { BlobRef } from '../domain/image.ts';
 
 export function parseRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
@@ -14,7 +13,8 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   if (!m || (m[1] === '' && m[2] === '')) return undefined; // multiple or malformed ranges: send it all
   if (m[1] === '') {
     const suffix = Number(m[2]);
-    if (suffix === 0) return 'unsatisfiable';
+    // An empty file has no last byte to give (RFC 9110 14.1.2).
+    if (suffix === 0 || size === 0) return 'unsatisfiable';
     return { start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(m[1]);
@@ -52,7 +52,7 @@ export async function sendBlob(
   return sendPieces(reply, [await blobs.openCopy(blob.sha256, range)]);
 }
 
-export type Piece = Buffer | ((out: Writable) => Promise<void>);
+export type Piece = Buffer | OpenedBlob;
 
 /**
  * Sends a body made of literal bytes and blob copies (opened beforehand, so a missing file was
@@ -67,14 +67,14 @@ export function sendPieces(reply: FastifyReply, pieces: Piece[]): FastifyReply {
   (async () => {
     for (; next < pieces.length; next++) {
       const piece = pieces[next]!;
-      if (typeof piece === 'function') await piece(out);
-      else await new Promise<void>((resolve, reject) => out.write(piece, (err) => (err ? reject(err) : resolve())));
+      if (Buffer.isBuffer(piece)) await new Promise<void>((resolve, reject) => out.write(piece, (err) => (err ? reject(err) : resolve())));
+      else await piece.copyTo(out);
     }
     out.end();
   })().catch(async () => {
     out.destroy();
-    // Copies not run yet still hold an open file: running them into the dead socket closes it.
-    for (const piece of pieces.slice(next + 1)) if (typeof piece === 'function') await piece(out).catch(() => {});
+    // Blobs not copied yet still hold an open file.
+    for (const piece of pieces.slice(next + 1)) if (!Buffer.isBuffer(piece)) await piece.close();
   });
   return reply;
 }

@@ -6,8 +6,8 @@
  * This is a BlobStore that wraps the real one, so every view (simplestreams, LXD exports,
  * direct URLs) gets fetch-through without knowing about it.
  */
-import type { Readable, Writable } from 'node:stream';
-import type { BlobStore, BlobWriter, ByteRange, StoredBlob } from '../blob/store.ts';
+import type { Readable } from 'node:stream';
+import type { BlobStore, BlobWriter, ByteRange, OpenedBlob, StoredBlob } from '../blob/store.ts';
 import type { MetaStore } from '../meta/store.ts';
 import type { Logger } from '../log.ts';
 import { isAppError, ErrorCodes } from '../errors.ts';
@@ -29,7 +29,7 @@ export class FetchThroughBlobs implements BlobStore {
     return this.local(sha256, () => this.inner.openRead(sha256, range));
   }
 
-  openCopy(sha256: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>> {
+  openCopy(sha256: string, range?: ByteRange): Promise<OpenedBlob> {
     return this.local(sha256, () => this.inner.openCopy(sha256, range));
   }
 

@@ -66,6 +66,9 @@ function multipartSources(raw: IncomingMessage, limit: number, seen: { bytes: nu
       parser.destroy();
     });
     parser.on('file', (field, stream, info) => {
+      // A part that is never read (its import already failed) may still fail: its reader, if any,
+      // sees the error through iteration; unobserved, it would crash the process.
+      stream.on('error', () => {});
       streams.push(stream);
       deliver({ name: info.filename || field, stream });
       if (field !== 'metadata' && field !== 'rootfs' && field !== 'rootfs.img') {

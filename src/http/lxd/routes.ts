@@ -21,6 +21,8 @@ import { matchesApiFilter, parseFilter } from '../../domain/api-filter.ts';
 import { knownArchitectures } from '../../domain/architecture.ts';
 import type { TlsIdentity } from '../../tls.ts';
 import { sendPieces } from '../send-blob.ts';
+import { aliasCreateBody, aliasRenameBody, certificatesPostBody, imagePutBody, imagesPostBody, validBody } from './schemas.ts';
+import type { OpenedBlob } from '../../blob/store.ts';
 import type { IndexPublisher } from '../../core/publish.ts';
 import { asyncResponse, lxdError, operation, sync, syncEnvelope } from './envelope.ts';
 import { Operations, operationSecretMatches } from './operations.ts';
@@ -182,10 +184,10 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     return asyncResponse(reply, op);
   });
 
-  app.post('/1.0/certificates', async (request, reply) => {
-    const body = (request.body ?? {}) as { password?: string; trust_token?: string; name?: string };
+  app.post('/1.0/certificates', { schema: { body: certificatesPostBody }, attachValidation: true }, async (request, reply) => {
     const cert = clientCertificate(request);
     if (cert && (await isTrusted(store, certificateFingerprint(cert)))) return sync(reply, {});
+    const body = validBody<{ password?: string; trust_token?: string; name?: string }>(request);
     const presented = body.trust_token || body.password;
     if (!presented) return lxdError(reply, 403, 'not authorized');
     await joinWithSecret(store, presented, cert);
@@ -219,7 +221,8 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
       { fingerprint: image.fingerprint, size: String(image.size), ...(secret ? { secret } : {}) },
     );
 
-  app.post('/1.0/images', async (request, reply) => {
+  // Only a JSON body has a schema: uploads are streams.
+  app.post('/1.0/images', { schema: { body: { content: { 'application/json': { schema: imagesPostBody } } } }, attachValidation: true }, async (request, reply) => {
     const type = String(request.headers['content-type'] ?? '');
     if (type.startsWith('application/json')) return createFromSource(request, reply);
     const headers = uploadHeaders(request);
@@ -241,7 +244,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
   /** POST /1.0/images with a JSON source: pull from another server, or prepare a push. */
   const createFromSource = async (request: FastifyRequest, reply: FastifyReply) => {
     await requireTrusted(request);
-    const body = (request.body ?? {}) as ImagesPost;
+    const body = validBody<ImagesPost>(request);
     const source = body.source ?? {};
     const aliases = (body.aliases ?? []).map((a) => a.name).filter((n): n is string => typeof n === 'string');
     if (source.mode === 'push') {
@@ -268,10 +271,12 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
   app.route({
     method: ['PUT', 'PATCH'],
     url: '/1.0/images/:fingerprint',
+    schema: { body: imagePutBody },
+    attachValidation: true,
     handler: async (request, reply) => {
       const viewer = await requireTrusted(request);
       const image = await visibleImage(store, viewer, secrets, (request.params as { fingerprint: string }).fingerprint);
-      const body = (request.body ?? {}) as { public?: boolean; properties?: Record<string, string>; expires_at?: string; auto_update?: boolean };
+      const body = validBody<{ public?: boolean; properties?: Record<string, string>; expires_at?: string; auto_update?: boolean }>(request);
       const put = request.method === 'PUT';
       const expires = body.expires_at === undefined ? undefined : body.expires_at.startsWith('0001-') ? null : new Date(body.expires_at).toISOString();
       await editImage(store, image.fingerprint, {
@@ -291,10 +296,9 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     return finished(reply, 'Deleting image', { images: [`/1.0/images/${image.fingerprint}`] }, null);
   });
 
-  app.post('/1.0/images/aliases', async (request, reply) => {
+  app.post('/1.0/images/aliases', { schema: { body: aliasCreateBody }, attachValidation: true }, async (request, reply) => {
     await requireTrusted(request);
-    const body = (request.body ?? {}) as { name?: string; target?: string; description?: string };
-    if (!body.name || !body.target) return lxdError(reply, 400, 'Alias name and target are required');
+    const body = validBody<{ name: string; target: string; description?: string }>(request);
     await createAlias(store, body.name, body.target, body.description ?? '');
     return sync(reply, {});
   });
@@ -305,10 +309,9 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     return sync(reply, {});
   });
 
-  app.post('/1.0/images/aliases/*', async (request, reply) => {
+  app.post('/1.0/images/aliases/*', { schema: { body: aliasRenameBody }, attachValidation: true }, async (request, reply) => {
     await requireTrusted(request);
-    const body = (request.body ?? {}) as { name?: string };
-    if (!body.name) return lxdError(reply, 400, 'New alias name is required');
+    const body = validBody<{ name: string }>(request);
     await renameAlias(store, wildcard(request), body.name);
     return sync(reply, {});
   });
@@ -366,8 +369,15 @@ async function sendExport(request: FastifyRequest, reply: FastifyReply, store: S
   const length = parts.reduce((n, p) => n + p.header.length + p.file.blob.size, trailer.length);
   reply.header('content-type', `multipart/form-data; boundary=${boundary}`).header('content-length', String(length));
   if (request.method === 'HEAD') return reply.send();
-  // Open both before the headers go out, so a missing file is an error response, not a cut body.
-  const copies = await Promise.all(parts.map((p) => store.blobs.openCopy(p.file.blob.sha256)));
+  // Open both before the headers go out, so a missing file is an error response, not a cut body;
+  // if the second cannot be opened, the first is released.
+  const copies: OpenedBlob[] = [];
+  try {
+    for (const part of parts) copies.push(await store.blobs.openCopy(part.file.blob.sha256));
+  } catch (err) {
+    await Promise.all(copies.map((c) => c.close()));
+    throw err;
+  }
   return sendPieces(reply, [...parts.flatMap((part, i) => [part.header, copies[i]!]), trailer]);
 }
 
