@@ -5,7 +5,7 @@
  * qcow2 header) are kept in memory.
  */
 import { posix } from 'node:path';
-import { Writable } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { invalidImage } from '../errors.ts';
@@ -40,6 +40,9 @@ export function tarballInspector(compression: Compression, what: string): { sink
   const extract = tar.extract();
   const summary: TarballSummary = { metadataYaml: undefined, hasRootfsDir: false, hasRootfsImg: false, entries: 0 };
 
+  // The parser can finish before the last entry's reader has judged what it read.
+  let lastRead: Promise<void> = Promise.resolve();
+
   extract.on('entry', (header, stream, next) => {
     summary.entries++;
     // The whole archive's failure is reported once, by the pipeline; the entry's copy is noise.
@@ -58,20 +61,53 @@ export function tarballInspector(compression: Compression, what: string): { sink
     const seen = name === 'metadata.yaml' ? summary.metadataYaml !== undefined : summary.hasRootfsImg;
     if (seen) return next(invalidImage(`${what} holds more than one ${name}`));
     if (!regularTypes.has(header.type ?? 'file')) return next(notRegular(what, name, header.type ?? 'file'));
-    reader(stream, header.size ?? 0, what, summary).then(() => next(), next);
+    lastRead = reader(stream, header.size ?? 0, what, summary);
+    lastRead.then(() => next(), next);
   });
 
-  const done = pipeline(decompress, extract).then(
-    () => {
+  const done = pipeline(decompress, withoutEndMarker(what), extract)
+    .then(async () => {
+      await lastRead;
       if (summary.entries === 0) throw invalidImage(`${what} is empty or not a tar archive`);
       return summary;
-    },
-    (err: Error) => {
+    })
+    .catch((err: Error) => {
       if ((err as { code?: string }).code === 'invalid_image') throw err;
       throw invalidImage(`${what} is corrupt or truncated: ${err.message}`);
-    },
-  );
+    });
   return { sink: decompress, summary: done };
+}
+
+const blockSize = 512;
+const endMarkerSize = 2 * blockSize;
+
+/**
+ * Passes the archive on without its last two blocks, which must be zeros: the end-of-archive
+ * marker every tar writer puts there. The parser then finds any entry whose declared size reaches
+ * into the marker cut short, and an archive cut at an entry boundary has no marker at all (an
+ * extractor accepts both, with what the file cut off).
+ */
+function withoutEndMarker(what: string): Transform {
+  let held: Buffer = Buffer.alloc(0);
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (chunk.length >= endMarkerSize) {
+        if (held.length > 0) this.push(held);
+        this.push(chunk.subarray(0, chunk.length - endMarkerSize));
+        held = chunk.subarray(chunk.length - endMarkerSize);
+      } else {
+        const joined = Buffer.concat([held, chunk]);
+        const pass = Math.max(0, joined.length - endMarkerSize);
+        if (pass > 0) this.push(joined.subarray(0, pass));
+        held = joined.subarray(pass);
+      }
+      done();
+    },
+    flush(done) {
+      if (held.length === endMarkerSize && held.every((b) => b === 0)) return done();
+      done(invalidImage(`${what} is corrupt or truncated: it does not end with the end-of-archive marker`));
+    },
+  });
 }
 
 /** An extractor would make a link or a device where the file should be: never follow it. */

@@ -10,13 +10,15 @@ import { AppError, ErrorCodes } from '../../errors.ts';
 const text = { type: 'string' } as const;
 const name = { type: 'string', minLength: 1 } as const;
 const flag = { type: 'boolean' } as const;
-const textMap = { type: 'object', additionalProperties: text } as const;
+/** Go marshals a nil map or slice as null, and daemons send them so (ImagesPost.aliases). */
+const textMap = { type: ['object', 'null'], additionalProperties: text } as const;
+const textList = { type: ['array', 'null'], items: text } as const;
 /** RFC 3339, as Go marshals a time.Time; LXD's "never" is 0001-01-01T00:00:00Z. */
 const time = { type: 'string', format: 'date-time' } as const;
 
 export const imagePutBody = {
   type: 'object',
-  properties: { public: flag, properties: textMap, expires_at: time, auto_update: flag, profiles: { type: 'array', items: text } },
+  properties: { public: flag, properties: textMap, expires_at: time, auto_update: flag, profiles: textList },
 } as const;
 
 export const imagesPostBody = {
@@ -26,7 +28,7 @@ export const imagesPostBody = {
       type: 'object',
       properties: { type: text, mode: text, server: text, protocol: text, certificate: text, fingerprint: text, alias: text, secret: text, image_type: text },
     },
-    aliases: { type: 'array', items: { type: 'object', required: ['name'], properties: { name, description: text } } },
+    aliases: { type: ['array', 'null'], items: { type: 'object', required: ['name'], properties: { name, description: text } } },
     public: flag,
     properties: textMap,
     auto_update: flag,
