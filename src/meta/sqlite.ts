@@ -186,14 +186,16 @@ export class SqliteMetaStore implements MetaStore {
     this.migrate();
   }
 
+  /** One transaction that reads the version inside it: two processes opening a new store race here. */
   private migrate() {
-    const { user_version: current } = this.db.prepare('PRAGMA user_version').get() as { user_version: number };
-    for (let v = current; v < migrations.length; v++) {
-      this.transaction(() => {
+    const version = () => (this.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+    if (version() >= migrations.length) return;
+    this.transaction(() => {
+      for (let v = version(); v < migrations.length; v++) {
         this.db.exec(migrations[v]!);
         this.db.exec(`PRAGMA user_version = ${v + 1}`);
-      });
-    }
+      }
+    });
   }
 
   private sql(text: string): StatementSync {
