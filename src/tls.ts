@@ -8,6 +8,7 @@ import { readFile, writeFile, rename } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { AppError, ErrorCodes } from './errors.ts';
+import { certificateFingerprint } from './domain/fingerprint.ts';
 
 export interface TlsIdentity {
   cert: string;
@@ -29,7 +30,7 @@ export async function loadTlsIdentity(options: { dataDir: string; certPath?: str
   const pair: { cert: string; key: string } = existing ?? (await createSelfSigned(certPath, keyPath));
   let fingerprint: string;
   try {
-    fingerprint = new X509Certificate(pair.cert).fingerprint256.replaceAll(':', '').toLowerCase();
+    fingerprint = certificateFingerprint(new X509Certificate(pair.cert));
   } catch (err) {
     throw new AppError(ErrorCodes.config, `${certPath} is not a PEM certificate: ${(err as Error).message}`);
   }

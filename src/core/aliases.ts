@@ -1,6 +1,7 @@
 /** Hand-made aliases: one name, one image. Product aliases are derived (domain/product.ts). */
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { Alias } from '../domain/image.ts';
+import { isSha256 } from '../domain/fingerprint.ts';
 import type { Store } from './context.ts';
 import { resolveImage } from './resolve.ts';
 
@@ -13,7 +14,7 @@ export function validateAliasName(name: unknown): asserts name is string {
       hint: 'Aliases may not be empty or contain spaces, commas or colons, nor start or end with "/".',
     });
   }
-  if (/^[0-9a-f]{64}$/.test(name)) throw new AppError(ErrorCodes.invalidArgument, `Alias "${name}" looks like a fingerprint`);
+  if (isSha256(name)) throw new AppError(ErrorCodes.invalidArgument, `Alias "${name}" looks like a fingerprint`);
 }
 
 export async function createAlias(store: Store, name: string, imageRef: string, description = ''): Promise<Alias> {
@@ -32,8 +33,4 @@ export async function renameAlias(store: Store, from: string, to: string): Promi
 
 export async function deleteAlias(store: Store, name: string): Promise<void> {
   await store.meta.deleteAlias(name);
-}
-
-export function aliasesOf(aliases: Alias[], fingerprint: string): Alias[] {
-  return aliases.filter((a) => a.fingerprint === fingerprint);
 }

@@ -9,6 +9,7 @@ import { buildIndex, buildProducts, indexPath, productsPath, type ArtifactPath }
 import { formatExtension } from '../domain/formats.ts';
 import type { Alias, BlobRef, Image } from '../domain/image.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
+import { isSha256 } from '../domain/fingerprint.ts';
 import { graceCutoff, type Store } from './context.ts';
 
 export interface RenderedDocument {
@@ -30,7 +31,8 @@ interface Snapshot {
 export const artifactPath: ArtifactPath = (blob) => `files/${blob.sha256}${formatExtension(blob.format)}`;
 
 export function artifactSha(path: string): string | undefined {
-  return /^files\/([0-9a-f]{64})(\.[a-z0-9.]+)?$/.exec(path)?.[1];
+  const name = /^files\/([^/.]*)(\.[a-z0-9.]+)?$/.exec(path)?.[1];
+  return name !== undefined && isSha256(name) ? name : undefined;
 }
 
 export function renderJson(value: unknown): RenderedDocument {

@@ -1,6 +1,7 @@
 /** IMAGE on the command line or in a URL: an alias, or a unique fingerprint prefix. */
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import type { Image } from '../domain/image.ts';
+import { isFingerprintPrefix } from '../domain/fingerprint.ts';
 import type { Store } from './context.ts';
 
 export async function resolveImage(store: Store, ref: string): Promise<Image> {
@@ -16,7 +17,7 @@ export async function resolveImage(store: Store, ref: string): Promise<Image> {
 
 export async function resolveFingerprint(store: Store, prefix: string): Promise<Image> {
   const normalized = prefix.toLowerCase();
-  if (!/^[0-9a-f]+$/.test(normalized)) throw notFound(`Image "${prefix}" not found`);
+  if (!isFingerprintPrefix(normalized)) throw notFound(`Image "${prefix}" not found`);
   const matches = await store.meta.findImages(normalized);
   if (matches.length === 0) throw notFound(`Image "${prefix}" not found`);
   if (matches.length > 1) {

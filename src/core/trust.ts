@@ -7,11 +7,8 @@
 import { X509Certificate, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { TrustedCertificate } from '../meta/store.ts';
+import { certificateFingerprint, isSha256 } from '../domain/fingerprint.ts';
 import type { Store } from './context.ts';
-
-export function certificateFingerprint(cert: X509Certificate): string {
-  return cert.fingerprint256.replaceAll(':', '').toLowerCase();
-}
 
 export function parseCertificate(pemOrDer: string | Buffer): X509Certificate {
   try {
@@ -79,7 +76,7 @@ export async function joinWithSecret(store: Store, presented: string, cert: X509
 }
 
 function secretOf(presented: string): string | undefined {
-  if (/^[0-9a-f]{64}$/.test(presented)) return presented;
+  if (isSha256(presented)) return presented;
   try {
     const decoded = JSON.parse(Buffer.from(presented, 'base64').toString('utf8')) as Partial<JoinToken>;
     return typeof decoded.secret === 'string' ? decoded.secret : undefined;

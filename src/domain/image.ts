@@ -72,4 +72,10 @@ export interface Alias {
 
 export const isUnified = (image: Image) => image.rootfs === null;
 
-export const fingerprintPattern = /^[0-9a-f]{64}$/;
+/** The hand-made aliases (of `aliases`, any list) that name this image. */
+export function aliasesOf(aliases: readonly Alias[], fingerprint: string): Alias[] {
+  return aliases.filter((a) => a.fingerprint === fingerprint);
+}
+
+/** The old name of sha256Pattern (domain/fingerprint.ts), still imported by blob/fs.ts. */
+export { sha256Pattern as fingerprintPattern } from './fingerprint.ts';

@@ -6,6 +6,7 @@
  */
 import { canonicalArchitecture } from './architecture.ts';
 import type { ImageType } from './image.ts';
+import { isSha256 } from './fingerprint.ts';
 
 export interface RemoteFile {
   ftype: string;
@@ -54,7 +55,7 @@ function file(raw: Json): RemoteFile | undefined {
   const path = str(raw.path);
   const sha256 = str(raw.sha256).toLowerCase();
   const size = raw.size;
-  if (!ftype || !path || !/^[0-9a-f]{64}$/.test(sha256) || typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) return undefined;
+  if (!ftype || !path || !isSha256(sha256) || typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) return undefined;
   const deltaBase = str(raw.delta_base);
   return { ftype, path, sha256, size, ...(deltaBase ? { deltaBase } : {}) };
 }
@@ -123,7 +124,7 @@ export function readProducts(doc: unknown): RemoteImage[] {
         for (const root of files) {
           const rule = root.file && rootFtypes[root.file.ftype];
           if (!rule) continue;
-          const fingerprint = rule.field.map((k) => str(raw[k]).toLowerCase()).find((v) => /^[0-9a-f]{64}$/.test(v));
+          const fingerprint = rule.field.map((k) => str(raw[k]).toLowerCase()).find(isSha256);
           if (!fingerprint) continue;
           const ownDeltas = deltas.filter((d) => d.ftype === `${root.file!.ftype}.vcdiff`);
           add({ fingerprint, type: rule.type, properties: describe(root.file!.ftype), metadata: f, rootfs: root.file!, deltas: ownDeltas });

@@ -9,6 +9,7 @@ import { importImage } from '../core/import.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import type { RemoteImage } from '../domain/simplestreams-read.ts';
+import { isFingerprintPrefix } from '../domain/fingerprint.ts';
 import { loadCatalogue, remoteSource, resolveRemoteImage } from '../remote/simplestreams.ts';
 import { openLxdImage, type LxdImageSource } from '../remote/lxd.ts';
 
@@ -66,7 +67,7 @@ export async function importRemoteImage(
 }
 
 export async function copyImage(store: Store, remote: RemoteRecord, ref: string, options: CopyOptions): Promise<Image> {
-  const isFingerprint = /^[0-9a-f]{6,64}$/.test(ref);
+  const isFingerprint = isFingerprintPrefix(ref, 6);
   if (remote.protocol === 'simplestreams') {
     const catalogue = await loadCatalogue(remote.url, fetchOptions(remote, options.signal));
     const image = resolveRemoteImage(catalogue, ref, { type: options.type });

@@ -6,6 +6,7 @@
 import { readIndex, readProducts, type RemoteFile, type RemoteImage } from '../domain/simplestreams-read.ts';
 import { personalities } from '../domain/architecture.ts';
 import type { ImageType } from '../domain/image.ts';
+import { isFingerprintPrefix } from '../domain/fingerprint.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import { fetchJson, openUrl, under, type FetchOptions } from './fetch.ts';
@@ -50,7 +51,7 @@ export function resolveRemoteImage(images: RemoteImage[], ref: string, options: 
     const hit = candidates.find((i) => i.architecture === arch);
     if (hit) return hit;
   }
-  const byPrefix = images.filter((i) => /^[0-9a-f]+$/.test(ref) && i.fingerprint.startsWith(ref));
+  const byPrefix = isFingerprintPrefix(ref) ? images.filter((i) => i.fingerprint.startsWith(ref)) : [];
   if (byPrefix.length === 1) return byPrefix[0]!;
   if (byPrefix.length > 1) throw new AppError(ErrorCodes.ambiguous, `More than one image matches "${ref}"`);
   if (candidates.length) throw new AppError(ErrorCodes.notFound, `"${ref}" has no ${options.type} image for ${archOrder.join(' or ')}`);
