@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { AppError, ErrorCodes } from '../errors.ts';
-import type { Alias, BlobRef, Image } from '../domain/image.ts';
+import { aliasesOf, type Alias, type BlobRef, type Image } from '../domain/image.ts';
 import { formatExtension } from '../domain/formats.ts';
-import { canonicalArchitecture } from '../domain/architecture.ts';
+import { matchesProperty } from '../domain/property-filter.ts';
 import type { Store } from './context.ts';
 import { resolveImage } from './resolve.ts';
 
@@ -19,34 +19,25 @@ export interface ImageWithAliases extends Image {
 export async function listImages(store: Store, filters: string[] = []): Promise<ImageWithAliases[]> {
   const [images, aliases] = await Promise.all([store.meta.listImages(), store.meta.listAliases()]);
   return images
-    .map((image) => ({ ...image, aliases: aliases.filter((a) => a.fingerprint === image.fingerprint) }))
+    .map((image) => ({ ...image, aliases: aliasesOf(aliases, image.fingerprint) }))
     .filter((image) => filters.every((f) => matchesFilter(image, f)));
 }
 
+/** One image with the hand-made aliases that name it. */
+export async function imageWithAliases(store: Store, image: Image): Promise<ImageWithAliases> {
+  return { ...image, aliases: aliasesOf(await store.meta.listAliases(), image.fingerprint) };
+}
+
 /**
- * `lxc image list` filters: KEY=VALUE matches a property (or architecture, type, public);
- * anything else is a fingerprint prefix or part of an alias name.
+ * `lxc image list` filters: KEY=VALUE matches a property (or architecture, type, public,
+ * fingerprint: domain/property-filter.ts); anything else is a fingerprint prefix or part of an
+ * alias name.
  */
 export function matchesFilter(image: ImageWithAliases, filter: string): boolean {
   const eq = filter.indexOf('=');
-  if (eq < 0) {
-    const f = filter.toLowerCase();
-    return image.fingerprint.startsWith(f) || image.aliases.some((a) => a.name.toLowerCase().includes(f));
-  }
-  const key = filter.slice(0, eq);
-  const value = filter.slice(eq + 1).toLowerCase();
-  const field: Record<string, string> = {
-    architecture: image.architecture,
-    type: image.type,
-    public: String(image.public),
-    fingerprint: image.fingerprint,
-  };
-  if (key in field) {
-    if (key === 'architecture') return canonicalArchitecture(value) === image.architecture || image.properties.architecture?.toLowerCase() === value;
-    return field[key]!.toLowerCase() === value;
-  }
-  const own = image.properties[key] ?? image.properties[key.replace(/^properties\./, '')];
-  return own !== undefined && own.toLowerCase() === value;
+  if (eq >= 0) return matchesProperty(image, filter.slice(0, eq), filter.slice(eq + 1));
+  const f = filter.toLowerCase();
+  return image.fingerprint.startsWith(f) || image.aliases.some((a) => a.name.toLowerCase().includes(f));
 }
 
 export interface ImageEdit {

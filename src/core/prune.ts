@@ -5,7 +5,7 @@
  */
 import type { Image } from '../domain/image.ts';
 import { productOf, serialOf } from '../domain/product.ts';
-import type { Store } from './context.ts';
+import { graceCutoff, type Store } from './context.ts';
 import { deleteImages } from './images.ts';
 import { collectGarbage } from './collect.ts';
 
@@ -41,7 +41,7 @@ export async function prune(store: Store, options: PruneOptions): Promise<{ imag
       if (tooMany || tooOld) doomed.push(...inVersion.filter((i) => !pinned.has(i.fingerprint)));
     });
   }
-  if (options.dryRun) return { images: doomed, blobs: await store.meta.collectableBlobs(new Date(now.getTime() - store.graceSeconds * 1000).toISOString()) };
+  if (options.dryRun) return { images: doomed, blobs: await store.meta.collectableBlobs(graceCutoff(store, now)) };
   if (doomed.length) await deleteImages(store, doomed.map((i) => i.fingerprint));
   const { removed } = await collectGarbage(store, { now });
   return { images: doomed, blobs: removed };

@@ -5,9 +5,10 @@
  */
 import { notFound } from '../errors.ts';
 import type { Alias, Image } from '../domain/image.ts';
+import { isFingerprintPrefix } from '../domain/fingerprint.ts';
 import type { Store } from './context.ts';
 import type { ImageSecrets } from './secrets.ts';
-import { listImages, type ImageWithAliases } from './images.ts';
+import { listImages, imageWithAliases, type ImageWithAliases } from './images.ts';
 
 export interface Viewer {
   trusted: boolean;
@@ -26,12 +27,10 @@ export async function visibleImages(store: Store, viewer: Viewer): Promise<Image
 /** A full fingerprint or a unique prefix of one the viewer may see. */
 export async function visibleImage(store: Store, viewer: Viewer, secrets: ImageSecrets, prefix: string): Promise<ImageWithAliases> {
   const missing = () => notFound('Image not found');
-  if (!/^[0-9a-f]{1,64}$/.test(prefix)) throw missing();
+  if (!isFingerprintPrefix(prefix)) throw missing();
   const matches = (await store.meta.findImages(prefix)).filter((i) => canSee(viewer, i, secrets));
   if (matches.length !== 1) throw missing();
-  const image = matches[0]!;
-  const aliases = (await store.meta.listAliases()).filter((a) => a.fingerprint === image.fingerprint);
-  return { ...image, aliases };
+  return imageWithAliases(store, matches[0]!);
 }
 
 export async function visibleAlias(store: Store, viewer: Viewer, name: string): Promise<Alias> {

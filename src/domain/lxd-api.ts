@@ -2,7 +2,7 @@
  * Images as the LXD/Incus REST API shows them (shared/api/image.go). Used by `image show`,
  * JSON/YAML listings and the REST view, so every view of an image agrees.
  */
-import type { Alias, Image } from './image.ts';
+import { aliasesOf, type Alias, type Image } from './image.ts';
 
 export const zeroTime = '0001-01-01T00:00:00Z';
 
@@ -32,7 +32,7 @@ export function goTime(iso: string): string {
 
 export function toApiImage(image: Image, aliases: Alias[]): ApiImage {
   return {
-    aliases: aliases.filter((a) => a.fingerprint === image.fingerprint).map((a) => ({ name: a.name, description: a.description })),
+    aliases: aliasesOf(aliases, image.fingerprint).map((a) => ({ name: a.name, description: a.description })),
     architecture: image.architecture,
     auto_update: image.autoUpdate,
     cached: image.cached,

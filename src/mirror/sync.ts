@@ -14,7 +14,7 @@ import { under } from '../remote/fetch.ts';
 import { stageDownload } from './download.ts';
 import { commitBlobs } from '../core/collect.ts';
 import type { BlobWriter } from '../blob/store.ts';
-import { canonicalArchitecture } from '../domain/architecture.ts';
+import { matchesProperty } from '../domain/property-filter.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { Store } from '../core/context.ts';
 import { deleteImages } from '../core/images.ts';
@@ -26,12 +26,7 @@ export const filterKeys = ['os', 'release', 'architecture', 'variant', 'type'] a
 
 export function matchesMirror(image: RemoteImage, mirror: Pick<MirrorRecord, 'filters' | 'types'>): boolean {
   if (mirror.types.length && !mirror.types.includes(image.type)) return false;
-  return Object.entries(mirror.filters).every(([key, value]) => {
-    const want = value.toLowerCase();
-    if (key === 'architecture') return canonicalArchitecture(value) === image.architecture || image.properties.architecture?.toLowerCase() === want;
-    if (key === 'type') return image.type === want;
-    return (image.properties[key] ?? '').toLowerCase() === want;
-  });
+  return Object.entries(mirror.filters).every(([key, value]) => matchesProperty(image, key, value));
 }
 
 /** The images to hold: of each product, every image of its newest `keep` versions. */
