@@ -72,20 +72,37 @@ async function openFile(url: URL): Promise<IncomingMessage> {
   return Object.assign(stream, { statusCode: 200, headers: { 'content-length': String(info.size) } });
 }
 
-/** A whole (small) document, e.g. an index; fails on anything but 200. */
-export async function fetchJson<T = unknown>(url: URL, options: FetchOptions = {}): Promise<T> {
+export interface JsonAnswer {
+  status: number;
+  /** The body as read, for messages. */
+  text: string;
+  /** The parsed body; undefined when it is not JSON. */
+  json: unknown;
+}
+
+/** GET a whole (small) JSON answer, whatever its status: the caller decides what an error is. */
+export async function getJson(url: URL, options: FetchOptions = {}): Promise<JsonAnswer> {
   const res = await openUrl(url, options);
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
   const text = Buffer.concat(chunks).toString('utf8');
-  if (res.statusCode !== 200) {
-    throw new AppError(res.statusCode === 404 ? ErrorCodes.notFound : ErrorCodes.unavailable, `${withoutSecrets(url.href)}: HTTP ${res.statusCode}`, { cause: text.slice(0, 200) });
-  }
+  let json: unknown;
   try {
-    return JSON.parse(text) as T;
+    json = JSON.parse(text);
   } catch {
-    throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)} is not valid JSON`);
+    json = undefined;
   }
+  return { status: res.statusCode ?? 0, text, json };
+}
+
+/** A whole (small) document, e.g. an index; fails on anything but 200. */
+export async function fetchJson<T = unknown>(url: URL, options: FetchOptions = {}): Promise<T> {
+  const { status, text, json } = await getJson(url, options);
+  if (status !== 200) {
+    throw new AppError(status === 404 ? ErrorCodes.notFound : ErrorCodes.unavailable, `${withoutSecrets(url.href)}: HTTP ${status}`, { cause: text.slice(0, 200) });
+  }
+  if (json === undefined) throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)} is not valid JSON`);
+  return json as T;
 }
 
 /** The URL of `path` under a remote's base URL (a trailing slash is implied, as clients do). */

@@ -8,7 +8,7 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import type { ApiImage } from '../domain/lxd-api.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import { imageBodySources } from '../transfer/image-body.ts';
-import { openUrl, withoutSecrets } from './fetch.ts';
+import { getJson, openUrl, withoutSecrets } from './fetch.ts';
 
 export interface LxdImageSource {
   server: string;
@@ -19,18 +19,15 @@ export interface LxdImageSource {
   secret?: string | undefined;
 }
 
-async function getJson<T>(url: URL, certificate: string | undefined, signal?: AbortSignal): Promise<T> {
-  const res = await openUrl(url, { certificate, signal });
-  const chunks: Buffer[] = [];
-  for await (const c of res) chunks.push(c as Buffer);
-  let body: { type?: string; error?: string; metadata?: T };
-  try {
-    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: not an LXD API answer (HTTP ${res.statusCode})`);
+/** The metadata of an LXD API answer; its error envelope (or any non-200) as an AppError. */
+async function getMetadata<T>(url: URL, certificate: string | undefined, signal?: AbortSignal): Promise<T> {
+  const { status, json } = await getJson(url, { certificate, signal });
+  if (typeof json !== 'object' || json === null) {
+    throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: not an LXD API answer (HTTP ${status})`);
   }
-  if (res.statusCode !== 200 || body.type === 'error') {
-    throw new AppError(res.statusCode === 404 ? ErrorCodes.notFound : ErrorCodes.unavailable, `${url.origin}: ${body.error || `HTTP ${res.statusCode}`}`);
+  const body = json as { type?: string; error?: string; metadata?: T };
+  if (status !== 200 || body.type === 'error') {
+    throw new AppError(status === 404 ? ErrorCodes.notFound : ErrorCodes.unavailable, `${url.origin}: ${body.error || `HTTP ${status}`}`);
   }
   return body.metadata as T;
 }
@@ -38,7 +35,7 @@ async function getJson<T>(url: URL, certificate: string | undefined, signal?: Ab
 /** The fingerprint an alias names on an LXD-protocol server. */
 export async function lxdAliasTarget(remote: { url: string; certificate: string }, alias: string, signal?: AbortSignal): Promise<string> {
   const url = new URL(`${remote.url.replace(/\/+$/, '')}/1.0/images/aliases/${encodeURIComponent(alias)}`);
-  return (await getJson<{ target: string }>(url, remote.certificate || undefined, signal)).target;
+  return (await getMetadata<{ target: string }>(url, remote.certificate || undefined, signal)).target;
 }
 
 export async function openLxdImage(
@@ -54,9 +51,9 @@ export async function openLxdImage(
   let fingerprint = source.fingerprint;
   if (!fingerprint) {
     if (!source.alias) throw new AppError(ErrorCodes.invalidArgument, 'The source names neither a fingerprint nor an alias');
-    fingerprint = (await getJson<{ target: string }>(url(`/1.0/images/aliases/${encodeURIComponent(source.alias)}`), source.certificate, options.signal)).target;
+    fingerprint = (await getMetadata<{ target: string }>(url(`/1.0/images/aliases/${encodeURIComponent(source.alias)}`), source.certificate, options.signal)).target;
   }
-  const info = await getJson<ApiImage>(url(`/1.0/images/${encodeURIComponent(fingerprint)}`), source.certificate, options.signal);
+  const info = await getMetadata<ApiImage>(url(`/1.0/images/${encodeURIComponent(fingerprint)}`), source.certificate, options.signal);
   const res = await openUrl(url(`/1.0/images/${encodeURIComponent(info.fingerprint)}/export`), { certificate: source.certificate, signal: options.signal });
   if (res.statusCode !== 200) {
     res.resume();
