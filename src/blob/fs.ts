@@ -135,7 +135,7 @@ function diskError(err: unknown): unknown {
 }
 
 class FsBlobWriter implements BlobWriter {
-  readonly stagingPath: string;
+  private readonly stagingPath: string;
   size = 0;
   private readonly hash = createHash('sha256');
   private readonly handle: FileHandle;
@@ -181,6 +181,22 @@ class FsBlobWriter implements BlobWriter {
         this.flushError ??= err;
       });
     }
+  }
+
+  async readAt(position: number, length: number): Promise<Uint8Array> {
+    if (position < 0 || position + length > this.size) throw new RangeError(`cannot read ${length} bytes at ${position} of ${this.size}`);
+    const buffer = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.handle.read(buffer, done, length - done, position + done);
+      if (bytesRead === 0) throw new Error('the staged file is shorter than what was written');
+      done += bytesRead;
+    }
+    return buffer;
+  }
+
+  async withLocalFile<T>(use: (path: string) => Promise<T>): Promise<T> {
+    return use(this.stagingPath);
   }
 
   async commit(expectedSha256?: string): Promise<BlobInfo> {

@@ -13,11 +13,20 @@ export interface StoredBlob extends BlobInfo {
   modifiedMs: number;
 }
 
+/**
+ * A blob being written. It is a stream to its user: bytes go in, are hashed once on the way, and
+ * can be read back; where they are kept is the driver's business.
+ */
 export interface BlobWriter {
-  /** A local file holding the bytes written so far, for checks that need random access. */
-  readonly stagingPath: string;
   readonly size: number;
   write(chunk: Uint8Array): Promise<void>;
+  /** Reads back bytes already written (format checks that look at tables, such as an xz index). */
+  readAt(position: number, length: number): Promise<Uint8Array>;
+  /**
+   * Lends a local file holding the bytes written so far to `use`, for a tool that needs one
+   * (qemu-img): only for the duration of the call. A remote driver would spool a copy.
+   */
+  withLocalFile<T>(use: (path: string) => Promise<T>): Promise<T>;
   /** The sha256 of everything written; no more writes after this. */
   digest(): string;
   /** Makes the blob durable under its sha256; fails (and aborts) if it is not `expectedSha256`. */

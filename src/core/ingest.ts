@@ -11,6 +11,7 @@ import { describeFormat, detectFormat, sniffLength, type FileFormat } from '../d
 import { checkQcow2Extent, checkQcow2Header, qcow2HeadLength, type Qcow2Header } from '../domain/qcow2.ts';
 import { checkSquashfsSuperblock } from '../domain/squashfs.ts';
 import { tarballInspector, type TarballSummary } from '../archive/inspect.ts';
+import { framingCheck } from '../archive/framing.ts';
 import type { OffThreadHash } from './off-thread-hash.ts';
 
 export type FileRole = 'unified' | 'metadata' | 'rootfs';
@@ -51,7 +52,11 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
   const qcow2 = format.kind === 'qcow2' ? checkQcow2Header(head.bytes, source.name) : undefined;
 
   const writer = await options.blobs.createWriter();
-  const inspector = format.kind === 'tarball' ? tarballInspector(format.compression, source.name) : undefined;
+  // A split image's rootfs tarball is never read by wharf: where the compression has framing that
+  // shows a cut or splice (xz, zstd), that is checked at hashing speed instead of decompressing
+  // the whole root filesystem. Everything else is read through, as the metadata must be.
+  const framing = format.kind === 'tarball' && options.role === 'rootfs' ? framingCheck(format.compression, source.name) : undefined;
+  const inspector = format.kind === 'tarball' && !framing ? tarballInspector(format.compression, source.name) : undefined;
   // Keep the inspector's rejection observed until we await it, so an early failure is not "unhandled".
   inspector?.summary.catch(() => {});
   try {
@@ -63,8 +68,10 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
         throw new AppError(ErrorCodes.integrity, `${source.name} is larger than the ${source.expectedSize} bytes its index lists`);
       }
       await options.combined?.update(chunk);
+      framing?.update(chunk);
       if (inspector && !inspector.sink.destroyed && !inspector.sink.write(chunk)) {
-        await Promise.race([once(inspector.sink, 'drain'), inspector.summary]);
+        // A decompressor's own error ('error' here) is reported as the inspector words it.
+        await Promise.race([once(inspector.sink, 'drain').catch(() => inspector.summary), inspector.summary]);
       }
       await writing;
       writing = writer.write(chunk);
@@ -85,6 +92,7 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
     }
     inspector?.sink.end();
     const tarball = await inspector?.summary;
+    await framing?.finish((position, length) => writer.readAt(position, length));
     await checkComplete({ format, bytes: head.bytes, qcow2 }, writer, source.name, options.signal);
     return { writer, format, tarball };
   } catch (err) {
@@ -128,7 +136,7 @@ async function checkComplete(head: Head, writer: BlobWriter, name: string, signa
   if (head.format.kind === 'squashfs') checkSquashfsSuperblock(head.bytes, writer.size, name);
   if (head.qcow2) {
     checkQcow2Extent(head.qcow2, writer.size, name);
-    await checkQcow2(writer.stagingPath, name, signal);
+    await writer.withLocalFile((path) => checkQcow2(path, name, signal));
   }
 }
 

@@ -425,3 +425,54 @@ test('hostile alias names: refused everywhere with the store unchanged, or usabl
   await wharfOk(data, ['image', 'alias', 'delete', '🐋']);
   assert.ok(!(await wharfOk(data, ['image', 'alias', 'list', '--format', 'json'])).includes('🐳'));
 });
+
+test("a split image's rootfs tarball cut short, padded or spliced is refused (xz and zstd by their framing)", async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const meta = join(work, 'meta.tar.gz');
+  await writeFile(meta, await compress(await packTar([{ kind: 'file', name: 'metadata.yaml', content: metadataYaml({ properties: { serial: 'split-rootfs' } }) }]), 'gzip'));
+  const rootfsEntries = (seed: string): TarEntry[] => [
+    { kind: 'directory', name: 'rootfs' },
+    { kind: 'file', name: 'rootfs/etc/hostname', content: 'split\n' },
+    { kind: 'file', name: 'rootfs/padding.bin', content: pseudoRandom(96 * 1024, seed) },
+  ];
+  await wharfOk(data, ['image', 'import', meta, await (async () => {
+    const p = join(work, 'base.tar.gz');
+    await writeFile(p, await compress(await packTar(rootfsEntries('base')), 'gzip'));
+    return p;
+  })()]);
+  const before = await storeState(data);
+
+  const cases: { name: string; path: string }[] = [];
+  const intact: string[] = [];
+  for (const compression of allCompressions.filter((c) => c !== 'none')) {
+    const bytes = await compress(await packTar(rootfsEntries(compression)), compression);
+    const file = async (suffix: string, content: Buffer) => {
+      const path = join(work, `rootfs-${suffix}${compressionExtension[compression]}`);
+      await writeFile(path, content);
+      return path;
+    };
+    intact.push(await file('intact', bytes));
+    for (const cut of [Math.floor(bytes.length * 0.1), Math.floor(bytes.length * 0.6), bytes.length - 1]) {
+      cases.push({ name: `${compression} cut at ${cut}/${bytes.length}`, path: await file(`cut${cut}`, bytes.subarray(0, cut)) });
+    }
+    // A whole file with the start of another after it: what a resumed download gone wrong leaves.
+    cases.push({ name: `${compression} followed by half of another`, path: await file('spliced', Buffer.concat([bytes, bytes.subarray(0, bytes.length >> 1)])) });
+    cases.push({ name: `${compression} with garbage appended`, path: await file('garbage', Buffer.concat([bytes, Buffer.from('garbage!')])) });
+  }
+  for (const path of intact) {
+    const result = await wharf(join(work, 'scratch'), ['image', 'import', meta, path]);
+    assert.equal(result.code, 0, `intact ${path}: ${result.stderr}`);
+  }
+  const failures: string[] = [];
+  await inPairs(cases, async (c) => {
+    const result = await wharf(data, ['image', 'import', meta, c.path]);
+    try {
+      assertCleanFailure(result, /corrupt or truncated|not a complete (xz|zstd) file|end-of-archive/, c.name);
+    } catch {
+      failures.push(`${c.name}: exit ${result.code}, ${result.stderr.trim() || result.stdout.trim()}`);
+    }
+  });
+  assert.deepEqual(failures, [], `damaged rootfs tarballs that were not refused cleanly:\n${failures.join('\n')}`);
+  assert.deepEqual(await storeState(data), before, 'store unchanged');
+});
