@@ -13,6 +13,12 @@ node=node_modules/.bin/node
 echo "Type check"
 "$node" node_modules/typescript/bin/tsc --noEmit -p .
 
+# The tests run ./bin/wharf as users do: from the compiled build, made current here (npm ci
+# built it too). Tests that import src/ run the sources, which the build is compiled from; if a
+# source changes during the run, bin/wharf runs the sources too (it never runs a stale build).
+echo "Build"
+bash scripts/build.sh
+
 # Interop tests share one machine-wide LXD setup (CA store), so files run one at a time.
 exec "$node" --disable-warning=ExperimentalWarning --test --test-concurrency=1 --test-reporter=spec \
   'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/interop/**/*.test.ts'

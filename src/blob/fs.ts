@@ -36,7 +36,7 @@ export class FsBlobStore implements BlobStore {
   async createWriter(): Promise<BlobWriter> {
     // The writer's pid in the name lets the collector tell a dead writer's leftovers at once.
     const stagingPath = join(this.staging, `${process.pid}-${randomUUID()}.part`);
-    const handle = await open(stagingPath, 'wx').catch((err: unknown) => {
+    const handle = await open(stagingPath, 'wx+').catch((err: unknown) => {
       throw diskError(err);
     });
     return new FsBlobWriter(handle, stagingPath, (sha) => this.pathOf(sha), this.objects);

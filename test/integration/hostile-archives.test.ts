@@ -434,7 +434,8 @@ test("a split image's rootfs tarball cut short, padded or spliced is refused (xz
   const rootfsEntries = (seed: string): TarEntry[] => [
     { kind: 'directory', name: 'rootfs' },
     { kind: 'file', name: 'rootfs/etc/hostname', content: 'split\n' },
-    { kind: 'file', name: 'rootfs/padding.bin', content: pseudoRandom(96 * 1024, seed) },
+    // Over 1 MiB compressed: the xz check then reads block headers back from the staged file.
+    { kind: 'file', name: 'rootfs/padding.bin', content: pseudoRandom(1280 * 1024, seed) },
   ];
   await wharfOk(data, ['image', 'import', meta, await (async () => {
     const p = join(work, 'base.tar.gz');

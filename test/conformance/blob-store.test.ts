@@ -1,0 +1,108 @@
+/**
+ * The BlobStore contract, run against every driver: what import, serving and collection rely on.
+ * Drivers are listed in `drivers`; a new one (S3) joins the list and must pass unchanged.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { FsBlobStore } from '../../src/blob/fs.ts';
+import type { BlobStore } from '../../src/blob/store.ts';
+import { isAppError } from '../../src/errors.ts';
+import { tempDir } from '../helpers/env.ts';
+
+type Context = Parameters<typeof tempDir>[0];
+
+const drivers: { name: string; open(t: Context): Promise<BlobStore> }[] = [
+  {
+    name: 'filesystem',
+    async open(t) {
+      const store = new FsBlobStore(await tempDir(t));
+      await store.init();
+      return store;
+    },
+  },
+];
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+async function collect(store: BlobStore): Promise<string[]> {
+  const out: string[] = [];
+  for await (const blob of store.list()) out.push(blob.sha256);
+  return out.sort();
+}
+
+for (const driver of drivers) {
+  test(`${driver.name}: a committed blob is named by its sha256 and reads back whole or by range`, async (t) => {
+    const store = await driver.open(t);
+    const bytes = randomBytes(3 * 1024 * 1024 + 17);
+    const writer = await store.createWriter();
+    for (let at = 0; at < bytes.length; at += 1 << 20) await writer.write(bytes.subarray(at, at + (1 << 20)));
+    assert.equal(writer.size, bytes.length);
+    assert.equal(writer.digest(), sha256(bytes));
+    const info = await writer.commit(sha256(bytes));
+    assert.deepEqual(info, { sha256: sha256(bytes), size: bytes.length });
+    assert.equal(await store.size(info.sha256), bytes.length);
+    const whole = Buffer.concat(await (await store.openRead(info.sha256)).toArray());
+    assert.ok(whole.equals(bytes));
+    const part = Buffer.concat(await (await store.openRead(info.sha256, { start: 5, end: 1_500_000 })).toArray());
+    assert.ok(part.equals(bytes.subarray(5, 1_500_001)));
+    const out = new PassThrough();
+    const copied = text(out);
+    const opened = await store.openCopy(info.sha256, { start: 10, end: 19 });
+    await opened.copyTo(out);
+    out.end();
+    assert.equal(await copied, bytes.subarray(10, 20).toString());
+    assert.deepEqual(await collect(store), [info.sha256]);
+  });
+
+  test(`${driver.name}: a writer reads back what it was given, anywhere, before commit`, async (t) => {
+    const store = await driver.open(t);
+    const bytes = randomBytes(2 * 1024 * 1024);
+    const writer = await store.createWriter();
+    await writer.write(bytes.subarray(0, 1 << 20));
+    await writer.write(bytes.subarray(1 << 20));
+    assert.ok(Buffer.from(await writer.readAt(0, 12)).equals(bytes.subarray(0, 12)));
+    assert.ok(Buffer.from(await writer.readAt((1 << 20) - 3, 10)).equals(bytes.subarray((1 << 20) - 3, (1 << 20) + 7)));
+    await assert.rejects(writer.readAt(bytes.length - 1, 2));
+    const lent = await writer.withLocalFile(async (path) => sha256(await readFile(path)));
+    assert.equal(lent, sha256(bytes));
+    await writer.abort();
+    assert.deepEqual(await collect(store), []);
+  });
+
+  test(`${driver.name}: a wrong digest commits nothing; abort forgets; the same bytes twice are one blob`, async (t) => {
+    const store = await driver.open(t);
+    const bytes = Buffer.from('the same bytes');
+    const wrong = await store.createWriter();
+    await wrong.write(bytes);
+    await assert.rejects(wrong.commit('0'.repeat(64)), (err: unknown) => isAppError(err) && /mismatch/.test(err.message));
+    assert.equal(await store.size(sha256(bytes)), undefined);
+    const aborted = await store.createWriter();
+    await aborted.write(bytes);
+    await aborted.abort();
+    await aborted.abort();
+    assert.deepEqual(await collect(store), []);
+    for (let i = 0; i < 2; i++) {
+      const w = await store.createWriter();
+      await w.write(bytes);
+      await w.commit();
+    }
+    assert.deepEqual(await collect(store), [sha256(bytes)]);
+    await store.delete(sha256(bytes));
+    assert.equal(await store.size(sha256(bytes)), undefined);
+    await assert.rejects(store.openRead(sha256(bytes)), (err: unknown) => isAppError(err) && err.code === 'not_found');
+  });
+
+  test(`${driver.name}: cleaning staging keeps a live writer's bytes`, async (t) => {
+    const store = await driver.open(t);
+    const writer = await store.createWriter();
+    await writer.write(Buffer.from('still being written'));
+    await store.cleanStaging();
+    await writer.write(Buffer.from(', and more'));
+    const info = await writer.commit();
+    assert.equal(info.size, 'still being written, and more'.length);
+  });
+}
