@@ -18,13 +18,20 @@ interface Pending {
   fail: ((err: Error) => void) | undefined;
 }
 
+/**
+ * The thread's module, beside this one: hash-thread.ts when running from the sources,
+ * hash-thread.js in the compiled build (dist/). The compiler rewrites the extensions of
+ * imports, not of URLs.
+ */
+const threadModule = new URL(`./hash-thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+
 let worker: Worker | undefined;
 let nextId = 0;
 const pending = new Map<number, Pending>();
 
 function thread(): Worker {
   if (!worker) {
-    worker = new Worker(new URL('./hash-thread.ts', import.meta.url));
+    worker = new Worker(threadModule);
     worker.on('message', (m: { id: number; ack?: number; digest?: string }) => {
       const p = pending.get(m.id);
       if (!p) return;
