@@ -4,7 +4,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse } from 'yaml';
 import { AppError, ErrorCodes } from './errors.ts';
 import type { Level } from './log.ts';
 
@@ -102,6 +101,9 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw new AppError(ErrorCodes.config, `cannot read ${path}: ${(err as Error).message}`);
   }
+  // Loaded only when there is a file to read: most commands run without one, and the YAML
+  // library is a good part of a short command's start-up time.
+  const { parse } = await import('yaml');
   let doc: unknown;
   try {
     doc = parse(text) ?? {};

@@ -1,23 +1,21 @@
-/** `wharf image ...`: the store's CLI, shaped like `lxc image`. */
+/**
+ * `wharf image ...`: the store's CLI, shaped like `lxc image`. The modules that only some of
+ * these commands need (the importer and its archive readers, the YAML library, progress bars,
+ * the remote clients) are imported inside those commands' actions, so that `image list` and
+ * the other quick commands start without them.
+ */
 import { createReadStream } from 'node:fs';
-import { stat, readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
-import { spawnSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { parse, stringify } from 'yaml';
 import { AppError, ErrorCodes } from '../errors.ts';
-import { importImage } from '../core/import.ts';
 import { deleteImages, editImage, exportImage, listImages, setProperty, verifyImages, type ImageWithAliases } from '../core/images.ts';
 import { resolveImage } from '../core/resolve.ts';
 import { createAlias, deleteAlias, renameAlias } from '../core/aliases.ts';
-import { generateMetadata } from '../core/generate-metadata.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
 import type { IngestSource } from '../core/ingest.ts';
+import { getRemote, splitRef } from '../mirror/remotes.ts';
 import { checkFormat, humanDate, humanSize, render, collect } from './output.ts';
-import { progress } from './progress.ts';
 import { withStore, type GlobalOptions } from './context.ts';
-
 
 function keyValues(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -43,9 +41,7 @@ async function fileSource(path: string): Promise<{ source: IngestSource; size: n
   return { source: { name: path, chunks: stream }, size };
 }
 
-export function imageCommands(program: Command, globals: () => GlobalOptions): Command {
-  const image = program.command('image').description('Manage the images in the store');
-
+export function imageCommands(image: Command, globals: () => GlobalOptions) {
   image
     .command('import')
     .description('Import a unified image (one tarball) or a split image (metadata tarball + rootfs, squashfs or qcow2)')
@@ -55,6 +51,7 @@ export function imageCommands(program: Command, globals: () => GlobalOptions): C
     .option('--private', 'keep the image out of the public index')
     .option('--property <key=value>', 'set a property (repeatable)', collect, [])
     .action(async (file: string, rootfs: string | undefined, opts: { alias: string[]; private?: boolean; property: string[] }) => {
+      const [{ importImage }, { progress }] = await Promise.all([import('../core/import.ts'), import('./progress.ts')]);
       const properties = keyValues(opts.property);
       const files = await Promise.all([file, ...(rootfs ? [rootfs] : [])].map(fileSource));
       const bar = progress('Importing', files.reduce((n, f) => n + f.size, 0));
@@ -101,7 +98,7 @@ export function imageCommands(program: Command, globals: () => GlobalOptions): C
         humanSize(i.size),
         humanDate(i.uploadedAt),
       ]);
-      process.stdout.write(render(format, columns, rows, images.map((i) => toApiImage(i, i.aliases))));
+      process.stdout.write(await render(format, columns, rows, images.map((i) => toApiImage(i, i.aliases))));
     });
 
   const withAliases = async (ref: string) =>
@@ -149,6 +146,7 @@ export function imageCommands(program: Command, globals: () => GlobalOptions): C
     .argument('<image>')
     .action(async (ref: string) => {
       const i = await withAliases(ref);
+      const { stringify } = await import('yaml');
       process.stdout.write(stringify(toApiImage(i, i.aliases)));
     });
 
@@ -157,10 +155,10 @@ export function imageCommands(program: Command, globals: () => GlobalOptions): C
     .description('Edit properties, public and expires_at as YAML (from $EDITOR, or stdin when it is not a terminal)')
     .argument('<image>')
     .action(async (ref: string) => {
+      const { editedText, parseEdit } = await import('./image-edit.ts');
       const current = await withAliases(ref);
       const shown = toApiImage(current, current.aliases);
-      const text = process.stdin.isTTY ? await editInEditor(stringify(shown)) : await readStdin();
-      const edited = parseEdit(text, shown);
+      const edited = parseEdit(await editedText(shown), shown);
       await withStore(globals(), (store) => editImage(store, current.fingerprint, edited));
     });
 
@@ -229,6 +227,7 @@ export function imageCommands(program: Command, globals: () => GlobalOptions): C
       if (opts.creationDate !== undefined && !/^\d+$/.test(opts.creationDate)) {
         throw new AppError(ErrorCodes.invalidArgument, `--creation-date must be Unix seconds, got "${opts.creationDate}"`);
       }
+      const { generateMetadata } = await import('../core/generate-metadata.ts');
       const { path } = await generateMetadata({
         os: opts.os,
         release: opts.release,
@@ -277,66 +276,52 @@ export function imageCommands(program: Command, globals: () => GlobalOptions): C
       );
       const rows = aliases.map((a) => [a.name, a.fingerprint.slice(0, 12), a.type.toUpperCase(), a.description]);
       const data = aliases.map((a) => ({ name: a.name, target: a.fingerprint, type: a.type, description: a.description }));
-      process.stdout.write(render(format, ['ALIAS', 'FINGERPRINT', 'TYPE', 'DESCRIPTION'], rows, data));
+      process.stdout.write(await render(format, ['ALIAS', 'FINGERPRINT', 'TYPE', 'DESCRIPTION'], rows, data));
     });
-  return image;
-}
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
+  image
+    .command('refresh')
+    .description('Check images copied with --auto-update for a newer version now')
+    .argument('[images...]')
+    .action(async (refs: string[]) => {
+      const { refreshImages } = await import('../mirror/refresh.ts');
+      const results = await withStore(globals(), (store) => refreshImages(store, refs));
+      for (const r of results) {
+        process.stdout.write(r.error ? `${r.fingerprint}: ${r.error}\n` : r.updatedTo ? `${r.fingerprint}: updated to ${r.updatedTo}\n` : `${r.fingerprint}: up to date\n`);
+      }
+      if (results.some((r) => r.error)) throw new AppError(ErrorCodes.unavailable, 'Some images could not be refreshed');
+    });
 
-async function editInEditor(text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'wharf-edit-'));
-  const file = join(dir, 'image.yaml');
-  try {
-    await writeFile(file, text);
-    const editor = process.env.VISUAL || process.env.EDITOR || 'vi';
-    const result = spawnSync('sh', ['-c', `${editor} "$1"`, 'editor', file], { stdio: 'inherit' });
-    if (result.status !== 0) throw new AppError(ErrorCodes.invalidArgument, `The editor exited with status ${result.status}; nothing changed`);
-    return await readFile(file, 'utf8');
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-const readOnly = ['fingerprint', 'architecture', 'created_at', 'type', 'size', 'filename', 'uploaded_at'] as const;
-
-/** Checks an edited YAML against what was shown: only the editable fields may differ. */
-export function parseEdit(text: string, shown: ReturnType<typeof toApiImage>) {
-  let doc: Record<string, unknown>;
-  try {
-    doc = parse(text) ?? {};
-  } catch (err) {
-    throw new AppError(ErrorCodes.invalidArgument, `Invalid YAML: ${(err as Error).message.split('\n')[0]}`);
-  }
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new AppError(ErrorCodes.invalidArgument, 'The image must be a YAML mapping');
-  for (const key of readOnly) {
-    if (key in doc && String(doc[key]) !== String(shown[key])) {
-      throw new AppError(ErrorCodes.invalidArgument, `${key} cannot be changed`, { hint: 'Editable: properties, public, expires_at, auto_update.' });
-    }
-  }
-  const edit: { properties?: Record<string, string>; public?: boolean; expiresAt?: string | null; autoUpdate?: boolean } = {};
-  if ('properties' in doc) {
-    const props = doc.properties ?? {};
-    if (typeof props !== 'object' || Array.isArray(props)) throw new AppError(ErrorCodes.invalidArgument, 'properties must be a mapping');
-    edit.properties = Object.fromEntries(Object.entries(props as object).map(([k, v]) => [k, String(v)]));
-  }
-  if ('public' in doc) {
-    if (typeof doc.public !== 'boolean') throw new AppError(ErrorCodes.invalidArgument, 'public must be true or false');
-    edit.public = doc.public;
-  }
-  if ('auto_update' in doc) {
-    if (typeof doc.auto_update !== 'boolean') throw new AppError(ErrorCodes.invalidArgument, 'auto_update must be true or false');
-    edit.autoUpdate = doc.auto_update;
-  }
-  if ('expires_at' in doc) {
-    const raw = doc.expires_at instanceof Date ? doc.expires_at.toISOString() : String(doc.expires_at ?? '');
-    if (!raw || raw.startsWith('0001-01-01')) edit.expiresAt = null;
-    else if (Number.isNaN(Date.parse(raw))) throw new AppError(ErrorCodes.invalidArgument, `expires_at: "${raw}" is not a date`);
-    else edit.expiresAt = new Date(raw).toISOString();
-  }
-  return edit;
+  image
+    .command('copy')
+    .description('Copy an image from a remote into the store: every file is checked against its sha256')
+    .argument('<source>', 'REMOTE:IMAGE (alias or fingerprint)')
+    .option('--alias <name>', 'alias for the copy (repeatable)', collect, [])
+    .option('--copy-aliases', 'also take the aliases the image has on the remote')
+    .option('--auto-update', 'follow the alias: refresh to newer versions')
+    .option('--vm', 'the virtual-machine image of that alias')
+    .option('--private', 'keep the copy out of the public index')
+    .action(async (ref: string, opts: { alias: string[]; copyAliases?: boolean; autoUpdate?: boolean; vm?: boolean; private?: boolean }) => {
+      const [{ copyImage }, { progress }] = await Promise.all([import('../mirror/copy.ts'), import('./progress.ts')]);
+      const { remote: remoteName, image: imageRef } = splitRef(ref);
+      if (!remoteName) throw new AppError(ErrorCodes.invalidArgument, `"${ref}" names no remote`, { hint: 'Use REMOTE:IMAGE, e.g. images:debian/12.' });
+      const copied = await withStore(globals(), async (store) => {
+        const remote = await getRemote(store, remoteName);
+        let bar: ReturnType<typeof progress> | undefined;
+        try {
+          return await copyImage(store, remote, imageRef, {
+            type: opts.vm ? 'virtual-machine' : 'container',
+            aliases: opts.alias,
+            copyAliases: opts.copyAliases ?? false,
+            autoUpdate: opts.autoUpdate ?? false,
+            public: !opts.private,
+            onStart: (total) => (bar = progress('Copying', total)),
+            onBytes: (n) => bar?.add(n),
+          });
+        } finally {
+          bar?.stop();
+        }
+      });
+      process.stdout.write(`Image copied successfully! Fingerprint: ${copied.fingerprint}\n`);
+    });
 }

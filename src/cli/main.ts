@@ -1,34 +1,83 @@
-/** argv -> command. Errors become a message, a hint and exit status 1; stacks only with --debug. */
-import { Command, CommanderError } from 'commander';
+/**
+ * argv -> command. Errors become a message, a hint and exit status 1; stacks only with --debug.
+ *
+ * This is the one place that registers commands. Start-up time is most of what a short command
+ * costs, and most of start-up is loading modules, so each command group's module (its
+ * subcommands, and what they import: fastify for `serve`, the mirror code for `mirror`...) is
+ * loaded only when that group is the one run. `wharf --help` lists the groups from the names
+ * and summaries below without loading any of them.
+ */
+import { Command, CommanderError, Help } from 'commander';
 import { isAppError } from '../errors.ts';
-import { imageCommands } from './image.ts';
-import { serveCommand } from './serve.ts';
-import { trustCommands } from './trust.ts';
-import { remoteCommands } from './remote.ts';
-import { mirrorCommands, pruneCommand, treeCommands } from './mirror.ts';
 import type { GlobalOptions } from './context.ts';
 
-export async function runCli(argv: string[]): Promise<number> {
-  const program = new Command('wharf')
-    .description('A self-hostable image server for LXD and Incus')
+/** Adds a group's options, subcommands and actions to its (already named) command. */
+type Define = (command: Command, globals: () => GlobalOptions) => void;
+
+/**
+ * `term` is how the overview shows a command that has options of its own (commander would show
+ * `[options]` itself, but the overview is printed without loading the command's module).
+ */
+const groups: { name: string; term?: string; summary: string; load: () => Promise<Define> }[] = [
+  { name: 'image', summary: 'Manage the images in the store', load: async () => (await import('./image.ts')).imageCommands },
+  { name: 'serve', term: 'serve [options]', summary: 'Serve the store over simplestreams (and plain HTTP for artifacts)', load: async () => (await import('./serve.ts')).serveCommand },
+  { name: 'trust', summary: 'Manage the client certificates trusted over the LXD API', load: async () => (await import('./trust.ts')).trustCommands },
+  { name: 'remote', summary: 'Manage the image servers wharf copies and mirrors from', load: async () => (await import('./remote.ts')).remoteCommands },
+  { name: 'mirror', summary: 'Keep filtered, verified copies of other image servers', load: async () => (await import('./mirror.ts')).mirrorCommands },
+  { name: 'tree', summary: 'Static simplestreams trees, for air-gapped copies', load: async () => (await import('./mirror.ts')).treeCommands },
+  {
+    name: 'prune',
+    term: 'prune [options]',
+    summary: 'Remove old product versions and files nothing uses (never within the grace period)',
+    load: async () => (await import('./mirror.ts')).pruneCommand,
+  },
+];
+
+function withGlobalOptions(command: Command): Command {
+  return command
     .option('--data-dir <dir>', 'data directory (env WHARF_DATA_DIR, default ./wharf-data)')
-    .option('--debug', 'verbose logs and stack traces')
+    .option('--debug', 'verbose logs and stack traces');
+}
+
+/**
+ * The group the command line runs (`wharf [options] GROUP ...` or `wharf help GROUP`), found by
+ * a first pass over the global options only; commander parses everything again afterwards.
+ */
+function groupNamed(args: string[]): string | undefined {
+  const firstPass = withGlobalOptions(new Command())
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
+  try {
+    const { operands } = firstPass.parseOptions(args);
+    return operands[0] === 'help' ? operands[1] : operands[0];
+  } catch {
+    return undefined; // a malformed global option: the real parse reports it
+  }
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  const program: Command = withGlobalOptions(new Command('wharf'))
+    .description('A self-hostable image server for LXD and Incus')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .configureHelp({
+      subcommandTerm(this: Help, command: Command): string {
+        const term: string | undefined = command.parent === program ? groups.find((g) => g.name === command.name())?.term : undefined;
+        return term ?? Help.prototype.subcommandTerm.call(this, command);
+      },
+    });
   const globals = () => program.opts<GlobalOptions>();
-  const image = imageCommands(program, globals);
-  serveCommand(program, globals);
-  trustCommands(program, globals);
-  remoteCommands(program, image, globals);
-  mirrorCommands(program, globals);
-  treeCommands(program, globals);
-  pruneCommand(program, globals);
-  program.commands.forEach(function override(c: Command) {
-    c.exitOverride();
-    c.commands.forEach(override);
-  });
 
   try {
+    const wanted = groupNamed(argv.slice(2));
+    for (const group of groups) {
+      const command = program.command(group.name).description(group.summary);
+      if (group.name === wanted) (await group.load())(command, globals);
+    }
+    program.commands.forEach(function override(c: Command) {
+      c.exitOverride();
+      c.commands.forEach(override);
+    });
     await program.parseAsync(argv);
     return 0;
   } catch (err) {

@@ -17,9 +17,7 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
 }
 
-export function mirrorCommands(program: Command, globals: () => GlobalOptions) {
-  const mirror = program.command('mirror').description('Keep filtered, verified copies of other image servers');
-
+export function mirrorCommands(mirror: Command, globals: () => GlobalOptions) {
   mirror
     .command('add')
     .argument('<name>')
@@ -78,7 +76,7 @@ export function mirrorCommands(program: Command, globals: () => GlobalOptions) {
         m.lastSync ?? 'never',
         m.lastError ?? '',
       ]);
-      process.stdout.write(render(format, ['NAME', 'REMOTE', 'FILTERS', 'TYPES', 'KEEP', 'INTERVAL', 'LAST SYNC', 'LAST ERROR'], rows, mirrors));
+      process.stdout.write(await render(format, ['NAME', 'REMOTE', 'FILTERS', 'TYPES', 'KEEP', 'INTERVAL', 'LAST SYNC', 'LAST ERROR'], rows, mirrors));
     });
 
   mirror
@@ -116,8 +114,7 @@ export function mirrorCommands(program: Command, globals: () => GlobalOptions) {
     });
 }
 
-export function treeCommands(program: Command, globals: () => GlobalOptions) {
-  const tree = program.command('tree').description('Static simplestreams trees, for air-gapped copies');
+export function treeCommands(tree: Command, globals: () => GlobalOptions) {
   tree
     .command('export')
     .argument('<dir>')
@@ -137,10 +134,8 @@ export function treeCommands(program: Command, globals: () => GlobalOptions) {
     });
 }
 
-export function pruneCommand(program: Command, globals: () => GlobalOptions) {
-  program
-    .command('prune')
-    .description('Remove old product versions and files nothing uses (never within the grace period)')
+export function pruneCommand(command: Command, globals: () => GlobalOptions) {
+  command
     .option('--keep <n>', 'versions kept per product')
     .option('--older-than <duration>', 'remove versions uploaded longer ago (never the newest)')
     .option('--dry-run', 'only print what would go')

@@ -4,10 +4,8 @@ import { createLogger } from '../log.ts';
 import { startServer } from '../server.ts';
 import { cliConfig, type GlobalOptions } from './context.ts';
 
-export function serveCommand(program: Command, globals: () => GlobalOptions) {
-  program
-    .command('serve')
-    .description('Serve the store over simplestreams (and plain HTTP for artifacts)')
+export function serveCommand(serve: Command, globals: () => GlobalOptions) {
+  serve
     .option('--https <host:port>', 'HTTPS listener, which also answers plain HTTP for artifacts (default [::]:8443)')
     .option('--http <host:port>', 'extra plain-HTTP listener for artifacts')
     .option('--tls-cert <file>', 'certificate (PEM); default: a self-signed one in the data dir')

@@ -20,9 +20,7 @@ function serverAddresses(https: string): string[] {
     .map((i) => (i!.family === 'IPv6' ? `[${i!.address}]:${port}` : `${i!.address}:${port}`));
 }
 
-export function trustCommands(program: Command, globals: () => GlobalOptions) {
-  const trust = program.command('trust').description('Manage the client certificates trusted over the LXD API');
-
+export function trustCommands(trust: Command, globals: () => GlobalOptions) {
   trust
     .command('add')
     .description('Trust a client certificate (PEM), e.g. ~/.config/lxc/client.crt')
@@ -45,7 +43,7 @@ export function trustCommands(program: Command, globals: () => GlobalOptions) {
       const certs = await withStore(globals(), (store) => store.meta.listCertificates());
       const rows = certs.map((c) => [c.name, c.fingerprint.slice(0, 12), c.createdAt]);
       const data = certs.map((c) => ({ name: c.name, fingerprint: c.fingerprint, created_at: c.createdAt, certificate: c.certificate }));
-      process.stdout.write(render(format, ['NAME', 'FINGERPRINT', 'ADDED'], rows, data));
+      process.stdout.write(await render(format, ['NAME', 'FINGERPRINT', 'ADDED'], rows, data));
     });
 
   trust
