@@ -3,6 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FsBlobStore } from './blob/fs.ts';
 import { SqliteMetaStore } from './meta/sqlite.ts';
+import { SqliteGrantStore } from './meta/grants-sqlite.ts';
+import type { GrantStore } from './meta/grants.ts';
 import type { Store } from './core/context.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
@@ -13,4 +15,9 @@ export async function openStore(config: Config, log: Logger): Promise<Store> {
   await blobs.init();
   const meta = new SqliteMetaStore(join(config.dataDir, 'wharf.db'));
   return { meta, blobs, log, graceSeconds: config.gracePeriod };
+}
+
+/** The grants every serving process of this data directory shares (secrets, operations). */
+export function openGrants(config: Config): GrantStore {
+  return new SqliteGrantStore(join(config.dataDir, 'grants.db'));
 }

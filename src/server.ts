@@ -5,7 +5,7 @@
 import type { Config } from './config.ts';
 import { parseAddress } from './config.ts';
 import type { Logger } from './log.ts';
-import { openStore } from './factory.ts';
+import { openGrants, openStore } from './factory.ts';
 import { IndexPublisher } from './core/publish.ts';
 import { collectGarbage } from './core/collect.ts';
 import { buildApp } from './http/app.ts';
@@ -37,13 +37,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   await publisher.refresh();
   publisher.start();
 
+  const grants = openGrants(config);
   let httpsPort = 0;
   const { app, handler } = await buildApp({
     store,
     publisher,
     log,
     httpsPort: () => httpsPort,
-    secrets: new ImageSecrets(),
+    secrets: new ImageSecrets(grants),
+    grants,
     tls,
     version: packageVersion,
     maxUploadSize: config.maxUploadSize,
@@ -64,6 +66,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     publisher.stop();
     await Promise.all(listeners.map((l) => l.close()));
     await app.close();
+    await grants.close();
     await store.meta.close();
     throw err;
   }
@@ -85,6 +88,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       publisher.stop();
       await Promise.all(listeners.map((l) => l.close()));
       await app.close();
+      await grants.close();
       await store.meta.close();
     },
   };

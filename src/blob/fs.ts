@@ -9,6 +9,7 @@ import { mkdir, open, opendir, readdir, rename, rm, stat, utimes, type FileHandl
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
+import { processAlive } from '../processes.ts';
 import { fingerprintPattern } from '../domain/image.ts';
 import type { BlobInfo, BlobStore, BlobWriter, ByteRange, OpenedBlob, StoredBlob } from './store.ts';
 
@@ -114,16 +115,6 @@ export class FsBlobStore implements BlobStore {
       const writerGone = pid !== undefined && Number(pid) !== process.pid && !processAlive(Number(pid));
       if (writerGone || Date.now() - info.mtimeMs > idleMs) await rm(path, { force: true });
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

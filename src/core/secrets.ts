@@ -2,78 +2,51 @@
  * One-time image secrets (POST /1.0/images/FP/secret): how a trusted client lets another server
  * pull a private image. A secret opens that one image to an untrusted caller until the image
  * has been downloaded once, completely (the info calls before the download, HEAD requests and a
- * download cut off part-way do not use it up), or it expires.
+ * download cut off part-way do not use it up), or it expires. Kept in the grant store, so every
+ * serving process honours a secret any of them issued.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import type { GrantStore, PushGrant } from '../meta/grants.ts';
 
-interface Entry {
-  fingerprint: string;
-  expiresAt: number;
-  /** A download holds the secret: another one must wait until it ends. */
-  downloading: boolean;
-}
+export type { PushGrant } from '../meta/grants.ts';
+
+export const grantTtlMs = 3600_000;
+
+/** Grants are stored by the hash of their secret. */
+const keyOf = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
 export class ImageSecrets {
-  private readonly entries = new Map<string, Entry>();
+  private readonly grants: GrantStore;
   readonly ttlMs: number;
 
-  constructor(ttlMs = 3600_000) {
+  constructor(grants: GrantStore, ttlMs = grantTtlMs) {
+    this.grants = grants;
     this.ttlMs = ttlMs;
   }
 
-  issue(fingerprint: string): string {
-    this.expire();
+  async issue(fingerprint: string): Promise<string> {
     const secret = randomBytes(32).toString('hex');
-    this.entries.set(secret, { fingerprint, expiresAt: Date.now() + this.ttlMs, downloading: false });
+    await this.grants.addImageSecret(keyOf(secret), fingerprint, Date.now() + this.ttlMs);
     return secret;
   }
 
   /** Does `secret` open `fingerprint`? Asking does not use it up. */
-  allows(secret: string | undefined, fingerprint: string): boolean {
-    return this.find(secret)?.fingerprint === fingerprint;
+  async allows(secret: string | undefined, fingerprint: string): Promise<boolean> {
+    return secret ? (await this.grants.imageSecretTarget(keyOf(secret))) === fingerprint : false;
   }
 
   /**
    * Starts the one download a secret opens; false while another download holds it, so parallel
-   * connections cannot each fetch the image with the same secret.
+   * connections (to any serving process) cannot each fetch the image with the same secret.
    */
-  claim(secret: string): boolean {
-    const entry = this.find(secret);
-    if (!entry || entry.downloading) return false;
-    entry.downloading = true;
-    return true;
+  claim(secret: string): Promise<boolean> {
+    return this.grants.claimImageSecret(keyOf(secret), process.pid);
   }
 
   /** A claimed download ended: a complete one spends the secret, a cut one leaves it for a retry. */
-  settle(secret: string, completed: boolean): void {
-    const entry = this.entries.get(secret);
-    if (!entry) return;
-    if (completed) this.entries.delete(secret);
-    else entry.downloading = false;
+  settle(secret: string, completed: boolean): Promise<void> {
+    return this.grants.settleImageSecret(keyOf(secret), process.pid, completed);
   }
-
-  private find(secret: string | undefined): Entry | undefined {
-    if (!secret) return undefined;
-    this.expire();
-    const presented = Buffer.from(secret);
-    for (const [known, entry] of this.entries) {
-      const candidate = Buffer.from(known);
-      if (candidate.length === presented.length && timingSafeEqual(candidate, presented)) return entry;
-    }
-    return undefined;
-  }
-
-  private expire() {
-    const now = Date.now();
-    for (const [secret, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(secret);
-  }
-}
-
-export interface PushGrant {
-  fingerprint: string;
-  aliases: string[];
-  public: boolean;
-  properties: Record<string, string>;
 }
 
 /**
@@ -82,26 +55,22 @@ export interface PushGrant {
  * for (aliases, public, properties) and can be redeemed once, for that fingerprint only.
  */
 export class PushGrants {
-  private readonly grants = new Map<string, PushGrant & { expiresAt: number }>();
+  private readonly grants: GrantStore;
   readonly ttlMs: number;
 
-  constructor(ttlMs = 3600_000) {
+  constructor(grants: GrantStore, ttlMs = grantTtlMs) {
+    this.grants = grants;
     this.ttlMs = ttlMs;
   }
 
-  issue(grant: PushGrant): string {
-    const now = Date.now();
-    for (const [secret, g] of this.grants) if (g.expiresAt <= now) this.grants.delete(secret);
+  async issue(grant: PushGrant): Promise<string> {
     const secret = randomBytes(32).toString('hex');
-    this.grants.set(secret, { ...grant, expiresAt: Date.now() + this.ttlMs });
+    await this.grants.addPushGrant(keyOf(secret), grant, Date.now() + this.ttlMs);
     return secret;
   }
 
-  redeem(secret: string | undefined, fingerprint: string | undefined): PushGrant | undefined {
+  async redeem(secret: string | undefined, fingerprint: string | undefined): Promise<PushGrant | undefined> {
     if (!secret || !fingerprint) return undefined;
-    const grant = this.grants.get(secret);
-    if (!grant || grant.expiresAt <= Date.now() || grant.fingerprint !== fingerprint) return undefined;
-    this.grants.delete(secret);
-    return grant;
+    return this.grants.redeemPushGrant(keyOf(secret), fingerprint);
   }
 }

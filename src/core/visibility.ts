@@ -15,8 +15,8 @@ export interface Viewer {
   secret?: string | undefined;
 }
 
-export function canSee(viewer: Viewer, image: Image, secrets: ImageSecrets): boolean {
-  return viewer.trusted || image.public || secrets.allows(viewer.secret, image.fingerprint);
+export async function canSee(viewer: Viewer, image: Image, secrets: ImageSecrets): Promise<boolean> {
+  return viewer.trusted || image.public || (await secrets.allows(viewer.secret, image.fingerprint));
 }
 
 export async function visibleImages(store: Store, viewer: Viewer): Promise<ImageWithAliases[]> {
@@ -28,7 +28,9 @@ export async function visibleImages(store: Store, viewer: Viewer): Promise<Image
 export async function visibleImage(store: Store, viewer: Viewer, secrets: ImageSecrets, prefix: string): Promise<ImageWithAliases> {
   const missing = () => notFound('Image not found');
   if (!isFingerprintPrefix(prefix)) throw missing();
-  const matches = (await store.meta.findImages(prefix)).filter((i) => canSee(viewer, i, secrets));
+  const found = await store.meta.findImages(prefix);
+  const seen = await Promise.all(found.map((i) => canSee(viewer, i, secrets)));
+  const matches = found.filter((_, i) => seen[i]);
   if (matches.length !== 1) throw missing();
   return imageWithAliases(store, matches[0]!);
 }

@@ -17,6 +17,7 @@ import { httpStatus } from './errors.ts';
 import { httpsBase } from './base-url.ts';
 import { withoutSecrets } from '../remote/fetch.ts';
 import type { ImageSecrets } from '../core/secrets.ts';
+import type { GrantStore } from '../meta/grants.ts';
 import type { TlsIdentity } from '../tls.ts';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -28,6 +29,7 @@ export interface AppDeps {
   /** Port of the HTTPS listener, for redirects from plain HTTP. */
   httpsPort: () => number;
   secrets: ImageSecrets;
+  grants: GrantStore;
   tls: TlsIdentity;
   version: string;
   maxUploadSize: number;
@@ -83,7 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
 
   simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs });
   directRoutes(app, { store: deps.store });
-  lxdRoutes(app, { store: deps.store, secrets: deps.secrets, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize, publisher: deps.publisher });
+  lxdRoutes(app, { store: deps.store, secrets: deps.secrets, grants: deps.grants, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize, publisher: deps.publisher });
 
   await app.ready();
   return { app, handler: handler! };

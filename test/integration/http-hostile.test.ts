@@ -11,6 +11,7 @@ import selfsigned from 'selfsigned';
 import { listenDual, type ListenOptions } from '../../src/http/listen.ts';
 import { parseHost } from '../../src/http/base-url.ts';
 import { Operations } from '../../src/http/lxd/operations.ts';
+import { SqliteGrantStore } from '../../src/meta/grants-sqlite.ts';
 import { operation } from '../../src/http/lxd/envelope.ts';
 import { openLxdImage } from '../../src/remote/lxd.ts';
 import { withoutSecrets } from '../../src/remote/fetch.ts';
@@ -321,18 +322,20 @@ test('operations are shown to untrusted callers only with their secret, and expi
   assert.equal((await call(stranger, 'GET', `/1.0/operations/${uploadOp.id}/wait?secret=${pushSecret}&timeout=-1`)).status, 200);
   assert.equal((await call(stranger, 'GET', `/1.0/operations/${uploadOp.id}/wait`)).status, 403);
 
-  const kept = new Operations(100);
+  const grants = new SqliteGrantStore(join(work, 'grants-test.db'));
+  t.after(() => grants.close());
+  const kept = new Operations(grants, 100);
   const op = (secretValue?: string) =>
     operation({ class: 'task', description: 'x', status: 'Success', status_code: 200, resources: null, metadata: secretValue ? { secret: secretValue } : null });
   const finished = op();
   const token = op('s');
-  kept.add(finished);
-  kept.add(token, Date.now() + 1000);
-  assert.equal(kept.size, 2);
+  await kept.add(finished);
+  await kept.add(token, Date.now() + 1000);
+  assert.equal(await kept.size(), 2);
   await sleep(250);
-  assert.equal(kept.get(finished.id), undefined, 'finished operations expire');
-  assert.equal(kept.get(token.id), token, 'a token lives as long as its secret');
-  assert.equal(kept.size, 1);
+  assert.equal(await kept.get(finished.id), undefined, 'finished operations expire');
+  assert.deepEqual(await kept.get(token.id), token, 'a token lives as long as its secret');
+  assert.equal(await kept.size(), 1);
 });
 
 test('a one-time secret: one download at a time, spent only by a complete one, never by HEAD', async (t) => {

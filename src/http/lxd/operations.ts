@@ -1,40 +1,35 @@
 /**
  * The operations wharf answers with. They all finish at once (or are tokens waiting for a
  * secret to be used), so they are kept only for the clients to read back: finished ones for a
- * few minutes, tokens as long as their secret is valid.
+ * few minutes, tokens as long as their secret is valid. Kept in the grant store: a client may
+ * read an operation back through another serving process than the one that made it.
  */
 import { timingSafeEqual } from 'node:crypto';
+import type { GrantStore } from '../../meta/grants.ts';
 import type { Operation } from './envelope.ts';
 
 export const finishedOperationTtlMs = 5 * 60_000;
 
 export class Operations {
-  private readonly entries = new Map<string, { op: Operation; expiresAt: number }>();
+  private readonly grants: GrantStore;
   private readonly finishedTtlMs: number;
 
-  constructor(finishedTtlMs = finishedOperationTtlMs) {
+  constructor(grants: GrantStore, finishedTtlMs = finishedOperationTtlMs) {
+    this.grants = grants;
     this.finishedTtlMs = finishedTtlMs;
   }
 
   /** Keeps `op` until `expiresAt` (a token: when its secret expires), else for the finished-operation time. */
-  add(op: Operation, expiresAt?: number): void {
-    this.expire();
-    this.entries.set(op.id, { op, expiresAt: expiresAt ?? Date.now() + this.finishedTtlMs });
+  add(op: Operation, expiresAt?: number): Promise<void> {
+    return this.grants.putOperation(op.id, op, expiresAt ?? Date.now() + this.finishedTtlMs);
   }
 
-  get(id: string): Operation | undefined {
-    this.expire();
-    return this.entries.get(id)?.op;
+  async get(id: string): Promise<Operation | undefined> {
+    return (await this.grants.getOperation(id)) as Operation | undefined;
   }
 
-  get size(): number {
-    this.expire();
-    return this.entries.size;
-  }
-
-  private expire() {
-    const now = Date.now();
-    for (const [id, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(id);
+  size(): Promise<number> {
+    return this.grants.countOperations();
   }
 }
 

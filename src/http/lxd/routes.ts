@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import type { Store } from '../../core/context.ts';
 import { PushGrants, type ImageSecrets } from '../../core/secrets.ts';
+import type { GrantStore } from '../../meta/grants.ts';
 import { importLxdImage } from '../../mirror/copy.ts';
 import { isTrusted, joinWithSecret, parseCertificate } from '../../core/trust.ts';
 import { certificateFingerprint } from '../../domain/fingerprint.ts';
@@ -35,6 +36,7 @@ export const apiExtensions = ['etag', 'patch', 'image_create_aliases', 'image_ty
 export interface LxdDeps {
   store: Store;
   secrets: ImageSecrets;
+  grants: GrantStore;
   tls: TlsIdentity;
   version: string;
   maxUploadSize: number;
@@ -64,13 +66,15 @@ const wildcard = (request: FastifyRequest) => (request.params as { '*': string }
 async function viewerOf(store: Store, request: FastifyRequest): Promise<Viewer> {
   const cert = clientCertificate(request);
   const trusted = await isTrusted(store, cert && certificateFingerprint(cert));
-  return { trusted, secret: (request.query as Query).secret };
+  // A repeated ?secret= arrives as a list: that is no secret.
+  const secret: unknown = (request.query as Query).secret;
+  return { trusted, secret: typeof secret === 'string' ? secret : undefined };
 }
 
 export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
   const { store, secrets } = deps;
-  const operations = new Operations();
-  const pushGrants = new PushGrants();
+  const operations = new Operations(deps.grants);
+  const pushGrants = new PushGrants(deps.grants);
 
   // Only the default project exists; a client that asks for another gets what LXD says.
   app.addHook('preHandler', async (request, reply) => {
@@ -160,9 +164,11 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
       // A secret opens one download at a time, spent once a response went out whole; HEAD is free.
       const secret = !viewer.trusted && !image.public && request.method === 'GET' ? viewer.secret : undefined;
       if (secret) {
-        if (!secrets.claim(secret)) throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
+        if (!(await secrets.claim(secret))) throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
         const res = reply.raw;
-        res.once('close', () => secrets.settle(secret, res.statusCode === 200 && res.writableFinished));
+        res.once('close', () => {
+          secrets.settle(secret, res.statusCode === 200 && res.writableFinished).catch((err: unknown) => store.log.error('settling a secret failed', { err }));
+        });
       }
       return sendExport(request, reply, store, image);
     },
@@ -172,7 +178,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     const viewer = await viewerOf(store, request);
     if (!viewer.trusted) return lxdError(reply, 403, 'not authorized');
     const image = await visibleImage(store, viewer, secrets, (request.params as { fingerprint: string }).fingerprint);
-    const secret = secrets.issue(image.fingerprint);
+    const secret = await secrets.issue(image.fingerprint);
     const op = operation({
       class: 'token',
       description: 'Downloading image',
@@ -181,7 +187,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
       resources: { images: [`/1.0/images/${image.fingerprint}`] },
       metadata: { secret },
     });
-    operations.add(op, Date.now() + secrets.ttlMs);
+    await operations.add(op, Date.now() + secrets.ttlMs);
     return asyncResponse(reply, op);
   });
 
@@ -203,9 +209,9 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     if (!viewer.trusted) throw new AppError(ErrorCodes.forbidden, 'not authorized');
     return viewer;
   };
-  const finished = (reply: FastifyReply, description: string, resources: Record<string, string[]> | null, metadata: Record<string, unknown> | null) => {
+  const finished = async (reply: FastifyReply, description: string, resources: Record<string, string[]> | null, metadata: Record<string, unknown> | null) => {
     const op = operation({ class: 'task', description, status: 'Success', status_code: 200, resources, metadata });
-    operations.add(op);
+    await operations.add(op);
     return asyncResponse(reply, op);
   };
 
@@ -229,7 +235,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     const headers = uploadHeaders(request);
     const viewer = await viewerOf(store, request);
     // An untrusted upload must carry the secret of a push grant for exactly this fingerprint.
-    const grant = viewer.trusted ? undefined : pushGrants.redeem(headers.secret, headers.fingerprint);
+    const grant = viewer.trusted ? undefined : await pushGrants.redeem(headers.secret, headers.fingerprint);
     if (!viewer.trusted && !grant) throw new AppError(ErrorCodes.forbidden, 'not authorized');
     const sources = await imageBodySources(request.raw, deps.maxUploadSize, headers.filename);
     const image = await importImage(store, {
@@ -250,9 +256,9 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     const aliases = (body.aliases ?? []).map((a) => a.name).filter((n): n is string => typeof n === 'string');
     if (source.mode === 'push') {
       if (!source.fingerprint) return lxdError(reply, 400, 'A push needs the fingerprint of the image');
-      const secret = pushGrants.issue({ fingerprint: source.fingerprint, aliases, public: body.public ?? false, properties: body.properties ?? {} });
+      const secret = await pushGrants.issue({ fingerprint: source.fingerprint, aliases, public: body.public ?? false, properties: body.properties ?? {} });
       const op = operation({ class: 'token', description: 'Downloading image', status: 'Running', status_code: 103, resources: null, metadata: { secret, fingerprint: source.fingerprint } });
-      operations.add(op, Date.now() + pushGrants.ttlMs);
+      await operations.add(op, Date.now() + pushGrants.ttlMs);
       return asyncResponse(reply, op);
     }
     if (source.type !== 'image' || (source.mode ?? 'pull') !== 'pull' || !source.server) {
@@ -322,7 +328,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
   app.get('/1.0/operations/:id/wait', async (request, reply) => {
     const viewer = await viewerOf(store, request);
     if (!viewer.trusted && !viewer.secret) return lxdError(reply, 403, 'not authorized');
-    const op = operations.get((request.params as { id: string }).id);
+    const op = await operations.get((request.params as { id: string }).id);
     if (!op) return lxdError(reply, 404, 'Operation not found');
     if (!viewer.trusted && !operationSecretMatches(op, viewer.secret)) return lxdError(reply, 403, 'not authorized');
     return sync(reply, op);
@@ -335,7 +341,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
   });
 
   app.get('/1.0/operations/:id', async (request, reply) => {
-    const op = operations.get((request.params as { id: string }).id);
+    const op = await operations.get((request.params as { id: string }).id);
     if (!op || !(await viewerOf(store, request)).trusted) return lxdError(reply, 404, 'Operation not found');
     return sync(reply, op);
   });
