@@ -21,4 +21,4 @@ bash scripts/build.sh
 
 # Interop tests share one machine-wide LXD setup (CA store), so files run one at a time.
 exec "$node" --disable-warning=ExperimentalWarning --test --test-concurrency=1 --test-reporter=spec \
-  'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/interop/**/*.test.ts'
+  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/interop/**/*.test.ts'
