@@ -1,12 +1,33 @@
 /**
- * Image metadata: images, aliases and which blobs they use. Drivers: SQLite (embedded default).
- * Async throughout so that a networked driver fits the same shape.
+ * Everything wharf remembers besides the bytes, as one small contract per concern, which
+ * `MetaStore` composes: the image catalogue (images, aliases, deltas, publication), the blob
+ * ledger (blob records, claims and collection), trust, remotes, mirrors, and the change feed.
+ * A use case that needs one concern takes that interface only.
+ *
+ * Drivers: SQLite (`sqlite.ts`, the embedded default) and memory (`memory.ts`, for tests).
+ * test/conformance/meta-*.test.ts runs each contract against both; a new driver joins their list.
+ *
+ * Rules every contract shares:
+ * - Async throughout, so that a networked driver fits the same shape.
+ * - Each write is atomic and isolated: it happens whole or not at all, and every handle on the
+ *   same store (each process opens its own) sees all of it or none of it. A write that fails
+ *   changed nothing.
+ * - Records are values: what a method returns belongs to the caller, and a record handed in is
+ *   not kept by reference.
+ * - Timestamps are ISO 8601 UTC strings as `Date#toISOString` writes them; drivers may compare
+ *   them as text. Text is ordered by code point (the byte order of UTF-8).
+ * - Errors are `AppError`s (src/errors.ts) with the codes each method names, plus `disk_full`
+ *   when the storage is full (nothing changed). Anything else is a driver failure.
  */
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 
 export interface BlobRecord extends BlobRef {
-  /** When the last public image using it was deleted or made private; null while public or never public. */
+  /**
+   * When a public image using it was last deleted or made private, which starts its grace period;
+   * null if that never happened.
+   */
   unpublishedAt: string | null;
+  /** Whether an image uses it, as metadata, rootfs or delta. */
   referenced: boolean;
   /** Where a lazily mirrored file is fetched from on first use; null for files stored up front. */
   sourceUrl: string | null;
@@ -56,69 +77,159 @@ export interface MirrorRecord {
   lastError: string | null;
 }
 
-export interface MetaStore {
+/** A collection that has not finished after this long was left by a collector that died. */
+export const abandonedCollectionMs = 10 * 60_000;
+
+/**
+ * Images, their hand-made aliases and deltas, and whether they are published. Fingerprints are
+ * 64 lowercase hex digits. An image's `metadata`, `rootfs` and `deltas` are read back with the
+ * size and format of the blob record (`BlobLedger`); the first record of a sha256 stays.
+ */
+export interface ImageCatalog {
+  /** The image with its deltas (ordered by base, ftype, sha256), or undefined. */
   getImage(fingerprint: string): Promise<Image | undefined>;
-  /** Images whose fingerprint starts with `prefix`. */
+  /** Images whose fingerprint starts with `prefix` ('' matches all), ordered by fingerprint. */
   findImages(prefix: string): Promise<Image[]>;
+  /** Every image, ordered by uploadedAt, then fingerprint. */
   listImages(): Promise<Image[]>;
-  /** Adds an image and its aliases in one transaction; conflict if either exists. */
+  /**
+   * Records the image, a record for each of its blobs (one already recorded is kept as it is),
+   * its deltas, `aliases`, and where lazily fetched blobs come from (`sources`, by sha256), as
+   * one write. `conflict` if the fingerprint or any alias name exists (or is given twice);
+   * `not_found` if an alias names another image that does not exist. Nothing is kept then.
+   */
   insertImage(image: Image, aliases: Alias[], sources?: Record<string, BlobSource>): Promise<void>;
-  /** Replaces the editable fields (public, properties, expiry, auto-update...). */
+  /**
+   * Replaces the editable fields (public, properties, expiresAt, lastUsedAt, autoUpdate, cached,
+   * updateSource) and ignores the others. Making a public image private stamps `unpublishedAt` on
+   * each of its blobs (metadata, rootfs and every delta), which starts their grace period.
+   * `not_found` if there is no such image.
+   */
   updateImage(image: Image): Promise<void>;
-  /** Deletes the image and its aliases; a public image's blobs are marked unpublished now. */
+  /**
+   * Deletes the image with its aliases and deltas; the blob records stay for collection. A public
+   * image's blobs (metadata, rootfs and every delta) are stamped `unpublishedAt` now. `not_found`
+   * if there is no such image, so a second delete fails and changes nothing.
+   */
   deleteImage(fingerprint: string): Promise<void>;
-
-  getAlias(name: string): Promise<Alias | undefined>;
-  listAliases(): Promise<Alias[]>;
-  createAlias(alias: Alias): Promise<void>;
-  deleteAlias(name: string): Promise<void>;
-  renameAlias(from: string, to: string): Promise<void>;
-  /** Attaches delta files (already stored) to an image. */
+  /**
+   * Attaches delta files (already stored) to an image, recording their blobs as insertImage does.
+   * Idempotent: a delta the image has is left as it is. `not_found` if there is no such image.
+   */
   addDeltas(fingerprint: string, deltas: Delta[]): Promise<void>;
-  /** Points every alias of one image at another, atomically. */
-  moveAliases(from: string, to: string): Promise<void>;
-
-  getBlob(sha256: string): Promise<BlobRecord | undefined>;
-  /** Blobs no image uses that were not unpublished after `unpublishedBefore`. */
-  collectableBlobs(unpublishedBefore: string): Promise<string[]>;
-  /** Records a download of a lazily fetched blob (its cache expiry counts from here). */
-  touchBlob(sha256: string, now: string): Promise<void>;
-  /** Lazily fetched blobs not downloaded since `before`: their local copy may be dropped. */
-  idleLazyBlobs(before: string): Promise<string[]>;
   /**
-   * Holds blobs against collection (core/collect.ts) until `releaseClaim` or `expiresAt`; fails
-   * with code `busy`, claiming nothing, while one of them is being collected.
+   * Makes these images public as one write, so a product version appears whole or not at all.
+   * Unknown fingerprints and images already public are skipped; an empty list writes nothing.
    */
-  claimBlobs(claim: string, sha256s: string[], expiresAt: string): Promise<void>;
-  releaseClaim(claim: string): Promise<void>;
-  /**
-   * Starts collecting a blob, with or without a record, unless it is used, claimed, being
-   * collected, or was unpublished after `unpublishedBefore`; says whether it may now be deleted.
-   */
-  beginCollect(sha256: string, unpublishedBefore: string, now: string): Promise<boolean>;
-  /** The bytes are gone: forgets the blob (unless something uses it again) and ends the collection. */
-  finishCollect(sha256: string): Promise<void>;
-
-  listCertificates(): Promise<TrustedCertificate[]>;
-  getCertificate(fingerprint: string): Promise<TrustedCertificate | undefined>;
-  addCertificate(cert: TrustedCertificate): Promise<void>;
-  removeCertificate(fingerprint: string): Promise<void>;
-  addToken(token: TrustToken): Promise<void>;
-  /** Removes and returns the token if it exists and has not expired at `now`: a token works once. */
-  consumeToken(secret: string, now: string): Promise<TrustToken | undefined>;
-
-  listRemotes(): Promise<RemoteRecord[]>;
-  /** Adds or replaces. */
-  putRemote(remote: RemoteRecord): Promise<void>;
-  removeRemote(name: string): Promise<void>;
-
-  listMirrors(): Promise<MirrorRecord[]>;
-  putMirror(mirror: MirrorRecord): Promise<void>;
-  removeMirror(name: string): Promise<void>;
-  /** Makes these images public in one transaction: a version appears whole or not at all. */
   publishImages(fingerprints: string[]): Promise<void>;
 
-  /** A number that changes whenever any process commits a change. */
+  getAlias(name: string): Promise<Alias | undefined>;
+  /** Ordered by name. */
+  listAliases(): Promise<Alias[]>;
+  /** `conflict` if the name exists; `not_found` if its image does not. */
+  createAlias(alias: Alias): Promise<void>;
+  /** `not_found` if there is no such alias. */
+  deleteAlias(name: string): Promise<void>;
+  /** Keeps target, description and type. `not_found` if `from` does not exist, `conflict` if `to` does. */
+  renameAlias(from: string, to: string): Promise<void>;
+  /**
+   * Points every alias of image `from` at image `to` (taking its type) as one write; none is
+   * fine. `not_found` if image `to` does not exist.
+   */
+  moveAliases(from: string, to: string): Promise<void>;
+}
+
+/**
+ * The blobs the catalogue records, the cache state of lazily fetched ones, and the collection
+ * protocol of core/collect.ts: "this file is used" and "this file may be deleted" are never both
+ * true, across every handle. A claim is held by a writer from before it stores its blobs until
+ * its record is in; a collection runs from `beginCollect` until `finishCollect`. Each of those
+ * four calls is one atomic decision. Blobs need no record to be claimed or collected (a file
+ * stored by a writer that crashed before recording it).
+ */
+export interface BlobLedger {
+  getBlob(sha256: string): Promise<BlobRecord | undefined>;
+  /**
+   * Recorded blobs no image uses that were never unpublished or were unpublished at or before
+   * `unpublishedBefore`, ordered by sha256: candidates; `beginCollect` decides.
+   */
+  collectableBlobs(unpublishedBefore: string): Promise<string[]>;
+  /** Records a download of a blob (a lazy one's cache expiry counts from here); unknown: nothing. */
+  touchBlob(sha256: string, now: string): Promise<void>;
+  /**
+   * Blobs with a source whose last download (or, never downloaded, their record) is older than
+   * `before`, ordered by sha256: their local copy may be dropped, the record stays.
+   */
+  idleLazyBlobs(before: string): Promise<string[]>;
+  /**
+   * Holds blobs against collection under `claim` until `releaseClaim` or `expiresAt` (a writer
+   * that dies without releasing). All or nothing: `busy`, claiming none of them, while one is
+   * being collected; a collection mark older than `abandonedCollectionMs` is dropped instead (its
+   * collector died; the writer's commit puts the bytes back). Claiming again is harmless.
+   */
+  claimBlobs(claim: string, sha256s: string[], expiresAt: string): Promise<void>;
+  /** Releases every blob of `claim`. Idempotent; an unknown claim is fine. */
+  releaseClaim(claim: string): Promise<void>;
+  /**
+   * Drops claims expired at `now`, then starts collecting the blob unless an image uses it, a
+   * claim holds it, it was unpublished after `unpublishedBefore`, or a collection of it began
+   * less than `abandonedCollectionMs` before `now`. True: the bytes may be deleted now.
+   */
+  beginCollect(sha256: string, unpublishedBefore: string, now: string): Promise<boolean>;
+  /** The bytes are gone: ends the collection and forgets the record unless an image uses it again. Idempotent. */
+  finishCollect(sha256: string): Promise<void>;
+}
+
+/** Who may use the LXD API as a trusted client: certificates, and one-time join tokens. */
+export interface TrustStore {
+  /** Ordered by name, then fingerprint. */
+  listCertificates(): Promise<TrustedCertificate[]>;
+  getCertificate(fingerprint: string): Promise<TrustedCertificate | undefined>;
+  /** `conflict` if a certificate with this fingerprint is trusted already. */
+  addCertificate(cert: TrustedCertificate): Promise<void>;
+  /** `not_found` if it is not trusted. */
+  removeCertificate(fingerprint: string): Promise<void>;
+  /** `conflict` if a token with this secret exists. */
+  addToken(token: TrustToken): Promise<void>;
+  /**
+   * Removes and returns the token if it exists and expires after `now` (expired tokens are
+   * dropped): a token works once, however many handles try it at the same time.
+   */
+  consumeToken(secret: string, now: string): Promise<TrustToken | undefined>;
+}
+
+/** Image servers added by the operator (the built-in ones are not stored). */
+export interface RemoteStore {
+  /** Ordered by name. */
+  listRemotes(): Promise<RemoteRecord[]>;
+  /** Adds, or replaces every field of the remote with that name. */
+  putRemote(remote: RemoteRecord): Promise<void>;
+  /** `not_found` if there is no such remote. */
+  removeRemote(name: string): Promise<void>;
+}
+
+/** Mirror definitions and the outcome of their last sync. */
+export interface MirrorStore {
+  /** Ordered by name. */
+  listMirrors(): Promise<MirrorRecord[]>;
+  /** Adds, or replaces every field of the mirror with that name (syncs record their outcome so). */
+  putMirror(mirror: MirrorRecord): Promise<void>;
+  /** `not_found` if there is no such mirror. Its images stay. */
+  removeMirror(name: string): Promise<void>;
+}
+
+/** How a long-running process learns that another one changed the store: the publisher's only signal. */
+export interface ChangeFeed {
+  /**
+   * A number that differs from its previous answer once any handle (any process) has committed a
+   * write since; reading it changes nothing. It may change without a visible change, and
+   * `touchBlob` need not change it.
+   */
   changeVersion(): Promise<number>;
+}
+
+/** The whole metadata store, as `openStore` gives it to every use case. */
+export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, ChangeFeed {
+  /** Releases the handle; nothing may be called on it afterwards. */
   close(): Promise<void>;
 }
