@@ -6,7 +6,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, isAppError, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image, ImageType } from '../domain/image.ts';
 import type { FileFormat } from '../domain/formats.ts';
-import type { BlobRecord, BlobSource, MetaStore, MirrorRecord, RemoteRecord, TrustedCertificate, TrustToken } from './store.ts';
+import { abandonedCollectionMs, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 
 const migrations: string[] = [
   `CREATE TABLE blobs (
@@ -101,9 +101,6 @@ const migrations: string[] = [
    );`,
 ];
 
-/** A collection that has not finished in this long was left by a collector that died. */
-const staleCollectionMs = 10 * 60_000;
-
 interface ImageRow {
   fingerprint: string;
   type: string;
@@ -148,6 +145,8 @@ interface DeltaRow {
 }
 
 const deltaSelect = 'SELECT d.fingerprint, d.sha256, d.ftype, d.base, b.size, b.format FROM image_deltas d JOIN blobs b ON b.sha256 = d.sha256';
+/** The order of an image's deltas (the contract's, not whichever index the planner picks). */
+const deltaOrder = 'ORDER BY d.base, d.ftype, d.sha256';
 
 function toImage(row: ImageRow, deltas: DeltaRow[] = []): Image {
   return {
@@ -174,6 +173,15 @@ function toImage(row: ImageRow, deltas: DeltaRow[] = []): Image {
     deltas: deltas.map((d) => ({ sha256: d.sha256, size: d.size, format: JSON.parse(d.format) as FileFormat, ftype: d.ftype, base: d.base })),
   };
 }
+
+// Rows come back as objects without a prototype: records leave the driver as plain objects.
+const toAlias = (row: Alias): Alias => ({ name: row.name, fingerprint: row.fingerprint, description: row.description, type: row.type });
+const toCertificate = (row: TrustedCertificate): TrustedCertificate => ({
+  fingerprint: row.fingerprint,
+  name: row.name,
+  certificate: row.certificate,
+  createdAt: row.createdAt,
+});
 
 export class SqliteMetaStore implements MetaStore {
   private readonly db: DatabaseSync;
@@ -227,8 +235,17 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async getImage(fingerprint: string): Promise<Image | undefined> {
+    return this.imageAt(fingerprint);
+  }
+
+  /** The image with its deltas (callers inside a transaction see the transaction's view). */
+  private imageAt(fingerprint: string): Image | undefined {
     const row = this.sql(`${imageSelect} WHERE i.fingerprint = ?`).get(fingerprint) as ImageRow | undefined;
-    return row && toImage(row, this.sql(`${deltaSelect} WHERE d.fingerprint = ?`).all(fingerprint) as unknown as DeltaRow[]);
+    return row && toImage(row, this.deltasOf(fingerprint));
+  }
+
+  private deltasOf(fingerprint: string): DeltaRow[] {
+    return this.sql(`${deltaSelect} WHERE d.fingerprint = ? ${deltaOrder}`).all(fingerprint) as unknown as DeltaRow[];
   }
 
   async findImages(prefix: string): Promise<Image[]> {
@@ -237,12 +254,12 @@ export class SqliteMetaStore implements MetaStore {
       prefix,
       prefix + 'g',
     ) as unknown as ImageRow[];
-    return rows.map((row) => toImage(row, this.sql(`${deltaSelect} WHERE d.fingerprint = ?`).all(row.fingerprint) as unknown as DeltaRow[]));
+    return rows.map((row) => toImage(row, this.deltasOf(row.fingerprint)));
   }
 
   async listImages(): Promise<Image[]> {
     const deltas = new Map<string, DeltaRow[]>();
-    for (const d of this.sql(deltaSelect).all() as unknown as DeltaRow[]) deltas.set(d.fingerprint, [...(deltas.get(d.fingerprint) ?? []), d]);
+    for (const d of this.sql(`${deltaSelect} ${deltaOrder}`).all() as unknown as DeltaRow[]) deltas.set(d.fingerprint, [...(deltas.get(d.fingerprint) ?? []), d]);
     return (this.sql(`${imageSelect} ORDER BY i.uploaded_at, i.fingerprint`).all() as unknown as ImageRow[]).map((row) => toImage(row, deltas.get(row.fingerprint)));
   }
 
@@ -294,7 +311,10 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async addDeltas(fingerprint: string, deltas: Delta[]): Promise<void> {
-    this.transaction(() => this.insertDeltas(fingerprint, deltas, new Date().toISOString()));
+    this.transaction(() => {
+      if (!this.sql('SELECT 1 FROM images WHERE fingerprint = ?').get(fingerprint)) throw notFound(`Image "${fingerprint}" not found`);
+      this.insertDeltas(fingerprint, deltas, new Date().toISOString());
+    });
   }
 
   private upsertBlob(blob: BlobRef, now: string) {
@@ -314,9 +334,10 @@ export class SqliteMetaStore implements MetaStore {
 
   async updateImage(image: Image): Promise<void> {
     this.transaction(() => {
-      const before = this.sql(`${imageSelect} WHERE i.fingerprint = ?`).get(image.fingerprint) as ImageRow | undefined;
+      // With its deltas: they were published with it, and cached indexes still list them.
+      const before = this.imageAt(image.fingerprint);
       if (!before) throw notFound(`Image "${image.fingerprint}" not found`);
-      if (before.public === 1 && !image.public) this.markUnpublished(toImage(before));
+      if (before.public && !image.public) this.markUnpublished(before);
       this.sql(
         `UPDATE images SET public = ?, properties = ?, expires_at = ?, last_used_at = ?, auto_update = ?, cached = ?,
            update_source = ? WHERE fingerprint = ?`,
@@ -335,28 +356,34 @@ export class SqliteMetaStore implements MetaStore {
 
   async deleteImage(fingerprint: string): Promise<void> {
     this.transaction(() => {
-      const row = this.sql(`${imageSelect} WHERE i.fingerprint = ?`).get(fingerprint) as ImageRow | undefined;
-      if (!row) throw notFound(`Image "${fingerprint}" not found`);
-      if (row.public === 1) this.markUnpublished(toImage(row));
+      const image = this.imageAt(fingerprint);
+      if (!image) throw notFound(`Image "${fingerprint}" not found`);
+      if (image.public) this.markUnpublished(image);
       this.sql('DELETE FROM images WHERE fingerprint = ?').run(fingerprint);
     });
   }
 
   async getAlias(name: string): Promise<Alias | undefined> {
-    return this.sql('SELECT name, fingerprint, description, type FROM aliases WHERE name = ?').get(name) as Alias | undefined;
+    const row = this.sql('SELECT name, fingerprint, description, type FROM aliases WHERE name = ?').get(name) as Alias | undefined;
+    return row && toAlias(row);
   }
 
   async listAliases(): Promise<Alias[]> {
-    return this.sql('SELECT name, fingerprint, description, type FROM aliases ORDER BY name').all() as unknown as Alias[];
+    return (this.sql('SELECT name, fingerprint, description, type FROM aliases ORDER BY name').all() as unknown as Alias[]).map(toAlias);
   }
 
-  /** Runs an INSERT; a primary-key clash becomes the caller's conflict error. */
-  private insertUnique(sql: string, values: (string | number | null)[], conflict: () => AppError) {
+  /**
+   * Runs an INSERT; a primary-key clash becomes the caller's conflict error, and a row that names
+   * a missing one (a foreign key) its not-found error.
+   */
+  private insertUnique(sql: string, values: (string | number | null)[], conflict: () => AppError, missing?: () => AppError) {
     try {
       this.sql(sql).run(...values);
     } catch (err) {
       // 19 is SQLITE_CONSTRAINT; the extended code says which constraint in its upper bits.
-      if (((err as { errcode?: number }).errcode ?? 0) % 256 === 19) throw conflict();
+      const code = (err as { errcode?: number }).errcode ?? 0;
+      if (code === sqliteConstraintForeignKey && missing) throw missing();
+      if (code % 256 === 19 && code !== sqliteConstraintForeignKey) throw conflict();
       throw err;
     }
   }
@@ -366,6 +393,7 @@ export class SqliteMetaStore implements MetaStore {
       'INSERT INTO aliases (name, fingerprint, description, type) VALUES (?, ?, ?, ?)',
       [alias.name, alias.fingerprint, alias.description, alias.type],
       () => new AppError(ErrorCodes.conflict, `Alias "${alias.name}" already exists`, { hint: 'Delete it first (image alias delete) or choose another name.' }),
+      () => notFound(`Image "${alias.fingerprint}" not found`),
     );
   }
 
@@ -391,6 +419,7 @@ export class SqliteMetaStore implements MetaStore {
 
   async moveAliases(from: string, to: string): Promise<void> {
     this.transaction(() => {
+      if (!this.sql('SELECT 1 FROM images WHERE fingerprint = ?').get(to)) throw notFound(`Image "${to}" not found`);
       this.sql('UPDATE aliases SET fingerprint = ?, type = (SELECT type FROM images WHERE fingerprint = ?) WHERE fingerprint = ?').run(to, to, from);
     });
   }
@@ -418,7 +447,8 @@ export class SqliteMetaStore implements MetaStore {
     const rows = this.sql(
       `SELECT sha256 FROM blobs b
        WHERE (unpublished_at IS NULL OR unpublished_at <= ?)
-         AND NOT ${usedBlob('b.sha256')}`,
+         AND NOT ${usedBlob('b.sha256')}
+       ORDER BY sha256`,
     ).all(unpublishedBefore) as { sha256: string }[];
     return rows.map((r) => r.sha256);
   }
@@ -429,13 +459,13 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async idleLazyBlobs(before: string): Promise<string[]> {
-    const rows = this.sql('SELECT sha256 FROM blobs WHERE source_url IS NOT NULL AND coalesce(last_access, created_at) < ?').all(before) as { sha256: string }[];
+    const rows = this.sql('SELECT sha256 FROM blobs WHERE source_url IS NOT NULL AND coalesce(last_access, created_at) < ? ORDER BY sha256').all(before) as { sha256: string }[];
     return rows.map((r) => r.sha256);
   }
 
   async claimBlobs(claim: string, sha256s: string[], expiresAt: string): Promise<void> {
     this.transaction(() => {
-      const staleBefore = new Date(Date.now() - staleCollectionMs).toISOString();
+      const staleBefore = new Date(Date.now() - abandonedCollectionMs).toISOString();
       for (const sha of sha256s) {
         const collecting = this.sql('SELECT started_at FROM blob_collections WHERE sha256 = ?').get(sha) as { started_at: string } | undefined;
         if (collecting && collecting.started_at > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha.slice(0, 12)} is being collected; try again`);
@@ -458,7 +488,7 @@ export class SqliteMetaStore implements MetaStore {
         | { unpublished_at: string | null; used: number }
         | undefined;
       if (row && (row.used === 1 || (row.unpublished_at !== null && row.unpublished_at > unpublishedBefore))) return false;
-      const staleBefore = new Date(Date.parse(now) - staleCollectionMs).toISOString();
+      const staleBefore = new Date(Date.parse(now) - abandonedCollectionMs).toISOString();
       const { changes } = this.sql(
         `INSERT INTO blob_collections (sha256, started_at) VALUES (?, ?)
          ON CONFLICT (sha256) DO UPDATE SET started_at = excluded.started_at WHERE blob_collections.started_at <= ?`,
@@ -475,13 +505,15 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async listCertificates(): Promise<TrustedCertificate[]> {
-    return this.sql('SELECT fingerprint, name, certificate, created_at AS createdAt FROM certificates ORDER BY name, fingerprint').all() as unknown as TrustedCertificate[];
+    const rows = this.sql('SELECT fingerprint, name, certificate, created_at AS createdAt FROM certificates ORDER BY name, fingerprint').all() as unknown as TrustedCertificate[];
+    return rows.map(toCertificate);
   }
 
   async getCertificate(fingerprint: string): Promise<TrustedCertificate | undefined> {
-    return this.sql('SELECT fingerprint, name, certificate, created_at AS createdAt FROM certificates WHERE fingerprint = ?').get(fingerprint) as
+    const row = this.sql('SELECT fingerprint, name, certificate, created_at AS createdAt FROM certificates WHERE fingerprint = ?').get(fingerprint) as
       | TrustedCertificate
       | undefined;
+    return row && toCertificate(row);
   }
 
   async addCertificate(cert: TrustedCertificate): Promise<void> {
@@ -502,14 +534,13 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async addToken(token: TrustToken): Promise<void> {
-    this.transaction(() => {
-      this.sql('INSERT INTO trust_tokens (secret, name, created_at, expires_at) VALUES (?, ?, ?, ?)').run(
-        token.secret,
-        token.name,
-        token.createdAt,
-        token.expiresAt,
-      );
-    });
+    this.transaction(() =>
+      this.insertUnique(
+        'INSERT INTO trust_tokens (secret, name, created_at, expires_at) VALUES (?, ?, ?, ?)',
+        [token.secret, token.name, token.createdAt, token.expiresAt],
+        () => new AppError(ErrorCodes.conflict, 'A token with this secret exists'),
+      ),
+    );
   }
 
   async consumeToken(secret: string, now: string): Promise<TrustToken | undefined> {
@@ -518,14 +549,15 @@ export class SqliteMetaStore implements MetaStore {
       const token = this.sql('SELECT secret, name, created_at AS createdAt, expires_at AS expiresAt FROM trust_tokens WHERE secret = ?').get(secret) as
         | TrustToken
         | undefined;
-      if (token) this.sql('DELETE FROM trust_tokens WHERE secret = ?').run(secret);
-      return token;
+      if (!token) return undefined;
+      this.sql('DELETE FROM trust_tokens WHERE secret = ?').run(secret);
+      return { secret: token.secret, name: token.name, createdAt: token.createdAt, expiresAt: token.expiresAt };
     });
   }
 
   async listRemotes(): Promise<RemoteRecord[]> {
     const rows = this.sql('SELECT name, url, protocol, public, certificate FROM remotes ORDER BY name').all() as unknown as (Omit<RemoteRecord, 'public'> & { public: number })[];
-    return rows.map((r) => ({ ...r, public: r.public === 1 }));
+    return rows.map((r) => ({ name: r.name, url: r.url, protocol: r.protocol, public: r.public === 1, certificate: r.certificate }));
   }
 
   async putRemote(remote: RemoteRecord): Promise<void> {
@@ -602,6 +634,9 @@ export class SqliteMetaStore implements MetaStore {
     this.db.close();
   }
 }
+
+/** SQLITE_CONSTRAINT_FOREIGNKEY: the row names a parent that does not exist. */
+const sqliteConstraintForeignKey = 787;
 
 /** SQLite's "disk full" (SQLITE_FULL, 13) as the catalogue's error; anything else as it came. */
 function storageError(err: unknown): unknown {

@@ -1,0 +1,447 @@
+/**
+ * A metadata store in plain Maps, with the contracts of store.ts: for fast unit tests, and as the
+ * second driver that shows the contracts do not depend on SQLite. Not persistent. Handles made by
+ * `share()` see the same data, as processes opening the same database do; every method runs to
+ * completion without yielding, so each write is atomic against every handle.
+ */
+import { AppError, ErrorCodes, notFound } from '../errors.ts';
+import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
+import {
+  abandonedCollectionMs,
+  type BlobRecord,
+  type BlobSource,
+  type MetaStore,
+  type MirrorRecord,
+  type RemoteRecord,
+  type TrustedCertificate,
+  type TrustToken,
+} from './store.ts';
+
+interface StoredBlob extends BlobRef {
+  createdAt: string;
+  unpublishedAt: string | null;
+  sourceUrl: string | null;
+  sourceCertificate: string | null;
+  lastAccess: string | null;
+}
+
+interface StoredDelta {
+  sha256: string;
+  ftype: string;
+  base: string;
+}
+
+/** An image as stored: its blobs by sha256 only (their size and format live in the blob record). */
+interface StoredImage {
+  image: Omit<Image, 'deltas'>;
+  deltas: Map<string, StoredDelta>;
+}
+
+/** The data every handle on one memory store shares. */
+class MemoryData {
+  readonly blobs = new Map<string, StoredBlob>();
+  readonly images = new Map<string, StoredImage>();
+  readonly aliases = new Map<string, Alias>();
+  readonly certificates = new Map<string, TrustedCertificate>();
+  readonly tokens = new Map<string, TrustToken>();
+  readonly remotes = new Map<string, RemoteRecord>();
+  readonly mirrors = new Map<string, MirrorRecord>();
+  /** claim -> sha256 -> expiresAt */
+  readonly claims = new Map<string, Map<string, string>>();
+  /** sha256 -> when its collection began */
+  readonly collections = new Map<string, string>();
+  version = 0;
+}
+
+/** Code point order, which is SQLite's BINARY collation over UTF-8 (UTF-16 units order differently). */
+function compareText(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+const byKeys =
+  <T>(...keys: ((item: T) => string)[]) =>
+  (a: T, b: T): number => {
+    for (const key of keys) {
+      const order = compareText(key(a), key(b));
+      if (order !== 0) return order;
+    }
+    return 0;
+  };
+
+const copy = <T>(value: T): T => structuredClone(value);
+
+export class MemoryMetaStore implements MetaStore {
+  private shared = new MemoryData();
+  private closed = false;
+
+  /** Another handle on the same data, as another process opening the same database. */
+  share(): MemoryMetaStore {
+    const other = new MemoryMetaStore();
+    other.shared = this.shared;
+    return other;
+  }
+
+  private get data(): MemoryData {
+    if (this.closed) throw new Error('The metadata store is closed');
+    return this.shared;
+  }
+
+  /** Runs one write: checks throw before anything changes, and the change counts once it is done. */
+  private write<T>(fn: (data: MemoryData) => T): T {
+    const data = this.data;
+    const result = fn(data);
+    data.version++;
+    return result;
+  }
+
+  // Images and aliases
+
+  private imageOf(data: MemoryData, stored: StoredImage): Image {
+    const ref = (sha256: string): BlobRef => {
+      const blob = data.blobs.get(sha256)!;
+      return { sha256, size: blob.size, format: copy(blob.format) };
+    };
+    const deltas = [...stored.deltas.values()]
+      .sort(byKeys<StoredDelta>((d) => d.base, (d) => d.ftype, (d) => d.sha256))
+      .map((d) => ({ ...ref(d.sha256), ftype: d.ftype, base: d.base }));
+    const image = copy(stored.image);
+    return {
+      ...image,
+      metadata: ref(image.metadata.sha256),
+      rootfs: image.rootfs === null ? null : ref(image.rootfs.sha256),
+      deltas,
+    };
+  }
+
+  async getImage(fingerprint: string): Promise<Image | undefined> {
+    const data = this.data;
+    const stored = data.images.get(fingerprint);
+    return stored && this.imageOf(data, stored);
+  }
+
+  async findImages(prefix: string): Promise<Image[]> {
+    const data = this.data;
+    return [...data.images.values()]
+      .filter((s) => s.image.fingerprint.startsWith(prefix))
+      .sort(byKeys<StoredImage>((s) => s.image.fingerprint))
+      .map((s) => this.imageOf(data, s));
+  }
+
+  async listImages(): Promise<Image[]> {
+    const data = this.data;
+    return [...data.images.values()]
+      .sort(byKeys<StoredImage>((s) => s.image.uploadedAt, (s) => s.image.fingerprint))
+      .map((s) => this.imageOf(data, s));
+  }
+
+  private aliasConflict(name: string) {
+    return new AppError(ErrorCodes.conflict, `Alias "${name}" already exists`, { hint: 'Delete it first (image alias delete) or choose another name.' });
+  }
+
+  /** Throws what adding these aliases would break; `adding` is an image being recorded in the same write. */
+  private checkNewAliases(data: MemoryData, aliases: Alias[], adding?: string) {
+    const names = new Set<string>();
+    for (const alias of aliases) {
+      if (data.aliases.has(alias.name) || names.has(alias.name)) throw this.aliasConflict(alias.name);
+      names.add(alias.name);
+      if (alias.fingerprint !== adding && !data.images.has(alias.fingerprint)) throw notFound(`Image "${alias.fingerprint}" not found`);
+    }
+  }
+
+  private recordBlob(data: MemoryData, blob: BlobRef, now: string) {
+    if (data.blobs.has(blob.sha256)) return;
+    data.blobs.set(blob.sha256, {
+      sha256: blob.sha256,
+      size: blob.size,
+      format: copy(blob.format),
+      createdAt: now,
+      unpublishedAt: null,
+      sourceUrl: null,
+      sourceCertificate: null,
+      lastAccess: null,
+    });
+  }
+
+  private recordDeltas(data: MemoryData, stored: StoredImage, deltas: Delta[], now: string) {
+    for (const delta of deltas) {
+      this.recordBlob(data, delta, now);
+      if (!stored.deltas.has(delta.sha256)) stored.deltas.set(delta.sha256, { sha256: delta.sha256, ftype: delta.ftype, base: delta.base });
+    }
+  }
+
+  async insertImage(image: Image, aliases: Alias[], sources: Record<string, BlobSource> = {}): Promise<void> {
+    this.write((data) => {
+      if (data.images.has(image.fingerprint)) throw new AppError(ErrorCodes.conflict, `An image with fingerprint ${image.fingerprint} already exists`);
+      this.checkNewAliases(data, aliases, image.fingerprint);
+      for (const blob of [image.metadata, image.rootfs]) if (blob) this.recordBlob(data, blob, image.uploadedAt);
+      const { deltas, ...rest } = copy(image);
+      const stored: StoredImage = { image: rest, deltas: new Map() };
+      data.images.set(image.fingerprint, stored);
+      for (const alias of aliases) data.aliases.set(alias.name, copy(alias));
+      this.recordDeltas(data, stored, deltas, image.uploadedAt);
+      for (const [sha, source] of Object.entries(sources)) {
+        const blob = data.blobs.get(sha);
+        if (blob) Object.assign(blob, { sourceUrl: source.url, sourceCertificate: source.certificate });
+      }
+    });
+  }
+
+  async addDeltas(fingerprint: string, deltas: Delta[]): Promise<void> {
+    this.write((data) => {
+      const stored = data.images.get(fingerprint);
+      if (!stored) throw notFound(`Image "${fingerprint}" not found`);
+      this.recordDeltas(data, stored, deltas, new Date().toISOString());
+    });
+  }
+
+  /** A blob that stops being public keeps being served until the clients' index caches expire. */
+  private markUnpublished(data: MemoryData, stored: StoredImage) {
+    const now = new Date().toISOString();
+    const { metadata, rootfs } = stored.image;
+    for (const sha of [metadata.sha256, rootfs?.sha256, ...stored.deltas.keys()]) {
+      const blob = sha === undefined ? undefined : data.blobs.get(sha);
+      if (blob) blob.unpublishedAt = now;
+    }
+  }
+
+  async updateImage(image: Image): Promise<void> {
+    this.write((data) => {
+      const stored = data.images.get(image.fingerprint);
+      if (!stored) throw notFound(`Image "${image.fingerprint}" not found`);
+      if (stored.image.public && !image.public) this.markUnpublished(data, stored);
+      const { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource } = copy(image);
+      Object.assign(stored.image, { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource });
+    });
+  }
+
+  async deleteImage(fingerprint: string): Promise<void> {
+    this.write((data) => {
+      const stored = data.images.get(fingerprint);
+      if (!stored) throw notFound(`Image "${fingerprint}" not found`);
+      if (stored.image.public) this.markUnpublished(data, stored);
+      data.images.delete(fingerprint);
+      for (const [name, alias] of data.aliases) if (alias.fingerprint === fingerprint) data.aliases.delete(name);
+    });
+  }
+
+  async publishImages(fingerprints: string[]): Promise<void> {
+    if (fingerprints.length === 0) return;
+    this.write((data) => {
+      for (const fp of fingerprints) {
+        const stored = data.images.get(fp);
+        if (stored) stored.image.public = true;
+      }
+    });
+  }
+
+  async getAlias(name: string): Promise<Alias | undefined> {
+    const alias = this.data.aliases.get(name);
+    return alias && copy(alias);
+  }
+
+  async listAliases(): Promise<Alias[]> {
+    return [...this.data.aliases.values()].sort(byKeys<Alias>((a) => a.name)).map(copy);
+  }
+
+  async createAlias(alias: Alias): Promise<void> {
+    this.write((data) => {
+      this.checkNewAliases(data, [alias]);
+      data.aliases.set(alias.name, copy(alias));
+    });
+  }
+
+  async deleteAlias(name: string): Promise<void> {
+    this.write((data) => {
+      if (!data.aliases.delete(name)) throw notFound(`Alias "${name}" not found`);
+    });
+  }
+
+  async renameAlias(from: string, to: string): Promise<void> {
+    this.write((data) => {
+      const alias = data.aliases.get(from);
+      if (!alias) throw notFound(`Alias "${from}" not found`);
+      if (from === to) return;
+      if (data.aliases.has(to)) throw this.aliasConflict(to);
+      data.aliases.delete(from);
+      data.aliases.set(to, { ...alias, name: to });
+    });
+  }
+
+  async moveAliases(from: string, to: string): Promise<void> {
+    this.write((data) => {
+      const target = data.images.get(to);
+      if (!target) throw notFound(`Image "${to}" not found`);
+      for (const alias of data.aliases.values()) {
+        if (alias.fingerprint === from) Object.assign(alias, { fingerprint: to, type: target.image.type });
+      }
+    });
+  }
+
+  // Blobs, claims and collection
+
+  private used(data: MemoryData, sha256: string): boolean {
+    for (const { image, deltas } of data.images.values()) {
+      if (image.metadata.sha256 === sha256 || image.rootfs?.sha256 === sha256 || deltas.has(sha256)) return true;
+    }
+    return false;
+  }
+
+  async getBlob(sha256: string): Promise<BlobRecord | undefined> {
+    const data = this.data;
+    const blob = data.blobs.get(sha256);
+    if (!blob) return undefined;
+    return {
+      sha256,
+      size: blob.size,
+      format: copy(blob.format),
+      unpublishedAt: blob.unpublishedAt,
+      referenced: this.used(data, sha256),
+      sourceUrl: blob.sourceUrl,
+      sourceCertificate: blob.sourceCertificate,
+    };
+  }
+
+  async collectableBlobs(unpublishedBefore: string): Promise<string[]> {
+    const data = this.data;
+    return [...data.blobs.values()]
+      .filter((b) => (b.unpublishedAt === null || b.unpublishedAt <= unpublishedBefore) && !this.used(data, b.sha256))
+      .map((b) => b.sha256)
+      .sort(compareText);
+  }
+
+  async touchBlob(sha256: string, now: string): Promise<void> {
+    // Not a change anyone needs to re-render for, so it does not count as one.
+    const blob = this.data.blobs.get(sha256);
+    if (blob) blob.lastAccess = now;
+  }
+
+  async idleLazyBlobs(before: string): Promise<string[]> {
+    return [...this.data.blobs.values()]
+      .filter((b) => b.sourceUrl !== null && (b.lastAccess ?? b.createdAt) < before)
+      .map((b) => b.sha256)
+      .sort(compareText);
+  }
+
+  async claimBlobs(claim: string, sha256s: string[], expiresAt: string): Promise<void> {
+    this.write((data) => {
+      const staleBefore = new Date(Date.now() - abandonedCollectionMs).toISOString();
+      for (const sha of sha256s) {
+        const started = data.collections.get(sha);
+        if (started !== undefined && started > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha.slice(0, 12)} is being collected; try again`);
+      }
+      const held = data.claims.get(claim) ?? new Map<string, string>();
+      for (const sha of sha256s) {
+        // The collector died mid-way: its file may be gone, which the writer's commit repairs.
+        data.collections.delete(sha);
+        if (!held.has(sha)) held.set(sha, expiresAt);
+      }
+      if (held.size) data.claims.set(claim, held);
+    });
+  }
+
+  async releaseClaim(claim: string): Promise<void> {
+    this.write((data) => data.claims.delete(claim));
+  }
+
+  async beginCollect(sha256: string, unpublishedBefore: string, now: string): Promise<boolean> {
+    return this.write((data) => {
+      for (const [claim, held] of data.claims) {
+        for (const [sha, expiresAt] of held) if (expiresAt <= now) held.delete(sha);
+        if (held.size === 0) data.claims.delete(claim);
+      }
+      for (const held of data.claims.values()) if (held.has(sha256)) return false;
+      const blob = data.blobs.get(sha256);
+      if (blob && (this.used(data, sha256) || (blob.unpublishedAt !== null && blob.unpublishedAt > unpublishedBefore))) return false;
+      const started = data.collections.get(sha256);
+      const staleBefore = new Date(Date.parse(now) - abandonedCollectionMs).toISOString();
+      if (started !== undefined && started > staleBefore) return false;
+      data.collections.set(sha256, now);
+      return true;
+    });
+  }
+
+  async finishCollect(sha256: string): Promise<void> {
+    this.write((data) => {
+      if (!this.used(data, sha256)) data.blobs.delete(sha256);
+      data.collections.delete(sha256);
+    });
+  }
+
+  // Trust
+
+  async listCertificates(): Promise<TrustedCertificate[]> {
+    return [...this.data.certificates.values()].sort(byKeys<TrustedCertificate>((c) => c.name, (c) => c.fingerprint)).map(copy);
+  }
+
+  async getCertificate(fingerprint: string): Promise<TrustedCertificate | undefined> {
+    const cert = this.data.certificates.get(fingerprint);
+    return cert && copy(cert);
+  }
+
+  async addCertificate(cert: TrustedCertificate): Promise<void> {
+    this.write((data) => {
+      if (data.certificates.has(cert.fingerprint)) throw new AppError(ErrorCodes.conflict, `Certificate ${cert.fingerprint.slice(0, 12)} is already trusted`);
+      data.certificates.set(cert.fingerprint, copy(cert));
+    });
+  }
+
+  async removeCertificate(fingerprint: string): Promise<void> {
+    this.write((data) => {
+      if (!data.certificates.delete(fingerprint)) throw notFound(`Certificate ${fingerprint} is not trusted`);
+    });
+  }
+
+  async addToken(token: TrustToken): Promise<void> {
+    this.write((data) => {
+      if (data.tokens.has(token.secret)) throw new AppError(ErrorCodes.conflict, 'A token with this secret exists');
+      data.tokens.set(token.secret, copy(token));
+    });
+  }
+
+  async consumeToken(secret: string, now: string): Promise<TrustToken | undefined> {
+    return this.write((data) => {
+      for (const [key, token] of data.tokens) if (token.expiresAt <= now) data.tokens.delete(key);
+      const token = data.tokens.get(secret);
+      data.tokens.delete(secret);
+      return token;
+    });
+  }
+
+  // Remotes and mirrors
+
+  async listRemotes(): Promise<RemoteRecord[]> {
+    return [...this.data.remotes.values()].sort(byKeys<RemoteRecord>((r) => r.name)).map(copy);
+  }
+
+  async putRemote(remote: RemoteRecord): Promise<void> {
+    this.write((data) => data.remotes.set(remote.name, copy(remote)));
+  }
+
+  async removeRemote(name: string): Promise<void> {
+    this.write((data) => {
+      if (!data.remotes.delete(name)) throw notFound(`Remote "${name}" not found`);
+    });
+  }
+
+  async listMirrors(): Promise<MirrorRecord[]> {
+    return [...this.data.mirrors.values()].sort(byKeys<MirrorRecord>((m) => m.name)).map(copy);
+  }
+
+  async putMirror(mirror: MirrorRecord): Promise<void> {
+    this.write((data) => data.mirrors.set(mirror.name, copy(mirror)));
+  }
+
+  async removeMirror(name: string): Promise<void> {
+    this.write((data) => {
+      if (!data.mirrors.delete(name)) throw notFound(`Mirror "${name}" not found`);
+    });
+  }
+
+  async changeVersion(): Promise<number> {
+    return this.data.version;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * The ImageCatalog contract (src/meta/store.ts), run against every metadata driver: images,
+ * aliases, deltas and publication, as the use cases in src/core and src/mirror rely on them.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Image } from '../../src/domain/image.ts';
+import { alias, delta, fromNow, metaDrivers, rejectsWith, sha, splitImage } from './meta-drivers.ts';
+
+const fp = (n: number) => sha('c', n);
+
+for (const driver of metaDrivers) {
+  test(`${driver.name} images: a record reads back field for field, as a copy`, async (t) => {
+    const { store } = await driver.open(t);
+    const image: Image = splitImage(fp(1), {
+      public: false,
+      expiresAt: '2030-01-01T00:00:00.000Z',
+      lastUsedAt: '2026-12-01T00:00:00.000Z',
+      properties: { os: 'Debian', release: 'bookworm', description: 'Debian 12 « é » 😀' },
+      templates: { '/etc/hostname': { when: ['create', 'copy'], template: 'hostname.tpl', properties: { a: 'b' } } },
+      autoUpdate: true,
+      cached: true,
+      updateSource: { server: 'https://images.example.org', protocol: 'simplestreams', alias: 'debian/12', certificate: '', imageType: 'container' },
+      productAliases: ['debian/12', 'debian/bookworm'],
+      mirror: 'deb',
+      deltas: [delta(sha('d', 2), '20261120_05:24'), delta(sha('d', 1), '20261121_05:24')],
+      type: 'virtual-machine',
+      rootfs: { sha256: sha('f', 1), size: 2000, format: { kind: 'qcow2' } },
+    });
+    await store.insertImage(image, [alias('web', fp(1), 'the web one')]);
+    const expected = structuredClone({ ...image, deltas: [...image.deltas].sort((a, b) => a.base.localeCompare(b.base)) });
+    assert.deepEqual(await store.getImage(fp(1)), expected);
+    assert.deepEqual(await store.findImages(fp(1)), [expected]);
+    assert.deepEqual(await store.listImages(), [expected]);
+    assert.deepEqual(await store.getAlias('web'), alias('web', fp(1), 'the web one'));
+
+    // Neither what was handed in nor what came out is the store's own object.
+    image.properties.os = 'changed';
+    const read = (await store.getImage(fp(1)))!;
+    read.properties.release = 'changed';
+    read.deltas.pop();
+    assert.deepEqual(await store.getImage(fp(1)), expected);
+
+    const unified = splitImage(fp(2), { rootfs: null, size: 100, metadata: { sha256: sha('e', 2), size: 100, format: { kind: 'tarball', compression: 'gzip' } } });
+    await store.insertImage(unified, []);
+    assert.deepEqual(await store.getImage(fp(2)), unified);
+    assert.equal(await store.getImage(fp(3)), undefined);
+  });
+
+  test(`${driver.name} images: insertImage is all or nothing; an existing image or alias is a conflict`, async (t) => {
+    const { store } = await driver.open(t);
+    await store.insertImage(splitImage(fp(1)), [alias('taken', fp(1))]);
+
+    await rejectsWith(store.insertImage(splitImage(fp(1), { filename: 'again' }), []), 'conflict');
+    assert.equal((await store.getImage(fp(1)))!.filename, 'f');
+
+    const fresh = splitImage(fp(2), { deltas: [delta(sha('d', 9), 'v1')] });
+    await rejectsWith(store.insertImage(fresh, [alias('free', fp(2)), alias('taken', fp(2))]), 'conflict');
+    await rejectsWith(store.insertImage(fresh, [alias('twice', fp(2)), alias('twice', fp(2))]), 'conflict');
+    await rejectsWith(store.insertImage(fresh, [alias('elsewhere', fp(7))]), 'not_found');
+    assert.equal(await store.getImage(fp(2)), undefined);
+    for (const name of ['free', 'twice', 'elsewhere']) assert.equal(await store.getAlias(name), undefined);
+    for (const blob of [fresh.metadata.sha256, fresh.rootfs!.sha256, sha('d', 9)]) assert.equal(await store.getBlob(blob), undefined, blob);
+    assert.deepEqual(await store.listAliases(), [alias('taken', fp(1))]);
+
+    // An alias may name another image that exists.
+    await store.insertImage(fresh, [alias('mine', fp(2)), alias('theirs', fp(1))]);
+    assert.deepEqual((await store.listAliases()).map((a) => [a.name, a.fingerprint]), [['mine', fp(2)], ['taken', fp(1)], ['theirs', fp(1)]]);
+  });
+
+  test(`${driver.name} images: lists are ordered (upload time then fingerprint; prefixes by fingerprint)`, async (t) => {
+    const { store } = await driver.open(t);
+    const at = (hour: number) => `2026-11-22T${String(hour).padStart(2, '0')}:00:00.000Z`;
+    const images = [
+      splitImage(sha('ab', 3), { uploadedAt: at(9) }),
+      splitImage(sha('ab', 1), { uploadedAt: at(10) }),
+      splitImage(sha('ac', 2), { uploadedAt: at(9) }),
+      splitImage(sha('0', 4), { uploadedAt: at(8) }),
+    ];
+    for (const image of images) await store.insertImage(image, []);
+    assert.deepEqual((await store.listImages()).map((i) => i.fingerprint), [sha('0', 4), sha('ab', 3), sha('ac', 2), sha('ab', 1)]);
+    assert.deepEqual((await store.findImages('ab')).map((i) => i.fingerprint), [sha('ab', 1), sha('ab', 3)]);
+    assert.deepEqual((await store.findImages('a')).map((i) => i.fingerprint), [sha('ab', 1), sha('ab', 3), sha('ac', 2)]);
+    assert.deepEqual((await store.findImages('')).map((i) => i.fingerprint), [sha('0', 4), sha('ab', 1), sha('ab', 3), sha('ac', 2)]);
+    assert.deepEqual((await store.findImages(sha('ab', 3))).map((i) => i.fingerprint), [sha('ab', 3)]);
+    assert.deepEqual(await store.findImages('b'), []);
+    assert.deepEqual(await store.findImages(sha('ab', 3) + '0'), []);
+  });
+
+  test(`${driver.name} images: images sharing a blob share its record, the first one's`, async (t) => {
+    const { store } = await driver.open(t);
+    const first = splitImage(fp(1));
+    await store.insertImage(first, []);
+    const second = splitImage(fp(2), { metadata: { ...first.metadata, size: 999, format: { kind: 'tarball', compression: 'gzip' } } });
+    await store.insertImage(second, []);
+    assert.deepEqual((await store.getImage(fp(2)))!.metadata, first.metadata);
+    await store.deleteImage(fp(1));
+    assert.equal((await store.getBlob(first.metadata.sha256))!.referenced, true);
+    assert.equal((await store.getBlob(first.rootfs!.sha256))!.referenced, false);
+  });
+
+  test(`${driver.name} images: updateImage replaces the editable fields only`, async (t) => {
+    const { store } = await driver.open(t);
+    const image = splitImage(fp(1), { productAliases: ['p/1'], mirror: 'm' });
+    await store.insertImage(image, []);
+    const edited: Image = {
+      ...image,
+      public: false,
+      properties: { os: 'Alpine' },
+      expiresAt: '2031-01-01T00:00:00.000Z',
+      lastUsedAt: '2026-12-24T00:00:00.000Z',
+      autoUpdate: true,
+      cached: true,
+      updateSource: { server: 's', protocol: 'lxd', alias: 'a', certificate: 'PEM', imageType: 'container' },
+    };
+    await store.updateImage({ ...edited, filename: 'other', architecture: 'aarch64', productAliases: [], mirror: null, uploadedAt: fromNow(0), size: 1 });
+    assert.deepEqual(await store.getImage(fp(1)), edited);
+    await store.updateImage(image);
+    assert.deepEqual(await store.getImage(fp(1)), image);
+    await rejectsWith(store.updateImage(splitImage(fp(2))), 'not_found');
+    assert.equal(await store.getImage(fp(2)), undefined);
+  });
+
+  test(`${driver.name} images: deleteImage takes the aliases and deltas with it; a second delete is not_found`, async (t) => {
+    const { store } = await driver.open(t);
+    await store.insertImage(splitImage(fp(1), { deltas: [delta(sha('d', 1), 'v1')] }), [alias('a', fp(1)), alias('b', fp(1))]);
+    await store.insertImage(splitImage(fp(2)), [alias('c', fp(2))]);
+    await store.deleteImage(fp(1));
+    assert.equal(await store.getImage(fp(1)), undefined);
+    assert.deepEqual(await store.listAliases(), [alias('c', fp(2))]);
+    // The blob records stay for the collector, unused.
+    for (const blob of [sha('e', 1), sha('f', 1), sha('d', 1)]) assert.equal((await store.getBlob(blob))?.referenced, false, blob);
+    await rejectsWith(store.deleteImage(fp(1)), 'not_found');
+    assert.deepEqual((await store.listImages()).map((i) => i.fingerprint), [fp(2)]);
+    // The fingerprint is free again, with its deltas gone.
+    await store.insertImage(splitImage(fp(1)), []);
+    assert.deepEqual((await store.getImage(fp(1)))!.deltas, []);
+  });
+
+  test(`${driver.name} images: deltas are attached idempotently, in order, and only to an image that exists`, async (t) => {
+    const { store } = await driver.open(t);
+    await store.insertImage(splitImage(fp(1)), []);
+    await store.addDeltas(fp(1), [delta(sha('d', 3), 'v3'), delta(sha('d', 1), 'v1')]);
+    await store.addDeltas(fp(1), [delta(sha('d', 1), 'v1'), delta(sha('d', 2), 'v2')]);
+    await store.addDeltas(fp(1), []);
+    assert.deepEqual((await store.getImage(fp(1)))!.deltas, [delta(sha('d', 1), 'v1'), delta(sha('d', 2), 'v2'), delta(sha('d', 3), 'v3')]);
+    assert.deepEqual((await store.listImages())[0]!.deltas.map((d) => d.base), ['v1', 'v2', 'v3']);
+    assert.equal((await store.getBlob(sha('d', 2)))!.referenced, true);
+    await rejectsWith(store.addDeltas(fp(9), [delta(sha('d', 4), 'v4')]), 'not_found');
+    assert.equal(await store.getBlob(sha('d', 4)), undefined);
+  });
+
+  test(`${driver.name} images: publishImages makes a whole version public at once, skipping unknown ones`, async (t) => {
+    const { store } = await driver.open(t);
+    for (const n of [1, 2, 3]) await store.insertImage(splitImage(fp(n), { public: false }), []);
+    const before = await store.changeVersion();
+    await store.publishImages([]);
+    assert.equal(await store.changeVersion(), before);
+    await store.publishImages([fp(1), fp(2), fp(9)]);
+    assert.deepEqual((await store.listImages()).map((i) => i.public), [true, true, false]);
+    await store.publishImages([fp(1)]);
+    assert.equal((await store.getImage(fp(1)))!.public, true);
+  });
+
+  test(`${driver.name} images: a public image deleted or made private starts the grace period of all its files, deltas included`, async (t) => {
+    const { store } = await driver.open(t);
+    const files = (n: number) => [sha('e', n), sha('f', n), sha('d', n)];
+    for (const n of [1, 2, 3]) await store.insertImage(splitImage(fp(n), { public: n !== 3, deltas: [delta(sha('d', n), 'v0')] }), []);
+    for (const blob of files(1)) assert.equal((await store.getBlob(blob))!.unpublishedAt, null);
+
+    const start = fromNow(-1);
+    await store.deleteImage(fp(1));
+    await store.updateImage({ ...(await store.getImage(fp(2)))!, public: false });
+    await store.deleteImage(fp(3));
+    const end = fromNow(1);
+    for (const blob of [...files(1), ...files(2)]) {
+      const stamp = (await store.getBlob(blob))!.unpublishedAt;
+      assert.ok(stamp !== null && stamp > start && stamp < end, `${blob}: ${stamp}`);
+    }
+    // Never published: nothing to wait for.
+    for (const blob of files(3)) assert.equal((await store.getBlob(blob))!.unpublishedAt, null);
+
+    // Private to private, and private to public, stamp nothing new.
+    const stamp = (await store.getBlob(sha('f', 2)))!.unpublishedAt;
+    await store.updateImage({ ...(await store.getImage(fp(2)))!, properties: { x: 'y' } });
+    await store.publishImages([fp(2)]);
+    assert.equal((await store.getBlob(sha('f', 2)))!.unpublishedAt, stamp);
+  });
+
+  test(`${driver.name} aliases: unique names in code point order; create, rename and delete say what is wrong`, async (t) => {
+    const { store } = await driver.open(t);
+    await store.insertImage(splitImage(fp(1)), []);
+    await store.insertImage(splitImage(fp(2), { type: 'virtual-machine' }), []);
+    const names = ['b', 'B', 'a/1', 'a', 'é', '😀', '\uFFFD', 'a-1'];
+    for (const name of names) await store.createAlias(alias(name, fp(1), `about ${name}`));
+    assert.deepEqual(
+      (await store.listAliases()).map((a) => a.name),
+      [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))),
+    );
+    assert.deepEqual((await store.listAliases()).map((a) => a.name), ['B', 'a', 'a-1', 'a/1', 'b', 'é', '\uFFFD', '😀']);
+
+    await rejectsWith(store.createAlias(alias('a', fp(2))), 'conflict');
+    await rejectsWith(store.createAlias(alias('new', fp(9))), 'not_found');
+    assert.equal(await store.getAlias('new'), undefined);
+    assert.equal((await store.getAlias('a'))!.fingerprint, fp(1));
+
+    await store.renameAlias('a', 'z');
+    assert.equal(await store.getAlias('a'), undefined);
+    assert.deepEqual(await store.getAlias('z'), { ...alias('z', fp(1), 'about a') });
+    await store.renameAlias('z', 'z');
+    assert.deepEqual(await store.getAlias('z'), alias('z', fp(1), 'about a'));
+    await rejectsWith(store.renameAlias('z', 'b'), 'conflict');
+    await rejectsWith(store.renameAlias('nothing', 'y'), 'not_found');
+    assert.ok(await store.getAlias('z'));
+    assert.equal(await store.getAlias('y'), undefined);
+
+    await store.deleteAlias('z');
+    await rejectsWith(store.deleteAlias('z'), 'not_found');
+    assert.equal((await store.listAliases()).length, names.length - 1);
+  });
+
+  test(`${driver.name} aliases: moveAliases moves every alias of an image at once, to an image that exists`, async (t) => {
+    const { store } = await driver.open(t);
+    await store.insertImage(splitImage(fp(1)), [alias('one', fp(1)), alias('two', fp(1))]);
+    await store.insertImage(splitImage(fp(2), { type: 'virtual-machine' }), [{ ...alias('other', fp(2)), type: 'virtual-machine' }]);
+    await store.insertImage(splitImage(fp(3)), []);
+    await rejectsWith(store.moveAliases(fp(1), fp(9)), 'not_found');
+    assert.equal((await store.getAlias('one'))!.fingerprint, fp(1));
+
+    await store.moveAliases(fp(1), fp(2));
+    assert.deepEqual(await store.listAliases(), [
+      { ...alias('one', fp(2)), type: 'virtual-machine' },
+      { ...alias('other', fp(2)), type: 'virtual-machine' },
+      { ...alias('two', fp(2)), type: 'virtual-machine' },
+    ]);
+    // Nothing to move is not an error.
+    await store.moveAliases(fp(3), fp(1));
+    assert.equal((await store.listAliases()).length, 3);
+    // The old image can go without taking them.
+    await store.deleteImage(fp(1));
+    assert.equal((await store.listAliases()).length, 3);
+  });
+
+  test(`${driver.name} images: what one handle writes, another (another process) reads`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    const other = peer();
+    await store.insertImage(splitImage(fp(1)), [alias('x', fp(1))]);
+    assert.equal((await other.getImage(fp(1)))!.fingerprint, fp(1));
+    await other.deleteImage(fp(1));
+    assert.equal(await store.getImage(fp(1)), undefined);
+    assert.equal(await store.getAlias('x'), undefined);
+    // Two handles racing for one fingerprint: exactly one wins.
+    const results = await Promise.allSettled([store.insertImage(splitImage(fp(2)), [alias('y', fp(2))]), other.insertImage(splitImage(fp(2)), [alias('y', fp(2))])]);
+    assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+    assert.equal((await other.listImages()).length, 1);
+  });
+}
