@@ -222,8 +222,8 @@ export interface MirrorStore {
 export interface ChangeFeed {
   /**
    * A number that differs from its previous answer once any handle (any process) has committed a
-   * write since; reading it changes nothing. It may change without a visible change, and
-   * `touchBlob` need not change it.
+   * change since; reading changes nothing. A write that changed nothing need not move it, it may
+   * move without a visible change, and `touchBlob` need not move it.
    */
   changeVersion(): Promise<number>;
 }
