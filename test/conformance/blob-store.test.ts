@@ -6,9 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PassThrough } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { FsBlobStore } from '../../src/blob/fs.ts';
+import { MemoryBlobStore } from '../../src/blob/memory.ts';
 import type { BlobStore } from '../../src/blob/store.ts';
 import { isAppError } from '../../src/errors.ts';
 import { tempDir } from '../helpers/env.ts';
@@ -22,6 +24,12 @@ const drivers: { name: string; open(t: Context): Promise<BlobStore> }[] = [
       const store = new FsBlobStore(await tempDir(t));
       await store.init();
       return store;
+    },
+  },
+  {
+    name: 'memory',
+    async open() {
+      return new MemoryBlobStore();
     },
   },
 ];
@@ -105,4 +113,59 @@ for (const driver of drivers) {
     const info = await writer.commit();
     assert.equal(info.size, 'still being written, and more'.length);
   });
+
+  test(`${driver.name}: storing bytes that are there already keeps one blob and makes it fresh for the collector`, async (t) => {
+    const store = await driver.open(t);
+    const bytes = Buffer.from('stored twice');
+    const first = await store.createWriter();
+    await first.write(bytes);
+    await first.commit();
+    const [before] = await toArray(store.list());
+    await sleep(20);
+    const second = await store.createWriter();
+    await second.write(bytes);
+    await second.commit(sha256(bytes));
+    const after = await toArray(store.list());
+    assert.equal(after.length, 1);
+    assert.ok(after[0]!.modifiedMs > before!.modifiedMs, `${after[0]!.modifiedMs} > ${before!.modifiedMs}`);
+    assert.equal(after[0]!.size, bytes.length);
+  });
+
+  test(`${driver.name}: names that are not a sha256 are refused; a missing blob is not_found before any byte; delete is idempotent`, async (t) => {
+    const store = await driver.open(t);
+    for (const name of ['../etc/passwd', 'A'.repeat(64), 'a'.repeat(63), '']) {
+      await assert.rejects(store.size(name), (err: unknown) => isAppError(err, 'invalid_argument'), name);
+      await assert.rejects(store.openRead(name), (err: unknown) => isAppError(err, 'invalid_argument'), name);
+    }
+    const missing = 'a'.repeat(64);
+    assert.equal(await store.size(missing), undefined);
+    await assert.rejects(store.openCopy(missing), (err: unknown) => isAppError(err, 'not_found'));
+    await store.delete(missing);
+    await store.delete(missing);
+  });
+
+  test(`${driver.name}: an opened blob is released unsent, and still reads after the blob was deleted`, async (t) => {
+    const store = await driver.open(t);
+    const writer = await store.createWriter();
+    await writer.write(Buffer.from('opened, then deleted'));
+    const { sha256: name } = await writer.commit();
+    const unsent = await store.openCopy(name);
+    await unsent.close();
+    await unsent.close();
+    // A download that started keeps its bytes when the collector deletes the blob meanwhile.
+    const opened = await store.openCopy(name);
+    await store.delete(name);
+    const out = new PassThrough();
+    const copied = text(out);
+    await opened.copyTo(out);
+    out.end();
+    assert.equal(await copied, 'opened, then deleted');
+    assert.equal(await store.size(name), undefined);
+  });
+}
+
+async function toArray<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
 }
