@@ -2,7 +2,7 @@
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { Alias } from '../domain/image.ts';
 import { isSha256 } from '../domain/fingerprint.ts';
-import type { Store } from './context.ts';
+import type { ImageCatalog } from '../meta/store.ts';
 import { resolveImage } from './resolve.ts';
 
 export function validateAliasName(name: unknown): asserts name is string {
@@ -17,7 +17,7 @@ export function validateAliasName(name: unknown): asserts name is string {
   if (isSha256(name)) throw new AppError(ErrorCodes.invalidArgument, `Alias "${name}" looks like a fingerprint`);
 }
 
-export async function createAlias(store: Store, name: string, imageRef: string, description = ''): Promise<Alias> {
+export async function createAlias(store: { meta: ImageCatalog }, name: string, imageRef: string, description = ''): Promise<Alias> {
   validateAliasName(name);
   if (typeof description !== 'string') throw new AppError(ErrorCodes.invalidArgument, 'An alias description must be a string');
   const image = await resolveImage(store, imageRef);
@@ -26,11 +26,11 @@ export async function createAlias(store: Store, name: string, imageRef: string, 
   return alias;
 }
 
-export async function renameAlias(store: Store, from: string, to: string): Promise<void> {
+export async function renameAlias(store: { meta: ImageCatalog }, from: string, to: string): Promise<void> {
   validateAliasName(to);
   await store.meta.renameAlias(from, to);
 }
 
-export async function deleteAlias(store: Store, name: string): Promise<void> {
+export async function deleteAlias(store: { meta: ImageCatalog }, name: string): Promise<void> {
   await store.meta.deleteAlias(name);
 }

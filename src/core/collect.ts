@@ -15,7 +15,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import type { BlobWriter } from '../blob/store.ts';
 import { ErrorCodes, isAppError, notFound } from '../errors.ts';
-import { graceCutoff, type Store } from './context.ts';
+import type { BlobLedger } from '../meta/store.ts';
+import { graceCutoff, type StoreWith } from './context.ts';
 
 /** A claim outlives any commit by far; an expired one belongs to a writer that died. */
 const claimTtlMs = 60 * 60_000;
@@ -27,7 +28,7 @@ const claimWaitMs = 60_000;
  * collector cannot cut in two. `existing` names blobs already stored that the record uses too:
  * they are claimed alike and must still be there once claimed. Nothing stays claimed afterwards.
  */
-export async function commitBlobs(store: Store, writers: BlobWriter[], record: () => Promise<void>, existing: string[] = []): Promise<void> {
+export async function commitBlobs(store: StoreWith<BlobLedger>, writers: BlobWriter[], record: () => Promise<void>, existing: string[] = []): Promise<void> {
   const claim = randomUUID();
   await claimBlobs(store, claim, [...new Set([...writers.map((w) => w.digest()), ...existing])]);
   try {
@@ -41,7 +42,7 @@ export async function commitBlobs(store: Store, writers: BlobWriter[], record: (
   }
 }
 
-async function claimBlobs(store: Store, claim: string, shas: string[]): Promise<void> {
+async function claimBlobs(store: StoreWith<BlobLedger>, claim: string, shas: string[]): Promise<void> {
   const deadline = Date.now() + claimWaitMs;
   for (;;) {
     try {
@@ -64,7 +65,7 @@ export interface CollectOptions {
  * Deletes the files no image uses once their grace period is over, files with no record at all
  * (a writer that crashed between storing and recording) and staging files of dead writers.
  */
-export async function collectGarbage(store: Store, options: CollectOptions = {}): Promise<{ removed: string[] }> {
+export async function collectGarbage(store: StoreWith<BlobLedger>, options: CollectOptions = {}): Promise<{ removed: string[] }> {
   const now = options.now ?? new Date();
   const cutoff = graceCutoff(store, now);
   const removed: string[] = [];

@@ -11,5 +11,11 @@ export interface Store {
   graceSeconds: number;
 }
 
+/**
+ * What a use case that needs one concern of the metadata store takes (`StoreWith<BlobLedger>`);
+ * one that needs nothing else takes `{ meta: TrustStore }`. A whole `Store` fits both.
+ */
+export type StoreWith<M> = Omit<Store, 'meta'> & { meta: M };
+
 /** Files unpublished before this moment are past their grace period. */
-export const graceCutoff = (store: Store, now = new Date()) => new Date(now.getTime() - store.graceSeconds * 1000).toISOString();
+export const graceCutoff = (store: Pick<Store, 'graceSeconds'>, now = new Date()) => new Date(now.getTime() - store.graceSeconds * 1000).toISOString();

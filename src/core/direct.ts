@@ -8,9 +8,9 @@ import { canonicalArchitecture } from '../domain/architecture.ts';
 import { productOf, serialOf } from '../domain/product.ts';
 import type { Image } from '../domain/image.ts';
 import { notFound } from '../errors.ts';
-import type { Store } from './context.ts';
+import type { ImageCatalog } from '../meta/store.ts';
 
-export async function directImage(store: Store, alias: string, clientArchitectures: string[]): Promise<Image> {
+export async function directImage(store: { meta: ImageCatalog }, alias: string, clientArchitectures: string[]): Promise<Image> {
   const [images, aliases] = await Promise.all([store.meta.listImages(), store.meta.listAliases()]);
   const explicit = new Set(aliases.filter((a) => a.name === alias).map((a) => a.fingerprint));
   const candidates = images.filter(

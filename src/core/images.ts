@@ -9,14 +9,15 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import { aliasesOf, type Alias, type BlobRef, type Image } from '../domain/image.ts';
 import { formatExtension } from '../domain/formats.ts';
 import { matchesProperty } from '../domain/property-filter.ts';
-import type { Store } from './context.ts';
+import type { ImageCatalog } from '../meta/store.ts';
+import type { Store, StoreWith } from './context.ts';
 import { resolveImage } from './resolve.ts';
 
 export interface ImageWithAliases extends Image {
   aliases: Alias[];
 }
 
-export async function listImages(store: Store, filters: string[] = []): Promise<ImageWithAliases[]> {
+export async function listImages(store: { meta: ImageCatalog }, filters: string[] = []): Promise<ImageWithAliases[]> {
   const [images, aliases] = await Promise.all([store.meta.listImages(), store.meta.listAliases()]);
   return images
     .map((image) => ({ ...image, aliases: aliasesOf(aliases, image.fingerprint) }))
@@ -24,7 +25,7 @@ export async function listImages(store: Store, filters: string[] = []): Promise<
 }
 
 /** One image with the hand-made aliases that name it. */
-export async function imageWithAliases(store: Store, image: Image): Promise<ImageWithAliases> {
+export async function imageWithAliases(store: { meta: ImageCatalog }, image: Image): Promise<ImageWithAliases> {
   return { ...image, aliases: aliasesOf(await store.meta.listAliases(), image.fingerprint) };
 }
 
@@ -47,7 +48,7 @@ export interface ImageEdit {
   autoUpdate?: boolean;
 }
 
-export async function editImage(store: Store, ref: string, edit: ImageEdit): Promise<Image> {
+export async function editImage(store: { meta: ImageCatalog }, ref: string, edit: ImageEdit): Promise<Image> {
   const image = await resolveImage(store, ref);
   const updated: Image = {
     ...image,
@@ -60,7 +61,7 @@ export async function editImage(store: Store, ref: string, edit: ImageEdit): Pro
   return updated;
 }
 
-export async function setProperty(store: Store, ref: string, key: string, value: string | undefined): Promise<Image> {
+export async function setProperty(store: { meta: ImageCatalog }, ref: string, key: string, value: string | undefined): Promise<Image> {
   const image = await resolveImage(store, ref);
   const properties = { ...image.properties };
   if (value === undefined) {
@@ -72,7 +73,7 @@ export async function setProperty(store: Store, ref: string, key: string, value:
   return editImage(store, image.fingerprint, { properties });
 }
 
-export async function deleteImages(store: Store, refs: string[]): Promise<Image[]> {
+export async function deleteImages(store: { meta: ImageCatalog }, refs: string[]): Promise<Image[]> {
   // Resolve them all first, so that one bad name deletes nothing.
   const resolved = await Promise.all(refs.map((ref) => resolveImage(store, ref)));
   // The same image named twice (by alias and by fingerprint, say) is deleted once.
@@ -97,7 +98,7 @@ export function exportedFiles(image: Image): ExportedFile[] {
 }
 
 /** Writes the image's files into `dir`, each through a temp name so a cut-off export leaves no half file. */
-export async function exportImage(store: Store, ref: string, dir: string, signal?: AbortSignal): Promise<string[]> {
+export async function exportImage(store: StoreWith<ImageCatalog>, ref: string, dir: string, signal?: AbortSignal): Promise<string[]> {
   const image = await resolveImage(store, ref);
   await mkdir(dir, { recursive: true });
   const written: string[] = [];

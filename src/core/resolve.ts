@@ -2,9 +2,9 @@
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import type { Image } from '../domain/image.ts';
 import { isFingerprintPrefix } from '../domain/fingerprint.ts';
-import type { Store } from './context.ts';
+import type { ImageCatalog } from '../meta/store.ts';
 
-export async function resolveImage(store: Store, ref: string): Promise<Image> {
+export async function resolveImage(store: { meta: ImageCatalog }, ref: string): Promise<Image> {
   // Refs arrive from JSON bodies too (an alias target): anything but a string names nothing.
   if (typeof ref !== 'string') throw new AppError(ErrorCodes.invalidArgument, `Invalid image reference ${JSON.stringify(ref)}: not a string`);
   const alias = await store.meta.getAlias(ref);
@@ -15,7 +15,7 @@ export async function resolveImage(store: Store, ref: string): Promise<Image> {
   return resolveFingerprint(store, ref);
 }
 
-export async function resolveFingerprint(store: Store, prefix: string): Promise<Image> {
+export async function resolveFingerprint(store: { meta: ImageCatalog }, prefix: string): Promise<Image> {
   const normalized = prefix.toLowerCase();
   if (!isFingerprintPrefix(normalized)) throw notFound(`Image "${prefix}" not found`);
   const matches = await store.meta.findImages(normalized);

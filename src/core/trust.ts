@@ -6,9 +6,8 @@
  */
 import { X509Certificate, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError, ErrorCodes } from '../errors.ts';
-import type { TrustedCertificate } from '../meta/store.ts';
+import type { TrustedCertificate, TrustStore } from '../meta/store.ts';
 import { certificateFingerprint, isSha256 } from '../domain/fingerprint.ts';
-import type { Store } from './context.ts';
 
 export function parseCertificate(pemOrDer: string | Buffer): X509Certificate {
   try {
@@ -18,7 +17,7 @@ export function parseCertificate(pemOrDer: string | Buffer): X509Certificate {
   }
 }
 
-export async function trustCertificate(store: Store, cert: X509Certificate, name?: string): Promise<TrustedCertificate> {
+export async function trustCertificate(store: { meta: TrustStore }, cert: X509Certificate, name?: string): Promise<TrustedCertificate> {
   const entry: TrustedCertificate = {
     fingerprint: certificateFingerprint(cert),
     name: name || /CN=([^\n,]+)/.exec(cert.subject)?.[1] || 'client',
@@ -29,7 +28,7 @@ export async function trustCertificate(store: Store, cert: X509Certificate, name
   return entry;
 }
 
-export async function isTrusted(store: Store, fingerprint: string | undefined): Promise<boolean> {
+export async function isTrusted(store: { meta: TrustStore }, fingerprint: string | undefined): Promise<boolean> {
   return fingerprint !== undefined && (await store.meta.getCertificate(fingerprint)) !== undefined;
 }
 
@@ -42,7 +41,7 @@ export interface JoinToken {
 }
 
 export async function createJoinToken(
-  store: Store,
+  store: { meta: TrustStore },
   options: { name: string; serverFingerprint: string; addresses: string[]; ttlSeconds: number },
 ): Promise<string> {
   if (options.addresses.length === 0) throw new AppError(ErrorCodes.invalidArgument, 'A join token needs at least one server address');
@@ -64,7 +63,7 @@ export async function createJoinToken(
  * A client sent a join secret (lxc 5.0 sends the whole token, or just its secret, as "password")
  * with its certificate: trust that certificate if the secret is a live token, once.
  */
-export async function joinWithSecret(store: Store, presented: string, cert: X509Certificate | undefined): Promise<TrustedCertificate> {
+export async function joinWithSecret(store: { meta: TrustStore }, presented: string, cert: X509Certificate | undefined): Promise<TrustedCertificate> {
   if (!cert) throw new AppError(ErrorCodes.forbidden, 'No client certificate was presented');
   const secret = secretOf(presented);
   const token = secret ? await store.meta.consumeToken(secret, new Date().toISOString()) : undefined;

@@ -6,7 +6,7 @@
 import { notFound } from '../errors.ts';
 import type { Alias, Image } from '../domain/image.ts';
 import { isFingerprintPrefix } from '../domain/fingerprint.ts';
-import type { Store } from './context.ts';
+import type { ImageCatalog } from '../meta/store.ts';
 import type { ImageSecrets } from './secrets.ts';
 import { listImages, imageWithAliases, type ImageWithAliases } from './images.ts';
 
@@ -19,13 +19,13 @@ export async function canSee(viewer: Viewer, image: Image, secrets: ImageSecrets
   return viewer.trusted || image.public || (await secrets.allows(viewer.secret, image.fingerprint));
 }
 
-export async function visibleImages(store: Store, viewer: Viewer): Promise<ImageWithAliases[]> {
+export async function visibleImages(store: { meta: ImageCatalog }, viewer: Viewer): Promise<ImageWithAliases[]> {
   const all = await listImages(store);
   return viewer.trusted ? all : all.filter((i) => i.public);
 }
 
 /** A full fingerprint or a unique prefix of one the viewer may see. */
-export async function visibleImage(store: Store, viewer: Viewer, secrets: ImageSecrets, prefix: string): Promise<ImageWithAliases> {
+export async function visibleImage(store: { meta: ImageCatalog }, viewer: Viewer, secrets: ImageSecrets, prefix: string): Promise<ImageWithAliases> {
   const missing = () => notFound('Image not found');
   if (!isFingerprintPrefix(prefix)) throw missing();
   const found = await store.meta.findImages(prefix);
@@ -35,7 +35,7 @@ export async function visibleImage(store: Store, viewer: Viewer, secrets: ImageS
   return imageWithAliases(store, matches[0]!);
 }
 
-export async function visibleAlias(store: Store, viewer: Viewer, name: string): Promise<Alias> {
+export async function visibleAlias(store: { meta: ImageCatalog }, viewer: Viewer, name: string): Promise<Alias> {
   const alias = await store.meta.getAlias(name);
   if (!alias) throw notFound('Image alias not found');
   if (!viewer.trusted) {

@@ -8,18 +8,18 @@
  */
 import type { Readable } from 'node:stream';
 import type { BlobStore, BlobWriter, ByteRange, OpenedBlob, StoredBlob } from '../blob/store.ts';
-import type { MetaStore } from '../meta/store.ts';
+import type { BlobLedger } from '../meta/store.ts';
 import type { Logger } from '../log.ts';
 import { isAppError, ErrorCodes } from '../errors.ts';
 import { downloadBlob } from './download.ts';
 
 export class FetchThroughBlobs implements BlobStore {
   private readonly inner: BlobStore;
-  private readonly meta: MetaStore;
+  private readonly meta: BlobLedger;
   private readonly log: Logger;
   private readonly inFlight = new Map<string, Promise<void>>();
 
-  constructor(inner: BlobStore, meta: MetaStore, log: Logger) {
+  constructor(inner: BlobStore, meta: BlobLedger, log: Logger) {
     this.inner = inner;
     this.meta = meta;
     this.log = log;

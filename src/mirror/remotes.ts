@@ -3,8 +3,7 @@
  * cannot be removed; `NAME:IMAGE` names an image on one of them anywhere an image is named.
  */
 import { AppError, ErrorCodes } from '../errors.ts';
-import type { RemoteRecord } from '../meta/store.ts';
-import type { Store } from '../core/context.ts';
+import type { RemoteRecord, RemoteStore } from '../meta/store.ts';
 
 export const builtinRemotes: readonly RemoteRecord[] = [
   { name: 'images', url: 'https://images.linuxcontainers.org', protocol: 'simplestreams', public: true, certificate: '' },
@@ -12,32 +11,32 @@ export const builtinRemotes: readonly RemoteRecord[] = [
   { name: 'ubuntu-daily', url: 'https://cloud-images.ubuntu.com/daily', protocol: 'simplestreams', public: true, certificate: '' },
 ];
 
-export async function listRemotes(store: Store): Promise<(RemoteRecord & { static: boolean })[]> {
+export async function listRemotes(store: { meta: RemoteStore }): Promise<(RemoteRecord & { static: boolean })[]> {
   const stored = await store.meta.listRemotes();
   return [...builtinRemotes.map((r) => ({ ...r, static: true })), ...stored.map((r) => ({ ...r, static: false }))];
 }
 
-export async function getRemote(store: Store, name: string): Promise<RemoteRecord> {
+export async function getRemote(store: { meta: RemoteStore }, name: string): Promise<RemoteRecord> {
   const found = (await listRemotes(store)).find((r) => r.name === name);
   if (!found) throw new AppError(ErrorCodes.notFound, `Remote "${name}" not found`, { hint: 'See wharf remote list.' });
   return found;
 }
 
-export async function addRemote(store: Store, remote: RemoteRecord): Promise<void> {
+export async function addRemote(store: { meta: RemoteStore }, remote: RemoteRecord): Promise<void> {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(remote.name)) throw new AppError(ErrorCodes.invalidArgument, `Invalid remote name "${remote.name}"`);
   if ((await listRemotes(store)).some((r) => r.name === remote.name)) throw new AppError(ErrorCodes.conflict, `Remote "${remote.name}" already exists`);
   checkUrl(remote.url, remote.protocol);
   await store.meta.putRemote(remote);
 }
 
-export async function setRemoteUrl(store: Store, name: string, url: string): Promise<void> {
+export async function setRemoteUrl(store: { meta: RemoteStore }, name: string, url: string): Promise<void> {
   const remote = await getRemote(store, name);
   if (builtinRemotes.some((r) => r.name === name)) throw new AppError(ErrorCodes.invalidArgument, `Remote "${name}" is built in and cannot be changed`);
   checkUrl(url, remote.protocol);
   await store.meta.putRemote({ ...remote, url });
 }
 
-export async function removeRemote(store: Store, name: string): Promise<void> {
+export async function removeRemote(store: { meta: RemoteStore }, name: string): Promise<void> {
   if (builtinRemotes.some((r) => r.name === name)) throw new AppError(ErrorCodes.invalidArgument, `Remote "${name}" is built in and cannot be removed`);
   await store.meta.removeRemote(name);
 }
