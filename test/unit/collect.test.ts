@@ -1,0 +1,58 @@
+/**
+ * core/collect.ts over the in-memory drivers: the claim/collect contract end to end, without a
+ * disk or a database (the drivers' own contracts are in test/conformance/).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryBlobStore } from '../../src/blob/memory.ts';
+import { MemoryMetaStore } from '../../src/meta/memory.ts';
+import { silentLogger } from '../../src/log.ts';
+import { collectGarbage, commitBlobs } from '../../src/core/collect.ts';
+import type { Store } from '../../src/core/context.ts';
+import { imageRecord } from '../helpers/image-record.ts';
+
+function memoryStore(): Store {
+  return { meta: new MemoryMetaStore(), blobs: new MemoryBlobStore(), log: silentLogger, graceSeconds: 3600 };
+}
+
+async function stage(store: Store, text: string) {
+  const writer = await store.blobs.createWriter();
+  await writer.write(Buffer.from(text));
+  return writer;
+}
+
+test('commitBlobs records what it stores; collectGarbage takes it once no image uses it', async () => {
+  const store = memoryStore();
+  const writer = await stage(store, 'a unified image');
+  const sha = writer.digest();
+  const image = imageRecord({ fingerprint: sha, public: false, metadata: { sha256: sha, size: 15, format: { kind: 'tarball', compression: 'none' } } });
+  await commitBlobs(store, [writer], () => store.meta.insertImage(image, []));
+  assert.deepEqual((await collectGarbage(store)).removed, []);
+  await store.meta.deleteImage(sha);
+  assert.deepEqual((await collectGarbage(store)).removed, [sha]);
+  assert.equal(await store.blobs.size(sha), undefined);
+  assert.equal(await store.meta.getBlob(sha), undefined);
+});
+
+test('a file with no record goes only once it is older than the grace period', async () => {
+  const store = memoryStore();
+  const { sha256 } = await (await stage(store, 'left by a writer that died')).commit();
+  assert.deepEqual((await collectGarbage(store)).removed, []);
+  assert.deepEqual((await collectGarbage(store, { now: new Date(Date.now() + 2 * 3600_000) })).removed, [sha256]);
+});
+
+test('a writer reusing a blob that is being collected waits, then puts its bytes back', async () => {
+  const store = memoryStore();
+  const writer = await stage(store, 'shared bytes');
+  const sha = writer.digest();
+  assert.equal(await store.meta.beginCollect(sha, new Date().toISOString(), new Date().toISOString()), true);
+  const image = imageRecord({ fingerprint: sha, metadata: { sha256: sha, size: 12, format: { kind: 'tarball', compression: 'none' } } });
+  const committing = commitBlobs(store, [writer], () => store.meta.insertImage(image, []));
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  assert.equal(await store.meta.getImage(sha), undefined, 'still waiting for the collector');
+  await store.blobs.delete(sha);
+  await store.meta.finishCollect(sha);
+  await committing;
+  assert.equal(await store.blobs.size(sha), 12);
+  assert.equal((await store.meta.getBlob(sha))?.referenced, true);
+});
