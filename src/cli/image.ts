@@ -13,7 +13,6 @@ import { resolveImage } from '../core/resolve.ts';
 import { createAlias, deleteAlias, renameAlias } from '../core/aliases.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
 import type { IngestSource } from '../core/ingest.ts';
-import { getRemote, splitRef } from '../mirror/remotes.ts';
 import { checkFormat, humanDate, humanSize, render, collect } from './output.ts';
 import { withStore, type GlobalOptions } from './context.ts';
 
@@ -98,7 +97,9 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
         humanSize(i.size),
         humanDate(i.uploadedAt),
       ]);
-      process.stdout.write(await render(format, columns, rows, images.map((i) => toApiImage(i, i.aliases))));
+      // The API view of each image is only for json and yaml; a table of 1,000 skips building it.
+      const data = format === 'json' || format === 'yaml' ? images.map((i) => toApiImage(i, i.aliases)) : undefined;
+      process.stdout.write(await render(format, columns, rows, data));
     });
 
   const withAliases = async (ref: string) =>
@@ -302,7 +303,11 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .option('--vm', 'the virtual-machine image of that alias')
     .option('--private', 'keep the copy out of the public index')
     .action(async (ref: string, opts: { alias: string[]; copyAliases?: boolean; autoUpdate?: boolean; vm?: boolean; private?: boolean }) => {
-      const [{ copyImage }, { progress }] = await Promise.all([import('../mirror/copy.ts'), import('./progress.ts')]);
+      const [{ copyImage }, { getRemote, splitRef }, { progress }] = await Promise.all([
+        import('../mirror/copy.ts'),
+        import('../mirror/remotes.ts'),
+        import('./progress.ts'),
+      ]);
       const { remote: remoteName, image: imageRef } = splitRef(ref);
       if (!remoteName) throw new AppError(ErrorCodes.invalidArgument, `"${ref}" names no remote`, { hint: 'Use REMOTE:IMAGE, e.g. images:debian/12.' });
       const copied = await withStore(globals(), async (store) => {
