@@ -27,6 +27,8 @@ export interface Config {
   headersTimeout: number;
   /** Connections one client address may hold open at once; 0 = no limit. */
   maxConnectionsPerAddress: number;
+  /** Processes that serve HTTP, sharing the port; 0 = one per core. */
+  serveProcesses: number;
   logLevel: Level;
 }
 
@@ -43,6 +45,7 @@ const defaults: Settings = {
   maxUploadSize: 64 * 1024 ** 3,
   headersTimeout: 30,
   maxConnectionsPerAddress: 64,
+  serveProcesses: 0,
   logLevel: 'info',
 };
 
@@ -59,6 +62,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   remoteCacheExpiry: { yaml: 'remote_cache_expiry', env: 'WHARF_REMOTE_CACHE_EXPIRY', kind: 'days' },
   headersTimeout: { yaml: 'headers_timeout', env: 'WHARF_HEADERS_TIMEOUT', kind: 'seconds' },
   maxConnectionsPerAddress: { yaml: 'max_connections_per_address', env: 'WHARF_MAX_CONNECTIONS_PER_ADDRESS', kind: 'count' },
+  serveProcesses: { yaml: 'serve_processes', env: 'WHARF_SERVE_PROCESSES', kind: 'count' },
   logLevel: { yaml: 'log_level', env: 'WHARF_LOG_LEVEL', kind: 'level' },
 };
 

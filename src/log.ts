@@ -1,6 +1,8 @@
 /** Structured JSON lines on stderr; a child logger carries fields such as a request id. */
 export type Level = 'debug' | 'info' | 'warn' | 'error';
-const rank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+/** A logger's threshold; 'silent' writes nothing (tests), and serving processes it starts inherit it. */
+export type Threshold = Level | 'silent';
+const rank: Record<Threshold, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -8,10 +10,11 @@ export interface Logger {
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
   child(fields: Record<string, unknown>): Logger;
+  readonly threshold: Threshold;
 }
 
 export function createLogger(
-  options: { level?: Level; base?: Record<string, unknown>; write?: (line: string) => void } = {},
+  options: { level?: Threshold; base?: Record<string, unknown>; write?: (line: string) => void } = {},
 ): Logger {
   const min = rank[options.level ?? 'info'];
   const base = options.base ?? {};
@@ -23,6 +26,7 @@ export function createLogger(
     write(JSON.stringify(record) + '\n');
   };
   return {
+    threshold: options.level ?? 'info',
     debug: (m, f) => emit('debug', m, f),
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
@@ -31,4 +35,4 @@ export function createLogger(
   };
 }
 
-export const silentLogger: Logger = createLogger({ write: () => {} });
+export const silentLogger: Logger = createLogger({ level: 'silent', write: () => {} });

@@ -14,7 +14,10 @@ import { loadTlsIdentity, type TlsIdentity } from './tls.ts';
 import { ImageSecrets } from './core/secrets.ts';
 import { startScheduler } from './mirror/scheduler.ts';
 import { FetchThroughBlobs } from './mirror/lazy.ts';
+import { startReplicas, type Replicas } from './replicas.ts';
 import packageJson from '../package.json' with { type: 'json' };
+import { availableParallelism } from 'node:os';
+import { randomBytes } from 'node:crypto';
 
 const packageVersion: string = packageJson.version;
 
@@ -27,17 +30,26 @@ export interface RunningServer {
 
 const gcIntervalMs = 10 * 60_000;
 
-export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+export interface ServerRole {
+  /** Set in an extra serving process: the first process's ports and session ticket keys. */
+  replicaOf?: { https: number; http: number | undefined; ticketKeys: Buffer };
+}
+
+export async function startServer(config: Config, log: Logger, role: ServerRole = {}): Promise<RunningServer> {
+  const replica = role.replicaOf;
+  const processes = config.serveProcesses || availableParallelism();
+  const sharePort = replica ? ('join' as const) : processes > 1 ? ('first' as const) : undefined;
+  const ticketKeys = replica?.ticketKeys ?? randomBytes(48);
   const opened = await openStore(config, log);
+  const grants = openGrants(config);
   // Files of lazy mirrors are fetched from upstream on first request, behind every view.
-  const store = { ...opened, blobs: new FetchThroughBlobs(opened.blobs, opened.meta, log) };
-  await store.blobs.cleanStaging();
+  const store = { ...opened, blobs: new FetchThroughBlobs(opened.blobs, opened.meta, log, grants) };
+  if (!replica) await store.blobs.cleanStaging();
   const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
   const publisher = new IndexPublisher(store);
   await publisher.refresh();
   publisher.start();
 
-  const grants = openGrants(config);
   let httpsPort = 0;
   const { app, handler } = await buildApp({
     store,
@@ -51,17 +63,23 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     maxUploadSize: config.maxUploadSize,
   });
   const listeners: Listener[] = [];
+  let replicas: Replicas | undefined;
   try {
     const https = parseAddress(config.https)!;
-    const limits = { headersTimeoutMs: config.headersTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress };
-    const dual = await listenDual(https.host, https.port, handler, tls, limits);
+    const limits = { headersTimeoutMs: config.headersTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress, sharePort };
+    const dual = await listenDual(https.host, replica?.https ?? https.port, handler, { ...tls, ticketKeys }, limits);
     listeners.push(dual);
     httpsPort = dual.port;
     if (config.http) {
       const http = parseAddress(config.http)!;
-      listeners.push(await listenPlain(http.host, http.port, handler, limits));
+      listeners.push(await listenPlain(http.host, replica?.http ?? http.port, handler, limits));
+    }
+    if (!replica && processes > 1) {
+      const job = { config, ports: { https: httpsPort, http: listeners[1]?.port }, ticketKeys: ticketKeys.toString('hex'), logLevel: log.threshold };
+      replicas = await startReplicas(processes - 1, job, log);
     }
   } catch (err) {
+    await replicas?.stop();
     // Stop the index poll too, or it would query the closed database and log about it.
     publisher.stop();
     await Promise.all(listeners.map((l) => l.close()));
@@ -71,25 +89,32 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     throw err;
   }
 
-  const scheduler = startScheduler(store, { autoUpdateSeconds: config.autoUpdateInterval, remoteCacheExpiryDays: config.remoteCacheExpiry });
-  const gc = setInterval(() => {
-    collectGarbage(store).catch((err: unknown) => log.error('garbage collection failed', { err }));
-  }, gcIntervalMs);
-  gc.unref();
+  // One process schedules mirror syncs and collects garbage; the others only serve.
+  const scheduler = replica ? undefined : startScheduler(store, { autoUpdateSeconds: config.autoUpdateInterval, remoteCacheExpiryDays: config.remoteCacheExpiry });
+  const gc = replica
+    ? undefined
+    : setInterval(() => {
+        collectGarbage(store).catch((err: unknown) => log.error('garbage collection failed', { err }));
+      }, gcIntervalMs);
+  gc?.unref();
 
-  log.info('listening', { https: httpsPort, http: listeners[1]?.port, certificate: tls.certPath, fingerprint: tls.fingerprint });
+  let closing: Promise<void> | undefined;
+  if (!replica) log.info('listening', { https: httpsPort, http: listeners[1]?.port, processes, certificate: tls.certPath, fingerprint: tls.fingerprint });
   return {
     httpsPort,
     httpPort: listeners[1]?.port,
     tls,
-    close: async () => {
-      clearInterval(gc);
-      await scheduler.stop();
-      publisher.stop();
-      await Promise.all(listeners.map((l) => l.close()));
-      await app.close();
-      await grants.close();
-      await store.meta.close();
-    },
+    // Once, however many callers ask.
+    close: () =>
+      (closing ??= (async () => {
+        await replicas?.stop();
+        clearInterval(gc);
+        await scheduler?.stop();
+        publisher.stop();
+        await Promise.all(listeners.map((l) => l.close()));
+        await app.close();
+        await grants.close();
+        await store.meta.close();
+      })()),
   };
 }

@@ -26,6 +26,8 @@ export interface Listener {
 export interface TlsOptions {
   cert: string;
   key: string;
+  /** Session ticket keys (48 bytes), the same in every serving process so any of them resumes a session. */
+  ticketKeys?: Buffer;
 }
 
 export interface ListenOptions {
@@ -41,13 +43,21 @@ export interface ListenOptions {
    * 0 lifts the bound. The benchmarks drive at most 20 connections from 127.0.0.1.
    */
   maxConnectionsPerAddress?: number;
+  /**
+   * Several serving processes share the port (SO_REUSEPORT; the kernel spreads connections over
+   * them). 'first': the port must be free (checked with an exclusive bind, so a foreign server is
+   * never joined); 'join': bind beside the first process. Unset: an ordinary exclusive listener.
+   */
+  sharePort?: 'first' | 'join' | undefined;
 }
 
-const defaults: Required<ListenOptions> = { headersTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnectionsPerAddress: 64 };
+type Limits = Required<Omit<ListenOptions, 'sharePort'>>;
+
+const defaults: Limits = { headersTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnectionsPerAddress: 64 };
 
 const tlsHandshake = 0x16;
 
-function tuned<T extends HttpServer>(server: T, options: Required<ListenOptions>): T {
+function tuned<T extends HttpServer>(server: T, options: Limits): T {
   server.keepAliveTimeout = options.keepAliveTimeoutMs;
   server.requestTimeout = 0;
   server.headersTimeout = options.headersTimeoutMs;
@@ -73,9 +83,9 @@ const peerKey = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort
 class ConnectionGuard {
   private readonly byPeer = new Map<string, Connection>();
   private readonly perAddress = new Map<string, number>();
-  private readonly options: Required<ListenOptions>;
+  private readonly options: Limits;
 
-  constructor(options: Required<ListenOptions>) {
+  constructor(options: Limits) {
     this.options = options;
   }
 
@@ -154,6 +164,7 @@ export async function listenDual(host: string, port: number, handler: RequestHan
         // Node refuses a handshake whose ALPN offer shares nothing with this list; HTTP/1.0 clients exist.
         ALPNProtocols: ['http/1.1', 'http/1.0'],
         handshakeTimeout: settings.headersTimeoutMs,
+        ...(tls.ticketKeys ? { ticketKeys: tls.ticketKeys } : {}),
       },
       handler,
     ),
@@ -171,7 +182,7 @@ export async function listenDual(host: string, port: number, handler: RequestHan
       (first[0] === tlsHandshake ? secure : plain).emit('connection', socket);
     });
   });
-  return listenOn(front, host, port, guard);
+  return listenOn(front, host, port, guard, settings.sharePort);
 }
 
 export async function listenPlain(host: string, port: number, handler: RequestHandler, options: ListenOptions = {}): Promise<Listener> {
@@ -181,12 +192,18 @@ export async function listenPlain(host: string, port: number, handler: RequestHa
   guard.watch(server);
   // Before the server's own connection handling: a refused socket is already destroyed there.
   server.prependListener('connection', (socket: Socket) => void guard.admit(socket));
-  return listenOn(server, host, port, guard);
+  return listenOn(server, host, port, guard, settings.sharePort);
 }
 
-async function listenOn(server: NetServer, host: string, port: number, guard: ConnectionGuard): Promise<Listener> {
-  server.listen({ host, port, ipv6Only: false });
-  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
+async function listenOn(server: NetServer, host: string, port: number, guard: ConnectionGuard, share: ListenOptions['sharePort']): Promise<Listener> {
+  // SO_REUSEPORT would let this bind succeed beside any server of the same user: claim the port
+  // exclusively first, so a port in use is still an error (and port 0 picks a free one).
+  if (share === 'first') {
+    const probe = await bindOnce(createNetServer(), host, port);
+    port = (probe.address() as { port: number }).port;
+    await new Promise((resolve) => probe.close(resolve));
+  }
+  await bindOnce(server, host, port, share !== undefined);
   const address = server.address();
   return {
     port: typeof address === 'object' && address ? address.port : port,
@@ -196,4 +213,10 @@ async function listenOn(server: NetServer, host: string, port: number, guard: Co
       await closed;
     },
   };
+}
+
+async function bindOnce<T extends NetServer>(server: T, host: string, port: number, reusePort = false): Promise<T> {
+  server.listen({ host, port, ipv6Only: false, reusePort });
+  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
+  return server;
 }

@@ -10,6 +10,7 @@ const schema = `
 CREATE TABLE IF NOT EXISTS image_secrets (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, expires_at INTEGER NOT NULL, holder INTEGER);
 CREATE TABLE IF NOT EXISTS push_grants (key TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS operations (id TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder INTEGER NOT NULL);
 `;
 
 export class SqliteGrantStore implements GrantStore {
@@ -81,6 +82,18 @@ export class SqliteGrantStore implements GrantStore {
 
   async countOperations(): Promise<number> {
     return (this.sql('SELECT count(*) AS n FROM operations WHERE expires_at > ?').get(Date.now()) as { n: number }).n;
+  }
+
+  async takeLease(name: string, holder: number): Promise<boolean> {
+    if (this.sql('INSERT OR IGNORE INTO leases (name, holder) VALUES (?, ?)').run(name, holder).changes === 1) return true;
+    const row = this.sql('SELECT holder FROM leases WHERE name = ?').get(name) as { holder: number } | undefined;
+    if (!row) return this.takeLease(name, holder);
+    if (row.holder === holder || processAlive(row.holder)) return false;
+    return this.sql('UPDATE leases SET holder = ? WHERE name = ? AND holder = ?').run(holder, name, row.holder).changes === 1;
+  }
+
+  async releaseLease(name: string, holder: number): Promise<void> {
+    this.sql('DELETE FROM leases WHERE name = ? AND holder = ?').run(name, holder);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * Short-lived grants that every serving process must see the same way: one-time image secrets,
- * push grants and the operations the LXD API answers with. They expire on their own; losing them
+ * push grants, the operations the LXD API answers with, and leases on shared work. They expire on their own; losing them
  * (a new data directory, a deleted file) costs clients a retry, never an image. Keys are the
  * sha256 of the secret, so a lookup's timing says nothing about the secrets held.
  */
@@ -33,5 +33,15 @@ export interface GrantStore {
   /** Live operations, for tests and metrics. */
   countOperations(): Promise<number>;
 
+  /**
+   * A named lease for one process's work that others should wait for rather than repeat (the
+   * upstream fetch of one lazily mirrored file): false while another live process holds it. A
+   * holder that died without releasing it loses it to the next taker.
+   */
+  takeLease(name: string, holder: number): Promise<boolean>;
+  releaseLease(name: string, holder: number): Promise<void>;
+
   close(): Promise<void>;
 }
+
+export type Leases = Pick<GrantStore, 'takeLease' | 'releaseLease'>;

@@ -12,17 +12,24 @@ import type { BlobLedger } from '../meta/store.ts';
 import type { Logger } from '../log.ts';
 import { isAppError, ErrorCodes } from '../errors.ts';
 import { downloadBlob } from './download.ts';
+import type { Leases } from '../meta/grants.ts';
+
+/** How often a process waiting on another's fetch of the same file looks again. */
+const waitPollMs = 100;
 
 export class FetchThroughBlobs implements BlobStore {
   private readonly inner: BlobStore;
   private readonly meta: BlobLedger;
   private readonly log: Logger;
   private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly leases: Leases | undefined;
 
-  constructor(inner: BlobStore, meta: BlobLedger, log: Logger) {
+  /** `leases` extend "one download per file" to every serving process that shares them. */
+  constructor(inner: BlobStore, meta: BlobLedger, log: Logger, leases?: Leases) {
     this.inner = inner;
     this.meta = meta;
     this.log = log;
+    this.leases = leases;
   }
 
   openRead(sha256: string, range?: ByteRange): Promise<Readable> {
@@ -53,10 +60,27 @@ export class FetchThroughBlobs implements BlobStore {
     if (!record?.sourceUrl) throw missing;
     let download = this.inFlight.get(sha256);
     if (!download) {
-      download = this.fetch(sha256, record.size, record.sourceUrl, record.sourceCertificate ?? '').finally(() => this.inFlight.delete(sha256));
+      download = this.fetchOnce(sha256, record.size, record.sourceUrl, record.sourceCertificate ?? '').finally(() => this.inFlight.delete(sha256));
       this.inFlight.set(sha256, download);
     }
     await download;
+  }
+
+  /** Fetches the file, unless another process is fetching it: then waits for its copy (or its death). */
+  private async fetchOnce(sha256: string, size: number, url: string, certificate: string): Promise<void> {
+    if (!this.leases) return this.fetch(sha256, size, url, certificate);
+    const lease = `fetch:${sha256}`;
+    while (!(await this.leases.takeLease(lease, process.pid))) {
+      await new Promise((resolve) => setTimeout(resolve, waitPollMs));
+      if ((await this.inner.size(sha256)) !== undefined) return;
+    }
+    try {
+      // The holder we waited for may have finished just before we took the lease over.
+      if ((await this.inner.size(sha256)) !== undefined) return;
+      await this.fetch(sha256, size, url, certificate);
+    } finally {
+      await this.leases.releaseLease(lease, process.pid);
+    }
   }
 
   private async touch(sha256: string) {

@@ -58,7 +58,7 @@ export function fingerprintFrom(output: string): string {
 export async function serve(
   t: { after(fn: () => Promise<void>): void },
   dataDir: string,
-  settings: { gracePeriod?: number; http?: boolean; tlsCert?: string; tlsKey?: string; maxUploadSize?: number } = {},
+  settings: { gracePeriod?: number; http?: boolean; tlsCert?: string; tlsKey?: string; maxUploadSize?: number; processes?: number } = {},
 ): Promise<RunningServer & { base: string }> {
   const config = await loadConfig(dataDir, {
     https: '127.0.0.1:0',
@@ -66,6 +66,9 @@ export async function serve(
     ...(settings.gracePeriod !== undefined ? { gracePeriod: settings.gracePeriod } : {}),
     ...(settings.maxUploadSize !== undefined ? { maxUploadSize: settings.maxUploadSize } : {}),
     ...(settings.tlsCert ? { tlsCert: settings.tlsCert, tlsKey: settings.tlsKey } : {}),
+    // Two unless a test asks otherwise: every server test then also checks that what one
+    // serving process grants, another honours (the default is one per core).
+    serveProcesses: settings.processes ?? 2,
   }, {});
   const server = await startServer(config, silentLogger);
   t.after(() => server.close());
