@@ -237,11 +237,11 @@ export interface WharfServer {
   stop(): Promise<void>;
 }
 
-/** `./bin/wharf serve` as a real process (bin/wharf execs node, so the pid is node's). */
-export async function startWharf(dataDir: string): Promise<WharfServer> {
+/** `./bin/wharf serve` (or another checkout's) as a real process (bin/wharf execs node, so the pid is node's). */
+export async function startWharf(dataDir: string, bin = wharfBin): Promise<WharfServer> {
   const httpsPort = await freePort();
   const httpPort = await freePort();
-  const child = startChild(wharfBin, ['--data-dir', dataDir, 'serve', '--https', `127.0.0.1:${httpsPort}`, '--http', `127.0.0.1:${httpPort}`], {
+  const child = startChild(bin, ['--data-dir', dataDir, 'serve', '--https', `127.0.0.1:${httpsPort}`, '--http', `127.0.0.1:${httpPort}`], {
     env: { ...process.env, WHARF_LOG_LEVEL: 'warn' },
   });
   let stderr = '';
