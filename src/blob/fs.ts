@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import { processAlive } from '../processes.ts';
-import { fingerprintPattern } from '../domain/image.ts';
+import { isSha256 } from '../domain/fingerprint.ts';
 import type { BlobInfo, BlobStore, BlobWriter, ByteRange, OpenedBlob, StoredBlob } from './store.ts';
 
 export class FsBlobStore implements BlobStore {
@@ -30,7 +30,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   pathOf(sha256: string): string {
-    if (!fingerprintPattern.test(sha256)) throw new AppError(ErrorCodes.invalidArgument, `not a sha256: ${sha256}`);
+    if (!isSha256(sha256)) throw new AppError(ErrorCodes.invalidArgument, `not a sha256: ${sha256}`);
     return join(this.objects, sha256.slice(0, 2), sha256);
   }
 
@@ -94,7 +94,7 @@ export class FsBlobStore implements BlobStore {
     for (const prefix of await readdir(this.objects)) {
       const dir = await opendir(join(this.objects, prefix));
       for await (const entry of dir) {
-        if (!fingerprintPattern.test(entry.name)) continue;
+        if (!isSha256(entry.name)) continue;
         const info = await stat(join(this.objects, prefix, entry.name));
         yield { sha256: entry.name, size: info.size, modifiedMs: info.mtimeMs };
       }

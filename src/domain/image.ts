@@ -76,6 +76,3 @@ export const isUnified = (image: Image) => image.rootfs === null;
 export function aliasesOf(aliases: readonly Alias[], fingerprint: string): Alias[] {
   return aliases.filter((a) => a.fingerprint === fingerprint);
 }
-
-/** The old name of sha256Pattern (domain/fingerprint.ts), still imported by blob/fs.ts. */
-export { sha256Pattern as fingerprintPattern } from './fingerprint.ts';
