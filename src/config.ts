@@ -4,7 +4,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AppError, ErrorCodes } from './errors.ts';
+import { AppError, ErrorCodes, isAppError } from './errors.ts';
+import { parseDuration } from './domain/duration.ts';
 import type { Level } from './log.ts';
 
 export interface Config {
@@ -134,9 +135,15 @@ function checkValue(kind: Kind, value: unknown, origin: string): unknown {
       if (typeof value !== 'string') throw bad('a file path');
       return value;
     case 'seconds': {
-      const n = typeof value === 'number' ? value : Number(String(value).replace(/s$/, ''));
-      if (!Number.isInteger(n) || n < 0) throw bad('a whole number of seconds');
-      return n;
+      if (typeof value === 'number') {
+        if (!Number.isInteger(value) || value < 0) throw bad('a whole number of seconds');
+        return value;
+      }
+      try {
+        return parseDuration(String(value));
+      } catch (err) {
+        throw new AppError(ErrorCodes.config, `${origin}: ${JSON.stringify(value)} is not a duration`, { hint: isAppError(err) ? err.hint : undefined, cause: err });
+      }
     }
     case 'count': {
       const n = typeof value === 'number' ? value : Number(value);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig, parseAddress } from '../../src/config.ts';
+import { isAppError } from '../../src/errors.ts';
 import { tempDir } from '../helpers/env.ts';
 
 test('settings: flags beat environment beat config.yaml beat defaults', async (t) => {
@@ -16,6 +17,17 @@ test('settings: flags beat environment beat config.yaml beat defaults', async (t
   assert.equal((await loadConfig(dir, { https: '127.0.0.1:9002' }, { WHARF_HTTPS: '127.0.0.1:9001' })).https, '127.0.0.1:9002');
 });
 
+test('settings in seconds also take a duration with a unit', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'config.yaml'), 'grace_period: 15m\nheaders_timeout: 45\n');
+  const config = await loadConfig(dir, {}, { WHARF_AUTO_UPDATE_INTERVAL: '2d' });
+  assert.equal(config.gracePeriod, 900);
+  assert.equal(config.headersTimeout, 45);
+  assert.equal(config.autoUpdateInterval, 172800);
+  assert.equal((await loadConfig(dir, { gracePeriod: '6h' }, {})).gracePeriod, 21600);
+  assert.equal((await loadConfig(dir, {}, { WHARF_GRACE_PERIOD: '90s' })).gracePeriod, 90);
+});
+
 test('settings: mistakes are clear errors at start', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, 'config.yaml'), 'htps: 1\n');
@@ -24,7 +36,8 @@ test('settings: mistakes are clear errors at start', async (t) => {
   await assert.rejects(loadConfig(dir, {}, {}), /not valid YAML/);
   await writeFile(join(dir, 'config.yaml'), '');
   await assert.rejects(loadConfig(dir, { https: 'nowhere' }, {}), /option --https: "nowhere" is not an address of the form HOST:PORT/);
-  await assert.rejects(loadConfig(dir, {}, { WHARF_GRACE_PERIOD: '-5' }), /WHARF_GRACE_PERIOD: "-5" is not a whole number of seconds/);
+  await assert.rejects(loadConfig(dir, {}, { WHARF_GRACE_PERIOD: '-5' }), (err) => isAppError(err, 'config') && /WHARF_GRACE_PERIOD: "-5" is not a duration/.test(err.message) && /15m/.test(err.hint ?? ''));
+  await assert.rejects(loadConfig(dir, { headersTimeout: 1.5 }, {}), /option --headers-timeout: 1.5 is not a whole number of seconds/);
   await assert.rejects(loadConfig(dir, { tlsCert: 'a.pem' }, {}), /tls_cert and tls_key must be given together/);
   assert.deepEqual(parseAddress('[::1]:8443'), { host: '::1', port: 8443 });
   assert.deepEqual(parseAddress(':8443'), { host: '::', port: 8443 });
