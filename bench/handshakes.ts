@@ -25,7 +25,7 @@ try {
   await store.meta.close();
   // An operator's certificate: RSA 2048, the common kind a CA issues.
   const rsa = { cert: join(work, 'rsa.crt'), key: join(work, 'rsa.key') };
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30', '-subj', '/CN=localhost', '-keyout', rsa.key, '-out', rsa.cert], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', rsa.key, '-out', rsa.cert], { stdio: 'ignore' });
 
   const rows: Row[] = [];
   for (const kind of ['ECDSA P-256 (wharf own)', 'RSA 2048'] as const) {

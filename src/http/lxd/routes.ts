@@ -166,9 +166,16 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
       if (secret) {
         if (!(await secrets.claim(secret))) throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
         const res = reply.raw;
-        res.once('close', () => {
-          secrets.settle(secret, res.statusCode === 200 && res.writableFinished).catch((err: unknown) => store.log.error('settling a secret failed', { err }));
-        });
+        // Spent as soon as the whole body was handed over ('finish'), or, at 'close', if it was
+        // all written out (a client that reads the last byte and hangs up can beat 'finish').
+        let settled = false;
+        const settle = (completed: boolean) => {
+          if (settled) return;
+          settled = true;
+          secrets.settle(secret, completed).catch((err: unknown) => store.log.error('settling a secret failed', { err }));
+        };
+        res.once('finish', () => settle(res.statusCode === 200));
+        res.once('close', () => settle(res.statusCode === 200 && res.writableEnded));
       }
       return sendExport(request, reply, store, image);
     },
