@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in bench/ and prints a summary table. As root it first installs what the
 # benchmarks drive (nginx, wrk, curl, squashfs-tools, xz-utils) when missing.
-# Usage: bash bench/run.sh [import|download|images-json|publish-latency|rss|cli-startup]...   (default: all)
+# Usage: bash bench/run.sh [import|download|images-json|publish-latency|rss|cli-startup|handshakes|import-kinds]...   (default: all)
 # Needs ~3 GiB free in $TMPDIR (or WHARF_BENCH_TMP) and takes about 4 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ node=node_modules/.bin/node
 [ -x "$node" ] || { echo "Run 'npm ci' first: it installs the Node 24 runtime" >&2; exit 1; }
 
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(import download images-json publish-latency rss cli-startup)
+[ ${#benches[@]} -gt 0 ] || benches=(import download images-json publish-latency rss cli-startup handshakes import-kinds)
 
 # The 1 GiB image is built once and shared by the benchmarks that need it.
 fixtures=$(mktemp -d "${WHARF_BENCH_TMP:-${TMPDIR:-/tmp}}/wharf-bench-fixtures-XXXXXX")
