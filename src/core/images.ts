@@ -9,6 +9,7 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import { aliasesOf, type Alias, type BlobRef, type Image } from '../domain/image.ts';
 import { formatExtension } from '../domain/formats.ts';
 import { matchesProperty } from '../domain/property-filter.ts';
+import { toApiImage } from '../domain/lxd-api.ts';
 import type { ImageCatalog } from '../meta/store.ts';
 import type { Store, StoreWith } from './context.ts';
 import { resolveImage } from './resolve.ts';
@@ -46,6 +47,72 @@ export interface ImageEdit {
   properties?: Record<string, string>;
   expiresAt?: string | null;
   autoUpdate?: boolean;
+}
+
+/**
+ * How changes apply: `replace` (`image edit`, and PUT over the LXD API) gives properties whole,
+ * so a property left out of them is removed; `merge` (PATCH) sets the properties it names and
+ * keeps the others. In both, a field the changes leave out stays as it is.
+ */
+export type EditMode = 'replace' | 'merge';
+
+/** Fields of the API view that are shown (so `image edit` sends them back) but never change. */
+const fixedFields = ['fingerprint', 'architecture', 'created_at', 'type', 'size', 'filename', 'uploaded_at'] as const;
+
+const invalid = (message: string, hint?: string) => new AppError(ErrorCodes.invalidArgument, message, hint === undefined ? {} : { hint });
+
+/**
+ * The rules of an image edit, for `image edit` and PUT/PATCH of /1.0/images/FP alike: `changes`
+ * is the image as the LXD API shows it (domain/lxd-api.ts), whole or in part. `public` and
+ * `auto_update` are true or false, `properties` a mapping of text (numbers and booleans, as YAML
+ * reads them, count as their text; null is none), `expires_at` a date (empty, null or Go's zero
+ * time is never), `profiles` a list of names (wharf keeps none: every image shows `default`).
+ * Fields that cannot change may be given only with the values they have; any other field (the
+ * aliases, last_used_at... that `image show` prints) is ignored.
+ */
+export function imageEditFrom(image: Image, changes: unknown, mode: EditMode): ImageEdit {
+  if (typeof changes !== 'object' || changes === null || Array.isArray(changes)) throw invalid('The image must be a mapping of fields');
+  const doc = changes as Record<string, unknown>;
+  const shown = toApiImage(image, []);
+  for (const key of fixedFields) {
+    if (key in doc && String(doc[key]) !== String(shown[key])) throw invalid(`${key} cannot be changed`, 'Editable: properties, public, expires_at, auto_update.');
+  }
+  const edit: ImageEdit = {};
+  if (doc.public !== undefined) {
+    if (typeof doc.public !== 'boolean') throw invalid('public must be true or false');
+    edit.public = doc.public;
+  }
+  if (doc.auto_update !== undefined) {
+    if (typeof doc.auto_update !== 'boolean') throw invalid('auto_update must be true or false');
+    edit.autoUpdate = doc.auto_update;
+  }
+  if (doc.properties !== undefined) {
+    const given = doc.properties ?? {};
+    if (typeof given !== 'object' || Array.isArray(given)) throw invalid('properties must be a mapping');
+    const properties: Record<string, string> = mode === 'merge' ? { ...image.properties } : {};
+    for (const [key, value] of Object.entries(given)) {
+      if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw invalid(`properties.${key} must be text`);
+      properties[key] = String(value);
+    }
+    edit.properties = properties;
+  }
+  if (doc.expires_at !== undefined) {
+    const raw = doc.expires_at instanceof Date ? doc.expires_at.toISOString() : doc.expires_at === null ? '' : doc.expires_at;
+    if (typeof raw !== 'string') throw invalid('expires_at must be a date');
+    if (!raw || raw.startsWith('0001-01-01')) edit.expiresAt = null;
+    else if (Number.isNaN(Date.parse(raw))) throw invalid(`expires_at: "${raw}" is not a date`);
+    else edit.expiresAt = new Date(raw).toISOString();
+  }
+  if (doc.profiles !== undefined && doc.profiles !== null) {
+    if (!Array.isArray(doc.profiles) || !doc.profiles.every((p) => typeof p === 'string')) throw invalid('profiles must be a list of names');
+  }
+  return edit;
+}
+
+/** Checks `changes` (see imageEditFrom) against the image `ref` names, then applies them. */
+export async function applyImageEdit(store: { meta: ImageCatalog }, ref: string, changes: unknown, mode: EditMode): Promise<Image> {
+  const image = await resolveImage(store, ref);
+  return editImage(store, image.fingerprint, imageEditFrom(image, changes, mode));
 }
 
 export async function editImage(store: { meta: ImageCatalog }, ref: string, edit: ImageEdit): Promise<Image> {
