@@ -17,6 +17,12 @@ export function validateAliasName(name: unknown): asserts name is string {
   if (isSha256(name)) throw new AppError(ErrorCodes.invalidArgument, `Alias "${name}" looks like a fingerprint`);
 }
 
+/** `image alias list`: the aliases whose name contains, or whose image's fingerprint starts with, every filter. */
+export async function listAliases(store: { meta: ImageCatalog }, filters: string[] = []): Promise<Alias[]> {
+  const aliases = await store.meta.listAliases();
+  return aliases.filter((a) => filters.every((f) => a.name.includes(f) || a.fingerprint.startsWith(f)));
+}
+
 export async function createAlias(store: { meta: ImageCatalog }, name: string, imageRef: string, description = ''): Promise<Alias> {
   validateAliasName(name);
   if (typeof description !== 'string') throw new AppError(ErrorCodes.invalidArgument, 'An alias description must be a string');

@@ -4,7 +4,7 @@
  * file is deleted while a recently published index may still name it (the grace period).
  */
 import type { Image } from '../domain/image.ts';
-import { productOf, serialOf } from '../domain/product.ts';
+import { checkKeep, productOf, serialOf } from '../domain/product.ts';
 import { graceCutoff, type Store } from './context.ts';
 import { deleteImages } from './images.ts';
 import { collectGarbage } from './collect.ts';
@@ -19,6 +19,7 @@ export interface PruneOptions {
 }
 
 export async function prune(store: Store, options: PruneOptions): Promise<{ images: Image[]; blobs: string[] }> {
+  if (options.keep !== undefined) checkKeep(options.keep);
   const now = options.now ?? new Date();
   const [images, aliases] = await Promise.all([store.meta.listImages(), store.meta.listAliases()]);
   const pinned = new Set(aliases.map((a) => a.fingerprint));

@@ -28,6 +28,16 @@ export async function trustCertificate(store: { meta: TrustStore }, cert: X509Ce
   return entry;
 }
 
+/** Stops trusting the one certificate whose fingerprint starts with `prefix`. */
+export async function untrustCertificate(store: { meta: TrustStore }, prefix: string): Promise<TrustedCertificate> {
+  const matches = (await store.meta.listCertificates()).filter((c) => c.fingerprint.startsWith(prefix.toLowerCase()));
+  if (matches.length !== 1) {
+    throw new AppError(matches.length ? ErrorCodes.ambiguous : ErrorCodes.notFound, `${matches.length || 'No'} trusted certificates match "${prefix}"`);
+  }
+  await store.meta.removeCertificate(matches[0]!.fingerprint);
+  return matches[0]!;
+}
+
 export async function isTrusted(store: { meta: TrustStore }, fingerprint: string | undefined): Promise<boolean> {
   return fingerprint !== undefined && (await store.meta.getCertificate(fingerprint)) !== undefined;
 }
@@ -45,6 +55,7 @@ export async function createJoinToken(
   options: { name: string; serverFingerprint: string; addresses: string[]; ttlSeconds: number },
 ): Promise<string> {
   if (options.addresses.length === 0) throw new AppError(ErrorCodes.invalidArgument, 'A join token needs at least one server address');
+  if (!Number.isInteger(options.ttlSeconds) || options.ttlSeconds <= 0) throw new AppError(ErrorCodes.invalidArgument, 'A join token must be valid for a whole number of seconds, at least 1');
   const now = new Date();
   const expiresAt = new Date(now.getTime() + options.ttlSeconds * 1000).toISOString();
   const secret = randomBytes(32).toString('hex');

@@ -5,6 +5,7 @@
  */
 import { distroArchitecture, canonicalArchitecture } from './architecture.ts';
 import type { Image } from './image.ts';
+import { AppError, ErrorCodes } from '../errors.ts';
 
 export interface Product {
   /** e.g. debian:12:amd64:default. */
@@ -17,6 +18,12 @@ export interface Product {
   releaseTitle: string;
   /** Aliases that name this product's newest version. */
   aliases: string[];
+}
+
+/** How many versions of each product to keep (`prune`, mirrors): a whole number, at least 1. */
+export function checkKeep(keep: number): number {
+  if (!Number.isInteger(keep) || keep < 1) throw new AppError(ErrorCodes.invalidArgument, `Keep must be a whole number of versions, at least 1 (got ${keep})`);
+  return keep;
 }
 
 /** `YYYYMMDD_HH:MM` in UTC, the serial format of images.linuxcontainers.org. */

@@ -12,6 +12,7 @@ import type { RemoteImage } from '../domain/simplestreams-read.ts';
 import { isFingerprintPrefix } from '../domain/fingerprint.ts';
 import { loadCatalogue, remoteSource, resolveRemoteImage } from '../remote/simplestreams.ts';
 import { openLxdImage, type LxdImageSource } from '../remote/lxd.ts';
+import { getRemote, splitRef } from './remotes.ts';
 
 export interface CopyOptions {
   type: ImageType;
@@ -64,6 +65,13 @@ export async function importRemoteImage(
     ...(options.onBytes ? { onBytes: options.onBytes } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
+}
+
+/** `image copy REMOTE:IMAGE`: IMAGE (an alias or a fingerprint) from the remote of that name. */
+export async function copyFromRemote(store: Store, remoteRef: string, options: CopyOptions): Promise<Image> {
+  const { remote, image } = splitRef(remoteRef);
+  if (!remote) throw new AppError(ErrorCodes.invalidArgument, `"${remoteRef}" names no remote`, { hint: 'Use REMOTE:IMAGE, e.g. images:debian/12.' });
+  return copyImage(store, await getRemote(store, remote), image, options);
 }
 
 export async function copyImage(store: Store, remote: RemoteRecord, ref: string, options: CopyOptions): Promise<Image> {

@@ -22,19 +22,43 @@ export async function getRemote(store: { meta: RemoteStore }, name: string): Pro
   return found;
 }
 
-export async function addRemote(store: { meta: RemoteStore }, remote: RemoteRecord): Promise<void> {
+export const remoteProtocols = ['simplestreams', 'lxd'] as const;
+
+/**
+ * A new remote. `protocol` is simplestreams (the default) or lxd; a remote is public unless said
+ * otherwise when it speaks simplestreams, and is not when it speaks lxd; no certificate means the
+ * system CA store.
+ */
+export async function addRemote(
+  store: { meta: RemoteStore },
+  options: { name: string; url: string; protocol?: string; public?: boolean; certificate?: string },
+): Promise<RemoteRecord> {
+  const protocol = options.protocol ?? 'simplestreams';
+  if (!(remoteProtocols as readonly string[]).includes(protocol)) {
+    throw new AppError(ErrorCodes.invalidArgument, `Unknown protocol "${protocol}"`, { hint: `Use ${remoteProtocols.join(' or ')}.` });
+  }
+  const remote: RemoteRecord = {
+    name: options.name,
+    url: withoutTrailingSlash(options.url),
+    protocol: protocol as RemoteRecord['protocol'],
+    public: options.public ?? protocol === 'simplestreams',
+    certificate: options.certificate ?? '',
+  };
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(remote.name)) throw new AppError(ErrorCodes.invalidArgument, `Invalid remote name "${remote.name}"`);
   if ((await listRemotes(store)).some((r) => r.name === remote.name)) throw new AppError(ErrorCodes.conflict, `Remote "${remote.name}" already exists`);
   checkUrl(remote.url, remote.protocol);
   await store.meta.putRemote(remote);
+  return remote;
 }
 
 export async function setRemoteUrl(store: { meta: RemoteStore }, name: string, url: string): Promise<void> {
   const remote = await getRemote(store, name);
   if (builtinRemotes.some((r) => r.name === name)) throw new AppError(ErrorCodes.invalidArgument, `Remote "${name}" is built in and cannot be changed`);
-  checkUrl(url, remote.protocol);
-  await store.meta.putRemote({ ...remote, url });
+  checkUrl(withoutTrailingSlash(url), remote.protocol);
+  await store.meta.putRemote({ ...remote, url: withoutTrailingSlash(url) });
 }
+
+const withoutTrailingSlash = (url: string) => url.replace(/\/+$/, '');
 
 export async function removeRemote(store: { meta: RemoteStore }, name: string): Promise<void> {
   if (builtinRemotes.some((r) => r.name === name)) throw new AppError(ErrorCodes.invalidArgument, `Remote "${name}" is built in and cannot be removed`);
