@@ -1,26 +1,45 @@
-/** What each CLI command needs: the resolved config and an open store, closed when done. */
+/** What each CLI command needs: its options and IO, the resolved config and an open store, closed when done. */
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { AppError, ErrorCodes } from '../errors.ts';
 import { loadConfig, defaultDataDir, type Config } from '../config.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { openStore } from '../factory.ts';
 import type { Store } from '../core/context.ts';
+import type { CliIo } from './io.ts';
 
 export interface GlobalOptions {
   dataDir?: string;
   debug?: boolean;
 }
 
-export async function cliConfig(globals: GlobalOptions, flags: Parameters<typeof loadConfig>[1] = {}): Promise<Config> {
-  return loadConfig(resolve(globals.dataDir ?? defaultDataDir()), flags);
+/** What a command group's actions get: the global options (once parsed) and the IO to use. */
+export interface CliContext {
+  globals: () => GlobalOptions;
+  io: CliIo;
 }
 
-export function cliLogger(globals: GlobalOptions, config?: Config): Logger {
-  return createLogger({ level: globals.debug ? 'debug' : config?.logLevel === 'debug' ? 'debug' : 'warn' });
+export async function cliConfig(cli: CliContext, flags: Parameters<typeof loadConfig>[1] = {}): Promise<Config> {
+  return loadConfig(resolve(cli.globals().dataDir ?? defaultDataDir(cli.io.env)), flags, cli.io.env);
 }
 
-export async function withStore<T>(globals: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const config = await cliConfig(globals);
-  const store = await openStore(config, cliLogger(globals, config));
+export function cliLogger(cli: CliContext, config?: Config): Logger {
+  const debug = cli.globals().debug || config?.logLevel === 'debug';
+  return createLogger({ level: debug ? 'debug' : 'warn', write: (line) => cli.io.stderr.write(line) });
+}
+
+/** A file named on the command line (a certificate...), as text; a missing one is a usage mistake. */
+export async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new AppError(ErrorCodes.invalidArgument, `Cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export async function withStore<T>(cli: CliContext, fn: (store: Store) => Promise<T>): Promise<T> {
+  const config = await cliConfig(cli);
+  const store = await openStore(config, cliLogger(cli, config));
   try {
     return await fn(store);
   } finally {

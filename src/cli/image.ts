@@ -8,13 +8,13 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AppError, ErrorCodes } from '../errors.ts';
-import { deleteImages, editImage, exportImage, listImages, setProperty, verifyImages, type ImageWithAliases } from '../core/images.ts';
+import { applyImageEdit, deleteImages, exportImage, imageWithAliases, listImages, setProperty, verifyImages } from '../core/images.ts';
 import { resolveImage } from '../core/resolve.ts';
-import { createAlias, deleteAlias, renameAlias } from '../core/aliases.ts';
+import { createAlias, deleteAlias, listAliases, renameAlias } from '../core/aliases.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import { checkFormat, humanDate, humanSize, render, collect } from './output.ts';
-import { withStore, type GlobalOptions } from './context.ts';
+import { withStore, type CliContext } from './context.ts';
 
 function keyValues(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -40,7 +40,7 @@ async function fileSource(path: string): Promise<{ source: IngestSource; size: n
   return { source: { name: path, chunks: stream }, size };
 }
 
-export function imageCommands(image: Command, globals: () => GlobalOptions) {
+export function imageCommands(image: Command, cli: CliContext) {
   image
     .command('import')
     .description('Import a unified image (one tarball) or a split image (metadata tarball + rootfs, squashfs or qcow2)')
@@ -53,12 +53,12 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
       const [{ importImage }, { progress }] = await Promise.all([import('../core/import.ts'), import('./progress.ts')]);
       const properties = keyValues(opts.property);
       const files = await Promise.all([file, ...(rootfs ? [rootfs] : [])].map(fileSource));
-      const bar = progress('Importing', files.reduce((n, f) => n + f.size, 0));
+      const bar = progress(cli.io.stderr, 'Importing', files.reduce((n, f) => n + f.size, 0));
       const controller = new AbortController();
       const onSignal = () => controller.abort(new AppError(ErrorCodes.invalidArgument, 'Import interrupted'));
       process.once('SIGINT', onSignal);
       try {
-        const imported = await withStore(globals(), (store) =>
+        const imported = await withStore(cli, (store) =>
           importImage(store, {
             sources: files.map((f) => f.source) as [IngestSource] | [IngestSource, IngestSource],
             aliases: opts.alias,
@@ -69,7 +69,7 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
           }),
         );
         bar.stop();
-        process.stdout.write(`Image imported with fingerprint: ${imported.fingerprint}\n`);
+        cli.io.stdout.write(`Image imported with fingerprint: ${imported.fingerprint}\n`);
       } finally {
         bar.stop();
         process.off('SIGINT', onSignal);
@@ -85,7 +85,7 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .option('-f, --format <format>', 'table, csv, json or yaml', 'table')
     .action(async (filters: string[], opts: { format: string }) => {
       const format = checkFormat(opts.format);
-      const images = await withStore(globals(), (store) => listImages(store, filters));
+      const images = await withStore(cli, (store) => listImages(store, filters));
       const columns = ['ALIAS', 'FINGERPRINT', 'PUBLIC', 'DESCRIPTION', 'ARCHITECTURE', 'TYPE', 'SIZE', 'UPLOAD DATE'];
       const rows = images.map((i) => [
         i.aliases.map((a) => a.name).join('\n'),
@@ -99,15 +99,10 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
       ]);
       // The API view of each image is only for json and yaml; a table of 1,000 skips building it.
       const data = format === 'json' || format === 'yaml' ? images.map((i) => toApiImage(i, i.aliases)) : undefined;
-      process.stdout.write(await render(format, columns, rows, data));
+      cli.io.stdout.write(await render(format, columns, rows, data));
     });
 
-  const withAliases = async (ref: string) =>
-    withStore(globals(), async (store) => {
-      const found = await resolveImage(store, ref);
-      const aliases = await store.meta.listAliases();
-      return { ...found, aliases: aliases.filter((a) => a.fingerprint === found.fingerprint) } as ImageWithAliases;
-    });
+  const withAliases = async (ref: string) => withStore(cli, async (store) => imageWithAliases(store, await resolveImage(store, ref)));
 
   image
     .command('info')
@@ -138,7 +133,7 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
           ? [`Files:`, `    metadata: ${i.metadata.sha256} (${humanSize(i.metadata.size)})`, `    rootfs: ${i.rootfs.sha256} (${humanSize(i.rootfs.size)})`]
           : []),
       ];
-      process.stdout.write(lines.join('\n') + '\n');
+      cli.io.stdout.write(lines.join('\n') + '\n');
     });
 
   image
@@ -148,19 +143,18 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .action(async (ref: string) => {
       const i = await withAliases(ref);
       const { stringify } = await import('yaml');
-      process.stdout.write(stringify(toApiImage(i, i.aliases)));
+      cli.io.stdout.write(stringify(toApiImage(i, i.aliases)));
     });
 
   image
     .command('edit')
-    .description('Edit properties, public and expires_at as YAML (from $EDITOR, or stdin when it is not a terminal)')
+    .description('Edit properties, public, expires_at and auto_update as YAML (from $EDITOR, or stdin when it is not a terminal)')
     .argument('<image>')
     .action(async (ref: string) => {
-      const { editedText, parseEdit } = await import('./image-edit.ts');
+      const { editedDocument } = await import('./image-edit.ts');
       const current = await withAliases(ref);
-      const shown = toApiImage(current, current.aliases);
-      const edited = parseEdit(await editedText(shown), shown);
-      await withStore(globals(), (store) => editImage(store, current.fingerprint, edited));
+      const edited = await editedDocument(toApiImage(current, current.aliases), cli.io);
+      await withStore(cli, (store) => applyImageEdit(store, current.fingerprint, edited, 'replace'));
     });
 
   image
@@ -170,7 +164,7 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .argument('<key>')
     .argument('<value>')
     .action(async (ref: string, key: string, value: string) => {
-      await withStore(globals(), (store) => setProperty(store, ref, key, value));
+      await withStore(cli, (store) => setProperty(store, ref, key, value));
     });
 
   image
@@ -179,7 +173,7 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .argument('<image>')
     .argument('<key>')
     .action(async (ref: string, key: string) => {
-      await withStore(globals(), (store) => setProperty(store, ref, key, undefined));
+      await withStore(cli, (store) => setProperty(store, ref, key, undefined));
     });
 
   image
@@ -188,7 +182,7 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .description('Delete images (their files stay downloadable for the grace period)')
     .argument('<images...>')
     .action(async (refs: string[]) => {
-      await withStore(globals(), (store) => deleteImages(store, refs));
+      await withStore(cli, (store) => deleteImages(store, refs));
     });
 
   image
@@ -197,8 +191,8 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .argument('<image>')
     .argument('[target]', 'directory', '.')
     .action(async (ref: string, target: string) => {
-      const written = await withStore(globals(), (store) => exportImage(store, ref, target));
-      process.stdout.write(`Image exported successfully!\n${written.map((w) => `  ${w}\n`).join('')}`);
+      const written = await withStore(cli, (store) => exportImage(store, ref, target));
+      cli.io.stdout.write(`Image exported successfully!\n${written.map((w) => `  ${w}\n`).join('')}`);
     });
 
   image
@@ -206,10 +200,10 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .description('Re-hash stored files and check every image against its fingerprint')
     .argument('[images...]')
     .action(async (refs: string[]) => {
-      const results = await withStore(globals(), (store) => verifyImages(store, refs));
+      const results = await withStore(cli, (store) => verifyImages(store, refs));
       const bad = results.filter((r) => !r.ok);
       for (const r of results) {
-        process.stdout.write(r.ok ? `${r.fingerprint}: ok\n` : `${r.fingerprint}: CORRUPT\n${r.problems.map((p) => `  ${p}\n`).join('')}`);
+        cli.io.stdout.write(r.ok ? `${r.fingerprint}: ok\n` : `${r.fingerprint}: CORRUPT\n${r.problems.map((p) => `  ${p}\n`).join('')}`);
       }
       if (bad.length) throw new AppError(ErrorCodes.integrity, `${bad.length} of ${results.length} images failed verification`);
     });
@@ -238,7 +232,7 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
         ...(opts.description !== undefined ? { description: opts.description } : {}),
         ...(opts.creationDate !== undefined ? { creationDate: Number(opts.creationDate) } : {}),
       });
-      process.stdout.write(`Metadata written to ${path}\n`);
+      cli.io.stdout.write(`Metadata written to ${path}\n`);
     });
 
   const alias = image.command('alias').description('Manage image aliases');
@@ -248,14 +242,14 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .argument('<image>')
     .option('--description <text>', 'description', '')
     .action(async (name: string, ref: string, opts: { description: string }) => {
-      await withStore(globals(), (store) => createAlias(store, name, ref, opts.description));
+      await withStore(cli, (store) => createAlias(store, name, ref, opts.description));
     });
   alias
     .command('delete')
     .alias('rm')
     .argument('<name>')
     .action(async (name: string) => {
-      await withStore(globals(), (store) => deleteAlias(store, name));
+      await withStore(cli, (store) => deleteAlias(store, name));
     });
   alias
     .command('rename')
@@ -263,7 +257,7 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .argument('<old>')
     .argument('<new>')
     .action(async (from: string, to: string) => {
-      await withStore(globals(), (store) => renameAlias(store, from, to));
+      await withStore(cli, (store) => renameAlias(store, from, to));
     });
   alias
     .command('list')
@@ -272,12 +266,10 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .option('-f, --format <format>', 'table, csv, json or yaml', 'table')
     .action(async (filters: string[], opts: { format: string }) => {
       const format = checkFormat(opts.format);
-      const aliases = (await withStore(globals(), (store) => store.meta.listAliases())).filter((a) =>
-        filters.every((f) => a.name.includes(f) || a.fingerprint.startsWith(f)),
-      );
+      const aliases = await withStore(cli, (store) => listAliases(store, filters));
       const rows = aliases.map((a) => [a.name, a.fingerprint.slice(0, 12), a.type.toUpperCase(), a.description]);
       const data = aliases.map((a) => ({ name: a.name, target: a.fingerprint, type: a.type, description: a.description }));
-      process.stdout.write(await render(format, ['ALIAS', 'FINGERPRINT', 'TYPE', 'DESCRIPTION'], rows, data));
+      cli.io.stdout.write(await render(format, ['ALIAS', 'FINGERPRINT', 'TYPE', 'DESCRIPTION'], rows, data));
     });
 
   image
@@ -286,9 +278,9 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .argument('[images...]')
     .action(async (refs: string[]) => {
       const { refreshImages } = await import('../mirror/refresh.ts');
-      const results = await withStore(globals(), (store) => refreshImages(store, refs));
+      const results = await withStore(cli, (store) => refreshImages(store, refs));
       for (const r of results) {
-        process.stdout.write(r.error ? `${r.fingerprint}: ${r.error}\n` : r.updatedTo ? `${r.fingerprint}: updated to ${r.updatedTo}\n` : `${r.fingerprint}: up to date\n`);
+        cli.io.stdout.write(r.error ? `${r.fingerprint}: ${r.error}\n` : r.updatedTo ? `${r.fingerprint}: updated to ${r.updatedTo}\n` : `${r.fingerprint}: up to date\n`);
       }
       if (results.some((r) => r.error)) throw new AppError(ErrorCodes.unavailable, 'Some images could not be refreshed');
     });
@@ -303,30 +295,23 @@ export function imageCommands(image: Command, globals: () => GlobalOptions) {
     .option('--vm', 'the virtual-machine image of that alias')
     .option('--private', 'keep the copy out of the public index')
     .action(async (ref: string, opts: { alias: string[]; copyAliases?: boolean; autoUpdate?: boolean; vm?: boolean; private?: boolean }) => {
-      const [{ copyImage }, { getRemote, splitRef }, { progress }] = await Promise.all([
-        import('../mirror/copy.ts'),
-        import('../mirror/remotes.ts'),
-        import('./progress.ts'),
-      ]);
-      const { remote: remoteName, image: imageRef } = splitRef(ref);
-      if (!remoteName) throw new AppError(ErrorCodes.invalidArgument, `"${ref}" names no remote`, { hint: 'Use REMOTE:IMAGE, e.g. images:debian/12.' });
-      const copied = await withStore(globals(), async (store) => {
-        const remote = await getRemote(store, remoteName);
+      const [{ copyFromRemote }, { progress }] = await Promise.all([import('../mirror/copy.ts'), import('./progress.ts')]);
+      const copied = await withStore(cli, async (store) => {
         let bar: ReturnType<typeof progress> | undefined;
         try {
-          return await copyImage(store, remote, imageRef, {
+          return await copyFromRemote(store, ref, {
             type: opts.vm ? 'virtual-machine' : 'container',
             aliases: opts.alias,
             copyAliases: opts.copyAliases ?? false,
             autoUpdate: opts.autoUpdate ?? false,
             public: !opts.private,
-            onStart: (total) => (bar = progress('Copying', total)),
+            onStart: (total) => (bar = progress(cli.io.stderr, 'Copying', total)),
             onBytes: (n) => bar?.add(n),
           });
         } finally {
           bar?.stop();
         }
       });
-      process.stdout.write(`Image copied successfully! Fingerprint: ${copied.fingerprint}\n`);
+      cli.io.stdout.write(`Image copied successfully! Fingerprint: ${copied.fingerprint}\n`);
     });
 }

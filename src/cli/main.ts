@@ -9,10 +9,11 @@
  */
 import { Command, CommanderError, Help } from 'commander';
 import { isAppError } from '../errors.ts';
-import type { GlobalOptions } from './context.ts';
+import type { CliContext, GlobalOptions } from './context.ts';
+import { processIo, type CliIo } from './io.ts';
 
 /** Adds a group's options, subcommands and actions to its (already named) command. */
-type Define = (command: Command, globals: () => GlobalOptions) => void;
+type Define = (command: Command, cli: CliContext) => void;
 
 /**
  * `term` is how the overview shows a command that has options of its own (commander would show
@@ -55,11 +56,16 @@ function groupNamed(args: string[]): string | undefined {
   }
 }
 
-export async function runCli(argv: string[]): Promise<number> {
+/**
+ * Runs one command line (`argv` as process.argv has it: node, script, then the arguments) with
+ * `io` (default: the process's streams and environment) and answers its exit status.
+ */
+export async function runCli(argv: string[], io: CliIo = processIo()): Promise<number> {
   const program: Command = withGlobalOptions(new Command('wharf'))
     .description('A self-hostable image server for LXD and Incus')
     .showHelpAfterError()
     .exitOverride()
+    .configureOutput({ writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text) })
     .configureHelp({
       subcommandTerm(this: Help, command: Command): string {
         const term: string | undefined = command.parent === program ? groups.find((g) => g.name === command.name())?.term : undefined;
@@ -72,7 +78,7 @@ export async function runCli(argv: string[]): Promise<number> {
     const wanted = groupNamed(argv.slice(2));
     for (const group of groups) {
       const command = program.command(group.name).description(group.summary);
-      if (group.name === wanted) (await group.load())(command, globals);
+      if (group.name === wanted) (await group.load())(command, { globals, io });
     }
     program.commands.forEach(function override(c: Command) {
       c.exitOverride();

@@ -1,23 +1,15 @@
 /** `wharf mirror ...`: filtered, verified copies of other image servers. */
 import type { Command } from 'commander';
 import { AppError, ErrorCodes } from '../errors.ts';
-import { filterKeys, syncMirror } from '../mirror/sync.ts';
-import { getRemote } from '../mirror/remotes.ts';
+import { parseDuration } from '../domain/duration.ts';
+import { filterKeys } from '../mirror/sync.ts';
+import { addMirror, syncMirrors } from '../mirror/mirrors.ts';
 import { exportTree, importTree } from '../mirror/tree.ts';
 import { prune } from '../core/prune.ts';
-import type { MirrorRecord } from '../meta/store.ts';
 import { checkFormat, humanSize, render, collect } from './output.ts';
-import { withStore, type GlobalOptions } from './context.ts';
+import { withStore, type CliContext } from './context.ts';
 
-
-/** "90", "90s", "15m", "6h", "2d" -> seconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+)\s*(s|m|h|d)?$/.exec(text.trim());
-  if (!m) throw new AppError(ErrorCodes.invalidArgument, `Invalid duration "${text}"`, { hint: 'Use e.g. 90s, 15m, 6h or 2d.' });
-  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
-}
-
-export function mirrorCommands(mirror: Command, globals: () => GlobalOptions) {
+export function mirrorCommands(mirror: Command, cli: CliContext) {
   mirror
     .command('add')
     .argument('<name>')
@@ -28,35 +20,9 @@ export function mirrorCommands(mirror: Command, globals: () => GlobalOptions) {
     .option('--types <types>', 'container, virtual-machine or both', 'container,virtual-machine')
     .option('--lazy', 'publish the index at once and fetch each file on its first request')
     .action(async (name: string, remote: string, opts: { filter: string[]; keep: string; interval: string; types: string; lazy?: boolean }) => {
-      const filters: Record<string, string> = {};
-      for (const f of opts.filter) {
-        const [key, value] = [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)];
-        if (!f.includes('=') || !(filterKeys as readonly string[]).includes(key) || !value) {
-          throw new AppError(ErrorCodes.invalidArgument, `Invalid filter "${f}"`, { hint: `Use KEY=VALUE with KEY one of ${filterKeys.join(', ')}.` });
-        }
-        filters[key] = value;
-      }
-      const keep = Number(opts.keep);
-      if (!Number.isInteger(keep) || keep < 1) throw new AppError(ErrorCodes.invalidArgument, '--keep must be a whole number of at least 1');
+      const intervalSeconds = parseDuration(opts.interval);
       const types = opts.types.split(',').map((t) => t.trim());
-      for (const t of types) if (t !== 'container' && t !== 'virtual-machine') throw new AppError(ErrorCodes.invalidArgument, `Unknown image type "${t}"`);
-      await withStore(globals(), async (store) => {
-        const r = await getRemote(store, remote);
-        if (r.protocol !== 'simplestreams') throw new AppError(ErrorCodes.invalidArgument, `Remote "${remote}" is not a simplestreams server`);
-        if ((await store.meta.listMirrors()).some((m) => m.name === name)) throw new AppError(ErrorCodes.conflict, `Mirror "${name}" already exists`);
-        const record: MirrorRecord = {
-          name,
-          remote,
-          filters,
-          types: types as MirrorRecord['types'],
-          keep,
-          intervalSeconds: parseDuration(opts.interval),
-          lazy: opts.lazy ?? false,
-          lastSync: null,
-          lastError: null,
-        };
-        await store.meta.putMirror(record);
-      });
+      await withStore(cli, (store) => addMirror(store, { name, remote, filters: opts.filter, keep: Number(opts.keep), intervalSeconds, types, lazy: opts.lazy ?? false }));
     });
 
   mirror
@@ -65,7 +31,7 @@ export function mirrorCommands(mirror: Command, globals: () => GlobalOptions) {
     .option('-f, --format <format>', 'table, csv, json or yaml', 'table')
     .action(async (opts: { format: string }) => {
       const format = checkFormat(opts.format);
-      const mirrors = await withStore(globals(), (store) => store.meta.listMirrors());
+      const mirrors = await withStore(cli, (store) => store.meta.listMirrors());
       const rows = mirrors.map((m) => [
         m.name,
         m.remote,
@@ -76,7 +42,7 @@ export function mirrorCommands(mirror: Command, globals: () => GlobalOptions) {
         m.lastSync ?? 'never',
         m.lastError ?? '',
       ]);
-      process.stdout.write(await render(format, ['NAME', 'REMOTE', 'FILTERS', 'TYPES', 'KEEP', 'INTERVAL', 'LAST SYNC', 'LAST ERROR'], rows, mirrors));
+      cli.io.stdout.write(await render(format, ['NAME', 'REMOTE', 'FILTERS', 'TYPES', 'KEEP', 'INTERVAL', 'LAST SYNC', 'LAST ERROR'], rows, mirrors));
     });
 
   mirror
@@ -84,19 +50,15 @@ export function mirrorCommands(mirror: Command, globals: () => GlobalOptions) {
     .alias('rm')
     .argument('<name>')
     .description('Forget a mirror; its images stay, as ordinary images')
-    .action(async (name: string) => withStore(globals(), (store) => store.meta.removeMirror(name)));
+    .action(async (name: string) => withStore(cli, (store) => store.meta.removeMirror(name)));
 
   mirror
     .command('sync')
     .argument('[name]', 'one mirror (default: all)')
     .option('--dry-run', 'only print what would be added and removed')
     .action(async (name: string | undefined, opts: { dryRun?: boolean }) => {
-      const failures = await withStore(globals(), async (store) => {
-        const mirrors = (await store.meta.listMirrors()).filter((m) => !name || m.name === name);
-        if (name && mirrors.length === 0) throw new AppError(ErrorCodes.notFound, `Mirror "${name}" not found`);
-        let failed = 0;
-        for (const m of mirrors) {
-          const report = await syncMirror(store, m, { dryRun: opts.dryRun ?? false });
+      const { failed } = await withStore(cli, (store) =>
+        syncMirrors(store, name, { dryRun: opts.dryRun ?? false }, (m, report) => {
           const addBytes = report.plan.add.reduce((n, i) => n + i.metadata.size + (i.rootfs?.size ?? 0), 0);
           const removeBytes = report.plan.remove.reduce((n, i) => n + i.size, 0);
           const lines = [
@@ -105,44 +67,41 @@ export function mirrorCommands(mirror: Command, globals: () => GlobalOptions) {
             ...report.plan.remove.map((i) => `  - ${i.fingerprint.slice(0, 12)} ${i.properties.os ?? ''} ${i.properties.release ?? ''} ${i.properties.serial ?? ''} ${humanSize(i.size)}`),
             ...report.failed.map((f) => `  ! ${f.fingerprint.slice(0, 12)} ${f.error}`),
           ];
-          process.stdout.write(lines.join('\n') + '\n');
-          failed += report.failed.length;
-        }
-        return failed;
-      });
-      if (failures) throw new AppError(ErrorCodes.unavailable, `${failures} images could not be mirrored; the next sync tries again`);
+          cli.io.stdout.write(lines.join('\n') + '\n');
+        }),
+      );
+      if (failed) throw new AppError(ErrorCodes.unavailable, `${failed} images could not be mirrored; the next sync tries again`);
     });
 }
 
-export function treeCommands(tree: Command, globals: () => GlobalOptions) {
+export function treeCommands(tree: Command, cli: CliContext) {
   tree
     .command('export')
     .argument('<dir>')
     .argument('[filters...]', 'as in image list')
     .description('Write the public images (or those matching FILTERs) as a tree any web server can serve')
     .action(async (dir: string, filters: string[]) => {
-      const { images, files } = await withStore(globals(), (store) => exportTree(store, dir, filters));
-      process.stdout.write(`Exported ${images} images (${files} files) to ${dir}\n`);
+      const { images, files } = await withStore(cli, (store) => exportTree(store, dir, filters));
+      cli.io.stdout.write(`Exported ${images} images (${files} files) to ${dir}\n`);
     });
   tree
     .command('import')
     .argument('<dir>')
     .description('Load a tree written by tree export (or any simplestreams tree), verifying every file')
     .action(async (dir: string) => {
-      const { imported, skipped } = await withStore(globals(), (store) => importTree(store, dir));
-      process.stdout.write(`Imported ${imported.length} images, ${skipped} already present\n`);
+      const { imported, skipped } = await withStore(cli, (store) => importTree(store, dir));
+      cli.io.stdout.write(`Imported ${imported.length} images, ${skipped} already present\n`);
     });
 }
 
-export function pruneCommand(command: Command, globals: () => GlobalOptions) {
+export function pruneCommand(command: Command, cli: CliContext) {
   command
     .option('--keep <n>', 'versions kept per product')
     .option('--older-than <duration>', 'remove versions uploaded longer ago (never the newest)')
     .option('--dry-run', 'only print what would go')
     .action(async (opts: { keep?: string; olderThan?: string; dryRun?: boolean }) => {
       const keep = opts.keep === undefined ? undefined : Number(opts.keep);
-      if (keep !== undefined && (!Number.isInteger(keep) || keep < 1)) throw new AppError(ErrorCodes.invalidArgument, '--keep must be a whole number of at least 1');
-      const result = await withStore(globals(), (store) =>
+      const result = await withStore(cli, (store) =>
         prune(store, {
           ...(keep !== undefined ? { keep } : {}),
           ...(opts.olderThan !== undefined ? { olderThanSeconds: parseDuration(opts.olderThan) } : {}),
@@ -150,7 +109,7 @@ export function pruneCommand(command: Command, globals: () => GlobalOptions) {
         }),
       );
       const verb = opts.dryRun ? 'Would remove' : 'Removed';
-      process.stdout.write(
+      cli.io.stdout.write(
         [
           `${verb} ${result.images.length} images and ${result.blobs.length} files`,
           ...result.images.map((i) => `  - ${i.fingerprint.slice(0, 12)} ${i.properties.os ?? ''} ${i.properties.release ?? ''} ${i.properties.serial ?? i.createdAt} ${humanSize(i.size)}`),

@@ -1,5 +1,6 @@
 /** A progress bar on a terminal for long transfers; silent when output is not a TTY. */
 import { SingleBar, Presets } from 'cli-progress';
+import type { CliIo } from './io.ts';
 
 export interface Progress {
   add(bytes: number): void;
@@ -8,12 +9,12 @@ export interface Progress {
 
 const worthABar = 16 * 1024 * 1024;
 
-export function progress(label: string, total: number): Progress {
-  if (!process.stderr.isTTY || total < worthABar) return { add: () => {}, stop: () => {} };
+export function progress(stream: CliIo['stderr'], label: string, total: number): Progress {
+  if (!stream.isTTY || total < worthABar) return { add: () => {}, stop: () => {} };
   const bar = new SingleBar(
     {
       format: `${label} [{bar}] {percentage}% | {value}/{total} MiB | {eta_formatted}`,
-      stream: process.stderr,
+      stream,
       hideCursor: true,
       clearOnComplete: true,
     },

@@ -2,22 +2,22 @@
 import type { Command } from 'commander';
 import { createLogger } from '../log.ts';
 import { startServer } from '../server.ts';
-import { cliConfig, type GlobalOptions } from './context.ts';
+import { cliConfig, type CliContext } from './context.ts';
 
-export function serveCommand(serve: Command, globals: () => GlobalOptions) {
+export function serveCommand(serve: Command, cli: CliContext) {
   serve
     .option('--https <host:port>', 'HTTPS listener, which also answers plain HTTP for artifacts (default [::]:8443)')
     .option('--http <host:port>', 'extra plain-HTTP listener for artifacts')
     .option('--tls-cert <file>', 'certificate (PEM); default: a self-signed one in the data dir')
     .option('--tls-key <file>', 'private key (PEM)')
     .action(async (opts: { https?: string; http?: string; tlsCert?: string; tlsKey?: string }) => {
-      const config = await cliConfig(globals(), opts);
-      const log = createLogger({ level: globals().debug ? 'debug' : config.logLevel });
+      const config = await cliConfig(cli, opts);
+      const log = createLogger({ level: cli.globals().debug ? 'debug' : config.logLevel, write: (line) => cli.io.stderr.write(line) });
       const server = await startServer(config, log);
       if (server.tls.created) {
-        process.stderr.write(`Created a self-signed certificate: ${server.tls.certPath}\n`);
+        cli.io.stderr.write(`Created a self-signed certificate: ${server.tls.certPath}\n`);
       }
-      process.stderr.write(
+      cli.io.stderr.write(
         `wharf is serving ${config.dataDir} on https://${config.https} (port ${server.httpsPort})\n` +
           `Certificate ${server.tls.certPath}, SHA-256 fingerprint ${server.tls.fingerprint}\n`,
       );

@@ -1,14 +1,12 @@
 /** `wharf trust ...`: which client certificates the LXD API trusts. */
-import { readFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import type { Command } from 'commander';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { parseAddress } from '../config.ts';
-import { createJoinToken, parseCertificate, trustCertificate } from '../core/trust.ts';
+import { createJoinToken, parseCertificate, trustCertificate, untrustCertificate } from '../core/trust.ts';
 import { loadTlsIdentity } from '../tls.ts';
 import { checkFormat, render, collect } from './output.ts';
-import { cliConfig, withStore, type GlobalOptions } from './context.ts';
-
+import { cliConfig, readText, withStore, type CliContext } from './context.ts';
 
 /** Where clients can reach this server: the configured address, or every non-loopback one. */
 function serverAddresses(https: string): string[] {
@@ -20,18 +18,16 @@ function serverAddresses(https: string): string[] {
     .map((i) => (i!.family === 'IPv6' ? `[${i!.address}]:${port}` : `${i!.address}:${port}`));
 }
 
-export function trustCommands(trust: Command, globals: () => GlobalOptions) {
+export function trustCommands(trust: Command, cli: CliContext) {
   trust
     .command('add')
     .description('Trust a client certificate (PEM), e.g. ~/.config/lxc/client.crt')
     .argument('<certfile>')
     .option('--name <name>', 'a name for it (default: its common name)')
     .action(async (file: string, opts: { name?: string }) => {
-      const pem = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-        throw new AppError(ErrorCodes.invalidArgument, `Cannot read ${file}: ${err.code ?? err.message}`);
-      });
-      const entry = await withStore(globals(), (store) => trustCertificate(store, parseCertificate(pem), opts.name));
-      process.stdout.write(`Trusted ${entry.name} (${entry.fingerprint})\n`);
+      const pem = await readText(file);
+      const entry = await withStore(cli, (store) => trustCertificate(store, parseCertificate(pem), opts.name));
+      cli.io.stdout.write(`Trusted ${entry.name} (${entry.fingerprint})\n`);
     });
 
   trust
@@ -40,10 +36,10 @@ export function trustCommands(trust: Command, globals: () => GlobalOptions) {
     .option('-f, --format <format>', 'table, csv, json or yaml', 'table')
     .action(async (opts: { format: string }) => {
       const format = checkFormat(opts.format);
-      const certs = await withStore(globals(), (store) => store.meta.listCertificates());
+      const certs = await withStore(cli, (store) => store.meta.listCertificates());
       const rows = certs.map((c) => [c.name, c.fingerprint.slice(0, 12), c.createdAt]);
       const data = certs.map((c) => ({ name: c.name, fingerprint: c.fingerprint, created_at: c.createdAt, certificate: c.certificate }));
-      process.stdout.write(await render(format, ['NAME', 'FINGERPRINT', 'ADDED'], rows, data));
+      cli.io.stdout.write(await render(format, ['NAME', 'FINGERPRINT', 'ADDED'], rows, data));
     });
 
   trust
@@ -51,13 +47,7 @@ export function trustCommands(trust: Command, globals: () => GlobalOptions) {
     .alias('rm')
     .argument('<fingerprint>', 'full fingerprint or a unique prefix')
     .action(async (prefix: string) => {
-      await withStore(globals(), async (store) => {
-        const matches = (await store.meta.listCertificates()).filter((c) => c.fingerprint.startsWith(prefix.toLowerCase()));
-        if (matches.length !== 1) {
-          throw new AppError(matches.length ? ErrorCodes.ambiguous : ErrorCodes.notFound, `${matches.length || 'No'} trusted certificates match "${prefix}"`);
-        }
-        await store.meta.removeCertificate(matches[0]!.fingerprint);
-      });
+      await withStore(cli, (store) => untrustCertificate(store, prefix));
     });
 
   trust
@@ -67,13 +57,12 @@ export function trustCommands(trust: Command, globals: () => GlobalOptions) {
     .option('--address <host:port>', 'address clients reach the server at (repeatable; default: the configured https address)', collect, [])
     .option('--expiry <seconds>', 'how long the token is valid', '86400')
     .action(async (name: string, opts: { address: string[]; expiry: string }) => {
-      const config = await cliConfig(globals());
+      const config = await cliConfig(cli);
       const ttlSeconds = Number(opts.expiry);
-      if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw new AppError(ErrorCodes.invalidArgument, '--expiry must be a positive number of seconds');
       for (const a of opts.address) if (!parseAddress(a)) throw new AppError(ErrorCodes.invalidArgument, `Bad address "${a}"; use HOST:PORT`);
       const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
       const addresses = opts.address.length ? opts.address : serverAddresses(config.https);
-      const token = await withStore(globals(), (store) => createJoinToken(store, { name, serverFingerprint: tls.fingerprint, addresses, ttlSeconds }));
-      process.stdout.write(`${token}\n`);
+      const token = await withStore(cli, (store) => createJoinToken(store, { name, serverFingerprint: tls.fingerprint, addresses, ttlSeconds }));
+      cli.io.stdout.write(`${token}\n`);
     });
 }
