@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
+import { Readable, Writable } from 'node:stream';
 import { silentLogger } from '../../src/log.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
@@ -39,6 +40,30 @@ export function runProcess(command: string, args: string[], options: { stdin?: s
 /** Runs ./bin/wharf as a user would, with its own data dir. */
 export function wharf(dataDir: string, args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return runProcess(wharfBin, ['--data-dir', dataDir, ...args], { env: { ...process.env, ...options.env }, ...(options.stdin !== undefined ? { stdin: options.stdin } : {}) });
+}
+
+/**
+ * Runs the CLI in this process (runCli with an io of its own): stdout and stderr collected,
+ * `stdin` as its input (not a terminal), and an environment of PATH plus `env` only.
+ */
+export async function wharfInProcess(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  const { runCli } = await import('../../src/cli/main.ts');
+  let stdout = '';
+  let stderr = '';
+  const sink = (add: (text: string) => void) =>
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        add(chunk.toString('utf8'));
+        done();
+      },
+    });
+  const code = await runCli(['node', 'wharf', ...args], {
+    stdout: sink((text) => (stdout += text)),
+    stderr: sink((text) => (stderr += text)),
+    stdin: Readable.from(options.stdin === undefined ? [] : [Buffer.from(options.stdin)]),
+    env: { PATH: process.env.PATH, ...options.env },
+  });
+  return { code, stdout, stderr };
 }
 
 /** Runs the CLI and fails the test with its output if it did not succeed. */
