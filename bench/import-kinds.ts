@@ -64,14 +64,18 @@ try {
     const wharf: number[] = [];
     const node: number[] = [];
     const openssl: number[] = [];
+    const durable: number[] = [];
     for (let i = 0; i < runs; i++) {
       node.push(await nodeHashMs(form.args));
       openssl.push((await runOk('openssl', ['dgst', '-sha256', ...form.args])).ms);
+      // Storing the bytes durably is the other floor: the same files copied and fsynced.
+      const copy = join(work, 'copy');
+      durable.push((await runOk('sh', ['-c', 'for f in "$@"; do dd if="$f" of="$0" bs=1M conv=fsync status=none; done; rm -f "$0"', copy, ...form.args])).ms);
       const data = join(work, `data-${i}`);
       wharf.push((await runOk(wharfBin, ['--data-dir', data, 'image', 'import', ...form.args], { timeoutMs: 600_000 })).ms);
       await removeDir(data);
     }
-    console.log(`${form.name} (${(bytes / 2 ** 20).toFixed(0)} MiB): wharf ${wharf.map((m) => m.toFixed(0)).join('/')} ms, node sha256 ${node.map((m) => m.toFixed(0)).join('/')} ms, openssl ${openssl.map((m) => m.toFixed(0)).join('/')} ms`);
+    console.log(`${form.name} (${(bytes / 2 ** 20).toFixed(0)} MiB): wharf ${wharf.map((m) => m.toFixed(0)).join('/')} ms, node sha256 ${node.map((m) => m.toFixed(0)).join('/')} ms, dd+fsync ${durable.map((m) => m.toFixed(0)).join('/')} ms, openssl ${openssl.map((m) => m.toFixed(0)).join('/')} ms`);
     rows.push({
       name: `${form.name}, ${(bytes / 2 ** 20).toFixed(0)} MiB`,
       wharf: median(wharf) / 1000,
@@ -83,6 +87,7 @@ try {
       ...(form.split ? {} : { context: true }),
     });
     rows.push({ name: `${form.name}`, wharf: median(wharf) / 1000, reference: median(openssl) / 1000, referenceName: 'openssl dgst -sha256', unit: 's', target: '-', pass: () => true, context: true });
+    rows.push({ name: `${form.name}`, wharf: median(wharf) / 1000, reference: median(durable) / 1000, referenceName: 'dd conv=fsync (durable copy)', unit: 's', target: '-', pass: () => true, context: true });
   }
   report('8 import per rootfs form (wall time of the CLI, medians of 3)', rows);
 } finally {

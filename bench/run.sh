@@ -12,6 +12,9 @@ bash scripts/ensure-packages.sh "benchmark dependencies" "${packages[@]}"
 node=node_modules/.bin/node
 [ -x "$node" ] || { echo "Run 'npm ci' first: it installs the Node 24 runtime" >&2; exit 1; }
 
+# Every benchmark runs wharf as users do: from the compiled build, made current here.
+bash scripts/build.sh >/dev/null
+
 benches=("$@")
 [ ${#benches[@]} -gt 0 ] || benches=(import download images-json publish-latency rss cli-startup handshakes import-kinds)
 
