@@ -1,5 +1,6 @@
 /**
- * argv -> command. Errors become a message, a hint and exit status 1; stacks only with --debug.
+ * argv -> command. Errors become a message, a hint and the exit status the error catalogue
+ * (src/errors.ts) gives their code; stacks only with --debug.
  *
  * This is the one place that registers commands. Start-up time is most of what a short command
  * costs, and most of start-up is loading modules, so each command group's module (its
@@ -8,7 +9,7 @@
  * and summaries below without loading any of them.
  */
 import { Command, CommanderError, Help } from 'commander';
-import { isAppError } from '../errors.ts';
+import { errorCatalogue, errorEntry, isAppError } from '../errors.ts';
 import type { CliContext, GlobalOptions } from './context.ts';
 import { processIo, type CliIo } from './io.ts';
 
@@ -87,10 +88,11 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
     await program.parseAsync(argv);
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    process.stderr.write(`Error: ${(err as Error).message}\n`);
-    if (isAppError(err) && err.hint) process.stderr.write(`${err.hint}\n`);
-    if (globals().debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    return 1;
+    // Commander has printed a usage error (or the help, or the version: 0) itself.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : errorCatalogue.invalid_argument.exit;
+    io.stderr.write(`Error: ${(err as Error).message}\n`);
+    if (isAppError(err) && err.hint) io.stderr.write(`${err.hint}\n`);
+    if (globals().debug && err instanceof Error) io.stderr.write(`${err.stack}\n`);
+    return errorEntry(err).exit;
   }
 }

@@ -1,24 +1,48 @@
-/** The single map from AppError codes to HTTP status. */
-import { isAppError, type ErrorCode } from '../errors.ts';
-
-const statusOf: Record<ErrorCode, number> = {
-  invalid_argument: 400,
-  not_found: 404,
-  conflict: 409,
-  invalid_image: 400,
-  ambiguous: 400,
-  integrity: 400,
-  forbidden: 403,
-  too_large: 413,
-  unavailable: 503,
-  busy: 503,
-  disk_full: 507,
-  config: 500,
-  internal: 500,
-};
+/**
+ * The one error renderer of the HTTP front end. Routes throw AppError; the status comes from the
+ * catalogue (`src/errors.ts`), and the body is LXD's error envelope under `/` and `/1.0`, else
+ * `{"error": message}`. A 5xx that is not an AppError says "Internal server error", never its own
+ * message (which may name files or queries).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { errorEntry, isAppError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { withoutSecrets } from '../remote/fetch.ts';
+import { noteFailure, requestIdHeader } from './access-log.ts';
+import { lxdError } from './lxd/envelope.ts';
 
 export function httpStatus(err: unknown): number {
-  if (isAppError(err)) return statusOf[err.code];
-  const status = (err as { statusCode?: number }).statusCode;
-  return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
+  return errorEntry(err).status;
+}
+
+export function isLxdPath(url: string): boolean {
+  return url === '/' || url.startsWith('/?') || url.startsWith('/1.0');
+}
+
+/**
+ * Headers a route set for the answer it meant to give (ETag, Cache-Control, Content-Disposition,
+ * LXD-Image-URL...) describe a success: an error keeps only the request id, and a 416 the
+ * Content-Range that says how long the file is.
+ */
+function keptOnError(name: string, status: number) {
+  return name === requestIdHeader || (status === 416 && name === 'content-range');
+}
+
+export function sendError(request: FastifyRequest, reply: FastifyReply, err: unknown, log: Logger): FastifyReply | undefined {
+  const status = httpStatus(err);
+  if (reply.sent || reply.raw.headersSent) {
+    // Too late for an error response: the client sees a short body, and the access log the failure.
+    noteFailure(reply.raw, err);
+    reply.raw.destroy();
+    return undefined;
+  }
+  if (status >= 500) {
+    const fields = { id: request.id, path: withoutSecrets(request.url) };
+    if (isAppError(err) && err.code !== 'internal') log.warn('request failed', { ...fields, code: err.code, message: err.message });
+    else log.error('request failed', { ...fields, err });
+  }
+  for (const name of Object.keys(reply.getHeaders())) if (!keptOnError(name, status)) reply.removeHeader(name);
+  const message = isAppError(err) || status < 500 ? (err as Error).message : 'Internal server error';
+  if (isLxdPath(request.url)) return lxdError(reply, status, message);
+  return reply.code(status).header('content-type', 'application/json; charset=utf-8').send({ error: message });
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { buildUnified } from '../fixtures/images.ts';
 import { fingerprintFrom, tempDir, wharfInProcess } from '../helpers/env.ts';
+import { errorCatalogue } from '../../src/errors.ts';
 
 async function twoImages(t: { after(fn: () => Promise<void>): void }) {
   const work = await tempDir(t);
@@ -87,12 +88,12 @@ test('image edit reads the image from io.stdin, with the core rules', async (t) 
   assert.equal(kept.public, true);
   assert.equal(kept.properties.serial, '20310101');
   for (const bad of ['architecture: aarch64\n', 'public: maybe\n', 'properties: [a]\n', 'expires_at: soon\n', ': : :\n']) {
-    assert.equal((await cli(['image', 'edit', 'plain'], { stdin: bad })).code, 1, bad);
+    assert.equal((await cli(['image', 'edit', 'plain'], { stdin: bad })).code, errorCatalogue.invalid_argument.exit, bad);
   }
   assert.deepEqual(parse(await ok('image', 'show', 'plain')), kept, 'refused edits changed nothing');
 });
 
-test('help and usage errors go to io: exit status 0 and 2', async () => {
+test('help and usage errors go to io: exit status 0 and that of invalid_argument (64)', async () => {
   const help = await wharfInProcess(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: wharf \[options\] \[command\]/);
@@ -109,7 +110,7 @@ test('help and usage errors go to io: exit status 0 and 2', async () => {
     [['--data-dir'], /option '--data-dir <dir>' argument missing/],
   ] as const) {
     const r = await wharfInProcess([...args]);
-    assert.equal(r.code, 2, args.join(' '));
+    assert.equal(r.code, errorCatalogue.invalid_argument.exit, args.join(' '));
     assert.match(r.stderr, message);
     assert.equal(r.stdout, '');
   }
@@ -121,17 +122,17 @@ test('settings and the data directory come from io.env', async (t) => {
   assert.equal(listed.code, 0, listed.stderr);
   assert.match(listed.stdout, new RegExp(`^plain,${first.slice(0, 12)},`, 'm'));
   const bad = await wharfInProcess(['image', 'list'], { env: { WHARF_DATA_DIR: data, WHARF_GRACE_PERIOD: 'an hour' } });
-  assert.equal(bad.code, 1);
+  assert.equal(bad.code, errorCatalogue.config.exit);
   assert.equal(bad.stdout, '');
   assert.equal((await wharfInProcess(['image', 'list'], { env: { WHARF_DATA_DIR: data, WHARF_GRACE_PERIOD: '1h' } })).code, 0);
 });
 
-test('errors: message and hint on io.stderr, exit status 1', { todo: 'the catch block of src/cli/main.ts still writes to process.stderr' }, async (t) => {
+test('errors: message and hint on io.stderr, the exit status of their code', async (t) => {
   const { cli } = await twoImages(t);
   const format = await cli(['image', 'list', '--format', 'xml']);
-  assert.equal(format.code, 1);
+  assert.equal(format.code, errorCatalogue.invalid_argument.exit);
   assert.equal(format.stderr, 'Error: Invalid format "xml"\nUse one of table, csv, json, yaml.\n');
   const missing = await cli(['image', 'info', 'nothing']);
-  assert.equal(missing.code, 1);
+  assert.equal(missing.code, errorCatalogue.not_found.exit);
   assert.equal(missing.stderr, 'Error: Image "nothing" not found\n');
 });

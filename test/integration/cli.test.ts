@@ -112,7 +112,7 @@ test('image workflow: list, filter, info, show, edit, properties, aliases, expor
   await handle.write(byte, 0, 1, 5000);
   await handle.close();
   const verify = await wharf(data, ['image', 'verify']);
-  assert.equal(verify.code, 1);
+  assert.equal(verify.code, 65, 'integrity: EX_DATAERR');
   assert.match(verify.stdout, new RegExp(`${fpSq}: CORRUPT`));
   assert.match(verify.stdout, new RegExp(`${fpVm}: ok`));
   assert.match(verify.stderr, /1 of 3 images failed verification/);
