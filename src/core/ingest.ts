@@ -65,7 +65,7 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
     const take = async (chunk: Uint8Array) => {
       options.signal?.throwIfAborted();
       if (source.expectedSize !== undefined && writer.size + chunk.byteLength > source.expectedSize) {
-        throw new AppError(ErrorCodes.integrity, `${source.name} is larger than the ${source.expectedSize} bytes its index lists`);
+        throw new AppError(ErrorCodes.upstreamCorrupt, `${source.name} is larger than the ${source.expectedSize} bytes its index lists`);
       }
       await options.combined?.update(chunk);
       framing?.update(chunk);
@@ -85,10 +85,10 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
     }
     await writing;
     if (source.expectedSize !== undefined && writer.size !== source.expectedSize) {
-      throw new AppError(ErrorCodes.integrity, `${source.name} is truncated: ${writer.size} of ${source.expectedSize} bytes`);
+      throw new AppError(ErrorCodes.upstreamCorrupt, `${source.name} is truncated: ${writer.size} of ${source.expectedSize} bytes`);
     }
     if (source.expectedSha256 !== undefined && writer.digest() !== source.expectedSha256) {
-      throw new AppError(ErrorCodes.integrity, `Hash mismatch for ${source.name}: ${writer.digest()} != ${source.expectedSha256}`);
+      throw new AppError(ErrorCodes.upstreamCorrupt, `Hash mismatch for ${source.name}: ${writer.digest()} != ${source.expectedSha256}`);
     }
     inspector?.sink.end();
     const tarball = await inspector?.summary;

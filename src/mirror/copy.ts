@@ -5,8 +5,8 @@
 import type { Image, ImageType } from '../domain/image.ts';
 import type { RemoteRecord } from '../meta/store.ts';
 import type { Store } from '../core/context.ts';
-import { importImage } from '../core/import.ts';
-import { AppError, ErrorCodes } from '../errors.ts';
+import { importImage, type ImportRequest } from '../core/import.ts';
+import { AppError, ErrorCodes, asUpstreamFault } from '../errors.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import type { RemoteImage } from '../domain/simplestreams-read.ts';
 import { isFingerprintPrefix } from '../domain/fingerprint.ts';
@@ -51,7 +51,7 @@ export async function importRemoteImage(
 ): Promise<Image> {
   const fetch = { ...fetchOptions(remote, options.signal), ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}) };
   const sources = [image.metadata, ...(image.rootfs ? [image.rootfs] : [])].map((f) => remoteSource(remote.url, f, fetch));
-  return importImage(store, {
+  return upstreamImport(store, {
     sources: sources as [IngestSource] | [IngestSource, IngestSource],
     expectedFingerprint: image.fingerprint,
     public: options.public,
@@ -114,7 +114,7 @@ export async function importLxdImage(
   await refuseDuplicate(store, info.fingerprint);
   options.onStart?.(info.size);
   const copied = options.copyAliases ? info.aliases.map((a) => a.name) : [];
-  return importImage(store, {
+  return upstreamImport(store, {
     sources: sources as [IngestSource] | [IngestSource, IngestSource],
     expectedFingerprint: info.fingerprint,
     public: options.public,
@@ -125,6 +125,19 @@ export async function importLxdImage(
     ...(options.onBytes ? { onBytes: options.onBytes } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
+}
+
+/**
+ * An import of bytes another server sent: a file that differs from what the server's index or
+ * image record promised, or an image clients would refuse, is that server's fault
+ * (`upstream_corrupt`), not the fault of whoever asked for the copy.
+ */
+async function upstreamImport(store: Store, request: ImportRequest): Promise<Image> {
+  try {
+    return await importImage(store, request);
+  } catch (err) {
+    throw asUpstreamFault(err);
+  }
 }
 
 async function refuseDuplicate(store: Store, fingerprint: string) {

@@ -17,12 +17,12 @@ export async function stageDownload(blobs: BlobStore, url: URL, expected: { sha2
   try {
     for await (const chunk of res as AsyncIterable<Uint8Array>) {
       if (writer.size + chunk.byteLength > expected.size) {
-        throw new AppError(ErrorCodes.integrity, `${url.href} is larger than the ${expected.size} bytes its index lists`);
+        throw new AppError(ErrorCodes.upstreamCorrupt, `${url.href} is larger than the ${expected.size} bytes its index lists`);
       }
       await writer.write(chunk);
     }
-    if (writer.size !== expected.size) throw new AppError(ErrorCodes.integrity, `${url.href} is truncated: ${writer.size} of ${expected.size} bytes`);
-    if (writer.digest() !== expected.sha256) throw new AppError(ErrorCodes.integrity, `Hash mismatch for ${url.href}: ${writer.digest()} != ${expected.sha256}`);
+    if (writer.size !== expected.size) throw new AppError(ErrorCodes.upstreamCorrupt, `${url.href} is truncated: ${writer.size} of ${expected.size} bytes`);
+    if (writer.digest() !== expected.sha256) throw new AppError(ErrorCodes.upstreamCorrupt, `Hash mismatch for ${url.href}: ${writer.digest()} != ${expected.sha256}`);
     return writer;
   } catch (err) {
     await writer.abort();

@@ -113,7 +113,7 @@ export async function syncMirror(store: Store, mirror: MirrorRecord, options: Sy
         return;
       } catch (err) {
         // Bad input from upstream will not improve with retries; a network fault may.
-        const retry = attempt < attempts && !(err instanceof AppError && (err.code === ErrorCodes.integrity || err.code === ErrorCodes.invalidImage || err.code === ErrorCodes.conflict));
+        const retry = attempt < attempts && !(err instanceof AppError && (err.code === ErrorCodes.upstreamCorrupt || err.code === ErrorCodes.conflict));
         if (!retry) {
           report.failed.push({ fingerprint: image.fingerprint, error: (err as Error).message });
           store.log.warn('mirror download failed', { mirror: mirror.name, fingerprint: image.fingerprint, err });

@@ -4,7 +4,7 @@
  * certificate is pinned when one is given (as LXD daemons pass it along), else the system CA
  * store decides, as it does for lxc.
  */
-import { AppError, ErrorCodes } from '../errors.ts';
+import { AppError, ErrorCodes, asUpstreamFault } from '../errors.ts';
 import type { ApiImage } from '../domain/lxd-api.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import { imageBodySources } from '../transfer/image-body.ts';
@@ -60,5 +60,25 @@ export async function openLxdImage(
     throw new AppError(ErrorCodes.unavailable, `${base}: export of ${info.fingerprint} answered HTTP ${res.statusCode}`);
   }
   const disposition = /filename="?([^";]+)"?/.exec(String(res.headers['content-disposition'] ?? ''))?.[1];
-  return { info, sources: await imageBodySources(res, options.limit, disposition ?? info.filename) };
+  try {
+    const sources = await imageBodySources(res, options.limit, disposition ?? info.filename);
+    return { info, sources: sources.map(fromUpstream) };
+  } catch (err) {
+    throw asUpstreamFault(err, bodyFaults);
+  }
+}
+
+/** A body that does not parse as an image export was sent wrong by the server, not asked for wrong. */
+const bodyFaults = [ErrorCodes.invalidArgument];
+
+function fromUpstream(source: IngestSource): IngestSource {
+  const { chunks } = source;
+  async function* checked(): AsyncIterable<Uint8Array> {
+    try {
+      yield* chunks;
+    } catch (err) {
+      throw asUpstreamFault(err, bodyFaults);
+    }
+  }
+  return { ...source, chunks: checked() };
 }
