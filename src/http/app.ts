@@ -3,7 +3,7 @@
  * artifacts only (clients try http:// first and check every byte against the HTTPS index);
  * anything else is redirected to HTTPS.
  */
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { IndexPublisher } from '../core/publish.ts';
@@ -11,11 +11,11 @@ import type { Store } from '../core/context.ts';
 import type { Logger } from '../log.ts';
 import { simplestreamsRoutes } from './simplestreams.ts';
 import { directRoutes } from './direct.ts';
-import { isLxdPath, lxdErrorFor, lxdRoutes } from './lxd/routes.ts';
-import { lxdError } from './lxd/envelope.ts';
-import { httpStatus } from './errors.ts';
+import { lxdRoutes } from './lxd/routes.ts';
+import { sendError } from './errors.ts';
 import { httpsBase } from './base-url.ts';
-import { withoutSecrets } from '../remote/fetch.ts';
+import { requestIdOf, withAccessLog } from './access-log.ts';
+import { notFound } from '../errors.ts';
 import type { ImageSecrets } from '../core/secrets.ts';
 import type { GrantStore } from '../meta/grants.ts';
 import type { TlsIdentity } from '../tls.ts';
@@ -45,16 +45,14 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
     requestTimeout: 0,
     // Fastify's own server is never listened on: listen.ts feeds it (and a TLS twin) connections.
     serverFactory: (h) => {
-      handler = h as RequestHandler;
+      handler = withAccessLog(h as RequestHandler, deps.log);
       return createServer(handler);
     },
+    // The id the access log gave the request (X-Request-Id).
+    genReqId: (raw) => requestIdOf(raw),
     // Requests Fastify refuses before routing (a malformed URL or Content-Type) still get the
     // error shape of the API they asked, not the framework's own.
-    frameworkErrors: (err, request, reply) => {
-      const status = httpStatus(err);
-      if (isLxdPath(request.url)) return lxdError(reply as FastifyReply, status, err.message);
-      return (reply as FastifyReply).code(status).send({ error: err.message });
-    },
+    frameworkErrors: (err, request, reply) => void sendError(request as FastifyRequest, reply as FastifyReply, err, deps.log),
     // A body is what the client sent: 5 is not "5", and fields are not invented or dropped.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
   });
@@ -67,21 +65,12 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
     return undefined;
   });
 
-  app.addHook('onResponse', async (request, reply) => {
-    deps.log.debug('request', { method: request.method, url: withoutSecrets(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) });
-  });
+  // The one place errors become responses: routes throw, this renders (see errors.ts).
+  app.setErrorHandler(async (err, request, reply) => sendError(request, reply, err, deps.log));
 
-  app.setErrorHandler(async (err, request, reply) => {
-    const status = httpStatus(err);
-    if (status >= 500) deps.log.error('request failed', { url: withoutSecrets(request.url), err });
-    if (reply.sent || reply.raw.headersSent) return reply.raw.destroy();
-    if (isLxdPath(request.url)) return lxdErrorFor(reply, status, err);
-    return reply.code(status).send({ error: (err as Error).message });
+  app.setNotFoundHandler(async () => {
+    throw notFound('not found');
   });
-
-  app.setNotFoundHandler(async (request, reply) =>
-    isLxdPath(request.url) ? lxdError(reply, 404, 'not found') : reply.code(404).send({ error: 'not found' }),
-  );
 
   simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs });
   directRoutes(app, { store: deps.store });

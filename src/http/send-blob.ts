@@ -6,6 +6,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BlobStore, ByteRange, OpenedBlob } from '../blob/store.ts';
 import type { BlobRef } from '../domain/image.ts';
+import { AppError, ErrorCodes } from '../errors.ts';
+import { noteFailure } from './access-log.ts';
+import { noneMatch } from './conditional.ts';
 
 export function parseRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
   if (!header) return undefined;
@@ -38,12 +41,14 @@ export async function sendBlob(
     'cache-control': 'public, max-age=31536000, immutable',
     'content-type': 'application/octet-stream',
   });
-  if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+  if (noneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
 
   let range = parseRange(request.headers.range, blob.size);
   if (range && request.headers['if-range'] && request.headers['if-range'] !== etag) range = undefined;
   if (range === 'unsatisfiable') {
-    return reply.code(416).header('content-range', `bytes */${blob.size}`).send();
+    // The one header an error keeps: it tells the client how long the file is.
+    reply.header('content-range', `bytes */${blob.size}`);
+    throw new AppError(ErrorCodes.rangeNotSatisfiable, `The range is outside the ${blob.size} bytes of the file`);
   }
   const length = range ? range.end - range.start + 1 : blob.size;
   reply.header('content-length', String(length));
@@ -71,7 +76,9 @@ export function sendPieces(reply: FastifyReply, pieces: Piece[]): FastifyReply {
       else await piece.copyTo(out);
     }
     out.end();
-  })().catch(async () => {
+  })().catch(async (err: unknown) => {
+    // A client that went away is no failure of ours; anything else is, and the access log says so.
+    if (!out.destroyed) noteFailure(out, err);
     out.destroy();
     // Blobs not copied yet still hold an open file.
     for (const piece of pieces.slice(next + 1)) if (!Buffer.isBuffer(piece)) await piece.close();

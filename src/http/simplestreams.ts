@@ -4,6 +4,7 @@ import type { IndexPublisher } from '../core/publish.ts';
 import { artifactSha } from '../core/publish.ts';
 import type { BlobStore } from '../blob/store.ts';
 import { sendBlob } from './send-blob.ts';
+import { noneMatch } from './conditional.ts';
 
 export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore }) {
   const sendDocument = (request: FastifyRequest, reply: FastifyReply) => {
@@ -11,7 +12,7 @@ export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: Ind
     const doc = deps.publisher.document(path);
     if (!doc) return reply.callNotFound();
     reply.header('etag', doc.etag).header('content-type', doc.contentType).header('cache-control', 'no-cache').header('vary', 'accept-encoding');
-    if (request.headers['if-none-match'] === doc.etag) return reply.code(304).send();
+    if (noneMatch(request.headers['if-none-match'], doc.etag)) return reply.code(304).send();
     const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
     const body = gzip ? doc.gzip : doc.body;
     if (gzip) reply.header('content-encoding', 'gzip');

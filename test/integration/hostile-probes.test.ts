@@ -274,7 +274,10 @@ test('Range headers: 206, 416 or the whole file, always with the right bytes', a
       assert.deepEqual(r.body, bytes.subarray(expect.start, expect.end + 1), what);
     } else if (expect.status === 416) {
       assert.equal(r.headers['content-range'], `bytes */${size}`, what);
-      assert.equal(r.body.length, 0, what);
+      // An error like any other: its message, and none of the headers of the file it is not.
+      assert.match(JSON.parse(r.body.toString()).error, /outside the \d+ bytes/, what);
+      assert.equal(r.headers.etag, undefined, what);
+      assert.equal(r.headers['cache-control'], undefined, what);
     } else {
       assert.equal(r.headers['content-range'], undefined, what);
       assert.equal(r.headers['content-length'], String(size), what);

@@ -1,0 +1,35 @@
+/**
+ * If-None-Match (RFC 9110 13.1.2), for every route that answers 304: `*`, or a comma-separated
+ * list of entity tags compared weakly (`W/"x"` and `"x"` name the same representation, as a
+ * cache revalidating a weak copy sends it). A header that does not parse names nothing, so the
+ * answer is the full one, which is never wrong.
+ */
+
+/** The opaque tag of an entity tag: `W/"x"` and `"x"` give `x`; undefined if it is not one. */
+function opaqueTag(etag: string): string | undefined {
+  const m = /^(?:W\/)?"([^"]*)"$/.exec(etag);
+  return m?.[1];
+}
+
+/** The entity tags of a list, in order; undefined when the list does not parse. */
+function entityTags(list: string): string[] | undefined {
+  const tags: string[] = [];
+  const element = /[\t ]*(?:W\/)?"([^"]*)"[\t ]*(?:,|$)|[\t ]*,/y;
+  element.lastIndex = 0;
+  while (element.lastIndex < list.length) {
+    const m = element.exec(list);
+    if (!m) return undefined;
+    if (m[1] !== undefined) tags.push(m[1]);
+  }
+  return tags;
+}
+
+/** Does an If-None-Match header name the representation tagged `etag` (answer 304)? */
+export function noneMatch(header: string | string[] | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  const value = Array.isArray(header) ? header.join(', ') : header;
+  if (value === etag) return true;
+  if (value.trim() === '*') return true;
+  const own = opaqueTag(etag);
+  return own !== undefined && (entityTags(value)?.includes(own) ?? false);
+}

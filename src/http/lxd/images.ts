@@ -1,0 +1,85 @@
+/**
+ * The images resource: the list (pre-rendered, or filtered), one image, its edits and deletion,
+ * and the one-time secrets that open a private image for one download. Uploads and pulls are
+ * in image-create.ts, downloads in image-export.ts.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Store } from '../../core/context.ts';
+import type { IndexPublisher } from '../../core/publish.ts';
+import type { ImageSecrets } from '../../core/secrets.ts';
+import { deleteImages, editImage } from '../../core/images.ts';
+import { visibleImage, visibleImages } from '../../core/visibility.ts';
+import { matchesApiFilter, parseFilter } from '../../domain/api-filter.ts';
+import { toApiImage } from '../../domain/lxd-api.ts';
+import { recursive, requireTrusted, viewerOf, type Query } from './caller.ts';
+import { asyncResponse, operation, sync, syncEnvelope } from './envelope.ts';
+import { finishedTask, type Operations } from './operations.ts';
+import { imagePutBody, validBody } from './schemas.ts';
+
+export const fingerprintParam = (request: FastifyRequest) => (request.params as { fingerprint: string }).fingerprint;
+
+export function imageRoutes(app: FastifyInstance, deps: { store: Store; secrets: ImageSecrets; operations: Operations; publisher: IndexPublisher }) {
+  const { store, secrets, operations } = deps;
+
+  app.get('/1.0/images', async (request, reply) => {
+    const query = request.query as Query;
+    const viewer = await viewerOf(store, request);
+    if (!query.filter) {
+      // The common case is served from bytes rendered when the store last changed.
+      const list = await deps.publisher.apiImageList(viewer.trusted ? 'all' : 'public', recursive(request));
+      return reply.code(200).header('content-type', 'application/json').send(syncEnvelope(list));
+    }
+    const filter = parseFilter(query.filter);
+    const images = (await visibleImages(store, viewer)).map((i) => toApiImage(i, i.aliases)).filter((i) => matchesApiFilter(filter, i));
+    return sync(reply, recursive(request) ? images : images.map((i) => `/1.0/images/${i.fingerprint}`));
+  });
+
+  app.get('/1.0/images/:fingerprint', async (request, reply) => {
+    const image = await visibleImage(store, await viewerOf(store, request), secrets, fingerprintParam(request));
+    return sync(reply, toApiImage(image, image.aliases));
+  });
+
+  app.post('/1.0/images/:fingerprint/secret', async (request, reply) => {
+    const viewer = await requireTrusted(store, request);
+    const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
+    const secret = await secrets.issue(image.fingerprint);
+    const op = operation({
+      class: 'token',
+      description: 'Downloading image',
+      status: 'Running',
+      status_code: 103,
+      resources: { images: [`/1.0/images/${image.fingerprint}`] },
+      metadata: { secret },
+    });
+    await operations.add(op, Date.now() + secrets.ttlMs);
+    return asyncResponse(reply, op);
+  });
+
+  app.route({
+    method: ['PUT', 'PATCH'],
+    url: '/1.0/images/:fingerprint',
+    schema: { body: imagePutBody },
+    attachValidation: true,
+    handler: async (request, reply) => {
+      const viewer = await requireTrusted(store, request);
+      const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
+      const body = validBody<{ public?: boolean; properties?: Record<string, string>; expires_at?: string; auto_update?: boolean }>(request);
+      const put = request.method === 'PUT';
+      const expires = body.expires_at === undefined ? undefined : body.expires_at.startsWith('0001-') ? null : new Date(body.expires_at).toISOString();
+      await editImage(store, image.fingerprint, {
+        ...(body.public !== undefined || put ? { public: body.public ?? false } : {}),
+        ...(body.properties !== undefined || put ? { properties: put ? (body.properties ?? {}) : { ...image.properties, ...body.properties } } : {}),
+        ...(expires !== undefined ? { expiresAt: expires } : {}),
+        ...(body.auto_update !== undefined ? { autoUpdate: body.auto_update } : {}),
+      });
+      return sync(reply, {});
+    },
+  });
+
+  app.delete('/1.0/images/:fingerprint', async (request, reply) => {
+    const viewer = await requireTrusted(store, request);
+    const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
+    await deleteImages(store, [image.fingerprint]);
+    return finishedTask(operations, reply, 'Deleting image', { images: [`/1.0/images/${image.fingerprint}`] }, null);
+  });
+}
