@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { Readable, Writable } from 'node:stream';
-import { silentLogger } from '../../src/log.ts';
+import { createLogger, silentLogger, type Logger } from '../../src/log.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 
@@ -83,7 +83,7 @@ export function fingerprintFrom(output: string): string {
 export async function serve(
   t: { after(fn: () => Promise<void>): void },
   dataDir: string,
-  settings: { gracePeriod?: number; http?: boolean; tlsCert?: string; tlsKey?: string; maxUploadSize?: number; processes?: number } = {},
+  settings: { gracePeriod?: number; http?: boolean; tlsCert?: string; tlsKey?: string; maxUploadSize?: number; processes?: number; log?: Logger } = {},
 ): Promise<RunningServer & { base: string }> {
   const config = await loadConfig(dataDir, {
     https: '127.0.0.1:0',
@@ -95,7 +95,13 @@ export async function serve(
     // serving process grants, another honours (the default is one per core).
     serveProcesses: settings.processes ?? 2,
   }, {});
-  const server = await startServer(config, silentLogger);
+  const server = await startServer(config, settings.log ?? silentLogger);
   t.after(() => server.close());
   return { ...server, base: `https://127.0.0.1:${server.httpsPort}` };
+}
+
+/** A logger that keeps its records (parsed), for tests that read what was logged. */
+export function capturingLogger(): { log: Logger; records: Record<string, unknown>[] } {
+  const records: Record<string, unknown>[] = [];
+  return { log: createLogger({ level: 'info', write: (line) => records.push(JSON.parse(line) as Record<string, unknown>) }), records };
 }

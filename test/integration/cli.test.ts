@@ -71,7 +71,7 @@ test('image workflow: list, filter, info, show, edit, properties, aliases, expor
   assert.equal(edited.public, false);
   assert.equal(edited.expires_at, '2030-01-01T00:00:00Z');
   const refused = await wharf(data, ['image', 'edit', 'vm-one'], { stdin: JSON.stringify({ ...edited, architecture: 'aarch64' }) });
-  assert.notEqual(refused.code, 0);
+  assert.equal(refused.code, 64, 'invalid_argument: EX_USAGE');
   assert.match(refused.stderr, /architecture cannot be changed/);
   assert.equal(parse(await wharfOk(data, ['image', 'show', 'vm-one'])).architecture, 'x86_64');
 
@@ -90,7 +90,10 @@ test('image workflow: list, filter, info, show, edit, properties, aliases, expor
   assert.match((await wharf(data, ['image', 'alias', 'create', 'one', fpVm])).stderr, /Alias "one" already exists/);
   await wharfOk(data, ['image', 'alias', 'delete', 'three']);
   assert.match((await wharf(data, ['image', 'alias', 'delete', 'three'])).stderr, /Alias "three" not found/);
-  assert.match((await wharf(data, ['image', 'info', 'nonexistent'])).stderr, /Image "nonexistent" not found/);
+  const missing = await wharf(data, ['image', 'info', 'nonexistent']);
+  assert.match(missing.stderr, /Image "nonexistent" not found/);
+  assert.equal(missing.code, 66, 'not_found: EX_NOINPUT');
+  assert.equal((await wharf(data, ['image', 'info'])).code, 64, 'a usage error: EX_USAGE');
 
   // export: the files as lxc names them, byte for byte.
   const out = join(work, 'out');

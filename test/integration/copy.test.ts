@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { buildMetadataTarball, buildQcow2, buildSquashfs, buildUnified } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
+import { errorCatalogue } from '../../src/errors.ts';
 
 test('image copy from another server, over simplestreams and the LXD API, verified', async (t) => {
   const work = await tempDir(t);
@@ -74,11 +75,13 @@ test('image copy from another server, over simplestreams and the LXD API, verifi
   bytes[1000] = bytes[1000]! ^ 0xff;
   await writeFile(join(tree, sqFile.path), bytes);
   const tampered = await wharf(fresh, ['image', 'copy', 'tree:debian/12']);
-  assert.notEqual(tampered.code, 0);
+  assert.equal(tampered.code, errorCatalogue.upstream_corrupt.exit, 'the upstream is at fault: upstream_corrupt');
   assert.match(tampered.stderr, /Hash mismatch/);
   await copyFile(newerSq.path, join(tree, sqFile.path));
   await truncate(join(tree, sqFile.path), 1000);
-  assert.match((await wharf(fresh, ['image', 'copy', 'tree:debian/12'])).stderr, /truncated/);
+  const truncated = await wharf(fresh, ['image', 'copy', 'tree:debian/12']);
+  assert.equal(truncated.code, errorCatalogue.upstream_corrupt.exit);
+  assert.match(truncated.stderr, /truncated/);
   const after = JSON.parse(await wharfOk(fresh, ['image', 'list', '--format', 'json'])) as { fingerprint: string }[];
   assert.deepEqual(after.map((i) => i.fingerprint), [fpUni], 'failed copies leave nothing behind');
 });

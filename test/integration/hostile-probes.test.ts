@@ -79,7 +79,7 @@ async function setup(t: Parameters<typeof tempDir>[0]) {
 }
 
 test('path traversal on every route family finds nothing and breaks nothing', async (t) => {
-  const { server, data, squashfs, stranger } = await setup(t);
+  const { server, data, squashfs, stranger, call } = await setup(t);
   const secrets = [await readFile(join(data, 'server.key'), 'latin1').catch(() => ''), 'SQLite format 3', '-----BEGIN'].filter(Boolean);
   const dotdot = ['..', '%2e%2e', '%2E%2E', '.%2e', '%252e%252e', '%c0%ae%c0%ae', '%e0%80%ae%e0%80%ae', '..%00', '%2e%2e%00'];
   const slash = ['/', '%2f', '%2F', '%252f', '\\', '%5c', '%c0%af', '%e0%80%af'];
@@ -104,6 +104,8 @@ test('path traversal on every route family finds nothing and breaks nothing', as
       try {
         assert.ok(r.status >= 400 && r.status < 500, `status ${r.status}`);
         if (path.startsWith('/1.0')) assertLxdError({ status: r.status, body: r.body }, r.status, path);
+        // Even what the HTTP framework refuses before routing carries its request id.
+        assert.match(r.headers, /\r\nx-request-id: [0-9a-f]{16}(\r\n|$)/i, 'X-Request-Id');
       } catch {
         failures.push(`${who ? 'stranger' : 'anonymous'} GET ${path.slice(0, 120)}: ${r.status} ${r.body.toString().slice(0, 160)}`);
       }
@@ -115,6 +117,14 @@ test('path traversal on every route family finds nothing and breaks nothing', as
   assert.ok(long.status === 0 || (long.status >= 400 && long.status < 500), `very long path: ${long.status}`);
   // The server is still answering.
   assert.equal((await fetchRaw(`${server.base}/streams/v1/index.json`, { ca: server.tls.cert })).status, 200);
+  // Refusals the routes raise go through the same renderer: LXD's envelope, the catalogue's status.
+  assertLxdError(await call(stranger, 'GET', '/1.0/images?project=other'), 404, 'another project');
+  assert.equal(json(await call(stranger, 'GET', '/1.0/images?project=other')).error, 'Project not found');
+  assertLxdError(await call(stranger, 'GET', '/1.0/operations/nothing/wait'), 403, 'waiting without a secret');
+  assertLxdError(await call(stranger, 'GET', '/1.0/certificates'), 403, 'certificates');
+  assertLxdError(await call(stranger, 'POST', '/1.0/certificates', '{}'), 403, 'joining without a token');
+  assertLxdError(await call(stranger, 'GET', '/1.0/nothing'), 404, 'no such route');
+  assert.deepEqual(json(await call(stranger, 'GET', '/streams/v1/nothing.json')), { error: 'not found' });
 });
 
 test('a private image looks exactly like a missing one on every untrusted route', async (t) => {

@@ -5,7 +5,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { listenDual, type ListenOptions } from '../../src/http/listen.ts';
@@ -19,7 +19,7 @@ import { loadConfig } from '../../src/config.ts';
 import { startServer } from '../../src/server.ts';
 import { silentLogger } from '../../src/log.ts';
 import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
-import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { capturingLogger, fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -429,4 +429,60 @@ test('a split upload cut off mid-way is abandoned at once and leaves nothing', a
   const closing = server.close().then(() => 'closed');
   closed = true;
   assert.equal(await Promise.race([closing, sleep(5000).then(() => 'still closing')]), 'closed');
+});
+
+test('a download cut after its headers: a short body, and one log line that says why (or that the client left)', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const meta = await buildMetadataTarball(work, { properties: { os: 'Cut', release: '2' } });
+  const sq = await buildSquashfs(work, { seed: 'cut-download', padMiB: 16 });
+  await wharfOk(data, ['image', 'import', meta.path, sq.path]);
+  const { log, records } = capturingLogger();
+  const server = await serve(t, data, { processes: 1, log });
+  const path = `/files/${sq.sha256}.squashfs`;
+  const linesAbout = (id: string) => records.filter((r) => JSON.stringify(r).includes(id));
+  const requestId = (head: Buffer) => /\r\nx-request-id: ([0-9a-f]+)\r\n/i.exec(head.toString('latin1'))?.[1] ?? '';
+  const settled = async (id: string) => {
+    for (const started = Date.now(); !records.some((r) => r.msg === 'request' && r.id === id); await sleep(20)) {
+      assert.ok(Date.now() - started < 5000, `no access-log line for ${id}`);
+    }
+    await sleep(100); // and nothing more comes
+    return linesAbout(id);
+  };
+  const open = async (range?: string) => {
+    const socket = await secured(tlsConnect({ host: '127.0.0.1', port: server.httpsPort, ca: server.tls.cert, servername: 'localhost' }));
+    socket.on('error', () => {});
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n${range ? `Range: ${range}\r\n` : ''}\r\n`);
+    const [head] = (await once(socket, 'data')) as [Buffer];
+    socket.pause();
+    return { socket, head };
+  };
+
+  // The client goes away mid-body: no failure of the server's, one info line marked incomplete.
+  const left = await open();
+  left.socket.destroy();
+  const leftLines = await settled(requestId(left.head));
+  assert.equal(leftLines.length, 1, JSON.stringify(leftLines));
+  assert.equal(leftLines[0]!.level, 'info');
+  assert.equal(leftLines[0]!.status, 200);
+  assert.equal(leftLines[0]!.incomplete, true);
+
+  // The stored file is shorter than its record: the headers promised more than can be sent.
+  const blob = join(data, 'blobs', 'sha256', sq.sha256.slice(0, 2), sq.sha256);
+  await truncate(blob, sq.size >> 1);
+  const cut = await open(`bytes=0-${sq.size - 1}`);
+  assert.match(cut.head.toString('latin1'), /^HTTP\/1\.1 206/);
+  const receiving = received(cut.socket, 10_000);
+  cut.socket.resume();
+  const rest = await receiving;
+  const body = Buffer.concat([cut.head, rest]);
+  const sent = body.length - body.indexOf('\r\n\r\n') - 4;
+  assert.ok(sent < sq.size, `a short body (${sent} of ${sq.size} bytes), never a padded one`);
+  const cutLines = await settled(requestId(cut.head));
+  assert.equal(cutLines.length, 1, `logged once: ${JSON.stringify(cutLines)}`);
+  const line = cutLines[0]!;
+  assert.equal(line.level, 'error');
+  assert.equal(line.status, 206);
+  assert.equal(line.incomplete, true);
+  assert.match(JSON.stringify(line.err), /shorter than its record/);
 });

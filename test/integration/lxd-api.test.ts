@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
+import { createServer } from 'node:http';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { buildUnified } from '../fixtures/images.ts';
@@ -96,4 +98,76 @@ test('untrusted callers cannot change anything; secrets work once; bad uploads l
   assert.deepEqual(await readdir(join(data, 'blobs', 'staging')), [], 'and no staging file');
   const list = JSON.parse(await wharfOk(data, ['image', 'list', '--format', 'json'])) as unknown[];
   assert.equal(list.length, 1);
+});
+
+test('a pull answers for its upstream: 502 for a corrupt, invalid or unreachable one, never a 4xx; 501 over simplestreams', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const admin = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
+  await writeFile(join(work, 'admin.crt'), admin.cert);
+  await wharfOk(data, ['trust', 'add', join(work, 'admin.crt')]);
+  const server = await serve(t, data);
+  const wanted = await buildUnified(work, { seed: 'wanted', name: 'wanted.tar.gz' });
+  const other = await buildUnified(work, { seed: 'other', name: 'other.tar.gz', properties: { os: 'Other', release: '2' } });
+  const wantedBytes = await readFile(wanted.path);
+
+  // An LXD-protocol upstream that lists `wanted` and sends whatever body the test chooses.
+  let body: Buffer = wantedBytes;
+  let infoStatus = 200;
+  const upstream = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const json = (status: number, doc: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
+    if (path === `/1.0/images/${wanted.sha256}` && infoStatus !== 200) return json(infoStatus, { type: 'error', error: 'upstream broke', error_code: infoStatus });
+    if (path === `/1.0/images/${wanted.sha256}`) {
+      return json(200, { type: 'sync', status_code: 200, metadata: { fingerprint: wanted.sha256, filename: 'wanted.tar.gz', size: wanted.size, public: true, type: 'container', aliases: [], properties: {} } });
+    }
+    if (path === `/1.0/images/${wanted.sha256}/export`) return void res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length }).end(body);
+    return json(404, { type: 'error', error: 'not found', error_code: 404 });
+  });
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  t.after(() => new Promise<void>((r) => upstream.close(() => r())));
+  const upstreamBase = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
+
+  const pull = (source: Record<string, unknown>) =>
+    fetchRaw(`${server.base}/1.0/images`, {
+      ca: server.tls.cert,
+      cert: admin.cert,
+      key: admin.private,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ source: { type: 'image', mode: 'pull', protocol: 'lxd', server: upstreamBase, fingerprint: wanted.sha256, ...source } }),
+    });
+  const refused = async (what: string, source: Record<string, unknown>, status: number, message: RegExp) => {
+    const r = await pull(source);
+    assert.equal(r.status, status, `${what}: ${r.body.toString()}`);
+    const envelope = JSON.parse(r.body.toString());
+    assert.equal(envelope.type, 'error', what);
+    assert.equal(envelope.error_code, status, what);
+    assert.match(envelope.error, message, what);
+    assert.match(String(r.headers['x-request-id']), /^[0-9a-f]{16}$/, what);
+  };
+
+  body = await readFile(other.path);
+  await refused('another image than the one listed', {}, 502, /Fingerprint mismatch/);
+  body = Buffer.from(wantedBytes);
+  body[body.length >> 1] = body[body.length >> 1]! ^ 0xff;
+  await refused('a flipped byte', {}, 502, /./);
+  body = Buffer.from('not an image at all, just text');
+  await refused('not an image', {}, 502, /not an image file/);
+  body = wantedBytes.subarray(0, wantedBytes.length >> 1);
+  await refused('a cut-off export', {}, 502, /./);
+  infoStatus = 500;
+  await refused('an upstream answering 500', {}, 502, /upstream broke/);
+  infoStatus = 200;
+  await refused('an unreachable upstream', { server: 'http://127.0.0.1:1' }, 502, /Cannot reach/);
+  await refused('an image the upstream does not have', { fingerprint: 'ab'.repeat(32) }, 404, /not found/);
+  await refused('a pull over simplestreams', { protocol: 'simplestreams' }, 501, /not supported yet/);
+  await refused('a source that is no image', { type: 'url' }, 400, /Unsupported image source/);
+  assert.deepEqual(JSON.parse(await wharfOk(data, ['image', 'list', '--format', 'json'])), [], 'nothing was kept');
+
+  body = wantedBytes;
+  const pulled = await pull({});
+  assert.equal(pulled.status, 202, pulled.body.toString());
+  assert.equal(JSON.parse(pulled.body.toString()).metadata.metadata.fingerprint, wanted.sha256);
 });

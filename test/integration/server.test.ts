@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
-import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { capturingLogger, fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { loadConfig } from '../../src/config.ts';
 import { openStore } from '../../src/factory.ts';
@@ -117,4 +117,65 @@ test('a CLI change is served within a second; deleted files stay downloadable fo
   assert.deepEqual(removed, [fp]);
   assert.equal(await store.blobs.size(fp), undefined);
   assert.ok(await store.blobs.size(first.sha256), 'files still in use are kept');
+});
+
+test('If-None-Match lists; one access-log line per request, with the id sent as X-Request-Id', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const image = await buildUnified(work, { seed: 'logged' });
+  const fp = fingerprintFrom(await wharfOk(data, ['image', 'import', image.path]));
+  const { log, records } = capturingLogger();
+  // One serving process: the access log of another would be written by that process.
+  const server = await serve(t, data, { processes: 1, log });
+  const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => fetchRaw(server.base + path, { ca: server.tls.cert, headers, method });
+
+  const file = `/files/${fp}.tar.gz`;
+  for (const path of ['/streams/v1/index.json', file]) {
+    const tag = String((await get(path)).headers.etag);
+    for (const header of [tag, `W/${tag}`, `"other", ${tag}`, `W/"other",W/${tag}`, '*']) {
+      assert.equal((await get(path, { 'if-none-match': header })).status, 304, `${path}: ${header}`);
+    }
+    for (const header of ['"other"', `"other" ${tag}`, tag.slice(1)]) assert.equal((await get(path, { 'if-none-match': header })).status, 200, `${path}: ${header}`);
+  }
+
+  const secret = 'c0ffee'.repeat(10);
+  const answers = [
+    { what: 'lxd', r: await get(`/1.0/images/${fp}?secret=${secret}`), status: 200 },
+    { what: 'missing', r: await get('/nothing/here'), status: 404 },
+    { what: 'head', r: await get(file, {}, 'HEAD'), status: 200 },
+    { what: 'range', r: await get(file, { range: 'bytes=0-99' }), status: 206 },
+    { what: 'unsatisfiable', r: await get(file, { range: `bytes=${image.size}-` }), status: 416 },
+  ];
+  const ids = answers.map((a) => String(a.r.headers['x-request-id']));
+  for (const id of ids) assert.match(id, /^[0-9a-f]{16}$/);
+  assert.equal(new Set(ids).size, ids.length, 'one id per request');
+  // The line is written once the response closed on the server's side.
+  const linesOf = (id: string) => records.filter((r) => r.msg === 'request' && r.id === id);
+  for (const started = Date.now(); !ids.every((id) => linesOf(id).length); ) {
+    assert.ok(Date.now() - started < 2000, 'no access-log line');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  for (const [i, { what, r, status }] of answers.entries()) {
+    assert.equal(r.status, status, what);
+    const lines = linesOf(ids[i]!);
+    assert.equal(lines.length, 1, `${what}: one line`);
+    const line = lines[0]!;
+    assert.equal(line.level, 'info', what);
+    assert.equal(line.status, status, what);
+    assert.equal(line.bytes, r.body.length, what);
+    assert.equal(typeof line.ms, 'number', what);
+    assert.match(String(line.client), /127\.0\.0\.1/, what);
+  }
+  const lxd = linesOf(ids[0]!)[0]!;
+  assert.equal(lxd.method, 'GET');
+  assert.equal(lxd.path, `/1.0/images/${fp}?secret=REDACTED`);
+  assert.ok(!JSON.stringify(records).includes(secret), 'a secret is never logged');
+  assert.equal(linesOf(ids[2]!)[0]!.method, 'HEAD');
+  assert.equal(linesOf(ids[3]!)[0]!.bytes, 100);
+  // Errors carry the id too, and none of the headers of the file they are not.
+  const missing = answers[1]!.r;
+  assert.deepEqual(JSON.parse(missing.body.toString()), { error: 'not found' });
+  const unsatisfiable = answers[4]!.r;
+  assert.equal(unsatisfiable.headers['content-range'], `bytes */${image.size}`);
+  assert.equal(unsatisfiable.headers.etag, undefined);
 });
