@@ -1,6 +1,8 @@
 /** The error catalogue: one row per code, statuses and exit statuses that say whose fault it is. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { AppError, ErrorCodes, asUpstreamFault, errorCatalogue, errorEntry, isAppError, type ErrorCode } from '../../src/errors.ts';
 import { httpStatus } from '../../src/http/errors.ts';
 
@@ -53,4 +55,22 @@ test('asUpstreamFault: what describes the bytes becomes upstream_corrupt, the re
   }
   const body = new AppError(ErrorCodes.invalidArgument, 'Invalid multipart');
   assert.ok(isAppError(asUpstreamFault(body, [ErrorCodes.invalidArgument]), 'upstream_corrupt'));
+});
+
+test('the tables in README.md and docs/architecture.md say what the catalogue says', async () => {
+  for (const [file, statusColumn, exitColumn] of [['README.md', 1, 2], ['docs/architecture.md', 2, 3]] as const) {
+    const text = await readFile(join(import.meta.dirname, '..', '..', file), 'utf8');
+    const rows = new Map<string, string[]>();
+    for (const line of text.split('\n')) {
+      const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+      const code = /^`([a-z_]+)`$/.exec(cells[0] ?? '')?.[1];
+      if (code && (codes as string[]).includes(code) && /^\d{3}$/.test(cells[statusColumn] ?? '')) rows.set(code, cells);
+    }
+    assert.deepEqual([...rows.keys()].sort(), [...codes].sort(), `${file}: one row per code`);
+    for (const [code, cells] of rows) {
+      const entry = errorCatalogue[code as ErrorCode];
+      assert.equal(Number(cells[statusColumn]), entry.status, `${file}: ${code} status`);
+      assert.equal(Number.parseInt(cells[exitColumn]!, 10), entry.exit, `${file}: ${code} exit`);
+    }
+  }
 });
