@@ -1,9 +1,10 @@
 /** Shared test plumbing: temp dirs, the CLI as a real process, an in-process server. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { Readable, Writable } from 'node:stream';
+import selfsigned from 'selfsigned';
 import { createLogger, silentLogger, type Logger } from '../../src/log.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
@@ -104,4 +105,12 @@ export async function serve(
 export function capturingLogger(): { log: Logger; records: Record<string, unknown>[] } {
   const records: Record<string, unknown>[] = [];
   return { log: createLogger({ level: 'info', write: (line) => records.push(JSON.parse(line) as Record<string, unknown>) }), records };
+}
+
+/** A client certificate (and its key, `private`) added to the trust store of `dataDir` by the CLI. */
+export async function trustedClient(work: string, dataDir: string, name = 'admin'): Promise<{ cert: string; private: string }> {
+  const client = await selfsigned.generate([{ name: 'commonName', value: name }], { keyType: 'ec' });
+  await writeFile(join(work, `${name}.crt`), client.cert);
+  await wharfOk(dataDir, ['trust', 'add', join(work, `${name}.crt`)]);
+  return client;
 }

@@ -1,14 +1,14 @@
 /** LXD API rules that the real client never lets you break: checked on the wire. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { connect } from 'node:tls';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { buildUnified } from '../fixtures/images.ts';
-import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { fingerprintFrom, serve, tempDir, trustedClient, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 
 test('untrusted callers cannot change anything; secrets work once; bad uploads leave nothing', async (t) => {
@@ -16,10 +16,8 @@ test('untrusted callers cannot change anything; secrets work once; bad uploads l
   const data = join(work, 'data');
   const priv = await buildUnified(work, { properties: { os: 'Secret', release: '1' }, seed: 'p', name: 'p.tar.gz' });
   const fp = fingerprintFrom(await wharfOk(data, ['image', 'import', priv.path, '--private', '--alias', 'hidden']));
-  const admin = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
+  const admin = await trustedClient(work, data);
   const stranger = await selfsigned.generate([{ name: 'commonName', value: 'stranger' }], { keyType: 'ec' });
-  await writeFile(join(work, 'admin.crt'), admin.cert);
-  await wharfOk(data, ['trust', 'add', join(work, 'admin.crt')]);
   const server = await serve(t, data, { maxUploadSize: 3_000_000 });
 
   const call = (who: { cert: string; private: string } | undefined, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}) =>
@@ -103,9 +101,7 @@ test('untrusted callers cannot change anything; secrets work once; bad uploads l
 test('a pull answers for its upstream: 502 for a corrupt, invalid or unreachable one, never a 4xx; 501 over simplestreams', async (t) => {
   const work = await tempDir(t);
   const data = join(work, 'data');
-  const admin = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
-  await writeFile(join(work, 'admin.crt'), admin.cert);
-  await wharfOk(data, ['trust', 'add', join(work, 'admin.crt')]);
+  const admin = await trustedClient(work, data);
   const server = await serve(t, data);
   const wanted = await buildUnified(work, { seed: 'wanted', name: 'wanted.tar.gz' });
   const other = await buildUnified(work, { seed: 'other', name: 'other.tar.gz', properties: { os: 'Other', release: '2' } });
