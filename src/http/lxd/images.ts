@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Store } from '../../core/context.ts';
 import type { IndexPublisher } from '../../core/publish.ts';
 import type { ImageSecrets } from '../../core/secrets.ts';
-import { deleteImages, editImage } from '../../core/images.ts';
+import { applyImageEdit, deleteImages } from '../../core/images.ts';
 import { visibleImage, visibleImages } from '../../core/visibility.ts';
 import { matchesApiFilter, parseFilter } from '../../domain/api-filter.ts';
 import { toApiImage } from '../../domain/lxd-api.ts';
@@ -63,15 +63,11 @@ export function imageRoutes(app: FastifyInstance, deps: { store: Store; secrets:
     handler: async (request, reply) => {
       const viewer = await requireTrusted(store, request);
       const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
-      const body = validBody<{ public?: boolean; properties?: Record<string, string>; expires_at?: string; auto_update?: boolean }>(request);
+      const body = validBody<Record<string, unknown>>(request);
+      // The same edit rules as `wharf image edit`. A PUT replaces the image's settings as LXD
+      // does: what it leaves out goes back to its zero value (private, no properties).
       const put = request.method === 'PUT';
-      const expires = body.expires_at === undefined ? undefined : body.expires_at.startsWith('0001-') ? null : new Date(body.expires_at).toISOString();
-      await editImage(store, image.fingerprint, {
-        ...(body.public !== undefined || put ? { public: body.public ?? false } : {}),
-        ...(body.properties !== undefined || put ? { properties: put ? (body.properties ?? {}) : { ...image.properties, ...body.properties } } : {}),
-        ...(expires !== undefined ? { expiresAt: expires } : {}),
-        ...(body.auto_update !== undefined ? { autoUpdate: body.auto_update } : {}),
-      });
+      await applyImageEdit(store, image.fingerprint, put ? { public: false, properties: {}, ...body } : body, put ? 'replace' : 'merge');
       return sync(reply, {});
     },
   });
