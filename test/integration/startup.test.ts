@@ -87,7 +87,7 @@ test('--help and image list load neither the server, the importer nor the mirror
     [['--help'], 0],
     [['--data-dir', data, 'image', 'list'], 0],
     [['help', 'image'], 0],
-    [['--data-dir', data, 'image', 'info', 'nothing'], 1], // no such image, after loading what it needs
+    [['--data-dir', data, 'image', 'info', 'nothing'], 66], // no such image (not_found), after loading what it needs
   ];
   for (const [args, code] of cases) {
     const loaded = await loadedModules(work, join(repoRoot, 'src', 'main.ts'), args);
