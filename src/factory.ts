@@ -1,4 +1,5 @@
 /** The one place that picks concrete drivers for the embedded default: SQLite + files. */
+import { ensureDirectory } from './directories.ts';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FsBlobStore } from './blob/fs.ts';
@@ -10,7 +11,7 @@ import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 
 export async function openStore(config: Config, log: Logger): Promise<Store> {
-  await mkdir(config.dataDir, { recursive: true });
+  await ensureDirectory(config.dataDir);
   const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
   await blobs.init();
   const meta = new SqliteMetaStore(join(config.dataDir, 'wharf.db'));

@@ -2,6 +2,7 @@
  * The embedded blob store: files under DIR/sha256/ab/abcdef..., staged in DIR/staging and
  * published by rename, so a crash leaves at worst a staging file that cleanStaging() removes.
  */
+import { ensureDirectory } from '../directories.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, open as openCallback, read as readCallback, close as closeCallback, fstat as fstatCallback } from 'node:fs';
 import { promisify } from 'node:util';
@@ -25,8 +26,8 @@ export class FsBlobStore implements BlobStore {
   }
 
   async init(): Promise<void> {
-    await mkdir(this.staging, { recursive: true });
-    await mkdir(this.objects, { recursive: true });
+    await ensureDirectory(this.staging);
+    await ensureDirectory(this.objects);
   }
 
   pathOf(sha256: string): string {
@@ -205,7 +206,7 @@ class FsBlobWriter implements BlobWriter {
       const target = this.pathOf(sha256);
       const dir = join(target, '..');
       // A new prefix directory must itself be durable in its parent, or a crash can lose the blob.
-      if ((await mkdir(dir, { recursive: true })) !== undefined) await syncDirectory(this.objects);
+      if (await ensureDirectory(dir)) await syncDirectory(this.objects);
       // An existing blob has the same bytes by definition: keep it, drop the copy.
       if ((await stat(target).catch(() => undefined)) === undefined) {
         await rename(this.stagingPath, target);

@@ -1,4 +1,5 @@
 /** The image use cases behind `wharf image ...` (import lives in import.ts). */
+import { ensureDirectory } from '../directories.ts';
 import { createHash, type Hash } from 'node:crypto';
 import { rename, rm, mkdir } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
@@ -167,7 +168,7 @@ export function exportedFiles(image: Image): ExportedFile[] {
 /** Writes the image's files into `dir`, each through a temp name so a cut-off export leaves no half file. */
 export async function exportImage(store: StoreWith<ImageCatalog>, ref: string, dir: string, signal?: AbortSignal): Promise<string[]> {
   const image = await resolveImage(store, ref);
-  await mkdir(dir, { recursive: true });
+  await ensureDirectory(dir);
   const written: string[] = [];
   for (const file of exportedFiles(image)) {
     const target = join(dir, file.name);

@@ -3,6 +3,7 @@
  * files at the paths the index names) that any web server can serve; `tree import` loads one,
  * verifying every file against the index, as a mirror would.
  */
+import { ensureDirectory } from '../directories.ts';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -24,7 +25,7 @@ export async function exportTree(store: Store, dir: string, filters: string[] = 
     const target = join(dir, artifactPath(blob));
     // Content-addressed: a file already there with the right size is the same file.
     if ((await stat(target).catch(() => undefined))?.size === blob.size) continue;
-    await mkdir(dirname(target), { recursive: true });
+    await ensureDirectory(dirname(target));
     const temp = `${target}.part`;
     try {
       await pipeline(await store.blobs.openRead(blob.sha256), createWriteStream(temp));
@@ -39,7 +40,7 @@ export async function exportTree(store: Store, dir: string, filters: string[] = 
     [productsPath, products],
     [indexPath, buildIndex(products)],
   ] as const) {
-    await mkdir(dirname(join(dir, path)), { recursive: true });
+    await ensureDirectory(dirname(join(dir, path)));
     await writeFile(join(dir, `${path}.part`), JSON.stringify(doc));
     await rename(join(dir, `${path}.part`), join(dir, path));
   }

@@ -242,3 +242,11 @@ test('commands started together on a new data directory all find it ready', asyn
     for (const r of results) assert.equal(r.code, 0, r.stderr);
   }
 });
+
+test('a data directory that cannot be created is an error at once, not a hang', async () => {
+  const started = Date.now();
+  const result = await wharf('/proc/wharf-cannot/exist', ['image', 'list']);
+  assert.notEqual(result.code, 0);
+  assert.match(result.stderr, /^Error: .*ENOENT/);
+  assert.ok(Date.now() - started < 10_000, 'answered within seconds');
+});
