@@ -54,8 +54,15 @@ export async function sendBlob(
   reply.header('content-length', String(length));
   if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${blob.size}`);
   if (request.method === 'HEAD') return reply.send();
-  return sendPieces(reply, [await blobs.openCopy(blob.sha256, range)]);
+  return sendPieces(reply, [await blobs.openCopy(blob.sha256, range ?? recorded(blob))]);
 }
+
+/**
+ * The whole file as its record says: a stored file shorter than its record then fails the copy
+ * (and cuts the connection) instead of ending the body early under a longer Content-Length,
+ * which would leave the client waiting.
+ */
+export const recorded = (blob: { size: number }): ByteRange => ({ start: 0, end: blob.size - 1 });
 
 export type Piece = Buffer | OpenedBlob;
 

@@ -449,10 +449,10 @@ test('a download cut after its headers: a short body, and one log line that says
     await sleep(100); // and nothing more comes
     return linesAbout(id);
   };
-  const open = async (range?: string) => {
+  const open = async (range?: string, connection = 'close') => {
     const socket = await secured(tlsConnect({ host: '127.0.0.1', port: server.httpsPort, ca: server.tls.cert, servername: 'localhost' }));
     socket.on('error', () => {});
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n${range ? `Range: ${range}\r\n` : ''}\r\n`);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: ${connection}\r\n${range ? `Range: ${range}\r\n` : ''}\r\n`);
     const [head] = (await once(socket, 'data')) as [Buffer];
     socket.pause();
     return { socket, head };
@@ -485,4 +485,13 @@ test('a download cut after its headers: a short body, and one log line that says
   assert.equal(line.status, 206);
   assert.equal(line.incomplete, true);
   assert.match(JSON.stringify(line.err), /shorter than its record/);
+
+  // Without a Range too, on a keep-alive connection: it is cut at once, the client is not left
+  // waiting for the bytes its Content-Length promised.
+  const whole = await open(undefined, 'keep-alive');
+  assert.match(whole.head.toString('latin1'), /^HTTP\/1\.1 200/);
+  const wholeRest = received(whole.socket, 5_000);
+  whole.socket.resume();
+  const wholeBody = Buffer.concat([whole.head, await wholeRest]);
+  assert.ok(wholeBody.length - wholeBody.indexOf('\r\n\r\n') - 4 < sq.size, 'a short body, then the connection closed');
 });

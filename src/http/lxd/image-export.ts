@@ -10,7 +10,7 @@ import { exportedFiles, type ImageWithAliases } from '../../core/images.ts';
 import type { ImageSecrets } from '../../core/secrets.ts';
 import { visibleImage } from '../../core/visibility.ts';
 import { AppError, ErrorCodes } from '../../errors.ts';
-import { sendPieces } from '../send-blob.ts';
+import { recorded, sendPieces } from '../send-blob.ts';
 import { viewerOf } from './caller.ts';
 import { fingerprintParam } from './images.ts';
 
@@ -47,7 +47,7 @@ async function sendExport(request: FastifyRequest, reply: FastifyReply, store: S
       .header('content-disposition', `inline;filename=${file.name}`)
       .header('content-length', String(file.blob.size));
     if (request.method === 'HEAD') return reply.send();
-    return sendPieces(reply, [await store.blobs.openCopy(file.blob.sha256)]);
+    return sendPieces(reply, [await store.blobs.openCopy(file.blob.sha256, recorded(file.blob))]);
   }
   const boundary = `wharf-${image.fingerprint.slice(0, 24)}`;
   const partHeader = (name: string, filename: string, first: boolean) =>
@@ -66,7 +66,7 @@ async function sendExport(request: FastifyRequest, reply: FastifyReply, store: S
   // if the second cannot be opened, the first is released.
   const copies: OpenedBlob[] = [];
   try {
-    for (const part of parts) copies.push(await store.blobs.openCopy(part.file.blob.sha256));
+    for (const part of parts) copies.push(await store.blobs.openCopy(part.file.blob.sha256, recorded(part.file.blob)));
   } catch (err) {
     await Promise.all(copies.map((c) => c.close()));
     throw err;
