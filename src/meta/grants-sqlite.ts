@@ -4,6 +4,7 @@
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { processAlive } from '../processes.ts';
+import { openSqlite } from './sqlite-open.ts';
 import type { GrantStore, PushGrant } from './grants.ts';
 
 const schema = `
@@ -18,9 +19,8 @@ export class SqliteGrantStore implements GrantStore {
   private readonly statements = new Map<string, StatementSync>();
 
   constructor(path: string) {
-    this.db = new DatabaseSync(path, { timeout: 10_000 });
     // Grants are re-issued by clients after a crash: durability to the last write is not needed.
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+    this.db = openSqlite(path, { synchronous: 'NORMAL' });
     this.db.exec(`BEGIN IMMEDIATE; ${schema} COMMIT;`);
   }
 

@@ -2,6 +2,7 @@
  * The embedded metadata store on node:sqlite. WAL mode lets the CLI write while `wharf serve`
  * reads; PRAGMA data_version tells the server that another process committed.
  */
+import { openSqlite } from './sqlite-open.ts';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, isAppError, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image, ImageType } from '../domain/image.ts';
@@ -189,8 +190,7 @@ export class SqliteMetaStore implements MetaStore {
   private localWrites = 0;
 
   constructor(path: string) {
-    this.db = new DatabaseSync(path, { enableForeignKeyConstraints: true, timeout: 10_000 });
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;');
+    this.db = openSqlite(path, { synchronous: 'FULL', foreignKeys: true });
     this.migrate();
   }
 

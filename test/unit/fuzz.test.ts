@@ -287,7 +287,15 @@ test('validateAliasName: any value is accepted as a string or refused with inval
         validateAliasName(name);
         assert.equal(typeof name, 'string');
       } catch (err) {
-        assertAppError(err, ['invalid_argument'], `validateAliasName(${String(name)})`);
+        // String(name) itself can throw for generated objects ({ toString: "" }).
+        const shown = (() => {
+          try {
+            return JSON.stringify(name) ?? typeof name;
+          } catch {
+            return typeof name;
+          }
+        })();
+        assertAppError(err, ['invalid_argument'], `validateAliasName(${shown})`);
       }
     }),
     { numRuns: 300 },
