@@ -70,8 +70,9 @@ export type Piece = Buffer | OpenedBlob;
  * Sends a body made of literal bytes and blob copies (opened beforehand, so a missing file was
  * an error response). The blobs go straight to the socket from reused buffers (blob/fs.ts), past
  * the framework's stream handling; a failure mid-body cuts the connection: never wrong bytes.
+ * `onSent` learns whether the whole body was handed to the socket.
  */
-export function sendPieces(reply: FastifyReply, pieces: Piece[]): FastifyReply {
+export function sendPieces(reply: FastifyReply, pieces: Piece[], onSent?: (whole: boolean) => void): FastifyReply {
   reply.hijack();
   const out = reply.raw;
   out.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
@@ -82,8 +83,11 @@ export function sendPieces(reply: FastifyReply, pieces: Piece[]): FastifyReply {
       if (Buffer.isBuffer(piece)) await new Promise<void>((resolve, reject) => out.write(piece, (err) => (err ? reject(err) : resolve())));
       else await piece.copyTo(out);
     }
+    // Every byte reached the socket: the client may have them all and hang up before 'finish'.
+    onSent?.(true);
     out.end();
   })().catch(async (err: unknown) => {
+    onSent?.(false);
     // A client that went away is no failure of ours; anything else is, and the access log says so.
     if (!out.destroyed) noteFailure(out, err);
     out.destroy();

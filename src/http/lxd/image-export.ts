@@ -25,19 +25,27 @@ export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; se
       const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
       // A secret opens one download at a time, spent once a response went out whole; HEAD is free.
       const secret = !viewer.trusted && !image.public && request.method === 'GET' ? viewer.secret : undefined;
-      if (secret) {
-        if (!(await secrets.claim(secret))) throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
-        const res = reply.raw;
-        res.once('close', () => {
-          secrets.settle(secret, res.statusCode === 200 && res.writableFinished).catch((err: unknown) => store.log.error('settling a secret failed', { err }));
-        });
+      if (!secret) return sendExport(request, reply, store, image);
+      if (!(await secrets.claim(secret))) throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
+      // Spent once the whole body was handed to the socket (not at 'close': a client that has
+      // every byte may hang up first); a failed or cut download frees it for a retry.
+      let settled = false;
+      const settle = (whole: boolean) => {
+        if (settled) return;
+        settled = true;
+        secrets.settle(secret, whole && reply.raw.statusCode === 200).catch((err: unknown) => store.log.error('settling a secret failed', { err }));
+      };
+      try {
+        return await sendExport(request, reply, store, image, settle);
+      } catch (err) {
+        settle(false);
+        throw err;
       }
-      return sendExport(request, reply, store, image);
     },
   });
 }
 
-async function sendExport(request: FastifyRequest, reply: FastifyReply, store: Store, image: ImageWithAliases) {
+async function sendExport(request: FastifyRequest, reply: FastifyReply, store: Store, image: ImageWithAliases, onSent?: (whole: boolean) => void) {
   const files = exportedFiles(image);
   reply.header('x-content-type-options', 'nosniff');
   if (files.length === 1) {
@@ -47,7 +55,7 @@ async function sendExport(request: FastifyRequest, reply: FastifyReply, store: S
       .header('content-disposition', `inline;filename=${file.name}`)
       .header('content-length', String(file.blob.size));
     if (request.method === 'HEAD') return reply.send();
-    return sendPieces(reply, [await store.blobs.openCopy(file.blob.sha256, recorded(file.blob))]);
+    return sendPieces(reply, [await store.blobs.openCopy(file.blob.sha256, recorded(file.blob))], onSent);
   }
   const boundary = `wharf-${image.fingerprint.slice(0, 24)}`;
   const partHeader = (name: string, filename: string, first: boolean) =>
@@ -71,5 +79,5 @@ async function sendExport(request: FastifyRequest, reply: FastifyReply, store: S
     await Promise.all(copies.map((c) => c.close()));
     throw err;
   }
-  return sendPieces(reply, [...parts.flatMap((part, i) => [part.header, copies[i]!]), trailer]);
+  return sendPieces(reply, [...parts.flatMap((part, i) => [part.header, copies[i]!]), trailer], onSent);
 }
