@@ -47,11 +47,25 @@ export class FetchThroughBlobs implements BlobStore {
       opened = await open();
     } catch (err) {
       if (!isAppError(err, ErrorCodes.notFound)) throw err;
-      await this.ensure(sha256, err);
-      opened = await open();
+      opened = await this.fetchAndOpen(sha256, err, open);
     }
     void this.touch(sha256);
     return opened;
+  }
+
+  /**
+   * The scheduler drops idle copies without asking anyone: a copy fetched a moment ago, whose
+   * last download was long before, can go between its fetch and the open here. Then fetch again.
+   */
+  private async fetchAndOpen<T>(sha256: string, missing: unknown, open: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      await this.ensure(sha256, missing);
+      try {
+        return await open();
+      } catch (err) {
+        if (!isAppError(err, ErrorCodes.notFound) || attempt >= 3) throw err;
+      }
+    }
   }
 
   /** Fetches a missing blob that has an upstream source, once however many ask; else rethrows. */
@@ -91,6 +105,8 @@ export class FetchThroughBlobs implements BlobStore {
     const started = Date.now();
     try {
       await downloadBlob(this.inner, new URL(url), { sha256, size }, { certificate: certificate || undefined });
+      // Fresh now, before anyone opens it: the scheduler picks copies by their last use.
+      await this.touch(sha256);
       this.log.info('lazy file fetched', { sha256, bytes: size, ms: Date.now() - started });
     } catch (err) {
       this.log.error('lazy fetch failed', { sha256, url, err });
