@@ -29,7 +29,7 @@ export function detectFormat(head: Uint8Array): FileFormat | undefined {
   return undefined;
 }
 
-const tarExtensions: Record<Compression, string> = {
+export const tarExtensions: Record<Compression, string> = {
   none: '.tar',
   gzip: '.tar.gz',
   xz: '.tar.xz',

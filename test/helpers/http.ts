@@ -35,3 +35,15 @@ export function fetchRaw(
     req.end(options.body);
   });
 }
+
+/** An LXD API caller for one server: as `who` (a client certificate) or anonymous, JSON bodies. */
+export function apiCaller(server: { base: string; tls: { cert: string } }) {
+  return (who: { cert: string; private: string } | undefined, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Response> =>
+    fetchRaw(server.base + path, {
+      ca: server.tls.cert,
+      method,
+      ...(who ? { cert: who.cert, key: who.private } : {}),
+      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      ...(body !== undefined ? { body } : {}),
+    });
+}

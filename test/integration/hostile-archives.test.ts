@@ -14,8 +14,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { buildSquashfs } from '../fixtures/images.ts';
 import {
   allCompressions,
@@ -28,31 +28,10 @@ import {
   packTar,
   pseudoRandom,
   unifiedEntries,
-  type HostileCompression,
   type TarEntry,
 } from '../fixtures/hostile.ts';
 import { fingerprintFrom, tempDir, wharf, wharfOk, type CliResult } from '../helpers/env.ts';
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const entry of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const p = join(d, entry.name);
-      if (entry.isDirectory()) await walk(p);
-      else out.push(relative(dir, p));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
-
-async function storeState(data: string) {
-  return {
-    images: await wharfOk(data, ['image', 'list', '--format', 'json']),
-    aliases: await wharfOk(data, ['image', 'alias', 'list', '--format', 'json']),
-    files: await filesUnder(join(data, 'blobs')),
-  };
-}
+import { filesUnder, storeState } from '../helpers/store-state.ts';
 
 /** The store's files only (cheap, for checks after every case; the CLI views are compared per group). */
 async function blobFiles(data: string) {

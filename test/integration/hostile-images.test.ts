@@ -8,28 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
-import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { buildMetadataTarball, buildQcow2, buildRawTarball, buildSquashfs, metadataYamlText, type RawTarEntry } from '../fixtures/images.ts';
 import { tempDir, wharf, wharfOk } from '../helpers/env.ts';
+import { storeState } from '../helpers/store-state.ts';
 import { checkQcow2 } from '../../src/core/ingest.ts';
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const entry of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const p = join(d, entry.name);
-      if (entry.isDirectory()) await walk(p);
-      else out.push(relative(dir, p));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
-
-async function storeState(data: string) {
-  return { images: await wharfOk(data, ['image', 'list', '--format', 'json']), files: await filesUnder(join(data, 'blobs')) };
-}
 
 /** A copy of `src` with some bytes overwritten: header fields forged on a real qemu-img disk. */
 async function patched(src: string, dest: string, patch: (b: Buffer) => void): Promise<string> {

@@ -7,13 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import selfsigned from 'selfsigned';
 import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
-import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
-import { fetchRaw, type Response } from '../helpers/http.ts';
+import { fingerprintFrom, serve, tempDir, trustedClient, wharfOk } from '../helpers/env.ts';
+import { apiCaller, fetchRaw, type Response } from '../helpers/http.ts';
 
 interface Who {
   cert: string;
@@ -62,19 +62,10 @@ async function setup(t: Parameters<typeof tempDir>[0]) {
   const publicFp = fingerprintFrom(await wharfOk(data, ['image', 'import', meta.path, squashfs.path, '--alias', 'pub']));
   const unifiedPublic = await buildUnified(work, { properties: { os: 'Open', release: '2' }, seed: 'open', name: 'open.tar.gz' });
   const openFp = fingerprintFrom(await wharfOk(data, ['image', 'import', unifiedPublic.path, '--alias', 'open']));
-  const admin = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
+  const admin = await trustedClient(work, data);
   const stranger = await selfsigned.generate([{ name: 'commonName', value: 'stranger' }], { keyType: 'ec' });
-  await writeFile(join(work, 'admin.crt'), admin.cert);
-  await wharfOk(data, ['trust', 'add', join(work, 'admin.crt')]);
   const server = await serve(t, data);
-  const call = (who: Who | undefined, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Response> =>
-    fetchRaw(server.base + path, {
-      ca: server.tls.cert,
-      method,
-      ...(who ? { cert: who.cert, key: who.private } : {}),
-      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-      ...(body !== undefined ? { body } : {}),
-    });
+  const call = apiCaller(server);
   return { work, data, server, admin, stranger, call, publicFp, openFp, squashfs, meta, unifiedPublic };
 }
 

@@ -4,8 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   buildMetadataTarball,
   buildQcow2,
@@ -15,23 +15,7 @@ import {
   truncateCopy,
 } from '../fixtures/images.ts';
 import { tempDir, wharf, wharfOk } from '../helpers/env.ts';
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const entry of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const p = join(d, entry.name);
-      if (entry.isDirectory()) await walk(p);
-      else out.push(relative(dir, p));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
-
-async function storeState(data: string) {
-  return { images: await wharfOk(data, ['image', 'list', '--format', 'json']), files: await filesUnder(join(data, 'blobs')) };
-}
+import { storeState } from '../helpers/store-state.ts';
 
 test('bad imports are refused with a clear error and change nothing', async (t) => {
   const work = await tempDir(t);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { buildUnified } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, trustedClient, wharfOk } from '../helpers/env.ts';
-import { fetchRaw } from '../helpers/http.ts';
+import { apiCaller, fetchRaw } from '../helpers/http.ts';
 
 test('untrusted callers cannot change anything; secrets work once; bad uploads leave nothing', async (t) => {
   const work = await tempDir(t);
@@ -20,14 +20,7 @@ test('untrusted callers cannot change anything; secrets work once; bad uploads l
   const stranger = await selfsigned.generate([{ name: 'commonName', value: 'stranger' }], { keyType: 'ec' });
   const server = await serve(t, data, { maxUploadSize: 3_000_000 });
 
-  const call = (who: { cert: string; private: string } | undefined, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}) =>
-    fetchRaw(server.base + path, {
-      ca: server.tls.cert,
-      method,
-      ...(who ? { cert: who.cert, key: who.private } : {}),
-      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-      ...(body !== undefined ? { body } : {}),
-    });
+  const call = apiCaller(server);
   const json = (r: { body: Buffer }) => JSON.parse(r.body.toString());
 
   assert.equal(json(await call(undefined, 'GET', '/1.0')).metadata.auth, 'untrusted');

@@ -5,11 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import selfsigned from 'selfsigned';
 import { buildUnified } from '../fixtures/images.ts';
-import { fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
+import { fingerprintFrom, serve, tempDir, trustedClient, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -37,9 +35,7 @@ test('serving processes share grants, changes and the port, and stop with the fi
   const data = join(work, 'data');
   const priv = await buildUnified(work, { properties: { os: 'Procs', release: '1' }, seed: 'procs', name: 'p.tar.gz' });
   const fp = fingerprintFrom(await wharfOk(data, ['image', 'import', priv.path, '--private']));
-  const admin = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
-  await writeFile(join(work, 'admin.crt'), admin.cert);
-  await wharfOk(data, ['trust', 'add', join(work, 'admin.crt')]);
+  const admin = await trustedClient(work, data);
   const server = await serve(t, data, { processes: 2 });
   assert.equal(replicaPids().length, 1, 'one extra serving process');
 
