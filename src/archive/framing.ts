@@ -7,6 +7,7 @@
  *   block headers (with theirs), which must tile the file exactly (xz file format 1.1.0).
  * - zstd: every frame header and block header in turn, which must end exactly at the end of the
  *   file (RFC 8878); skippable frames are allowed.
+ * - no compression: the tar headers themselves (tar-framing.ts).
  *
  * What it cannot see is damage inside compressed blocks: only decompression finds that, and the
  * clients decompress (and so check) every byte when they unpack.
@@ -14,6 +15,7 @@
 import { crc32 } from 'node:zlib';
 import { invalidImage } from '../errors.ts';
 import type { Compression } from '../domain/formats.ts';
+import { tarCheck } from './tar-framing.ts';
 
 export interface FramingCheck {
   update(chunk: Uint8Array): void;
@@ -28,6 +30,7 @@ export interface FramingCheck {
 export function framingCheck(compression: Compression, what: string): FramingCheck | undefined {
   if (compression === 'xz') return xzCheck(what);
   if (compression === 'zstd') return zstdCheck(what);
+  if (compression === 'none') return tarCheck(what);
   return undefined;
 }
 

@@ -1,5 +1,5 @@
 /**
- * The framing checks of compressed rootfs tarballs, on real files made by xz and zstd: every
+ * The framing checks of rootfs tarballs, on real files made by xz, zstd and GNU tar: every
  * complete file passes however it is cut into chunks; every truncation, splice or trailing
  * garbage is refused.
  */
@@ -41,6 +41,51 @@ function compress(tool: string, args: string[], input: Buffer): Buffer {
 const input = payload(7, 600_000);
 const xzHead = compress('xz', ['-1'], input.subarray(0, 1000));
 const zstdHead = compress('zstd', ['-q', '-1'], input.subarray(0, 5000));
+/** A real tree archived by GNU tar: a long name (a GNU 'L' record or a pax header), a directory, a link, sizes that are and are not whole blocks. */
+function gnuTar(format: 'gnu' | 'pax'): Buffer {
+  const tree = mkdtempSync(join(work, 'tree-'));
+  const deep = join(tree, 'd'.repeat(60), 'e'.repeat(60));
+  execFileSync('mkdir', ['-p', deep]);
+  writeFileSync(join(deep, 'long-name-of-a-file-in-a-deep-directory'), input.subarray(0, 70_001));
+  writeFileSync(join(tree, 'block'), input.subarray(0, 1024));
+  writeFileSync(join(tree, 'empty'), '');
+  writeFileSync(join(tree, 'caf\u00e9'), input.subarray(0, 3));
+  execFileSync('ln', ['-s', 'block', join(tree, 'link')]);
+  try {
+    return execFileSync('tar', ['-C', tree, `--format=${format}`, '-cf', '-', '.'], { maxBuffer: 64 << 20 });
+  } finally {
+    rmSync(tree, { recursive: true, force: true });
+  }
+}
+
+/** The same archive with its first header's size written in GNU base-256, as tar does past 8 GiB. */
+function base256Size(tarball: Buffer): Buffer {
+  const out = Buffer.from(tarball);
+  const size = parseInt(out.toString('latin1', 124, 136).replace(/\0.*$/, '').trim(), 8);
+  out.fill(0, 124, 136);
+  out[124] = 0x80;
+  out.writeUInt32BE(size, 132);
+  out.fill(0x20, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += out[i]!;
+  out.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return out;
+}
+
+/** Where a tar archive may be cut and still be whole: anywhere in its zero padding after the marker. */
+function tarWholeAt(tarball: Buffer): number[] {
+  let end = tarball.length;
+  while (end > 0 && tarball[end - 1] === 0) end--;
+  const firstZeroBlock = Math.ceil(end / 512) * 512;
+  const lengths: number[] = [];
+  for (let keep = firstZeroBlock + 1024; keep < tarball.length; keep += 512) lengths.push(keep);
+  return lengths;
+}
+
+const gnuTarball = gnuTar('gnu');
+const paxTarball = gnuTar('pax');
+const base256Tarball = base256Size(gnuTarball);
+
 /** `wholeAt`: lengths at which a cut leaves a complete, valid file (the end of a stream or frame). */
 const samples: Record<string, { compression: Compression; bytes: Buffer; wholeAt?: number[] }> = {
   'xz, one block': { compression: 'xz', bytes: compress('xz', ['-1', '-T1'], input) },
@@ -59,6 +104,9 @@ const samples: Record<string, { compression: Compression; bytes: Buffer; wholeAt
     bytes: Buffer.concat([zstdHead, Buffer.from([0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]), compress('zstd', ['-q', '-19'], input.subarray(5000))]),
     wholeAt: [zstdHead.length, zstdHead.length + 11],
   },
+  'tar, GNU format': { compression: 'none', bytes: gnuTarball, wholeAt: tarWholeAt(gnuTarball) },
+  'tar, pax format': { compression: 'none', bytes: paxTarball, wholeAt: tarWholeAt(paxTarball) },
+  'tar, a size in base-256': { compression: 'none', bytes: base256Tarball, wholeAt: tarWholeAt(base256Tarball) },
 };
 
 async function verdict(compression: Compression, bytes: Buffer, chunkSizes: number[] = [65536]): Promise<'ok' | string> {
@@ -94,7 +142,8 @@ test('the real tools agree that the samples are whole', () => {
   for (const [name, { compression, bytes }] of Object.entries(samples)) {
     const file = join(work, 'sample');
     writeFileSync(file, bytes);
-    execFileSync(compression === 'xz' ? 'xz' : 'zstd', ['-t', '-q', file]);
+    if (compression === 'none') execFileSync('tar', ['-tf', file], { stdio: 'ignore' });
+    else execFileSync(compression === 'xz' ? 'xz' : 'zstd', ['-t', '-q', file]);
     assert.ok(readFileSync(file).length > 0, name);
   }
 });
@@ -124,6 +173,26 @@ test('trailing garbage and spliced files are refused', async () => {
   assert.notEqual(await verdict('zstd', Buffer.concat([z, z.subarray(0, 100)])), 'ok', 'zstd with a cut second frame');
 });
 
+test('a damaged tar header, a lone zero block or a size reaching past the end is refused', async () => {
+  const damaged = Buffer.from(gnuTarball);
+  damaged[600] = damaged[600]! ^ 1; // inside the second header (the first entry is the directory '.')
+  assert.match(await verdict('none', damaged), /damaged \(checksum\)/);
+  const oneZeroBlock = Buffer.concat([gnuTarball.subarray(0, 512), Buffer.alloc(512), gnuTarball.subarray(512)]);
+  assert.notEqual(await verdict('none', oneZeroBlock), 'ok', 'a zero block followed by entries');
+  const grown = Buffer.from(gnuTarball);
+  // The first regular file's size, grown past the end of the archive.
+  let at = 0;
+  while (gnuTarball[at + 156] !== 0x30) at += 512 + Math.ceil(parseInt(gnuTarball.toString('latin1', at + 124, at + 135), 8) / 512) * 512;
+  grown.write('77777777777', at + 124, 'latin1');
+  grown.fill(0x20, at + 148, at + 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += grown[at + i]!;
+  grown.write(`${sum.toString(8).padStart(6, '0')}\0 `, at + 148, 'latin1');
+  assert.match(await verdict('none', grown), /cut short/);
+  assert.match(await verdict('none', Buffer.alloc(10240)), /no entry/);
+  assert.match(await verdict('none', Buffer.from('not a tar archive at all, but long enough to be a header? no'.repeat(20))), /damaged|no valid size/);
+});
+
 test('other compressions have no framing check (they are decompressed instead)', () => {
-  for (const c of ['none', 'gzip', 'bzip2', 'lz4', 'lzma'] as const) assert.equal(framingCheck(c, 'x'), undefined);
+  for (const c of ['gzip', 'bzip2', 'lz4', 'lzma'] as const) assert.equal(framingCheck(c, 'x'), undefined);
 });
