@@ -3,7 +3,7 @@
  * published by rename, so a crash leaves at worst a staging file that cleanStaging() removes.
  */
 import { ensureDirectory } from '../directories.ts';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createReadStream, open as openCallback, read as readCallback, close as closeCallback, fstat as fstatCallback } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, open, opendir, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import type { Readable, Writable } from 'node:stream';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import { processAlive } from '../processes.ts';
 import { isSha256 } from '../domain/fingerprint.ts';
+import { OffThreadHash } from '../hashing/off-thread-hash.ts';
 import type { BlobInfo, BlobStore, BlobWriter, ByteRange, OpenedBlob, StoredBlob } from './store.ts';
 
 export class FsBlobStore implements BlobStore {
@@ -129,11 +130,12 @@ function diskError(err: unknown): unknown {
 class FsBlobWriter implements BlobWriter {
   private readonly stagingPath: string;
   size = 0;
-  private readonly hash = createHash('sha256');
+  /** On another thread: the thread writing never hashes (see hashing/off-thread-hash.ts). */
+  private readonly hash = new OffThreadHash();
   private readonly handle: FileHandle;
   private readonly pathOf: (sha: string) => string;
   private closed = false;
-  private sha256: string | undefined;
+  private sha256: Promise<string> | undefined;
   private readonly objects: string;
   private flushedAt = 0;
   private flushing: Promise<void> = Promise.resolve();
@@ -147,14 +149,14 @@ class FsBlobWriter implements BlobWriter {
     this.objects = objects;
   }
 
-  digest(): string {
-    this.sha256 ??= this.hash.digest('hex');
+  digest(): Promise<string> {
+    this.sha256 ??= this.hash.digest();
     return this.sha256;
   }
 
   async write(chunk: Uint8Array): Promise<void> {
     if (this.sha256 !== undefined) throw new Error('write after digest');
-    this.hash.update(chunk);
+    await this.hash.update(chunk);
     this.size += chunk.byteLength;
     if (this.flushError !== undefined) throw diskError(this.flushError);
     try {
@@ -192,7 +194,7 @@ class FsBlobWriter implements BlobWriter {
   }
 
   async commit(expectedSha256?: string): Promise<BlobInfo> {
-    const sha256 = this.digest();
+    const sha256 = await this.digest();
     try {
       if (expectedSha256 !== undefined && expectedSha256 !== sha256) {
         throw new AppError(ErrorCodes.integrity, `sha256 mismatch: got ${sha256}, expected ${expectedSha256}`);
@@ -223,6 +225,7 @@ class FsBlobWriter implements BlobWriter {
   }
 
   async abort(): Promise<void> {
+    this.hash.drop();
     await this.close();
     await rm(this.stagingPath, { force: true });
   }

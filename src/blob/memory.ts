@@ -119,7 +119,7 @@ class MemoryBlobWriter implements BlobWriter {
     return this.chunks[0] ?? Buffer.alloc(0);
   }
 
-  digest(): string {
+  async digest(): Promise<string> {
     this.sha256 ??= this.hash.digest('hex');
     return this.sha256;
   }
@@ -152,7 +152,7 @@ class MemoryBlobWriter implements BlobWriter {
   }
 
   async commit(expectedSha256?: string): Promise<BlobInfo> {
-    const sha256 = this.digest();
+    const sha256 = await this.digest();
     try {
       this.live();
       if (expectedSha256 !== undefined && expectedSha256 !== sha256) {

@@ -19,6 +19,7 @@ export interface StoredBlob extends BlobInfo {
  */
 export interface BlobWriter {
   readonly size: number;
+  /** The writer may still read `chunk` after this resolves (to hash it): do not change it. */
   write(chunk: Uint8Array): Promise<void>;
   /** Reads back bytes already written (format checks that look at tables, such as an xz index). */
   readAt(position: number, length: number): Promise<Uint8Array>;
@@ -27,8 +28,8 @@ export interface BlobWriter {
    * (qemu-img): only for the duration of the call. A remote driver would spool a copy.
    */
   withLocalFile<T>(use: (path: string) => Promise<T>): Promise<T>;
-  /** The sha256 of everything written; no more writes after this. */
-  digest(): string;
+  /** The sha256 of everything written (computed as it was written); no more writes after this. */
+  digest(): Promise<string>;
   /** Makes the blob durable under its sha256; fails (and aborts) if it is not `expectedSha256`. */
   commit(expectedSha256?: string): Promise<BlobInfo>;
   /** Forgets everything written; safe to call after commit or twice. */

@@ -30,7 +30,7 @@ const claimWaitMs = 60_000;
  */
 export async function commitBlobs(store: StoreWith<BlobLedger>, writers: BlobWriter[], record: () => Promise<void>, existing: string[] = []): Promise<void> {
   const claim = randomUUID();
-  await claimBlobs(store, claim, [...new Set([...writers.map((w) => w.digest()), ...existing])]);
+  await claimBlobs(store, claim, [...new Set([...(await Promise.all(writers.map((w) => w.digest()))), ...existing])]);
   try {
     for (const sha of existing) {
       if ((await store.blobs.size(sha)) === undefined) throw notFound(`The file ${sha.slice(0, 12)} was collected before it could be used`);

@@ -10,7 +10,7 @@ import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
 import { ingest, type FileRole, type IngestSource, type StagedFile } from './ingest.ts';
 import type { Store } from './context.ts';
 import { validateAliasName } from './aliases.ts';
-import { OffThreadHash } from './off-thread-hash.ts';
+import { OffThreadHash } from '../hashing/off-thread-hash.ts';
 import { commitBlobs } from './collect.ts';
 
 export interface ImportRequest {
@@ -70,7 +70,7 @@ export async function importImage(store: Store, request: ImportRequest): Promise
     const second = request.sources[1] ? await stage(request.sources[1], 'rootfs') : undefined;
     const type = imageType(first, second, metaName, request.sources[1]?.name, metadata);
 
-    const fingerprint = combined ? await combined.digest() : first.writer.digest();
+    const fingerprint = combined ? await combined.digest() : await first.writer.digest();
     if (request.expectedFingerprint && request.expectedFingerprint !== fingerprint) {
       throw new AppError(ErrorCodes.integrity, `Fingerprint mismatch: got ${fingerprint}, expected ${request.expectedFingerprint}`);
     }
@@ -78,8 +78,8 @@ export async function importImage(store: Store, request: ImportRequest): Promise
       throw new AppError(ErrorCodes.conflict, `Image with fingerprint ${fingerprint} already exists`);
     }
 
-    const metaBlob: BlobRef = { sha256: first.writer.digest(), size: first.writer.size, format: first.format };
-    const rootBlob: BlobRef | null = second ? { sha256: second.writer.digest(), size: second.writer.size, format: second.format } : null;
+    const metaBlob: BlobRef = { sha256: await first.writer.digest(), size: first.writer.size, format: first.format };
+    const rootBlob: BlobRef | null = second ? { sha256: await second.writer.digest(), size: second.writer.size, format: second.format } : null;
     const now = (request.now ?? new Date()).toISOString();
     const image: Image = {
       fingerprint,

@@ -1,5 +1,5 @@
 /**
- * One pass over an incoming file: every chunk is hashed, staged in the blob store and, for
+ * One pass over an incoming file: every chunk is hashed (on other threads), staged in the blob store and, for
  * tarballs, fed to the inspector, at the same time. Nothing is committed here: the caller commits
  * the staged blobs only once the whole image checked out, and aborts them otherwise.
  */
@@ -12,7 +12,7 @@ import { checkQcow2Extent, checkQcow2Header, qcow2HeadLength, type Qcow2Header }
 import { checkSquashfsSuperblock } from '../domain/squashfs.ts';
 import { tarballInspector, type TarballSummary } from '../archive/inspect.ts';
 import { framingCheck } from '../archive/framing.ts';
-import type { OffThreadHash } from './off-thread-hash.ts';
+import { shareChunk, sharedChunkLimit, type OffThreadHash } from '../hashing/off-thread-hash.ts';
 
 export type FileRole = 'unified' | 'metadata' | 'rootfs';
 
@@ -60,24 +60,36 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
   // Keep the inspector's rejection observed until we await it, so an early failure is not "unhandled".
   inspector?.summary.catch(() => {});
   try {
-    // The disk write of one chunk overlaps the hashing of the next: at most one write in flight.
+    // The disk write of one chunk overlaps reading the next: at most one write in flight.
     let writing: Promise<void> = Promise.resolve();
-    const take = async (chunk: Uint8Array) => {
+    const takePiece = async (piece: Uint8Array) => {
       options.signal?.throwIfAborted();
-      if (source.expectedSize !== undefined && writer.size + chunk.byteLength > source.expectedSize) {
+      if (source.expectedSize !== undefined && writer.size + piece.byteLength > source.expectedSize) {
         throw new AppError(ErrorCodes.upstreamCorrupt, `${source.name} is larger than the ${source.expectedSize} bytes its index lists`);
       }
-      await options.combined?.update(chunk);
-      framing?.update(chunk);
-      if (inspector && !inspector.sink.destroyed && !inspector.sink.write(chunk)) {
+      // The checks keep references to what they are given: the source's own chunk, never reused.
+      framing?.update(piece);
+      if (inspector && !inspector.sink.destroyed && !inspector.sink.write(piece)) {
         // A decompressor's own error ('error' here) is reported as the inspector words it.
         await Promise.race([once(inspector.sink, 'drain').catch(() => inspector.summary), inspector.summary]);
       }
-      await writing;
-      writing = writer.write(chunk);
+      // One copy into shared memory, read in place by both hashes (the file's and the combined)
+      // on their threads, and written from; the block is reused once all of them are done.
+      const shared = shareChunk(piece);
+      try {
+        await options.combined?.update(shared.bytes);
+        await writing;
+      } catch (err) {
+        shared.release();
+        throw err;
+      }
+      writing = writer.write(shared.bytes).finally(() => shared.release());
       // Observed here, thrown at the next await: a failure after we stopped waiting is not "unhandled".
       writing.catch(() => {});
-      options.onBytes?.(chunk.byteLength);
+      options.onBytes?.(piece.byteLength);
+    };
+    const take = async (chunk: Uint8Array) => {
+      for (let at = 0; at < chunk.byteLength; at += sharedChunkLimit) await takePiece(chunk.subarray(at, at + sharedChunkLimit));
     };
     for (const chunk of head.chunks) await take(chunk);
     if (!head.done) {
@@ -87,8 +99,9 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
     if (source.expectedSize !== undefined && writer.size !== source.expectedSize) {
       throw new AppError(ErrorCodes.upstreamCorrupt, `${source.name} is truncated: ${writer.size} of ${source.expectedSize} bytes`);
     }
-    if (source.expectedSha256 !== undefined && writer.digest() !== source.expectedSha256) {
-      throw new AppError(ErrorCodes.upstreamCorrupt, `Hash mismatch for ${source.name}: ${writer.digest()} != ${source.expectedSha256}`);
+    if (source.expectedSha256 !== undefined) {
+      const digest = await writer.digest();
+      if (digest !== source.expectedSha256) throw new AppError(ErrorCodes.upstreamCorrupt, `Hash mismatch for ${source.name}: ${digest} != ${source.expectedSha256}`);
     }
     inspector?.sink.end();
     const tarball = await inspector?.summary;

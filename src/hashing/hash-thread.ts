@@ -1,4 +1,4 @@
-/** The worker side of off-thread-hash.ts: one sha256 per id, fed in order, acked per chunk. */
+/** The worker side of off-thread-hash.ts: one sha256 per id, fed in order, acked per chunk and when dropped. */
 import { createHash, type Hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 
@@ -20,6 +20,7 @@ parentPort!.on('message', (message: Message) => {
       break;
     case 'drop':
       hashes.delete(message.id);
+      parentPort!.postMessage({ id: message.id, dropped: true });
       break;
   }
 });

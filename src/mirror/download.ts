@@ -22,7 +22,8 @@ export async function stageDownload(blobs: BlobStore, url: URL, expected: { sha2
       await writer.write(chunk);
     }
     if (writer.size !== expected.size) throw new AppError(ErrorCodes.upstreamCorrupt, `${url.href} is truncated: ${writer.size} of ${expected.size} bytes`);
-    if (writer.digest() !== expected.sha256) throw new AppError(ErrorCodes.upstreamCorrupt, `Hash mismatch for ${url.href}: ${writer.digest()} != ${expected.sha256}`);
+    const digest = await writer.digest();
+    if (digest !== expected.sha256) throw new AppError(ErrorCodes.upstreamCorrupt, `Hash mismatch for ${url.href}: ${digest} != ${expected.sha256}`);
     return writer;
   } catch (err) {
     await writer.abort();

@@ -172,7 +172,8 @@ async function fetchDeltas(store: Store, base: string, certificate: string, imag
       }
     }
     // A delta already stored is claimed too, so the collector cannot take it before it is recorded.
-    const existing = wanted.map((d) => d.sha256).filter((sha) => !staged.some((w) => w.digest() === sha));
+    const stagedDigests = await Promise.all(staged.map((w) => w.digest()));
+    const existing = wanted.map((d) => d.sha256).filter((sha) => !stagedDigests.includes(sha));
     if (wanted.length) await commitBlobs(store, staged, () => store.meta.addDeltas(image.fingerprint, wanted), existing);
   } catch (err) {
     store.log.warn('deltas not recorded', { fingerprint: image.fingerprint, err });

@@ -49,7 +49,7 @@ for (const driver of drivers) {
     const writer = await store.createWriter();
     for (let at = 0; at < bytes.length; at += 1 << 20) await writer.write(bytes.subarray(at, at + (1 << 20)));
     assert.equal(writer.size, bytes.length);
-    assert.equal(writer.digest(), sha256(bytes));
+    assert.equal(await writer.digest(), sha256(bytes));
     const info = await writer.commit(sha256(bytes));
     assert.deepEqual(info, { sha256: sha256(bytes), size: bytes.length });
     assert.equal(await store.size(info.sha256), bytes.length);

@@ -24,7 +24,7 @@ async function stage(store: Store, text: string) {
 test('commitBlobs records what it stores; collectGarbage takes it once no image uses it', async () => {
   const store = memoryStore();
   const writer = await stage(store, 'a unified image');
-  const sha = writer.digest();
+  const sha = await writer.digest();
   const image = imageRecord({ fingerprint: sha, public: false, metadata: { sha256: sha, size: 15, format: { kind: 'tarball', compression: 'none' } } });
   await commitBlobs(store, [writer], () => store.meta.insertImage(image, []));
   assert.deepEqual((await collectGarbage(store)).removed, []);
@@ -44,7 +44,7 @@ test('a file with no record goes only once it is older than the grace period', a
 test('a writer reusing a blob that is being collected waits, then puts its bytes back', async () => {
   const store = memoryStore();
   const writer = await stage(store, 'shared bytes');
-  const sha = writer.digest();
+  const sha = await writer.digest();
   assert.equal(await store.meta.beginCollect(sha, new Date().toISOString(), new Date().toISOString()), true);
   const image = imageRecord({ fingerprint: sha, metadata: { sha256: sha, size: 12, format: { kind: 'tarball', compression: 'none' } } });
   const committing = commitBlobs(store, [writer], () => store.meta.insertImage(image, []));
