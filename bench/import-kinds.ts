@@ -6,14 +6,17 @@
  * distrobuilder makes it), split rootfs.tar.xz (multi-block, as `xz -T0` writes it), split
  * rootfs.tar.zst, split uncompressed rootfs.tar, unified .tar.gz. Each: 3 alternating runs after
  * a warm page cache, medians. Targets: <= 1.3x the hash pass where no decompression is needed
- * (the split forms); the unified form must decompress and parse in full (context).
+ * (the split forms); the unified form must decompress and parse in full (context). Where Incus is
+ * installed, the Incus daemon importing the same files (`incus image import`, the client's upload
+ * over its unix socket included) is the other reference: wharf must be no slower, for every form.
+ * `dd conv=fsync` of the same bytes is context: a durable copy is part of any import.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildMetadataTarball } from '../test/fixtures/images.ts';
-import { median, removeDir, report, requireCommands, runOk, tempDir, warm, wharfBin, type Row } from './lib.ts';
+import { incusDaemon, incusImportMs, median, removeDir, report, requireCommands, runOk, tempDir, warm, wharfBin, type Row } from './lib.ts';
 
 requireCommands('tar', 'xz', 'zstd', 'mksquashfs', 'openssl');
 const runs = 3;
@@ -29,6 +32,8 @@ async function nodeHashMs(paths: string[]): Promise<number> {
   return performance.now() - started;
 }
 
+const incus = await incusDaemon();
+if (!incus) console.log('Incus is not installed: no Incus daemon reference (bench/run.sh installs it as root)');
 const work = await tempDir('import-kinds');
 try {
   const files = join(work, 'files');
@@ -65,7 +70,9 @@ try {
     const node: number[] = [];
     const openssl: number[] = [];
     const durable: number[] = [];
+    const incusMs: number[] = [];
     for (let i = 0; i < runs; i++) {
+      if (incus) incusMs.push(await incusImportMs(form.args));
       node.push(await nodeHashMs(form.args));
       openssl.push((await runOk('openssl', ['dgst', '-sha256', ...form.args])).ms);
       // Storing the bytes durably is the other floor: the same files copied and fsynced.
@@ -75,7 +82,7 @@ try {
       wharf.push((await runOk(wharfBin, ['--data-dir', data, 'image', 'import', ...form.args], { timeoutMs: 600_000 })).ms);
       await removeDir(data);
     }
-    console.log(`${form.name} (${(bytes / 2 ** 20).toFixed(0)} MiB): wharf ${wharf.map((m) => m.toFixed(0)).join('/')} ms, node sha256 ${node.map((m) => m.toFixed(0)).join('/')} ms, dd+fsync ${durable.map((m) => m.toFixed(0)).join('/')} ms, openssl ${openssl.map((m) => m.toFixed(0)).join('/')} ms`);
+    console.log(`${form.name} (${(bytes / 2 ** 20).toFixed(0)} MiB): wharf ${wharf.map((m) => m.toFixed(0)).join('/')} ms, node sha256 ${node.map((m) => m.toFixed(0)).join('/')} ms, dd+fsync ${durable.map((m) => m.toFixed(0)).join('/')} ms,${incus ? ` incus ${incusMs.map((m) => m.toFixed(0)).join('/')} ms,` : ''} openssl ${openssl.map((m) => m.toFixed(0)).join('/')} ms`);
     rows.push({
       name: `${form.name}, ${(bytes / 2 ** 20).toFixed(0)} MiB`,
       wharf: median(wharf) / 1000,
@@ -86,6 +93,7 @@ try {
       pass: form.split ? (r) => r <= 1.3 : () => true,
       ...(form.split ? {} : { context: true }),
     });
+    if (incus) rows.push({ name: `${form.name}`, wharf: median(wharf) / 1000, reference: median(incusMs) / 1000, referenceName: 'Incus daemon import', unit: 's', target: '<= 1.0x', pass: (r) => r <= 1.0 });
     rows.push({ name: `${form.name}`, wharf: median(wharf) / 1000, reference: median(openssl) / 1000, referenceName: 'openssl dgst -sha256', unit: 's', target: '-', pass: () => true, context: true });
     rows.push({ name: `${form.name}`, wharf: median(wharf) / 1000, reference: median(durable) / 1000, referenceName: 'dd conv=fsync (durable copy)', unit: 's', target: '-', pass: () => true, context: true });
   }

@@ -426,3 +426,26 @@ export async function servedBigImage(work: string): Promise<{ image: BigImage; d
     client.close();
   }
 }
+
+// ---------------------------------------------------------------- the Incus daemon as a reference
+
+/**
+ * True once the Incus daemon answers, starting it if it is installed but not running (as
+ * ../shared/real-clients.md describes); false if Incus is not installed. Left running afterwards:
+ * it is machine-wide state, like the LXD daemon the interop tests use.
+ */
+export async function incusDaemon(): Promise<boolean> {
+  if (!commandExists('incus') || !existsSync('/usr/libexec/incus/incusd')) return false;
+  if ((await run('incus', ['admin', 'waitready', '--timeout', '1'])).code === 0) return true;
+  spawnSync('sh', ['-c', '(PATH=/usr/libexec/incus:$PATH setsid /usr/libexec/incus/incusd --group root --logfile /var/log/incus-bench.log >/dev/null 2>&1 </dev/null &)']);
+  return (await run('incus', ['admin', 'waitready', '--timeout', '60'])).code === 0;
+}
+
+/** Wall time of `incus image import FILES` into the daemon (client upload included), then deletes the image. */
+export async function incusImportMs(files: string[]): Promise<number> {
+  const alias = `wharf-bench-${process.pid}`;
+  await run('incus', ['image', 'delete', alias]);
+  const { ms } = await runOk('incus', ['image', 'import', ...files, '--alias', alias], { timeoutMs: 900_000 });
+  await runOk('incus', ['image', 'delete', alias]);
+  return ms;
+}

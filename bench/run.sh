@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs every benchmark in bench/ and prints a summary table. As root it first installs what the
-# benchmarks drive (nginx, wrk, curl, squashfs-tools, xz-utils) when missing.
+# benchmarks drive (nginx, wrk, curl, squashfs-tools, xz-utils, zstd, Incus) when missing.
 # Usage: bash bench/run.sh [import|download|images-json|publish-latency|rss|cli-startup|handshakes|import-kinds]...   (default: all)
 # Needs ~3 GiB free in $TMPDIR (or WHARF_BENCH_TMP) and takes about 4 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(nginx wrk curl squashfs-tools xz-utils ca-certificates)
+packages=(nginx wrk curl squashfs-tools xz-utils zstd ca-certificates)
 bash scripts/ensure-packages.sh "benchmark dependencies" "${packages[@]}"
+# The Incus daemon is the reference of benchmark 8 (import per rootfs form).
+bash scripts/ensure-packages.sh --backports "the Incus daemon" incus incus-client
 
 node=node_modules/.bin/node
 [ -x "$node" ] || { echo "Run 'npm ci' first: it installs the Node 24 runtime" >&2; exit 1; }
