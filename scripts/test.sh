@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite. As root on a fresh Debian machine it first installs what the tests
-# drive: the real LXD client and daemon, and the tools that build fixture images.
+# drive: the real LXD and Incus clients and daemons, and the tools that build fixture images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(lxd-client lxd squashfs-tools qemu-utils busybox-static xz-utils zstd bzip2 lz4 ca-certificates openssl nginx)
 bash scripts/ensure-packages.sh "test dependencies" "${packages[@]}"
+# The real Incus 6.0 LTS client and daemon, from bookworm-backports.
+bash scripts/ensure-packages.sh --backports "Incus" incus incus-client
 
 node=node_modules/.bin/node
 [ -x "$node" ] || { echo "Run 'npm ci' first: it installs the Node 24 runtime" >&2; exit 1; }

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { buildIndex, buildProducts, indexPath, productsPath, type ArtifactPath } from '../domain/simplestreams.ts';
+import { buildIndex, buildProducts, clientViews, indexPath, productsPath, type ArtifactPath, type ClientView } from '../domain/simplestreams.ts';
 import { formatExtension } from '../domain/formats.ts';
 import type { Alias, BlobRef, Image } from '../domain/image.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
@@ -21,7 +21,8 @@ export interface RenderedDocument {
 
 interface Snapshot {
   version: number;
-  documents: Map<string, RenderedDocument>;
+  /** Per client view, by path. */
+  documents: Map<ClientView, Map<string, RenderedDocument>>;
   /** GET /1.0/images bodies (the metadata part), per view: `public|all` x `urls|objects`. */
   apiLists: Map<string, Buffer>;
   artifacts: Map<string, BlobRef>;
@@ -76,7 +77,17 @@ export class IndexPublisher {
     if (version === this.snapshot.version) return;
     const started = performance.now();
     const [images, aliases] = await Promise.all([this.store.meta.listImages(), this.store.meta.listAliases()]);
-    const products = buildProducts(images, aliases, artifactPath);
+    const documents = new Map<ClientView, Map<string, RenderedDocument>>();
+    for (const view of clientViews) {
+      const products = buildProducts(images, aliases, artifactPath, view);
+      documents.set(
+        view,
+        new Map([
+          [indexPath, renderJson(buildIndex(products))],
+          [productsPath, renderJson(products)],
+        ]),
+      );
+    }
     const artifacts = new Map<string, BlobRef>();
     for (const image of images) {
       if (!image.public) continue;
@@ -86,10 +97,7 @@ export class IndexPublisher {
     }
     this.snapshot = {
       version,
-      documents: new Map([
-        [indexPath, renderJson(buildIndex(products))],
-        [productsPath, renderJson(products)],
-      ]),
+      documents,
       apiLists: renderApiLists(images, aliases),
       artifacts,
     };
@@ -114,8 +122,8 @@ export class IndexPublisher {
     return this.snapshot.apiLists.get(`${view}:${recursion ? 'objects' : 'urls'}`)!;
   }
 
-  document(path: string): RenderedDocument | undefined {
-    return this.snapshot.documents.get(path);
+  document(path: string, view: ClientView = 'full'): RenderedDocument | undefined {
+    return this.snapshot.documents.get(view)?.get(path);
   }
 
   /** A blob that the index lists, or listed recently enough that cached indexes may still name it. */

@@ -10,6 +10,27 @@ import type { Alias, BlobRef, Image } from './image.ts';
 import { productOf, serialOf, type Product } from './product.ts';
 
 export const indexPath = 'streams/v1/index.json';
+
+/**
+ * What a client can use differs by client: Incus before 7.1 reads every unified tarball as a
+ * container (combined_type came in 7.1), so a unified VM image is left out of its view rather
+ * than offered as something it is not. Everyone else (LXD, which never reads Incus items, newer
+ * Incus, other tools) gets the full view.
+ */
+export type ClientView = 'full' | 'incus-before-7.1';
+export const clientViews: ClientView[] = ['full', 'incus-before-7.1'];
+
+/** The view for a request's User-Agent (`Incus 6.0.4 (Linux; x86_64; ...)`, `LXD 5.0.2 (...)`). */
+export function viewForUserAgent(userAgent: string | undefined): ClientView {
+  const version = /^Incus (\d+)\.(\d+)/.exec(userAgent ?? '');
+  if (!version) return 'full';
+  const [major, minor] = [Number(version[1]), Number(version[2])];
+  return major < 7 || (major === 7 && minor < 1) ? 'incus-before-7.1' : 'full';
+}
+
+function visibleIn(view: ClientView, image: Image): boolean {
+  return view === 'full' || !(image.rootfs === null && image.type === 'virtual-machine');
+}
 export const productsPath = 'streams/v1/images.json';
 
 export interface SimplestreamsItem {
@@ -184,6 +205,10 @@ interface PublishedProduct {
  * Aliases set by hand name one image. In simplestreams an alias belongs to a product and resolves
  * to its newest version of each type, so an image with such an alias that is not the newest moves
  * to a product of its own (clients list every product's images, so it must not stay in both).
+ * And since a client asked for an alias without a type takes the container first, a product
+ * holding both types is published as one product per type once any of its images has a hand
+ * alias: each carries the product's aliases, so `os/release --vm` still finds the VM, but a hand
+ * alias then names its own image's type only (the VM key gets a `:virtual-machine` suffix).
  */
 function publishedProducts(images: Image[], aliases: Alias[]): PublishedProduct[] {
   const groups = new Map<string, { product: Product; images: Image[] }>();
@@ -200,7 +225,16 @@ function publishedProducts(images: Image[], aliases: Alias[]): PublishedProduct[
   }
 
   const out: PublishedProduct[] = [];
+  const parts: [string, { product: Product; images: Image[] }][] = [];
   for (const [key, group] of groups) {
+    const types = [...new Set(group.images.map((i) => i.type))].sort();
+    if (types.length < 2 || !group.images.some((i) => aliasesOf.has(i.fingerprint))) {
+      parts.push([key, group]);
+      continue;
+    }
+    for (const type of types) parts.push([type === 'container' ? key : `${key}:${type}`, { product: group.product, images: group.images.filter((i) => i.type === type) }]);
+  }
+  for (const [key, group] of parts) {
     const resolved = resolvedImages(slotImages(group.images));
     const pinned = group.images.filter((i) => aliasesOf.has(i.fingerprint) && !resolved.has(i.fingerprint));
     const members = group.images.filter((i) => !pinned.includes(i));
@@ -213,9 +247,10 @@ function publishedProducts(images: Image[], aliases: Alias[]): PublishedProduct[
   return out.sort((a, b) => a.key.localeCompare(b.key));
 }
 
-export function buildProducts(images: Image[], aliases: Alias[], artifactPath: ArtifactPath): ProductsDocument {
+export function buildProducts(images: Image[], aliases: Alias[], artifactPath: ArtifactPath, view: ClientView = 'full'): ProductsDocument {
   const products: Record<string, SimplestreamsProduct> = {};
-  for (const { key, product, slots } of publishedProducts(images, aliases)) {
+  const visible = images.filter((image) => visibleIn(view, image));
+  for (const { key, product, slots } of publishedProducts(visible, aliases)) {
     const versions: Record<string, SimplestreamsVersion> = {};
     for (const slot of slots) versions[slot.key] = versionOf(slot, artifactPath);
     const requirements = requirementsOf(slots.flatMap((s) => s.images));
@@ -232,7 +267,7 @@ export function buildProducts(images: Image[], aliases: Alias[], artifactPath: A
       versions,
     };
   }
-  return { content_id: 'images', datatype: 'image-downloads', format: 'products:1.0', updated: lastChange(images), products };
+  return { content_id: 'images', datatype: 'image-downloads', format: 'products:1.0', updated: lastChange(visible), products };
 }
 
 export function buildIndex(products: ProductsDocument): IndexDocument {

@@ -5,13 +5,17 @@ import { artifactSha } from '../core/publish.ts';
 import type { BlobStore } from '../blob/store.ts';
 import { sendBlob } from './send-blob.ts';
 import { noneMatch } from './conditional.ts';
+import { viewForUserAgent } from '../domain/simplestreams.ts';
 
 export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore }) {
   const sendDocument = (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0]!.replace(/^\/+/, '');
-    const doc = deps.publisher.document(path);
+    const doc = deps.publisher.document(path, viewForUserAgent(request.headers['user-agent']));
     if (!doc) return reply.callNotFound();
-    reply.header('etag', doc.etag).header('content-type', doc.contentType).header('cache-control', 'no-cache').header('vary', 'accept-encoding');
+    // The body depends on the client (see ClientView) as well as on the encoding.
+    reply.header('etag', doc.etag).header('content-type', doc.contentType).header('cache-control', 'no-cache').header('vary', 'accept-encoding, user-agent');
+    // The LXD and Incus web UIs read the index of a custom image server from the browser.
+    reply.header('access-control-allow-origin', '*');
     if (noneMatch(request.headers['if-none-match'], doc.etag)) return reply.code(304).send();
     const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
     const body = gzip ? doc.gzip : doc.body;

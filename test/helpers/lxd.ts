@@ -4,13 +4,11 @@
  * only trust simplestreams remotes use) before the daemon starts, since it reads the store once.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { trustSystemWide } from './ca-store.ts';
 import { runProcess, type CliResult } from './env.ts';
-
-const caDir = '/usr/local/share/ca-certificates';
 
 export interface Lxd {
   lxc(args: string[], stdin?: string): Promise<CliResult>;
@@ -31,14 +29,11 @@ export function lxdUnavailable(): string | undefined {
 type Cleanup = { after(fn: () => Promise<void>): void };
 
 export async function startLxd(t: Cleanup, trustedCerts: string[]): Promise<Lxd> {
-  const tag = randomBytes(4).toString('hex');
   const dir = await mkdtemp(join(tmpdir(), 'wharf-lxd-'));
   const conf = await mkdtemp(join(tmpdir(), 'wharf-lxc-'));
   const env = { ...process.env, LXD_DIR: dir, LXD_CONF: conf } as Record<string, string>;
 
-  const caFiles = trustedCerts.map((_, i) => join(caDir, `wharf-test-${tag}-${i}.crt`));
-  await Promise.all(trustedCerts.map((pem, i) => writeFile(caFiles[i]!, pem)));
-  updateCaStore();
+  const untrust = await trustSystemWide(trustedCerts);
 
   const daemon = spawn('lxd', ['--group', 'root', '--logfile', join(dir, 'lxd.log')], { env, detached: true, stdio: 'ignore' });
   const ready = spawnSync('lxd', ['waitready', '--timeout', '60'], { env, encoding: 'utf8' });
@@ -47,8 +42,7 @@ export async function startLxd(t: Cleanup, trustedCerts: string[]): Promise<Lxd>
     if (daemon.exitCode === null) daemon.kill('SIGKILL');
     spawnSync('umount', ['-l', join(dir, 'shmounts')], { env });
     spawnSync('umount', ['-l', join(dir, 'devlxd')], { env });
-    await Promise.all(caFiles.map((f) => rm(f, { force: true })));
-    updateCaStore();
+    await untrust();
     await rm(dir, { recursive: true, force: true }).catch(() => {});
     await rm(conf, { recursive: true, force: true });
   });
@@ -61,9 +55,4 @@ export async function startLxd(t: Cleanup, trustedCerts: string[]): Promise<Lxd>
     return r.stdout;
   };
   return { lxc, lxcOk, lxcJson: async <T>(args: string[]) => JSON.parse(await lxcOk([...args, '--format', 'json'])) as T, env };
-}
-
-function updateCaStore() {
-  const result = spawnSync('update-ca-certificates', ['--fresh'], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`update-ca-certificates failed: ${result.stderr}`);
 }
