@@ -10,7 +10,7 @@ import { IndexPublisher } from './core/publish.ts';
 import { collectGarbage } from './core/collect.ts';
 import { buildApp } from './http/app.ts';
 import { listenDual, listenPlain, type Listener } from './http/listen.ts';
-import { loadTlsIdentity, type TlsIdentity } from './tls.ts';
+import { loadTlsIdentity, recordServedCertificate, type TlsIdentity } from './tls.ts';
 import { ImageSecrets } from './core/secrets.ts';
 import { startScheduler } from './mirror/scheduler.ts';
 import { FetchThroughBlobs } from './mirror/lazy.ts';
@@ -46,6 +46,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const store = { ...opened, blobs: new FetchThroughBlobs(opened.blobs, opened.meta, log, grants) };
   if (!replica) await store.blobs.cleanStaging();
   const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
+  if (!replica) await recordServedCertificate(config.dataDir, tls.cert);
   const publisher = new IndexPublisher(store);
   await publisher.refresh();
   publisher.start();

@@ -86,3 +86,35 @@ async function writeAtomic(path: string, content: string, mode: number) {
   await writeFile(`${path}.tmp`, content, { mode });
   await rename(`${path}.tmp`, path);
 }
+
+/** Where the serving process records the certificate it serves (see tokenFingerprint). */
+const servedRecord = (dataDir: string) => join(dataDir, 'served.crt');
+
+/** Called by the server once its identity is loaded: `trust add-token` then pins what is served. */
+export async function recordServedCertificate(dataDir: string, certPem: string): Promise<void> {
+  await writeAtomic(servedRecord(dataDir), certPem, 0o644);
+}
+
+/**
+ * The fingerprint a join token pins: the certificate named here, else the one the server last
+ * started with recorded (it may come from `serve --tls-cert`, which no other command sees), else
+ * the configured or self-signed one. A token pinning another certificate than the served one is
+ * refused by the client ("Certificate fingerprint mismatch").
+ */
+export async function tokenFingerprint(options: { dataDir: string; certPath?: string | undefined; configuredCert?: string | undefined; configuredKey?: string | undefined }): Promise<string> {
+  const named = options.certPath ?? (await readFile(servedRecord(options.dataDir), 'utf8').then(() => servedRecord(options.dataDir), () => undefined));
+  if (named !== undefined) {
+    let pem: string;
+    try {
+      pem = await readFile(named, 'utf8');
+    } catch (err) {
+      throw new AppError(ErrorCodes.config, `cannot read the TLS certificate ${named}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      return certificateFingerprint(new X509Certificate(pem));
+    } catch (err) {
+      throw new AppError(ErrorCodes.config, `${named} is not a PEM certificate: ${(err as Error).message}`);
+    }
+  }
+  return (await loadTlsIdentity({ dataDir: options.dataDir, certPath: options.configuredCert, keyPath: options.configuredKey })).fingerprint;
+}

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { parseAddress } from '../config.ts';
 import { createJoinToken, parseCertificate, trustCertificate, untrustCertificate } from '../core/trust.ts';
-import { loadTlsIdentity } from '../tls.ts';
+import { tokenFingerprint } from '../tls.ts';
 import { checkFormat, render, collect } from './output.ts';
 import { cliConfig, readText, withStore, type CliContext } from './context.ts';
 
@@ -56,13 +56,14 @@ export function trustCommands(trust: Command, cli: CliContext) {
     .argument('<name>', 'name of the client that will use it')
     .option('--address <host:port>', 'address clients reach the server at (repeatable; default: the configured https address)', collect, [])
     .option('--expiry <seconds>', 'how long the token is valid', '86400')
-    .action(async (name: string, opts: { address: string[]; expiry: string }) => {
+    .option('--tls-cert <file>', 'certificate the clients will see (default: the one the server last started with)')
+    .action(async (name: string, opts: { address: string[]; expiry: string; tlsCert?: string }) => {
       const config = await cliConfig(cli);
       const ttlSeconds = Number(opts.expiry);
       for (const a of opts.address) if (!parseAddress(a)) throw new AppError(ErrorCodes.invalidArgument, `Bad address "${a}"; use HOST:PORT`);
-      const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
+      const serverFingerprint = await tokenFingerprint({ dataDir: config.dataDir, certPath: opts.tlsCert, configuredCert: config.tlsCert, configuredKey: config.tlsKey });
       const addresses = opts.address.length ? opts.address : serverAddresses(config.https);
-      const token = await withStore(cli, (store) => createJoinToken(store, { name, serverFingerprint: tls.fingerprint, addresses, ttlSeconds }));
+      const token = await withStore(cli, (store) => createJoinToken(store, { name, serverFingerprint, addresses, ttlSeconds }));
       cli.io.stdout.write(`${token}\n`);
     });
 }

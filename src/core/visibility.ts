@@ -6,6 +6,8 @@
 import { notFound } from '../errors.ts';
 import type { Alias, Image } from '../domain/image.ts';
 import { isFingerprintPrefix } from '../domain/fingerprint.ts';
+import { hostArchitecture } from '../domain/architecture.ts';
+import { productAliasTarget } from '../domain/product.ts';
 import type { ImageCatalog } from '../meta/store.ts';
 import type { ImageSecrets } from './secrets.ts';
 import { listImages, imageWithAliases, type ImageWithAliases } from './images.ts';
@@ -35,9 +37,17 @@ export async function visibleImage(store: { meta: ImageCatalog }, viewer: Viewer
   return imageWithAliases(store, matches[0]!);
 }
 
+/**
+ * An alias set by hand, else a product alias (`debian/12`) of the images the viewer may see: they
+ * resolve over simplestreams, so `incus launch wharf-api:debian/12` must find the same image.
+ */
 export async function visibleAlias(store: { meta: ImageCatalog }, viewer: Viewer, name: string): Promise<Alias> {
   const alias = await store.meta.getAlias(name);
-  if (!alias) throw notFound('Image alias not found');
+  if (!alias) {
+    const target = productAliasTarget((await visibleImages(store, viewer)), name, hostArchitecture());
+    if (!target) throw notFound('Image alias not found');
+    return { name, fingerprint: target.fingerprint, description: '', type: target.type };
+  }
   if (!viewer.trusted) {
     const image = await store.meta.getImage(alias.fingerprint);
     if (!image?.public) throw notFound('Image alias not found');

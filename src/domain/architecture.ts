@@ -65,3 +65,9 @@ export function personalities(canonical: string): string[] {
       return [];
   }
 }
+
+/** The host's own architecture, canonical. */
+export function hostArchitecture(): string {
+  const map: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7l', ia32: 'i686', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', loong64: 'loongarch64' };
+  return map[process.arch] ?? process.arch;
+}

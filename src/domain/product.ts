@@ -84,3 +84,25 @@ export function productAliases(os: string, release: string, variant: string): st
 const keyPart = (s: string) => s.toLowerCase().replace(/[:\s]+/g, '-');
 // Aliases are split on "," by clients and live in URL paths: keep them to one plain token each.
 const aliasPart = (s: string) => s.toLowerCase().replace(/[,\s/]+/g, '-');
+
+const rootRank = (image: Image) => (image.rootfs === null ? 3 : image.rootfs.format.kind === 'squashfs' ? 0 : image.rootfs.format.kind === 'tarball' ? 1 : 2);
+
+/**
+ * The image a product alias (`debian/12`, or `debian/12/amd64` with the published architecture)
+ * names among `images`, as a simplestreams client would pick it: a container before a VM (what a
+ * client asking without a type gets first), the preferred architecture, the newest serial, then
+ * squashfs before a tarball. Over the LXD API an alias names one image, so this is that one.
+ */
+export function productAliasTarget(images: Image[], name: string, preferredArch: string): Image | undefined {
+  const named = images.filter((image) => {
+    const product = productOf(image);
+    const arch = publishedArch(image);
+    return product.aliases.some((alias) => alias === name || `${alias}/${arch}` === name);
+  });
+  const score = (image: Image) => [image.type === 'container' ? 0 : 1, image.architecture === preferredArch ? 0 : 1] as const;
+  return named.sort((a, b) => {
+    const [ta, aa] = score(a);
+    const [tb, ab] = score(b);
+    return ta - tb || aa - ab || serialOf(b).localeCompare(serialOf(a)) || rootRank(a) - rootRank(b) || b.uploadedAt.localeCompare(a.uploadedAt);
+  })[0];
+}

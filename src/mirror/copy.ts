@@ -26,6 +26,8 @@ export interface CopyOptions {
   signal?: AbortSignal;
   /** Largest image accepted from an LXD-protocol remote. */
   limit?: number;
+  /** Set on the copy, over the remote's own. */
+  properties?: Record<string, string>;
 }
 
 const fetchOptions = (remote: RemoteRecord, signal?: AbortSignal) => ({ certificate: remote.certificate || undefined, signal });
@@ -40,6 +42,7 @@ export async function importRemoteImage(
     public: boolean;
     autoUpdate: boolean;
     updateAlias: string;
+    properties?: Record<string, string>;
     cached?: boolean;
     productAliases?: string[];
     mirror?: string;
@@ -55,7 +58,7 @@ export async function importRemoteImage(
     sources: sources as [IngestSource] | [IngestSource, IngestSource],
     expectedFingerprint: image.fingerprint,
     public: options.public,
-    properties: image.properties,
+    properties: { ...image.properties, ...options.properties },
     aliases: options.aliases,
     autoUpdate: options.autoUpdate,
     cached: options.cached ?? false,
@@ -88,6 +91,7 @@ export async function copyImage(store: Store, remote: RemoteRecord, ref: string,
       public: options.public ?? true,
       autoUpdate: options.autoUpdate ?? false,
       updateAlias: isFingerprint ? '' : ref,
+      ...(options.properties ? { properties: options.properties } : {}),
       ...(options.onBytes ? { onBytes: options.onBytes } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
@@ -98,10 +102,40 @@ export async function copyImage(store: Store, remote: RemoteRecord, ref: string,
     public: options.public ?? true,
     autoUpdate: options.autoUpdate ?? false,
     limit: options.limit ?? Number.MAX_SAFE_INTEGER,
+    ...(options.properties ? { properties: options.properties } : {}),
     ...(options.onStart ? { onStart: options.onStart } : {}),
     ...(options.onBytes ? { onBytes: options.onBytes } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
+}
+
+/** What a pull-mode `POST /1.0/images` names: a server of either protocol and an image on it. */
+export interface PullSource extends LxdImageSource {
+  protocol: string | undefined;
+  imageType: string | undefined;
+}
+
+/**
+ * A pull-mode `POST /1.0/images` (what `incus image copy SRC:IMAGE wharf:` and `lxc image copy`
+ * send): from a simplestreams server, the image is resolved in its index as the daemons do (an
+ * alias, else a fingerprint, of the requested type); from an LXD-protocol server, see
+ * importLxdImage.
+ */
+export async function pullImage(
+  store: Store,
+  source: PullSource,
+  options: { aliases: string[]; public: boolean; autoUpdate: boolean; properties: Record<string, string>; limit: number },
+): Promise<Image> {
+  const protocol = source.protocol || 'lxd';
+  if (protocol === 'simplestreams') {
+    const ref = source.alias || source.fingerprint;
+    if (!ref) throw new AppError(ErrorCodes.invalidArgument, 'The source names neither a fingerprint nor an alias');
+    const type: ImageType = source.imageType === 'virtual-machine' ? 'virtual-machine' : 'container';
+    const remote: RemoteRecord = { name: '', url: source.server, protocol: 'simplestreams', public: true, certificate: source.certificate ?? '' };
+    return copyImage(store, remote, ref, { type, aliases: options.aliases, public: options.public, autoUpdate: options.autoUpdate, limit: options.limit, properties: options.properties });
+  }
+  if (protocol !== 'lxd' && protocol !== 'incus') throw new AppError(ErrorCodes.invalidArgument, `Unknown image server protocol "${protocol}"`);
+  return importLxdImage(store, source, options);
 }
 
 /** Pulls one image from an LXD-protocol server (copies, and pull-mode POST /1.0/images). */
@@ -110,7 +144,7 @@ export async function importLxdImage(
   source: LxdImageSource,
   options: { aliases: string[]; copyAliases?: boolean; public: boolean; autoUpdate: boolean; properties?: Record<string, string>; limit: number; onStart?: (totalBytes: number) => void; onBytes?: (n: number) => void; signal?: AbortSignal },
 ): Promise<Image> {
-  const { info, sources } = await openLxdImage(source, { limit: options.limit, ...(options.signal ? { signal: options.signal } : {}) });
+  const { info, sources, alias } = await openLxdImage(source, { limit: options.limit, ...(options.signal ? { signal: options.signal } : {}) });
   await refuseDuplicate(store, info.fingerprint);
   options.onStart?.(info.size);
   const copied = options.copyAliases ? info.aliases.map((a) => a.name) : [];
@@ -121,7 +155,7 @@ export async function importLxdImage(
     properties: { ...info.properties, ...options.properties },
     aliases: [...new Set([...options.aliases, ...copied])],
     autoUpdate: options.autoUpdate,
-    updateSource: { server: source.server, protocol: 'lxd', alias: source.alias ?? '', certificate: source.certificate ?? '', imageType: info.type },
+    updateSource: { server: source.server, protocol: 'lxd', alias: alias ?? '', certificate: source.certificate ?? '', imageType: info.type },
     ...(options.onBytes ? { onBytes: options.onBytes } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });

@@ -4,7 +4,7 @@
  * certificate is pinned when one is given (as LXD daemons pass it along), else the system CA
  * store decides, as it does for lxc.
  */
-import { AppError, ErrorCodes, asUpstreamFault } from '../errors.ts';
+import { AppError, ErrorCodes, asUpstreamFault, isAppError } from '../errors.ts';
 import type { ApiImage } from '../domain/lxd-api.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import { imageBodySources } from '../transfer/image-body.ts';
@@ -41,17 +41,27 @@ export async function lxdAliasTarget(remote: { url: string; certificate: string 
 export async function openLxdImage(
   source: LxdImageSource,
   options: { limit: number; signal?: AbortSignal },
-): Promise<{ info: ApiImage; sources: IngestSource[] }> {
+): Promise<{ info: ApiImage; sources: IngestSource[]; alias: string | undefined }> {
   const base = source.server.replace(/\/+$/, '');
   const url = (path: string) => {
     const u = new URL(base + path);
     if (source.secret) u.searchParams.set('secret', source.secret);
     return u;
   };
-  let fingerprint = source.fingerprint;
-  if (!fingerprint) {
-    if (!source.alias) throw new AppError(ErrorCodes.invalidArgument, 'The source names neither a fingerprint nor an alias');
-    fingerprint = (await getMetadata<{ target: string }>(url(`/1.0/images/aliases/${encodeURIComponent(source.alias)}`), source.certificate, options.signal)).target;
+  const ref = source.alias || source.fingerprint;
+  if (!ref) throw new AppError(ErrorCodes.invalidArgument, 'The source names neither a fingerprint nor an alias');
+  // As the LXD and Incus daemons do, the "fingerprint" of a pull is tried as an alias first: their
+  // CLIs put the alias there when copying from a public remote by alias (for auto-update). A pull
+  // with a secret is of one private image, by fingerprint only.
+  let fingerprint: string = source.fingerprint ?? ref;
+  let alias: string | undefined;
+  if (source.alias || !source.secret) {
+    try {
+      fingerprint = (await getMetadata<{ target: string }>(url(`/1.0/images/aliases/${encodeURIComponent(ref)}`), source.certificate, options.signal)).target;
+      alias = ref;
+    } catch (err) {
+      if (source.alias || !isAppError(err, ErrorCodes.notFound)) throw err;
+    }
   }
   const info = await getMetadata<ApiImage>(url(`/1.0/images/${encodeURIComponent(fingerprint)}`), source.certificate, options.signal);
   const res = await openUrl(url(`/1.0/images/${encodeURIComponent(info.fingerprint)}/export`), { certificate: source.certificate, signal: options.signal });
@@ -62,7 +72,7 @@ export async function openLxdImage(
   const disposition = /filename="?([^";]+)"?/.exec(String(res.headers['content-disposition'] ?? ''))?.[1];
   try {
     const sources = await imageBodySources(res, options.limit, disposition ?? info.filename);
-    return { info, sources: sources.map(fromUpstream) };
+    return { info, sources: sources.map(fromUpstream), alias };
   } catch (err) {
     throw asUpstreamFault(err, bodyFaults);
   }

@@ -10,18 +10,13 @@ import { isFingerprintPrefix } from '../domain/fingerprint.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import { fetchJson, openUrl, under, type FetchOptions } from './fetch.ts';
+import { hostArchitecture } from '../domain/architecture.ts';
 
 export async function loadCatalogue(base: string, options: FetchOptions = {}): Promise<RemoteImage[]> {
   const index = await fetchJson(under(base, 'streams/v1/index.json'), options);
   const images: RemoteImage[] = [];
   for (const path of readIndex(index)) images.push(...readProducts(await fetchJson(under(base, path), options)));
   return images;
-}
-
-/** The host's own architecture, canonical. */
-export function hostArchitecture(): string {
-  const map: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7l', ia32: 'i686', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', loong64: 'loongarch64' };
-  return map[process.arch] ?? process.arch;
 }
 
 const ftypeRank = ['squashfs', 'root.tar.xz', 'disk-kvm.img', 'uefi1.img', 'disk1.img'];

@@ -1,7 +1,7 @@
 /**
  * `POST /1.0/images`: an upload (the raw body, or multipart), a push prepared by a trusted
  * client (a token the pushing daemon's untrusted upload then presents), or a pull from another
- * LXD-protocol server. Every one has finished when the answer goes out: the operation is over.
+ * server (LXD protocol or simplestreams). Every one has finished when the answer goes out: the operation is over.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Store } from '../../core/context.ts';
@@ -9,7 +9,7 @@ import { importImage } from '../../core/import.ts';
 import type { IngestSource } from '../../core/ingest.ts';
 import type { PushGrants } from '../../core/secrets.ts';
 import { AppError, ErrorCodes } from '../../errors.ts';
-import { importLxdImage } from '../../mirror/copy.ts';
+import { pullImage } from '../../mirror/copy.ts';
 import { imageBodySources } from '../../transfer/image-body.ts';
 import { notAuthorized, requireTrusted, viewerOf } from './caller.ts';
 import { asyncResponse, operation } from './envelope.ts';
@@ -18,7 +18,7 @@ import { imagesPostBody, validBody } from './schemas.ts';
 import { uploadHeaders } from './upload.ts';
 
 interface ImagesPost {
-  source?: { type?: string; mode?: string; server?: string; protocol?: string; certificate?: string; fingerprint?: string; alias?: string; secret?: string };
+  source?: { type?: string; mode?: string; server?: string; protocol?: string; certificate?: string; fingerprint?: string; alias?: string; secret?: string; image_type?: string };
   aliases?: { name?: string }[];
   public?: boolean;
   properties?: Record<string, string>;
@@ -61,13 +61,10 @@ export function imageCreateRoutes(app: FastifyInstance, deps: { store: Store; op
     if (source.type !== 'image' || (source.mode ?? 'pull') !== 'pull' || !source.server) {
       throw new AppError(ErrorCodes.invalidArgument, 'Unsupported image source: wharf takes uploads, pushes, and pulls from another server');
     }
-    if (source.protocol && source.protocol !== 'lxd' && source.protocol !== 'incus') {
-      throw new AppError(ErrorCodes.notImplemented, `Pulling over ${source.protocol} is not supported yet`);
-    }
-    // What the other server gets wrong is its fault (502), not the caller's: see importLxdImage.
-    const image = await importLxdImage(
+    // What the other server gets wrong is its fault (502), not the caller's: see upstreamImport.
+    const image = await pullImage(
       store,
-      { server: source.server, certificate: source.certificate, fingerprint: source.fingerprint, alias: source.alias, secret: source.secret },
+      { server: source.server, protocol: source.protocol, imageType: source.image_type, certificate: source.certificate, fingerprint: source.fingerprint, alias: source.alias, secret: source.secret },
       { aliases, public: body.public ?? false, autoUpdate: body.auto_update ?? false, properties: body.properties ?? {}, limit: deps.maxUploadSize },
     );
     return imageCreated(reply, image);
