@@ -6,7 +6,7 @@ import type { Image, ImageType } from '../domain/image.ts';
 import type { RemoteRecord } from '../meta/store.ts';
 import type { Store } from '../core/context.ts';
 import { importImage, type ImportRequest } from '../core/import.ts';
-import { AppError, ErrorCodes, asUpstreamFault } from '../errors.ts';
+import { AppError, ErrorCodes, asUpstreamFault, isAppError } from '../errors.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import type { RemoteImage } from '../domain/simplestreams-read.ts';
 import { isFingerprintPrefix } from '../domain/fingerprint.ts';
@@ -80,7 +80,11 @@ export async function copyFromRemote(store: Store, remoteRef: string, options: C
 export async function copyImage(store: Store, remote: RemoteRecord, ref: string, options: CopyOptions): Promise<Image> {
   const isFingerprint = isFingerprintPrefix(ref, 6);
   if (remote.protocol === 'simplestreams') {
-    const catalogue = await loadCatalogue(remote.url, fetchOptions(remote, options.signal));
+    const catalogue = await loadCatalogue(remote.url, fetchOptions(remote, options.signal)).catch((err: unknown) => {
+      // No index there is the server's fault (502), unlike an image its index does not list (404).
+      if (isAppError(err, ErrorCodes.notFound)) throw new AppError(ErrorCodes.unavailable, `${remote.url} serves no simplestreams index: ${err.message}`, { cause: err });
+      throw err;
+    });
     const image = resolveRemoteImage(catalogue, ref, { type: options.type });
     await refuseDuplicate(store, image.fingerprint);
     options.onStart?.(image.metadata.size + (image.rootfs?.size ?? 0));

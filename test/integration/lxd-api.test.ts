@@ -91,7 +91,7 @@ test('untrusted callers cannot change anything; secrets work once; bad uploads l
   assert.equal(list.length, 1);
 });
 
-test('a pull answers for its upstream: 502 for a corrupt, invalid or unreachable one, never a 4xx; 501 over simplestreams', async (t) => {
+test('a pull answers for its upstream: 502 for a corrupt, invalid or unreachable one, never a 4xx', async (t) => {
   const work = await tempDir(t);
   const data = join(work, 'data');
   const admin = await trustedClient(work, data);
@@ -151,7 +151,8 @@ test('a pull answers for its upstream: 502 for a corrupt, invalid or unreachable
   infoStatus = 200;
   await refused('an unreachable upstream', { server: 'http://127.0.0.1:1' }, 502, /Cannot reach/);
   await refused('an image the upstream does not have', { fingerprint: 'ab'.repeat(32) }, 404, /not found/);
-  await refused('a pull over simplestreams', { protocol: 'simplestreams' }, 501, /not supported yet/);
+  await refused('a pull over simplestreams from a server with no index', { protocol: 'simplestreams' }, 502, /serves no simplestreams index/);
+  await refused('a pull over an unknown protocol', { protocol: 'gopher' }, 400, /Unknown image server protocol/);
   await refused('a source that is no image', { type: 'url' }, 400, /Unsupported image source/);
   assert.deepEqual(JSON.parse(await wharfOk(data, ['image', 'list', '--format', 'json'])), [], 'nothing was kept');
 
