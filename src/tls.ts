@@ -102,19 +102,21 @@ export async function recordServedCertificate(dataDir: string, certPem: string):
  * refused by the client ("Certificate fingerprint mismatch").
  */
 export async function tokenFingerprint(options: { dataDir: string; certPath?: string | undefined; configuredCert?: string | undefined; configuredKey?: string | undefined }): Promise<string> {
-  const named = options.certPath ?? (await readFile(servedRecord(options.dataDir), 'utf8').then(() => servedRecord(options.dataDir), () => undefined));
-  if (named !== undefined) {
-    let pem: string;
-    try {
-      pem = await readFile(named, 'utf8');
-    } catch (err) {
-      throw new AppError(ErrorCodes.config, `cannot read the TLS certificate ${named}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  const path = options.certPath ?? servedRecord(options.dataDir);
+  let pem: string;
+  try {
+    pem = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // No server has started yet: the certificate it will serve.
+    if (!options.certPath && code === 'ENOENT') {
+      return (await loadTlsIdentity({ dataDir: options.dataDir, certPath: options.configuredCert, keyPath: options.configuredKey })).fingerprint;
     }
-    try {
-      return certificateFingerprint(new X509Certificate(pem));
-    } catch (err) {
-      throw new AppError(ErrorCodes.config, `${named} is not a PEM certificate: ${(err as Error).message}`);
-    }
+    throw new AppError(ErrorCodes.config, `cannot read the TLS certificate ${path}: ${code ?? (err as Error).message}`);
   }
-  return (await loadTlsIdentity({ dataDir: options.dataDir, certPath: options.configuredCert, keyPath: options.configuredKey })).fingerprint;
+  try {
+    return certificateFingerprint(new X509Certificate(pem));
+  } catch (err) {
+    throw new AppError(ErrorCodes.config, `${path} is not a PEM certificate: ${(err as Error).message}`);
+  }
 }
