@@ -5,13 +5,14 @@
  * the other quick commands start without them.
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { applyImageEdit, deleteImages, exportImage, imageWithAliases, listImages, setProperty, verifyImages } from '../core/images.ts';
 import { resolveImage } from '../core/resolve.ts';
 import { createAlias, deleteAlias, listAliases, renameAlias } from '../core/aliases.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
+import { publishedClients } from '../domain/simplestreams.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import { checkFormat, humanDate, humanSize, render, collect } from './output.ts';
 import { withStore, type CliContext } from './context.ts';
@@ -197,15 +198,30 @@ export function imageCommands(image: Command, cli: CliContext) {
 
   image
     .command('verify')
-    .description('Re-hash stored files and check every image against its fingerprint')
+    .description('Re-hash stored files and check every image against its fingerprint; or, with --published, check what a server serves as current clients do')
     .argument('[images...]')
-    .action(async (refs: string[]) => {
-      const results = await withStore(cli, (store) => verifyImages(store, refs));
-      const bad = results.filter((r) => !r.ok);
-      for (const r of results) {
-        cli.io.stdout.write(r.ok ? `${r.fingerprint}: ok\n` : `${r.fingerprint}: CORRUPT\n${r.problems.map((p) => `  ${p}\n`).join('')}`);
+    .option('--published <url>', 'download every file of the simplestreams index at URL (this server, a mirror, any tree) and check sizes, sha256, combined fingerprints and paths')
+    .option('--certificate <file>', 'with --published: trust exactly this PEM certificate (default: the system CA store)')
+    .option('--client <name...>', `with --published: the client views to check (${Object.keys(publishedClients).join(', ')}; default all)`)
+    .action(async (refs: string[], opts: { published?: string; certificate?: string; client?: string[] }) => {
+      if (opts.published === undefined) {
+        if (opts.certificate !== undefined || opts.client !== undefined) throw new AppError(ErrorCodes.invalidArgument, '--certificate and --client go with --published');
+        const results = await withStore(cli, (store) => verifyImages(store, refs));
+        const bad = results.filter((r) => !r.ok);
+        for (const r of results) {
+          cli.io.stdout.write(r.ok ? `${r.fingerprint}: ok\n` : `${r.fingerprint}: CORRUPT\n${r.problems.map((p) => `  ${p}\n`).join('')}`);
+        }
+        if (bad.length) throw new AppError(ErrorCodes.integrity, `${bad.length} of ${results.length} images failed verification`);
+        return;
       }
-      if (bad.length) throw new AppError(ErrorCodes.integrity, `${bad.length} of ${results.length} images failed verification`);
+      if (refs.length) throw new AppError(ErrorCodes.invalidArgument, '--published checks the whole index: give no IMAGE');
+      const certificate = opts.certificate === undefined ? undefined : await readFile(opts.certificate, 'utf8');
+      const { verifyPublished } = await import('../remote/verify-published.ts');
+      const report = await verifyPublished(opts.published, { certificate, ...(opts.client ? { clients: opts.client } : {}) });
+      const views = Object.entries(report.images).map(([client, n]) => `${client} ${n}`).join(', ');
+      cli.io.stdout.write(`${report.files} files, ${report.bytes} bytes checked; images offered: ${views}\n`);
+      for (const p of report.problems) cli.io.stdout.write(`  ${p}\n`);
+      if (report.problems.length) throw new AppError(ErrorCodes.upstreamCorrupt, `${report.problems.length} problems in what ${opts.published} serves`);
     });
 
   image

@@ -28,7 +28,15 @@ export function viewForUserAgent(userAgent: string | undefined): ClientView {
   return major < 7 || (major === 7 && minor < 1) ? 'incus-before-7.1' : 'full';
 }
 
-function visibleIn(view: ClientView, image: Image): boolean {
+/** A User-Agent of each client family whose view differs, for checking what each one is served. */
+export const publishedClients: Record<string, string> = {
+  lxd: 'LXD 5.0.2 (wharf verify)',
+  'incus-6': 'Incus 6.0.4 (wharf verify)',
+  incus: 'Incus 7.3.0 (wharf verify)',
+};
+
+/** Whether a client of `view` can use `image` (and so is offered it). */
+export function visibleIn(view: ClientView, image: Image): boolean {
   return view === 'full' || !(image.rootfs === null && image.type === 'virtual-machine');
 }
 export const productsPath = 'streams/v1/images.json';

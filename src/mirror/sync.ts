@@ -87,8 +87,15 @@ export async function syncMirror(store: Store, mirror: MirrorRecord, options: Sy
   if (mirror.lazy) {
     // Publish at once; files come on first request (lazy.ts). Whole versions, in one insert each.
     for (const image of plan.add) {
-      const { record, sources } = lazyImage(remote.url, remote.certificate, image, mirror.name);
-      await store.meta.insertImage(record, [], sources);
+      let lazy: ReturnType<typeof lazyImage>;
+      try {
+        lazy = lazyImage(remote.url, remote.certificate, image, mirror.name);
+      } catch (err) {
+        // An index entry naming a file outside the upstream: that image alone is refused.
+        report.failed.push({ fingerprint: image.fingerprint, error: (err as Error).message });
+        continue;
+      }
+      await store.meta.insertImage(lazy.record, [], lazy.sources);
       report.added.push(image.fingerprint);
     }
   }

@@ -11,15 +11,23 @@ import { pipeline } from 'node:stream/promises';
 import type { Store } from '../core/context.ts';
 import { listImages } from '../core/images.ts';
 import { artifactPath } from '../core/publish.ts';
-import { buildIndex, buildProducts, indexPath, productsPath } from '../domain/simplestreams.ts';
+import { buildIndex, buildProducts, indexPath, productsPath, visibleIn, type ClientView } from '../domain/simplestreams.ts';
 import { loadCatalogue } from '../remote/simplestreams.ts';
 import type { Image } from '../domain/image.ts';
 import { importRemoteImage } from './copy.ts';
 
-export async function exportTree(store: Store, dir: string, filters: string[] = []): Promise<{ images: number; files: number }> {
-  const images = (await listImages(store, filters)).filter((i) => i.public);
+/**
+ * A static tree answers every client the same, unlike the server (see ClientView). `portable`
+ * renders the view every client reads correctly (no unified VM images); the default keeps every
+ * image, for transport to another wharf and for current clients.
+ */
+export async function exportTree(store: Store, dir: string, filters: string[] = [], options: { portable?: boolean } = {}): Promise<{ images: number; files: number; misread: number }> {
+  const view: ClientView = options.portable ? 'incus-before-7.1' : 'full';
+  const all = (await listImages(store, filters)).filter((i) => i.public);
+  const images = all.filter((i) => visibleIn(view, i));
+  const misread = images.filter((i) => !visibleIn('incus-before-7.1', i)).length;
   const aliases = (await store.meta.listAliases()).filter((a) => images.some((i) => i.fingerprint === a.fingerprint));
-  const products = buildProducts(images, aliases, artifactPath);
+  const products = buildProducts(images, aliases, artifactPath, view);
   const blobs = new Map(images.flatMap((i) => [i.metadata, ...(i.rootfs ? [i.rootfs] : []), ...i.deltas]).map((b) => [b.sha256, b]));
   for (const blob of blobs.values()) {
     const target = join(dir, artifactPath(blob));
@@ -44,7 +52,7 @@ export async function exportTree(store: Store, dir: string, filters: string[] = 
     await writeFile(join(dir, `${path}.part`), JSON.stringify(doc));
     await rename(join(dir, `${path}.part`), join(dir, path));
   }
-  return { images: images.length, files: blobs.size };
+  return { images: images.length, files: blobs.size, misread };
 }
 
 export async function importTree(store: Store, dir: string, signal?: AbortSignal): Promise<{ imported: Image[]; skipped: number }> {

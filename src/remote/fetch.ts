@@ -8,6 +8,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
 import { getCACertificates, type PeerCertificate } from 'node:tls';
 import { AppError, ErrorCodes } from '../errors.ts';
 
@@ -20,6 +21,8 @@ export interface FetchOptions {
   signal?: AbortSignal | undefined;
   /** Abort a transfer that sends nothing for this long. */
   idleTimeoutMs?: number;
+  /** Sent as User-Agent (servers may answer each client family its own view). */
+  userAgent?: string | undefined;
 }
 
 function tlsOptions(certificate: string | undefined): RequestOptions {
@@ -48,7 +51,7 @@ export function openUrl(url: URL, options: FetchOptions = {}): Promise<IncomingM
   return new Promise((resolve, reject) => {
     const req = request(
       url,
-      { method: 'GET', ...(url.protocol === 'https:' ? tlsOptions(options.certificate) : {}), ...(options.signal ? { signal: options.signal } : {}) },
+      { method: 'GET', ...(options.userAgent ? { headers: { 'user-agent': options.userAgent } } : {}), ...(url.protocol === 'https:' ? tlsOptions(options.certificate) : {}), ...(options.signal ? { signal: options.signal } : {}) },
       (res) => {
         res.setTimeout(options.idleTimeoutMs ?? 60_000, () => res.destroy(new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: the transfer stalled`)));
         resolve(res);
@@ -105,8 +108,19 @@ export async function fetchJson<T = unknown>(url: URL, options: FetchOptions = {
   return json as T;
 }
 
-/** The URL of `path` under a remote's base URL (a trailing slash is implied, as clients do). */
+/**
+ * The URL of `path` under a remote's base URL (a trailing slash is implied, as clients do).
+ * `path` comes from the remote's own index, so it is untrusted: one that names another scheme or
+ * host, or climbs out of the base (`..`, `%2e%2e`, an encoded `/` in a local tree) is refused
+ * rather than opened.
+ */
 export function under(base: string, path: string): URL {
-  const root = /^[a-z][a-z0-9+.-]*:/i.test(base) ? base : `file://${base.startsWith('/') ? '' : process.cwd() + '/'}${base}`;
-  return new URL(path.replace(/^\/+/, ''), root.endsWith('/') ? root : `${root}/`);
+  const root = new URL(/^[a-z][a-z0-9+.-]*:/i.test(base) ? base : `file://${base.startsWith('/') ? '' : process.cwd() + '/'}${base}`);
+  if (!root.pathname.endsWith('/')) root.pathname += '/';
+  const leaves = () => new AppError(ErrorCodes.upstreamCorrupt, `${withoutSecrets(root.href)} lists a file outside itself: "${path.slice(0, 200)}"`);
+  if (/^[a-z][a-z0-9+.-]*:/i.test(path) || path.includes('\\')) throw leaves();
+  const url = new URL(path.replace(/^\/+/, ''), root);
+  if (url.origin !== root.origin || !url.pathname.startsWith(root.pathname)) throw leaves();
+  if (url.protocol === 'file:' && !resolvePath(decodeURIComponent(url.pathname)).startsWith(resolvePath(decodeURIComponent(root.pathname)) + '/')) throw leaves();
+  return url;
 }

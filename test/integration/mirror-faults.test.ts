@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildMetadataTarball, buildSquashfs, buildQcow2 } from '../fixtures/images.ts';
 import { fingerprintFrom, tempDir, wharfBin, wharfOk } from '../helpers/env.ts';
@@ -115,6 +115,40 @@ test('mirror sync survives a misbehaving upstream', async (t) => {
   state = await published(store);
   assert.deepEqual(state.fingerprints, Object.values(fps).sort());
   assert.equal((await store.meta.listMirrors())[0]?.lastError, null);
+});
+
+test('an upstream index naming files elsewhere: those images are refused, nothing outside the upstream is opened', async (t) => {
+  const work = await tempDir(t);
+  const { tree, fps, rootPath } = await upstreamTree(work);
+  // The upstream's base is a folder of its server (/tree/), so climbing out of it is possible.
+  const upstream = await startFaultServer(work);
+  t.after(() => upstream.close());
+  // A server the index points at: it must never be asked for anything.
+  const elsewhere = await startFaultServer(work);
+  t.after(() => elsewhere.close());
+  const productsFile = join(tree, 'streams/v1/images.json');
+  const text = await readFile(productsFile, 'utf8');
+  await writeFile(
+    productsFile,
+    text
+      .replaceAll(JSON.stringify(rootPath(fps['Alpine-20250101']!)), JSON.stringify(`${elsewhere.base}/secret`))
+      .replaceAll(JSON.stringify(rootPath(fps['Debian-20250101']!)), JSON.stringify('%2e%2e/%2e%2e/etc/passwd')),
+  );
+
+  for (const lazy of [false, true]) {
+    const data = join(work, `local-${lazy}`);
+    const store = await openStore(await loadConfig(data, {}, {}), silentLogger);
+    t.after(() => store.meta.close());
+    await store.meta.putRemote({ name: 'up', url: `${upstream.base}/tree`, protocol: 'simplestreams', public: true, certificate: '' });
+    const mirror: MirrorRecord = { name: 'm', remote: 'up', filters: {}, types: [], keep: 5, intervalSeconds: 0, lazy, lastSync: null, lastError: null };
+    const report = await syncMirror(store, mirror, { backoffMs: 10 });
+    const reason = (key: string) => report.failed.find((f) => f.fingerprint === fps[key])?.error ?? '';
+    assert.match(reason('Alpine-20250101'), /lists a file outside itself/, `lazy=${lazy}`);
+    assert.match(reason('Debian-20250101'), /lists a file outside itself/, `lazy=${lazy}`);
+    assert.deepEqual(report.added.sort(), [fps['Debian-20250201'], fps['Debian-20250201-vm']].sort(), `lazy=${lazy}`);
+  }
+  assert.deepEqual(elsewhere.requests, []);
+  assert.ok(!upstream.requests.some((p) => p.includes('passwd')), upstream.requests.join(' '));
 });
 
 test('a mirror sync killed half-way resumes, never serving a partial version', async (t) => {

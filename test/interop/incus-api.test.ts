@@ -12,6 +12,7 @@ import selfsigned from 'selfsigned';
 import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { incusUnavailable, startIncus } from '../helpers/incus.ts';
+import { assertPublishedValid } from '../helpers/published.ts';
 
 interface IncusImage {
   fingerprint: string;
@@ -88,4 +89,6 @@ test('real incus over the REST protocol: product aliases, token join on an opera
   await admin.incusOk(['remote', 'add', 'src-ss', upstream.base, '--protocol=simplestreams']);
   await admin.incusOk(['image', 'copy', 'src-ss:up-alias-2', 'wadmin:', '--alias', 'pulled-ss']);
   assert.match(await wharfOk(data, ['image', 'info', 'pulled-ss']), new RegExp(fpUpstream2));
+  await assertPublishedValid(server);
+  await assertPublishedValid(upstream);
 });

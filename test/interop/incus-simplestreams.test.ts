@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { buildMetadataTarball, buildQcow2, buildRootfsTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { incusUnavailable, prepareForInstances, startIncus } from '../helpers/incus.ts';
+import { assertPublishedValid } from '../helpers/published.ts';
 
 interface IncusImage {
   fingerprint: string;
@@ -102,4 +103,5 @@ test('real incus lists, exports, copies and launches every image kind over simpl
   assert.equal(seed.trim(), 'sq');
   assert.equal((await incus.incusOk(['exec', 'c1', '--', '/bin/cat', '/etc/hostname'])).trim(), 'c1', 'the hostname template was applied');
   await incus.incusOk(['delete', '--force', 'c1']);
+  await assertPublishedValid(server);
 });

@@ -14,6 +14,7 @@ import { lxdUnavailable, startLxd } from '../helpers/lxd.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import selfsigned from 'selfsigned';
 import { createServer } from 'node:net';
+import { assertPublishedValid } from '../helpers/published.ts';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -194,4 +195,5 @@ test('real lxc uses wharf as an LXD-protocol remote', { skip: !process.env.CI &&
   assert.equal(localFp('r-direct'), fpUni);
   const noMatch = await lxd.lxc(['image', 'import', `${server.base}/direct/testlinux/1.0`, '--alias', 'nope']);
   assert.notEqual(noMatch.code, 0, 'split images cannot be imported by URL');
+  await assertPublishedValid(server);
 });

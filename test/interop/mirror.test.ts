@@ -12,6 +12,7 @@ import { lxdUnavailable, startLxd } from '../helpers/lxd.ts';
 import { startNginx } from '../helpers/nginx.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { createHash } from 'node:crypto';
+import { assertPublishedValid } from '../helpers/published.ts';
 
 const unavailable = lxdUnavailable();
 
@@ -64,4 +65,5 @@ test('real lxc uses images that wharf mirrored from an images.linuxcontainers.or
   assert.equal(fp('m-ct'), squashfs.fingerprint);
   assert.equal(fp('m-vm'), vm.fingerprint);
   assert.equal(fp('m-cloud'), wanted.find((i) => i.build.variant === 'cloud' && i.ftype === 'squashfs')!.fingerprint);
+  await assertPublishedValid(server);
 });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { buildMetadataTarball, buildQcow2, buildRootfsTarball, buildSquashfs, buildUnified, sha256OfFiles } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { lxdUnavailable, startLxd } from '../helpers/lxd.ts';
+import { assertPublishedValid } from '../helpers/published.ts';
 
 interface LxcImage {
   fingerprint: string;
@@ -123,4 +124,5 @@ test('real lxc lists, exports and copies every image kind over simplestreams', {
   assert.equal(localFp('c-vm'), fp.vm);
   assert.equal(local.find((i) => i.fingerprint === fp.vm)?.type, 'virtual-machine');
   assert.equal(localFp('c-uni'), fp.unified);
+  await assertPublishedValid(server);
 });
