@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { AppError, ErrorCodes, isAppError } from './errors.ts';
 import { parseDuration } from './domain/duration.ts';
 import type { Level } from './log.ts';
+import { checkReleaseAliasSetting, type ReleaseAliasSetting } from './domain/release-names.ts';
 
 export interface Config {
   dataDir: string;
@@ -31,9 +32,11 @@ export interface Config {
   /** Processes that serve HTTP, sharing the port; 0 = one per core. */
   serveProcesses: number;
   logLevel: Level;
+  /** config.yaml only: OS -> release -> its other names, over the built-in table. */
+  releaseAliases: ReleaseAliasSetting;
 }
 
-type Settings = Omit<Config, 'dataDir'>;
+type Settings = Omit<Config, 'dataDir' | 'releaseAliases'>;
 
 const defaults: Settings = {
   https: '[::]:8443',
@@ -91,7 +94,8 @@ export async function loadConfig(
       settings[name] = checkValue(spec.kind, value, origin);
     }
   }
-  const config = { dataDir, ...(settings as Settings) };
+  const releaseAliases = file.release_aliases === undefined || file.release_aliases === null ? {} : checkReleaseAliasSetting(file.release_aliases, `${configFileName}: release_aliases`);
+  const config = { dataDir, ...(settings as Settings), releaseAliases };
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new AppError(ErrorCodes.config, 'tls_cert and tls_key must be given together');
   }
@@ -116,7 +120,7 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
     throw new AppError(ErrorCodes.config, `${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new AppError(ErrorCodes.config, `${path} must be a mapping of settings`);
-  const known = new Set(Object.values(keys).map((k) => k.yaml));
+  const known = new Set([...Object.values(keys).map((k) => k.yaml), 'release_aliases']);
   for (const key of Object.keys(doc as object)) {
     if (!known.has(key)) {
       throw new AppError(ErrorCodes.config, `${path}: unknown setting "${key}"`, { hint: `Known settings: ${[...known].join(', ')}` });

@@ -9,13 +9,14 @@ import type { GrantStore } from './meta/grants.ts';
 import type { Store } from './core/context.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
+import { releaseNames } from './domain/release-names.ts';
 
 export async function openStore(config: Config, log: Logger): Promise<Store> {
   await ensureDirectory(config.dataDir);
   const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
   await blobs.init();
   const meta = new SqliteMetaStore(join(config.dataDir, 'wharf.db'));
-  return { meta, blobs, log, graceSeconds: config.gracePeriod };
+  return { meta, blobs, log, graceSeconds: config.gracePeriod, releaseNames: releaseNames(config.releaseAliases) };
 }
 
 /** The grants every serving process of this data directory shares (secrets, operations). */

@@ -2,6 +2,7 @@
 import type { BlobStore } from '../blob/store.ts';
 import type { MetaStore } from '../meta/store.ts';
 import type { Logger } from '../log.ts';
+import type { ReleaseNames } from '../domain/release-names.ts';
 
 export interface Store {
   meta: MetaStore;
@@ -9,6 +10,8 @@ export interface Store {
   log: Logger;
   /** How long files of a deleted or unpublished image stay downloadable (clients cache indexes for 1 h). */
   graceSeconds: number;
+  /** The names each OS release answers to (debian/bookworm = debian/12), for product aliases. */
+  releaseNames: ReleaseNames;
 }
 
 /**

@@ -79,7 +79,7 @@ export class IndexPublisher {
     const [images, aliases] = await Promise.all([this.store.meta.listImages(), this.store.meta.listAliases()]);
     const documents = new Map<ClientView, Map<string, RenderedDocument>>();
     for (const view of clientViews) {
-      const products = buildProducts(images, aliases, artifactPath, view);
+      const products = buildProducts(images, aliases, artifactPath, { view, releaseNames: this.store.releaseNames });
       documents.set(
         view,
         new Map([

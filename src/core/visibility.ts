@@ -9,6 +9,7 @@ import { isFingerprintPrefix } from '../domain/fingerprint.ts';
 import { hostArchitecture } from '../domain/architecture.ts';
 import { productAliasTarget } from '../domain/product.ts';
 import type { ImageCatalog } from '../meta/store.ts';
+import type { ReleaseNames } from '../domain/release-names.ts';
 import type { ImageSecrets } from './secrets.ts';
 import { listImages, imageWithAliases, type ImageWithAliases } from './images.ts';
 
@@ -41,10 +42,10 @@ export async function visibleImage(store: { meta: ImageCatalog }, viewer: Viewer
  * An alias set by hand, else a product alias (`debian/12`) of the images the viewer may see: they
  * resolve over simplestreams, so `incus launch wharf-api:debian/12` must find the same image.
  */
-export async function visibleAlias(store: { meta: ImageCatalog }, viewer: Viewer, name: string): Promise<Alias> {
+export async function visibleAlias(store: { meta: ImageCatalog; releaseNames?: ReleaseNames }, viewer: Viewer, name: string): Promise<Alias> {
   const alias = await store.meta.getAlias(name);
   if (!alias) {
-    const target = productAliasTarget((await visibleImages(store, viewer)), name, hostArchitecture());
+    const target = productAliasTarget(await visibleImages(store, viewer), name, hostArchitecture(), store.releaseNames);
     if (!target) throw notFound('Image alias not found');
     return { name, fingerprint: target.fingerprint, description: '', type: target.type };
   }

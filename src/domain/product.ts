@@ -6,6 +6,7 @@
 import { distroArchitecture, canonicalArchitecture } from './architecture.ts';
 import type { Image } from './image.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
+import { defaultReleaseNames, withReleaseNames, type ReleaseNames } from './release-names.ts';
 
 export interface Product {
   /** e.g. debian:12:amd64:default. */
@@ -52,7 +53,7 @@ export function publishedArch(image: Image): string {
   return distroArchitecture(image.architecture);
 }
 
-export function productOf(image: Image): Product {
+export function productOf(image: Image, releaseNames: ReleaseNames = defaultReleaseNames): Product {
   const os = image.properties.os?.trim() ?? '';
   const release = image.properties.release?.trim() ?? '';
   const variant = image.properties.variant?.trim() || 'default';
@@ -63,7 +64,9 @@ export function productOf(image: Image): Product {
     return { key: `image:${image.fingerprint}`, os, release, variant, arch, releaseTitle, aliases: [] };
   }
   const key = [os, release, arch, variant].map(keyPart).join(':');
-  const aliases = image.productAliases.length ? image.productAliases : productAliases(os, release, variant);
+  // Mirrored images keep their upstream's aliases; either way a release answers to all its names.
+  const own = image.productAliases.length ? image.productAliases : productAliases(os, release, variant);
+  const aliases = withReleaseNames(own, aliasPart(os), aliasPart(release), releaseNames);
   return { key, os, release, variant, arch, releaseTitle, aliases };
 }
 
@@ -93,9 +96,9 @@ const rootRank = (image: Image) => (image.rootfs === null ? 3 : image.rootfs.for
  * client asking without a type gets first), the preferred architecture, the newest serial, then
  * squashfs before a tarball. Over the LXD API an alias names one image, so this is that one.
  */
-export function productAliasTarget(images: Image[], name: string, preferredArch: string): Image | undefined {
+export function productAliasTarget(images: Image[], name: string, preferredArch: string, releaseNames: ReleaseNames = defaultReleaseNames): Image | undefined {
   const named = images.filter((image) => {
-    const product = productOf(image);
+    const product = productOf(image, releaseNames);
     const arch = publishedArch(image);
     return product.aliases.some((alias) => alias === name || `${alias}/${arch}` === name);
   });

@@ -8,6 +8,7 @@
  */
 import type { Alias, BlobRef, Image } from './image.ts';
 import { productOf, serialOf, type Product } from './product.ts';
+import { defaultReleaseNames, type ReleaseNames } from './release-names.ts';
 
 export const indexPath = 'streams/v1/index.json';
 
@@ -218,11 +219,11 @@ interface PublishedProduct {
  * alias: each carries the product's aliases, so `os/release --vm` still finds the VM, but a hand
  * alias then names its own image's type only (the VM key gets a `:virtual-machine` suffix).
  */
-function publishedProducts(images: Image[], aliases: Alias[]): PublishedProduct[] {
+function publishedProducts(images: Image[], aliases: Alias[], releaseNames: ReleaseNames): PublishedProduct[] {
   const groups = new Map<string, { product: Product; images: Image[] }>();
   for (const image of images) {
     if (!image.public) continue;
-    const product = productOf(image);
+    const product = productOf(image, releaseNames);
     const group = groups.get(product.key) ?? { product, images: [] };
     group.images.push(image);
     groups.set(product.key, group);
@@ -255,10 +256,16 @@ function publishedProducts(images: Image[], aliases: Alias[]): PublishedProduct[
   return out.sort((a, b) => a.key.localeCompare(b.key));
 }
 
-export function buildProducts(images: Image[], aliases: Alias[], artifactPath: ArtifactPath, view: ClientView = 'full'): ProductsDocument {
+export interface RenderOptions {
+  /** The client family rendered for (default: the full view). */
+  view?: ClientView;
+  releaseNames?: ReleaseNames;
+}
+
+export function buildProducts(images: Image[], aliases: Alias[], artifactPath: ArtifactPath, { view = 'full', releaseNames = defaultReleaseNames }: RenderOptions = {}): ProductsDocument {
   const products: Record<string, SimplestreamsProduct> = {};
   const visible = images.filter((image) => visibleIn(view, image));
-  for (const { key, product, slots } of publishedProducts(visible, aliases)) {
+  for (const { key, product, slots } of publishedProducts(visible, aliases, releaseNames)) {
     const versions: Record<string, SimplestreamsVersion> = {};
     for (const slot of slots) versions[slot.key] = versionOf(slot, artifactPath);
     const requirements = requirementsOf(slots.flatMap((s) => s.images));

@@ -27,7 +27,7 @@ export async function exportTree(store: Store, dir: string, filters: string[] = 
   const images = all.filter((i) => visibleIn(view, i));
   const misread = images.filter((i) => !visibleIn('incus-before-7.1', i)).length;
   const aliases = (await store.meta.listAliases()).filter((a) => images.some((i) => i.fingerprint === a.fingerprint));
-  const products = buildProducts(images, aliases, artifactPath, view);
+  const products = buildProducts(images, aliases, artifactPath, { view, releaseNames: store.releaseNames });
   const blobs = new Map(images.flatMap((i) => [i.metadata, ...(i.rootfs ? [i.rootfs] : []), ...i.deltas]).map((b) => [b.sha256, b]));
   for (const blob of blobs.values()) {
     const target = join(dir, artifactPath(blob));

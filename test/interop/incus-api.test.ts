@@ -46,6 +46,9 @@ test('real incus over the REST protocol: product aliases, token join on an opera
   const meta = await buildMetadataTarball(work, { properties: props });
   const squashfs = await buildSquashfs(work, { seed: 'sq' });
   const fpSquashfs = fingerprintFrom(await wharfOk(data, ['image', 'import', meta.path, squashfs.path]));
+  // Built as distrobuilder builds it: the codename is the release.
+  const bookwormMeta = await buildMetadataTarball(work, { name: 'bookworm.tar.xz', properties: { os: 'Debian', release: 'bookworm', variant: 'default', architecture: 'amd64' } });
+  const fpBookworm = fingerprintFrom(await wharfOk(data, ['image', 'import', bookwormMeta.path, squashfs.path]));
   // Another server, the source of pull-mode copies into wharf.
   const upstreamImage = await buildUnified(work, { name: 'upstream.tar.gz', seed: 'upstream', properties: { os: 'Upstream', release: '5', architecture: 'amd64' } });
   const upstreamVm = await buildUnified(work, { name: 'upstream-2.tar.gz', seed: 'upstream-2', properties: { os: 'Upstream', release: '6', architecture: 'amd64' } });
@@ -60,8 +63,12 @@ test('real incus over the REST protocol: product aliases, token join on an opera
   // Anonymous: public images, and the product aliases simplestreams clients know.
   await incus.incusOk(['remote', 'add', 'wapi', server.base, '--protocol=incus', '--public', '--accept-certificate']);
   const listed = await incus.incusJson<IncusImage[]>(['image', 'list', 'wapi:']);
-  assert.deepEqual(listed.map((i) => i.fingerprint), [fpSquashfs]);
+  assert.deepEqual(listed.map((i) => i.fingerprint).sort(), [fpSquashfs, fpBookworm].sort());
   assert.match(await incus.incusOk(['image', 'info', 'wapi:testlinux/1.0']), new RegExp(`Fingerprint: ${fpSquashfs}`));
+  // A release answers to its codename and its number, as on images.linuxcontainers.org.
+  for (const name of ['debian/bookworm', 'debian/12', 'debian/12/default/amd64']) {
+    assert.match(await incus.incusOk(['image', 'info', `wapi:${name}`]), new RegExp(`Fingerprint: ${fpBookworm}`), name);
+  }
   await incus.incusOk(['image', 'copy', 'wapi:testlinux/1.0', 'local:', '--alias', 'by-product-alias']);
   const local = await incus.incusJson<IncusImage[]>(['image', 'list', 'local:']);
   assert.equal(local.find((i) => i.aliases.some((a) => a.name === 'by-product-alias'))?.fingerprint, fpSquashfs);

@@ -43,6 +43,9 @@ test('real incus lists, exports, copies and launches every image kind over simpl
     unified: fingerprintFrom(await wharfOk(data, ['image', 'import', unified.path, '--alias', 'uni'])),
   };
   const fpUnifiedVm = fingerprintFrom(await wharfOk(data, ['image', 'import', unifiedVm.path, '--alias', 'uni-vm']));
+  // Built as distrobuilder builds it: the codename is the release.
+  const bookwormMeta = await buildMetadataTarball(work, { name: 'bookworm.tar.xz', properties: { os: 'Debian', release: 'bookworm', architecture: 'amd64' } });
+  const fpBookworm = fingerprintFrom(await wharfOk(data, ['image', 'import', bookwormMeta.path, squashfs.path]));
 
   const server = await serve(t, data);
   const incus = await startIncus(t, [server.tls.cert]);
@@ -66,6 +69,9 @@ test('real incus lists, exports, copies and launches every image kind over simpl
   assert.equal(await infoFingerprint('w:vm', true), fp.vm);
   assert.equal(await infoFingerprint('w:testlinux/1.0', true), fp.vm, 'the product alias still finds the VM');
   assert.equal(await infoFingerprint('w:uni'), fp.unified);
+  // A release answers to its codename and its number, as on images.linuxcontainers.org.
+  assert.equal(await infoFingerprint('w:debian/bookworm'), fpBookworm);
+  assert.equal(await infoFingerprint('w:debian/12'), fpBookworm);
 
   // Exports give back the very files that were imported.
   const originals = new Set([meta.sha256, squashfs.sha256, rootTar.sha256, disk.sha256, unified.sha256]);

@@ -29,7 +29,7 @@ test('a unified VM image is left out of the view of Incus before 7.1, and offere
   const items = Object.values(full.products).flatMap((p) => Object.values(p.versions).flatMap((v) => Object.values(v.items)));
   assert.ok(items.some((i) => i.sha256 === fp('a') && i.ftype === 'incus_combined.tar.gz' && i.combined_type === 'virtual-machine'));
   assert.ok(!items.some((i) => i.sha256 === fp('a') && i.ftype === 'lxd_combined.tar.gz'), 'LXD cannot mark a unified item as a VM');
-  const legacy = buildProducts([unifiedVm, unified], [], path, 'incus-before-7.1');
+  const legacy = buildProducts([unifiedVm, unified], [], path, { view: 'incus-before-7.1' });
   const legacyItems = Object.values(legacy.products).flatMap((p) => Object.values(p.versions).flatMap((v) => Object.values(v.items)));
   assert.ok(!legacyItems.some((i) => i.sha256 === fp('a')), 'the unified VM is not offered at all');
   assert.ok(legacyItems.some((i) => i.sha256 === fp('b')), 'the unified container still is');

@@ -7,12 +7,13 @@ import assert from 'node:assert/strict';
 import { MemoryBlobStore } from '../../src/blob/memory.ts';
 import { MemoryMetaStore } from '../../src/meta/memory.ts';
 import { silentLogger } from '../../src/log.ts';
+import { defaultReleaseNames } from '../../src/domain/release-names.ts';
 import { collectGarbage, commitBlobs } from '../../src/core/collect.ts';
 import type { Store } from '../../src/core/context.ts';
 import { imageRecord } from '../helpers/image-record.ts';
 
 function memoryStore(): Store {
-  return { meta: new MemoryMetaStore(), blobs: new MemoryBlobStore(), log: silentLogger, graceSeconds: 3600 };
+  return { meta: new MemoryMetaStore(), blobs: new MemoryBlobStore(), log: silentLogger, graceSeconds: 3600, releaseNames: defaultReleaseNames };
 }
 
 async function stage(store: Store, text: string) {

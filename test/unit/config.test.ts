@@ -43,3 +43,14 @@ test('settings: mistakes are clear errors at start', async (t) => {
   assert.deepEqual(parseAddress(':8443'), { host: '::', port: 8443 });
   assert.equal(parseAddress('host:99999'), undefined);
 });
+
+test('release_aliases: a mapping in config.yaml, checked at start', async (t) => {
+  const dir = await tempDir(t);
+  assert.deepEqual((await loadConfig(dir, {}, {})).releaseAliases, {});
+  await writeFile(join(dir, 'config.yaml'), 'release_aliases:\n  debian:\n    bookworm: [12, stable]\n  rocky:\n    "9": blue-onyx\n');
+  assert.deepEqual((await loadConfig(dir, {}, {})).releaseAliases, { debian: { bookworm: [12, 'stable'] }, rocky: { '9': 'blue-onyx' } });
+  await writeFile(join(dir, 'config.yaml'), 'release_aliases: [debian]\n');
+  await assert.rejects(loadConfig(dir, {}, {}), /release_aliases: must map an OS to its releases/);
+  await writeFile(join(dir, 'config.yaml'), 'release_aliases:\n  debian:\n    bookworm: "12/x"\n');
+  await assert.rejects(loadConfig(dir, {}, {}), (err) => isAppError(err, 'config') && /debian\.bookworm: names are single words/.test(err.message));
+});

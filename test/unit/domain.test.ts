@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { canonicalArchitecture, distroArchitecture } from '../../src/domain/architecture.ts';
 import { parseMetadataYaml } from '../../src/domain/metadata.ts';
 import { detectFormat } from '../../src/domain/formats.ts';
-import { productOf, serialOf } from '../../src/domain/product.ts';
+import { productAliasTarget, productOf, serialOf } from '../../src/domain/product.ts';
+import { releaseNames } from '../../src/domain/release-names.ts';
 import { buildIndex, buildProducts } from '../../src/domain/simplestreams.ts';
 import type { Alias, Image } from '../../src/domain/image.ts';
 import { artifactPath } from '../../src/core/publish.ts';
@@ -74,12 +75,35 @@ test('products group builds as images.linuxcontainers.org does', () => {
   const i = image({ props: { os: 'Debian', release: '12', variant: 'cloud', architecture: 'amd64' } });
   const p = productOf(i);
   assert.equal(p.key, 'debian:12:amd64:cloud');
-  assert.deepEqual(p.aliases, ['debian/12/cloud']);
-  assert.deepEqual(productOf(image({})).aliases, ['debian/12/default', 'debian/12']);
+  assert.deepEqual(p.aliases, ['debian/12/cloud', 'debian/bookworm/cloud']);
+  assert.deepEqual(productOf(image({})).aliases, ['debian/12/default', 'debian/12', 'debian/bookworm/default', 'debian/bookworm']);
   assert.equal(serialOf(image({})), '20261122_07:42');
   assert.equal(serialOf(image({ props: { os: 'a', release: 'b', serial: '20240101_01:00' } })), '20240101_01:00');
   assert.equal(serialOf(image({ props: { os: 'a', release: 'b', serial: 'build-7' } })), '20261122_07:42');
   assert.equal(productOf(image({ props: {} })).key.startsWith('image:'), true);
+});
+
+test('a release answers to all its names: codename and number, built in and configured', () => {
+  const bookworm = image({ props: { os: 'Debian', release: 'bookworm', architecture: 'amd64' } });
+  assert.deepEqual(productOf(bookworm).aliases, ['debian/bookworm/default', 'debian/bookworm', 'debian/12/default', 'debian/12']);
+  assert.equal(productOf(bookworm).key, 'debian:bookworm:amd64:default', 'the product keeps the release it was built with');
+  const noble = image({ props: { os: 'Ubuntu', release: '24.04', variant: 'cloud', architecture: 'amd64' } });
+  assert.deepEqual(productOf(noble).aliases, ['ubuntu/24.04/cloud', 'ubuntu/noble/cloud']);
+  // An upstream's own aliases (a mirror) gain the other names too, once.
+  const mirrored = image({ props: { os: 'Debian', release: 'trixie', architecture: 'amd64' }, productAliases: ['debian/trixie', 'debian/13', 'trixie-latest'] });
+  assert.deepEqual(productOf(mirrored).aliases, ['debian/trixie', 'debian/13', 'trixie-latest']);
+  // Unknown releases and OSes are left alone.
+  assert.deepEqual(productOf(image({ props: { os: 'Alpine', release: '3.20', architecture: 'amd64' } })).aliases, ['alpine/3.20/default', 'alpine/3.20']);
+  // A configured table replaces the built-in entry of its OS only.
+  const names = releaseNames({ Debian: { bookworm: ['12', 'stable'] }, mylinux: { cobalt: 7 } });
+  assert.deepEqual(productOf(bookworm, names).aliases, ['debian/bookworm/default', 'debian/bookworm', 'debian/12/default', 'debian/stable/default', 'debian/12', 'debian/stable']);
+  assert.deepEqual(productOf(image({ props: { os: 'Debian', release: 'trixie', architecture: 'amd64' } }), names).aliases, ['debian/trixie/default', 'debian/trixie']);
+  assert.deepEqual(productOf(noble, names).aliases, ['ubuntu/24.04/cloud', 'ubuntu/noble/cloud']);
+  assert.deepEqual(productOf(image({ props: { os: 'MyLinux', release: '7', architecture: 'amd64' } }), names).aliases, ['mylinux/7/default', 'mylinux/7', 'mylinux/cobalt/default', 'mylinux/cobalt']);
+  // And the REST protocol finds the image by either name.
+  assert.equal(productAliasTarget([bookworm], 'debian/12', 'x86_64')?.fingerprint, bookworm.fingerprint);
+  assert.equal(productAliasTarget([bookworm], 'debian/12/amd64', 'x86_64')?.fingerprint, bookworm.fingerprint);
+  assert.equal(productAliasTarget([bookworm], 'debian/13', 'x86_64'), undefined);
 });
 
 test('simplestreams: both vocabularies, combined hashes, private images left out', () => {
@@ -90,7 +114,7 @@ test('simplestreams: both vocabularies, combined hashes, private images left out
   const doc = buildProducts([sq, tar, vm, secret], [], artifactPath);
   assert.deepEqual(Object.keys(doc.products), ['debian:12:amd64:default']);
   const product = doc.products['debian:12:amd64:default']!;
-  assert.equal(product.aliases, 'debian/12/default,debian/12');
+  assert.equal(product.aliases, 'debian/12/default,debian/12,debian/bookworm/default,debian/bookworm');
   assert.equal(product.arch, 'amd64');
   const versions = Object.keys(product.versions);
   assert.deepEqual(versions, ['20261122_07:42']);
@@ -134,7 +158,7 @@ test('simplestreams: a hand-made alias names one image, never listing it twice',
   ];
   const doc = buildProducts([old, newest], aliases, artifactPath);
   const main = doc.products['debian:12:amd64:default']!;
-  assert.equal(main.aliases, 'debian/12/default,debian/12,latest');
+  assert.equal(main.aliases, 'debian/12/default,debian/12,debian/bookworm/default,debian/bookworm,latest');
   assert.deepEqual(Object.keys(main.versions), ['20250101_00:00']);
   const pinned = doc.products[`debian:12:amd64:default:${old.fingerprint}`]!;
   assert.equal(pinned.aliases, 'pinned');

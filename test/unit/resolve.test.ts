@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { SqliteMetaStore } from '../../src/meta/sqlite.ts';
 import { FsBlobStore } from '../../src/blob/fs.ts';
 import { silentLogger } from '../../src/log.ts';
+import { defaultReleaseNames } from '../../src/domain/release-names.ts';
 import { resolveImage } from '../../src/core/resolve.ts';
 import type { Image } from '../../src/domain/image.ts';
 import type { Store } from '../../src/core/context.ts';
@@ -18,7 +19,7 @@ test('IMAGE is an alias or a unique fingerprint prefix; ambiguity lists the cand
   const dir = await tempDir(t);
   const meta = new SqliteMetaStore(join(dir, 'db'));
   t.after(() => meta.close());
-  const store: Store = { meta, blobs: new FsBlobStore(join(dir, 'blobs')), log: silentLogger, graceSeconds: 0 };
+  const store: Store = { meta, blobs: new FsBlobStore(join(dir, 'blobs')), log: silentLogger, graceSeconds: 0, releaseNames: defaultReleaseNames };
   const a = 'abc1' + '0'.repeat(60);
   const b = 'abc2' + '0'.repeat(60);
   await meta.insertImage(fakeImage(a), [{ name: 'web', fingerprint: a, description: '', type: 'container' }]);

@@ -31,7 +31,7 @@ test('what wharf publishes reads back as the same images', () => {
   assert.equal(vm.rootfs!.ftype, 'disk-kvm.img');
   assert.equal(vm.properties.os, 'Debian');
   assert.equal(vm.version, '20261122_07:42');
-  assert.deepEqual(vm.aliases, ['debian/12/default', 'debian/12']);
+  assert.deepEqual(vm.aliases, ['debian/12/default', 'debian/12', 'debian/bookworm/default', 'debian/bookworm']);
   assert.equal(read.find((i) => i.fingerprint === h('c'))!.rootfs, null);
   assert.deepEqual(readIndex(buildIndex(doc)), ['streams/v1/images.json']);
 });
