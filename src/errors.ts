@@ -22,6 +22,8 @@ export const ErrorCodes = {
   tooLarge: 'too_large',
   /** A Range that selects no byte of the file. */
   rangeNotSatisfiable: 'range_not_satisfiable',
+  /** An edit sent with If-Match by a client that read an older version of the image. */
+  preconditionFailed: 'precondition_failed',
   /** Another server could not be reached, stalled or answered an error. */
   unavailable: 'unavailable',
   /** Something wharf does not do (yet). */
@@ -54,6 +56,7 @@ export const errorCatalogue: Readonly<Record<ErrorCode, ErrorEntry>> = {
   integrity: { status: 400, exit: 65, meaning: 'bytes differ from what the client promised (an upload\'s fingerprint); image verify found stored bytes changed' },
   too_large: { status: 413, exit: 65, meaning: 'an upload or pulled image over max_upload_size' },
   range_not_satisfiable: { status: 416, exit: 64, meaning: 'a Range header that selects no byte of the file' },
+  precondition_failed: { status: 412, exit: 75, meaning: 'an edit whose If-Match names an older version of the image (ETag doesn\'t match): read it again' },
   forbidden: { status: 403, exit: 77, meaning: 'the caller is not trusted over the LXD API; a bad join token' },
   upstream_corrupt: { status: 502, exit: 76, meaning: 'an upstream file whose size or sha256 differs from its index, or an upstream image that is not valid' },
   unavailable: { status: 502, exit: 69, meaning: 'an upstream server cannot be reached, stalls or answers an error' },

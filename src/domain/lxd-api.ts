@@ -2,6 +2,7 @@
  * Images as the LXD/Incus REST API shows them (shared/api/image.go). Used by `image show`,
  * JSON/YAML listings and the REST view, so every view of an image agrees.
  */
+import { createHash } from 'node:crypto';
 import { aliasesOf, type Alias, type Image } from './image.ts';
 
 export const zeroTime = '0001-01-01T00:00:00Z';
@@ -18,6 +19,8 @@ export interface ApiImage {
   last_used_at: string;
   profiles: string[];
   properties: Record<string, string>;
+  /** wharf has no projects: every image is in the one LXD and Incus call "default". */
+  project: string;
   public: boolean;
   size: number;
   type: string;
@@ -42,6 +45,7 @@ export function toApiImage(image: Image, aliases: Alias[]): ApiImage {
     fingerprint: image.fingerprint,
     last_used_at: image.lastUsedAt ? goTime(image.lastUsedAt) : zeroTime,
     profiles: ['default'],
+    project: 'default',
     properties: image.properties,
     public: image.public,
     size: image.size,
@@ -60,3 +64,31 @@ export function toApiImage(image: Image, aliases: Alias[]): ApiImage {
     uploaded_at: goTime(image.uploadedAt),
   };
 }
+
+/** An alias as the REST API shows it (shared/api/image.go ImageAliasesEntry, in field order). */
+export function toApiAlias(alias: Alias) {
+  return { description: alias.description, target: alias.fingerprint, name: alias.name, type: alias.type };
+}
+
+/**
+ * JSON as Go's encoding/json writes it, which is what the daemons hash for ETags: <, >, &, U+2028
+ * and U+2029 escaped, \b and \f as \u escapes, and the trailing newline of json.Encoder.
+ */
+export function goJson(json: string): string {
+  return json.replace(/\\(.)/g, (m, c: string) => (c === 'b' ? '\\u0008' : c === 'f' ? '\\u000c' : m)).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + '\n';
+}
+
+/** A Go map[string]string: keys in byte order (a JS object would put "10" before "9"'s peers). */
+const goMapJson = (m: Record<string, string>) =>
+  `{${Object.keys(m)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map((k) => `${JSON.stringify(k)}:${JSON.stringify(m[k])}`)
+    .join(',')}}`;
+
+const etagOf = (json: string) => `"${createHash('sha256').update(goJson(json)).digest('hex')}"`;
+
+/** The ETag incusd and LXD give an image: what an edit may change (public, auto_update, properties). */
+export const imageEtag = (image: Image) => etagOf(`[${image.public},${image.autoUpdate},${goMapJson(image.properties)}]`);
+
+/** The ETag of an alias: the entry as shown, in struct field order. */
+export const aliasEtag = (alias: Alias) => etagOf(JSON.stringify(toApiAlias(alias)));

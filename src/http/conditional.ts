@@ -1,5 +1,5 @@
 /**
- * If-None-Match (RFC 9110 13.1.2), for every route that answers 304: `*`, or a comma-separated
+ * Preconditions. If-None-Match (RFC 9110 13.1.2), for every route that answers 304: `*`, or a comma-separated
  * list of entity tags compared weakly (`W/"x"` and `"x"` name the same representation, as a
  * cache revalidating a weak copy sends it). A header that does not parse names nothing, so the
  * answer is the full one, which is never wrong.
@@ -32,4 +32,18 @@ export function noneMatch(header: string | string[] | undefined, etag: string): 
   if (value.trim() === '*') return true;
   const own = opaqueTag(etag);
   return own !== undefined && (entityTags(value)?.includes(own) ?? false);
+}
+
+/**
+ * Does an If-Match header (RFC 9110 13.1.1) let an edit change the representation tagged
+ * `etag`? Absent or `*`: yes; else one of its tags must match strongly (a weak `W/` tag never
+ * does). A bare unquoted tag is also taken, as incusd strips the quotes it finds.
+ */
+export function ifMatchAllows(header: string | string[] | undefined, etag: string): boolean {
+  if (header === undefined) return true;
+  const value = (Array.isArray(header) ? header.join(', ') : header).trim();
+  const own = opaqueTag(etag);
+  if (value === '*' || value === etag || value === own) return true;
+  const strong = value.split(',').map((t) => t.trim()).filter((t) => !t.startsWith('W/'));
+  return own !== undefined && (entityTags(strong.join(','))?.includes(own) ?? false);
 }

@@ -243,7 +243,9 @@ test('encoded names are decoded once', async (t) => {
   }
   assert.equal((await anonymous('HEAD', `/direct/${enc('aAb')}`)).headers['lxd-image-hash'], fpTwo);
 
-  assert.equal((await call('POST', `/1.0/images/aliases/${enc('a%41b')}`, { name: 'b%42c' })).status, 200);
+  const renamed = await call('POST', `/1.0/images/aliases/${enc('a%41b')}`, { name: 'b%42c' });
+  assert.equal(renamed.status, 201);
+  assert.equal(renamed.headers.location, `/1.0/images/aliases/${encodeURIComponent('b%42c')}`);
   assert.equal(await target('b%42c'), fpOne);
   assert.equal(await target('a%41b'), 404);
   assert.equal(await target('aAb'), fpTwo, 'the other alias is untouched');

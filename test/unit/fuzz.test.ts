@@ -234,7 +234,8 @@ test('uploadHeaders: any header values give a well-formed result', () => {
     fc.property(headers, (h) => {
       let u: ReturnType<typeof uploadHeaders>;
       try {
-        u = uploadHeaders({ headers: h } as unknown as FastifyRequest);
+        const rawHeaders = Object.entries(h).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).flatMap((x) => [k, x]));
+        u = uploadHeaders({ headers: h, raw: { rawHeaders } } as unknown as FastifyRequest);
       } catch (err) {
         assertAppError(err, ['invalid_argument'], 'uploadHeaders');
         return;

@@ -76,15 +76,17 @@ export function imageCreateRoutes(app: FastifyInstance, deps: { store: Store; op
     if (type.startsWith('application/json')) return createFromSource(request, reply);
     const headers = uploadHeaders(request);
     const viewer = await viewerOf(store, request);
-    // An untrusted upload must carry the secret of a push grant for exactly this fingerprint.
-    const grant = viewer.trusted ? undefined : await pushGrants.redeem(headers.secret, headers.fingerprint);
+    // An untrusted upload must carry the secret of a push grant for exactly this fingerprint; a
+    // trusted one may (a push copy between trusted servers), and its grant applies then too.
+    const grant = headers.secret ? await pushGrants.redeem(headers.secret, headers.fingerprint) : undefined;
     if (!viewer.trusted && !grant) throw notAuthorized();
     const sources = await imageBodySources(request.raw, deps.maxUploadSize, headers.filename);
     const image = await importImage(store, {
       sources: sources as [IngestSource] | [IngestSource, IngestSource],
       public: grant?.public ?? headers.public,
-      properties: { ...headers.properties, ...grant?.properties },
-      aliases: [...headers.aliases, ...(grant?.aliases ?? [])],
+      // As incusd: the upload's own properties over the grant's, the grant's aliases if it has any.
+      properties: { ...grant?.properties, ...headers.properties },
+      aliases: grant?.aliases.length ? grant.aliases : headers.aliases,
       ...(headers.fingerprint ? { expectedFingerprint: headers.fingerprint } : {}),
     });
     return imageCreated(reply, image, grant ? headers.secret : undefined);

@@ -47,7 +47,8 @@ export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; se
 
 async function sendExport(request: FastifyRequest, reply: FastifyReply, store: Store, image: ImageWithAliases, onSent?: (whole: boolean) => void) {
   const files = exportedFiles(image);
-  reply.header('x-content-type-options', 'nosniff');
+  // Incus clients read the image format from this ("incus", or "oci" which wharf never stores).
+  reply.header('x-content-type-options', 'nosniff').header('x-incus-type', 'incus');
   if (files.length === 1) {
     const [file] = files as [(typeof files)[0]];
     reply

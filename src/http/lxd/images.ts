@@ -10,8 +10,10 @@ import type { ImageSecrets } from '../../core/secrets.ts';
 import { applyImageEdit, deleteImages } from '../../core/images.ts';
 import { visibleImage, visibleImages } from '../../core/visibility.ts';
 import { matchesApiFilter, parseFilter } from '../../domain/api-filter.ts';
-import { toApiImage } from '../../domain/lxd-api.ts';
+import { imageEtag, toApiImage } from '../../domain/lxd-api.ts';
 import { recursive, requireTrusted, viewerOf, type Query } from './caller.ts';
+import { ifMatchAllows } from '../conditional.ts';
+import { AppError, ErrorCodes } from '../../errors.ts';
 import { asyncResponse, operation, sync, syncEnvelope } from './envelope.ts';
 import { finishedTask, type Operations } from './operations.ts';
 import { imagePutBody, validBody } from './schemas.ts';
@@ -36,7 +38,7 @@ export function imageRoutes(app: FastifyInstance, deps: { store: Store; secrets:
 
   app.get('/1.0/images/:fingerprint', async (request, reply) => {
     const image = await visibleImage(store, await viewerOf(store, request), secrets, fingerprintParam(request));
-    return sync(reply, toApiImage(image, image.aliases));
+    return sync(reply.header('etag', imageEtag(image)), toApiImage(image, image.aliases));
   });
 
   app.post('/1.0/images/:fingerprint/secret', async (request, reply) => {
@@ -64,6 +66,11 @@ export function imageRoutes(app: FastifyInstance, deps: { store: Store; secrets:
       const viewer = await requireTrusted(store, request);
       const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
       const body = validBody<Record<string, unknown>>(request);
+      // An edit made from an older read of the image (the CLI sends back the ETag it got) fails.
+      const etag = imageEtag(image);
+      if (!ifMatchAllows(request.headers['if-match'], etag)) {
+        throw new AppError(ErrorCodes.preconditionFailed, `ETag doesn't match: ${etag.slice(1, -1)} vs ${String(request.headers['if-match']).replace(/"/g, '')}`);
+      }
       // The same edit rules as `wharf image edit`. A PUT replaces the image's settings as LXD
       // does: what it leaves out goes back to its zero value (private, no properties).
       const put = request.method === 'PUT';

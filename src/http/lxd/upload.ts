@@ -18,10 +18,18 @@ export function uploadHeaders(request: FastifyRequest): UploadHeaders {
   };
   const form = (value: string | undefined) => new URLSearchParams(value ?? '');
   const aliases = form(header('aliases'));
+  // Every X-*-properties header counts, the first value of a key wins (as incusd reads them);
+  // Node would join repeated headers with ", ", which is not form encoding.
+  const properties: Record<string, string> = {};
+  const raw = request.raw.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (!/^x-(lxd|incus)-properties$/i.test(raw[i]!)) continue;
+    for (const [k, v] of form(raw[i + 1])) if (!(k in properties)) properties[k] = v;
+  }
   return {
-    public: header('public') === 'true' || header('public') === '1',
+    public: /^(true|1|yes|on)$/i.test(header('public') ?? ''),
     filename: header('filename'),
-    properties: Object.fromEntries(form(header('properties'))),
+    properties,
     // Incus sends alias=a&alias=b, and accepts a bare single name.
     aliases: aliases.getAll('alias').length ? aliases.getAll('alias') : [...aliases.keys()].filter((k) => k && !aliases.get(k)),
     fingerprint: header('fingerprint'),
