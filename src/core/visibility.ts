@@ -1,7 +1,7 @@
 /**
  * What a caller of the LXD API may see. Trusted clients see everything; others see public images,
  * and a private image only with a valid one-time secret. Anything hidden gets the very answer a
- * missing image gets (`Image "<what was asked>" not found`), so a private image's existence does
+ * missing image gets from LXD and incusd ("Image not found"), so a private image's existence does
  * not leak: stricter than incusd 6.0, whose answer for a private image names its full fingerprint.
  */
 import { notFound } from '../errors.ts';
@@ -30,7 +30,7 @@ export async function visibleImages(store: { meta: ImageCatalog }, viewer: Viewe
 
 /** A full fingerprint or a unique prefix of one the viewer may see. */
 export async function visibleImage(store: { meta: ImageCatalog }, viewer: Viewer, secrets: ImageSecrets, asked: string): Promise<ImageWithAliases> {
-  const missing = () => notFound(`Image "${asked.slice(0, 64)}" not found`);
+  const missing = () => notFound('Image not found');
   // Fingerprints are lowercase hex; the daemons match a prefix in any case.
   const prefix = asked.toLowerCase();
   if (!isFingerprintPrefix(prefix)) throw missing();

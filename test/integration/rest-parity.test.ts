@@ -12,7 +12,7 @@ import { buildUnified } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, trustedClient, wharfOk } from '../helpers/env.ts';
 import { apiCaller, fetchRaw } from '../helpers/http.ts';
 
-test('REST parity with incusd: project, ETag and If-Match, X-Incus-Type, fingerprint case, uniform not found, alias 201', async (t) => {
+test('REST parity with incusd: project, ETag and If-Match, X-Incus-Type, fingerprint case, one not-found answer, alias 201', async (t) => {
   const work = await tempDir(t);
   const data = join(work, 'data');
   const pub = await buildUnified(work, { name: 'pub.tar.gz', seed: 'pub', properties: { os: 'Pub', release: '1', architecture: 'amd64' } });
@@ -32,14 +32,15 @@ test('REST parity with incusd: project, ETag and If-Match, X-Incus-Type, fingerp
   // A prefix in any case finds the image, as the daemons' LIKE match does.
   assert.equal(json(await api(undefined, 'GET', `/1.0/images/${fpPub.slice(0, 12).toUpperCase()}`)).metadata.fingerprint, fpPub);
 
-  // Missing and private (to a stranger) get the same answer, naming only what was asked.
+  // Missing and private (to a stranger) get the same answer, the one LXD and incusd give a
+  // missing image (interop/lxd-api.test.ts compares it with the real daemon).
   const missing = await api(undefined, 'GET', `/1.0/images/${'0'.repeat(64)}`);
   const hidden = await api(undefined, 'GET', `/1.0/images/${fpPriv}`);
   assert.equal(missing.status, 404);
   assert.equal(hidden.status, 404);
-  assert.equal(json(missing).error, `Image "${'0'.repeat(64)}" not found`);
-  assert.equal(json(hidden).error, `Image "${fpPriv}" not found`);
-  assert.equal(json(await api(undefined, 'GET', `/1.0/images/${fpPriv.slice(0, 8)}`)).error, `Image "${fpPriv.slice(0, 8)}" not found`);
+  assert.equal(json(missing).error, 'Image not found');
+  assert.deepEqual(json(hidden), json(missing));
+  assert.deepEqual(json(await api(undefined, 'GET', `/1.0/images/${fpPriv.slice(0, 8)}/export`)), json(missing));
 
   // ETags: on an image and an alias, changing when the image does; an edit from a stale read fails.
   const etag = one.headers.etag as string;
