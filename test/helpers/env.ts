@@ -4,12 +4,23 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { Readable, Writable } from 'node:stream';
+import { createServer } from 'node:net';
 import selfsigned from 'selfsigned';
 import { createLogger, silentLogger, type Logger } from '../../src/log.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
 export const wharfBin = join(repoRoot, 'bin', 'wharf');
 
 export async function tempDir(t: { after(fn: () => Promise<void>): void }, prefix = 'wharf-test-'): Promise<string> {

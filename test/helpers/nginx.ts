@@ -1,17 +1,8 @@
 /** nginx serving a directory over plain HTTP on loopback: a foreign static upstream. */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './env.ts';
 
 export async function startNginx(t: { after(fn: () => Promise<void>): void }, root: string, work: string): Promise<string> {
   const port = await freePort();

@@ -2,15 +2,20 @@
  * The real Incus 6.0.4 client and daemon use wharf over the Incus REST protocol: anonymously
  * (public images, product aliases), and trusted through a join token while wharf serves an
  * operator's certificate (not the data directory's): uploads, aliases, pull-mode copies into wharf
- * from another server of either protocol, by alias.
+ * from another server of either protocol, by alias. And everything a user manages over REST:
+ * private images from a never-trusted client, secrets, edits (ETag / If-Match, checked against
+ * incusd's own), relay / push / pull copies, direct-URL import, VMs, auto-update by refresh.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
-import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
-import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { request as httpRequest } from 'node:http';
+import { buildMetadataTarball, buildQcow2, buildSquashfs, buildUnified } from '../fixtures/images.ts';
+import { fingerprintFrom, freePort, serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { imageEtag } from '../../src/domain/lxd-api.ts';
+import type { Image } from '../../src/domain/image.ts';
 import { incusUnavailable, startIncus } from '../helpers/incus.ts';
 import { assertPublishedValid } from '../helpers/published.ts';
 
@@ -98,4 +103,101 @@ test('real incus over the REST protocol: product aliases, token join on an opera
   assert.match(await wharfOk(data, ['image', 'info', 'pulled-ss']), new RegExp(fpUpstream2));
   await assertPublishedValid(server);
   await assertPublishedValid(upstream);
+});
+
+/** GET on the real daemon's own socket: what incusd answers, headers included. */
+function daemonGet(dir: string, path: string): Promise<{ headers: Record<string, string | string[] | undefined>; body: { metadata: Record<string, unknown> } }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ socketPath: join(dir, 'unix.socket'), path, headers: { host: 'incus' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ headers: res.headers, body: JSON.parse(Buffer.concat(chunks).toString()) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('real incus manages wharf over REST: private images and secrets, edits with ETags, push / relay / pull copies, direct URL, refresh, VMs', { skip: !process.env.CI && unavailable }, async (t) => {
+  if (unavailable) assert.fail(`interop tests must run in CI: ${unavailable}`);
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const props = { os: 'Testlinux', release: '1.0', architecture: 'amd64', serial: '20250101_00:00' };
+  const meta = await buildMetadataTarball(work, { properties: props });
+  const squashfs = await buildSquashfs(work, { seed: 'sq' });
+  const fpOld = fingerprintFrom(await wharfOk(data, ['image', 'import', meta.path, squashfs.path]));
+  const fpVm = fingerprintFrom(await wharfOk(data, ['image', 'import', meta.path, (await buildQcow2(work, { seed: 'vm' })).path, '--alias', 'vm']));
+  const hidden = await buildUnified(work, { name: 'hidden.tar.gz', seed: 'hidden', properties: { os: 'Hidden', release: '1', architecture: 'amd64' } });
+  const fpHidden = fingerprintFrom(await wharfOk(data, ['image', 'import', hidden.path, '--private', '--alias', 'hidden']));
+  const unified = await buildUnified(work, { name: 'uni.tar.gz', seed: 'uni', properties: { os: 'Unitest', release: '2', architecture: 'amd64' } });
+  const fpUni = fingerprintFrom(await wharfOk(data, ['image', 'import', unified.path]));
+
+  const server = await serve(t, data);
+  const incus = await startIncus(t, [server.tls.cert]);
+
+  // A client that was never trusted sees no private image, by alias, fingerprint or prefix.
+  const stranger = await incus.newClient();
+  await stranger.incusOk(['remote', 'add', 'wapi', server.base, '--protocol=incus', '--public', '--accept-certificate']);
+  assert.ok(!(await stranger.incusJson<IncusImage[]>(['image', 'list', 'wapi:'])).some((i) => i.fingerprint === fpHidden));
+  for (const ref of ['hidden', fpHidden, fpHidden.slice(0, 12)]) {
+    const r = await stranger.incus(['image', 'info', `wapi:${ref}`]);
+    assert.notEqual(r.code, 0, ref);
+    assert.match(r.stderr, /not found/i, ref);
+  }
+
+  // Trusted through a token; a private image copied into the daemon with a one-time secret.
+  const token = (await wharfOk(data, ['trust', 'add-token', 'incus-admin', '--address', `127.0.0.1:${server.httpsPort}`])).trim();
+  await incus.incusOk(['remote', 'add', 'wadmin', token]);
+  assert.ok((await incus.incusJson<IncusImage[]>(['image', 'list', 'wadmin:'])).some((i) => i.fingerprint === fpHidden));
+  await incus.incusOk(['image', 'copy', 'wadmin:hidden', 'local:', '--alias', 'got-hidden']);
+  assert.ok((await incus.incusJson<IncusImage[]>(['image', 'list', 'local:'])).some((i) => i.fingerprint === fpHidden));
+
+  // wharf's ETag is incusd's own, computed the same way from the same fields.
+  const real = await daemonGet(incus.dir, `/1.0/images/${fpHidden}`);
+  const realImage = real.body.metadata as { public: boolean; auto_update: boolean; properties: Record<string, string> };
+  assert.equal(imageEtag({ public: realImage.public, autoUpdate: realImage.auto_update, properties: realImage.properties } as Image), real.headers.etag);
+
+  // Edits: the client reads the image (and its ETag), then sends the change with If-Match.
+  const shown = await incus.incusOk(['image', 'show', `wadmin:${fpOld}`]);
+  await incus.incusOk(['image', 'edit', `wadmin:${fpOld}`], shown.replace(/^ {2}os: Testlinux$/m, '  os: Testlinux\n  edited: "yes"'));
+  assert.match(await wharfOk(data, ['image', 'show', fpOld]), /edited: "?yes"?/);
+  await incus.incusOk(['image', 'set-property', `wadmin:${fpOld}`, 'colour', 'red']);
+  assert.equal((await incus.incusOk(['image', 'get-property', `wadmin:${fpOld}`, 'colour'])).trim(), 'red');
+
+  // Relay copy (the client downloads, then uploads with X-Incus-aliases), push copy (the daemon
+  // uploads with a secret wharf issued), pull copy (wharf fetches from the daemon).
+  const fresh = await buildUnified(work, { name: 'fresh.tar.gz', seed: 'fresh', properties: { os: 'Fresh', release: '1', architecture: 'amd64' } });
+  await incus.incusOk(['image', 'import', fresh.path, 'local:', '--alias', 'fresh']);
+  await incus.incusOk(['image', 'copy', 'local:fresh', 'wadmin:', '--mode', 'relay', '--alias', 'relayed']);
+  assert.match(await wharfOk(data, ['image', 'info', 'relayed']), new RegExp(`Fingerprint: ${fresh.sha256}`));
+  const pushMeta = await buildMetadataTarball(work, { name: 'push-meta.tar.xz', properties: { os: 'Pushed', release: '3', architecture: 'amd64' } });
+  await incus.incusOk(['image', 'import', pushMeta.path, (await buildSquashfs(work, { seed: 'push', name: 'push.squashfs' })).path, 'local:', '--alias', 'to-push']);
+  await incus.incusOk(['image', 'copy', 'local:to-push', 'wadmin:', '--mode', 'push', '--alias', 'pushed']);
+  assert.match(await wharfOk(data, ['image', 'info', 'pushed']), /os: Pushed/);
+  await incus.incusOk(['config', 'set', 'core.https_address', `127.0.0.1:${await freePort()}`]);
+  const pulled = await buildUnified(work, { name: 'pulled.tar.gz', seed: 'pulled', properties: { os: 'Pulled', release: '1', architecture: 'amd64' } });
+  await incus.incusOk(['image', 'import', pulled.path, 'local:', '--alias', 'to-pull']);
+  await incus.incusOk(['image', 'copy', 'local:to-pull', 'wadmin:', '--alias', 'pulled']);
+  assert.match(await wharfOk(data, ['image', 'info', 'pulled']), new RegExp(`Fingerprint: ${pulled.sha256}`));
+
+  // Direct-URL import: the daemon HEADs /direct/ALIAS (Incus-Image-* headers), then fetches the file.
+  await incus.incusOk(['image', 'import', `${server.base}/direct/unitest/2`, 'local:', '--alias', 'by-url']);
+  assert.equal((await incus.incusJson<IncusImage[]>(['image', 'list', 'local:'])).find((i) => i.aliases.some((a) => a.name === 'by-url'))?.fingerprint, fpUni);
+
+  // A VM over REST, by its alias.
+  await stranger.incusOk(['image', 'copy', 'wapi:vm', 'local:', '--vm', '--alias', 'got-vm']);
+  const gotVm = (await incus.incusJson<IncusImage[]>(['image', 'list', 'local:'])).find((i) => i.aliases.some((a) => a.name === 'got-vm'));
+  assert.equal(gotVm?.fingerprint, fpVm);
+  assert.equal(gotVm?.type, 'virtual-machine');
+
+  // Auto-update: a copy that follows a product alias picks up the next build on refresh.
+  await stranger.incusOk(['image', 'copy', 'wapi:testlinux/1.0', 'local:', '--auto-update', '--alias', 'follows']);
+  const follows = async () => (await incus.incusJson<IncusImage[]>(['image', 'list', 'local:'])).find((i) => i.aliases.some((a) => a.name === 'follows'))?.fingerprint;
+  assert.equal(await follows(), fpOld);
+  const newer = await buildMetadataTarball(work, { name: 'newer.tar.xz', properties: { ...props, serial: '20250201_00:00' } });
+  const fpNew = fingerprintFrom(await wharfOk(data, ['image', 'import', newer.path, (await buildSquashfs(work, { seed: 'sq-2', name: 'sq2.squashfs' })).path]));
+  await incus.incusOk(['image', 'refresh', 'follows']);
+  assert.equal(await follows(), fpNew, 'the refresh fetched the newer build');
+
+  await assertPublishedValid(server);
 });

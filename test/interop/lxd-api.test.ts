@@ -9,21 +9,12 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildMetadataTarball, buildQcow2, buildSquashfs, buildUnified } from '../fixtures/images.ts';
-import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { fingerprintFrom, freePort, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { lxdUnavailable, startLxd } from '../helpers/lxd.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import selfsigned from 'selfsigned';
-import { createServer } from 'node:net';
 import { assertPublishedValid } from '../helpers/published.ts';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface LxcImage {
   fingerprint: string;
