@@ -19,10 +19,17 @@ test('REST parity with incusd: project, ETag and If-Match, X-Incus-Type, fingerp
   const priv = await buildUnified(work, { name: 'priv.tar.gz', seed: 'priv', properties: { os: 'Priv', release: '1', architecture: 'amd64' } });
   const fpPub = fingerprintFrom(await wharfOk(data, ['image', 'import', pub.path, '--alias', 'pub']));
   const fpPriv = fingerprintFrom(await wharfOk(data, ['image', 'import', priv.path, '--private', '--alias', 'priv']));
+  const zfs = await buildUnified(work, { name: 'zfs.tar.gz', seed: 'zfs', properties: { os: 'FreeBSD', release: '14', variant: 'default+zfs', architecture: 'amd64' } });
+  const fpZfs = fingerprintFrom(await wharfOk(data, ['image', 'import', zfs.path]));
   const admin = await trustedClient(work, data);
   const server = await serve(t, data);
   const api = apiCaller(server);
   const json = (r: { body: Buffer }) => JSON.parse(r.body.toString());
+
+  // A variant with a "+" (FreeBSD's default+zfs) names its product alias, raw or encoded.
+  for (const path of ['freebsd/14/default+zfs', 'freebsd%2F14%2Fdefault%2Bzfs']) {
+    assert.equal(json(await api(undefined, 'GET', `/1.0/images/aliases/${path}`)).metadata?.target, fpZfs, path);
+  }
 
   // The project field, on one image and in lists.
   const one = await api(undefined, 'GET', `/1.0/images/${fpPub}`);

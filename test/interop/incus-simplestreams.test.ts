@@ -46,6 +46,9 @@ test('real incus lists, exports, copies and launches every image kind over simpl
   // Built as distrobuilder builds it: the codename is the release.
   const bookwormMeta = await buildMetadataTarball(work, { name: 'bookworm.tar.xz', properties: { os: 'Debian', release: 'bookworm', architecture: 'amd64' } });
   const fpBookworm = fingerprintFrom(await wharfOk(data, ['image', 'import', bookwormMeta.path, squashfs.path]));
+  // A variant with a "+", as images.linuxcontainers.org names FreeBSD's.
+  const zfsMeta = await buildMetadataTarball(work, { name: 'zfs.tar.xz', properties: { os: 'FreeBSD', release: '14', variant: 'default+zfs', architecture: 'amd64' } });
+  const fpZfs = fingerprintFrom(await wharfOk(data, ['image', 'import', zfsMeta.path, squashfs.path]));
 
   const server = await serve(t, data);
   const incus = await startIncus(t, [server.tls.cert]);
@@ -72,6 +75,8 @@ test('real incus lists, exports, copies and launches every image kind over simpl
   // A release answers to its codename and its number, as on images.linuxcontainers.org.
   assert.equal(await infoFingerprint('w:debian/bookworm'), fpBookworm);
   assert.equal(await infoFingerprint('w:debian/12'), fpBookworm);
+  assert.equal(await infoFingerprint('w:freebsd/14/default+zfs'), fpZfs);
+  assert.notEqual((await incus.incus(['image', 'info', 'w:freebsd/14'])).code, 0, 'a variant other than default has no short alias');
 
   // Exports give back the very files that were imported.
   const originals = new Set([meta.sha256, squashfs.sha256, rootTar.sha256, disk.sha256, unified.sha256]);
