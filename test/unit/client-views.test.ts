@@ -57,3 +57,19 @@ test('a hand alias on one type of a product holding both names that type only; t
     assert.ok(vmAliases.includes(name) && containerAliases.includes(name), `${name} names both types`);
   }
 });
+
+test('deltas: squashfs ones are offered, VM disk ones never (Incus applies them wrongly)', () => {
+  const rootfs = (c: string, kind: 'squashfs' | 'qcow2') => ({ sha256: fp(c), size: 10, format: { kind } as const });
+  const delta = (c: string, ftype: string) => ({ sha256: fp(c), size: 3, format: { kind: 'vcdiff' } as const, ftype, base: '20261001_00:00' });
+  const meta = { sha256: fp('m'), size: 5, format: { kind: 'tarball', compression: 'xz' } as const };
+  const container = imageRecord({ fingerprint: fp('c'), metadata: meta, rootfs: rootfs('s', 'squashfs'), properties: props, deltas: [delta('d', 'squashfs.vcdiff')] });
+  const vm = imageRecord({ fingerprint: fp('e'), type: 'virtual-machine', metadata: meta, rootfs: rootfs('q', 'qcow2'), properties: props, deltas: [delta('f', 'disk-kvm.img.vcdiff')] });
+  for (const view of ['full', 'incus-before-7.1'] as const) {
+    const doc = buildProducts([container, vm], [], path, { view });
+    const items = Object.values(doc.products).flatMap((p) => Object.values(p.versions).flatMap((v) => Object.values(v.items)));
+    const squashDelta = items.find((i) => i.sha256 === fp('d'));
+    assert.equal(squashDelta?.ftype, 'squashfs.vcdiff', view);
+    assert.equal(squashDelta?.delta_base, '20261001_00:00', view);
+    assert.ok(!items.some((i) => i.sha256 === fp('f') || i.ftype.startsWith('disk-kvm.img.')), `${view}: no VM delta`);
+  }
+});
