@@ -54,7 +54,8 @@ test('mirror sync keeps the newest versions of the filtered products, whole and 
   const server = await serve(t, local);
   const products = JSON.parse((await fetchRaw(`${server.base}/streams/v1/images.json`, { ca: server.tls.cert })).body.toString());
   const product = products.products['debian:12:amd64:default'];
-  assert.equal(product.aliases, 'debian/12/default,debian/12');
+  // The upstream's own aliases, and the release's other name (release_aliases) after them.
+  assert.equal(product.aliases, 'debian/12/default,debian/12,debian/bookworm/default,debian/bookworm');
   assert.deepEqual(Object.keys(product.versions).sort(), ['20250201_00:00', '20250301_00:00']);
 
   // A no-change re-sync adds nothing; a new upstream version rotates the oldest out.

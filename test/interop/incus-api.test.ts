@@ -184,6 +184,11 @@ test('real incus manages wharf over REST: private images and secrets, edits with
   await incus.incusOk(['image', 'import', `${server.base}/direct/unitest/2`, 'local:', '--alias', 'by-url']);
   assert.equal((await incus.incusJson<IncusImage[]>(['image', 'list', 'local:'])).find((i) => i.aliases.some((a) => a.name === 'by-url'))?.fingerprint, fpUni);
 
+  // Aliases from the client: create, list.
+  await incus.incusOk(['image', 'alias', 'create', 'wadmin:made-by-incus', fpOld]);
+  assert.match(await incus.incusOk(['image', 'alias', 'list', 'wadmin:', '--format', 'csv']), new RegExp(`made-by-incus,${fpOld.slice(0, 12)}`));
+  assert.match(await wharfOk(data, ['image', 'info', 'made-by-incus']), new RegExp(`Fingerprint: ${fpOld}`));
+
   // A VM over REST, by its alias.
   await stranger.incusOk(['image', 'copy', 'wapi:vm', 'local:', '--vm', '--alias', 'got-vm']);
   const gotVm = (await incus.incusJson<IncusImage[]>(['image', 'list', 'local:'])).find((i) => i.aliases.some((a) => a.name === 'got-vm'));
