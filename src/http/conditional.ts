@@ -12,14 +12,14 @@ function opaqueTag(etag: string): string | undefined {
 }
 
 /** The entity tags of a list, in order; undefined when the list does not parse. */
-function entityTags(list: string): string[] | undefined {
-  const tags: string[] = [];
-  const element = /[\t ]*(?:W\/)?"([^"]*)"[\t ]*(?:,|$)|[\t ]*,/y;
+function entityTags(list: string): { tag: string; weak: boolean }[] | undefined {
+  const tags: { tag: string; weak: boolean }[] = [];
+  const element = /[\t ]*(W\/)?"([^"]*)"[\t ]*(?:,|$)|[\t ]*,/y;
   element.lastIndex = 0;
   while (element.lastIndex < list.length) {
     const m = element.exec(list);
     if (!m) return undefined;
-    if (m[1] !== undefined) tags.push(m[1]);
+    if (m[2] !== undefined) tags.push({ tag: m[2], weak: m[1] !== undefined });
   }
   return tags;
 }
@@ -31,7 +31,7 @@ export function noneMatch(header: string | string[] | undefined, etag: string): 
   if (value === etag) return true;
   if (value.trim() === '*') return true;
   const own = opaqueTag(etag);
-  return own !== undefined && (entityTags(value)?.includes(own) ?? false);
+  return own !== undefined && (entityTags(value)?.some((t) => t.tag === own) ?? false);
 }
 
 /**
@@ -44,6 +44,5 @@ export function ifMatchAllows(header: string | string[] | undefined, etag: strin
   const value = (Array.isArray(header) ? header.join(', ') : header).trim();
   const own = opaqueTag(etag);
   if (value === '*' || value === etag || value === own) return true;
-  const strong = value.split(',').map((t) => t.trim()).filter((t) => !t.startsWith('W/'));
-  return own !== undefined && (entityTags(strong.join(','))?.includes(own) ?? false);
+  return own !== undefined && (entityTags(value)?.some((t) => !t.weak && t.tag === own) ?? false);
 }

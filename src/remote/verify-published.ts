@@ -54,7 +54,7 @@ const isFingerprint = (v: unknown): v is string => typeof v === 'string' && /^[0
 export async function verifyPublished(base: string, options: FetchOptions & { clients?: string[] } = {}): Promise<PublishedReport> {
   const problems: string[] = [];
   const files = new Map<string, ListedFile>();
-  const combined: CombinedCheck[] = [];
+  const combined = new Map<string, CombinedCheck>();
   const images: Record<string, number> = {};
 
   const listFile = (item: Json, where: string): ListedFile | undefined => {
@@ -130,7 +130,9 @@ export async function verifyPublished(base: string, options: FetchOptions & { cl
                 problems.push(`${where}: ${field} names a ${rootFtype} the version does not list`);
                 continue;
               }
-              combined.push({ metadata: item.path, rootfs: rootfs.path, expected: item[field], where: `${where} ${field}` });
+              // The same check listed by several views or both vocabularies is hashed once.
+              const key = `${item.path}\0${rootfs.path}\0${item[field]}`;
+              if (!combined.has(key)) combined.set(key, { metadata: item.path, rootfs: rootfs.path, expected: item[field], where: `${where} ${field}` });
               fingerprints.add(item[field]);
             }
           }
@@ -143,12 +145,12 @@ export async function verifyPublished(base: string, options: FetchOptions & { cl
   // Metadata files first, keeping their running hash, so each rootfs is read once for all the
   // combined hashes that cover it.
   const prefixes = new Map<string, Hash>();
-  const metadataPaths = new Set(combined.map((c) => c.metadata));
+  const metadataPaths = new Set([...combined.values()].map((c) => c.metadata));
   const ordered = [...files.values()].sort((a, b) => Number(metadataPaths.has(b.path)) - Number(metadataPaths.has(a.path)));
   let bytes = 0;
   let downloaded = 0;
   for (const file of ordered) {
-    const checks = combined.filter((c) => c.rootfs === file.path && prefixes.has(c.metadata));
+    const checks = [...combined.values()].filter((c) => c.rootfs === file.path && prefixes.has(c.metadata));
     const hashes = checks.map((c) => ({ check: c, hash: prefixes.get(c.metadata)!.copy() }));
     const own = createHash('sha256');
     const prefix = metadataPaths.has(file.path) ? createHash('sha256') : undefined;
