@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { AppError, ErrorCodes, isAppError } from './errors.ts';
 import { parseDuration } from './domain/duration.ts';
 import type { Level } from './log.ts';
+import bytes from 'bytes';
 import { checkReleaseAliasSetting, type ReleaseAliasSetting } from './domain/release-names.ts';
 
 export interface Config {
@@ -32,6 +33,16 @@ export interface Config {
   /** Processes that serve HTTP, sharing the port; 0 = one per core. */
   serveProcesses: number;
   logLevel: Level;
+  /** Mirror mode: the origin this server is a caching mirror of (https://...). */
+  mirrorOf: string | undefined;
+  /** PEM file of the origin's certificate, pinned instead of the system CA store. */
+  originCertificate: string | undefined;
+  /** Mirror mode: the most the cache holds, in bytes (least recently used files go first). */
+  cacheMaxSize: number;
+  /** Mirror mode: seconds a cached file is kept without being downloaded. */
+  cacheInactive: number;
+  /** Mirror mode: seconds between reads of the origin's index. */
+  originRefresh: number;
   /** config.yaml only: OS -> release -> its other names, over the built-in table. */
   releaseAliases: ReleaseAliasSetting;
 }
@@ -51,9 +62,14 @@ const defaults: Settings = {
   maxConnectionsPerAddress: 64,
   serveProcesses: 0,
   logLevel: 'info',
+  mirrorOf: undefined,
+  originCertificate: undefined,
+  cacheMaxSize: 50 * 1024 ** 3,
+  cacheInactive: 3 * 86400,
+  originRefresh: 60,
 };
 
-type Kind = 'address' | 'path' | 'seconds' | 'days' | 'bytes' | 'count' | 'level';
+type Kind = 'address' | 'path' | 'url' | 'seconds' | 'days' | 'bytes' | 'count' | 'level';
 
 const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = {
   https: { yaml: 'https', env: 'WHARF_HTTPS', kind: 'address' },
@@ -68,6 +84,11 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   maxConnectionsPerAddress: { yaml: 'max_connections_per_address', env: 'WHARF_MAX_CONNECTIONS_PER_ADDRESS', kind: 'count' },
   serveProcesses: { yaml: 'serve_processes', env: 'WHARF_SERVE_PROCESSES', kind: 'count' },
   logLevel: { yaml: 'log_level', env: 'WHARF_LOG_LEVEL', kind: 'level' },
+  mirrorOf: { yaml: 'mirror_of', env: 'WHARF_MIRROR_OF', kind: 'url' },
+  originCertificate: { yaml: 'origin_certificate', env: 'WHARF_ORIGIN_CERTIFICATE', kind: 'path' },
+  cacheMaxSize: { yaml: 'cache_max_size', env: 'WHARF_CACHE_MAX_SIZE', kind: 'bytes' },
+  cacheInactive: { yaml: 'cache_inactive', env: 'WHARF_CACHE_INACTIVE', kind: 'seconds' },
+  originRefresh: { yaml: 'origin_refresh', env: 'WHARF_ORIGIN_REFRESH', kind: 'seconds' },
 };
 
 export const configFileName = 'config.yaml';
@@ -138,6 +159,11 @@ function checkValue(kind: Kind, value: unknown, origin: string): unknown {
     case 'path':
       if (typeof value !== 'string') throw bad('a file path');
       return value;
+    case 'url': {
+      const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : undefined;
+      if (!url || url.protocol !== 'https:' || url.username || url.password || url.search || url.hash) throw bad('an https:// URL (no credentials, query or fragment)');
+      return url.href.replace(/\/+$/, '');
+    }
     case 'seconds': {
       if (typeof value === 'number') {
         if (!Number.isInteger(value) || value < 0) throw bad('a whole number of seconds');
@@ -160,14 +186,21 @@ function checkValue(kind: Kind, value: unknown, origin: string): unknown {
       return n;
     }
     case 'bytes': {
-      const n = typeof value === 'number' ? value : Number(value);
-      if (!Number.isSafeInteger(n) || n <= 0) throw bad('a positive number of bytes');
+      const n = typeof value === 'number' ? value : parseSize(String(value));
+      if (n === undefined || !Number.isSafeInteger(n) || n <= 0) throw bad('a positive number of bytes (such as 1048576, 512MiB or 50GB)');
       return n;
     }
     case 'level':
       if (!['debug', 'info', 'warn', 'error'].includes(String(value))) throw bad('one of debug, info, warn, error');
       return String(value);
   }
+}
+
+/** "1048576", "512MiB", "50GB", "1.5 TB" (units of 1024, as nginx's max_size); undefined if not a size. */
+function parseSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgtp])i?b?)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  return m[2] ? (bytes.parse(`${m[1]}${m[2]}b`) ?? undefined) : Number(m[1]);
 }
 
 /** "HOST:PORT", "[v6]:PORT" or ":PORT" (all interfaces). */

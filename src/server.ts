@@ -15,6 +15,7 @@ import { ImageSecrets } from './core/secrets.ts';
 import { startScheduler } from './mirror/scheduler.ts';
 import { FetchThroughBlobs } from './mirror/lazy.ts';
 import { startReplicas, type Replicas } from './replicas.ts';
+import { startMirrorServer } from './mirror-server.ts';
 import packageJson from '../package.json' with { type: 'json' };
 import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -36,6 +37,7 @@ export interface ServerRole {
 }
 
 export async function startServer(config: Config, log: Logger, role: ServerRole = {}): Promise<RunningServer> {
+  if (config.mirrorOf !== undefined) return startMirrorServer({ ...config, mirrorOf: config.mirrorOf }, log);
   const replica = role.replicaOf;
   const processes = config.serveProcesses || availableParallelism();
   const sharePort = replica ? ('join' as const) : processes > 1 ? ('first' as const) : undefined;

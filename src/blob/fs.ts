@@ -92,6 +92,15 @@ export class FsBlobStore implements BlobStore {
     await rm(this.pathOf(sha256), { force: true });
   }
 
+  async touch(sha256: string, when: Date): Promise<void> {
+    try {
+      await utimes(this.pathOf(sha256), when, when);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`blob ${sha256} is missing from the store`);
+      throw err;
+    }
+  }
+
   async *list(): AsyncIterable<StoredBlob> {
     for (const prefix of await readdir(this.objects)) {
       const dir = await opendir(join(this.objects, prefix));

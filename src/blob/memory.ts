@@ -75,6 +75,12 @@ export class MemoryBlobStore implements BlobStore {
     };
   }
 
+  async touch(sha256: string, when: Date): Promise<void> {
+    const stored = this.blobs.get(this.name(sha256));
+    if (!stored) throw notFound(`blob ${sha256} is missing from the store`);
+    stored.modifiedMs = when.getTime();
+  }
+
   async delete(sha256: string): Promise<void> {
     this.blobs.delete(this.name(sha256));
   }

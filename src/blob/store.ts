@@ -59,6 +59,11 @@ export interface BlobStore {
    */
   openCopy(sha256: string, range?: ByteRange): Promise<OpenedBlob>;
   delete(sha256: string): Promise<void>;
+  /**
+   * Marks the blob as used at `when` (its `modifiedMs` in `list()`), for caches that evict the
+   * least recently used; `not_found` when it is missing.
+   */
+  touch(sha256: string, when: Date): Promise<void>;
   list(): AsyncIterable<StoredBlob>;
   /** Removes staging files left by a crash (those idle for longer than `idleMs`). */
   cleanStaging(idleMs?: number): Promise<void>;

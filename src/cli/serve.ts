@@ -10,7 +10,9 @@ export function serveCommand(serve: Command, cli: CliContext) {
     .option('--http <host:port>', 'extra plain-HTTP listener for artifacts')
     .option('--tls-cert <file>', 'certificate (PEM); default: a self-signed one in the data dir')
     .option('--tls-key <file>', 'private key (PEM)')
-    .action(async (opts: { https?: string; http?: string; tlsCert?: string; tlsKey?: string }) => {
+    .option('--mirror-of <url>', 'serve as a caching mirror of this origin (https://...)')
+    .option('--origin-certificate <file>', "the origin's certificate (PEM), trusted instead of the system CA store")
+    .action(async (opts: { https?: string; http?: string; tlsCert?: string; tlsKey?: string; mirrorOf?: string; originCertificate?: string }) => {
       const config = await cliConfig(cli, opts);
       const log = createLogger({ level: cli.globals().debug ? 'debug' : config.logLevel, write: (line) => cli.io.stderr.write(line) });
       const server = await startServer(config, log);
@@ -18,7 +20,7 @@ export function serveCommand(serve: Command, cli: CliContext) {
         cli.io.stderr.write(`Created a self-signed certificate: ${server.tls.certPath}\n`);
       }
       cli.io.stderr.write(
-        `wharf is serving ${config.dataDir} on https://${config.https} (port ${server.httpsPort})\n` +
+        (config.mirrorOf ? `wharf is a caching mirror of ${config.mirrorOf}, on https://${config.https} (port ${server.httpsPort})\n` : `wharf is serving ${config.dataDir} on https://${config.https} (port ${server.httpsPort})\n`) +
           `Certificate ${server.tls.certPath}, SHA-256 fingerprint ${server.tls.fingerprint}\n`,
       );
       await new Promise<void>((resolve) => {

@@ -143,3 +143,23 @@ export function readIndex(doc: unknown): string[] {
     .map((e) => str(e.path))
     .filter(Boolean);
 }
+
+/**
+ * Every well-formed file a products document lists, whatever its product, architecture or
+ * version: what a caching mirror may serve, each with the size and sha256 it must have.
+ */
+export function listedFiles(doc: unknown): RemoteFile[] {
+  if (!isObject(doc) || !isObject(doc.products)) throw new Error('not a simplestreams products document (no "products")');
+  const files: RemoteFile[] = [];
+  for (const product of Object.values(doc.products)) {
+    if (!isObject(product) || !isObject(product.versions)) continue;
+    for (const entry of Object.values(product.versions)) {
+      if (!isObject(entry) || !isObject(entry.items)) continue;
+      for (const raw of Object.values(entry.items)) {
+        const f = isObject(raw) ? file(raw) : undefined;
+        if (f) files.push(f);
+      }
+    }
+  }
+  return files;
+}

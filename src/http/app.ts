@@ -38,25 +38,7 @@ export interface AppDeps {
 const plainHttpAllowed = (url: string) => url.startsWith('/files/');
 
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
-  let handler: RequestHandler | undefined;
-  const app = Fastify({
-    logger: false,
-    // Downloads of large files may take long: no timeout beyond the socket's own.
-    requestTimeout: 0,
-    // Fastify's own server is never listened on: listen.ts feeds it (and a TLS twin) connections.
-    serverFactory: (h) => {
-      handler = withAccessLog(h as RequestHandler, deps.log);
-      return createServer(handler);
-    },
-    // The id the access log gave the request (X-Request-Id).
-    genReqId: (raw) => requestIdOf(raw),
-    // Requests Fastify refuses before routing (a malformed URL or Content-Type) still get the
-    // error shape of the API they asked, not the framework's own.
-    frameworkErrors: (err, request, reply) => void sendError(request as FastifyRequest, reply as FastifyReply, err, deps.log),
-    // A body is what the client sent: 5 is not "5", and fields are not invented or dropped.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
-  });
-
+  const { app, handler } = baseApp(deps.log);
   app.addHook('onRequest', async (request, reply) => {
     const encrypted = (request.raw.socket as TLSSocket).encrypted === true;
     if (!encrypted && !plainHttpAllowed(request.url)) {
@@ -65,17 +47,44 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
     return undefined;
   });
 
-  // The one place errors become responses: routes throw, this renders (see errors.ts).
-  app.setErrorHandler(async (err, request, reply) => sendError(request, reply, err, deps.log));
-
-  app.setNotFoundHandler(async () => {
-    throw notFound('not found');
-  });
-
   simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs });
   directRoutes(app, { store: deps.store });
   lxdRoutes(app, { store: deps.store, secrets: deps.secrets, grants: deps.grants, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize, publisher: deps.publisher });
 
   await app.ready();
-  return { app, handler: handler! };
+  return { app, handler: handler() };
+}
+
+/**
+ * A Fastify instance as every wharf front end uses it: never listening itself (listen.ts feeds
+ * it connections), the access log around it, errors rendered by errors.ts. The caller adds its
+ * routes, then `ready()`; `handler` is valid from then on.
+ */
+export function baseApp(log: Logger): { app: FastifyInstance; handler: () => RequestHandler } {
+  let handler: RequestHandler | undefined;
+  const app = Fastify({
+    logger: false,
+    // Downloads of large files may take long: no timeout beyond the socket's own.
+    requestTimeout: 0,
+    // Fastify's own server is never listened on: listen.ts feeds it (and a TLS twin) connections.
+    serverFactory: (h) => {
+      handler = withAccessLog(h as RequestHandler, log);
+      return createServer(handler);
+    },
+    // The id the access log gave the request (X-Request-Id).
+    genReqId: (raw) => requestIdOf(raw),
+    // Requests Fastify refuses before routing (a malformed URL or Content-Type) still get the
+    // error shape of the API they asked, not the framework's own.
+    frameworkErrors: (err, request, reply) => void sendError(request as FastifyRequest, reply as FastifyReply, err, log),
+    // A body is what the client sent: 5 is not "5", and fields are not invented or dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
+  });
+
+  // The one place errors become responses: routes throw, this renders (see errors.ts).
+  app.setErrorHandler(async (err, request, reply) => sendError(request, reply, err, log));
+
+  app.setNotFoundHandler(async () => {
+    throw notFound('not found');
+  });
+  return { app, handler: () => handler! };
 }

@@ -33,6 +33,21 @@ export async function sendBlob(
   blob: BlobRef,
   headers: Record<string, string> = {},
 ): Promise<FastifyReply> {
+  const answer = fileHeaders(request, reply, blob, headers);
+  if ('sent' in answer) return answer.sent;
+  return sendPieces(reply, [await blobs.openCopy(blob.sha256, answer.range)]);
+}
+
+/**
+ * The headers of an immutable file's answer (any source): the answer is complete (`sent`: 304,
+ * HEAD) or its body is `range` of the file, the whole file when no Range was asked.
+ */
+export function fileHeaders(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  blob: { sha256: string; size: number },
+  headers: Record<string, string> = {},
+): { sent: FastifyReply } | { range: ByteRange } {
   const etag = `"${blob.sha256}"`;
   reply.headers({
     ...headers,
@@ -41,7 +56,7 @@ export async function sendBlob(
     'cache-control': 'public, max-age=31536000, immutable',
     'content-type': 'application/octet-stream',
   });
-  if (noneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
+  if (noneMatch(request.headers['if-none-match'], etag)) return { sent: reply.code(304).send() };
 
   let range = parseRange(request.headers.range, blob.size);
   if (range && request.headers['if-range'] && request.headers['if-range'] !== etag) range = undefined;
@@ -53,8 +68,8 @@ export async function sendBlob(
   const length = range ? range.end - range.start + 1 : blob.size;
   reply.header('content-length', String(length));
   if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${blob.size}`);
-  if (request.method === 'HEAD') return reply.send();
-  return sendPieces(reply, [await blobs.openCopy(blob.sha256, range ?? recorded(blob))]);
+  if (request.method === 'HEAD') return { sent: reply.send() };
+  return { range: range ?? recorded(blob) };
 }
 
 /**

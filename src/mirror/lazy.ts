@@ -49,7 +49,7 @@ export class FetchThroughBlobs implements BlobStore {
       if (!isAppError(err, ErrorCodes.notFound)) throw err;
       opened = await this.fetchAndOpen(sha256, err, open);
     }
-    void this.touch(sha256);
+    void this.markUsed(sha256);
     return opened;
   }
 
@@ -97,7 +97,7 @@ export class FetchThroughBlobs implements BlobStore {
     }
   }
 
-  private async touch(sha256: string) {
+  private async markUsed(sha256: string) {
     await this.meta.touchBlob(sha256, new Date().toISOString()).catch(() => {});
   }
 
@@ -106,7 +106,7 @@ export class FetchThroughBlobs implements BlobStore {
     try {
       await downloadBlob(this.inner, new URL(url), { sha256, size }, { certificate: certificate || undefined });
       // Fresh now, before anyone opens it: the scheduler picks copies by their last use.
-      await this.touch(sha256);
+      await this.markUsed(sha256);
       this.log.info('lazy file fetched', { sha256, bytes: size, ms: Date.now() - started });
     } catch (err) {
       this.log.error('lazy fetch failed', { sha256, url, err });
@@ -123,6 +123,9 @@ export class FetchThroughBlobs implements BlobStore {
   }
   delete(sha256: string): Promise<void> {
     return this.inner.delete(sha256);
+  }
+  touch(sha256: string, when: Date): Promise<void> {
+    return this.inner.touch(sha256, when);
   }
   list(): AsyncIterable<StoredBlob> {
     return this.inner.list();

@@ -23,6 +23,8 @@ export interface FetchOptions {
   idleTimeoutMs?: number;
   /** Sent as User-Agent (servers may answer each client family its own view). */
   userAgent?: string | undefined;
+  /** More request headers (If-None-Match...). */
+  headers?: Record<string, string> | undefined;
 }
 
 function tlsOptions(certificate: string | undefined): RequestOptions {
@@ -51,7 +53,7 @@ export function openUrl(url: URL, options: FetchOptions = {}): Promise<IncomingM
   return new Promise((resolve, reject) => {
     const req = request(
       url,
-      { method: 'GET', ...(options.userAgent ? { headers: { 'user-agent': options.userAgent } } : {}), ...(url.protocol === 'https:' ? tlsOptions(options.certificate) : {}), ...(options.signal ? { signal: options.signal } : {}) },
+      { method: 'GET', headers: { ...options.headers, ...(options.userAgent ? { 'user-agent': options.userAgent } : {}) }, ...(url.protocol === 'https:' ? tlsOptions(options.certificate) : {}), ...(options.signal ? { signal: options.signal } : {}) },
       (res) => {
         res.setTimeout(options.idleTimeoutMs ?? 60_000, () => res.destroy(new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: the transfer stalled`)));
         resolve(res);
@@ -77,6 +79,7 @@ async function openFile(url: URL): Promise<IncomingMessage> {
 
 export interface JsonAnswer {
   status: number;
+  headers: IncomingMessage['headers'];
   /** The body as read, for messages. */
   text: string;
   /** The parsed body; undefined when it is not JSON. */
@@ -95,7 +98,7 @@ export async function getJson(url: URL, options: FetchOptions = {}): Promise<Jso
   } catch {
     json = undefined;
   }
-  return { status: res.statusCode ?? 0, text, json };
+  return { status: res.statusCode ?? 0, headers: res.headers, text, json };
 }
 
 /** A whole (small) document, e.g. an index; fails on anything but 200. */

@@ -131,6 +131,19 @@ for (const driver of drivers) {
     assert.equal(after[0]!.size, bytes.length);
   });
 
+  test(`${driver.name}: touch sets the last use that list() reports; a missing blob is not_found`, async (t) => {
+    const store = await driver.open(t);
+    const writer = await store.createWriter();
+    await writer.write(Buffer.from('used long ago'));
+    const { sha256: sha } = await writer.commit();
+    const longAgo = new Date('2026-01-02T03:04:05Z');
+    await store.touch(sha, longAgo);
+    const [listed] = await toArray(store.list());
+    assert.equal(Math.round(listed!.modifiedMs), longAgo.getTime());
+    await assert.rejects(store.touch('b'.repeat(64), new Date()), (err: unknown) => isAppError(err, 'not_found'));
+    await assert.rejects(store.touch('../x', new Date()), (err: unknown) => isAppError(err, 'invalid_argument'));
+  });
+
   test(`${driver.name}: names that are not a sha256 are refused; a missing blob is not_found before any byte; delete is idempotent`, async (t) => {
     const store = await driver.open(t);
     for (const name of ['../etc/passwd', 'A'.repeat(64), 'a'.repeat(63), '']) {

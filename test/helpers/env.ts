@@ -95,7 +95,20 @@ export function fingerprintFrom(output: string): string {
 export async function serve(
   t: { after(fn: () => Promise<void>): void },
   dataDir: string,
-  settings: { gracePeriod?: number; http?: boolean; tlsCert?: string; tlsKey?: string; maxUploadSize?: number; processes?: number; log?: Logger } = {},
+  settings: {
+    gracePeriod?: number;
+    http?: boolean;
+    tlsCert?: string;
+    tlsKey?: string;
+    maxUploadSize?: number;
+    processes?: number;
+    log?: Logger;
+    /** Mirror mode: the origin, its certificate file, the cache's bounds. */
+    mirrorOf?: string;
+    originCertificate?: string;
+    cacheMaxSize?: number;
+    originRefresh?: number;
+  } = {},
 ): Promise<RunningServer & { base: string }> {
   const config = await loadConfig(dataDir, {
     https: '127.0.0.1:0',
@@ -103,6 +116,9 @@ export async function serve(
     ...(settings.gracePeriod !== undefined ? { gracePeriod: settings.gracePeriod } : {}),
     ...(settings.maxUploadSize !== undefined ? { maxUploadSize: settings.maxUploadSize } : {}),
     ...(settings.tlsCert ? { tlsCert: settings.tlsCert, tlsKey: settings.tlsKey } : {}),
+    ...(settings.mirrorOf ? { mirrorOf: settings.mirrorOf, originCertificate: settings.originCertificate } : {}),
+    ...(settings.cacheMaxSize !== undefined ? { cacheMaxSize: settings.cacheMaxSize } : {}),
+    ...(settings.originRefresh !== undefined ? { originRefresh: settings.originRefresh } : {}),
     // Two unless a test asks otherwise: every server test then also checks that what one
     // serving process grants, another honours (the default is one per core).
     serveProcesses: settings.processes ?? 2,

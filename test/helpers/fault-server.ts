@@ -2,11 +2,14 @@
  * A plain-HTTP upstream serving a directory tree, with faults to inject per path: the failures a
  * mirror must survive (errors, cut-off and corrupt bodies, stalls, missing files).
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
 
-export type Fault = 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing';
+/** `slow`: the whole body, 64 KiB every 20 ms (a fill that lasts; many readers join it). */
+export type Fault = 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing' | 'slow';
 
 export interface FaultServer {
   base: string;
@@ -18,11 +21,12 @@ export interface FaultServer {
   close(): Promise<void>;
 }
 
-export async function startFaultServer(root: string): Promise<FaultServer> {
+/** Over HTTPS with `tls` (a certificate and its key), else plain HTTP. */
+export async function startFaultServer(root: string, tls?: { cert: string; key: string }): Promise<FaultServer> {
   const faults = new Map<string, Fault>();
   const requests: string[] = [];
   let handle: FaultServer;
-  const server: Server = createServer(async (req, res) => {
+  const answer = async (req: IncomingMessage, res: ServerResponse) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^\/+/, '');
     requests.push(path);
     await handle.beforeEach?.(path);
@@ -49,12 +53,19 @@ export async function startFaultServer(root: string): Promise<FaultServer> {
       res.write(body.subarray(0, body.length >> 1), () => res.destroy());
       return;
     }
-    res.end(body);
-  });
+    if (fault === 'slow') {
+      for (let at = 0; at < body.length && !res.destroyed; at += 65536) {
+        res.write(body.subarray(at, at + 65536));
+        await sleep(20);
+      }
+    }
+    res.end(body.subarray(fault === 'slow' ? body.length : 0));
+  };
+  const server: Server = tls ? createTlsServer(tls, answer) : createServer(answer);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   handle = {
-    base: `http://127.0.0.1:${port}`,
+    base: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     faults,
     requests,
     beforeEach: undefined,

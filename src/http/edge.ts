@@ -1,0 +1,111 @@
+/**
+ * The routes of a caching mirror: every artifact path of the origin, answered from the cache or
+ * from the one fill that fetches it (headers at once, bytes as they arrive); index documents are
+ * redirected to the origin, so clients always read the index the origin signs and serves.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BlobStore, ByteRange } from '../blob/store.ts';
+import type { EdgeCache } from '../cache/edge-cache.ts';
+import type { Fill } from '../cache/fill.ts';
+import { isAppError, ErrorCodes, notFound } from '../errors.ts';
+import { under } from '../remote/fetch.ts';
+import { noteFailure } from './access-log.ts';
+import { fileHeaders, sendPieces } from './send-blob.ts';
+
+export interface EdgeDeps {
+  cache: EdgeCache;
+  blobs: BlobStore;
+  origin: string;
+}
+
+/** How long a miss waits for the origin's answer before sending its headers anyway. */
+const originAnswerWaitMs = 5_000;
+
+/** Bytes handed to a response at a time while following a fill. */
+const pieceSize = 1 << 20;
+
+export function edgeRoutes(app: FastifyInstance, deps: EdgeDeps) {
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/*',
+    handler: async (request, reply) => {
+      const [rawPath, query] = splitUrl(request.url);
+      let path: string;
+      try {
+        path = decodeURIComponent(rawPath).replace(/^\/+/, '');
+      } catch {
+        return reply.callNotFound();
+      }
+      if (path.startsWith('streams/')) {
+        return reply.redirect(`${under(deps.origin, path).href}${query}`, 302);
+      }
+      return serveCached(request, reply, deps, path);
+    },
+  });
+}
+
+function splitUrl(url: string): [string, string] {
+  const at = url.indexOf('?');
+  return at < 0 ? [url, ''] : [url.slice(0, at), url.slice(at)];
+}
+
+async function serveCached(request: FastifyRequest, reply: FastifyReply, deps: EdgeDeps, path: string, retried = false): Promise<FastifyReply> {
+  const answer = await deps.cache.open(path);
+  if (!answer) throw notFound(`The origin lists no file ${path.slice(0, 200)}`);
+  reply.header('x-wharf-cache', answer.kind === 'hit' ? 'HIT' : 'MISS');
+  if (answer.kind === 'fill') {
+    // An origin that is down or refuses the file is an error answer, not a cut-off body; one that
+    // is slow to answer still gets our headers in time (clients wait 30 s for them).
+    await Promise.race([answer.fill.answered, sleep(originAnswerWaitMs)]);
+  }
+  const headers = fileHeaders(request, reply, answer.file);
+  if ('sent' in headers) return headers.sent;
+  const done = deps.cache.reading(answer.file.sha256);
+  if (answer.kind === 'fill') return followFill(reply, answer.fill, deps.blobs, headers.range, done);
+  let opened;
+  try {
+    opened = await deps.blobs.openCopy(answer.file.sha256, headers.range);
+  } catch (err) {
+    done();
+    // Purged by hand (`wharf cache purge`) while this process thought it cached: fetch it again.
+    if (!isAppError(err, ErrorCodes.notFound) || retried) throw err;
+    deps.cache.forget(answer.file.sha256);
+    return serveCached(request, reply, deps, path, true);
+  }
+  return sendPieces(reply, [opened], done);
+}
+
+/**
+ * Streams `range` of a file as its fill writes it, then from the store once it is stored. A
+ * failed fill cuts the connection (the client sees a short body, never wrong bytes).
+ */
+function followFill(reply: FastifyReply, fill: Fill, blobs: BlobStore, range: ByteRange, done: () => void): FastifyReply {
+  reply.hijack();
+  const out = reply.raw;
+  out.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
+  (async () => {
+    const end = range.end + 1;
+    for (let position = range.start; position < end; ) {
+      const piece = await fill.read(position, Math.min(pieceSize, end - position));
+      if (piece === 'stored') {
+        await (await blobs.openCopy(fill.sha256, { start: position, end: range.end })).copyTo(out);
+        break;
+      }
+      await write(out, piece);
+      position += piece.byteLength;
+    }
+    out.end();
+  })()
+    .catch((err: unknown) => {
+      if (!out.destroyed) noteFailure(out, err);
+      out.destroy();
+    })
+    .finally(done);
+  return reply;
+}
+
+function write(out: Writable, bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => out.write(bytes, (err) => (err ? reject(err) : resolve())));
+}

@@ -1,0 +1,96 @@
+/**
+ * `wharf serve` in mirror mode (`mirror_of` set): a verified pull-through cache of an origin.
+ * Composition only: cache store -> origin index -> cache -> edge routes -> listeners. One
+ * process serves (a miss is shared by every reader through its in-process fill).
+ */
+import { join } from 'node:path';
+import type { Config } from './config.ts';
+import { parseAddress } from './config.ts';
+import type { Logger } from './log.ts';
+import { FsBlobStore } from './blob/fs.ts';
+import { ensureDirectory } from './directories.ts';
+import { OriginIndex } from './cache/origin-index.ts';
+import { EdgeCache } from './cache/edge-cache.ts';
+import { baseApp } from './http/app.ts';
+import { edgeRoutes } from './http/edge.ts';
+import { listenDual, listenPlain, type Listener } from './http/listen.ts';
+import { loadTlsIdentity } from './tls.ts';
+import { readFile } from 'node:fs/promises';
+import { AppError, ErrorCodes } from './errors.ts';
+import type { FetchOptions } from './remote/fetch.ts';
+import type { RunningServer } from './server.ts';
+
+/** Where a mirror keeps its cache, beside (never inside) the image store's blobs. */
+export function cacheLocation(dataDir: string) {
+  return { blobs: join(dataDir, 'cache', 'blobs'), originIndex: join(dataDir, 'cache', 'origin-index.json') };
+}
+
+/** The cache of a data directory, opened (also by `wharf cache`). */
+export async function openCache(config: Config & { mirrorOf: string }, log: Logger): Promise<{ cache: EdgeCache; index: OriginIndex; blobs: FsBlobStore }> {
+  const where = cacheLocation(config.dataDir);
+  await ensureDirectory(join(config.dataDir, 'cache'));
+  const blobs = new FsBlobStore(where.blobs);
+  await blobs.init();
+  const fetch: FetchOptions = config.originCertificate ? { certificate: await readCertificate(config.originCertificate) } : {};
+  const index = new OriginIndex({ origin: config.mirrorOf, fetch, statePath: where.originIndex, graceMs: config.gracePeriod * 1000, log });
+  await index.load();
+  const cache = new EdgeCache({ blobs, index, fetch, maxSize: config.cacheMaxSize, inactiveMs: config.cacheInactive * 1000, log });
+  await cache.load();
+  return { cache, index, blobs };
+}
+
+async function readCertificate(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new AppError(ErrorCodes.config, `origin_certificate: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+const sweepEveryMs = 60_000;
+
+export async function startMirrorServer(config: Config & { mirrorOf: string }, log: Logger): Promise<RunningServer> {
+  const { cache, index, blobs } = await openCache(config, log);
+  await blobs.cleanStaging(0);
+  // The origin may be down: the index saved by the last run is served meanwhile.
+  await index.refresh().catch(() => {});
+  index.start(config.originRefresh * 1000);
+  const sweep = setInterval(() => void cache.sweep(), sweepEveryMs).unref();
+
+  const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
+  const { app, handler } = baseApp(log);
+  edgeRoutes(app, { cache, blobs, origin: config.mirrorOf });
+  await app.ready();
+
+  const listeners: Listener[] = [];
+  const limits = { headersTimeoutMs: config.headersTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress };
+  try {
+    const https = parseAddress(config.https)!;
+    listeners.push(await listenDual(https.host, https.port, handler(), tls, limits));
+    if (config.http) {
+      const http = parseAddress(config.http)!;
+      listeners.push(await listenPlain(http.host, http.port, handler(), limits));
+    }
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    clearInterval(sweep);
+    await index.stop();
+    await app.close();
+    throw err;
+  }
+  log.info('listening', { mirrorOf: config.mirrorOf, https: listeners[0]!.port, http: listeners[1]?.port, certificate: tls.certPath, fingerprint: tls.fingerprint });
+  let closing: Promise<void> | undefined;
+  return {
+    httpsPort: listeners[0]!.port,
+    httpPort: listeners[1]?.port,
+    tls,
+    close: () =>
+      (closing ??= (async () => {
+        clearInterval(sweep);
+        await index.stop();
+        await Promise.all(listeners.map((l) => l.close()));
+        await app.close();
+        await cache.close();
+      })()),
+  };
+}

@@ -1,0 +1,227 @@
+/**
+ * Mirror mode (`serve --mirror-of`): a verified pull-through cache of an origin. The origin here
+ * is a tree exported by wharf, served over HTTPS by a server that can misbehave on demand.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { request as httpsRequest } from 'node:https';
+import selfsigned from 'selfsigned';
+import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
+import { serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { fetchRaw } from '../helpers/http.ts';
+import { startFaultServer, type FaultServer } from '../helpers/fault-server.ts';
+import { filesUnder } from '../helpers/store-state.ts';
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+interface Listed {
+  path: string;
+  sha256: string;
+  size: number;
+  ftype: string;
+}
+
+/** Every item of a tree's products file. */
+async function itemsOf(tree: string): Promise<Listed[]> {
+  const doc = JSON.parse(await readFile(join(tree, 'streams/v1/images.json'), 'utf8')) as {
+    products: Record<string, { versions: Record<string, { items: Record<string, Listed> }> }>;
+  };
+  return Object.values(doc.products).flatMap((p) => Object.values(p.versions).flatMap((v) => Object.values(v.items)));
+}
+
+async function origin(t: Parameters<typeof tempDir>[0], work: string, images: { os: string; padMiB: number }[]) {
+  const source = join(work, 'source');
+  for (const [i, image] of images.entries()) {
+    const meta = await buildMetadataTarball(work, { name: `meta${i}.tar.xz`, properties: { os: image.os, release: '1', architecture: 'amd64' } });
+    const root = await buildSquashfs(work, { name: `root${i}.squashfs`, seed: image.os, padMiB: image.padMiB });
+    await wharfOk(source, ['image', 'import', meta.path, root.path, '--alias', image.os.toLowerCase()]);
+  }
+  const tree = join(work, 'tree');
+  await wharfOk(source, ['tree', 'export', tree]);
+  const identity = await selfsigned.generate([{ name: 'commonName', value: 'origin' }], { keyType: 'ec', extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }] });
+  const certificate = join(work, 'origin.crt');
+  await writeFile(certificate, identity.cert);
+  const server = await startFaultServer(tree, { cert: identity.cert, key: identity.private });
+  t.after(() => server.close());
+  return { server, tree, certificate, items: await itemsOf(tree) };
+}
+
+const squashfsOf = (items: Listed[]) => items.filter((i) => i.ftype === 'squashfs');
+const fetchedFrom = (server: FaultServer, path: string) => server.requests.filter((p) => p === path).length;
+
+async function mirrorOf(t: Parameters<typeof tempDir>[0], work: string, up: { server: FaultServer; certificate: string }, extra: Parameters<typeof serve>[2] = {}) {
+  const data = join(work, 'mirror');
+  const mirror = await serve(t, data, { mirrorOf: up.server.base, originCertificate: up.certificate, http: true, ...extra });
+  return { data, mirror, get: (path: string, headers: Record<string, string> = {}) => fetchRaw(`${mirror.base}/${path}`, { ca: mirror.tls.cert, headers }) };
+}
+
+test('a mirror serves the origin files by their paths, verified, fetched once, and redirects index requests to the origin', async (t) => {
+  const work = await tempDir(t);
+  const up = await origin(t, work, [{ os: 'Alpha', padMiB: 1 }, { os: 'Beta', padMiB: 1 }]);
+  const { data, mirror, get } = await mirrorOf(t, work, up);
+
+  const index = await get('streams/v1/index.json');
+  assert.equal(index.status, 302);
+  assert.equal(index.headers.location, `${up.server.base}/streams/v1/index.json`);
+  const images = await get('streams/v1/images.json?x=1');
+  assert.equal(images.headers.location, `${up.server.base}/streams/v1/images.json?x=1`);
+
+  const seen = new Set<string>();
+  for (const item of up.items) {
+    const first = await get(item.path);
+    assert.equal(first.status, 200, item.path);
+    // Paths naming the same bytes (one metadata file under both vocabularies) share one copy.
+    assert.equal(first.headers['x-wharf-cache'], seen.has(item.sha256) ? 'HIT' : 'MISS');
+    seen.add(item.sha256);
+    assert.equal(sha256(first.body), item.sha256);
+    assert.equal(first.headers.etag, `"${item.sha256}"`);
+    const again = await get(item.path);
+    assert.equal(again.headers['x-wharf-cache'], 'HIT');
+    assert.equal(sha256(again.body), item.sha256);
+    assert.ok(fetchedFrom(up.server, item.path) <= 1, `${item.path} fetched from the origin at most once`);
+  }
+  // Plain HTTP serves artifacts too (clients try it first), and ranges and HEAD work on hits.
+  const item = squashfsOf(up.items)[0]!;
+  const plain = await fetchRaw(`http://127.0.0.1:${mirror.httpPort}/${item.path}`);
+  assert.equal(sha256(plain.body), item.sha256);
+  const part = await get(item.path, { range: 'bytes=10-19' });
+  assert.equal(part.status, 206);
+  assert.equal(part.headers['content-range'], `bytes 10-19/${item.size}`);
+  const head = await fetchRaw(`${mirror.base}/${item.path}`, { ca: mirror.tls.cert, method: 'HEAD' });
+  assert.equal(head.headers['content-length'], String(item.size));
+
+  // Unknown and escaping paths: 404, and nothing is asked of the origin for them.
+  const before = up.server.requests.length;
+  for (const path of ['images/nothing/here', '..%2f..%2fetc%2fpasswd', '%2e%2e/%2e%2e/etc/passwd']) {
+    assert.equal((await get(path)).status, 404, path);
+  }
+  assert.ok(up.server.requests.slice(before).every((p) => p.startsWith('streams/')), `only the index was read again: ${up.server.requests.slice(before)}`);
+
+  // Each cached file is one blob named by its sha256.
+  const blobs = (await filesUnder(join(data, 'cache', 'blobs', 'sha256'))).map((f) => f.split('/').pop());
+  assert.deepEqual(blobs.sort(), [...new Set(up.items.map((i) => i.sha256))].sort());
+});
+
+/** A GET that notes when its headers came, and resolves with the body (or rejects when cut off). */
+function timedGet(url: string, ca: string, started: number): Promise<{ headersAfterMs: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { ca }, (res) => {
+      const headersAfterMs = Date.now() - started;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ headersAfterMs, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+      res.on('aborted', () => reject(new Error('cut off')));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('concurrent clients of a cold mirror share one upstream fetch and get their headers at once', async (t) => {
+  const work = await tempDir(t);
+  const up = await origin(t, work, [{ os: 'Big', padMiB: 4 }]);
+  const { mirror, get } = await mirrorOf(t, work, up);
+  const item = squashfsOf(up.items)[0]!;
+  up.server.faults.set(item.path, 'slow');
+
+  const started = Date.now();
+  const answers = await Promise.all(Array.from({ length: 12 }, () => timedGet(`${mirror.base}/${item.path}`, mirror.tls.cert, started)));
+  const total = Date.now() - started;
+  for (const a of answers) assert.equal(sha256(a.body), item.sha256);
+  assert.equal(fetchedFrom(up.server, item.path), 1, 'one upstream fetch for every client');
+  // The slow upstream takes size / 64 KiB * 20 ms; every client had its headers long before.
+  const latest = Math.max(...answers.map((a) => a.headersAfterMs));
+  assert.ok(latest < total / 2, `headers after ${latest} ms, all done after ${total} ms`);
+  assert.equal((await get(item.path)).headers['x-wharf-cache'], 'HIT');
+});
+
+test('a client that hangs up does not abort the fill; a tampered upstream file reaches no client whole and is not kept', async (t) => {
+  const work = await tempDir(t);
+  const up = await origin(t, work, [{ os: 'Good', padMiB: 3 }, { os: 'Evil', padMiB: 3 }]);
+  const { data, mirror, get } = await mirrorOf(t, work, up);
+  const [good, evil] = squashfsOf(up.items);
+
+  // The first reader leaves after its first bytes; the fill goes on and is kept.
+  up.server.faults.set(good!.path, 'slow');
+  await new Promise<void>((resolve, reject) => {
+    const req = httpsRequest(`${mirror.base}/${good!.path}`, { ca: mirror.tls.cert }, (res) => {
+      res.once('data', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+    req.end();
+  });
+  for (let i = 0; i < 100 && (await get(good!.path)).headers['x-wharf-cache'] !== 'HIT'; i++) await new Promise((r) => setTimeout(r, 100));
+  const kept = await get(good!.path);
+  assert.equal(kept.headers['x-wharf-cache'], 'HIT');
+  assert.equal(sha256(kept.body), good!.sha256);
+  assert.equal(fetchedFrom(up.server, good!.path), 1);
+
+  // A flipped byte: every reader is cut off short, nothing is cached, the next request tries again.
+  up.server.faults.set(evil!.path, 'corrupt');
+  const started = Date.now();
+  const outcomes = await Promise.allSettled([1, 2, 3].map(() => timedGet(`${mirror.base}/${evil!.path}`, mirror.tls.cert, started)));
+  for (const o of outcomes) {
+    if (o.status === 'fulfilled') assert.ok(o.value.body.length < evil!.size, 'a tampered file never arrives whole');
+  }
+  const cached = (await filesUnder(join(data, 'cache', 'blobs', 'sha256'))).map((f) => f.split('/').pop());
+  assert.ok(!cached.includes(evil!.sha256), 'the tampered file is not kept');
+  assert.deepEqual(await readdir(join(data, 'cache', 'blobs', 'staging')), [], 'no staging copy is left');
+  up.server.faults.delete(evil!.path);
+  const fixed = await get(evil!.path);
+  assert.equal(fixed.status, 200);
+  assert.equal(sha256(fixed.body), evil!.sha256);
+  assert.equal(fetchedFrom(up.server, evil!.path), 2);
+});
+
+test('with the origin down, cached files are still served, also after a restart; unknown ones fail as unavailable', async (t) => {
+  const work = await tempDir(t);
+  const up = await origin(t, work, [{ os: 'Kept', padMiB: 1 }, { os: 'Never', padMiB: 1 }]);
+  const data = join(work, 'mirror');
+  const [kept, never] = squashfsOf(up.items);
+  const first = await serve(t, data, { mirrorOf: up.server.base, originCertificate: up.certificate });
+  assert.equal((await fetchRaw(`${first.base}/${kept!.path}`, { ca: first.tls.cert })).status, 200);
+  await first.close();
+
+  await up.server.close();
+  const second = await serve(t, data, { mirrorOf: up.server.base, originCertificate: up.certificate });
+  const hit = await fetchRaw(`${second.base}/${kept!.path}`, { ca: second.tls.cert });
+  assert.equal(hit.status, 200);
+  assert.equal(hit.headers['x-wharf-cache'], 'HIT');
+  assert.equal(sha256(hit.body), kept!.sha256);
+  const miss = await fetchRaw(`${second.base}/${never!.path}`, { ca: second.tls.cert });
+  assert.equal(miss.status, 502, 'a file the mirror does not hold cannot be served');
+  assert.match(JSON.parse(miss.body.toString()).error, /Cannot reach/);
+});
+
+test('a full cache evicts the least recently used file and serves on without error', async (t) => {
+  const work = await tempDir(t);
+  const up = await origin(t, work, [{ os: 'One', padMiB: 2 }, { os: 'Two', padMiB: 2 }, { os: 'Three', padMiB: 2 }]);
+  const [one, two, three] = squashfsOf(up.items);
+  // Room for two of the three root filesystems.
+  const room = one!.size + two!.size + 1024;
+  const { data, get } = await mirrorOf(t, work, up, { cacheMaxSize: room });
+  assert.equal((await get(one!.path)).status, 200);
+  assert.equal((await get(two!.path)).status, 200);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal((await get(one!.path)).headers['x-wharf-cache'], 'HIT'); // one is now the most recent
+  const third = await get(three!.path);
+  assert.equal(sha256(third.body), three!.sha256);
+  let cached: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    cached = (await filesUnder(join(data, 'cache', 'blobs', 'sha256'))).map((f) => f.split('/').pop()!);
+    if (!cached.includes(two!.sha256)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(cached.includes(one!.sha256) && cached.includes(three!.sha256), 'the recently used stay');
+  assert.ok(!cached.includes(two!.sha256), 'the least recently used went');
+  const back = await get(two!.path);
+  assert.equal(back.headers['x-wharf-cache'], 'MISS');
+  assert.equal(sha256(back.body), two!.sha256);
+});
