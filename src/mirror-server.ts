@@ -3,7 +3,7 @@
  * Composition only: cache store -> origin index -> cache -> edge routes -> listeners. One
  * process serves (a miss is shared by every reader through its in-process fill).
  */
-import { join } from 'node:path';
+import { cacheLocation } from './cache/location.ts';
 import type { Config } from './config.ts';
 import { parseAddress } from './config.ts';
 import type { Logger } from './log.ts';
@@ -20,15 +20,10 @@ import { AppError, ErrorCodes } from './errors.ts';
 import type { FetchOptions } from './remote/fetch.ts';
 import type { RunningServer } from './server.ts';
 
-/** Where a mirror keeps its cache, beside (never inside) the image store's blobs. */
-export function cacheLocation(dataDir: string) {
-  return { blobs: join(dataDir, 'cache', 'blobs'), originIndex: join(dataDir, 'cache', 'origin-index.json') };
-}
-
 /** The cache of a data directory, opened (also by `wharf cache`). */
 export async function openCache(config: Config & { mirrorOf: string }, log: Logger): Promise<{ cache: EdgeCache; index: OriginIndex; blobs: FsBlobStore }> {
   const where = cacheLocation(config.dataDir);
-  await ensureDirectory(join(config.dataDir, 'cache'));
+  await ensureDirectory(where.dir);
   const blobs = new FsBlobStore(where.blobs);
   await blobs.init();
   const fetch: FetchOptions = config.originCertificate ? { certificate: await readCertificate(config.originCertificate) } : {};

@@ -43,6 +43,21 @@ export interface OriginIndexOptions {
   verify?: (path: string, body: Buffer) => Promise<void>;
 }
 
+/** The paths each sha256 had in the index a mirror saved last (for listings), whatever its origin. */
+export async function savedPaths(statePath: string): Promise<{ origin: string | undefined; paths: Map<string, string[]> }> {
+  const paths = new Map<string, string[]>();
+  let saved: SavedState;
+  try {
+    saved = JSON.parse(await readFile(statePath, 'utf8')) as SavedState;
+  } catch {
+    return { origin: undefined, paths };
+  }
+  for (const [path, file] of [...Object.entries(saved.files), ...Object.entries(saved.dropped)]) {
+    paths.set(file.sha256, [...(paths.get(file.sha256) ?? []), path]);
+  }
+  return { origin: saved.origin, paths };
+}
+
 /** A client asking for an unknown path makes the index be fetched again, at most this often. */
 const unknownPathRefreshMs = 5_000;
 const indexPath = 'streams/v1/index.json';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import selfsigned from 'selfsigned';
 import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
-import { serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { startFaultServer, type FaultServer } from '../helpers/fault-server.ts';
 import { filesUnder } from '../helpers/store-state.ts';
@@ -224,4 +224,38 @@ test('a full cache evicts the least recently used file and serves on without err
   const back = await get(two!.path);
   assert.equal(back.headers['x-wharf-cache'], 'MISS');
   assert.equal(sha256(back.body), two!.sha256);
+});
+
+test('wharf cache lists, verifies and purges what a serving mirror holds', async (t) => {
+  const work = await tempDir(t);
+  const up = await origin(t, work, [{ os: 'Listed', padMiB: 1 }, { os: 'Damaged', padMiB: 1 }]);
+  const { data, get } = await mirrorOf(t, work, up);
+  const [listed, damaged] = squashfsOf(up.items);
+  for (const item of [listed!, damaged!]) assert.equal((await get(item.path)).status, 200);
+  const cached = JSON.parse(await wharfOk(data, ['cache', 'list', '--format', 'json'])) as { sha256: string; size: number; paths: string[] }[];
+  const entry = cached.find((c) => c.sha256 === listed!.sha256);
+  assert.deepEqual(entry?.paths, [listed!.path]);
+  assert.equal(entry?.size, listed!.size);
+  assert.match(await wharfOk(data, ['cache', 'list']), new RegExp(listed!.sha256.slice(0, 12)));
+
+  // A byte flipped on disk: verify says so, exits non-zero, removes the file; the mirror fetches it again.
+  const file = join(data, 'cache', 'blobs', 'sha256', damaged!.sha256.slice(0, 2), damaged!.sha256);
+  const bytes = await readFile(file);
+  bytes[100] = bytes[100]! ^ 1;
+  await writeFile(file, bytes);
+  const verify = await wharf(data, ['cache', 'verify']);
+  assert.equal(verify.code, 65);
+  assert.match(verify.stdout, new RegExp(`${damaged!.sha256}: CORRUPT, removed`));
+  assert.match(verify.stdout, new RegExp(`${listed!.sha256}: ok`));
+  const refetched = await get(damaged!.path);
+  assert.equal(refetched.headers['x-wharf-cache'], 'MISS');
+  assert.equal(sha256(refetched.body), damaged!.sha256);
+
+  // Purge by path, then everything; an unknown name is an error that removes nothing.
+  assert.equal((await wharf(data, ['cache', 'purge', 'images/none'])).code, 66);
+  assert.match(await wharfOk(data, ['cache', 'purge', listed!.path]), /1 cached file removed/);
+  assert.equal((await get(listed!.path)).headers['x-wharf-cache'], 'MISS');
+  await wharfOk(data, ['cache', 'purge']);
+  assert.deepEqual(await filesUnder(join(data, 'cache', 'blobs', 'sha256')), []);
+  assert.equal(sha256((await get(listed!.path)).body), listed!.sha256);
 });
