@@ -37,6 +37,8 @@ export interface Config {
   mirrorOf: string | undefined;
   /** PEM file of the origin's certificate, pinned instead of the system CA store. */
   originCertificate: string | undefined;
+  /** Mirror mode: armored OpenPGP public key file; the origin's index must be signed by it. */
+  originKey: string | undefined;
   /** Mirror mode: the most the cache holds, in bytes (least recently used files go first). */
   cacheMaxSize: number;
   /** Mirror mode: seconds a cached file is kept without being downloaded. */
@@ -64,6 +66,7 @@ const defaults: Settings = {
   logLevel: 'info',
   mirrorOf: undefined,
   originCertificate: undefined,
+  originKey: undefined,
   cacheMaxSize: 50 * 1024 ** 3,
   cacheInactive: 3 * 86400,
   originRefresh: 60,
@@ -86,6 +89,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   logLevel: { yaml: 'log_level', env: 'WHARF_LOG_LEVEL', kind: 'level' },
   mirrorOf: { yaml: 'mirror_of', env: 'WHARF_MIRROR_OF', kind: 'url' },
   originCertificate: { yaml: 'origin_certificate', env: 'WHARF_ORIGIN_CERTIFICATE', kind: 'path' },
+  originKey: { yaml: 'origin_key', env: 'WHARF_ORIGIN_KEY', kind: 'path' },
   cacheMaxSize: { yaml: 'cache_max_size', env: 'WHARF_CACHE_MAX_SIZE', kind: 'bytes' },
   cacheInactive: { yaml: 'cache_inactive', env: 'WHARF_CACHE_INACTIVE', kind: 'seconds' },
   originRefresh: { yaml: 'origin_refresh', env: 'WHARF_ORIGIN_REFRESH', kind: 'seconds' },

@@ -18,6 +18,8 @@ import { loadTlsIdentity } from './tls.ts';
 import { readFile } from 'node:fs/promises';
 import { AppError, ErrorCodes } from './errors.ts';
 import type { FetchOptions } from './remote/fetch.ts';
+import { checkSignature } from './remote/signed.ts';
+import { readPublicKeys } from './signing/openpgp.ts';
 import type { RunningServer } from './server.ts';
 
 /** The cache of a data directory, opened (also by `wharf cache`). */
@@ -26,19 +28,23 @@ export async function openCache(config: Config & { mirrorOf: string }, log: Logg
   await ensureDirectory(where.dir);
   const blobs = new FsBlobStore(where.blobs);
   await blobs.init();
-  const fetch: FetchOptions = config.originCertificate ? { certificate: await readCertificate(config.originCertificate) } : {};
-  const index = new OriginIndex({ origin: config.mirrorOf, fetch, statePath: where.originIndex, graceMs: config.gracePeriod * 1000, log });
+  const fetch: FetchOptions = config.originCertificate ? { certificate: await readSetting('origin_certificate', config.originCertificate) } : {};
+  // With the origin's key, an index whose signature does not verify is never believed.
+  const originKey = config.originKey ? await readSetting('origin_key', config.originKey) : undefined;
+  if (originKey) await readPublicKeys(originKey);
+  const verify = originKey ? (path: string, body: Uint8Array) => checkSignature(config.mirrorOf, path, body, fetch, originKey) : undefined;
+  const index = new OriginIndex({ origin: config.mirrorOf, fetch, statePath: where.originIndex, graceMs: config.gracePeriod * 1000, log, ...(verify ? { verify } : {}) });
   await index.load();
   const cache = new EdgeCache({ blobs, index, fetch, maxSize: config.cacheMaxSize, inactiveMs: config.cacheInactive * 1000, log });
   await cache.load();
   return { cache, index, blobs };
 }
 
-async function readCertificate(path: string): Promise<string> {
+async function readSetting(setting: string, path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new AppError(ErrorCodes.config, `origin_certificate: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new AppError(ErrorCodes.config, `${setting}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
 

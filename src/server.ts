@@ -16,6 +16,7 @@ import { startScheduler } from './mirror/scheduler.ts';
 import { FetchThroughBlobs } from './mirror/lazy.ts';
 import { startReplicas, type Replicas } from './replicas.ts';
 import { startMirrorServer } from './mirror-server.ts';
+import { loadSigner } from './signing/key-file.ts';
 import packageJson from '../package.json' with { type: 'json' };
 import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -49,7 +50,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   if (!replica) await store.blobs.cleanStaging();
   const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
   if (!replica) await recordServedCertificate(config.dataDir, tls.cert);
-  const publisher = new IndexPublisher(store);
+  const publisher = new IndexPublisher(store, await loadSigner(config.dataDir));
   await publisher.refresh();
   publisher.start();
 

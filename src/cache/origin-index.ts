@@ -214,7 +214,7 @@ export class OriginIndex {
     if (answer.status === 304 && etag) return 'unchanged';
     if (answer.status !== 200) throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: HTTP ${answer.status}`);
     if (answer.json === undefined) throw new AppError(ErrorCodes.upstreamCorrupt, `${withoutSecrets(url.href)} is not valid JSON`);
-    await this.options.verify?.(path, Buffer.from(answer.text, 'utf8'));
+    await this.options.verify?.(path, answer.bytes);
     const tag = answer.headers.etag;
     return { json: answer.json, etag: typeof tag === 'string' ? tag : undefined };
   }

@@ -12,9 +12,15 @@ export function remoteCommands(remote: Command, cli: CliContext) {
     .option('--protocol <protocol>', 'simplestreams or lxd', 'simplestreams')
     .option('--public', 'an unauthenticated image server')
     .option('--certificate <pemfile>', 'pin this server certificate instead of trusting the system CA store')
-    .action(async (name: string, url: string, opts: { protocol: string; public?: boolean; certificate?: string }) => {
+    .option('--gpg-key <file>', "OpenPGP public key (armored): use the server's index only when signed by it")
+    .action(async (name: string, url: string, opts: { protocol: string; public?: boolean; certificate?: string; gpgKey?: string }) => {
       const certificate = opts.certificate ? await readText(opts.certificate) : undefined;
-      await withStore(cli, (store) => addRemote(store, { name, url, protocol: opts.protocol, public: opts.public, certificate }));
+      let gpgKey: string | undefined;
+      if (opts.gpgKey) {
+        gpgKey = await readText(opts.gpgKey);
+        await (await import('../signing/openpgp.ts')).readPublicKeys(gpgKey);
+      }
+      await withStore(cli, (store) => addRemote(store, { name, url, protocol: opts.protocol, public: opts.public, certificate, gpgKey }));
     });
 
   remote
@@ -24,9 +30,9 @@ export function remoteCommands(remote: Command, cli: CliContext) {
     .action(async (opts: { format: string }) => {
       const format = checkFormat(opts.format);
       const remotes = await withStore(cli, (store) => listRemotes(store));
-      const rows = remotes.map((r) => [r.name, r.url, r.protocol, r.public ? 'YES' : 'NO', r.static ? 'YES' : 'NO']);
-      const data = remotes.map((r) => ({ name: r.name, url: r.url, protocol: r.protocol, public: r.public, static: r.static }));
-      cli.io.stdout.write(await render(format, ['NAME', 'URL', 'PROTOCOL', 'PUBLIC', 'STATIC'], rows, data));
+      const rows = remotes.map((r) => [r.name, r.url, r.protocol, r.public ? 'YES' : 'NO', r.static ? 'YES' : 'NO', r.gpgKey ? 'YES' : 'NO']);
+      const data = remotes.map((r) => ({ name: r.name, url: r.url, protocol: r.protocol, public: r.public, static: r.static, signed: r.gpgKey !== '' }));
+      cli.io.stdout.write(await render(format, ['NAME', 'URL', 'PROTOCOL', 'PUBLIC', 'STATIC', 'SIGNED'], rows, data));
     });
 
   remote

@@ -12,7 +12,8 @@ export function serveCommand(serve: Command, cli: CliContext) {
     .option('--tls-key <file>', 'private key (PEM)')
     .option('--mirror-of <url>', 'serve as a caching mirror of this origin (https://...)')
     .option('--origin-certificate <file>', "the origin's certificate (PEM), trusted instead of the system CA store")
-    .action(async (opts: { https?: string; http?: string; tlsCert?: string; tlsKey?: string; mirrorOf?: string; originCertificate?: string }) => {
+    .option('--origin-key <file>', "the origin's OpenPGP public key: its index is used only when signed by it")
+    .action(async (opts: { https?: string; http?: string; tlsCert?: string; tlsKey?: string; mirrorOf?: string; originCertificate?: string; originKey?: string }) => {
       const config = await cliConfig(cli, opts);
       const log = createLogger({ level: cli.globals().debug ? 'debug' : config.logLevel, write: (line) => cli.io.stderr.write(line) });
       const server = await startServer(config, log);

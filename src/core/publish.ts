@@ -37,13 +37,38 @@ export function artifactSha(path: string): string | undefined {
 }
 
 export function renderJson(value: unknown): RenderedDocument {
-  const body = Buffer.from(JSON.stringify(value));
+  return renderBytes(Buffer.from(JSON.stringify(value)), 'application/json');
+}
+
+function renderBytes(body: Buffer, contentType: string): RenderedDocument {
   return {
     body,
     gzip: gzipSync(body),
     etag: `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`,
-    contentType: 'application/json',
+    contentType,
   };
+}
+
+/** What signs the index (core knows only this shape; signing/openpgp.ts provides it). */
+export interface IndexSigner {
+  detached(data: Uint8Array): Promise<Buffer>;
+  clearsign(text: string): Promise<Buffer>;
+}
+
+/**
+ * A document and its signatures, as images.linuxcontainers.org publishes them: `X.json.gpg` (a
+ * detached signature of exactly the bytes served as X.json) and `X.sjson` (the same document
+ * clear-signed; indented, as GnuPG refuses clear-signed lines longer than 19,995 bytes).
+ */
+async function signedDocuments(path: string, value: unknown, signer: IndexSigner | undefined): Promise<[string, RenderedDocument][]> {
+  const json = renderJson(value);
+  if (!signer) return [[path, json]];
+  const [detached, clear] = await Promise.all([signer.detached(json.body), signer.clearsign(JSON.stringify(value, null, 2) + '\n')]);
+  return [
+    [path, json],
+    [`${path}.gpg`, renderBytes(detached, 'application/pgp-signature')],
+    [path.replace(/\.json$/, '.sjson'), renderBytes(clear, 'text/plain; charset=utf-8')],
+  ];
 }
 
 function renderApiLists(images: Image[], aliases: Alias[]): Map<string, Buffer> {
@@ -58,12 +83,15 @@ function renderApiLists(images: Image[], aliases: Alias[]): Map<string, Buffer> 
 
 export class IndexPublisher {
   private readonly store: Store;
+  private readonly signer: IndexSigner | undefined;
   private snapshot: Snapshot = { version: -1, documents: new Map(), apiLists: new Map(), artifacts: new Map() };
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
 
-  constructor(store: Store) {
+  /** With a `signer`, every rendering of the index is signed before it is served. */
+  constructor(store: Store, signer?: IndexSigner) {
     this.store = store;
+    this.signer = signer;
   }
 
   /** Renders now if the store changed since the last render. */
@@ -80,13 +108,8 @@ export class IndexPublisher {
     const documents = new Map<ClientView, Map<string, RenderedDocument>>();
     for (const view of clientViews) {
       const products = buildProducts(images, aliases, artifactPath, { view, releaseNames: this.store.releaseNames });
-      documents.set(
-        view,
-        new Map([
-          [indexPath, renderJson(buildIndex(products))],
-          [productsPath, renderJson(products)],
-        ]),
-      );
+      const signed = await Promise.all([signedDocuments(indexPath, buildIndex(products), this.signer), signedDocuments(productsPath, products, this.signer)]);
+      documents.set(view, new Map(signed.flat()));
     }
     const artifacts = new Map<string, BlobRef>();
     for (const image of images) {

@@ -29,6 +29,8 @@ export interface UpdateSource {
   alias: string;
   certificate: string;
   imageType: string;
+  /** The OpenPGP key(s) the server's index must be signed by (a remote added with --gpg-key). */
+  gpgKey?: string;
 }
 
 export interface Image {

@@ -100,6 +100,7 @@ const migrations: string[] = [
      sha256 TEXT PRIMARY KEY,
      started_at TEXT NOT NULL
    );`,
+  `ALTER TABLE remotes ADD COLUMN gpg_key TEXT NOT NULL DEFAULT ''`,
 ];
 
 interface ImageRow {
@@ -556,16 +557,16 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async listRemotes(): Promise<RemoteRecord[]> {
-    const rows = this.sql('SELECT name, url, protocol, public, certificate FROM remotes ORDER BY name').all() as unknown as (Omit<RemoteRecord, 'public'> & { public: number })[];
-    return rows.map((r) => ({ name: r.name, url: r.url, protocol: r.protocol, public: r.public === 1, certificate: r.certificate }));
+    const rows = this.sql('SELECT name, url, protocol, public, certificate, gpg_key FROM remotes ORDER BY name').all() as unknown as (Omit<RemoteRecord, 'public' | 'gpgKey'> & { public: number; gpg_key: string })[];
+    return rows.map((r) => ({ name: r.name, url: r.url, protocol: r.protocol, public: r.public === 1, certificate: r.certificate, gpgKey: r.gpg_key }));
   }
 
   async putRemote(remote: RemoteRecord): Promise<void> {
     this.transaction(() => {
       this.sql(
-        `INSERT INTO remotes (name, url, protocol, public, certificate) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET url = excluded.url, protocol = excluded.protocol, public = excluded.public, certificate = excluded.certificate`,
-      ).run(remote.name, remote.url, remote.protocol, remote.public ? 1 : 0, remote.certificate);
+        `INSERT INTO remotes (name, url, protocol, public, certificate, gpg_key) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET url = excluded.url, protocol = excluded.protocol, public = excluded.public, certificate = excluded.certificate, gpg_key = excluded.gpg_key`,
+      ).run(remote.name, remote.url, remote.protocol, remote.public ? 1 : 0, remote.certificate, remote.gpgKey);
     });
   }
 

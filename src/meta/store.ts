@@ -61,6 +61,8 @@ export interface RemoteRecord {
   public: boolean;
   /** PEM pinned for this remote, or empty for the system CA store. */
   certificate: string;
+  /** Armored OpenPGP public key(s) its index must be signed by, or empty: indexes are not checked. */
+  gpgKey: string;
 }
 
 export interface MirrorRecord {

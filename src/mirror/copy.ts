@@ -31,6 +31,7 @@ export interface CopyOptions {
 }
 
 const fetchOptions = (remote: RemoteRecord, signal?: AbortSignal) => ({ certificate: remote.certificate || undefined, signal });
+const signedBy = (remote: RemoteRecord) => remote.gpgKey || undefined;
 
 /** Imports one image of a simplestreams catalogue (used by copies and mirror syncs). */
 export async function importRemoteImage(
@@ -62,7 +63,7 @@ export async function importRemoteImage(
     aliases: options.aliases,
     autoUpdate: options.autoUpdate,
     cached: options.cached ?? false,
-    updateSource: { server: remote.url, protocol: remote.protocol, alias: options.updateAlias, certificate: remote.certificate, imageType: image.type },
+    updateSource: { server: remote.url, protocol: remote.protocol, alias: options.updateAlias, certificate: remote.certificate, imageType: image.type, ...(remote.gpgKey ? { gpgKey: remote.gpgKey } : {}) },
     ...(options.productAliases ? { productAliases: options.productAliases } : {}),
     ...(options.mirror ? { mirror: options.mirror } : {}),
     ...(options.onBytes ? { onBytes: options.onBytes } : {}),
@@ -80,7 +81,7 @@ export async function copyFromRemote(store: Store, remoteRef: string, options: C
 export async function copyImage(store: Store, remote: RemoteRecord, ref: string, options: CopyOptions): Promise<Image> {
   const isFingerprint = isFingerprintPrefix(ref, 6);
   if (remote.protocol === 'simplestreams') {
-    const catalogue = await loadCatalogue(remote.url, fetchOptions(remote, options.signal)).catch((err: unknown) => {
+    const catalogue = await loadCatalogue(remote.url, fetchOptions(remote, options.signal), signedBy(remote)).catch((err: unknown) => {
       // No index there is the server's fault (502), unlike an image its index does not list (404).
       if (isAppError(err, ErrorCodes.notFound)) throw new AppError(ErrorCodes.unavailable, `${remote.url} serves no simplestreams index: ${err.message}`, { cause: err });
       throw err;
@@ -135,7 +136,7 @@ export async function pullImage(
     const ref = source.alias || source.fingerprint;
     if (!ref) throw new AppError(ErrorCodes.invalidArgument, 'The source names neither a fingerprint nor an alias');
     const type: ImageType = source.imageType === 'virtual-machine' ? 'virtual-machine' : 'container';
-    const remote: RemoteRecord = { name: '', url: source.server, protocol: 'simplestreams', public: true, certificate: source.certificate ?? '' };
+    const remote: RemoteRecord = { name: '', url: source.server, protocol: 'simplestreams', public: true, certificate: source.certificate ?? '', gpgKey: '' };
     return copyImage(store, remote, ref, { type, aliases: options.aliases, public: options.public, autoUpdate: options.autoUpdate, limit: options.limit, properties: options.properties });
   }
   if (protocol !== 'lxd' && protocol !== 'incus') throw new AppError(ErrorCodes.invalidArgument, `Unknown image server protocol "${protocol}"`);

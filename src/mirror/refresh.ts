@@ -36,10 +36,10 @@ export async function refreshImages(store: Store, refs: string[] = [], signal?: 
 
 async function refreshOne(store: Store, image: Image, signal?: AbortSignal): Promise<string | undefined> {
   const source = image.updateSource!;
-  const remote: RemoteRecord = { name: '', url: source.server, protocol: source.protocol === 'simplestreams' ? 'simplestreams' : 'lxd', public: true, certificate: source.certificate };
+  const remote: RemoteRecord = { name: '', url: source.server, protocol: source.protocol === 'simplestreams' ? 'simplestreams' : 'lxd', public: true, certificate: source.certificate, gpgKey: source.gpgKey ?? '' };
   let fresh: Image;
   if (remote.protocol === 'simplestreams') {
-    const catalogue = await loadCatalogue(remote.url, { certificate: remote.certificate || undefined, signal });
+    const catalogue = await loadCatalogue(remote.url, { certificate: remote.certificate || undefined, signal }, remote.gpgKey || undefined);
     const latest = resolveRemoteImage(catalogue, source.alias, { type: image.type, architecture: image.architecture });
     if (latest.fingerprint === image.fingerprint) return undefined;
     fresh =

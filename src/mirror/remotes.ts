@@ -6,9 +6,9 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import type { RemoteRecord, RemoteStore } from '../meta/store.ts';
 
 export const builtinRemotes: readonly RemoteRecord[] = [
-  { name: 'images', url: 'https://images.linuxcontainers.org', protocol: 'simplestreams', public: true, certificate: '' },
-  { name: 'ubuntu', url: 'https://cloud-images.ubuntu.com/releases', protocol: 'simplestreams', public: true, certificate: '' },
-  { name: 'ubuntu-daily', url: 'https://cloud-images.ubuntu.com/daily', protocol: 'simplestreams', public: true, certificate: '' },
+  { name: 'images', url: 'https://images.linuxcontainers.org', protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' },
+  { name: 'ubuntu', url: 'https://cloud-images.ubuntu.com/releases', protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' },
+  { name: 'ubuntu-daily', url: 'https://cloud-images.ubuntu.com/daily', protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' },
 ];
 
 export async function listRemotes(store: { meta: RemoteStore }): Promise<(RemoteRecord & { static: boolean })[]> {
@@ -31,7 +31,7 @@ export const remoteProtocols = ['simplestreams', 'lxd'] as const;
  */
 export async function addRemote(
   store: { meta: RemoteStore },
-  options: { name: string; url: string; protocol?: string; public?: boolean; certificate?: string },
+  options: { name: string; url: string; protocol?: string; public?: boolean; certificate?: string; gpgKey?: string },
 ): Promise<RemoteRecord> {
   const protocol = options.protocol ?? 'simplestreams';
   if (!(remoteProtocols as readonly string[]).includes(protocol)) {
@@ -43,7 +43,9 @@ export async function addRemote(
     protocol: protocol as RemoteRecord['protocol'],
     public: options.public ?? protocol === 'simplestreams',
     certificate: options.certificate ?? '',
+    gpgKey: options.gpgKey ?? '',
   };
+  if (remote.gpgKey && remote.protocol !== 'simplestreams') throw new AppError(ErrorCodes.invalidArgument, 'Only simplestreams indexes are signed: --gpg-key goes with a simplestreams remote');
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(remote.name)) throw new AppError(ErrorCodes.invalidArgument, `Invalid remote name "${remote.name}"`);
   if ((await listRemotes(store)).some((r) => r.name === remote.name)) throw new AppError(ErrorCodes.conflict, `Remote "${remote.name}" already exists`);
   checkUrl(remote.url, remote.protocol);

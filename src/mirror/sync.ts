@@ -79,7 +79,7 @@ export interface SyncOptions {
 export async function syncMirror(store: Store, mirror: MirrorRecord, options: SyncOptions = {}): Promise<SyncReport> {
   const remote = await getRemote(store, mirror.remote);
   if (remote.protocol !== 'simplestreams') throw new AppError(ErrorCodes.invalidArgument, `Mirror ${mirror.name}: only simplestreams remotes can be mirrored`);
-  const catalogue = await loadCatalogue(remote.url, { certificate: remote.certificate || undefined, signal: options.signal });
+  const catalogue = await loadCatalogue(remote.url, { certificate: remote.certificate || undefined, signal: options.signal }, remote.gpgKey || undefined);
   const plan = await planSync(store, mirror, catalogue);
   const report: SyncReport = { plan, added: [], removed: [], failed: [] };
   if (options.dryRun) return report;

@@ -57,7 +57,7 @@ export async function exportTree(store: Store, dir: string, filters: string[] = 
 
 export async function importTree(store: Store, dir: string, signal?: AbortSignal): Promise<{ imported: Image[]; skipped: number }> {
   const catalogue = await loadCatalogue(dir, signal ? { signal } : {});
-  const remote = { name: '', url: dir, protocol: 'simplestreams' as const, public: true, certificate: '' };
+  const remote = { name: '', url: dir, protocol: 'simplestreams' as const, public: true, certificate: '', gpgKey: '' };
   const imported: Image[] = [];
   let skipped = 0;
   for (const image of catalogue) {

@@ -80,6 +80,8 @@ async function openFile(url: URL): Promise<IncomingMessage> {
 export interface JsonAnswer {
   status: number;
   headers: IncomingMessage['headers'];
+  /** The body's bytes, exactly as sent (what a signature covers). */
+  bytes: Buffer;
   /** The body as read, for messages. */
   text: string;
   /** The parsed body; undefined when it is not JSON. */
@@ -91,14 +93,15 @@ export async function getJson(url: URL, options: FetchOptions = {}): Promise<Jso
   const res = await openUrl(url, options);
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
+  const bytes = Buffer.concat(chunks);
+  const text = bytes.toString('utf8');
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
     json = undefined;
   }
-  return { status: res.statusCode ?? 0, headers: res.headers, text, json };
+  return { status: res.statusCode ?? 0, headers: res.headers, bytes, text, json };
 }
 
 /** A whole (small) document, e.g. an index; fails on anything but 200. */

@@ -10,12 +10,18 @@ import { isFingerprintPrefix } from '../domain/fingerprint.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import { fetchJson, openUrl, under, type FetchOptions } from './fetch.ts';
+import { signedDocument } from './signed.ts';
 import { hostArchitecture } from '../domain/architecture.ts';
 
-export async function loadCatalogue(base: string, options: FetchOptions = {}): Promise<RemoteImage[]> {
-  const index = await fetchJson(under(base, 'streams/v1/index.json'), options);
+/**
+ * The images a simplestreams server offers. With `signedBy` (armored public keys), its index and
+ * products files are believed only with a valid detached signature (`X.json.gpg`) by one of them.
+ */
+export async function loadCatalogue(base: string, options: FetchOptions = {}, signedBy?: string): Promise<RemoteImage[]> {
+  const read = (path: string) => (signedBy ? signedDocument(base, path, options, signedBy) : fetchJson(under(base, path), options));
+  const index = await read('streams/v1/index.json');
   const images: RemoteImage[] = [];
-  for (const path of readIndex(index)) images.push(...readProducts(await fetchJson(under(base, path), options)));
+  for (const path of readIndex(index)) images.push(...readProducts(await read(path)));
   return images;
 }
 

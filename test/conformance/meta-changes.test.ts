@@ -31,7 +31,7 @@ const writes: [string, (s: MetaStore) => Promise<unknown>][] = [
   ['removeCertificate', (s) => s.removeCertificate(sha('b', 1))],
   ['addToken', (s) => s.addToken({ secret: 's', name: 'n', createdAt: fromNow(0), expiresAt: fromNow(60_000) })],
   ['consumeToken', (s) => s.consumeToken('s', fromNow(0))],
-  ['putRemote', (s) => s.putRemote({ name: 'r', url: 'https://r.example', protocol: 'lxd', public: false, certificate: '' })],
+  ['putRemote', (s) => s.putRemote({ name: 'r', url: 'https://r.example', protocol: 'lxd', public: false, certificate: '', gpgKey: '' })],
   ['removeRemote', (s) => s.removeRemote('r')],
   ['putMirror', (s) => s.putMirror({ name: 'm', remote: 'r', filters: {}, types: [], keep: 1, intervalSeconds: 0, lazy: false, lastSync: null, lastError: null })],
   ['removeMirror', (s) => s.removeMirror('m')],

@@ -13,6 +13,7 @@ const remote = (name: string, overrides: Partial<RemoteRecord> = {}): RemoteReco
   protocol: 'simplestreams',
   public: true,
   certificate: '',
+  gpgKey: '',
   ...overrides,
 });
 
@@ -33,8 +34,8 @@ for (const driver of metaDrivers) {
   test(`${driver.name} remotes: put adds or replaces, list is by name, remove says when there is nothing`, async (t) => {
     const { store, peer } = await driver.open(t);
     const lxd = remote('lxd-box', { protocol: 'lxd', public: false, certificate: '-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n' });
-    for (const r of [remote('upstream'), lxd, remote('Air', { url: '/srv/tree' })]) await store.putRemote(r);
-    assert.deepEqual(await store.listRemotes(), [remote('Air', { url: '/srv/tree' }), lxd, remote('upstream')]);
+    for (const r of [remote('upstream', { gpgKey: '-----BEGIN PGP PUBLIC KEY BLOCK-----\nK\n-----END PGP PUBLIC KEY BLOCK-----\n' }), lxd, remote('Air', { url: '/srv/tree' })]) await store.putRemote(r);
+    assert.deepEqual(await store.listRemotes(), [remote('Air', { url: '/srv/tree' }), lxd, remote('upstream', { gpgKey: '-----BEGIN PGP PUBLIC KEY BLOCK-----\nK\n-----END PGP PUBLIC KEY BLOCK-----\n' })]);
 
     await store.putRemote(remote('upstream', { url: 'https://moved.example.org', public: false }));
     assert.deepEqual((await peer().listRemotes()).find((r) => r.name === 'upstream'), remote('upstream', { url: 'https://moved.example.org', public: false }));

@@ -68,8 +68,8 @@ test('mirror sync survives a misbehaving upstream', async (t) => {
   const data = join(work, 'local');
   const store = await openStore(await loadConfig(data, {}, {}), silentLogger);
   t.after(() => store.meta.close());
-  await store.meta.putRemote({ name: 'up', url: upstream.base, protocol: 'simplestreams', public: true, certificate: '' });
-  await store.meta.putRemote({ name: 'gone', url: 'http://127.0.0.1:9', protocol: 'simplestreams', public: true, certificate: '' });
+  await store.meta.putRemote({ name: 'up', url: upstream.base, protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' });
+  await store.meta.putRemote({ name: 'gone', url: 'http://127.0.0.1:9', protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' });
   const mirror: MirrorRecord = { name: 'm', remote: 'up', filters: {}, types: [], keep: 5, intervalSeconds: 0, lazy: false, lastSync: null, lastError: null };
   const fast = { backoffMs: 10, idleTimeoutMs: 500 };
 
@@ -139,7 +139,7 @@ test('an upstream index naming files elsewhere: those images are refused, nothin
     const data = join(work, `local-${lazy}`);
     const store = await openStore(await loadConfig(data, {}, {}), silentLogger);
     t.after(() => store.meta.close());
-    await store.meta.putRemote({ name: 'up', url: `${upstream.base}/tree`, protocol: 'simplestreams', public: true, certificate: '' });
+    await store.meta.putRemote({ name: 'up', url: `${upstream.base}/tree`, protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' });
     const mirror: MirrorRecord = { name: 'm', remote: 'up', filters: {}, types: [], keep: 5, intervalSeconds: 0, lazy, lastSync: null, lastError: null };
     const report = await syncMirror(store, mirror, { backoffMs: 10 });
     const reason = (key: string) => report.failed.find((f) => f.fingerprint === fps[key])?.error ?? '';
@@ -204,7 +204,7 @@ test('an upstream that changes during a sync: the sync finishes on what it read,
   };
   const store = await openStore(await loadConfig(join(work, 'local'), {}, {}), silentLogger);
   t.after(() => store.meta.close());
-  await store.meta.putRemote({ name: 'up', url: upstream.base, protocol: 'simplestreams', public: true, certificate: '' });
+  await store.meta.putRemote({ name: 'up', url: upstream.base, protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' });
   const mirror: MirrorRecord = { name: 'm', remote: 'up', filters: {}, types: [], keep: 1, intervalSeconds: 0, lazy: false, lastSync: null, lastError: null };
   const first = await syncMirror(store, mirror, { backoffMs: 10 });
   assert.deepEqual(first.failed, []);
@@ -226,7 +226,7 @@ test('a full disk fails the sync cleanly', { skip: process.getuid?.() !== 0 ? 'm
   assert.equal(mounted.status, 0, `mount failed: ${mounted.stderr}`);
   const store = await openStore(await loadConfig(data, {}, {}), silentLogger);
   try {
-    await store.meta.putRemote({ name: 'up', url: upstream.base, protocol: 'simplestreams', public: true, certificate: '' });
+    await store.meta.putRemote({ name: 'up', url: upstream.base, protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' });
     const report = await syncMirror(store, { name: 'm', remote: 'up', filters: {}, types: [], keep: 5, intervalSeconds: 0, lazy: false, lastSync: null, lastError: null }, { backoffMs: 10 });
     assert.ok(report.failed.length > 0, 'some images cannot fit');
     assert.ok(report.failed.every((f) => /disk holding the blob store is full/i.test(f.error)), report.failed.map((f) => f.error).join('; '));
