@@ -8,6 +8,7 @@ import { AppError, ErrorCodes, isAppError } from './errors.ts';
 import { parseDuration } from './domain/duration.ts';
 import type { Level } from './log.ts';
 import bytes from 'bytes';
+import { isIP } from 'node:net';
 import { checkReleaseAliasSetting, type ReleaseAliasSetting } from './domain/release-names.ts';
 
 export interface Config {
@@ -45,6 +46,12 @@ export interface Config {
   cacheInactive: number;
   /** Mirror mode: seconds between reads of the origin's index. */
   originRefresh: number;
+  /** An mmdb GeoIP database: with it and sites (`wharf site add`), downloads are steered. */
+  geoipDb: string | undefined;
+  /** Proxies whose X-Forwarded-For is believed (CIDRs). */
+  trustedProxies: string[];
+  /** Seconds between health checks of the sites. */
+  siteCheckInterval: number;
   /** config.yaml only: OS -> release -> its other names, over the built-in table. */
   releaseAliases: ReleaseAliasSetting;
 }
@@ -70,9 +77,12 @@ const defaults: Settings = {
   cacheMaxSize: 50 * 1024 ** 3,
   cacheInactive: 3 * 86400,
   originRefresh: 60,
+  geoipDb: undefined,
+  trustedProxies: [],
+  siteCheckInterval: 60,
 };
 
-type Kind = 'address' | 'path' | 'url' | 'seconds' | 'days' | 'bytes' | 'count' | 'level';
+type Kind = 'address' | 'path' | 'url' | 'cidrs' | 'seconds' | 'days' | 'bytes' | 'count' | 'level';
 
 const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = {
   https: { yaml: 'https', env: 'WHARF_HTTPS', kind: 'address' },
@@ -93,6 +103,9 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   cacheMaxSize: { yaml: 'cache_max_size', env: 'WHARF_CACHE_MAX_SIZE', kind: 'bytes' },
   cacheInactive: { yaml: 'cache_inactive', env: 'WHARF_CACHE_INACTIVE', kind: 'seconds' },
   originRefresh: { yaml: 'origin_refresh', env: 'WHARF_ORIGIN_REFRESH', kind: 'seconds' },
+  geoipDb: { yaml: 'geoip_db', env: 'WHARF_GEOIP_DB', kind: 'path' },
+  trustedProxies: { yaml: 'trusted_proxies', env: 'WHARF_TRUSTED_PROXIES', kind: 'cidrs' },
+  siteCheckInterval: { yaml: 'site_check_interval', env: 'WHARF_SITE_CHECK_INTERVAL', kind: 'seconds' },
 };
 
 export const configFileName = 'config.yaml';
@@ -103,7 +116,7 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export async function loadConfig(
   dataDir: string,
-  flags: Partial<Record<keyof Settings, string | number | undefined>> = {},
+  flags: Partial<Record<keyof Settings, string | string[] | number | undefined>> = {},
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Config> {
   const file = await readConfigFile(join(dataDir, configFileName));
@@ -163,6 +176,16 @@ function checkValue(kind: Kind, value: unknown, origin: string): unknown {
     case 'path':
       if (typeof value !== 'string') throw bad('a file path');
       return value;
+    case 'cidrs': {
+      // A YAML list, or a comma-separated string (environment, or one flag per proxy joined).
+      const list = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : undefined;
+      if (!list) throw bad('a list of CIDRs');
+      return list.map((entry) => {
+        const cidr = String(entry).trim();
+        if (!isCidr(cidr)) throw bad('a list of CIDRs (such as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7)');
+        return cidr;
+      });
+    }
     case 'url': {
       const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : undefined;
       if (!url || url.protocol !== 'https:' || url.username || url.password || url.search || url.hash) throw bad('an https:// URL (no credentials, query or fragment)');
@@ -205,6 +228,14 @@ function parseSize(text: string): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgtp])i?b?)?\s*$/i.exec(text);
   if (!m) return undefined;
   return m[2] ? (bytes.parse(`${m[1]}${m[2]}b`) ?? undefined) : Number(m[1]);
+}
+
+/** "ADDRESS/BITS" or a bare address. */
+function isCidr(text: string): boolean {
+  const [address, bits, extra] = text.split('/');
+  const family = isIP(address ?? '');
+  if (!family || extra !== undefined) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
 }
 
 /** "HOST:PORT", "[v6]:PORT" or ":PORT" (all interfaces). */

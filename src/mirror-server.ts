@@ -20,6 +20,7 @@ import { AppError, ErrorCodes } from './errors.ts';
 import type { FetchOptions } from './remote/fetch.ts';
 import { checkSignature } from './remote/signed.ts';
 import { readPublicKeys } from './signing/openpgp.ts';
+import { noGeoIpHeader } from './steering/checker.ts';
 import type { RunningServer } from './server.ts';
 
 /** The cache of a data directory, opened (also by `wharf cache`). */
@@ -28,7 +29,8 @@ export async function openCache(config: Config & { mirrorOf: string }, log: Logg
   await ensureDirectory(where.dir);
   const blobs = new FsBlobStore(where.blobs);
   await blobs.init();
-  const fetch: FetchOptions = config.originCertificate ? { certificate: await readSetting('origin_certificate', config.originCertificate) } : {};
+  // An origin that steers downloads must answer its mirrors itself, never redirect them.
+  const fetch: FetchOptions = { headers: noGeoIpHeader, ...(config.originCertificate ? { certificate: await readSetting('origin_certificate', config.originCertificate) } : {}) };
   // With the origin's key, an index whose signature does not verify is never believed.
   const originKey = config.originKey ? await readSetting('origin_key', config.originKey) : undefined;
   if (originKey) await readPublicKeys(originKey);

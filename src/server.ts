@@ -17,6 +17,9 @@ import { FetchThroughBlobs } from './mirror/lazy.ts';
 import { startReplicas, type Replicas } from './replicas.ts';
 import { startMirrorServer } from './mirror-server.ts';
 import { loadSigner } from './signing/key-file.ts';
+import { Steering } from './steering/steer.ts';
+import { openGeoIp } from './steering/geoip.ts';
+import { startSiteChecks } from './steering/checker.ts';
 import packageJson from '../package.json' with { type: 'json' };
 import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -54,8 +57,14 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   await publisher.refresh();
   publisher.start();
 
+  const steering = config.geoipDb
+    ? new Steering({ meta: store.meta, geoip: await openGeoIp(config.geoipDb), trustedProxies: config.trustedProxies, log })
+    : undefined;
+  await steering?.start();
+
   let httpsPort = 0;
   const { app, handler } = await buildApp({
+    steering,
     store,
     publisher,
     log,
@@ -86,6 +95,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     await replicas?.stop();
     // Stop the index poll too, or it would query the closed database and log about it.
     publisher.stop();
+    steering?.stop();
     await Promise.all(listeners.map((l) => l.close()));
     await app.close();
     await grants.close();
@@ -101,6 +111,8 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
         collectGarbage(store).catch((err: unknown) => log.error('garbage collection failed', { err }));
       }, gcIntervalMs);
   gc?.unref();
+  // Sites are checked by one process; every process reads the outcome (Steering reloads them).
+  const siteChecks = replica ? undefined : startSiteChecks(store.meta, () => publisher.smallestArtifact(), config.siteCheckInterval * 1000, log);
 
   let closing: Promise<void> | undefined;
   if (!replica) log.info('listening', { https: httpsPort, http: listeners[1]?.port, processes, certificate: tls.certPath, fingerprint: tls.fingerprint });
@@ -114,6 +126,8 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
         await replicas?.stop();
         clearInterval(gc);
         await scheduler?.stop();
+        await siteChecks?.stop();
+        steering?.stop();
         publisher.stop();
         await Promise.all(listeners.map((l) => l.close()));
         await app.close();

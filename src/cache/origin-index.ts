@@ -210,7 +210,7 @@ export class OriginIndex {
   /** A document of the origin; 'unchanged' only when `etag` was given and still matches. */
   private async document(path: string, etag?: string): Promise<{ json: unknown; etag: string | undefined } | 'unchanged'> {
     const url = under(this.options.origin, path);
-    const answer = await getJson(url, { ...this.options.fetch, headers: etag ? { 'if-none-match': etag } : {} });
+    const answer = await getJson(url, { ...this.options.fetch, headers: { ...this.options.fetch.headers, ...(etag ? { 'if-none-match': etag } : {}) } });
     if (answer.status === 304 && etag) return 'unchanged';
     if (answer.status !== 200) throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: HTTP ${answer.status}`);
     if (answer.json === undefined) throw new AppError(ErrorCodes.upstreamCorrupt, `${withoutSecrets(url.href)} is not valid JSON`);

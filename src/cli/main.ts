@@ -26,6 +26,7 @@ const groups: { name: string; term?: string; summary: string; load: () => Promis
   { name: 'trust', summary: 'Manage the client certificates trusted over the LXD API', load: async () => (await import('./trust.ts')).trustCommands },
   { name: 'remote', summary: 'Manage the image servers wharf copies and mirrors from', load: async () => (await import('./remote.ts')).remoteCommands },
   { name: 'mirror', summary: 'Keep filtered, verified copies of other image servers', load: async () => (await import('./mirror.ts')).mirrorCommands },
+  { name: 'site', summary: 'The mirrors this origin steers downloads to (GeoIP)', load: async () => (await import('./site.ts')).siteCommands },
   { name: 'key', summary: 'The OpenPGP key that signs the published indexes', load: async () => (await import('./key.ts')).keyCommands },
   { name: 'cache', summary: "Look after a mirror's cache (serve --mirror-of)", load: async () => (await import('./cache.ts')).cacheCommands },
   { name: 'tree', summary: 'Static simplestreams trees, for air-gapped copies', load: async () => (await import('./mirror.ts')).treeCommands },

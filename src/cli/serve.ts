@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { createLogger } from '../log.ts';
 import { startServer } from '../server.ts';
 import { cliConfig, type CliContext } from './context.ts';
+import { collect } from './output.ts';
 
 export function serveCommand(serve: Command, cli: CliContext) {
   serve
@@ -13,8 +14,12 @@ export function serveCommand(serve: Command, cli: CliContext) {
     .option('--mirror-of <url>', 'serve as a caching mirror of this origin (https://...)')
     .option('--origin-certificate <file>', "the origin's certificate (PEM), trusted instead of the system CA store")
     .option('--origin-key <file>', "the origin's OpenPGP public key: its index is used only when signed by it")
-    .action(async (opts: { https?: string; http?: string; tlsCert?: string; tlsKey?: string; mirrorOf?: string; originCertificate?: string; originKey?: string }) => {
-      const config = await cliConfig(cli, opts);
+    .option('--geoip-db <file>', 'mmdb GeoIP database: steer downloads to the sites of the client\'s region (wharf site add)')
+    .option('--trusted-proxy <cidr>', 'believe X-Forwarded-For from these addresses (repeatable)', collect, [])
+    .option('--site-check-interval <duration>', 'how often the sites are checked (default 60s)')
+    .action(async (opts: { https?: string; http?: string; tlsCert?: string; tlsKey?: string; mirrorOf?: string; originCertificate?: string; originKey?: string; geoipDb?: string; trustedProxy: string[]; siteCheckInterval?: string }) => {
+      const { trustedProxy, ...flags } = opts;
+      const config = await cliConfig(cli, { ...flags, ...(trustedProxy.length ? { trustedProxies: trustedProxy } : {}) });
       const log = createLogger({ level: cli.globals().debug ? 'debug' : config.logLevel, write: (line) => cli.io.stderr.write(line) });
       const server = await startServer(config, log);
       if (server.tls.created) {

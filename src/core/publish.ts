@@ -149,6 +149,13 @@ export class IndexPublisher {
     return this.snapshot.documents.get(view)?.get(path);
   }
 
+  /** The smallest file the index lists (what sites are checked with), if any. */
+  smallestArtifact(): { path: string; sha256: string; size: number } | undefined {
+    let smallest: BlobRef | undefined;
+    for (const blob of this.snapshot.artifacts.values()) if (!smallest || blob.size < smallest.size) smallest = blob;
+    return smallest && { path: artifactPath(smallest), sha256: smallest.sha256, size: smallest.size };
+  }
+
   /** A blob that the index lists, or listed recently enough that cached indexes may still name it. */
   async artifact(sha256: string, now = new Date()): Promise<BlobRef | undefined> {
     const published = this.snapshot.artifacts.get(sha256);

@@ -19,6 +19,7 @@ import { notFound } from '../errors.ts';
 import type { ImageSecrets } from '../core/secrets.ts';
 import type { GrantStore } from '../meta/grants.ts';
 import type { TlsIdentity } from '../tls.ts';
+import type { Steering } from '../steering/steer.ts';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -33,6 +34,8 @@ export interface AppDeps {
   tls: TlsIdentity;
   version: string;
   maxUploadSize: number;
+  /** GeoIP steering of artifact downloads, when the server has sites and a GeoIP database. */
+  steering?: Steering | undefined;
 }
 
 const plainHttpAllowed = (url: string) => url.startsWith('/files/');
@@ -47,7 +50,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
     return undefined;
   });
 
-  simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs });
+  simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, steering: deps.steering });
   directRoutes(app, { store: deps.store });
   lxdRoutes(app, { store: deps.store, secrets: deps.secrets, grants: deps.grants, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize, publisher: deps.publisher });
 

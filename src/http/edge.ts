@@ -27,6 +27,9 @@ const originAnswerWaitMs = 5_000;
 const pieceSize = 1 << 20;
 
 export function edgeRoutes(app: FastifyInstance, deps: EdgeDeps) {
+  // Which files this mirror holds, verified: the origin prefers a site that has the file already.
+  app.get('/.wharf/held', async () => ({ held: deps.cache.held() }));
+
   app.route({
     method: ['GET', 'HEAD'],
     url: '/*',

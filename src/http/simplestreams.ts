@@ -6,8 +6,12 @@ import type { BlobStore } from '../blob/store.ts';
 import { sendBlob } from './send-blob.ts';
 import { noneMatch } from './conditional.ts';
 import { viewForUserAgent } from '../domain/simplestreams.ts';
+import type { Steering } from '../steering/steer.ts';
 
-export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore }) {
+/** A header given several times counts as the list of its values (RFC 9110 5.3). */
+const header = (value: string | string[] | undefined) => (Array.isArray(value) ? value.join(', ') : value);
+
+export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore; steering?: Steering | undefined }) {
   const sendDocument = (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0]!.replace(/^\/+/, '');
     const doc = deps.publisher.document(path, viewForUserAgent(request.headers['user-agent']));
@@ -29,9 +33,17 @@ export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: Ind
     method: ['GET', 'HEAD'],
     url: '/files/:name',
     handler: async (request, reply) => {
-      const sha = artifactSha(`files/${(request.params as { name: string }).name}`);
+      const path = `files/${(request.params as { name: string }).name}`;
+      const sha = artifactSha(path);
       const blob = sha && (await deps.publisher.artifact(sha));
       if (!blob) return reply.callNotFound();
+      // GeoIP steering: a client in a region a healthy site serves downloads the file there.
+      const site = deps.steering?.redirect(
+        { peer: request.raw.socket.remoteAddress, forwardedFor: header(request.headers['x-forwarded-for']), noGeoIp: header(request.headers['x-lxc-no-geoip']) },
+        blob,
+        path,
+      );
+      if (site) return reply.header('cache-control', 'no-store').redirect(site.href, 302);
       return sendBlob(request, reply, deps.blobs, blob);
     },
   });

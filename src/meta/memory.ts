@@ -13,6 +13,8 @@ import {
   type MetaStore,
   type MirrorRecord,
   type RemoteRecord,
+  type SiteHealth,
+  type SiteRecord,
   type TrustedCertificate,
   type TrustToken,
 } from './store.ts';
@@ -45,6 +47,7 @@ class MemoryData {
   readonly certificates = new Map<string, TrustedCertificate>();
   readonly tokens = new Map<string, TrustToken>();
   readonly remotes = new Map<string, RemoteRecord>();
+  readonly sites = new Map<string, SiteRecord>();
   readonly mirrors = new Map<string, MirrorRecord>();
   /** claim -> sha256 -> expiresAt */
   readonly claims = new Map<string, Map<string, string>>();
@@ -420,6 +423,29 @@ export class MemoryMetaStore implements MetaStore {
   async removeRemote(name: string): Promise<void> {
     this.write((data) => {
       if (!data.remotes.delete(name)) throw notFound(`Remote "${name}" not found`);
+    });
+  }
+
+  async listSites(): Promise<SiteRecord[]> {
+    return [...this.data.sites.values()].sort(byKeys<SiteRecord>((s) => s.name)).map(copy);
+  }
+
+  async putSite(site: Omit<SiteRecord, 'health'>): Promise<void> {
+    this.write((data) => data.sites.set(site.name, copy({ ...site, health: data.sites.get(site.name)?.health ?? null })));
+  }
+
+  async removeSite(name: string): Promise<void> {
+    this.write((data) => {
+      if (!data.sites.delete(name)) throw notFound(`Site "${name}" not found`);
+    });
+  }
+
+  async recordSiteHealth(results: { name: string; health: SiteHealth }[]): Promise<void> {
+    this.write((data) => {
+      for (const { name, health } of results) {
+        const site = data.sites.get(name);
+        if (site) site.health = copy(health);
+      }
     });
   }
 

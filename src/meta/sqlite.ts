@@ -7,7 +7,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, isAppError, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image, ImageType } from '../domain/image.ts';
 import type { FileFormat } from '../domain/formats.ts';
-import { abandonedCollectionMs, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
+import { abandonedCollectionMs, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 
 const migrations: string[] = [
   `CREATE TABLE blobs (
@@ -101,6 +101,14 @@ const migrations: string[] = [
      started_at TEXT NOT NULL
    );`,
   `ALTER TABLE remotes ADD COLUMN gpg_key TEXT NOT NULL DEFAULT ''`,
+  `CREATE TABLE sites (
+     name TEXT PRIMARY KEY,
+     url TEXT NOT NULL,
+     countries TEXT NOT NULL,
+     continents TEXT NOT NULL,
+     weight INTEGER NOT NULL,
+     health TEXT
+   );`,
 ];
 
 interface ImageRow {
@@ -574,6 +582,33 @@ export class SqliteMetaStore implements MetaStore {
     this.transaction(() => {
       const { changes } = this.sql('DELETE FROM remotes WHERE name = ?').run(name);
       if (changes === 0) throw notFound(`Remote "${name}" not found`);
+    });
+  }
+
+  async listSites(): Promise<SiteRecord[]> {
+    const rows = this.sql('SELECT name, url, countries, continents, weight, health FROM sites ORDER BY name').all() as { name: string; url: string; countries: string; continents: string; weight: number; health: string | null }[];
+    return rows.map((r) => ({ name: r.name, url: r.url, countries: JSON.parse(r.countries), continents: JSON.parse(r.continents), weight: r.weight, health: r.health === null ? null : JSON.parse(r.health) }));
+  }
+
+  async putSite(site: Omit<SiteRecord, 'health'>): Promise<void> {
+    this.transaction(() => {
+      this.sql(
+        `INSERT INTO sites (name, url, countries, continents, weight) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET url = excluded.url, countries = excluded.countries, continents = excluded.continents, weight = excluded.weight`,
+      ).run(site.name, site.url, JSON.stringify(site.countries), JSON.stringify(site.continents), site.weight);
+    });
+  }
+
+  async removeSite(name: string): Promise<void> {
+    this.transaction(() => {
+      const { changes } = this.sql('DELETE FROM sites WHERE name = ?').run(name);
+      if (changes === 0) throw notFound(`Site "${name}" not found`);
+    });
+  }
+
+  async recordSiteHealth(results: { name: string; health: SiteHealth }[]): Promise<void> {
+    this.transaction(() => {
+      for (const { name, health } of results) this.sql('UPDATE sites SET health = ? WHERE name = ?').run(JSON.stringify(health), name);
     });
   }
 

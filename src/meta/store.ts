@@ -20,6 +20,9 @@
  *   when the storage is full (nothing changed). Anything else is a driver failure.
  */
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
+import type { SiteHealth, SiteRecord } from '../domain/steering.ts';
+
+export type { SiteHealth, SiteRecord };
 
 export interface BlobRecord extends BlobRef {
   /**
@@ -220,6 +223,18 @@ export interface MirrorStore {
   removeMirror(name: string): Promise<void>;
 }
 
+/** Sites and their health (the origin's checker records it; every serving process reads it). */
+export interface SiteStore {
+  /** Ordered by name. */
+  listSites(): Promise<SiteRecord[]>;
+  /** Adds a site, or replaces the definition of the one with that name (its health is kept). */
+  putSite(site: Omit<SiteRecord, 'health'>): Promise<void>;
+  /** `not_found` if there is no such site. */
+  removeSite(name: string): Promise<void>;
+  /** The results of one round of checks, in one write; sites removed meanwhile are skipped. */
+  recordSiteHealth(results: { name: string; health: SiteHealth }[]): Promise<void>;
+}
+
 /** How a long-running process learns that another one changed the store: the publisher's only signal. */
 export interface ChangeFeed {
   /**
@@ -231,7 +246,7 @@ export interface ChangeFeed {
 }
 
 /** The whole metadata store, as `openStore` gives it to every use case. */
-export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, ChangeFeed {
+export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChangeFeed {
   /** Releases the handle; nothing may be called on it afterwards. */
   close(): Promise<void>;
 }

@@ -49,6 +49,26 @@ for (const driver of metaDrivers) {
     assert.deepEqual((await store.listRemotes()).map((r) => r.name), ['lxd-box', 'upstream']);
   });
 
+  test(`${driver.name} sites: put keeps the health a check recorded, health is written in one go for the sites still there`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    const de = { name: 'de1', url: 'https://de1.example.org', countries: ['DE', 'AT'], continents: [], weight: 1 };
+    const eu = { name: 'eu', url: 'http://eu.example.org:8080/images', countries: [], continents: ['EU'], weight: 3 };
+    await store.putSite(eu);
+    await store.putSite(de);
+    assert.deepEqual(await peer().listSites(), [{ ...de, health: null }, { ...eu, health: null }]);
+    const health = { checkedAt: '2026-11-23T10:00:00.000Z', http: true, https: false, error: 'https: connection refused', held: ['a'.repeat(64)] };
+    await store.recordSiteHealth([{ name: 'de1', health }, { name: 'gone', health }]);
+    await store.putSite({ ...de, weight: 5 });
+    assert.deepEqual((await peer().listSites())[0], { ...de, weight: 5, health });
+    const listed = await store.listSites();
+    listed[0]!.countries.push('CH');
+    listed[0]!.health!.held!.push('b');
+    assert.deepEqual((await store.listSites())[0], { ...de, weight: 5, health });
+    await store.removeSite('eu');
+    await rejectsWith(store.removeSite('eu'), 'not_found');
+    assert.deepEqual((await store.listSites()).map((s) => s.name), ['de1']);
+  });
+
   test(`${driver.name} mirrors: put adds or replaces (a sync records its outcome), list is by name, remove says when there is nothing`, async (t) => {
     const { store, peer } = await driver.open(t);
     const edge = mirror('edge', { remote: 'upstream', filters: {}, types: [], keep: 1, intervalSeconds: 0, lazy: true });

@@ -109,6 +109,9 @@ export async function serve(
     mirrorOf?: string;
     originCertificate?: string;
     originKey?: string;
+    geoipDb?: string;
+    trustedProxies?: string[];
+    siteCheckInterval?: number;
     cacheMaxSize?: number;
     originRefresh?: number;
   } = {},
@@ -122,6 +125,8 @@ export async function serve(
     ...(settings.mirrorOf ? { mirrorOf: settings.mirrorOf, originCertificate: settings.originCertificate, originKey: settings.originKey } : {}),
     ...(settings.cacheMaxSize !== undefined ? { cacheMaxSize: settings.cacheMaxSize } : {}),
     ...(settings.originRefresh !== undefined ? { originRefresh: settings.originRefresh } : {}),
+    ...(settings.geoipDb ? { geoipDb: settings.geoipDb, trustedProxies: settings.trustedProxies ?? [] } : {}),
+    ...(settings.siteCheckInterval !== undefined ? { siteCheckInterval: settings.siteCheckInterval } : {}),
     // Two unless a test asks otherwise: every server test then also checks that what one
     // serving process grants, another honours (the default is one per core).
     serveProcesses: settings.processes ?? 2,

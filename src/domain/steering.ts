@@ -1,0 +1,70 @@
+/**
+ * Where an artifact download is sent: the rules of the origin's GeoIP steering, as a function of
+ * the sites, their last check and the client's location. Country first, then continent, else the
+ * origin serves the file itself. Among equals, sites known to hold the file come first, then a
+ * weighted draw. Plain http is preferred, as images.linuxcontainers.org redirects: clients check
+ * every file against the sha256 of the index they read from the origin over HTTPS.
+ */
+/** A mirror the origin steers downloads to (`wharf site add`), and what its last check found. */
+export interface SiteRecord {
+  name: string;
+  /** Base URL under which the site serves the origin's paths. */
+  url: string;
+  /** ISO 3166 country codes (uppercase) it serves. */
+  countries: string[];
+  /** Continent codes (AF, AN, AS, EU, NA, OC, SA) it serves when no site covers the country. */
+  continents: string[];
+  /** Share of the requests among equally good sites. */
+  weight: number;
+  health: SiteHealth | null;
+}
+
+export interface SiteHealth {
+  checkedAt: string;
+  /** Whether it served a file intact over each protocol at the last check. */
+  http: boolean;
+  https: boolean;
+  error: string | null;
+  /** The sha256s a wharf mirror says it holds, verified; null when the site does not say. */
+  held: string[] | null;
+}
+
+export interface ClientLocation {
+  country?: string | undefined;
+  continent?: string | undefined;
+}
+
+export interface SteeringChoice {
+  site: SiteRecord;
+  /** The site's URL with the scheme to use. */
+  base: URL;
+}
+
+const healthy = (s: SiteRecord) => s.health !== null && (s.health.http || s.health.https);
+
+export function chooseSite(sites: SiteRecord[], where: ClientLocation, sha256: string, random: () => number = Math.random): SteeringChoice | undefined {
+  const usable = sites.filter((s) => healthy(s) && s.weight > 0);
+  const byCountry = where.country ? usable.filter((s) => s.countries.includes(where.country!)) : [];
+  const candidates = byCountry.length ? byCountry : where.continent ? usable.filter((s) => s.continents.includes(where.continent!)) : [];
+  if (candidates.length === 0) return undefined;
+  const holding = candidates.filter((s) => s.health!.held?.includes(sha256));
+  const pool = holding.length ? holding : candidates;
+  const total = pool.reduce((sum, s) => sum + s.weight, 0);
+  let draw = random() * total;
+  const site = pool.find((s) => (draw -= s.weight) < 0) ?? pool[pool.length - 1]!;
+  return { site, base: siteBase(site.url, site.health!.http ? 'http' : 'https') };
+}
+
+/** The site's URL over `scheme` (an explicit port stays; a default one becomes the scheme's). */
+export function siteBase(url: string, scheme: 'http' | 'https'): URL {
+  const base = new URL(url);
+  const explicitPort = base.port;
+  base.protocol = `${scheme}:`;
+  base.port = explicitPort;
+  if (!base.pathname.endsWith('/')) base.pathname += '/';
+  return base;
+}
+
+/** ISO 3166 alpha-2 (uppercase) and continent codes as GeoIP databases give them. */
+export const continentCodes = ['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'] as const;
+export const isCountryCode = (code: string) => /^[A-Z]{2}$/.test(code);

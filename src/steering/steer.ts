@@ -1,0 +1,94 @@
+/**
+ * The origin's steering, in each serving process: the sites as the database has them (read
+ * again every few seconds, so a check or a `site add` reaches every process), the GeoIP
+ * database, and which proxies may say who the client is. HTTP asks `redirect`; nothing here knows
+ * HTTP beyond the two headers that carry the client's identity.
+ */
+import { BlockList, isIP } from 'node:net';
+import { chooseSite, type SiteRecord } from '../domain/steering.ts';
+import type { SiteStore } from '../meta/store.ts';
+import type { Logger } from '../log.ts';
+import type { GeoIp } from './geoip.ts';
+
+/** Files smaller than this are always served by the origin: a redirect would cost more than it saves. */
+export const steerMinBytes = 1024 * 1024;
+const reloadEveryMs = 2_000;
+
+export interface SteeredRequest {
+  /** The address the connection comes from. */
+  peer: string | undefined;
+  /** X-Forwarded-For, believed only from a trusted proxy. */
+  forwardedFor: string | undefined;
+  /** X-LXC-No-GeoIP (mirrors filling their cache send "on"). */
+  noGeoIp: string | undefined;
+}
+
+export class Steering {
+  private sites: SiteRecord[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly meta: SiteStore;
+  private readonly geoip: GeoIp;
+  private readonly trusted: BlockList;
+  private readonly log: Logger;
+
+  constructor(options: { meta: SiteStore; geoip: GeoIp; trustedProxies: string[]; log: Logger }) {
+    this.meta = options.meta;
+    this.geoip = options.geoip;
+    this.log = options.log;
+    this.trusted = new BlockList();
+    for (const cidr of options.trustedProxies) {
+      const [address, bits] = cidr.split('/');
+      const family = isIP(address!) === 6 ? 'ipv6' : 'ipv4';
+      this.trusted.addSubnet(address!, Number(bits ?? (family === 'ipv6' ? 128 : 32)), family);
+    }
+  }
+
+  async start(): Promise<void> {
+    await this.reload();
+    this.timer = setInterval(() => void this.reload(), reloadEveryMs).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async reload() {
+    try {
+      this.sites = await this.meta.listSites();
+    } catch (err) {
+      this.log.warn('cannot read the sites', { err });
+    }
+  }
+
+  /** Where to send this download of `file`, if a healthy site serves the client's region. */
+  redirect(request: SteeredRequest, file: { sha256: string; size: number }, path: string): URL | undefined {
+    if (file.size < steerMinBytes || request.noGeoIp?.trim().toLowerCase() === 'on' || this.sites.length === 0) return undefined;
+    const client = this.clientAddress(request);
+    if (!client) return undefined;
+    const choice = chooseSite(this.sites, this.geoip.locate(client), file.sha256);
+    return choice ? new URL(path.replace(/^\/+/, ''), choice.base) : undefined;
+  }
+
+  /**
+   * The connection's address, or, when it comes from a trusted proxy, the nearest address in
+   * X-Forwarded-For that is not itself a trusted proxy.
+   */
+  clientAddress(request: SteeredRequest): string | undefined {
+    const peer = plain(request.peer);
+    if (!peer || !this.isTrusted(peer) || !request.forwardedFor) return peer;
+    const chain = request.forwardedFor.split(',').map((a) => plain(a.trim())).filter((a): a is string => a !== undefined);
+    for (let i = chain.length - 1; i >= 0; i--) if (!this.isTrusted(chain[i]!)) return chain[i];
+    return chain[0] ?? peer;
+  }
+
+  private isTrusted(address: string): boolean {
+    return this.trusted.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+  }
+}
+
+/** An address as a bare IP: IPv4-mapped IPv6 unwrapped, anything that is not an IP dropped. */
+function plain(address: string | undefined): string | undefined {
+  if (!address) return undefined;
+  const bare = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  return isIP(bare) ? bare : undefined;
+}
