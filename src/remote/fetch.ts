@@ -46,9 +46,33 @@ export function withoutSecrets(href: string): string {
   return href.replace(/([?&]secret=)[^&#]*/gi, '$1REDACTED');
 }
 
-/** GET a URL; resolves once the response headers arrived. */
-export function openUrl(url: URL, options: FetchOptions = {}): Promise<IncomingMessage> {
+/** Redirects followed per request, as Go's http client (and so lxc and incus) follows them. */
+const maxRedirects = 10;
+const redirectStatuses = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * GET a URL; resolves once the response headers arrived. Redirects are followed as the clients
+ * follow them (an origin steering downloads to a mirror, a mirror sending index requests to its
+ * origin), to http or https only: what arrives is checked against the index either way.
+ */
+export async function openUrl(url: URL, options: FetchOptions = {}): Promise<IncomingMessage> {
   if (url.protocol === 'file:') return openFile(url);
+  let current = url;
+  for (let hop = 0; ; hop++) {
+    const res = await requestOnce(current, options);
+    const location = res.headers.location;
+    if (!redirectStatuses.has(res.statusCode ?? 0) || !location) return res;
+    res.resume();
+    const next = URL.canParse(location, current.href) ? new URL(location, current) : undefined;
+    if (!next || (next.protocol !== 'http:' && next.protocol !== 'https:')) {
+      throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(current.href)} redirects to something other than an http(s) URL`);
+    }
+    if (hop >= maxRedirects) throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: more than ${maxRedirects} redirects`);
+    current = next;
+  }
+}
+
+function requestOnce(url: URL, options: FetchOptions): Promise<IncomingMessage> {
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = request(

@@ -14,6 +14,8 @@ export type Fault = 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing' |
 export interface FaultServer {
   base: string;
   faults: Map<string, Fault>;
+  /** Paths answered with a 302 to the given URL. */
+  redirects: Map<string, string>;
   /** Paths requested, in order. */
   requests: string[];
   /** Runs before each request is answered: a way to change the upstream mid-sync. */
@@ -24,12 +26,15 @@ export interface FaultServer {
 /** Over HTTPS with `tls` (a certificate and its key), else plain HTTP. */
 export async function startFaultServer(root: string, tls?: { cert: string; key: string }): Promise<FaultServer> {
   const faults = new Map<string, Fault>();
+  const redirects = new Map<string, string>();
   const requests: string[] = [];
   let handle: FaultServer;
   const answer = async (req: IncomingMessage, res: ServerResponse) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^\/+/, '');
     requests.push(path);
     await handle.beforeEach?.(path);
+    const target = redirects.get(path);
+    if (target) return void res.writeHead(302, { location: target }).end();
     const fault = faults.get(path);
     if (fault === 'status500') return void res.writeHead(500).end('upstream broke');
     if (fault === 'missing') return void res.writeHead(404).end('no such file');
@@ -67,6 +72,7 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
   handle = {
     base: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     faults,
+    redirects,
     requests,
     beforeEach: undefined,
     close: () =>

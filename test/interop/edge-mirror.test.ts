@@ -13,6 +13,8 @@ import { lxdUnavailable, startLxd } from '../helpers/lxd.ts';
 import { incusUnavailable, startIncus } from '../helpers/incus.ts';
 import { assertPublishedValid } from '../helpers/published.ts';
 import { filesUnder } from '../helpers/store-state.ts';
+import { fetchRaw } from '../helpers/http.ts';
+import { buildGeoipDb } from '../fixtures/geoip.ts';
 
 type Context = Parameters<typeof tempDir>[0];
 
@@ -71,5 +73,43 @@ test('real incus copies a container and a VM through a wharf mirror, the second 
   await incus.incusOk(['image', 'copy', 'm:edgy/1', 'local:', '--alias', 'ct-again']);
   const again = await incus.incusJson<{ fingerprint: string; aliases: { name: string }[] }[]>(['image', 'list', 'local:']);
   assert.equal(again.find((i) => i.aliases.some((a) => a.name === 'ct-again'))?.fingerprint, container);
+  await assertPublishedValid(origin);
+});
+
+test('real lxc and incus copy from the origin while GeoIP sends their downloads to a mirror', { skip: !process.env.CI && (lxdMissing ?? incusMissing) }, async (t) => {
+  if (lxdMissing ?? incusMissing) assert.fail(`interop tests must run in CI: ${lxdMissing ?? incusMissing}`);
+  const work = await tempDir(t);
+  // The daemons connect from loopback: here that is "Germany", which the mirror serves.
+  const db = join(work, 'geo.mmdb');
+  await buildGeoipDb(db, [{ cidr: '127.0.0.0/8', country: 'DE', continent: 'EU' }]);
+  const data = join(work, 'origin');
+  const meta = await buildMetadataTarball(work, { properties: { os: 'Steered', release: '1', architecture: 'amd64' } });
+  const squashfs = await buildSquashfs(work, { seed: 'steered-ct', padMiB: 3 });
+  const fp = fingerprintFrom(await wharfOk(data, ['image', 'import', meta.path, squashfs.path]));
+  const origin = await serve(t, data, { geoipDb: db, siteCheckInterval: 1 });
+  const mirrorData = join(work, 'mirror');
+  const mirror = await serve(t, mirrorData, { mirrorOf: origin.base, originCertificate: origin.tls.certPath });
+  await wharfOk(data, ['site', 'add', 'de', mirror.base, '--country', 'DE']);
+  // Healthy, and seen by every serving process of the origin.
+  for (let i = 0; ; i++) {
+    const probe = await fetchRaw(`${origin.base}/files/${squashfs.sha256}.squashfs`, { ca: origin.tls.cert, method: 'HEAD' });
+    if (probe.status === 302) break;
+    if (i > 100) assert.fail('the site never became healthy');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const heldByMirror = async () => (await filesUnder(join(mirrorData, 'cache', 'blobs', 'sha256'))).map((f) => f.split('/').pop()!);
+
+  const incus = await startIncus(t, [origin.tls.cert, mirror.tls.cert]);
+  await incus.incusOk(['remote', 'add', 'o', origin.base, '--protocol=simplestreams']);
+  await incus.incusOk(['image', 'copy', 'o:steered/1', 'local:', '--alias', 'ct']);
+  const local = await incus.incusJson<{ fingerprint: string; aliases: { name: string }[] }[]>(['image', 'list', 'local:']);
+  assert.equal(local.find((i) => i.aliases.some((a) => a.name === 'ct'))?.fingerprint, fp);
+  assert.ok((await heldByMirror()).includes(squashfs.sha256), 'the root filesystem came from the mirror');
+
+  const lxd = await startLxd(t, [origin.tls.cert, mirror.tls.cert]);
+  await lxd.lxcOk(['remote', 'add', 'o', origin.base, '--protocol=simplestreams']);
+  await lxd.lxcOk(['image', 'copy', 'o:steered/1', 'local:', '--alias', 'ct']);
+  const lxdLocal = await lxd.lxcJson<{ fingerprint: string; aliases: { name: string }[] }[]>(['image', 'list', 'local:']);
+  assert.equal(lxdLocal.find((i) => i.aliases.some((a) => a.name === 'ct'))?.fingerprint, fp);
   await assertPublishedValid(origin);
 });
