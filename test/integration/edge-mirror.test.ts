@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile, writeFile, readdir } from 'node:fs/promises';
+import { readFile, writeFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import selfsigned from 'selfsigned';
@@ -258,4 +258,34 @@ test('wharf cache lists, verifies and purges what a serving mirror holds', async
   await wharfOk(data, ['cache', 'purge']);
   assert.deepEqual(await filesUnder(join(data, 'cache', 'blobs', 'sha256')), []);
   assert.equal(sha256((await get(listed!.path)).body), listed!.sha256);
+});
+
+test('a file the origin stops listing is served for the grace period, then forgotten and evicted', async (t) => {
+  const work = await tempDir(t);
+  const up = await origin(t, work, [{ os: 'Old', padMiB: 1 }, { os: 'Stays', padMiB: 1 }]);
+  const [old] = squashfsOf(up.items);
+  const { data, get } = await mirrorOf(t, work, up, { originRefresh: 1, gracePeriod: 3 });
+  assert.equal((await get(old!.path)).status, 200);
+  // The origin drops the image: its next index no longer lists the file.
+  await wharfOk(join(work, 'source'), ['image', 'delete', 'old']);
+  await rm(join(work, 'tree'), { recursive: true });
+  await wharfOk(join(work, 'source'), ['tree', 'export', join(work, 'tree')]);
+  const indexReads = () => up.server.requests.filter((p) => p === 'streams/v1/images.json').length;
+  const readsBefore = indexReads();
+  while (indexReads() < readsBefore + 1) await new Promise((r) => setTimeout(r, 100));
+  const withinGrace = await get(old!.path);
+  assert.equal(withinGrace.status, 200, 'still served within the grace period');
+  assert.equal(sha256(withinGrace.body), old!.sha256);
+  await new Promise((r) => setTimeout(r, 3500));
+  assert.equal((await get(old!.path)).status, 404, 'forgotten after it');
+  // The cache lets it go at its next sweep (here: asked for by hand through another fill's end).
+  const stays = squashfsOf(up.items)[1]!;
+  assert.equal((await get(stays.path)).status, 200);
+  let cached: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    cached = (await filesUnder(join(data, 'cache', 'blobs', 'sha256'))).map((f) => f.split('/').pop()!);
+    if (!cached.includes(old!.sha256)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(!cached.includes(old!.sha256), 'no longer kept');
 });
