@@ -24,7 +24,7 @@ export interface EdgeDeps {
 const originAnswerWaitMs = 5_000;
 
 /** Bytes handed to a response at a time while following a fill. */
-const pieceSize = 1 << 20;
+const pieceSize = 256 * 1024;
 
 export function edgeRoutes(app: FastifyInstance, deps: EdgeDeps) {
   // Which files this mirror holds, verified: the origin prefers a site that has the file already.
