@@ -61,7 +61,7 @@ async function serveCached(request: FastifyRequest, reply: FastifyReply, deps: E
   if (answer.kind === 'fill') {
     // An origin that is down or refuses the file is an error answer, not a cut-off body; one that
     // is slow to answer still gets our headers in time (clients wait 30 s for them).
-    await Promise.race([answer.fill.answered, sleep(originAnswerWaitMs)]);
+    await Promise.race([answer.fill.answered, sleep(originAnswerWaitMs, undefined, { ref: false })]);
   }
   const headers = fileHeaders(request, reply, answer.file);
   if ('sent' in headers) return headers.sent;
