@@ -81,6 +81,8 @@ test('the origin sends each region to its healthy site, serves the rest itself, 
     const answer = await ask(fromGermany);
     return answer.status === 302 ? answer : undefined;
   });
+  // One process steers now; every serving process has read the sites 2 s later.
+  await new Promise((r) => setTimeout(r, 2_200));
   assert.equal(german.headers.location, `http://127.0.0.1:${germany.httpsPort}/${path}`, 'a plain http URL of the site');
   const got = await fetchRaw(String(german.headers.location));
   assert.equal(got.status, 200);
@@ -93,8 +95,12 @@ test('the origin sends each region to its healthy site, serves the rest itself, 
   assert.equal((await ask(fromGermany, { 'x-lxc-no-geoip': 'on' })).status, 200, 'mirrors are never redirected');
   assert.equal((await ask(fromGermany, {}, 'streams/v1/index.json')).status, 200, 'the index is always the origin\'s');
   assert.equal((await ask(fromGermany, {}, `files/${meta.sha256}.tar.xz`)).status, 200, 'small files are served by the origin');
-  const plain = await fetchRaw(`http://127.0.0.1:${origin.httpPort}/${path}`, { headers: { 'x-forwarded-for': fromGermany } });
-  assert.equal(plain.status, 302, 'plain http downloads are steered too');
+  // (The other serving process may read the sites a moment later: every process does within 2 s.)
+  const plain = await until('plain http steered', async () => {
+    const answer = await fetchRaw(`http://127.0.0.1:${origin.httpPort}/${path}`, { headers: { 'x-forwarded-for': fromGermany } });
+    return answer.status === 302 ? answer : undefined;
+  });
+  assert.equal(plain.headers.location, `http://127.0.0.1:${germany.httpsPort}/${path}`, 'plain http downloads are steered too');
 
   // The German mirror now holds the file and says so; the origin prefers a site that has it.
   await until('the held file reported', async () => ((await sites()).find((s) => s.name === 'de')!.health!.held?.includes(root.sha256) ? true : undefined));

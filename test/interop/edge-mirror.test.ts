@@ -97,6 +97,8 @@ test('real lxc and incus copy from the origin while GeoIP sends their downloads 
     if (i > 100) assert.fail('the site never became healthy');
     await new Promise((r) => setTimeout(r, 200));
   }
+  // One serving process steers now; every one has read the sites 2 s later.
+  await new Promise((r) => setTimeout(r, 2_200));
   const heldByMirror = async () => (await filesUnder(join(mirrorData, 'cache', 'blobs', 'sha256'))).map((f) => f.split('/').pop()!);
 
   const incus = await startIncus(t, [origin.tls.cert, mirror.tls.cert]);
