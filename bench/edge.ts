@@ -28,7 +28,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { buildMetadataTarball, buildSquashfs } from '../test/fixtures/images.ts';
 import { buildGeoipDb } from '../test/fixtures/geoip.ts';
-import { freePort, median, MiB, removeDir, report, requireCommands, runOk, sleep, startChild, stopChild, tempDir, wharfBin, wrk, type Row } from './lib.ts';
+import { freePort, median, MiB, removeDir, report, requireCommands, runNginx, runOk, sleep, startWharf, tempDir, wharfBin, wrk, type Row } from './lib.ts';
 
 const fileMiB = Number(process.env.WHARF_BENCH_EDGE_MIB ?? 256);
 const clients = Number(process.env.WHARF_BENCH_EDGE_CLIENTS ?? 100);
@@ -72,25 +72,12 @@ try {
   // nginx: the origin (fast and rate-limited), a proxy_cache mirror of it, a fixed 302.
   const port = { fast: await freePort(), slowTls: await freePort(), slow: await freePort(), cacheHttp: await freePort(), cacheHttps: await freePort(), redirect: await freePort() };
   const ngx = join(work, 'nginx');
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'cache']) await mkdir(join(ngx, sub), { recursive: true });
+  await mkdir(join(ngx, 'cache'), { recursive: true });
   const accessLog = join(ngx, 'origin-access.log');
-  await writeFile(
-    join(ngx, 'nginx.conf'),
-    `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes auto;
-pid ${join(ngx, 'nginx.pid')};
-error_log ${join(ngx, 'error.log')} warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  client_body_temp_path ${join(ngx, 'body')};
-  proxy_temp_path ${join(ngx, 'proxy')};
-  fastcgi_temp_path ${join(ngx, 'fastcgi')};
-  uwsgi_temp_path ${join(ngx, 'uwsgi')};
-  scgi_temp_path ${join(ngx, 'scgi')};
-  default_type application/octet-stream;
-  proxy_cache_path ${join(ngx, 'cache')} levels=1:2 keys_zone=images:10m max_size=50g inactive=3d use_temp_path=off;
+  stops.push(
+    await runNginx(
+      ngx,
+      `  proxy_cache_path ${join(ngx, 'cache')} levels=1:2 keys_zone=images:10m max_size=50g inactive=3d use_temp_path=off;
   ssl_protocols TLSv1.3;
   ssl_certificate ${cert};
   ssl_certificate_key ${key};
@@ -119,26 +106,22 @@ http {
   server {
     listen 127.0.0.1:${port.redirect};
     location / { return 302 http://127.0.0.1:9/$uri; }
-  }
-}
-`,
+  }`,
+      port.redirect,
+    ),
   );
-  const nginx = startChild('nginx', ['-p', ngx, '-c', join(ngx, 'nginx.conf'), '-e', join(ngx, 'error.log'), '-g', 'daemon off;']);
-  stops.push(() => stopChild(nginx));
-  await waitForPort(port.redirect);
   const originFetches = () => readFileSync(accessLog, 'utf8').split('\n').filter((l) => l.includes(`GET /${filePath}`)).length;
 
   // ---- coalescing, first byte, RSS: a fresh mirror of the rate-limited origin per run.
   const mirror = async (name: string) => {
-    const https = await freePort();
-    const http = await freePort();
-    const child = startChild(wharfBin, ['--data-dir', join(work, name), 'serve', '--mirror-of', `https://127.0.0.1:${port.slowTls}`, '--origin-certificate', cert, '--https', `127.0.0.1:${https}`, '--http', `127.0.0.1:${http}`, '--tls-cert', cert, '--tls-key', key], {
+    const server = await startWharf(join(work, name), wharfBin, {
+      args: ['--mirror-of', `https://127.0.0.1:${port.slowTls}`, '--origin-certificate', cert],
+      tls: { cert, key },
       // Every client here comes from one address: the per-address limit (64) would refuse most.
-      env: { ...process.env, WHARF_LOG_LEVEL: 'warn', WHARF_MAX_CONNECTIONS_PER_ADDRESS: '0' },
+      env: { WHARF_MAX_CONNECTIONS_PER_ADDRESS: '0' },
     });
-    stops.push(() => stopChild(child));
-    await waitForPort(http);
-    return { child, https, http, stop: () => stopChild(child) };
+    stops.push(server.stop);
+    return { child: server.child, https: server.httpsPort, http: server.httpPort, stop: server.stop };
   };
   const single = await mirror('m-single');
   const alone = await download(`http://127.0.0.1:${single.http}/${filePath}`);
@@ -200,17 +183,12 @@ http {
   // The site is nginx serving the origin's own tree, so its check passes.
   await runOk(wharfBin, ['--data-dir', origin, 'tree', 'export', join(work, 'origin-tree')]);
   const siteTree = join(work, 'origin-tree');
-  const site = join(ngx, 'site.conf');
   const sitePort = await freePort();
-  await writeFile(site, `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes 1;\npid ${join(ngx, 'site.pid')};\nerror_log ${join(ngx, 'site-error.log')} warn;\nevents {}\nhttp { access_log off; client_body_temp_path ${join(ngx, 'body')}; proxy_temp_path ${join(ngx, 'proxy')}; fastcgi_temp_path ${join(ngx, 'fastcgi')}; uwsgi_temp_path ${join(ngx, 'uwsgi')}; scgi_temp_path ${join(ngx, 'scgi')}; server { listen 127.0.0.1:${sitePort}; root ${siteTree}; } }\n`);
-  const siteNginx = startChild('nginx', ['-p', ngx, '-c', site, '-e', join(ngx, 'site-error.log'), '-g', 'daemon off;']);
-  stops.push(() => stopChild(siteNginx));
-  await waitForPort(sitePort);
+  stops.push(await runNginx(join(work, 'site'), `  server { listen 127.0.0.1:${sitePort}; root ${siteTree}; }`, sitePort));
   await runOk(wharfBin, ['--data-dir', origin, 'site', 'add', 'de', `http://127.0.0.1:${sitePort}`, '--country', 'DE']);
-  const originHttp = await freePort();
-  const originServer = startChild(wharfBin, ['--data-dir', origin, 'serve', '--https', `127.0.0.1:${await freePort()}`, '--http', `127.0.0.1:${originHttp}`, '--geoip-db', db, '--site-check-interval', '1s'], { env: { ...process.env, WHARF_LOG_LEVEL: 'warn' } });
-  stops.push(() => stopChild(originServer));
-  await waitForPort(originHttp);
+  const originServer = await startWharf(origin, wharfBin, { args: ['--geoip-db', db, '--site-check-interval', '1s'] });
+  stops.push(originServer.stop);
+  const originHttp = originServer.httpPort;
   const steered = `http://127.0.0.1:${originHttp}/files/${root.sha256}.squashfs`;
   for (let i = 0; (await status(steered)) !== 302; i++) {
     if (i > 100) throw new Error('the site never became healthy');
@@ -277,20 +255,4 @@ function rssOf(pid: number): number {
   } catch {
     return 0;
   }
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    const open = await new Promise<boolean>((resolve) => {
-      const req = httpRequest({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
-        res.resume();
-        resolve(true);
-      });
-      req.on('error', () => resolve(false));
-      req.end();
-    });
-    if (open) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${port}`);
 }

@@ -237,26 +237,29 @@ export interface WharfServer {
   stop(): Promise<void>;
 }
 
-/** `./bin/wharf serve` (or another checkout's) as a real process (bin/wharf execs node, so the pid is node's). */
-export async function startWharf(dataDir: string, bin = wharfBin): Promise<WharfServer> {
+/**
+ * `./bin/wharf serve` (or another checkout's) as a real process (bin/wharf execs node, so the pid
+ * is node's), with more `serve` options, environment variables and a certificate if given.
+ */
+export async function startWharf(dataDir: string, bin = wharfBin, more: { args?: string[]; env?: Record<string, string>; tls?: { cert: string; key: string } } = {}): Promise<WharfServer> {
   const httpsPort = await freePort();
   const httpPort = await freePort();
-  const child = startChild(bin, ['--data-dir', dataDir, 'serve', '--https', `127.0.0.1:${httpsPort}`, '--http', `127.0.0.1:${httpPort}`], {
-    env: { ...process.env, WHARF_LOG_LEVEL: 'warn' },
+  const child = startChild(bin, ['--data-dir', dataDir, 'serve', '--https', `127.0.0.1:${httpsPort}`, '--http', `127.0.0.1:${httpPort}`, ...(more.tls ? ['--tls-cert', more.tls.cert, '--tls-key', more.tls.key] : []), ...(more.args ?? [])], {
+    env: { ...process.env, WHARF_LOG_LEVEL: 'warn', ...more.env },
   });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`wharf serve exited (${child.exitCode}):\n${stderr}`);
-    if (/wharf is serving/.test(stderr)) break;
+    if (/wharf is (serving|a caching mirror)/.test(stderr)) break;
     if (Date.now() > deadline) {
       await stopChild(child);
       throw new Error(`wharf serve did not start within 30 s:\n${stderr}`);
     }
     await sleep(50);
   }
-  const ca = readFileSync(join(dataDir, 'server.crt'), 'utf8');
+  const ca = readFileSync(more.tls?.cert ?? join(dataDir, 'server.crt'), 'utf8');
   return {
     child,
     pid: child.pid!,
@@ -279,29 +282,12 @@ export interface Nginx {
  * certificate and key), sendfile on, no access log, as many workers as cores (nginx's `auto`).
  */
 export async function startNginx(dir: string, root: string, tls: { cert: string; key: string }): Promise<Nginx> {
-  requireCommands('nginx');
   const httpPort = await freePort();
   const httpsPort = await freePort();
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(join(dir, 'temp', sub), { recursive: true });
-  const conf = join(dir, 'nginx.conf');
-  await writeFile(
-    conf,
-    `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes auto;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')} warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  client_body_temp_path ${join(dir, 'temp', 'body')};
-  proxy_temp_path ${join(dir, 'temp', 'proxy')};
-  fastcgi_temp_path ${join(dir, 'temp', 'fastcgi')};
-  uwsgi_temp_path ${join(dir, 'temp', 'uwsgi')};
-  scgi_temp_path ${join(dir, 'temp', 'scgi')};
+  const stop = await runNginx(
+    dir,
+    `  keepalive_requests 1000000;
   types { application/json json; }
-  default_type application/octet-stream;
   gzip_static on;
   server {
     listen 127.0.0.1:${httpPort};
@@ -310,27 +296,60 @@ http {
     ssl_certificate_key ${tls.key};
     ssl_protocols TLSv1.3;
     root ${root};
-  }
+  }`,
+    httpsPort,
+  );
+  return { httpPort, httpsPort, stop };
+}
+
+/**
+ * nginx with `http` (directives and servers) inside the settings every benchmark shares (workers
+ * per core, sendfile, no access log, temp paths in `dir`), started in the foreground; resolves
+ * once `port` accepts connections, with the function that stops it.
+ */
+export async function runNginx(dir: string, http: string, port: number, name = 'nginx'): Promise<() => Promise<void>> {
+  requireCommands('nginx');
+  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(join(dir, 'temp', sub), { recursive: true });
+  const conf = join(dir, `${name}.conf`);
+  const errorLog = join(dir, `${name}-error.log`);
+  await writeFile(
+    conf,
+    `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes auto;
+pid ${join(dir, `${name}.pid`)};
+error_log ${errorLog} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path ${join(dir, 'temp', 'body')};
+  proxy_temp_path ${join(dir, 'temp', 'proxy')};
+  fastcgi_temp_path ${join(dir, 'temp', 'fastcgi')};
+  uwsgi_temp_path ${join(dir, 'temp', 'uwsgi')};
+  scgi_temp_path ${join(dir, 'temp', 'scgi')};
+  default_type application/octet-stream;
+${http}
 }
 `,
   );
-  const child = startChild('nginx', ['-p', dir, '-c', conf, '-e', join(dir, 'error.log'), '-g', 'daemon off;']);
+  const child = startChild('nginx', ['-p', dir, '-c', conf, '-e', errorLog, '-g', 'daemon off;']);
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const deadline = Date.now() + 10_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}):\n${stderr}${readFileSync(join(dir, 'error.log'), 'utf8')}`);
-    if (await portOpen(httpsPort)) break;
+    if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}):\n${stderr}${readFileSync(errorLog, 'utf8')}`);
+    if (await portOpen(port)) break;
     if (Date.now() > deadline) {
       await stopChild(child);
       throw new Error(`nginx did not start:\n${stderr}`);
     }
     await sleep(50);
   }
-  return { httpPort, httpsPort, stop: () => stopChild(child) };
+  return () => stopChild(child);
 }
 
-async function portOpen(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+export async function portOpen(port: number): Promise<boolean> {
   const { connect } = await import('node:net');
   return new Promise((r) => {
     const socket = connect(port, '127.0.0.1');

@@ -57,10 +57,6 @@ export class Fill {
     return this.failure;
   }
 
-  get bytesWritten(): number {
-    return this.written;
-  }
-
   /**
    * Up to `maxLength` bytes at `position`, waiting for them to arrive; 'stored' once the file is
    * in the store (read it there); throws when the fill failed.

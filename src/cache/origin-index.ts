@@ -72,8 +72,6 @@ export class OriginIndex {
   private refreshing: Promise<boolean> | undefined;
   private lastAttempt = 0;
   private timer: NodeJS.Timeout | undefined;
-  /** The last refresh's failure, if it failed (for health reports). */
-  lastError: string | null = null;
 
   constructor(options: OriginIndexOptions) {
     this.options = options;
@@ -169,11 +167,9 @@ export class OriginIndex {
       }
       const changed = this.replace(next);
       this.checkedAt = Date.now();
-      this.lastError = null;
       await this.save();
       return changed;
     } catch (err) {
-      this.lastError = (err as Error).message;
       this.options.log.warn('origin index refresh failed', { origin: withoutSecrets(this.options.origin), err });
       throw err;
     }

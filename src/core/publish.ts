@@ -49,6 +49,9 @@ function renderBytes(body: Buffer, contentType: string): RenderedDocument {
   };
 }
 
+/** Signatures made during one rendering, by the ETag (a sha256 prefix) of the bytes signed. */
+type SignatureCache = Map<string, Promise<[Buffer, Buffer]>>;
+
 /** What signs the index (core knows only this shape; signing/openpgp.ts provides it). */
 export interface IndexSigner {
   detached(data: Uint8Array): Promise<Buffer>;
@@ -60,10 +63,16 @@ export interface IndexSigner {
  * detached signature of exactly the bytes served as X.json) and `X.sjson` (the same document
  * clear-signed; indented, as GnuPG refuses clear-signed lines longer than 19,995 bytes).
  */
-async function signedDocuments(path: string, value: unknown, signer: IndexSigner | undefined): Promise<[string, RenderedDocument][]> {
+async function signedDocuments(path: string, value: unknown, signer: IndexSigner | undefined, signed: SignatureCache): Promise<[string, RenderedDocument][]> {
   const json = renderJson(value);
   if (!signer) return [[path, json]];
-  const [detached, clear] = await Promise.all([signer.detached(json.body), signer.clearsign(JSON.stringify(value, null, 2) + '\n')]);
+  // Client views often render the very same bytes: those are signed once per rendering.
+  let signatures = signed.get(json.etag);
+  if (!signatures) {
+    signatures = Promise.all([signer.detached(json.body), signer.clearsign(JSON.stringify(value, null, 2) + '\n')]);
+    signed.set(json.etag, signatures);
+  }
+  const [detached, clear] = await signatures;
   return [
     [path, json],
     [`${path}.gpg`, renderBytes(detached, 'application/pgp-signature')],
@@ -106,10 +115,11 @@ export class IndexPublisher {
     const started = performance.now();
     const [images, aliases] = await Promise.all([this.store.meta.listImages(), this.store.meta.listAliases()]);
     const documents = new Map<ClientView, Map<string, RenderedDocument>>();
+    const signed: SignatureCache = new Map();
     for (const view of clientViews) {
       const products = buildProducts(images, aliases, artifactPath, { view, releaseNames: this.store.releaseNames });
-      const signed = await Promise.all([signedDocuments(indexPath, buildIndex(products), this.signer), signedDocuments(productsPath, products, this.signer)]);
-      documents.set(view, new Map(signed.flat()));
+      const rendered = await Promise.all([signedDocuments(indexPath, buildIndex(products), this.signer, signed), signedDocuments(productsPath, products, this.signer, signed)]);
+      documents.set(view, new Map(rendered.flat()));
     }
     const artifacts = new Map<string, BlobRef>();
     for (const image of images) {

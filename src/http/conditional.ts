@@ -24,10 +24,17 @@ function entityTags(list: string): { tag: string; weak: boolean }[] | undefined 
   return tags;
 }
 
+/** A header given several times, as the one list of its values it stands for (RFC 9110 5.3). */
+export function joinedHeader(value: string | string[]): string;
+export function joinedHeader(value: string | string[] | undefined): string | undefined;
+export function joinedHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
 /** Does an If-None-Match header name the representation tagged `etag` (answer 304)? */
 export function noneMatch(header: string | string[] | undefined, etag: string): boolean {
   if (header === undefined) return false;
-  const value = Array.isArray(header) ? header.join(', ') : header;
+  const value = joinedHeader(header);
   if (value === etag) return true;
   if (value.trim() === '*') return true;
   const own = opaqueTag(etag);
@@ -41,7 +48,7 @@ export function noneMatch(header: string | string[] | undefined, etag: string): 
  */
 export function ifMatchAllows(header: string | string[] | undefined, etag: string): boolean {
   if (header === undefined) return true;
-  const value = (Array.isArray(header) ? header.join(', ') : header).trim();
+  const value = joinedHeader(header).trim();
   const own = opaqueTag(etag);
   if (value === '*' || value === etag || value === own) return true;
   return own !== undefined && (entityTags(value)?.some((t) => !t.weak && t.tag === own) ?? false);

@@ -4,12 +4,9 @@ import type { IndexPublisher } from '../core/publish.ts';
 import { artifactSha } from '../core/publish.ts';
 import type { BlobStore } from '../blob/store.ts';
 import { sendBlob } from './send-blob.ts';
-import { noneMatch } from './conditional.ts';
+import { joinedHeader, noneMatch } from './conditional.ts';
 import { viewForUserAgent } from '../domain/simplestreams.ts';
 import type { Steering } from '../steering/steer.ts';
-
-/** A header given several times counts as the list of its values (RFC 9110 5.3). */
-const header = (value: string | string[] | undefined) => (Array.isArray(value) ? value.join(', ') : value);
 
 export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore; steering?: Steering | undefined }) {
   const sendDocument = (request: FastifyRequest, reply: FastifyReply) => {
@@ -39,7 +36,7 @@ export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: Ind
       if (!blob) return reply.callNotFound();
       // GeoIP steering: a client in a region a healthy site serves downloads the file there.
       const site = deps.steering?.redirect(
-        { peer: request.raw.socket.remoteAddress, forwardedFor: header(request.headers['x-forwarded-for']), noGeoIp: header(request.headers['x-lxc-no-geoip']) },
+        { peer: request.raw.socket.remoteAddress, forwardedFor: joinedHeader(request.headers['x-forwarded-for']), noGeoIp: joinedHeader(request.headers['x-lxc-no-geoip']) },
         blob,
         path,
       );

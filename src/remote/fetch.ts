@@ -130,7 +130,11 @@ export async function getJson(url: URL, options: FetchOptions = {}): Promise<Jso
 
 /** A whole (small) document, e.g. an index; fails on anything but 200. */
 export async function fetchJson<T = unknown>(url: URL, options: FetchOptions = {}): Promise<T> {
-  const { status, text, json } = await getJson(url, options);
+  return documentOf<T>(url, await getJson(url, options));
+}
+
+/** The parsed document of a 200 answer from `url`; anything else is the error it means. */
+export function documentOf<T = unknown>(url: URL, { status, text, json }: JsonAnswer): T {
   if (status !== 200) {
     throw new AppError(status === 404 ? ErrorCodes.notFound : ErrorCodes.unavailable, `${withoutSecrets(url.href)}: HTTP ${status}`, { cause: text.slice(0, 200) });
   }

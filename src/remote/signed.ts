@@ -5,7 +5,7 @@
  */
 import { AppError, ErrorCodes } from '../errors.ts';
 import { verifyDetached } from '../signing/openpgp.ts';
-import { fetchJson, getJson, under, withoutSecrets, type FetchOptions } from './fetch.ts';
+import { documentOf, getJson, under, withoutSecrets, type FetchOptions } from './fetch.ts';
 
 /** Checks `body`, the bytes of `path` on `base`, against its `.gpg`; throws upstream_corrupt. */
 export async function checkSignature(base: string, path: string, body: Uint8Array, options: FetchOptions, publicKeys: string): Promise<void> {
@@ -23,7 +23,7 @@ export async function checkSignature(base: string, path: string, body: Uint8Arra
 export async function signedDocument(base: string, path: string, options: FetchOptions, publicKeys: string): Promise<unknown> {
   const url = under(base, path);
   const answer = await getJson(url, options);
-  if (answer.status !== 200 || answer.json === undefined) return fetchJson(url, options); // the usual error
+  const document = documentOf(url, answer);
   await checkSignature(base, path, answer.bytes, options, publicKeys);
-  return answer.json;
+  return document;
 }

@@ -75,7 +75,7 @@ async function heldFiles(base: URL): Promise<string[] | null> {
 }
 
 /** Checks every site now and then, recording each round in one write. */
-export function startSiteChecks(meta: SiteStore, probe: () => Probe | undefined, intervalMs: number, log: Logger): { stop(): Promise<void>; runOnce(): Promise<void> } {
+export function startSiteChecks(meta: SiteStore, probe: () => Probe | undefined, intervalMs: number, log: Logger): { stop(): Promise<void> } {
   let running: Promise<void> | undefined;
   const round = async () => {
     const sites = await meta.listSites();
@@ -92,7 +92,6 @@ export function startSiteChecks(meta: SiteStore, probe: () => Probe | undefined,
   timer.unref();
   void runOnce();
   return {
-    runOnce,
     async stop() {
       clearInterval(timer);
       await running;
