@@ -289,3 +289,39 @@ test('a file the origin stops listing is served for the grace period, then forgo
   }
   assert.ok(!cached.includes(old!.sha256), 'no longer kept');
 });
+
+test('a hostile origin: truncated files, an index naming paths outside it, a broken index; none of it is kept or followed', async (t) => {
+  const work = await tempDir(t);
+  const up = await origin(t, work, [{ os: 'Cut', padMiB: 2 }, { os: 'Fine', padMiB: 1 }]);
+  const [cut, fine] = squashfsOf(up.items);
+  // The products file also lists files outside the origin: another host, and a climb out of it.
+  const products = JSON.parse(await readFile(join(up.tree, 'streams/v1/images.json'), 'utf8'));
+  const someVersion = Object.values(Object.values(products.products as Record<string, { versions: Record<string, { items: Record<string, unknown> }> }>)[0]!.versions)[0]!;
+  someVersion.items['elsewhere'] = { ftype: 'squashfs', path: 'https://127.0.0.1:9/steal', sha256: fine!.sha256, size: fine!.size };
+  someVersion.items['climb'] = { ftype: 'squashfs', path: '../../../../etc/passwd', sha256: fine!.sha256, size: fine!.size };
+  await writeFile(join(up.tree, 'streams/v1/images.json'), JSON.stringify(products));
+  const { data, get } = await mirrorOf(t, work, up, { originRefresh: 1 });
+
+  for (const path of ['https://127.0.0.1:9/steal', 'etc/passwd', '../../../../etc/passwd']) assert.equal((await get(path)).status, 404, path);
+  assert.ok(!up.server.requests.some((p) => p.includes('passwd') || p.includes('steal')), 'nothing outside the origin was asked for');
+
+  // A connection dropped halfway: the client gets a short body, the file is not kept.
+  up.server.faults.set(cut!.path, 'truncate');
+  const short = await get(cut!.path).catch(() => undefined);
+  assert.ok(!short || short.body.length < cut!.size, 'a truncated file never arrives whole');
+  const kept = (await filesUnder(join(data, 'cache', 'blobs', 'sha256'))).map((f) => f.split('/').pop());
+  assert.ok(!kept.includes(cut!.sha256));
+
+  // The origin's index turns to garbage: the mirror keeps what it knew and goes on serving.
+  assert.equal((await get(fine!.path)).status, 200);
+  await writeFile(join(up.tree, 'streams/v1/images.json'), '{"products": ');
+  const reads = () => up.server.requests.filter((p) => p === 'streams/v1/images.json').length;
+  const before = reads();
+  while (reads() < before + 1) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 200));
+  const still = await get(fine!.path);
+  assert.equal(still.status, 200);
+  assert.equal(sha256(still.body), fine!.sha256);
+  up.server.faults.delete(cut!.path);
+  assert.equal(sha256((await get(cut!.path)).body), cut!.sha256, 'a file the old index listed is still fetched and checked against it');
+});

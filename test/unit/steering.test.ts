@@ -2,6 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { isAppError } from '../../src/errors.ts';
 import { chooseSite, type SiteRecord } from '../../src/domain/steering.ts';
 import { Steering } from '../../src/steering/steer.ts';
 import { openGeoIp } from '../../src/steering/geoip.ts';
@@ -68,4 +70,11 @@ test('X-Forwarded-For is believed only from trusted proxies, and proxies in the 
   assert.deepEqual((await openGeoIp(flat)).locate('203.0.113.9'), { country: 'FR', continent: 'EU' });
   assert.deepEqual((await openGeoIp(db)).locate('2001:db8::5'), { country: 'JP', continent: 'AS' });
   assert.deepEqual((await openGeoIp(db)).locate('192.0.2.1'), {});
+  assert.deepEqual((await openGeoIp(db)).locate('not an address'), {});
+
+  // A file that is not an mmdb database is a setting error, not a crash later.
+  const junk = join(dir, 'junk.mmdb');
+  await writeFile(junk, 'this is not a database');
+  await assert.rejects(openGeoIp(junk), (err: unknown) => isAppError(err, 'config'));
+  await assert.rejects(openGeoIp(join(dir, 'missing.mmdb')), (err: unknown) => isAppError(err, 'config'));
 });
