@@ -10,6 +10,8 @@ export interface Logger {
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
   child(fields: Record<string, unknown>): Logger;
+  /** Whether a line at `level` would be written (to skip preparing one that would not). */
+  enabled(level: Level): boolean;
   readonly threshold: Threshold;
 }
 
@@ -27,6 +29,7 @@ export function createLogger(
   };
   return {
     threshold: options.level ?? 'info',
+    enabled: (level) => rank[level] >= min,
     debug: (m, f) => emit('debug', m, f),
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),

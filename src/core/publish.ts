@@ -166,9 +166,14 @@ export class IndexPublisher {
     return smallest && { path: artifactPath(smallest), sha256: smallest.sha256, size: smallest.size };
   }
 
+  /** A blob that the index lists now (from memory). */
+  publishedArtifact(sha256: string): BlobRef | undefined {
+    return this.snapshot.artifacts.get(sha256);
+  }
+
   /** A blob that the index lists, or listed recently enough that cached indexes may still name it. */
   async artifact(sha256: string, now = new Date()): Promise<BlobRef | undefined> {
-    const published = this.snapshot.artifacts.get(sha256);
+    const published = this.publishedArtifact(sha256);
     if (published) return published;
     const record = await this.store.meta.getBlob(sha256);
     if (record?.unpublishedAt && record.unpublishedAt > graceCutoff(this.store, now)) return record;

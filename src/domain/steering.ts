@@ -36,23 +36,32 @@ export interface ClientLocation {
 
 export interface SteeringChoice {
   site: SiteRecord;
-  /** The site's URL with the scheme to use. */
-  base: URL;
+  /** The scheme to send the client with: http when the site passes over http. */
+  scheme: 'http' | 'https';
 }
+
+export interface ChoiceOptions {
+  /** Whether the site holds the file; by default its last check's list, which callers may index. */
+  holds?: (site: SiteRecord, sha256: string) => boolean;
+  random?: () => number;
+}
+
+const listedAsHeld = (site: SiteRecord, sha256: string) => site.health?.held?.includes(sha256) === true;
 
 const healthy = (s: SiteRecord) => s.health !== null && (s.health.http || s.health.https);
 
-export function chooseSite(sites: SiteRecord[], where: ClientLocation, sha256: string, random: () => number = Math.random): SteeringChoice | undefined {
+export function chooseSite(sites: SiteRecord[], where: ClientLocation, sha256: string, options: ChoiceOptions = {}): SteeringChoice | undefined {
+  const { holds = listedAsHeld, random = Math.random } = options;
   const usable = sites.filter((s) => healthy(s) && s.weight > 0);
   const byCountry = where.country ? usable.filter((s) => s.countries.includes(where.country!)) : [];
   const candidates = byCountry.length ? byCountry : where.continent ? usable.filter((s) => s.continents.includes(where.continent!)) : [];
   if (candidates.length === 0) return undefined;
-  const holding = candidates.filter((s) => s.health!.held?.includes(sha256));
+  const holding = candidates.filter((s) => holds(s, sha256));
   const pool = holding.length ? holding : candidates;
   const total = pool.reduce((sum, s) => sum + s.weight, 0);
   let draw = random() * total;
   const site = pool.find((s) => (draw -= s.weight) < 0) ?? pool[pool.length - 1]!;
-  return { site, base: siteBase(site.url, site.health!.http ? 'http' : 'https') };
+  return { site, scheme: site.health!.http ? 'http' : 'https' };
 }
 
 /** The site's URL over `scheme` (an explicit port stays; a default one becomes the scheme's). */

@@ -20,6 +20,7 @@ import type { ImageSecrets } from '../core/secrets.ts';
 import type { GrantStore } from '../meta/grants.ts';
 import type { TlsIdentity } from '../tls.ts';
 import type { Steering } from '../steering/steer.ts';
+import { steeringShortcut, type SteeringShortcut } from './steer.ts';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -41,7 +42,7 @@ export interface AppDeps {
 const plainHttpAllowed = (url: string) => url.startsWith('/files/');
 
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
-  const { app, handler } = baseApp(deps.log);
+  const { app, handler } = baseApp(deps.log, deps.steering && steeringShortcut(deps.publisher, deps.steering));
   app.addHook('onRequest', async (request, reply) => {
     const encrypted = (request.raw.socket as TLSSocket).encrypted === true;
     if (!encrypted && !plainHttpAllowed(request.url)) {
@@ -50,7 +51,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
     return undefined;
   });
 
-  simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, steering: deps.steering });
+  simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs });
   directRoutes(app, { store: deps.store });
   lxdRoutes(app, { store: deps.store, secrets: deps.secrets, grants: deps.grants, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize, publisher: deps.publisher });
 
@@ -61,9 +62,10 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
 /**
  * A Fastify instance as every wharf front end uses it: never listening itself (listen.ts feeds
  * it connections), the access log around it, errors rendered by errors.ts. The caller adds its
- * routes, then `ready()`; `handler` is valid from then on.
+ * routes, then `ready()`; `handler` is valid from then on. A `shortcut` sees each request first
+ * (inside the access log) and may answer it without the framework.
  */
-export function baseApp(log: Logger): { app: FastifyInstance; handler: () => RequestHandler } {
+export function baseApp(log: Logger, shortcut?: SteeringShortcut): { app: FastifyInstance; handler: () => RequestHandler } {
   let handler: RequestHandler | undefined;
   const app = Fastify({
     logger: false,
@@ -71,7 +73,8 @@ export function baseApp(log: Logger): { app: FastifyInstance; handler: () => Req
     requestTimeout: 0,
     // Fastify's own server is never listened on: listen.ts feeds it (and a TLS twin) connections.
     serverFactory: (h) => {
-      handler = withAccessLog(h as RequestHandler, log);
+      const routes = h as RequestHandler;
+      handler = withAccessLog(shortcut ? (req, res) => void (shortcut(req, res) || routes(req, res)) : routes, log);
       return createServer(handler);
     },
     // The id the access log gave the request (X-Request-Id).

@@ -126,23 +126,20 @@ class ConnectionGuard {
   private started(req: IncomingMessage, res: ServerResponse) {
     const connection = this.byPeer.get(peerKey(req.socket as Socket));
     if (!connection) return;
+    // The deadline keeps running during the request but does nothing while one is active (see
+    // arm); its end restarts it. Cheaper than a new timer per request.
     connection.active++;
-    clearTimeout(connection.timer);
-    connection.timer = undefined;
-    let done = false;
-    const finished = () => {
-      if (done) return;
-      done = true;
+    // A response emits 'close' once, after it finished or when its connection went away.
+    res.once('close', () => {
       connection.active--;
-      if (connection.active === 0 && !connection.socket.destroyed) this.arm(connection);
-    };
-    res.once('finish', finished);
-    res.once('close', finished);
+      if (connection.active === 0 && !connection.socket.destroyed) connection.timer?.refresh();
+    });
   }
 
   private arm(connection: Connection) {
-    clearTimeout(connection.timer);
-    connection.timer = setTimeout(() => connection.socket.destroy(), this.options.headersTimeoutMs);
+    connection.timer = setTimeout(() => {
+      if (connection.active === 0) connection.socket.destroy();
+    }, this.options.headersTimeoutMs);
     connection.timer.unref();
   }
 }

@@ -4,11 +4,10 @@ import type { IndexPublisher } from '../core/publish.ts';
 import { artifactSha } from '../core/publish.ts';
 import type { BlobStore } from '../blob/store.ts';
 import { sendBlob } from './send-blob.ts';
-import { joinedHeader, noneMatch } from './conditional.ts';
+import { noneMatch } from './conditional.ts';
 import { viewForUserAgent } from '../domain/simplestreams.ts';
-import type { Steering } from '../steering/steer.ts';
 
-export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore; steering?: Steering | undefined }) {
+export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore }) {
   const sendDocument = (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0]!.replace(/^\/+/, '');
     const doc = deps.publisher.document(path, viewForUserAgent(request.headers['user-agent']));
@@ -34,13 +33,7 @@ export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: Ind
       const sha = artifactSha(path);
       const blob = sha && (await deps.publisher.artifact(sha));
       if (!blob) return reply.callNotFound();
-      // GeoIP steering: a client in a region a healthy site serves downloads the file there.
-      const site = deps.steering?.redirect(
-        { peer: request.raw.socket.remoteAddress, forwardedFor: joinedHeader(request.headers['x-forwarded-for']), noGeoIp: joinedHeader(request.headers['x-lxc-no-geoip']) },
-        blob,
-        path,
-      );
-      if (site) return reply.header('cache-control', 'no-store').redirect(site.href, 302);
+      // Downloads that GeoIP steering sends elsewhere never get here (steer.ts answers them first).
       return sendBlob(request, reply, deps.blobs, blob);
     },
   });

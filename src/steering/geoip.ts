@@ -18,6 +18,21 @@ interface LocationRecord {
   country_code?: string;
 }
 
+/**
+ * Decoded records by their offset in the database: a country database has a few hundred, and
+ * decoding one costs more than finding it. Bounded for city databases (cleared when full).
+ */
+function decodedRecords(max = 10_000) {
+  const records = new Map<number, unknown>();
+  return {
+    get: (offset: number) => records.get(offset),
+    set: (offset: number, record: unknown) => {
+      if (records.size >= max) records.clear();
+      records.set(offset, record);
+    },
+  };
+}
+
 export async function openGeoIp(path: string): Promise<GeoIp> {
   let bytes: Buffer;
   try {
@@ -29,7 +44,7 @@ export async function openGeoIp(path: string): Promise<GeoIp> {
   // The record shapes differ by database; each field is checked where it is read.
   let reader: { get(address: string): unknown };
   try {
-    reader = new Reader(bytes);
+    reader = new Reader(bytes, { cache: decodedRecords() });
   } catch (err) {
     throw new AppError(ErrorCodes.config, `geoip_db: ${path} is not an mmdb database: ${(err as Error).message}`);
   }

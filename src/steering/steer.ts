@@ -5,7 +5,7 @@
  * HTTP beyond the two headers that carry the client's identity.
  */
 import { BlockList, isIP } from 'node:net';
-import { chooseSite, type SiteRecord } from '../domain/steering.ts';
+import { chooseSite, siteBase, type SiteRecord } from '../domain/steering.ts';
 import type { SiteStore } from '../meta/store.ts';
 import type { Logger } from '../log.ts';
 import type { GeoIp } from './geoip.ts';
@@ -25,6 +25,9 @@ export interface SteeredRequest {
 
 export class Steering {
   private sites: SiteRecord[] = [];
+  /** Per site (as last read), the files it holds and its base URL per scheme, built once per read. */
+  private held = new Map<SiteRecord, Set<string>>();
+  private bases = new Map<SiteRecord, { http: string; https: string }>();
   private timer: NodeJS.Timeout | undefined;
   private readonly meta: SiteStore;
   private readonly geoip: GeoIp;
@@ -54,19 +57,26 @@ export class Steering {
 
   private async reload() {
     try {
-      this.sites = await this.meta.listSites();
+      const sites = await this.meta.listSites();
+      this.held = new Map(sites.map((s) => [s, new Set(s.health?.held ?? [])]));
+      this.bases = new Map(sites.map((s) => [s, { http: siteBase(s.url, 'http').href, https: siteBase(s.url, 'https').href }]));
+      this.sites = sites;
     } catch (err) {
       this.log.warn('cannot read the sites', { err });
     }
   }
 
-  /** Where to send this download of `file`, if a healthy site serves the client's region. */
-  redirect(request: SteeredRequest, file: { sha256: string; size: number }, path: string): URL | undefined {
+  /**
+   * Where to send this download of `file` (at `path`, relative to the server's root), if a healthy
+   * site serves the client's region: the absolute URL.
+   */
+  redirect(request: SteeredRequest, file: { sha256: string; size: number }, path: string): string | undefined {
     if (file.size < steerMinBytes || request.noGeoIp?.trim().toLowerCase() === 'on' || this.sites.length === 0) return undefined;
     const client = this.clientAddress(request);
     if (!client) return undefined;
-    const choice = chooseSite(this.sites, this.geoip.locate(client), file.sha256);
-    return choice ? new URL(path.replace(/^\/+/, ''), choice.base) : undefined;
+    const choice = chooseSite(this.sites, this.geoip.locate(client), file.sha256, { holds: (site, sha) => this.held.get(site)?.has(sha) === true });
+    // Artifact paths are ASCII with no dot segments (artifactSha), so joining is concatenation.
+    return choice ? this.bases.get(choice.site)![choice.scheme] + path.replace(/^\/+/, '') : undefined;
   }
 
   /**
@@ -75,7 +85,7 @@ export class Steering {
    */
   clientAddress(request: SteeredRequest): string | undefined {
     const peer = plain(request.peer);
-    if (!peer || !this.isTrusted(peer) || !request.forwardedFor) return peer;
+    if (!peer || !request.forwardedFor || !this.isTrusted(peer)) return peer;
     const chain = request.forwardedFor.split(',').map((a) => plain(a.trim())).filter((a): a is string => a !== undefined);
     for (let i = chain.length - 1; i >= 0; i--) if (!this.isTrusted(chain[i]!)) return chain[i];
     return chain[0] ?? peer;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { isAppError } from '../../src/errors.ts';
-import { chooseSite, type SiteRecord } from '../../src/domain/steering.ts';
+import { chooseSite, siteBase, type SiteRecord } from '../../src/domain/steering.ts';
 import { Steering } from '../../src/steering/steer.ts';
 import { openGeoIp } from '../../src/steering/geoip.ts';
 import { MemoryMetaStore } from '../../src/meta/memory.ts';
@@ -28,8 +28,10 @@ test('unhealthy or unchecked sites are skipped; http is preferred, https used wh
   const sites = [site('down', { countries: ['DE'], health: { ...up, http: false, https: false } }), site('new', { countries: ['DE'], health: null }), site('eu', { continents: ['EU'] })];
   assert.equal(chooseSite(sites, { country: 'DE', continent: 'EU' }, sha)?.site.name, 'eu', 'a country with no healthy site falls back to its continent');
   const choice = chooseSite([site('tls', { countries: ['DE'], url: 'https://tls.example.org:8443/x', health: { ...up, http: false } })], { country: 'DE' }, sha);
-  assert.equal(choice?.base.href, 'https://tls.example.org:8443/x/');
-  assert.equal(chooseSite([site('p', { countries: ['DE'], url: 'https://p.example.org' })], { country: 'DE' }, sha)?.base.href, 'http://p.example.org/');
+  assert.equal(choice?.scheme, 'https');
+  assert.equal(siteBase(choice!.site.url, choice!.scheme).href, 'https://tls.example.org:8443/x/');
+  const plain = chooseSite([site('p', { countries: ['DE'], url: 'https://p.example.org' })], { country: 'DE' }, sha);
+  assert.equal(siteBase(plain!.site.url, plain!.scheme).href, 'http://p.example.org/');
 });
 
 test('a site that holds the file is preferred; otherwise the draw follows the weights', () => {
@@ -38,7 +40,7 @@ test('a site that holds the file is preferred; otherwise the draw follows the we
   const light = site('light', { countries: ['DE'], weight: 1 });
   assert.equal(chooseSite([heavy, holder], { country: 'DE' }, sha)?.site.name, 'holder');
   const counts = { heavy: 0, light: 0 };
-  for (let i = 0; i < 400; i++) counts[chooseSite([heavy, light], { country: 'DE' }, sha, () => i / 400)!.site.name as 'heavy' | 'light']++;
+  for (let i = 0; i < 400; i++) counts[chooseSite([heavy, light], { country: 'DE' }, sha, { random: () => i / 400 })!.site.name as 'heavy' | 'light']++;
   assert.deepEqual(counts, { heavy: 300, light: 100 });
 });
 
@@ -58,7 +60,7 @@ test('X-Forwarded-For is believed only from trusted proxies, and proxies in the 
   assert.equal(from('10.1.2.3', '198.51.100.7, 10.9.9.9'), '198.51.100.7', 'trusted hops are skipped');
   assert.equal(from('::1', 'junk, 203.0.113.5'), '203.0.113.5');
   const big = { sha256: sha, size: 64 * 1024 * 1024 };
-  const steer = (forwardedFor: string, noGeoIp?: string, file = big) => steering.redirect({ peer: '10.0.0.1', forwardedFor, noGeoIp }, file, 'files/x.squashfs')?.href;
+  const steer = (forwardedFor: string, noGeoIp?: string, file = big) => steering.redirect({ peer: '10.0.0.1', forwardedFor, noGeoIp }, file, 'files/x.squashfs');
   assert.equal(steer('198.51.100.7'), 'http://de.example.org/files/x.squashfs');
   assert.equal(steer('203.0.113.5'), undefined, 'FR: no site');
   assert.equal(steer('198.51.100.7', 'on'), undefined, 'mirrors are never redirected');

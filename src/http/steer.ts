@@ -1,0 +1,40 @@
+/**
+ * GeoIP steering of artifact downloads, answered before the framework: a redirect decision is
+ * a lookup in memory, and at the thousands per second an origin answers, Fastify's routing,
+ * hooks and reply machinery would cost several times the decision itself (bench/edge.ts). A
+ * request this does not redirect goes on to the routes unchanged, which serve the file.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { artifactSha, type IndexPublisher } from '../core/publish.ts';
+import type { Steering } from '../steering/steer.ts';
+import { joinedHeader } from './conditional.ts';
+
+/** Redirects `req` and returns true when a site should serve it; false leaves it untouched. */
+export type SteeringShortcut = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/**
+ * Plain HTTP may ask for /files/ only (app.ts), which is all this answers, so it needs no
+ * scheme check of its own.
+ */
+export function steeringShortcut(publisher: IndexPublisher, steering: Steering): SteeringShortcut {
+  return (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    const url = req.url ?? '';
+    if (!url.startsWith('/files/')) return false;
+    const query = url.indexOf('?');
+    const path = (query < 0 ? url : url.slice(0, query)).slice(1);
+    const sha = artifactSha(path);
+    // Only what the index lists now; a file in its grace period is served by the origin.
+    const blob = sha && publisher.publishedArtifact(sha);
+    if (!blob) return false;
+    const site = steering.redirect(
+      { peer: req.socket.remoteAddress, forwardedFor: joinedHeader(req.headers['x-forwarded-for']), noGeoIp: joinedHeader(req.headers['x-lxc-no-geoip']) },
+      blob,
+      path,
+    );
+    if (!site) return false;
+    res.writeHead(302, { location: site, 'cache-control': 'no-store', 'content-length': '0' });
+    res.end();
+    return true;
+  };
+}
