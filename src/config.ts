@@ -52,6 +52,10 @@ export interface Config {
   trustedProxies: string[];
   /** Seconds between health checks of the sites. */
   siteCheckInterval: number;
+  /** Networks (CIDRs) besides loopback that may read /metrics. */
+  metricsAllow: string[];
+  /** Seconds downloads in progress may take to finish after SIGTERM before they are cut. */
+  shutdownTimeout: number;
   /** config.yaml only: OS -> release -> its other names, over the built-in table. */
   releaseAliases: ReleaseAliasSetting;
 }
@@ -80,6 +84,8 @@ const defaults: Settings = {
   geoipDb: undefined,
   trustedProxies: [],
   siteCheckInterval: 60,
+  metricsAllow: [],
+  shutdownTimeout: 30,
 };
 
 type Kind = 'address' | 'path' | 'url' | 'cidrs' | 'seconds' | 'days' | 'bytes' | 'count' | 'level';
@@ -106,6 +112,8 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   geoipDb: { yaml: 'geoip_db', env: 'WHARF_GEOIP_DB', kind: 'path' },
   trustedProxies: { yaml: 'trusted_proxies', env: 'WHARF_TRUSTED_PROXIES', kind: 'cidrs' },
   siteCheckInterval: { yaml: 'site_check_interval', env: 'WHARF_SITE_CHECK_INTERVAL', kind: 'seconds' },
+  metricsAllow: { yaml: 'metrics_allow', env: 'WHARF_METRICS_ALLOW', kind: 'cidrs' },
+  shutdownTimeout: { yaml: 'shutdown_timeout', env: 'WHARF_SHUTDOWN_TIMEOUT', kind: 'seconds' },
 };
 
 export const configFileName = 'config.yaml';

@@ -13,28 +13,35 @@ export interface Logger {
   /** Whether a line at `level` would be written (to skip preparing one that would not). */
   enabled(level: Level): boolean;
   readonly threshold: Threshold;
+  /** Changes the threshold of this logger and of every logger related to it (SIGHUP, config). */
+  setThreshold(level: Threshold): void;
 }
 
 export function createLogger(
   options: { level?: Threshold; base?: Record<string, unknown>; write?: (line: string) => void } = {},
 ): Logger {
-  const min = rank[options.level ?? 'info'];
-  const base = options.base ?? {};
-  const write = options.write ?? ((line: string) => process.stderr.write(line));
+  // One threshold shared by a logger and all its children, so a change reaches every one.
+  return loggerWith({ level: options.level ?? 'info' }, options.base ?? {}, options.write ?? ((line: string) => process.stderr.write(line)));
+}
+
+function loggerWith(shared: { level: Threshold }, base: Record<string, unknown>, write: (line: string) => void): Logger {
   const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
-    if (rank[level] < min) return;
+    if (rank[level] < rank[shared.level]) return;
     const record: Record<string, unknown> = { time: new Date().toISOString(), level, msg, ...base, ...fields };
     if (record.err instanceof Error) record.err = { message: record.err.message, stack: record.err.stack };
     write(JSON.stringify(record) + '\n');
   };
   return {
-    threshold: options.level ?? 'info',
-    enabled: (level) => rank[level] >= min,
+    get threshold() {
+      return shared.level;
+    },
+    setThreshold: (level) => void (shared.level = level),
+    enabled: (level) => rank[level] >= rank[shared.level],
     debug: (m, f) => emit('debug', m, f),
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger({ ...options, base: { ...base, ...fields } }),
+    child: (fields) => loggerWith(shared, { ...base, ...fields }, write),
   };
 }
 

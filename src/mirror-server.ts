@@ -22,6 +22,9 @@ import { checkSignature } from './remote/signed.ts';
 import { readPublicKeys } from './signing/openpgp.ts';
 import { noGeoIpHeader } from './steering/checker.ts';
 import type { RunningServer } from './server.ts';
+import { operationsRoutes } from './http/operations.ts';
+import { mirrorRouteOf, RequestCounts, serverMetrics } from './metrics/server-metrics.ts';
+import { render } from './metrics/gather.ts';
 
 /** The cache of a data directory, opened (also by `wharf cache`). */
 export async function openCache(config: Config & { mirrorOf: string }, log: Logger): Promise<{ cache: EdgeCache; index: OriginIndex; blobs: FsBlobStore }> {
@@ -61,11 +64,21 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
   const sweep = setInterval(() => void cache.sweep(), sweepEveryMs).unref();
 
   const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
-  const { app, handler } = baseApp(log);
+  const listeners: Listener[] = [];
+  let draining = false;
+  const counts = new RequestCounts(mirrorRouteOf);
+  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), cache });
+  const { app, handler } = baseApp(log, { counts });
+  // Before the edge routes, whose catch-all answers every other path from the origin's index.
+  operationsRoutes(app, {
+    // Ready once there is an index to check files against (the origin's, or the one saved last).
+    ready: () => !draining && (index.lastChecked !== null || index.entries().length > 0),
+    metrics: async () => render([(await metrics.getMetricsAsJSON()) as object[]]),
+    metricsAllow: config.metricsAllow,
+  });
   edgeRoutes(app, { cache, blobs, origin: config.mirrorOf });
   await app.ready();
 
-  const listeners: Listener[] = [];
   const limits = { headersTimeoutMs: config.headersTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress };
   try {
     const https = parseAddress(config.https)!;
@@ -87,11 +100,14 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
     httpsPort: listeners[0]!.port,
     httpPort: listeners[1]?.port,
     tls,
-    close: () =>
+    metrics,
+    setLogLevel: (level) => log.setThreshold(level),
+    close: (graceMs = 0) =>
       (closing ??= (async () => {
+        draining = true;
         clearInterval(sweep);
+        await Promise.all(listeners.map((l) => l.close(graceMs)));
         await index.stop();
-        await Promise.all(listeners.map((l) => l.close()));
         await app.close();
         await cache.close();
       })()),

@@ -1,6 +1,6 @@
 /** Entry of an extra serving process (see replicas.ts): serves until the first process says stop or goes away. */
 import { enableCompileCache } from 'node:module';
-import type { ReplicaJob, ReplicaMessage } from './replicas.ts';
+import type { ControlMessage, ReplicaJob, ReplicaMessage } from './replicas.ts';
 
 enableCompileCache();
 const { createLogger } = await import('./log.ts');
@@ -16,12 +16,18 @@ process.once('message', async (job: ReplicaJob) => {
   try {
     const server = await startServer(job.config, log, { replicaOf: { ...job.ports, ticketKeys: Buffer.from(job.ticketKeys, 'hex') } });
     let closing: Promise<void> | undefined;
-    const stop = () => {
-      closing ??= server.close().finally(() => process.exit(0));
+    const stop = (graceMs: number) => {
+      closing ??= server.close(graceMs).finally(() => process.exit(0));
     };
-    process.on('message', (m) => m === 'stop' && stop());
-    process.once('disconnect', stop);
-    process.once('SIGTERM', stop);
+    const ownGraceMs = job.config.shutdownTimeout * 1000;
+    process.on('message', (m: ControlMessage) => {
+      if (m?.type === 'stop') stop(m.graceMs);
+      else if (m?.type === 'log-level') server.setLogLevel(m.level);
+    });
+    // The first process is gone: finish what is in progress, as on SIGTERM (systemd sends it to
+    // every process of the service).
+    process.once('disconnect', () => stop(ownGraceMs));
+    process.once('SIGTERM', () => stop(ownGraceMs));
     send({ ready: true });
   } catch (err) {
     send({ failed: (err as Error).message });

@@ -26,11 +26,19 @@ const entry = new URL(`./replica-main${import.meta.url.endsWith('.ts') ? '.ts' :
 const startTimeoutMs = 30_000;
 const respawnDelayMs = 1000;
 
+/** Messages from the first process to the others, besides the job and metrics (gather.ts). */
+export type ControlMessage = { type: 'stop'; graceMs: number } | { type: 'log-level'; level: Threshold };
+
 export interface Replicas {
-  stop(): Promise<void>;
+  /** Lets every other process finish its downloads (up to `graceMs`) and waits for it to exit. */
+  stop(graceMs?: number): Promise<void>;
+  /** The IPC channels to the processes running now. */
+  channels(): ChildProcess[];
+  send(message: ControlMessage): void;
 }
 
-export async function startReplicas(count: number, job: ReplicaJob, log: Logger): Promise<Replicas> {
+/** `onMessage` sees what the processes send once started (questions for metrics). */
+export async function startReplicas(count: number, job: ReplicaJob, log: Logger, onMessage?: (from: ChildProcess, message: unknown) => void): Promise<Replicas> {
   let stopping = false;
   const children = new Set<ChildProcess>();
 
@@ -46,6 +54,7 @@ export async function startReplicas(count: number, job: ReplicaJob, log: Logger)
       }, respawnDelayMs).unref();
     });
     child.send(job);
+    if (onMessage) child.on('message', (message) => onMessage(child, message));
     const timeout = AbortSignal.timeout(startTimeoutMs);
     const [message] = (await once(child, 'message', { signal: timeout }).catch(() => [{ failed: 'it did not start in time' }])) as [ReplicaMessage];
     if ('failed' in message) {
@@ -54,14 +63,14 @@ export async function startReplicas(count: number, job: ReplicaJob, log: Logger)
     }
   };
 
-  const stop = async () => {
+  const stop = async (graceMs = 0) => {
     stopping = true;
     await Promise.all(
       [...children].map(async (child) => {
         if (child.exitCode !== null || child.signalCode !== null) return;
         const exited = once(child, 'exit');
-        child.send('stop');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.send({ type: 'stop', graceMs } satisfies ControlMessage);
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs + 10_000);
         await exited;
         clearTimeout(timer);
       }),
@@ -74,5 +83,11 @@ export async function startReplicas(count: number, job: ReplicaJob, log: Logger)
     await stop();
     throw err;
   }
-  return { stop };
+  return {
+    stop,
+    channels: () => [...children],
+    send: (message) => {
+      for (const child of children) if (child.connected) child.send(message);
+    },
+  };
 }

@@ -20,6 +20,10 @@ import { loadSigner } from './signing/key-file.ts';
 import { Steering } from './steering/steer.ts';
 import { openGeoIp } from './steering/geoip.ts';
 import { startSiteChecks } from './steering/checker.ts';
+import { RequestCounts, serverMetrics } from './metrics/server-metrics.ts';
+import { firstProcessMetrics, render, replicaMetrics } from './metrics/gather.ts';
+import type { Registry } from 'prom-client';
+import type { Threshold } from './log.ts';
 import packageJson from '../package.json' with { type: 'json' };
 import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -30,7 +34,15 @@ export interface RunningServer {
   httpsPort: number;
   httpPort: number | undefined;
   tls: TlsIdentity;
-  close(): Promise<void>;
+  /** This process's own metrics (the first process sums every process's for /metrics). */
+  metrics: Registry;
+  /** A new log level, here and in every other serving process (SIGHUP). */
+  setLogLevel(level: Threshold): void;
+  /**
+   * Stops serving: /readyz turns 503, no new connections, downloads in progress get up to
+   * `graceMs` to finish (default 0: cut at once), then everything is closed.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 const gcIntervalMs = 10 * 60_000;
@@ -63,7 +75,16 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   await steering?.start();
 
   let httpsPort = 0;
+  let draining = false;
+  const listeners: Listener[] = [];
+  let replicas: Replicas | undefined;
+  const counts = new RequestCounts();
+  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, ...(steering ? { steering } : {}) });
+  const first = replica ? undefined : firstProcessMetrics(metrics, () => replicas?.channels() ?? []);
+  const gather = first ? first.gather : replicaMetrics(metrics, process).gather;
   const { app, handler } = await buildApp({
+    counts,
+    operations: { ready: () => !draining, metrics: async () => render(await gather()), metricsAllow: config.metricsAllow },
     steering,
     store,
     publisher,
@@ -75,8 +96,6 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     version: packageVersion,
     maxUploadSize: config.maxUploadSize,
   });
-  const listeners: Listener[] = [];
-  let replicas: Replicas | undefined;
   try {
     const https = parseAddress(config.https)!;
     const limits = { headersTimeoutMs: config.headersTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress, sharePort };
@@ -89,7 +108,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     }
     if (!replica && processes > 1) {
       const job = { config, ports: { https: httpsPort, http: listeners[1]?.port }, ticketKeys: ticketKeys.toString('hex'), logLevel: log.threshold };
-      replicas = await startReplicas(processes - 1, job, log);
+      replicas = await startReplicas(processes - 1, job, log, first?.answer);
     }
   } catch (err) {
     await replicas?.stop();
@@ -120,16 +139,21 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     httpsPort,
     httpPort: listeners[1]?.port,
     tls,
+    metrics,
+    setLogLevel: (level) => {
+      log.setThreshold(level);
+      replicas?.send({ type: 'log-level', level });
+    },
     // Once, however many callers ask.
-    close: () =>
+    close: (graceMs = 0) =>
       (closing ??= (async () => {
-        await replicas?.stop();
+        draining = true;
         clearInterval(gc);
+        await Promise.all([replicas?.stop(graceMs), ...listeners.map((l) => l.close(graceMs))]);
         await scheduler?.stop();
         await siteChecks?.stop();
         steering?.stop();
         publisher.stop();
-        await Promise.all(listeners.map((l) => l.close()));
         await app.close();
         await grants.close();
         await store.meta.close();

@@ -29,11 +29,29 @@ export function serveCommand(serve: Command, cli: CliContext) {
         (config.mirrorOf ? `wharf is a caching mirror of ${config.mirrorOf}, on https://${config.https} (port ${server.httpsPort})\n` : `wharf is serving ${config.dataDir} on https://${config.https} (port ${server.httpsPort})\n`) +
           `Certificate ${server.tls.certPath}, SHA-256 fingerprint ${server.tls.fingerprint}\n`,
       );
+      // SIGHUP: the log level from the config file (and environment) again.
+      const reload = () => {
+        cliConfig(cli, flags)
+          .then((again) => {
+            server.setLogLevel(cli.globals().debug ? 'debug' : again.logLevel);
+            log.warn('log level set', { logLevel: log.threshold });
+          })
+          .catch((err: unknown) => log.error('cannot read the settings again; nothing changed', { err }));
+      };
+      process.on('SIGHUP', reload);
       await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
       });
-      await server.close();
+      // Downloads in progress may finish (shutdown_timeout); a second signal cuts them.
+      const cut = () => {
+        log.warn('stopping now: downloads in progress are cut');
+        process.exit(1);
+      };
+      process.once('SIGINT', cut);
+      process.once('SIGTERM', cut);
+      log.info('stopping: no new connections, downloads in progress may finish', { graceSeconds: config.shutdownTimeout });
+      await server.close(config.shutdownTimeout * 1000);
+      process.off('SIGHUP', reload);
     });
 }

@@ -19,6 +19,15 @@ export interface RenderedDocument {
   contentType: string;
 }
 
+/** What the last rendering saw, and how much rendering cost so far (for /metrics). */
+export interface PublisherSummary {
+  images: { public: number; private: number };
+  /** Distinct files of every image in the store, in bytes. */
+  storedBytes: number;
+  renders: number;
+  renderSeconds: number;
+}
+
 interface Snapshot {
   version: number;
   /** Per client view, by path. */
@@ -96,6 +105,7 @@ export class IndexPublisher {
   private snapshot: Snapshot = { version: -1, documents: new Map(), apiLists: new Map(), artifacts: new Map() };
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
+  readonly summary: PublisherSummary = { images: { public: 0, private: 0 }, storedBytes: 0, renders: 0, renderSeconds: 0 };
 
   /** With a `signer`, every rendering of the index is signed before it is served. */
   constructor(store: Store, signer?: IndexSigner) {
@@ -134,7 +144,15 @@ export class IndexPublisher {
       apiLists: renderApiLists(images, aliases),
       artifacts,
     };
-    this.store.log.debug('index published', { images: images.length, ms: Math.round(performance.now() - started) });
+    const files = new Map<string, number>();
+    for (const image of images) for (const blob of [image.metadata, ...(image.rootfs ? [image.rootfs] : []), ...image.deltas]) files.set(blob.sha256, blob.size);
+    const publicImages = images.filter((i) => i.public).length;
+    this.summary.images = { public: publicImages, private: images.length - publicImages };
+    this.summary.storedBytes = [...files.values()].reduce((a, b) => a + b, 0);
+    const ms = performance.now() - started;
+    this.summary.renders++;
+    this.summary.renderSeconds += ms / 1000;
+    this.store.log.debug('index published', { images: images.length, ms: Math.round(ms) });
   }
 
   /** The poll is one cheap PRAGMA, so it can run often: changes show within ~50 ms + render. */

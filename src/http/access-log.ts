@@ -1,7 +1,8 @@
 /**
  * Every request gets an id (sent back as `X-Request-Id`, and carried by the log lines about the
- * request) and, once its response is over, one access-log line at info level: method, path
- * (secrets redacted), status, body bytes, milliseconds, id and client address.
+ * request), is counted for /metrics (route, status, bytes) and, once its response is over, gets
+ * one access-log line at info level: method, path (secrets redacted), status, body bytes,
+ * milliseconds, id and client address.
  *
  * It wraps the raw request handler rather than hooking into the framework, so the responses the
  * framework never finishes itself are counted too: blob bodies written straight to the socket,
@@ -14,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { withoutSecrets } from '../remote/fetch.ts';
 import type { Logger } from '../log.ts';
+import type { RequestCounts } from '../metrics/server-metrics.ts';
 
 export const requestIdHeader = 'x-request-id';
 
@@ -63,18 +65,28 @@ export function noteFailure(res: TaggedResponse, err: unknown): void {
   res[failureLogKey]?.error('request', { ...requestFields(res.req, res, requestIdOf(res.req)), err });
 }
 
-export function withAccessLog(handler: Handler, log: Logger): Handler {
+export function withAccessLog(handler: Handler, log: Logger, counts?: RequestCounts): Handler {
   return (req, res) => {
     const id = requestIdOf(req);
     res.setHeader(requestIdHeader, id);
-    // Counting bytes and timing cost as much as a redirect decision: only for a line that is written.
-    if (log.enabled('info')) logWhenClosed(req, res, id, log);
-    else (res as TaggedResponse)[failureLogKey] = log;
+    // Counting body bytes and timing cost as much as a redirect decision: only for a line that is written.
+    if (log.enabled('info')) logWhenClosed(req, res, id, log, counts);
+    else {
+      (res as TaggedResponse)[failureLogKey] = log;
+      if (counts) countWhenClosed(req, res, counts);
+    }
     handler(req, res);
   };
 }
 
-function logWhenClosed(req: IncomingMessage, res: TaggedResponse, id: string, log: Logger): void {
+/** Counts the response for /metrics once it is over: its route, status and bytes on the wire. */
+function countWhenClosed(req: IncomingMessage, res: ServerResponse, counts: RequestCounts): void {
+  const before = req.socket.bytesWritten;
+  res.once('close', () => counts.observe(req.url ?? '', res.headersSent ? res.statusCode : 0, req.socket.bytesWritten - before));
+}
+
+function logWhenClosed(req: IncomingMessage, res: TaggedResponse, id: string, log: Logger, counts: RequestCounts | undefined): void {
+  if (counts) countWhenClosed(req, res, counts);
   const started = performance.now();
   // Body bytes as they are handed to the connection, whoever writes them.
   let bytes = 0;

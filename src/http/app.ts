@@ -21,6 +21,9 @@ import type { GrantStore } from '../meta/grants.ts';
 import type { TlsIdentity } from '../tls.ts';
 import type { Steering } from '../steering/steer.ts';
 import { steeringShortcut, type SteeringShortcut } from './steer.ts';
+import { operationsRoutes, type OperationsDeps } from './operations.ts';
+import { viewerOf } from './lxd/caller.ts';
+import type { RequestCounts } from '../metrics/server-metrics.ts';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -37,12 +40,16 @@ export interface AppDeps {
   maxUploadSize: number;
   /** GeoIP steering of artifact downloads, when the server has sites and a GeoIP database. */
   steering?: Steering | undefined;
+  /** Where requests are counted for /metrics. */
+  counts: RequestCounts;
+  operations: Omit<OperationsDeps, 'trustedClient'>;
 }
 
-const plainHttpAllowed = (url: string) => url.startsWith('/files/');
+// Probes and scrapers often speak plain HTTP to a local port: those answer there too.
+const plainHttpAllowed = (url: string) => url.startsWith('/files/') || url === '/healthz' || url === '/readyz' || url === '/metrics';
 
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
-  const { app, handler } = baseApp(deps.log, deps.steering && steeringShortcut(deps.publisher, deps.steering));
+  const { app, handler } = baseApp(deps.log, { counts: deps.counts, shortcut: deps.steering && steeringShortcut(deps.publisher, deps.steering) });
   app.addHook('onRequest', async (request, reply) => {
     const encrypted = (request.raw.socket as TLSSocket).encrypted === true;
     if (!encrypted && !plainHttpAllowed(request.url)) {
@@ -53,6 +60,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
 
   simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs });
   directRoutes(app, { store: deps.store });
+  operationsRoutes(app, { ...deps.operations, trustedClient: async (request) => (await viewerOf(deps.store, request)).trusted });
   lxdRoutes(app, { store: deps.store, secrets: deps.secrets, grants: deps.grants, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize, publisher: deps.publisher });
 
   await app.ready();
@@ -65,7 +73,8 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
  * routes, then `ready()`; `handler` is valid from then on. A `shortcut` sees each request first
  * (inside the access log) and may answer it without the framework.
  */
-export function baseApp(log: Logger, shortcut?: SteeringShortcut): { app: FastifyInstance; handler: () => RequestHandler } {
+export function baseApp(log: Logger, options: { counts?: RequestCounts; shortcut?: SteeringShortcut | undefined } = {}): { app: FastifyInstance; handler: () => RequestHandler } {
+  const { counts, shortcut } = options;
   let handler: RequestHandler | undefined;
   const app = Fastify({
     logger: false,
@@ -74,7 +83,7 @@ export function baseApp(log: Logger, shortcut?: SteeringShortcut): { app: Fastif
     // Fastify's own server is never listened on: listen.ts feeds it (and a TLS twin) connections.
     serverFactory: (h) => {
       const routes = h as RequestHandler;
-      handler = withAccessLog(shortcut ? (req, res) => void (shortcut(req, res) || routes(req, res)) : routes, log);
+      handler = withAccessLog(shortcut ? (req, res) => void (shortcut(req, res) || routes(req, res)) : routes, log, counts);
       return createServer(handler);
     },
     // The id the access log gave the request (X-Request-Id).

@@ -4,6 +4,7 @@
  * literal with an optional port; otherwise the address the connection arrived on is used, so
  * whatever a client puts in Host is never reflected.
  */
+import { bareAddress } from '../addresses.ts';
 import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
 
@@ -35,8 +36,7 @@ export function parseHost(value: string | undefined): Authority | undefined {
 /** The local end of the connection, for a request without a usable Host. */
 function localAuthority(req: IncomingMessage): Authority {
   const socket = req.socket;
-  let address = socket.localAddress ?? '127.0.0.1';
-  if (address.startsWith('::ffff:') && !address.slice(7).includes(':')) address = address.slice(7);
+  const address = bareAddress(socket.localAddress) ?? '127.0.0.1';
   return { host: isIPv6(address) ? `[${address}]` : address, port: socket.localPort };
 }
 

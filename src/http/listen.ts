@@ -20,7 +20,13 @@ import type { RequestHandler } from './app.ts';
 
 export interface Listener {
   port: number;
-  close(): Promise<void>;
+  /** TLS handshakes completed so far (0 for a plain listener). */
+  readonly handshakes: number;
+  /**
+   * Stops accepting connections and closes the idle ones; a connection busy with a response is
+   * closed when it is over, or cut after `graceMs` (default 0: at once).
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 export interface TlsOptions {
@@ -84,18 +90,20 @@ class ConnectionGuard {
   private readonly byPeer = new Map<string, Connection>();
   private readonly perAddress = new Map<string, number>();
   private readonly options: Limits;
+  private draining = false;
+  private drained: (() => void) | undefined;
 
   constructor(options: Limits) {
     this.options = options;
   }
 
-  get sockets(): Socket[] {
-    return [...this.byPeer.values()].map((c) => c.socket);
-  }
-
   /** Takes a freshly accepted socket; false (and the socket destroyed) if its address has too many. */
   admit(socket: Socket): boolean {
     socket.on('error', () => socket.destroy());
+    if (this.draining) {
+      socket.destroy();
+      return false;
+    }
     const address = socket.remoteAddress ?? '';
     const open = this.perAddress.get(address) ?? 0;
     const limit = this.options.maxConnectionsPerAddress;
@@ -113,6 +121,7 @@ class ConnectionGuard {
       const left = (this.perAddress.get(address) ?? 1) - 1;
       if (left > 0) this.perAddress.set(address, left);
       else this.perAddress.delete(address);
+      if (this.byPeer.size === 0) this.drained?.();
     });
     this.arm(connection);
     return true;
@@ -129,11 +138,27 @@ class ConnectionGuard {
     // The deadline keeps running during the request but does nothing while one is active (see
     // arm); its end restarts it. Cheaper than a new timer per request.
     connection.active++;
+    if (this.draining) res.shouldKeepAlive = false;
     // A response emits 'close' once, after it finished or when its connection went away.
     res.once('close', () => {
       connection.active--;
-      if (connection.active === 0 && !connection.socket.destroyed) connection.timer?.refresh();
+      if (connection.active > 0 || connection.socket.destroyed) return;
+      if (this.draining) connection.socket.destroy();
+      else connection.timer?.refresh();
     });
+  }
+
+  /** See Listener.close: idle connections close now, busy ones when done or after `graceMs`. */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    for (const connection of this.byPeer.values()) if (connection.active === 0) connection.socket.destroy();
+    if (this.byPeer.size > 0 && graceMs > 0) {
+      await new Promise<void>((resolve) => {
+        this.drained = resolve;
+        setTimeout(resolve, graceMs).unref();
+      });
+    }
+    for (const connection of this.byPeer.values()) connection.socket.destroy();
   }
 
   private arm(connection: Connection) {
@@ -170,6 +195,8 @@ export async function listenDual(host: string, port: number, handler: RequestHan
   const guard = new ConnectionGuard(settings);
   guard.watch(plain);
   guard.watch(secure);
+  const stats = { handshakes: 0 };
+  secure.on('secureConnection', () => stats.handshakes++);
   const front = createNetServer({ pauseOnConnect: false }, (socket) => {
     if (!guard.admit(socket)) return;
     socket.once('readable', () => {
@@ -179,7 +206,7 @@ export async function listenDual(host: string, port: number, handler: RequestHan
       (first[0] === tlsHandshake ? secure : plain).emit('connection', socket);
     });
   });
-  return listenOn(front, host, port, guard, settings.sharePort);
+  return listenOn(front, host, port, guard, settings.sharePort, stats);
 }
 
 export async function listenPlain(host: string, port: number, handler: RequestHandler, options: ListenOptions = {}): Promise<Listener> {
@@ -192,7 +219,7 @@ export async function listenPlain(host: string, port: number, handler: RequestHa
   return listenOn(server, host, port, guard, settings.sharePort);
 }
 
-async function listenOn(server: NetServer, host: string, port: number, guard: ConnectionGuard, share: ListenOptions['sharePort']): Promise<Listener> {
+async function listenOn(server: NetServer, host: string, port: number, guard: ConnectionGuard, share: ListenOptions['sharePort'], stats = { handshakes: 0 }): Promise<Listener> {
   // SO_REUSEPORT would let this bind succeed beside any server of the same user: claim the port
   // exclusively first, so a port in use is still an error (and port 0 picks a free one).
   if (share === 'first') {
@@ -204,9 +231,12 @@ async function listenOn(server: NetServer, host: string, port: number, guard: Co
   const address = server.address();
   return {
     port: typeof address === 'object' && address ? address.port : port,
-    close: async () => {
+    get handshakes() {
+      return stats.handshakes;
+    },
+    close: async (graceMs = 0) => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const socket of guard.sockets) socket.destroy();
+      await guard.drain(graceMs);
       await closed;
     },
   };

@@ -4,7 +4,7 @@
  * database, and which proxies may say who the client is. HTTP asks `redirect`; nothing here knows
  * HTTP beyond the two headers that carry the client's identity.
  */
-import { BlockList, isIP } from 'node:net';
+import { AddressList, bareAddress } from '../addresses.ts';
 import { chooseSite, siteBase, type SiteRecord } from '../domain/steering.ts';
 import type { SiteStore } from '../meta/store.ts';
 import type { Logger } from '../log.ts';
@@ -28,22 +28,19 @@ export class Steering {
   /** Per site (as last read), the files it holds and its base URL per scheme, built once per read. */
   private held = new Map<SiteRecord, Set<string>>();
   private bases = new Map<SiteRecord, { http: string; https: string }>();
+  /** Downloads sent to each site by this process (for /metrics). */
+  readonly redirects = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private readonly meta: SiteStore;
   private readonly geoip: GeoIp;
-  private readonly trusted: BlockList;
+  private readonly trusted: AddressList;
   private readonly log: Logger;
 
   constructor(options: { meta: SiteStore; geoip: GeoIp; trustedProxies: string[]; log: Logger }) {
     this.meta = options.meta;
     this.geoip = options.geoip;
     this.log = options.log;
-    this.trusted = new BlockList();
-    for (const cidr of options.trustedProxies) {
-      const [address, bits] = cidr.split('/');
-      const family = isIP(address!) === 6 ? 'ipv6' : 'ipv4';
-      this.trusted.addSubnet(address!, Number(bits ?? (family === 'ipv6' ? 128 : 32)), family);
-    }
+    this.trusted = new AddressList(options.trustedProxies);
   }
 
   async start(): Promise<void> {
@@ -75,8 +72,15 @@ export class Steering {
     const client = this.clientAddress(request);
     if (!client) return undefined;
     const choice = chooseSite(this.sites, this.geoip.locate(client), file.sha256, { holds: (site, sha) => this.held.get(site)?.has(sha) === true });
+    if (!choice) return undefined;
+    this.redirects.set(choice.site.name, (this.redirects.get(choice.site.name) ?? 0) + 1);
     // Artifact paths are ASCII with no dot segments (artifactSha), so joining is concatenation.
-    return choice ? this.bases.get(choice.site)![choice.scheme] + path.replace(/^\/+/, '') : undefined;
+    return this.bases.get(choice.site)![choice.scheme] + path.replace(/^\/+/, '');
+  }
+
+  /** Each site's health as last read (checked: false before its first check). */
+  siteHealth(): { name: string; http: boolean; https: boolean; checked: boolean }[] {
+    return this.sites.map((s) => ({ name: s.name, http: s.health?.http === true, https: s.health?.https === true, checked: s.health !== null }));
   }
 
   /**
@@ -84,21 +88,10 @@ export class Steering {
    * X-Forwarded-For that is not itself a trusted proxy.
    */
   clientAddress(request: SteeredRequest): string | undefined {
-    const peer = plain(request.peer);
-    if (!peer || !request.forwardedFor || !this.isTrusted(peer)) return peer;
-    const chain = request.forwardedFor.split(',').map((a) => plain(a.trim())).filter((a): a is string => a !== undefined);
-    for (let i = chain.length - 1; i >= 0; i--) if (!this.isTrusted(chain[i]!)) return chain[i];
+    const peer = bareAddress(request.peer);
+    if (!peer || !request.forwardedFor || !this.trusted.has(peer)) return peer;
+    const chain = request.forwardedFor.split(',').map((a) => bareAddress(a.trim())).filter((a): a is string => a !== undefined);
+    for (let i = chain.length - 1; i >= 0; i--) if (!this.trusted.has(chain[i]!)) return chain[i];
     return chain[0] ?? peer;
   }
-
-  private isTrusted(address: string): boolean {
-    return this.trusted.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
-  }
-}
-
-/** An address as a bare IP: IPv4-mapped IPv6 unwrapped, anything that is not an IP dropped. */
-function plain(address: string | undefined): string | undefined {
-  if (!address) return undefined;
-  const bare = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-  return isIP(bare) ? bare : undefined;
 }
