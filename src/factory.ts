@@ -6,6 +6,8 @@ import { FsBlobStore } from './blob/fs.ts';
 import { SqliteMetaStore } from './meta/sqlite.ts';
 import { SqliteGrantStore } from './meta/grants-sqlite.ts';
 import type { GrantStore } from './meta/grants.ts';
+import { SqliteUsageStore } from './meta/usage-sqlite.ts';
+import type { UsageStore } from './meta/usage.ts';
 import type { Store } from './core/context.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
@@ -22,4 +24,9 @@ export async function openStore(config: Config, log: Logger): Promise<Store> {
 /** The grants every serving process of this data directory shares (secrets, operations). */
 export function openGrants(config: Config): GrantStore {
   return new SqliteGrantStore(join(config.dataDir, 'grants.db'));
+}
+
+/** Download counts, in their own file so that counting never looks like a catalogue change. */
+export function openUsage(config: Config): UsageStore {
+  return new SqliteUsageStore(join(config.dataDir, 'usage.db'));
 }

@@ -5,7 +5,8 @@
 import type { Config } from './config.ts';
 import { parseAddress } from './config.ts';
 import type { Logger } from './log.ts';
-import { openGrants, openStore } from './factory.ts';
+import { openGrants, openStore, openUsage } from './factory.ts';
+import { DownloadCounter } from './core/usage.ts';
 import { IndexPublisher } from './core/publish.ts';
 import { collectGarbage } from './core/collect.ts';
 import { buildApp } from './http/app.ts';
@@ -60,6 +61,9 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const ticketKeys = replica?.ticketKeys ?? randomBytes(48);
   const opened = await openStore(config, log);
   const grants = openGrants(config);
+  const usage = openUsage(config);
+  const downloads = new DownloadCounter(usage, log);
+  downloads.start();
   // Files of lazy mirrors are fetched from upstream on first request, behind every view.
   const store = { ...opened, blobs: new FetchThroughBlobs(opened.blobs, opened.meta, log, grants) };
   if (!replica) await store.blobs.cleanStaging();
@@ -79,11 +83,12 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const listeners: Listener[] = [];
   let replicas: Replicas | undefined;
   const counts = new RequestCounts();
-  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, ...(steering ? { steering } : {}) });
+  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, downloads, ...(steering ? { steering } : {}) });
   const first = replica ? undefined : firstProcessMetrics(metrics, () => replicas?.channels() ?? []);
   const gather = first ? first.gather : replicaMetrics(metrics, process).gather;
   const { app, handler } = await buildApp({
     counts,
+    downloads,
     operations: { ready: () => !draining, metrics: async () => render(await gather()), metricsAllow: config.metricsAllow },
     steering,
     store,
@@ -117,6 +122,8 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     steering?.stop();
     await Promise.all(listeners.map((l) => l.close()));
     await app.close();
+    await downloads.stop();
+    await usage.close();
     await grants.close();
     await store.meta.close();
     throw err;
@@ -155,6 +162,9 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
         steering?.stop();
         publisher.stop();
         await app.close();
+        // After the listeners: downloads that finished while draining are counted too.
+        await downloads.stop();
+        await usage.close();
         await grants.close();
         await store.meta.close();
       })()),

@@ -4,7 +4,8 @@ import { resolve } from 'node:path';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { loadConfig, defaultDataDir, type Config } from '../config.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { openStore } from '../factory.ts';
+import { openStore, openUsage } from '../factory.ts';
+import type { UsageStore } from '../meta/usage.ts';
 import type { Store } from '../core/context.ts';
 import type { CliIo } from './io.ts';
 
@@ -44,5 +45,15 @@ export async function withStore<T>(cli: CliContext, fn: (store: Store) => Promis
     return await fn(store);
   } finally {
     await store.meta.close();
+  }
+}
+
+/** The download counts (usage statistics) of the data directory. */
+export async function withUsage<T>(cli: CliContext, fn: (usage: UsageStore) => Promise<T>): Promise<T> {
+  const usage = openUsage(await cliConfig(cli));
+  try {
+    return await fn(usage);
+  } finally {
+    await usage.close();
   }
 }

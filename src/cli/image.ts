@@ -15,7 +15,8 @@ import { toApiImage } from '../domain/lxd-api.ts';
 import { publishedClients } from '../domain/simplestreams.ts';
 import type { IngestSource } from '../core/ingest.ts';
 import { checkFormat, humanDate, humanSize, render, collect } from './output.ts';
-import { withStore, type CliContext } from './context.ts';
+import { withStore, withUsage, type CliContext } from './context.ts';
+import { imageDownloads } from '../core/usage.ts';
 
 function keyValues(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -111,6 +112,7 @@ export function imageCommands(image: Command, cli: CliContext) {
     .argument('<image>', 'alias or fingerprint prefix')
     .action(async (ref: string) => {
       const i = await withAliases(ref);
+      const downloads = await withUsage(cli, (usage) => imageDownloads(usage, i.fingerprint));
       const lines = [
         `Fingerprint: ${i.fingerprint}`,
         `Size: ${humanSize(i.size)}`,
@@ -130,6 +132,7 @@ export function imageCommands(image: Command, cli: CliContext) {
         ...i.aliases.map((a) => `    - ${a.name}`),
         `Cached: ${i.cached ? 'yes' : 'no'}`,
         `Auto update: ${i.autoUpdate ? 'enabled' : 'disabled'}`,
+        `Downloads: ${downloads.total} (last 30 days: ${downloads.last30Days})`,
         ...(i.rootfs
           ? [`Files:`, `    metadata: ${i.metadata.sha256} (${humanSize(i.metadata.size)})`, `    rootfs: ${i.rootfs.sha256} (${humanSize(i.rootfs.size)})`]
           : []),

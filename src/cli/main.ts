@@ -31,6 +31,12 @@ const groups: { name: string; term?: string; summary: string; load: () => Promis
   { name: 'cache', summary: "Look after a mirror's cache (serve --mirror-of)", load: async () => (await import('./cache.ts')).cacheCommands },
   { name: 'tree', summary: 'Static simplestreams trees, for air-gapped copies', load: async () => (await import('./mirror.ts')).treeCommands },
   {
+    name: 'stats',
+    term: 'stats [options]',
+    summary: 'Image downloads by product, image or day (usage statistics)',
+    load: async () => (await import('./stats.ts')).statsCommand,
+  },
+  {
     name: 'prune',
     term: 'prune [options]',
     summary: 'Remove old product versions and files nothing uses (never within the grace period)',

@@ -9,6 +9,8 @@ import { buildIndex, buildProducts, clientViews, indexPath, productsPath, type A
 import { formatExtension } from '../domain/formats.ts';
 import type { Alias, BlobRef, Image } from '../domain/image.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
+import { productOf } from '../domain/product.ts';
+import type { Counted } from '../domain/usage.ts';
 import { isSha256 } from '../domain/fingerprint.ts';
 import { graceCutoff, type Store } from './context.ts';
 
@@ -35,6 +37,8 @@ interface Snapshot {
   /** GET /1.0/images bodies (the metadata part), per view: `public|all` x `urls|objects`. */
   apiLists: Map<string, Buffer>;
   artifacts: Map<string, BlobRef>;
+  /** The image a download of each main file (rootfs, disk, unified tarball, delta) counts for. */
+  downloads: Map<string, Counted & { createdAt: string }>;
 }
 
 /** Artifacts live at a path named by their sha256, so a URL never changes meaning. */
@@ -102,7 +106,7 @@ function renderApiLists(images: Image[], aliases: Alias[]): Map<string, Buffer> 
 export class IndexPublisher {
   private readonly store: Store;
   private readonly signer: IndexSigner | undefined;
-  private snapshot: Snapshot = { version: -1, documents: new Map(), apiLists: new Map(), artifacts: new Map() };
+  private snapshot: Snapshot = { version: -1, documents: new Map(), apiLists: new Map(), artifacts: new Map(), downloads: new Map() };
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
   readonly summary: PublisherSummary = { images: { public: 0, private: 0 }, storedBytes: 0, renders: 0, renderSeconds: 0 };
@@ -132,17 +136,25 @@ export class IndexPublisher {
       documents.set(view, new Map(rendered.flat()));
     }
     const artifacts = new Map<string, BlobRef>();
+    const downloads: Snapshot['downloads'] = new Map();
     for (const image of images) {
       if (!image.public) continue;
       artifacts.set(image.metadata.sha256, image.metadata);
       if (image.rootfs) artifacts.set(image.rootfs.sha256, image.rootfs);
       for (const delta of image.deltas) artifacts.set(delta.sha256, delta);
+      const counted = { fingerprint: image.fingerprint, product: productOf(image, this.store.releaseNames).key, createdAt: image.createdAt };
+      for (const main of [image.rootfs ?? image.metadata, ...image.deltas]) {
+        // Two images sharing a rootfs cannot be told apart by its download: the newer one counts it.
+        const other = downloads.get(main.sha256);
+        if (!other || other.createdAt < counted.createdAt) downloads.set(main.sha256, counted);
+      }
     }
     this.snapshot = {
       version,
       documents,
       apiLists: renderApiLists(images, aliases),
       artifacts,
+      downloads,
     };
     const files = new Map<string, number>();
     for (const image of images) for (const blob of [image.metadata, ...(image.rootfs ? [image.rootfs] : []), ...image.deltas]) files.set(blob.sha256, blob.size);
@@ -187,6 +199,11 @@ export class IndexPublisher {
   /** A blob that the index lists now (from memory). */
   publishedArtifact(sha256: string): BlobRef | undefined {
     return this.snapshot.artifacts.get(sha256);
+  }
+
+  /** The image a whole download of this published file counts for; none for metadata tarballs. */
+  countedAs(sha256: string): Counted | undefined {
+    return this.snapshot.downloads.get(sha256);
   }
 
   /** A blob that the index lists, or listed recently enough that cached indexes may still name it. */

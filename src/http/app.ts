@@ -24,6 +24,7 @@ import { steeringShortcut, type SteeringShortcut } from './steer.ts';
 import { operationsRoutes, type OperationsDeps } from './operations.ts';
 import { viewerOf } from './lxd/caller.ts';
 import type { RequestCounts } from '../metrics/server-metrics.ts';
+import type { DownloadCounter } from '../core/usage.ts';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -42,6 +43,8 @@ export interface AppDeps {
   steering?: Steering | undefined;
   /** Where requests are counted for /metrics. */
   counts: RequestCounts;
+  /** Where image downloads are counted (usage statistics). */
+  downloads: DownloadCounter;
   operations: Omit<OperationsDeps, 'trustedClient'>;
 }
 
@@ -49,7 +52,7 @@ export interface AppDeps {
 const plainHttpAllowed = (url: string) => url.startsWith('/files/') || url === '/healthz' || url === '/readyz' || url === '/metrics';
 
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
-  const { app, handler } = baseApp(deps.log, { counts: deps.counts, shortcut: deps.steering && steeringShortcut(deps.publisher, deps.steering) });
+  const { app, handler } = baseApp(deps.log, { counts: deps.counts, shortcut: deps.steering && steeringShortcut(deps.publisher, deps.steering, deps.downloads) });
   app.addHook('onRequest', async (request, reply) => {
     const encrypted = (request.raw.socket as TLSSocket).encrypted === true;
     if (!encrypted && !plainHttpAllowed(request.url)) {
@@ -58,10 +61,10 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
     return undefined;
   });
 
-  simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs });
-  directRoutes(app, { store: deps.store });
+  simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, downloads: deps.downloads });
+  directRoutes(app, { store: deps.store, downloads: deps.downloads });
   operationsRoutes(app, { ...deps.operations, trustedClient: async (request) => (await viewerOf(deps.store, request)).trusted });
-  lxdRoutes(app, { store: deps.store, secrets: deps.secrets, grants: deps.grants, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize, publisher: deps.publisher });
+  lxdRoutes(app, { store: deps.store, secrets: deps.secrets, grants: deps.grants, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize, publisher: deps.publisher, downloads: deps.downloads });
 
   await app.ready();
   return { app, handler: handler() };

@@ -8,6 +8,8 @@ import { directImage } from '../core/direct.ts';
 import { artifactPath } from '../core/publish.ts';
 import { sendBlob } from './send-blob.ts';
 import { httpsBase } from './base-url.ts';
+import { productOf } from '../domain/product.ts';
+import type { DownloadCounter } from '../core/usage.ts';
 
 function clientArchitectures(request: FastifyRequest): string[] {
   const header = request.headers['lxd-server-architectures'] ?? request.headers['incus-server-architectures'] ?? '';
@@ -17,7 +19,7 @@ function clientArchitectures(request: FastifyRequest): string[] {
     .filter(Boolean);
 }
 
-export function directRoutes(app: FastifyInstance, deps: { store: Store }) {
+export function directRoutes(app: FastifyInstance, deps: { store: Store; downloads: DownloadCounter }) {
   app.route({
     method: ['GET', 'HEAD'],
     url: '/direct/*',
@@ -32,7 +34,8 @@ export function directRoutes(app: FastifyInstance, deps: { store: Store }) {
         'incus-image-url': url,
         'incus-image-hash': image.fingerprint,
       };
-      return sendBlob(request, reply, deps.store.blobs, image.metadata, headers);
+      const counted = { fingerprint: image.fingerprint, product: productOf(image, deps.store.releaseNames).key };
+      return sendBlob(request, reply, deps.store.blobs, image.metadata, { headers, onDownloaded: () => deps.downloads.count(counted, 'file') });
     },
   });
 }

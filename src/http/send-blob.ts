@@ -26,16 +26,27 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   return { start, end };
 }
 
+/**
+ * Whether an answer carrying `range` of a file completes a download of it: it reaches the last
+ * byte (a resumed download ends there too), and is not a read of the tail alone (`bytes=-N`).
+ */
+export function completesDownload(rangeHeader: string | undefined, range: ByteRange, size: number): boolean {
+  return range.end === size - 1 && (range.start === 0 || !rangeHeader?.trim().startsWith('bytes=-'));
+}
+
+/** `onDownloaded` runs once a body that completes a download (above) was handed to the socket. */
 export async function sendBlob(
   request: FastifyRequest,
   reply: FastifyReply,
   blobs: BlobStore,
   blob: BlobRef,
-  headers: Record<string, string> = {},
+  options: { headers?: Record<string, string>; onDownloaded?: (() => void) | undefined } = {},
 ): Promise<FastifyReply> {
-  const answer = fileHeaders(request, reply, blob, headers);
+  const answer = fileHeaders(request, reply, blob, options.headers);
   if ('sent' in answer) return answer.sent;
-  return sendPieces(reply, [await blobs.openCopy(blob.sha256, answer.range)]);
+  const { onDownloaded } = options;
+  const counts = onDownloaded && completesDownload(request.headers.range, answer.range, blob.size);
+  return sendPieces(reply, [await blobs.openCopy(blob.sha256, answer.range)], counts ? (whole) => whole && onDownloaded() : undefined);
 }
 
 /**

@@ -6,8 +6,9 @@ import type { BlobStore } from '../blob/store.ts';
 import { sendBlob } from './send-blob.ts';
 import { noneMatch } from './conditional.ts';
 import { viewForUserAgent } from '../domain/simplestreams.ts';
+import type { DownloadCounter } from '../core/usage.ts';
 
-export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore }) {
+export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore; downloads: DownloadCounter }) {
   const sendDocument = (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0]!.replace(/^\/+/, '');
     const doc = deps.publisher.document(path, viewForUserAgent(request.headers['user-agent']));
@@ -34,7 +35,8 @@ export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: Ind
       const blob = sha && (await deps.publisher.artifact(sha));
       if (!blob) return reply.callNotFound();
       // Downloads that GeoIP steering sends elsewhere never get here (steer.ts answers them first).
-      return sendBlob(request, reply, deps.blobs, blob);
+      const counted = deps.publisher.countedAs(blob.sha256);
+      return sendBlob(request, reply, deps.blobs, blob, { onDownloaded: counted && (() => deps.downloads.count(counted, 'file')) });
     },
   });
 }

@@ -7,16 +7,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { artifactSha, type IndexPublisher } from '../core/publish.ts';
 import type { Steering } from '../steering/steer.ts';
+import type { BlobRef } from '../domain/image.ts';
 import { joinedHeader } from './conditional.ts';
+import { completesDownload, parseRange, recorded } from './send-blob.ts';
+import type { DownloadCounter } from '../core/usage.ts';
 
 /** Redirects `req` and returns true when a site should serve it; false leaves it untouched. */
 export type SteeringShortcut = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 /**
  * Plain HTTP may ask for /files/ only (app.ts), which is all this answers, so it needs no
- * scheme check of its own.
+ * scheme check of its own. A redirected GET that would download the whole file counts as a
+ * download (the site serves it; the origin never learns whether it completed).
  */
-export function steeringShortcut(publisher: IndexPublisher, steering: Steering): SteeringShortcut {
+export function steeringShortcut(publisher: IndexPublisher, steering: Steering, downloads: DownloadCounter): SteeringShortcut {
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const url = req.url ?? '';
@@ -33,8 +37,17 @@ export function steeringShortcut(publisher: IndexPublisher, steering: Steering):
       path,
     );
     if (!site) return false;
+    if (req.method === 'GET') countRedirect(req, blob, publisher, downloads);
     res.writeHead(302, { location: site, 'cache-control': 'no-store', 'content-length': '0' });
     res.end();
     return true;
   };
+}
+
+function countRedirect(req: IncomingMessage, blob: BlobRef, publisher: IndexPublisher, downloads: DownloadCounter) {
+  const counted = publisher.countedAs(blob.sha256);
+  if (!counted) return;
+  const header = req.headers.range;
+  const range = parseRange(header, blob.size);
+  if (range !== 'unsatisfiable' && completesDownload(header, range ?? recorded(blob), blob.size)) downloads.count(counted, 'redirect');
 }

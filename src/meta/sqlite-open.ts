@@ -5,6 +5,7 @@
  * locked". The switch is retried for as long as the busy timeout would have waited.
  */
 import { DatabaseSync } from 'node:sqlite';
+import { AppError, ErrorCodes, isAppError } from '../errors.ts';
 
 export const busyTimeoutMs = 10_000;
 const retryMs = 20;
@@ -27,4 +28,12 @@ export function openSqlite(path: string, options: { synchronous: 'FULL' | 'NORMA
   }
   db.exec(`PRAGMA synchronous = ${options.synchronous}`);
   return db;
+}
+
+/** SQLite's "disk full" (SQLITE_FULL, 13) as the catalogue's error; anything else as it came. */
+export function storageError(err: unknown): unknown {
+  if (isAppError(err)) return err;
+  const code = ((err as { errcode?: number }).errcode ?? 0) % 256;
+  if (code === 13) return new AppError(ErrorCodes.diskFull, 'The disk holding the database is full; nothing was changed', { hint: 'Free some space, then try again.', cause: err });
+  return err;
 }

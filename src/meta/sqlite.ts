@@ -2,7 +2,7 @@
  * The embedded metadata store on node:sqlite. WAL mode lets the CLI write while `wharf serve`
  * reads; PRAGMA data_version tells the server that another process committed.
  */
-import { openSqlite } from './sqlite-open.ts';
+import { openSqlite, storageError } from './sqlite-open.ts';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, isAppError, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image, ImageType } from '../domain/image.ts';
@@ -674,10 +674,3 @@ export class SqliteMetaStore implements MetaStore {
 /** SQLITE_CONSTRAINT_FOREIGNKEY: the row names a parent that does not exist. */
 const sqliteConstraintForeignKey = 787;
 
-/** SQLite's "disk full" (SQLITE_FULL, 13) as the catalogue's error; anything else as it came. */
-function storageError(err: unknown): unknown {
-  if (isAppError(err)) return err;
-  const code = ((err as { errcode?: number }).errcode ?? 0) % 256;
-  if (code === 13) return new AppError(ErrorCodes.diskFull, 'The disk holding the database is full; nothing was changed', { hint: 'Free some space, then try again.', cause: err });
-  return err;
-}

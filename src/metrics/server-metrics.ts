@@ -7,6 +7,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { PublisherSummary } from '../core/publish.ts';
 import type { CacheCounters } from '../cache/edge-cache.ts';
+import { downloadVias, type DownloadVia } from '../domain/usage.ts';
 
 /** Request counts by route and status, and bytes by route, as the access log sees them. */
 export class RequestCounts {
@@ -55,6 +56,7 @@ export interface MetricSources {
   handshakes: () => number;
   publisher?: { summary: PublisherSummary };
   cache?: { counters: CacheCounters; usedBytes: number; held(): string[] };
+  downloads?: { totals: Record<DownloadVia, number> };
   steering?: { redirects: Map<string, number>; siteHealth(): { name: string; http: boolean; https: boolean; checked: boolean }[] };
 }
 
@@ -119,6 +121,13 @@ export function serverMetrics(sources: MetricSources): Registry {
       [{ visibility: 'private' }, publisher.summary.images.private],
     ]);
     gauge(registry, 'wharf_store_bytes', 'Bytes of the distinct files of every image in the store', [], () => one(publisher.summary.storedBytes));
+  }
+
+  const downloads = sources.downloads;
+  if (downloads) {
+    pulledCounter(registry, 'wharf_image_downloads_total', 'Image downloads counted for usage statistics, by way (file, redirect, export)', ['via'], () =>
+      downloadVias.map((via) => [{ via }, downloads.totals[via]]),
+    );
   }
 
   const cache = sources.cache;

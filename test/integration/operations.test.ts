@@ -1,7 +1,7 @@
 /**
  * What an operator relies on: /healthz and /readyz, /metrics summed over the serving processes
  * and moving with what happens (requests, imports, mirror fills), a SIGTERM that lets downloads
- * in progress finish, and SIGHUP picking up a new log level.
+ * in progress finish (and counts them), and SIGHUP picking up a new log level.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -118,7 +118,7 @@ async function serveProcess(t: { after(fn: () => Promise<void>): void }, data: s
 test('SIGTERM during 5 downloads lets every one finish, refuses new connections, then exits 0', async (t) => {
   const work = await tempDir(t);
   const data = join(work, 'data');
-  const { rootfs } = await importImage(work, data, 'Delta', 48);
+  const { fingerprint, rootfs } = await importImage(work, data, 'Delta', 48);
   const { child, port } = await serveProcess(t, data);
 
   // Five downloads whose readers stall: the server is mid-body on each when the signal comes.
@@ -150,6 +150,9 @@ test('SIGTERM during 5 downloads lets every one finish, refuses new connections,
   }
   const [code] = await once(child, 'exit');
   assert.equal(code, 0);
+  // Counted while stopping, flushed before the exit: the five downloads are in the statistics.
+  const stats = JSON.parse(await wharfOk(data, ['stats', '--by', 'image', '--format', 'json'])) as { fingerprint: string; downloads: number }[];
+  assert.deepEqual(stats.map((s) => [s.fingerprint, s.downloads]), [[fingerprint, 5]]);
 });
 
 test('SIGHUP reads the log level again: access lines appear once the config says info', async (t) => {

@@ -111,4 +111,12 @@ test('the origin sends each region to its healthy site, serves the rest itself, 
   assert.equal((await sites()).find((s) => s.name === 'de')!.health!.http, false);
   await wharfOk(data, ['site', 'remove', 'eu']);
   await until('no site left for Germany', async () => ((await ask(fromGermany)).status === 200 ? true : undefined));
+
+  // Usage statistics: a redirect counts as a download of the image (the site serves it), and so
+  // does each download the origin served itself; the metadata tarball does not.
+  await origin.close();
+  const [counted] = JSON.parse(await wharfOk(data, ['stats', '--format', 'json'])) as { product: string; file: number; redirect: number; export: number }[];
+  assert.equal(counted!.product, 'steered:1:amd64:default');
+  assert.ok(counted!.redirect >= 3, `German, French and plain-http redirects (${counted!.redirect})`);
+  assert.ok(counted!.file >= 4, `served by the origin: no region, unknown client, no-geoip, no site left (${counted!.file})`);
 });

@@ -13,9 +13,11 @@ import { AppError, ErrorCodes } from '../../errors.ts';
 import { recorded, sendPieces } from '../send-blob.ts';
 import { viewerOf } from './caller.ts';
 import { fingerprintParam } from './images.ts';
+import { productOf } from '../../domain/product.ts';
+import type { DownloadCounter } from '../../core/usage.ts';
 
-export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; secrets: ImageSecrets }) {
-  const { store, secrets } = deps;
+export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; secrets: ImageSecrets; downloads: DownloadCounter }) {
+  const { store, secrets, downloads } = deps;
   // HEAD declared here: the route Fastify would derive from GET sends Content-Length 0.
   app.route({
     method: ['GET', 'HEAD'],
@@ -25,15 +27,17 @@ export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; se
       const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
       // A secret opens one download at a time, spent once a response went out whole; HEAD is free.
       const secret = !viewer.trusted && !image.public && request.method === 'GET' ? viewer.secret : undefined;
-      if (!secret) return sendExport(request, reply, store, image);
-      if (!(await secrets.claim(secret))) throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
-      // Spent once the whole body was handed to the socket (not at 'close': a client that has
-      // every byte may hang up first); a failed or cut download frees it for a retry.
+      if (secret && !(await secrets.claim(secret))) throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
+      // Settled once the whole body was handed to the socket (not at 'close': a client that has
+      // every byte may hang up first): the download counts and its secret is spent. A failed or
+      // cut download frees the secret for a retry.
       let settled = false;
       const settle = (whole: boolean) => {
         if (settled) return;
         settled = true;
-        secrets.settle(secret, whole && reply.raw.statusCode === 200).catch((err: unknown) => store.log.error('settling a secret failed', { err }));
+        const completed = whole && reply.raw.statusCode === 200;
+        if (completed) downloads.count({ fingerprint: image.fingerprint, product: productOf(image, store.releaseNames).key }, 'export');
+        if (secret) secrets.settle(secret, completed).catch((err: unknown) => store.log.error('settling a secret failed', { err }));
       };
       try {
         return await sendExport(request, reply, store, image, settle);

@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../core/context.ts';
 import type { IndexPublisher } from '../../core/publish.ts';
+import type { DownloadCounter } from '../../core/usage.ts';
 import { PushGrants, type ImageSecrets } from '../../core/secrets.ts';
 import { notFound } from '../../errors.ts';
 import type { GrantStore } from '../../meta/grants.ts';
@@ -28,6 +29,7 @@ export interface LxdDeps {
   version: string;
   maxUploadSize: number;
   publisher: IndexPublisher;
+  downloads: DownloadCounter;
 }
 
 export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
@@ -42,7 +44,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
 
   serverRoutes(app, { store, tls: deps.tls, version: deps.version });
   imageRoutes(app, { store, secrets, operations, publisher: deps.publisher });
-  imageExportRoutes(app, { store, secrets });
+  imageExportRoutes(app, { store, secrets, downloads: deps.downloads });
   imageCreateRoutes(app, { store, operations, pushGrants: new PushGrants(deps.grants), maxUploadSize: deps.maxUploadSize });
   aliasRoutes(app, { store });
   operationRoutes(app, { store, operations });

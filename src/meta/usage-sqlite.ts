@@ -1,0 +1,58 @@
+/** The usage store of the embedded default: DATA/usage.db, beside (never inside) wharf.db. */
+import type { DatabaseSync } from 'node:sqlite';
+import type { DownloadCount } from '../domain/usage.ts';
+import { openSqlite, storageError } from './sqlite-open.ts';
+import type { UsageQuery, UsageStore } from './usage.ts';
+
+const schema = `
+CREATE TABLE IF NOT EXISTS downloads (
+  day TEXT NOT NULL, fingerprint TEXT NOT NULL, product TEXT NOT NULL, via TEXT NOT NULL, count INTEGER NOT NULL,
+  PRIMARY KEY (day, fingerprint, product, via)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS downloads_by_product ON downloads (product, day);
+CREATE INDEX IF NOT EXISTS downloads_by_image ON downloads (fingerprint, day);
+`;
+
+export class SqliteUsageStore implements UsageStore {
+  private readonly db: DatabaseSync;
+
+  constructor(path: string) {
+    // A power cut may lose the last flush (seconds of counts); a crashed process loses nothing written.
+    this.db = openSqlite(path, { synchronous: 'NORMAL' });
+    this.db.exec(`BEGIN IMMEDIATE; ${schema} COMMIT;`);
+  }
+
+  async add(counts: DownloadCount[]): Promise<void> {
+    if (!counts.length) return;
+    const upsert = this.db.prepare(
+      'INSERT INTO downloads (day, fingerprint, product, via, count) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count',
+    );
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        for (const c of counts) upsert.run(c.day, c.fingerprint, c.product, c.via, c.count);
+        this.db.exec('COMMIT');
+      } catch (err) {
+        this.db.exec('ROLLBACK');
+        throw err;
+      }
+    } catch (err) {
+      throw storageError(err);
+    }
+  }
+
+  async list(query: UsageQuery = {}): Promise<DownloadCount[]> {
+    const where: string[] = [];
+    const args: string[] = [];
+    if (query.since !== undefined) where.push('day >= ?'), args.push(query.since);
+    if (query.fingerprint !== undefined) where.push('fingerprint = ?'), args.push(query.fingerprint);
+    if (query.product !== undefined) where.push('product = ?'), args.push(query.product);
+    const sql = `SELECT day, fingerprint, product, via, count FROM downloads${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY day, fingerprint, product, via`;
+    const rows = this.db.prepare(sql).all(...args) as unknown as DownloadCount[];
+    return rows.map((r) => ({ day: r.day, fingerprint: r.fingerprint, product: r.product, via: r.via, count: r.count }));
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

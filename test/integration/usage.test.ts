@@ -1,0 +1,86 @@
+/**
+ * Usage statistics end to end, on a real server with two serving processes: what counts as a
+ * download (a whole main file, a resumed one, an export, a direct import) and what does not (HEAD,
+ * a partial read, the metadata tarball, a download cut short), then `wharf stats` and
+ * `wharf image info` once the server has stopped (which writes the last counts).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect as tlsConnect } from 'node:tls';
+import { join } from 'node:path';
+import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
+import { fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
+import { fetchRaw } from '../helpers/http.ts';
+
+interface StatsRow {
+  fingerprint?: string;
+  product?: string;
+  day?: string;
+  downloads: number;
+  file: number;
+  redirect: number;
+  export: number;
+}
+
+test('downloads are counted per image and product once complete; wharf stats and image info show them', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const meta = await buildMetadataTarball(work, { properties: { os: 'Alpha', release: '1', architecture: 'amd64' } });
+  const rootfs = await buildSquashfs(work, { seed: 'alpha', padMiB: 24 });
+  const split = fingerprintFrom(await wharfOk(data, ['image', 'import', meta.path, rootfs.path]));
+  const unifiedFile = await buildUnified(work, { properties: { os: 'Beta', release: '2', architecture: 'amd64' } });
+  const unified = fingerprintFrom(await wharfOk(data, ['image', 'import', unifiedFile.path, '--alias', 'beta']));
+  const server = await serve(t, data, { processes: 2, http: true });
+  const http = `http://127.0.0.1:${server.httpPort}`;
+  // New connections, as LXD and Incus make them: both serving processes count.
+  const get = (url: string, headers: Record<string, string> = {}, method = 'GET') => fetchRaw(url, { ca: server.tls.cert, method, headers: { connection: 'close', ...headers } });
+  const rootfsPath = `/files/${rootfs.sha256}.squashfs`;
+
+  for (let i = 0; i < 3; i++) assert.equal((await get(http + rootfsPath)).status, 200);
+  assert.equal((await get(server.base + rootfsPath, { range: `bytes=1000-` })).status, 206, 'a resumed download that reaches the end counts');
+  assert.equal((await get(http + rootfsPath, { range: 'bytes=0-99' })).status, 206, 'a partial read does not count');
+  assert.equal((await get(http + rootfsPath, { range: 'bytes=-100' })).status, 206, 'a tail read does not count');
+  assert.equal((await get(http + rootfsPath, {}, 'HEAD')).status, 200, 'HEAD does not count');
+  assert.equal((await get(http + rootfsPath, { 'if-none-match': `"${rootfs.sha256}"` })).status, 304, 'a revalidation does not count');
+  assert.equal((await get(`${http}/files/${meta.sha256}.tar.xz`)).status, 200, 'the metadata tarball alone does not count');
+
+  // A client that hangs up after the first bytes: not a download.
+  const socket = tlsConnect({ host: '127.0.0.1', port: server.httpsPort, rejectUnauthorized: false });
+  await once(socket, 'secureConnect');
+  socket.write(`GET ${rootfsPath} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+  await once(socket, 'data');
+  socket.destroy();
+
+  const exported = await get(`${server.base}/1.0/images/${split}/export`);
+  assert.equal(exported.status, 200);
+  assert.equal((await get(`${server.base}/1.0/images/${split}/export`, {}, 'HEAD')).status, 200);
+  const direct = await get(`${server.base}/direct/beta`);
+  assert.equal(direct.status, 200, 'a direct import by URL');
+  assert.equal((await get(`${server.base}/files/${unifiedFile.sha256}.tar.gz`)).status, 200, 'the unified tarball is the main file');
+
+  await server.close();
+  const byImage = JSON.parse(await wharfOk(data, ['stats', '--by', 'image', '--format', 'json'])) as StatsRow[];
+  assert.deepEqual(byImage, [
+    { fingerprint: split, product: 'alpha:1:amd64:default', downloads: 5, file: 4, redirect: 0, export: 1 },
+    { fingerprint: unified, product: 'beta:2:amd64:default', downloads: 2, file: 2, redirect: 0, export: 0 },
+  ]);
+  const today = new Date().toISOString().slice(0, 10);
+  assert.deepEqual(JSON.parse(await wharfOk(data, ['stats', '--by', 'day', '--since', '7d', '--format', 'json'])), [
+    { day: today, downloads: 7, file: 6, redirect: 0, export: 1 },
+  ]);
+  assert.deepEqual(JSON.parse(await wharfOk(data, ['stats', '--since', '2999-01-01', '--format', 'json'])), []);
+  const table = await wharfOk(data, ['stats']);
+  assert.match(table, /\| PRODUCT\s+\| DOWNLOADS \| SERVED \| REDIRECTED \| EXPORTED \|/);
+  assert.match(table, /\| alpha:1:amd64:default \| 5\s+\| 4\s+\| 0\s+\| 1\s+\|/);
+  assert.match(await wharfOk(data, ['image', 'info', split.slice(0, 12)]), /^Downloads: 5 \(last 30 days: 5\)$/m);
+
+  // The statistics outlive the image: a deleted version still counts for its product.
+  await wharfOk(data, ['image', 'delete', unified]);
+  assert.match(await wharfOk(data, ['stats', '--format', 'csv']), /^beta:2:amd64:default,2,2,0,0$/m);
+
+  const bad = await wharf(data, ['stats', '--since', 'yesterday']);
+  assert.equal(bad.code, 64);
+  assert.match(bad.stderr, /Invalid --since "yesterday"/);
+  assert.equal((await wharf(data, ['stats', '--by', 'colour'])).code, 64);
+});
