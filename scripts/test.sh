@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(lxd-client lxd squashfs-tools qemu-utils busybox-static xz-utils zstd bzip2 lz4 ca-certificates openssl nginx gnupg libmaxmind-db-writer-perl)
+packages=(lxd-client lxd squashfs-tools qemu-utils busybox-static xz-utils zstd bzip2 lz4 ca-certificates openssl nginx gnupg libmaxmind-db-writer-perl chromium)
 bash scripts/ensure-packages.sh "test dependencies" "${packages[@]}"
 # The real Incus 6.0 LTS client and daemon, from bookworm-backports.
 bash scripts/ensure-packages.sh --backports "Incus" incus incus-client
@@ -23,4 +23,4 @@ bash scripts/build.sh
 
 # Interop tests share one machine-wide LXD setup (CA store), so files run one at a time.
 exec "$node" --disable-warning=ExperimentalWarning --test --test-concurrency=1 --test-reporter=spec \
-  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/interop/**/*.test.ts'
+  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/browser/**/*.test.ts' 'test/interop/**/*.test.ts'

@@ -11,7 +11,8 @@ import { IndexPublisher } from './core/publish.ts';
 import { collectGarbage } from './core/collect.ts';
 import { buildApp } from './http/app.ts';
 import { listenDual, listenPlain, type Listener } from './http/listen.ts';
-import { loadTlsIdentity, recordServedCertificate, type TlsIdentity } from './tls.ts';
+import { loadTlsIdentity, publiclyTrusted, recordServedCertificate, type TlsIdentity } from './tls.ts';
+import { loadCatalogueAssets } from './web/assets.ts';
 import { ImageSecrets } from './core/secrets.ts';
 import { startScheduler } from './mirror/scheduler.ts';
 import { FetchThroughBlobs } from './mirror/lazy.ts';
@@ -69,7 +70,11 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   if (!replica) await store.blobs.cleanStaging();
   const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
   if (!replica) await recordServedCertificate(config.dataDir, tls.cert);
-  const publisher = new IndexPublisher(store, await loadSigner(config.dataDir));
+  const assets = await loadCatalogueAssets();
+  const publisher = new IndexPublisher(store, {
+    signer: await loadSigner(config.dataDir),
+    catalogue: { assets, selfSignedFingerprint: publiclyTrusted(tls.cert) ? undefined : tls.fingerprint, version: packageVersion },
+  });
   await publisher.refresh();
   publisher.start();
 
@@ -89,6 +94,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const { app, handler } = await buildApp({
     counts,
     downloads,
+    catalogue: { usage, assets },
     operations: { ready: () => !draining, metrics: async () => render(await gather()), metricsAllow: config.metricsAllow },
     steering,
     store,

@@ -6,6 +6,7 @@
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { getCACertificates } from 'node:tls';
 import { join } from 'node:path';
 import { AppError, ErrorCodes } from './errors.ts';
 import { certificateFingerprint } from './domain/fingerprint.ts';
@@ -119,4 +120,15 @@ export async function tokenFingerprint(options: { dataDir: string; certPath?: st
   } catch (err) {
     throw new AppError(ErrorCodes.config, `${path} is not a PEM certificate: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Whether clients can trust the served certificate on their own: some certificate of its chain
+ * (the file may hold intermediates) is a CA the runtime or the system trusts, or was issued by
+ * one. If not, clients must pin it, and the catalogue tells people its fingerprint.
+ */
+export function publiclyTrusted(certPem: string): boolean {
+  const chain = (certPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
+  const roots = [...new Set([...getCACertificates('default'), ...getCACertificates('system')])].map((pem) => new X509Certificate(pem));
+  return chain.some((cert) => roots.some((root) => root.fingerprint256 === cert.fingerprint256 || (cert.checkIssued(root) && cert.verify(root.publicKey))));
 }

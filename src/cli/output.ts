@@ -1,5 +1,6 @@
 /** Output formats shared by every listing command: table, csv, json, yaml. */
 import { AppError, ErrorCodes } from '../errors.ts';
+export { humanSize } from '../domain/size.ts';
 
 export type Format = 'table' | 'csv' | 'json' | 'yaml';
 export const formats: Format[] = ['table', 'csv', 'json', 'yaml'];
@@ -48,16 +49,6 @@ export function table(columns: string[], rows: string[][]): string {
   return rule + split.map((r) => line(r) + rule).join('');
 }
 
-export function humanSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes}B` : `${value.toFixed(2)}${units[unit]}`;
-}
 
 /** English month abbreviations, as Go's time format (and so lxc) writes them whatever the locale. */
 const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];

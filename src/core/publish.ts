@@ -3,10 +3,11 @@
  * the HTTP layer only copies these bytes. A poll of the store's change counter (a cheap PRAGMA)
  * picks up changes made by other processes, such as the CLI, within a fraction of a second.
  */
-import { createHash } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
 import { buildIndex, buildProducts, clientViews, indexPath, productsPath, type ArtifactPath, type ClientView } from '../domain/simplestreams.ts';
 import { formatExtension } from '../domain/formats.ts';
+import { renderBytes, renderJson, type RenderedDocument } from '../web/rendered.ts';
+import { renderCataloguePage, type PageOptions } from '../web/page.ts';
+import { buildCatalogue } from '../domain/catalogue.ts';
 import type { Alias, BlobRef, Image } from '../domain/image.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
 import { productOf } from '../domain/product.ts';
@@ -14,12 +15,8 @@ import type { Counted } from '../domain/usage.ts';
 import { isSha256 } from '../domain/fingerprint.ts';
 import { graceCutoff, type Store } from './context.ts';
 
-export interface RenderedDocument {
-  body: Buffer;
-  gzip: Buffer;
-  etag: string;
-  contentType: string;
-}
+
+export const catalogueProductsPath = '/catalogue/v1/products.json';
 
 /** What the last rendering saw, and how much rendering cost so far (for /metrics). */
 export interface PublisherSummary {
@@ -37,6 +34,8 @@ interface Snapshot {
   /** GET /1.0/images bodies (the metadata part), per view: `public|all` x `urls|objects`. */
   apiLists: Map<string, Buffer>;
   artifacts: Map<string, BlobRef>;
+  /** The catalogue page (`/`) and its JSON, by path. */
+  catalogue: Map<string, RenderedDocument>;
   /** The image a download of each main file (rootfs, disk, unified tarball, delta) counts for. */
   downloads: Map<string, Counted & { createdAt: string }>;
 }
@@ -49,18 +48,6 @@ export function artifactSha(path: string): string | undefined {
   return name !== undefined && isSha256(name) ? name : undefined;
 }
 
-export function renderJson(value: unknown): RenderedDocument {
-  return renderBytes(Buffer.from(JSON.stringify(value)), 'application/json');
-}
-
-function renderBytes(body: Buffer, contentType: string): RenderedDocument {
-  return {
-    body,
-    gzip: gzipSync(body),
-    etag: `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`,
-    contentType,
-  };
-}
 
 /** Signatures made during one rendering, by the ETag (a sha256 prefix) of the bytes signed. */
 type SignatureCache = Map<string, Promise<[Buffer, Buffer]>>;
@@ -106,15 +93,30 @@ function renderApiLists(images: Image[], aliases: Alias[]): Map<string, Buffer> 
 export class IndexPublisher {
   private readonly store: Store;
   private readonly signer: IndexSigner | undefined;
-  private snapshot: Snapshot = { version: -1, documents: new Map(), apiLists: new Map(), artifacts: new Map(), downloads: new Map() };
+  private snapshot: Snapshot = { version: -1, documents: new Map(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map() };
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
   readonly summary: PublisherSummary = { images: { public: 0, private: 0 }, storedBytes: 0, renders: 0, renderSeconds: 0 };
 
-  /** With a `signer`, every rendering of the index is signed before it is served. */
-  constructor(store: Store, signer?: IndexSigner) {
+  private readonly page: PageOptions | undefined;
+
+  /**
+   * With a `signer`, every rendering of the index is signed before it is served; with `catalogue`,
+   * the catalogue page and its JSON are rendered with it.
+   */
+  constructor(store: Store, options: { signer?: IndexSigner | undefined; catalogue?: PageOptions | undefined } = {}) {
     this.store = store;
-    this.signer = signer;
+    this.signer = options.signer;
+    this.page = options.catalogue;
+  }
+
+  private renderCatalogue(images: Image[], aliases: Alias[]): Map<string, RenderedDocument> {
+    if (!this.page) return new Map();
+    const catalogue = buildCatalogue(images, aliases, artifactPath, this.store.releaseNames);
+    return new Map([
+      ['/', renderBytes(Buffer.from(renderCataloguePage(catalogue, this.page)), 'text/html; charset=utf-8')],
+      [catalogueProductsPath, renderJson(catalogue)],
+    ]);
   }
 
   /** Renders now if the store changed since the last render. */
@@ -154,6 +156,7 @@ export class IndexPublisher {
       documents,
       apiLists: renderApiLists(images, aliases),
       artifacts,
+      catalogue: this.renderCatalogue(images, aliases),
       downloads,
     };
     const files = new Map<string, number>();
@@ -187,6 +190,11 @@ export class IndexPublisher {
 
   document(path: string, view: ClientView = 'full'): RenderedDocument | undefined {
     return this.snapshot.documents.get(view)?.get(path);
+  }
+
+  /** The catalogue page (`/`) or its products JSON, as last rendered. */
+  catalogueDocument(path: string): RenderedDocument | undefined {
+    return this.snapshot.catalogue.get(path);
   }
 
   /** The smallest file the index lists (what sites are checked with), if any. */

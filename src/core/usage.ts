@@ -5,7 +5,7 @@
  * (at most one interval of counts), which is the price of never writing per download.
  */
 import type { Logger } from '../log.ts';
-import { dayOf, daysBefore, type Counted, type DownloadCount, type DownloadVia } from '../domain/usage.ts';
+import { dailySeries, dayOf, daysBefore, type Counted, type DownloadCount, type DownloadVia } from '../domain/usage.ts';
 import { parseDuration } from '../domain/duration.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { UsageStore } from '../meta/usage.ts';
@@ -88,4 +88,25 @@ export async function imageDownloads(usage: UsageStore, fingerprint: string, now
     total: counts.reduce((n, c) => n + c.count, 0),
     last30Days: counts.reduce((n, c) => n + (c.day >= from ? c.count : 0), 0),
   };
+}
+
+/** What the catalogue shows (`/catalogue/v1/downloads.json`). */
+export interface CatalogueDownloads {
+  /** The last 30 days, oldest first, today last. */
+  days: string[];
+  products: Record<string, { total: number; last_30_days: number[] }>;
+  /** All-time downloads per image fingerprint. */
+  images: Record<string, number>;
+}
+
+export async function catalogueDownloads(usage: UsageStore, now = new Date()): Promise<CatalogueDownloads> {
+  const days = dailySeries([], now, 30).map((d) => d.day);
+  const [recent, productTotals, imageTotals] = await Promise.all([usage.list({ since: days[0]! }), usage.totals('product'), usage.totals('fingerprint')]);
+  const byProduct = new Map<string, DownloadCount[]>();
+  for (const c of recent) byProduct.set(c.product, [...(byProduct.get(c.product) ?? []), c]);
+  const products: CatalogueDownloads['products'] = {};
+  for (const [product, total] of productTotals) {
+    products[product] = { total, last_30_days: dailySeries(byProduct.get(product) ?? [], now, 30).map((d) => d.count) };
+  }
+  return { days, products, images: Object.fromEntries(imageTotals) };
 }

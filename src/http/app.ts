@@ -25,6 +25,7 @@ import { operationsRoutes, type OperationsDeps } from './operations.ts';
 import { viewerOf } from './lxd/caller.ts';
 import type { RequestCounts } from '../metrics/server-metrics.ts';
 import type { DownloadCounter } from '../core/usage.ts';
+import { catalogueRoutes, sendCataloguePage, type CatalogueDeps } from './catalogue.ts';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -45,6 +46,8 @@ export interface AppDeps {
   counts: RequestCounts;
   /** Where image downloads are counted (usage statistics). */
   downloads: DownloadCounter;
+  /** The web catalogue's usage counts and assets (the page itself comes from the publisher). */
+  catalogue?: Omit<CatalogueDeps, 'publisher'> | undefined;
   operations: Omit<OperationsDeps, 'trustedClient'>;
 }
 
@@ -63,8 +66,19 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
 
   simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, downloads: deps.downloads });
   directRoutes(app, { store: deps.store, downloads: deps.downloads });
+  if (deps.catalogue) catalogueRoutes(app, { ...deps.catalogue, publisher: deps.publisher });
   operationsRoutes(app, { ...deps.operations, trustedClient: async (request) => (await viewerOf(deps.store, request)).trusted });
-  lxdRoutes(app, { store: deps.store, secrets: deps.secrets, grants: deps.grants, tls: deps.tls, version: deps.version, maxUploadSize: deps.maxUploadSize, publisher: deps.publisher, downloads: deps.downloads });
+  lxdRoutes(app, {
+    store: deps.store,
+    secrets: deps.secrets,
+    grants: deps.grants,
+    tls: deps.tls,
+    version: deps.version,
+    maxUploadSize: deps.maxUploadSize,
+    publisher: deps.publisher,
+    downloads: deps.downloads,
+    page: deps.catalogue && ((request, reply) => sendCataloguePage(request, reply, deps.publisher)),
+  });
 
   await app.ready();
   return { app, handler: handler() };

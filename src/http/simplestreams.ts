@@ -4,7 +4,7 @@ import type { IndexPublisher } from '../core/publish.ts';
 import { artifactSha } from '../core/publish.ts';
 import type { BlobStore } from '../blob/store.ts';
 import { sendBlob } from './send-blob.ts';
-import { noneMatch } from './conditional.ts';
+import { sendRendered } from './send-rendered.ts';
 import { viewForUserAgent } from '../domain/simplestreams.ts';
 import type { DownloadCounter } from '../core/usage.ts';
 
@@ -14,15 +14,10 @@ export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: Ind
     const doc = deps.publisher.document(path, viewForUserAgent(request.headers['user-agent']));
     if (!doc) return reply.callNotFound();
     // The body depends on the client (see ClientView) as well as on the encoding.
-    reply.header('etag', doc.etag).header('content-type', doc.contentType).header('cache-control', 'no-cache').header('vary', 'accept-encoding, user-agent');
+    reply.header('vary', 'user-agent');
     // The LXD and Incus web UIs read the index of a custom image server from the browser.
     reply.header('access-control-allow-origin', '*');
-    if (noneMatch(request.headers['if-none-match'], doc.etag)) return reply.code(304).send();
-    const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
-    const body = gzip ? doc.gzip : doc.body;
-    if (gzip) reply.header('content-encoding', 'gzip');
-    reply.header('content-length', String(body.length));
-    return reply.send(request.method === 'HEAD' ? undefined : body);
+    return sendRendered(request, reply, doc);
   };
   app.route({ method: ['GET', 'HEAD'], url: '/streams/v1/:document', handler: sendDocument });
 

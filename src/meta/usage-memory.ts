@@ -29,5 +29,11 @@ export class MemoryUsageStore implements UsageStore {
       .map((c) => ({ ...c }));
   }
 
+  async totals(by: 'fingerprint' | 'product'): Promise<Map<string, number>> {
+    const totals = new Map<string, number>();
+    for (const c of this.counts.values()) totals.set(c[by], (totals.get(c[by]) ?? 0) + c.count);
+    return totals;
+  }
+
   async close(): Promise<void> {}
 }

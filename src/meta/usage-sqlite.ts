@@ -52,6 +52,12 @@ export class SqliteUsageStore implements UsageStore {
     return rows.map((r) => ({ day: r.day, fingerprint: r.fingerprint, product: r.product, via: r.via, count: r.count }));
   }
 
+  async totals(by: 'fingerprint' | 'product'): Promise<Map<string, number>> {
+    const column = by === 'product' ? 'product' : 'fingerprint';
+    const rows = this.db.prepare(`SELECT ${column} AS key, sum(count) AS total FROM downloads GROUP BY ${column}`).all() as { key: string; total: number }[];
+    return new Map(rows.map((r) => [r.key, r.total]));
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }

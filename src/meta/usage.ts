@@ -23,5 +23,7 @@ export interface UsageStore {
   add(counts: DownloadCount[]): Promise<void>;
   /** The kept counts matching `query`, one per day, image, product and way. */
   list(query?: UsageQuery): Promise<DownloadCount[]>;
+  /** All-time downloads per image or per product (those with none are left out). */
+  totals(by: 'fingerprint' | 'product'): Promise<Map<string, number>>;
   close(): Promise<void>;
 }

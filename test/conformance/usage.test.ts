@@ -54,6 +54,8 @@ for (const driver of drivers) {
     await store.add([]);
     assert.deepEqual(await store.list(), [count('2026-11-20', a, 'export', 1), count('2026-11-20', a, 'file', 5), count('2026-11-21', b, 'redirect', 4)]);
     assert.deepEqual(await other.list(), await store.list());
+    assert.deepEqual(await store.totals('fingerprint'), new Map([[a, 6], [b, 4]]));
+    assert.deepEqual(await other.totals('product'), new Map([['p-a', 6], ['p-b', 4]]));
   });
 
   test(`${driver.name} usage: filtered by first day, image and product; values returned are copies`, async (t) => {

@@ -19,7 +19,7 @@ import { imageCreateRoutes } from './image-create.ts';
 import { imageExportRoutes } from './image-export.ts';
 import { imageRoutes } from './images.ts';
 import { Operations, operationRoutes } from './operations.ts';
-import { serverRoutes } from './server.ts';
+import { serverRoutes, type PageHandler } from './server.ts';
 
 export interface LxdDeps {
   store: Store;
@@ -30,6 +30,8 @@ export interface LxdDeps {
   maxUploadSize: number;
   publisher: IndexPublisher;
   downloads: DownloadCounter;
+  /** The catalogue page, for browsers asking for `/`. */
+  page?: PageHandler | undefined;
 }
 
 export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
@@ -42,7 +44,7 @@ export function lxdRoutes(app: FastifyInstance, deps: LxdDeps) {
     if (request.url.startsWith('/1.0') && project && project !== 'default') throw notFound('Project not found');
   });
 
-  serverRoutes(app, { store, tls: deps.tls, version: deps.version });
+  serverRoutes(app, { store, tls: deps.tls, version: deps.version, page: deps.page });
   imageRoutes(app, { store, secrets, operations, publisher: deps.publisher });
   imageExportRoutes(app, { store, secrets, downloads: deps.downloads });
   imageCreateRoutes(app, { store, operations, pushGrants: new PushGrants(deps.grants), maxUploadSize: deps.maxUploadSize });

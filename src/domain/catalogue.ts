@@ -1,0 +1,123 @@
+/**
+ * The catalogue people browse before they type `incus launch`: every public product (os,
+ * release, architecture, variant, as images.linuxcontainers.org lists them) with its versions,
+ * their images, fingerprints and files. Private images never appear. This document is what
+ * `/catalogue/v1/products.json` serves and what the page (web/page.ts) is rendered from.
+ */
+import type { Alias, Image, ImageType } from './image.ts';
+import type { ArtifactPath } from './simplestreams.ts';
+import { describeFormat } from './formats.ts';
+import { productOf, serialOf } from './product.ts';
+import type { ReleaseNames } from './release-names.ts';
+
+export interface CatalogueFile {
+  /** metadata and rootfs (or disk) of a split image; unified; delta (from an older version). */
+  role: 'metadata' | 'rootfs' | 'disk' | 'unified' | 'delta';
+  /** Where this server serves it (relative to its root). */
+  path: string;
+  sha256: string;
+  size: number;
+  format: string;
+}
+
+export interface CatalogueImage {
+  fingerprint: string;
+  type: ImageType;
+  size: number;
+  created_at: string;
+  files: CatalogueFile[];
+}
+
+export interface CatalogueVersion {
+  serial: string;
+  images: CatalogueImage[];
+}
+
+export interface CatalogueProduct {
+  /** os:release:arch:variant (or image:FINGERPRINT for an image without os and release). */
+  key: string;
+  os: string;
+  release: string;
+  release_title: string;
+  variant: string;
+  /** As the distribution spells it (amd64), which the aliases use. */
+  arch: string;
+  description: string;
+  /** Names `launch` accepts for the newest version (shortest first); none: use the fingerprint. */
+  aliases: string[];
+  types: ImageType[];
+  /** The newest version's serial, build time (its newest image) and total size. */
+  newest: { serial: string; created_at: string; size: number };
+  /** Newest first. */
+  versions: CatalogueVersion[];
+}
+
+export interface CatalogueDocument {
+  format: 'wharf-catalogue:1.0';
+  products: CatalogueProduct[];
+}
+
+function filesOf(image: Image, artifactPath: ArtifactPath): CatalogueFile[] {
+  const file = (role: CatalogueFile['role'], blob: Image['metadata']): CatalogueFile => ({
+    role,
+    path: artifactPath(blob),
+    sha256: blob.sha256,
+    size: blob.size,
+    format: describeFormat(blob.format),
+  });
+  if (!image.rootfs) return [file('unified', image.metadata)];
+  return [file('metadata', image.metadata), file(image.type === 'virtual-machine' ? 'disk' : 'rootfs', image.rootfs), ...image.deltas.map((d) => file('delta', d))];
+}
+
+const byLength = (a: string, b: string) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+
+export function buildCatalogue(images: Image[], aliases: Alias[], artifactPath: ArtifactPath, releaseNames?: ReleaseNames): CatalogueDocument {
+  const products = new Map<string, { product: ReturnType<typeof productOf>; images: Image[] }>();
+  for (const image of images) {
+    if (!image.public) continue;
+    const product = productOf(image, releaseNames);
+    const entry = products.get(product.key);
+    if (entry) entry.images.push(image);
+    else products.set(product.key, { product, images: [image] });
+  }
+  const handMade = new Map<string, string[]>();
+  for (const alias of aliases) handMade.set(alias.fingerprint, [...(handMade.get(alias.fingerprint) ?? []), alias.name]);
+
+  const list: CatalogueProduct[] = [];
+  for (const { product, images: members } of products.values()) {
+    const versions = new Map<string, Image[]>();
+    for (const image of members) versions.set(serialOf(image), [...(versions.get(serialOf(image)) ?? []), image]);
+    const ordered = [...versions.entries()]
+      .sort(([a], [b]) => (a < b ? 1 : a > b ? -1 : 0))
+      .map(([serial, imgs]) => ({
+        serial,
+        images: imgs
+          .sort((a, b) => (a.type < b.type ? -1 : 1))
+          .map((i) => ({ fingerprint: i.fingerprint, type: i.type, size: i.size, created_at: i.createdAt, files: filesOf(i, artifactPath) })),
+      }));
+    const newest = ordered[0]!;
+    const newestImages = members.filter((i) => serialOf(i) === newest.serial);
+    const described = newestImages.find((i) => i.properties.description?.trim());
+    list.push({
+      key: product.key,
+      os: product.os,
+      release: product.release,
+      release_title: product.releaseTitle,
+      variant: product.variant,
+      arch: product.arch,
+      description: described?.properties.description?.trim() ?? newestImages[0]!.filename,
+      aliases: [...new Set([...product.aliases, ...newestImages.flatMap((i) => handMade.get(i.fingerprint) ?? [])])].sort(byLength),
+      types: [...new Set(members.map((i) => i.type))].sort(),
+      newest: {
+        serial: newest.serial,
+        created_at: newest.images.map((i) => i.created_at).sort().at(-1)!,
+        size: newest.images.reduce((n, i) => n + i.size, 0),
+      },
+      versions: ordered,
+    });
+  }
+  // Releases in number order (debian 9 before 12), then variant and architecture.
+  const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
+  list.sort((a, b) => collator.compare(a.os, b.os) || collator.compare(a.release, b.release) || collator.compare(a.variant, b.variant) || collator.compare(a.arch, b.arch) || collator.compare(a.key, b.key));
+  return { format: 'wharf-catalogue:1.0', products: list };
+}

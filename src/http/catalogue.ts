@@ -1,0 +1,71 @@
+/**
+ * The web catalogue: the page at `/` for browsers (lxd/server.ts hands it over), its JSON
+ * (documented in the README for other tools) and its script and stylesheet. The page and the
+ * products are rendered with the index (core/publish.ts); the download counts at most every
+ * 10 s, as often as the serving processes write them.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { catalogueProductsPath, type IndexPublisher } from '../core/publish.ts';
+import { catalogueDownloads, flushIntervalMs } from '../core/usage.ts';
+import type { UsageStore } from '../meta/usage.ts';
+import type { CatalogueAssets } from '../web/assets.ts';
+import { renderJson, type RenderedDocument } from '../web/rendered.ts';
+import { sendRendered } from './send-rendered.ts';
+import { notFound } from '../errors.ts';
+
+export const catalogueDownloadsPath = '/catalogue/v1/downloads.json';
+
+export interface CatalogueDeps {
+  publisher: IndexPublisher;
+  usage: UsageStore;
+  assets: CatalogueAssets;
+}
+
+/** Whether a request to `/` is a browser's (which asks for HTML first) rather than an API client's. */
+export function wantsPage(request: FastifyRequest): boolean {
+  return /\btext\/html\b/.test(String(request.headers.accept ?? ''));
+}
+
+export function sendCataloguePage(request: FastifyRequest, reply: FastifyReply, publisher: IndexPublisher): FastifyReply {
+  const page = publisher.catalogueDocument('/');
+  if (!page) throw notFound('No catalogue page');
+  reply.header('vary', 'accept').header('x-content-type-options', 'nosniff');
+  // The page runs its own script and style only.
+  reply.header('content-security-policy', "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'");
+  return sendRendered(request, reply, page);
+}
+
+export function catalogueRoutes(app: FastifyInstance, deps: CatalogueDeps) {
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: catalogueProductsPath,
+    handler: async (request, reply) => {
+      const doc = deps.publisher.catalogueDocument(catalogueProductsPath);
+      if (!doc) return reply.callNotFound();
+      reply.header('access-control-allow-origin', '*');
+      return sendRendered(request, reply, doc);
+    },
+  });
+
+  let downloads: { doc: RenderedDocument; at: number } | undefined;
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: catalogueDownloadsPath,
+    handler: async (request, reply) => {
+      if (!downloads || Date.now() - downloads.at > flushIntervalMs) downloads = { doc: renderJson(await catalogueDownloads(deps.usage)), at: Date.now() };
+      reply.header('access-control-allow-origin', '*');
+      return sendRendered(request, reply, downloads.doc);
+    },
+  });
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/catalogue/assets/:name',
+    handler: async (request, reply) => {
+      const asset = deps.assets.files.get(request.url.split('?')[0]!);
+      if (!asset) return reply.callNotFound();
+      // The name carries the hash of the bytes: a new version is a new URL.
+      return sendRendered(request, reply, asset, 'public, max-age=31536000, immutable');
+    },
+  });
+}

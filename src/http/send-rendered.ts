@@ -1,0 +1,15 @@
+/** Sending a pre-rendered document (web/rendered.ts): ETag, 304, gzip when the client takes it, HEAD. */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RenderedDocument } from '../web/rendered.ts';
+import { noneMatch } from './conditional.ts';
+
+export function sendRendered(request: FastifyRequest, reply: FastifyReply, doc: RenderedDocument, cacheControl = 'no-cache'): FastifyReply {
+  reply.header('etag', doc.etag).header('content-type', doc.contentType).header('cache-control', cacheControl);
+  reply.header('vary', reply.hasHeader('vary') ? `${String(reply.getHeader('vary'))}, accept-encoding` : 'accept-encoding');
+  if (noneMatch(request.headers['if-none-match'], doc.etag)) return reply.code(304).send();
+  const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
+  const body = gzip ? doc.gzip : doc.body;
+  if (gzip) reply.header('content-encoding', 'gzip');
+  reply.header('content-length', String(body.length));
+  return reply.send(request.method === 'HEAD' ? undefined : body);
+}

@@ -1,0 +1,218 @@
+/**
+ * The web catalogue in a real headless Chromium (Debian package chromium, driven by
+ * playwright-core; no browser download): it lists the public products, search and filters narrow
+ * them, the copy buttons copy commands that the real incus and lxc clients accept, the product
+ * view shows versions, fingerprints, files and the 30-day chart, private images never appear,
+ * hostile image properties stay text, and axe-core finds no accessibility violation. Screenshots
+ * at desktop and phone sizes go to test-artifacts/.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { buildMetadataTarball, buildQcow2, buildSquashfs, buildUnified } from '../fixtures/images.ts';
+import { fingerprintFrom, runProcess, serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { fetchRaw } from '../helpers/http.ts';
+import { SqliteUsageStore } from '../../src/meta/usage-sqlite.ts';
+import { daysBefore } from '../../src/domain/usage.ts';
+
+const chromiumPath = '/usr/bin/chromium';
+const artifacts = join(import.meta.dirname, '..', '..', 'test-artifacts');
+
+async function launch(t: TestContext): Promise<Browser> {
+  assert.ok(existsSync(chromiumPath), 'Chromium is installed (Debian package chromium; scripts/test.sh installs it)');
+  const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+  t.after(() => browser.close());
+  return browser;
+}
+
+/** Visible product rows, by their first cell. */
+const visibleRows = (page: Page) => page.locator('#products tr:not([hidden]) th').allTextContents();
+
+async function store(t: TestContext) {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const debianMeta = await buildMetadataTarball(work, { properties: { os: 'Debian', release: '12', release_title: 'bookworm', variant: 'default', architecture: 'amd64', description: 'Debian bookworm amd64' } });
+  const debian = fingerprintFrom(await wharfOk(data, ['image', 'import', debianMeta.path, (await buildSquashfs(work, { seed: 'debian' })).path]));
+  const vmMeta = await buildMetadataTarball(work, { name: 'vm-meta.tar.xz', properties: { os: 'Debian', release: '12', variant: 'default', architecture: 'amd64', description: 'Debian bookworm VM' } });
+  const debianVm = fingerprintFrom(await wharfOk(data, ['image', 'import', vmMeta.path, (await buildQcow2(work, { seed: 'debian-vm' })).path]));
+  const alpine = await buildUnified(work, { architecture: 'aarch64', properties: { os: 'Alpine', release: '3.20', variant: 'cloud', architecture: 'arm64', description: 'Alpine 3.20 arm64 (cloud)' } });
+  await wharfOk(data, ['image', 'import', alpine.path]);
+  const secret = await buildUnified(work, { name: 'secret.tar.gz', seed: 'secret', properties: { os: 'Secretos', release: '1', architecture: 'amd64', description: 'Secretos private' } });
+  const secretFp = fingerprintFrom(await wharfOk(data, ['image', 'import', secret.path, '--private']));
+  const hostile = await buildUnified(work, {
+    name: 'hostile.tar.gz',
+    seed: 'hostile',
+    properties: { os: '<script>window.owned=1</script>', release: '"><img src=x onerror="window.owned=2">', architecture: 'amd64', description: '</td><b>bold</b>' },
+  });
+  await wharfOk(data, ['image', 'import', hostile.path]);
+
+  // Downloads counted on earlier days (the serving processes write them the same way).
+  const usage = new SqliteUsageStore(join(data, 'usage.db'));
+  const now = new Date();
+  await usage.add([
+    { day: daysBefore(now, 0), fingerprint: debian, product: 'debian:12:amd64:default', via: 'file', count: 7 },
+    { day: daysBefore(now, 3), fingerprint: debianVm, product: 'debian:12:amd64:default', via: 'export', count: 2 },
+    { day: daysBefore(now, 40), fingerprint: debian, product: 'debian:12:amd64:default', via: 'file', count: 100 },
+  ]);
+  await usage.close();
+  return { work, data, debian, debianVm, secretFp };
+}
+
+test('the catalogue lists, searches, filters, copies working commands and shows each product; nothing private, nothing injected', async (t) => {
+  const { work, data, debian, debianVm, secretFp } = await store(t);
+  const server = await serve(t, data);
+  const browser = await launch(t);
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (err) => problems.push(err.message));
+  page.on('dialog', (dialog) => problems.push(`a script opened a ${dialog.type()}`));
+
+  await page.goto(server.base + '/');
+  assert.equal(await page.title(), 'Image catalogue');
+  assert.deepEqual(await visibleRows(page), ['<script>window.owned=1</script>', 'Alpine', 'Debian'].sort(new Intl.Collator('en', { numeric: true }).compare));
+  assert.equal(await page.evaluate('window.owned'), undefined, 'hostile properties are text, not markup');
+  assert.equal(await page.locator('#products b').count(), 0);
+  const html = await page.content();
+  assert.ok(!html.includes('Secretos') && !html.includes(secretFp), 'a private image never appears');
+  const debianRow = page.locator('#products tr[data-key="debian:12:amd64:default"]');
+  assert.match(await debianRow.innerText(), /bookworm/);
+  assert.match(await debianRow.innerText(), /container\s+VM/);
+  await page.waitForFunction(`document.querySelector('#products tr[data-key="debian:12:amd64:default"] .downloads')?.textContent === '9'`);
+
+  // Search as you type, then the filters.
+  await page.fill('#search', 'alp');
+  assert.deepEqual(await visibleRows(page), ['Alpine']);
+  assert.equal(await page.locator('#shown').textContent(), '1 shown');
+  await page.fill('#search', 'bookworm');
+  assert.deepEqual(await visibleRows(page), ['Debian']);
+  await page.fill('#search', '');
+  await page.selectOption('#filter-arch', 'arm64');
+  assert.deepEqual(await visibleRows(page), ['Alpine']);
+  await page.selectOption('#filter-arch', '');
+  await page.selectOption('#filter-type', 'virtual-machine');
+  assert.deepEqual(await visibleRows(page), ['Debian']);
+  await page.selectOption('#filter-type', '');
+  await page.selectOption('#sort', 'downloads');
+  assert.equal((await visibleRows(page))[0], 'Debian', 'most downloaded first');
+
+  // The commands, for incus and then lxc.
+  const port = new URL(server.base).port;
+  await page.click('.add .copy');
+  const remoteAdd = await page.evaluate('navigator.clipboard.readText()');
+  assert.equal(remoteAdd, `incus remote add wharf https://127.0.0.1:${port} --public --protocol=incus`);
+  assert.equal(await page.locator('#certificate-fingerprint').textContent(), server.tls.fingerprint, 'a self-signed certificate: its fingerprint is shown');
+  await debianRow.locator('.copy-launch').click();
+  assert.equal(await page.evaluate('navigator.clipboard.readText()'), 'incus launch wharf:debian/12');
+  await page.check('input[value=lxc]');
+  await page.click('.add .copy');
+  const lxcRemoteAdd = await page.evaluate('navigator.clipboard.readText()');
+  assert.equal(lxcRemoteAdd, `lxc remote add wharf https://127.0.0.1:${port} --public`);
+  await page.check('input[value=incus]');
+
+  // The product view: versions, fingerprints, files, downloads and the chart.
+  await debianRow.locator('th a').click();
+  const dialog = page.locator('dialog#product');
+  await dialog.waitFor({ state: 'visible' });
+  assert.equal(await dialog.locator('h2').textContent(), 'Debian 12 default amd64');
+  const text = await dialog.innerText();
+  assert.ok(text.includes(debian) && text.includes(debianVm), 'both images of the version, by fingerprint');
+  assert.match(text, /incus launch wharf:debian\/12\n/);
+  assert.match(text, /incus launch wharf:debian\/12 --vm/);
+  assert.match(text, /rootfs squashfs/);
+  assert.match(text, /disk qcow2/);
+  assert.equal(await dialog.locator('svg.chart rect').count(), 30);
+  assert.equal(await dialog.locator('svg.chart').getAttribute('aria-label'), '9 downloads in the last 30 days');
+  assert.match(text, /\t107\t/, 'the image\'s downloads of all time');
+  assert.ok(page.url().endsWith('#product=debian%3A12%3Aamd64%3Adefault'), 'the product view has its own URL');
+  await mkdir(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, 'catalogue-product.png') });
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden' });
+  await page.screenshot({ path: join(artifacts, 'catalogue-desktop.png'), fullPage: true });
+
+  // A product URL opened directly shows that product.
+  const direct = await context.newPage();
+  await direct.goto(`${server.base}/#product=${encodeURIComponent('alpine:3.20:arm64:cloud')}`);
+  await direct.locator('dialog#product h2').waitFor();
+  assert.equal(await direct.locator('dialog#product h2').textContent(), 'Alpine 3.20 cloud arm64');
+
+  // A phone: every product is a card, nothing wider than the screen.
+  const phone = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const small = await phone.newPage();
+  await small.goto(server.base + '/');
+  const widest = await small.evaluate('[...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > 390).map((e) => e.tagName + (e.id ? "#" + e.id : "")).join(" ")');
+  assert.equal(widest, '', 'nothing wider than the screen');
+  await small.screenshot({ path: join(artifacts, 'catalogue-phone.png'), fullPage: true });
+  await phone.close();
+
+  // The JSON the page uses, for other tools.
+  const products = JSON.parse((await fetchRaw(`${server.base}/catalogue/v1/products.json`, { ca: server.tls.cert })).body.toString()) as { format: string; products: { key: string }[] };
+  assert.equal(products.format, 'wharf-catalogue:1.0');
+  assert.ok(!JSON.stringify(products).includes(secretFp));
+  // API clients asking for / still get the API root.
+  const root = await fetchRaw(`${server.base}/`, { ca: server.tls.cert });
+  assert.deepEqual(JSON.parse(root.body.toString()).metadata, ['/1.0']);
+  assert.deepEqual(problems, []);
+
+  // The copied commands work in the real clients: the remote is added once the fingerprint the
+  // page shows is given as the answer, and the alias the launch command names resolves.
+  if (spawnSync('sh', ['-c', 'command -v incus']).status === 0) {
+    const env = { ...process.env, INCUS_CONF: join(work, 'incus-conf'), HOME: work } as Record<string, string>;
+    const added = await runProcess('sh', ['-c', remoteAdd], { env, stdin: `${server.tls.fingerprint}\n` });
+    assert.equal(added.code, 0, added.stderr + added.stdout);
+    const info = await runProcess('incus', ['image', 'info', 'wharf:debian/12'], { env });
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, new RegExp(`Fingerprint: ${debian}`));
+  } else assert.fail('the incus client is not installed (scripts/test.sh installs it)');
+  if (spawnSync('sh', ['-c', 'command -v lxc']).status === 0) {
+    const env = { ...process.env, LXD_CONF: join(work, 'lxc-conf'), HOME: work } as Record<string, string>;
+    const added = await runProcess('sh', ['-c', lxcRemoteAdd], { env, stdin: `${server.tls.fingerprint}\n` });
+    assert.equal(added.code, 0, added.stderr + added.stdout);
+    const info = await runProcess('lxc', ['image', 'info', 'wharf:debian/12'], { env });
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, new RegExp(`Fingerprint: ${debian}`));
+  } else assert.fail('the lxc client is not installed (scripts/test.sh installs it)');
+});
+
+test('axe-core finds no accessibility violation on the list or the product view', async (t) => {
+  const { data } = await store(t);
+  const server = await serve(t, data, { processes: 1 });
+  const browser = await launch(t);
+  // Injecting axe needs an inline script, which the page's own policy forbids.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, bypassCSP: true });
+  const page = await context.newPage();
+  const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  const audit = async () => {
+    await page.addScriptTag({ content: axeSource });
+    const result = (await page.evaluate('axe.run()')) as {
+      violations: { id: string; help: string; nodes: { target: string[] }[] }[];
+    };
+    return result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+  };
+  await page.goto(server.base + '/');
+  await page.waitForFunction(`document.querySelector('#products .downloads')?.textContent !== '–'`);
+  assert.deepEqual(await audit(), []);
+  await page.goto(`${server.base}/#product=${encodeURIComponent('debian:12:amd64:default')}`);
+  await page.locator('dialog#product h2').waitFor();
+  assert.deepEqual(await audit(), []);
+  // Keyboard only: Tab reaches the search field, typing filters, Enter on a product link opens it.
+  await page.keyboard.press('Escape');
+  await page.goto(server.base + '/');
+  await page.keyboard.press('Tab'); // skip link
+  await page.keyboard.press('Tab');
+  assert.ok(await page.evaluate(`document.activeElement?.matches('input[name=client]')`));
+  await page.focus('#search');
+  await page.keyboard.type('debian');
+  await page.keyboard.press('Tab'); // distribution
+  await page.locator('#products tr:not([hidden]) th a').focus();
+  await page.keyboard.press('Enter');
+  await page.locator('dialog#product h2').waitFor();
+  assert.equal(await page.locator('dialog#product h2').textContent(), 'Debian 12 default amd64');
+});
