@@ -287,7 +287,7 @@ export async function startNginx(dir: string, root: string, tls: { cert: string;
   const stop = await runNginx(
     dir,
     `  keepalive_requests 1000000;
-  types { application/json json; }
+  types { application/json json; text/html html; text/javascript js; text/css css; }
   gzip_static on;
   server {
     listen 127.0.0.1:${httpPort};

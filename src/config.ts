@@ -56,6 +56,8 @@ export interface Config {
   metricsAllow: string[];
   /** Seconds downloads in progress may take to finish after SIGTERM before they are cut. */
   shutdownTimeout: number;
+  /** Whether image downloads are counted for the usage statistics. */
+  countDownloads: boolean;
   /** config.yaml only: OS -> release -> its other names, over the built-in table. */
   releaseAliases: ReleaseAliasSetting;
 }
@@ -86,9 +88,10 @@ const defaults: Settings = {
   siteCheckInterval: 60,
   metricsAllow: [],
   shutdownTimeout: 30,
+  countDownloads: true,
 };
 
-type Kind = 'address' | 'path' | 'url' | 'cidrs' | 'seconds' | 'days' | 'bytes' | 'count' | 'level';
+type Kind = 'address' | 'path' | 'url' | 'cidrs' | 'seconds' | 'days' | 'bytes' | 'count' | 'level' | 'switch';
 
 const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = {
   https: { yaml: 'https', env: 'WHARF_HTTPS', kind: 'address' },
@@ -114,6 +117,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   siteCheckInterval: { yaml: 'site_check_interval', env: 'WHARF_SITE_CHECK_INTERVAL', kind: 'seconds' },
   metricsAllow: { yaml: 'metrics_allow', env: 'WHARF_METRICS_ALLOW', kind: 'cidrs' },
   shutdownTimeout: { yaml: 'shutdown_timeout', env: 'WHARF_SHUTDOWN_TIMEOUT', kind: 'seconds' },
+  countDownloads: { yaml: 'count_downloads', env: 'WHARF_COUNT_DOWNLOADS', kind: 'switch' },
 };
 
 export const configFileName = 'config.yaml';
@@ -228,6 +232,12 @@ function checkValue(kind: Kind, value: unknown, origin: string): unknown {
     case 'level':
       if (!['debug', 'info', 'warn', 'error'].includes(String(value))) throw bad('one of debug, info, warn, error');
       return String(value);
+    case 'switch': {
+      const text = String(value).toLowerCase();
+      if (['true', 'yes', 'on', '1'].includes(text)) return true;
+      if (['false', 'no', 'off', '0'].includes(text)) return false;
+      throw bad('true or false');
+    }
   }
 }
 

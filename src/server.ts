@@ -63,8 +63,8 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const opened = await openStore(config, log);
   const grants = openGrants(config);
   const usage = openUsage(config);
-  const downloads = new DownloadCounter(usage, log);
-  downloads.start();
+  const downloads = config.countDownloads ? new DownloadCounter(usage, log) : undefined;
+  downloads?.start();
   // Files of lazy mirrors are fetched from upstream on first request, behind every view.
   const store = { ...opened, blobs: new FetchThroughBlobs(opened.blobs, opened.meta, log, grants) };
   if (!replica) await store.blobs.cleanStaging();
@@ -88,7 +88,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const listeners: Listener[] = [];
   let replicas: Replicas | undefined;
   const counts = new RequestCounts();
-  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, downloads, ...(steering ? { steering } : {}) });
+  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, ...(downloads ? { downloads } : {}), ...(steering ? { steering } : {}) });
   const first = replica ? undefined : firstProcessMetrics(metrics, () => replicas?.channels() ?? []);
   const gather = first ? first.gather : replicaMetrics(metrics, process).gather;
   const { app, handler } = await buildApp({
@@ -128,7 +128,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     steering?.stop();
     await Promise.all(listeners.map((l) => l.close()));
     await app.close();
-    await downloads.stop();
+    await downloads?.stop();
     await usage.close();
     await grants.close();
     await store.meta.close();
@@ -169,7 +169,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
         publisher.stop();
         await app.close();
         // After the listeners: downloads that finished while draining are counted too.
-        await downloads.stop();
+        await downloads?.stop();
         await usage.close();
         await grants.close();
         await store.meta.close();

@@ -259,7 +259,11 @@ const copyChunk = 768 * 1024;
  * it is, and allocates nothing while it runs.
  */
 async function copyRange(fd: number, start: number, end: number, out: Writable): Promise<void> {
-  const buffers = [Buffer.allocUnsafe(copyChunk), Buffer.allocUnsafe(copyChunk)];
+  // No bigger than the range: 1 MiB allocated (and later freed) for a 4 KiB file cost more than
+  // the rest of its download. A range of one chunk or less needs one buffer.
+  const size = Math.max(1, Math.min(copyChunk, end - start));
+  const first = Buffer.allocUnsafe(size);
+  const buffers = [first, end - start > size ? Buffer.allocUnsafe(size) : first];
   let sending: Promise<void> = Promise.resolve();
   let closed: Error | undefined;
   const onClose = () => (closed ??= new Error('the client went away'));

@@ -22,7 +22,7 @@ export class DownloadCounter {
   /** Downloads counted by this process since it started, by way (for /metrics). */
   readonly totals: Record<DownloadVia, number> = { file: 0, redirect: 0, export: 0 };
 
-  constructor(store: UsageStore, log: Logger, now = () => new Date()) {
+  constructor(store: UsageStore, log: Logger, now: () => Date = () => new Date()) {
     this.store = store;
     this.log = log;
     this.now = now;
@@ -30,11 +30,24 @@ export class DownloadCounter {
 
   count(image: Counted, via: DownloadVia): void {
     this.totals[via]++;
-    const day = dayOf(this.now());
+    const day = this.today();
     const key = `${day} ${image.fingerprint} ${via} ${image.product}`;
     const pending = this.pending.get(key);
     if (pending) pending.count++;
     else this.pending.set(key, { day, fingerprint: image.fingerprint, product: image.product, via, count: 1 });
+  }
+
+  private day = '';
+  private dayEndsAt = 0;
+
+  /** The UTC day, worked out again only when the last one ended (it is asked per download). */
+  private today(): string {
+    const now = this.now();
+    if (now.getTime() >= this.dayEndsAt || now.getTime() < this.dayEndsAt - 86_400_000) {
+      this.day = dayOf(now);
+      this.dayEndsAt = Date.parse(this.day) + 86_400_000;
+    }
+    return this.day;
   }
 
   /** Writes what was counted so far; one flush at a time, in order. */

@@ -44,8 +44,8 @@ export interface AppDeps {
   steering?: Steering | undefined;
   /** Where requests are counted for /metrics. */
   counts: RequestCounts;
-  /** Where image downloads are counted (usage statistics). */
-  downloads: DownloadCounter;
+  /** Where image downloads are counted (usage statistics); none when counting is off. */
+  downloads: DownloadCounter | undefined;
   /** The web catalogue's usage counts and assets (the page itself comes from the publisher). */
   catalogue?: Omit<CatalogueDeps, 'publisher'> | undefined;
   operations: Omit<OperationsDeps, 'trustedClient'>;

@@ -19,7 +19,7 @@ function clientArchitectures(request: FastifyRequest): string[] {
     .filter(Boolean);
 }
 
-export function directRoutes(app: FastifyInstance, deps: { store: Store; downloads: DownloadCounter }) {
+export function directRoutes(app: FastifyInstance, deps: { store: Store; downloads: DownloadCounter | undefined }) {
   app.route({
     method: ['GET', 'HEAD'],
     url: '/direct/*',
@@ -34,8 +34,9 @@ export function directRoutes(app: FastifyInstance, deps: { store: Store; downloa
         'incus-image-url': url,
         'incus-image-hash': image.fingerprint,
       };
+      const { downloads } = deps;
       const counted = { fingerprint: image.fingerprint, product: productOf(image, deps.store.releaseNames).key };
-      return sendBlob(request, reply, deps.store.blobs, image.metadata, { headers, onDownloaded: () => deps.downloads.count(counted, 'file') });
+      return sendBlob(request, reply, deps.store.blobs, image.metadata, { headers, onDownloaded: downloads && (() => downloads.count(counted, 'file')) });
     },
   });
 }

@@ -197,7 +197,10 @@ export async function listenDual(host: string, port: number, handler: RequestHan
   guard.watch(secure);
   const stats = { handshakes: 0 };
   secure.on('secureConnection', () => stats.handshakes++);
-  const front = createNetServer({ pauseOnConnect: false }, (socket) => {
+  // No Nagle: a response's headers and body are separate writes, and the second would wait for
+  // the client's delayed ACK of the first (40 ms) on a keep-alive connection. node:http sets this
+  // on the sockets it accepts itself; these are accepted here.
+  const front = createNetServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
     if (!guard.admit(socket)) return;
     socket.once('readable', () => {
       const first = socket.read(1) as Buffer | null;

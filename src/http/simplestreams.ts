@@ -8,7 +8,7 @@ import { sendRendered } from './send-rendered.ts';
 import { viewForUserAgent } from '../domain/simplestreams.ts';
 import type { DownloadCounter } from '../core/usage.ts';
 
-export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore; downloads: DownloadCounter }) {
+export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: IndexPublisher; blobs: BlobStore; downloads: DownloadCounter | undefined }) {
   const sendDocument = (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0]!.replace(/^\/+/, '');
     const doc = deps.publisher.document(path, viewForUserAgent(request.headers['user-agent']));
@@ -30,8 +30,9 @@ export function simplestreamsRoutes(app: FastifyInstance, deps: { publisher: Ind
       const blob = sha && (await deps.publisher.artifact(sha));
       if (!blob) return reply.callNotFound();
       // Downloads that GeoIP steering sends elsewhere never get here (steer.ts answers them first).
-      const counted = deps.publisher.countedAs(blob.sha256);
-      return sendBlob(request, reply, deps.blobs, blob, { onDownloaded: counted && (() => deps.downloads.count(counted, 'file')) });
+      const { downloads } = deps;
+      const counted = downloads && deps.publisher.countedAs(blob.sha256);
+      return sendBlob(request, reply, deps.blobs, blob, { onDownloaded: counted && (() => downloads.count(counted, 'file')) });
     },
   });
 }

@@ -20,7 +20,7 @@ export type SteeringShortcut = (req: IncomingMessage, res: ServerResponse) => bo
  * scheme check of its own. A redirected GET that would download the whole file counts as a
  * download (the site serves it; the origin never learns whether it completed).
  */
-export function steeringShortcut(publisher: IndexPublisher, steering: Steering, downloads: DownloadCounter): SteeringShortcut {
+export function steeringShortcut(publisher: IndexPublisher, steering: Steering, downloads: DownloadCounter | undefined): SteeringShortcut {
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const url = req.url ?? '';
@@ -37,7 +37,7 @@ export function steeringShortcut(publisher: IndexPublisher, steering: Steering, 
       path,
     );
     if (!site) return false;
-    if (req.method === 'GET') countRedirect(req, blob, publisher, downloads);
+    if (downloads && req.method === 'GET') countRedirect(req, blob, publisher, downloads);
     res.writeHead(302, { location: site, 'cache-control': 'no-store', 'content-length': '0' });
     res.end();
     return true;

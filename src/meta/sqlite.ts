@@ -463,8 +463,9 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async touchBlob(sha256: string, now: string): Promise<void> {
-    // Not a change anyone needs to re-render for, so it does not count as one.
-    this.sql('UPDATE blobs SET last_access = ? WHERE sha256 = ?').run(now, sha256);
+    // Not a change anyone needs to re-render for, so it does not count as one. Only lazy blobs
+    // keep it: for the others the statement changes nothing, so it writes (and syncs) nothing.
+    this.sql('UPDATE blobs SET last_access = ? WHERE sha256 = ? AND source_url IS NOT NULL').run(now, sha256);
   }
 
   async idleLazyBlobs(before: string): Promise<string[]> {

@@ -159,7 +159,7 @@ export interface BlobLedger {
    * `unpublishedBefore`, ordered by sha256: candidates; `beginCollect` decides.
    */
   collectableBlobs(unpublishedBefore: string): Promise<string[]>;
-  /** Records a download of a blob (a lazy one's cache expiry counts from here); unknown: nothing. */
+  /** Records a download of a lazy blob (its cache expiry counts from here); any other or unknown: nothing. */
   touchBlob(sha256: string, now: string): Promise<void>;
   /**
    * Blobs with a source whose last download (or, never downloaded, their record) is older than

@@ -16,6 +16,11 @@ import type { Leases } from '../meta/grants.ts';
 
 /** How often a process waiting on another's fetch of the same file looks again. */
 const waitPollMs = 100;
+/**
+ * A blob's last use is written at most this often per process: idle copies are dropped after
+ * days, and a write per download (a synced transaction) would cap the downloads per second.
+ */
+const touchEveryMs = 60_000;
 
 export class FetchThroughBlobs implements BlobStore {
   private readonly inner: BlobStore;
@@ -23,6 +28,7 @@ export class FetchThroughBlobs implements BlobStore {
   private readonly log: Logger;
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly leases: Leases | undefined;
+  private readonly touchedAt = new Map<string, number>();
 
   /** `leases` extend "one download per file" to every serving process that shares them. */
   constructor(inner: BlobStore, meta: BlobLedger, log: Logger, leases?: Leases) {
@@ -98,7 +104,10 @@ export class FetchThroughBlobs implements BlobStore {
   }
 
   private async markUsed(sha256: string) {
-    await this.meta.touchBlob(sha256, new Date().toISOString()).catch(() => {});
+    const now = Date.now();
+    if (now - (this.touchedAt.get(sha256) ?? 0) < touchEveryMs) return;
+    this.touchedAt.set(sha256, now);
+    await this.meta.touchBlob(sha256, new Date(now).toISOString()).catch(() => {});
   }
 
   private async fetch(sha256: string, size: number, url: string, certificate: string): Promise<void> {

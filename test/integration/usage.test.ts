@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
@@ -83,4 +84,19 @@ test('downloads are counted per image and product once complete; wharf stats and
   assert.equal(bad.code, 64);
   assert.match(bad.stderr, /Invalid --since "yesterday"/);
   assert.equal((await wharf(data, ['stats', '--by', 'colour'])).code, 64);
+});
+
+test('count_downloads: false counts nothing', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const unifiedFile = await buildUnified(work, { properties: { os: 'Gamma', release: '1', architecture: 'amd64' } });
+  await wharfOk(data, ['image', 'import', unifiedFile.path]);
+  await writeFile(join(data, 'config.yaml'), 'count_downloads: false\n');
+  const server = await serve(t, data, { processes: 1 });
+  const res = await fetchRaw(`${server.base}/files/${unifiedFile.sha256}.tar.gz`, { ca: server.tls.cert });
+  assert.equal(res.status, 200);
+  await server.close();
+  assert.deepEqual(JSON.parse(await wharfOk(data, ['stats', '--format', 'json'])), []);
+  await writeFile(join(data, 'config.yaml'), 'count_downloads: maybe\n');
+  assert.equal((await wharf(data, ['serve'])).code, 78, 'a setting that is neither true nor false is a config error');
 });

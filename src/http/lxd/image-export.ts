@@ -16,7 +16,7 @@ import { fingerprintParam } from './images.ts';
 import { productOf } from '../../domain/product.ts';
 import type { DownloadCounter } from '../../core/usage.ts';
 
-export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; secrets: ImageSecrets; downloads: DownloadCounter }) {
+export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; secrets: ImageSecrets; downloads: DownloadCounter | undefined }) {
   const { store, secrets, downloads } = deps;
   // HEAD declared here: the route Fastify would derive from GET sends Content-Length 0.
   app.route({
@@ -36,7 +36,7 @@ export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; se
         if (settled) return;
         settled = true;
         const completed = whole && reply.raw.statusCode === 200;
-        if (completed) downloads.count({ fingerprint: image.fingerprint, product: productOf(image, store.releaseNames).key }, 'export');
+        if (completed) downloads?.count({ fingerprint: image.fingerprint, product: productOf(image, store.releaseNames).key }, 'export');
         if (secret) secrets.settle(secret, completed).catch((err: unknown) => store.log.error('settling a secret failed', { err }));
       };
       try {

@@ -29,7 +29,7 @@ export interface LxdDeps {
   version: string;
   maxUploadSize: number;
   publisher: IndexPublisher;
-  downloads: DownloadCounter;
+  downloads: DownloadCounter | undefined;
   /** The catalogue page, for browsers asking for `/`. */
   page?: PageHandler | undefined;
 }
