@@ -37,6 +37,12 @@ const groups: { name: string; term?: string; summary: string; load: () => Promis
     load: async () => (await import('./stats.ts')).statsCommand,
   },
   {
+    name: 'backup',
+    term: 'backup <dir>',
+    summary: 'A consistent copy of the databases, keys and settings, and the list of blobs (while serving too)',
+    load: async () => (await import('./backup.ts')).backupCommand,
+  },
+  {
     name: 'prune',
     term: 'prune [options]',
     summary: 'Remove old product versions and files nothing uses (never within the grace period)',

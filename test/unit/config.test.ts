@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig, parseAddress } from '../../src/config.ts';
 import { isAppError } from '../../src/errors.ts';
@@ -53,4 +53,19 @@ test('release_aliases: a mapping in config.yaml, checked at start', async (t) =>
   await assert.rejects(loadConfig(dir, {}, {}), /release_aliases: must map an OS to its releases/);
   await writeFile(join(dir, 'config.yaml'), 'release_aliases:\n  debian:\n    bookworm: "12/x"\n');
   await assert.rejects(loadConfig(dir, {}, {}), (err) => isAppError(err, 'config') && /debian\.bookworm: names are single words/.test(err.message));
+});
+
+test('the sample config (contrib/config.yaml) loads, with its commented keys turned on too', async (t) => {
+  const sample = await readFile(join(import.meta.dirname, '..', '..', 'contrib', 'config.yaml'), 'utf8');
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'config.yaml'), sample);
+  const plain = await loadConfig(dir, {}, {});
+  assert.equal(plain.https, '[::]:8443');
+  assert.equal(plain.countDownloads, true);
+  // Every commented setting is valid once uncommented (all but mirror mode, which its own lines switch on).
+  await writeFile(join(dir, 'config.yaml'), sample.replace(/^# (\w+:)/gm, '$1'));
+  const all = await loadConfig(dir, {}, {});
+  assert.equal(all.mirrorOf, 'https://images.example.org:8443');
+  assert.deepEqual(all.trustedProxies, ['127.0.0.1/32', '::1']);
+  assert.equal(all.cacheInactive, 3 * 86400);
 });
