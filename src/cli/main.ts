@@ -92,10 +92,15 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
 
   try {
     const wanted = groupNamed(argv.slice(2));
+    // Completion (@bomb.sh/tab) needs the whole tree: `completion SHELL` prints the script, which
+    // asks `wharf complete -- WORDS...` for the candidates at each Tab.
+    const completing = wanted === 'completion' || wanted === 'complete';
     for (const group of groups) {
       const command = program.command(group.name).description(group.summary);
-      if (group.name === wanted) (await group.load())(command, { globals, io });
+      if (group.name === wanted || completing) (await group.load())(command, { globals, io });
     }
+    if (completing) (await import('@bomb.sh/tab/commander')).default(program, { completionCommandName: 'completion' });
+    else program.command('completion <shell>').description('Print the shell completion script (bash, zsh or fish)');
     program.commands.forEach(function override(c: Command) {
       c.exitOverride();
       c.commands.forEach(override);

@@ -1,8 +1,7 @@
 /** `wharf stats`: downloads per product, image or day (usage statistics, see core/usage.ts). */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { sinceDay } from '../core/usage.ts';
 import { usageTotals } from '../domain/usage.ts';
-import { AppError, ErrorCodes } from '../errors.ts';
 import { checkFormat, render } from './output.ts';
 import { withUsage, type CliContext } from './context.ts';
 
@@ -11,12 +10,11 @@ const groupings = ['product', 'image', 'day'] as const;
 export function statsCommand(command: Command, cli: CliContext) {
   command
     .option('--since <when>', 'first day to count: a date (2026-11-01) or a duration back from now (30d); default: all')
-    .option('--by <what>', 'sum by product, image or day', 'product')
+    .addOption(new Option('--by <what>', 'sum by product, image or day').choices(groupings).default('product'))
     .option('-f, --format <format>', 'table, csv, json or yaml', 'table')
     .action(async (opts: { since?: string; by: string; format: string }) => {
       const format = checkFormat(opts.format);
       const by = opts.by as (typeof groupings)[number];
-      if (!groupings.includes(by)) throw new AppError(ErrorCodes.invalidArgument, `Invalid --by "${opts.by}"`, { hint: `Use one of ${groupings.join(', ')}.` });
       const since = opts.since === undefined ? undefined : sinceDay(opts.since);
       const counts = await withUsage(cli, (usage) => usage.list(since === undefined ? {} : { since }));
       const totals = usageTotals(counts, by);
