@@ -11,7 +11,7 @@ import { IndexPublisher } from './core/publish.ts';
 import { collectGarbage } from './core/collect.ts';
 import { buildApp } from './http/app.ts';
 import { listenDual, listenPlain, type Listener } from './http/listen.ts';
-import { loadTlsIdentity, publiclyTrusted, recordServedCertificate, type TlsIdentity } from './tls.ts';
+import { loadTlsIdentity, selfSigned, recordServedCertificate, type TlsIdentity } from './tls.ts';
 import { loadCatalogueAssets } from './web/assets.ts';
 import { ImageSecrets } from './core/secrets.ts';
 import { startScheduler } from './mirror/scheduler.ts';
@@ -73,7 +73,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const assets = await loadCatalogueAssets();
   const publisher = new IndexPublisher(store, {
     signer: await loadSigner(config.dataDir),
-    catalogue: { assets, selfSignedFingerprint: publiclyTrusted(tls.cert) ? undefined : tls.fingerprint, version: packageVersion },
+    catalogue: { assets, selfSignedFingerprint: selfSigned(tls.cert) ? tls.fingerprint : undefined, version: packageVersion },
   });
   await publisher.refresh();
   publisher.start();

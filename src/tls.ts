@@ -6,7 +6,6 @@
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { getCACertificates } from 'node:tls';
 import { join } from 'node:path';
 import { AppError, ErrorCodes } from './errors.ts';
 import { certificateFingerprint } from './domain/fingerprint.ts';
@@ -123,12 +122,13 @@ export async function tokenFingerprint(options: { dataDir: string; certPath?: st
 }
 
 /**
- * Whether clients can trust the served certificate on their own: some certificate of its chain
- * (the file may hold intermediates) is a CA the runtime or the system trusts, or was issued by
- * one. If not, clients must pin it, and the catalogue tells people its fingerprint.
+ * Whether the served certificate signed itself (wharf's own, made on first start, is): clients
+ * must then pin it, and the catalogue tells people its fingerprint. One an authority signed,
+ * public or the operator's own, is taken as trusted by the clients it serves. (Not checked
+ * against the system's CA list: Node reads that once per process, and reading it at start would
+ * hide CAs added later from the remote fetches that read it when they first need it.)
  */
-export function publiclyTrusted(certPem: string): boolean {
-  const chain = (certPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
-  const roots = [...new Set([...getCACertificates('default'), ...getCACertificates('system')])].map((pem) => new X509Certificate(pem));
-  return chain.some((cert) => roots.some((root) => root.fingerprint256 === cert.fingerprint256 || (cert.checkIssued(root) && cert.verify(root.publicKey))));
+export function selfSigned(certPem: string): boolean {
+  const leaf = new X509Certificate(certPem);
+  return leaf.issuer === leaf.subject && leaf.verify(leaf.publicKey);
 }

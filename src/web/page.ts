@@ -82,7 +82,7 @@ export function renderCataloguePage(doc: CatalogueDocument, page: PageOptions): 
 <label><input type="radio" name="client" value="lxc"> lxc</label>
 </div>
 <div class="command"><code id="remote-command">incus remote add NAME https://THIS-SERVER:PORT ${fingerprint ? '--public' : '--protocol=simplestreams'}</code><button type="button" class="copy" data-copy="remote-command" hidden>Copy</button></div>
-${fingerprint ? `<p class="fingerprint">The server's certificate is its own (no public authority signed it): when the client asks, answer with its fingerprint <code id="certificate-fingerprint">${escapeHtml(fingerprint)}</code>.</p>` : ''}
+${fingerprint ? `<p class="fingerprint">The server's certificate is self-signed: when the client asks, answer with its fingerprint <code id="certificate-fingerprint">${escapeHtml(fingerprint)}</code>.</p>` : ''}
 </section>
 <section aria-labelledby="images-title" id="images">
 <h2 id="images-title">Images</h2>

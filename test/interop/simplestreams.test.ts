@@ -125,4 +125,13 @@ test('real lxc lists, exports and copies every image kind over simplestreams', {
   assert.equal(local.find((i) => i.fingerprint === fp.vm)?.type, 'virtual-machine');
   assert.equal(localFp('c-uni'), fp.unified);
   await assertPublishedValid(server);
+
+  // Usage statistics, as the real clients download: each of the four images went out twice
+  // (one `lxc image export`, one daemon copy), counted once each on its main file.
+  await server.close();
+  const stats = JSON.parse(await wharfOk(data, ['stats', '--by', 'image', '--format', 'json'])) as { fingerprint: string; file: number; downloads: number }[];
+  assert.deepEqual(
+    Object.fromEntries(stats.map((s) => [s.fingerprint, s.downloads])),
+    { [fp.squashfs]: 2, [fp.tarball]: 2, [fp.vm]: 2, [fp.unified]: 2 },
+  );
 });
