@@ -48,7 +48,7 @@ function row(p: CatalogueProduct): string {
     `<td data-label="Variant">${e(p.variant)}</td>` +
     `<td data-label="Architecture">${e(p.arch)}</td>` +
     `<td data-label="Type">${p.types.map((t) => `<span class="badge ${t === 'container' ? 'ct' : 'vm'}">${typeLabel[t]}</span>`).join(' ')}</td>` +
-    `<td data-label="Built"><time datetime="${e(p.newest.created_at)}">${e(shortDate(p.newest.created_at))}</time></td>` +
+    `<td data-label="Newest build"><time datetime="${e(p.newest.created_at)}">${e(shortDate(p.newest.created_at))}</time><br><span class="dim serial">${e(p.newest.serial)}</span></td>` +
     `<td data-label="Size">${humanSize(p.newest.size)}</td>` +
     `<td data-label="Downloads (30 days)" class="downloads">–</td>` +
     `<td class="actions"><button type="button" class="copy-launch" hidden>Copy launch command</button></td>` +
@@ -96,7 +96,7 @@ ${fingerprint ? `<p class="fingerprint">The server's certificate is self-signed:
 </form>
 <p id="shown" role="status" aria-live="polite">${products.length} shown</p>
 <table>
-<thead><tr><th scope="col">Distribution</th><th scope="col">Release</th><th scope="col">Variant</th><th scope="col">Architecture</th><th scope="col">Type</th><th scope="col">Built</th><th scope="col">Size</th><th scope="col">Downloads (30 days)</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
+<thead><tr><th scope="col">Distribution</th><th scope="col">Release</th><th scope="col">Variant</th><th scope="col">Architecture</th><th scope="col">Type</th><th scope="col">Newest build</th><th scope="col">Size</th><th scope="col">Downloads (30 days)</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
 <tbody id="products">
 ${products.map(row).join('\n')}
 </tbody>

@@ -84,6 +84,7 @@ test('the catalogue lists, searches, filters, copies working commands and shows 
   const debianRow = page.locator('#products tr[data-key="debian:12:amd64:default"]');
   assert.match(await debianRow.innerText(), /bookworm/);
   assert.match(await debianRow.innerText(), /container\s+VM/);
+  assert.match(await debianRow.innerText(), /2025-11-22 08:02 UTC\s+20251122_08:02/, 'the newest build: date and serial');
   await page.waitForFunction(`document.querySelector('#products tr[data-key="debian:12:amd64:default"] .downloads')?.textContent === '9'`);
 
   // Search as you type, then the filters.

@@ -114,7 +114,7 @@ test('the origin sends each region to its healthy site, serves the rest itself, 
 
   // Usage statistics: a redirect counts as a download of the image (the site serves it), and so
   // does each download the origin served itself; the metadata tarball does not.
-  await origin.close();
+  await origin.close(5_000);
   const [counted] = JSON.parse(await wharfOk(data, ['stats', '--format', 'json'])) as { product: string; file: number; redirect: number; export: number }[];
   assert.equal(counted!.product, 'steered:1:amd64:default');
   assert.ok(counted!.redirect >= 3, `German, French and plain-http redirects (${counted!.redirect})`);

@@ -60,7 +60,7 @@ test('downloads are counted per image and product once complete; wharf stats and
   assert.equal(direct.status, 200, 'a direct import by URL');
   assert.equal((await get(`${server.base}/files/${unifiedFile.sha256}.tar.gz`)).status, 200, 'the unified tarball is the main file');
 
-  await server.close();
+  await server.close(5_000); // drained as on SIGTERM, then the counts are written
   const byImage = JSON.parse(await wharfOk(data, ['stats', '--by', 'image', '--format', 'json'])) as StatsRow[];
   assert.deepEqual(byImage, [
     { fingerprint: split, product: 'alpha:1:amd64:default', downloads: 5, file: 4, redirect: 0, export: 1 },
@@ -95,7 +95,7 @@ test('count_downloads: false counts nothing', async (t) => {
   const server = await serve(t, data, { processes: 1 });
   const res = await fetchRaw(`${server.base}/files/${unifiedFile.sha256}.tar.gz`, { ca: server.tls.cert });
   assert.equal(res.status, 200);
-  await server.close();
+  await server.close(5_000);
   assert.deepEqual(JSON.parse(await wharfOk(data, ['stats', '--format', 'json'])), []);
   await writeFile(join(data, 'config.yaml'), 'count_downloads: maybe\n');
   assert.equal((await wharf(data, ['serve'])).code, 78, 'a setting that is neither true nor false is a config error');

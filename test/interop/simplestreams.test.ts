@@ -129,7 +129,7 @@ test('real lxc lists, exports and copies every image kind over simplestreams', {
   // Usage statistics, as the real clients download: each of the four images went out twice
   // (one `lxc image export`, one daemon copy), plus once to the checker above, which downloads
   // every published file (the arm64 image only that once); counted once each on its main file.
-  await server.close();
+  await server.close(5_000);
   const stats = JSON.parse(await wharfOk(data, ['stats', '--by', 'image', '--format', 'json'])) as { fingerprint: string; file: number; downloads: number }[];
   assert.deepEqual(
     Object.fromEntries(stats.map((s) => [s.fingerprint, s.downloads])),
