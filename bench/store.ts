@@ -18,15 +18,22 @@ import { runOk } from './lib.ts';
 const baseDate = Date.UTC(2026, 0, 1) / 1000;
 const pad = (n: number) => String(n).padStart(2, '0');
 
-/** The properties of image number i: product (i mod 100), version (i div 100). */
-export function imageProperties(i: number): Record<string, string> {
+/**
+ * How images map to products: `versions`, 100 products of 10 versions each (product i mod 100,
+ * version i div 100); `products`, every image (up to 1,000) a product of its own (the variant
+ * takes i div 100), as a catalogue with one row per image.
+ */
+export type StoreLayout = 'versions' | 'products';
+
+/** The properties of image number i. */
+export function imageProperties(i: number, layout: StoreLayout = 'versions'): Record<string, string> {
   const os = `Benchos${i % 10}`;
   const release = String((Math.floor(i / 10) % 10) + 1);
-  const version = Math.floor(i / 100);
+  const version = layout === 'versions' ? Math.floor(i / 100) : 0;
   return {
     os,
     release,
-    variant: 'default',
+    variant: layout === 'versions' ? 'default' : `v${Math.floor(i / 100)}`,
     architecture: 'amd64',
     description: `${os} ${release} amd64 (${i})`,
     serial: `2026${pad(1 + Math.floor(version / 28))}${pad(1 + (version % 28))}_${pad(i % 24)}:00`,
@@ -34,8 +41,8 @@ export function imageProperties(i: number): Record<string, string> {
 }
 
 /** An uncompressed metadata tarball holding just metadata.yaml. */
-export async function metadataTar(i: number): Promise<Buffer> {
-  const yaml = stringify({ architecture: 'x86_64', creation_date: baseDate + i * 3600, properties: imageProperties(i) });
+export async function metadataTar(i: number, layout: StoreLayout = 'versions'): Promise<Buffer> {
+  const yaml = stringify({ architecture: 'x86_64', creation_date: baseDate + i * 3600, properties: imageProperties(i, layout) });
   const pack = tar.pack();
   pack.entry({ name: 'metadata.yaml', mtime: new Date(baseDate * 1000), uid: 0, gid: 0 }, yaml);
   pack.finalize();
@@ -63,8 +70,8 @@ async function* chunksOf(buffer: Buffer): AsyncIterable<Uint8Array> {
 }
 
 /** Imports image number i (its metadata tarball plus the shared squashfs); returns the fingerprint. */
-export async function addImage(store: Store, i: number, squashfs: Buffer): Promise<string> {
-  const meta = await metadataTar(i);
+export async function addImage(store: Store, i: number, squashfs: Buffer, layout: StoreLayout = 'versions'): Promise<string> {
+  const meta = await metadataTar(i, layout);
   const image = await importImage(store, {
     sources: [
       { name: `meta-${i}.tar`, chunks: chunksOf(meta) },
@@ -75,10 +82,10 @@ export async function addImage(store: Store, i: number, squashfs: Buffer): Promi
 }
 
 /** Fills a new store with images 0..count-1 and returns it open. */
-export async function buildStore(dataDir: string, count: number, squashfs: Buffer): Promise<Store> {
+export async function buildStore(dataDir: string, count: number, squashfs: Buffer, layout: StoreLayout = 'versions'): Promise<Store> {
   const started = performance.now();
   const store = await openBenchStore(dataDir);
-  for (let i = 0; i < count; i++) await addImage(store, i, squashfs);
+  for (let i = 0; i < count; i++) await addImage(store, i, squashfs, layout);
   console.log(`store: ${count} images written through the core API in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return store;
 }

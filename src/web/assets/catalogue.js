@@ -48,19 +48,35 @@ function showCommands() {
   document.getElementById('remote-command').textContent = remoteCommand();
 }
 
+// What filtering reads of each row, read from the DOM once: attribute reads per keystroke and
+// per row cost more than the matching itself on a 1,000-row page.
+const facts = rows.map((row) => ({
+  row,
+  search: row.dataset.search,
+  os: row.dataset.os,
+  release: row.dataset.release,
+  arch: row.dataset.arch,
+  types: row.dataset.types.split(' '),
+  hidden: false,
+}));
+let order = 'name';
+
 function apply() {
   const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
   const wanted = filters.map((f) => [f.dataset.filter, f.value]).filter(([, v]) => v);
   let count = 0;
-  for (const row of rows) {
-    const match =
-      words.every((w) => row.dataset.search.includes(w)) &&
-      wanted.every(([key, value]) => (key === 'types' ? row.dataset.types.split(' ').includes(value) : row.dataset[key] === value));
-    row.hidden = !match;
+  for (const fact of facts) {
+    const match = words.every((w) => fact.search.includes(w)) && wanted.every(([key, value]) => (key === 'types' ? fact.types.includes(value) : fact[key] === value));
+    // Only rows whose state changes are touched: each change is layout work.
+    if (fact.hidden === match) fact.row.hidden = fact.hidden = !match;
     if (match) count++;
   }
   shown.textContent = `${count} shown`;
-  const by = sort.value;
+  if (sort.value !== order) reorder(sort.value);
+}
+
+function reorder(by) {
+  order = by;
   const value = (row) =>
     by === 'date' ? row.dataset.date : by === 'size' ? Number(row.dataset.size) : by === 'downloads' ? (downloads.products[row.dataset.key]?.last_30_days ?? []).reduce((a, b) => a + b, 0) : 0;
   const ordered = by === 'name' ? rows : [...rows].sort((a, b) => (value(a) < value(b) ? 1 : value(a) > value(b) ? -1 : 0));
@@ -165,7 +181,7 @@ async function loadDownloads() {
     const counts = downloads.products[row.dataset.key]?.last_30_days;
     row.querySelector('.downloads').textContent = String(counts ? counts.reduce((a, b) => a + b, 0) : 0);
   }
-  if (sort.value === 'downloads') apply();
+  if (sort.value === 'downloads') reorder('downloads');
 }
 
 for (const button of document.querySelectorAll('[hidden].copy, [hidden].copy-launch')) button.hidden = false;
