@@ -8,7 +8,8 @@
 import { backup, DatabaseSync } from 'node:sqlite';
 import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { FsBlobStore } from './blob/fs.ts';
 import { SqliteMetaStore } from './meta/sqlite.ts';
 import { AppError, ErrorCodes } from './errors.ts';
 import type { Config } from './config.ts';
@@ -54,7 +55,9 @@ export async function backupDataDir(config: Config, dest: string): Promise<Backu
   } finally {
     await copy.close();
   }
-  const lines = [...blobs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sha, size]) => `${sha} ${size} blobs/sha256/${sha.slice(0, 2)}/${sha}\n`);
+  // Where the file store keeps each one, relative to the data directory.
+  const store = new FsBlobStore(join(config.dataDir, 'blobs'));
+  const lines = [...blobs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sha, size]) => `${sha} ${size} ${relative(config.dataDir, store.pathOf(sha))}\n`);
   await writeFile(join(dest, blobListName), lines.join(''));
   files.push(blobListName);
   return { files, blobs: blobs.size, bytes: [...blobs.values()].reduce((a, b) => a + b, 0) };

@@ -115,8 +115,7 @@ export interface CatalogueDownloads {
 export async function catalogueDownloads(usage: UsageStore, now = new Date()): Promise<CatalogueDownloads> {
   const days = dailySeries([], now, 30).map((d) => d.day);
   const [recent, productTotals, imageTotals] = await Promise.all([usage.list({ since: days[0]! }), usage.totals('product'), usage.totals('fingerprint')]);
-  const byProduct = new Map<string, DownloadCount[]>();
-  for (const c of recent) byProduct.set(c.product, [...(byProduct.get(c.product) ?? []), c]);
+  const byProduct = Map.groupBy(recent, (c) => c.product);
   const products: CatalogueDownloads['products'] = {};
   for (const [product, total] of productTotals) {
     products[product] = { total, last_30_days: dailySeries(byProduct.get(product) ?? [], now, 30).map((d) => d.count) };

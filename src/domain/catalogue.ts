@@ -80,13 +80,11 @@ export function buildCatalogue(images: Image[], aliases: Alias[], artifactPath: 
     if (entry) entry.images.push(image);
     else products.set(product.key, { product, images: [image] });
   }
-  const handMade = new Map<string, string[]>();
-  for (const alias of aliases) handMade.set(alias.fingerprint, [...(handMade.get(alias.fingerprint) ?? []), alias.name]);
+  const handMade = Map.groupBy(aliases, (a) => a.fingerprint);
 
   const list: CatalogueProduct[] = [];
   for (const { product, images: members } of products.values()) {
-    const versions = new Map<string, Image[]>();
-    for (const image of members) versions.set(serialOf(image), [...(versions.get(serialOf(image)) ?? []), image]);
+    const versions = Map.groupBy(members, serialOf);
     const ordered = [...versions.entries()]
       .sort(([a], [b]) => (a < b ? 1 : a > b ? -1 : 0))
       .map(([serial, imgs]) => ({
@@ -96,7 +94,7 @@ export function buildCatalogue(images: Image[], aliases: Alias[], artifactPath: 
           .map((i) => ({ fingerprint: i.fingerprint, type: i.type, size: i.size, created_at: i.createdAt, files: filesOf(i, artifactPath) })),
       }));
     const newest = ordered[0]!;
-    const newestImages = members.filter((i) => serialOf(i) === newest.serial);
+    const newestImages = versions.get(newest.serial)!;
     const described = newestImages.find((i) => i.properties.description?.trim());
     list.push({
       key: product.key,
@@ -106,7 +104,7 @@ export function buildCatalogue(images: Image[], aliases: Alias[], artifactPath: 
       variant: product.variant,
       arch: product.arch,
       description: described?.properties.description?.trim() ?? newestImages[0]!.filename,
-      aliases: [...new Set([...product.aliases, ...newestImages.flatMap((i) => handMade.get(i.fingerprint) ?? [])])].sort(byLength),
+      aliases: [...new Set([...product.aliases, ...newestImages.flatMap((i) => (handMade.get(i.fingerprint) ?? []).map((a) => a.name))])].sort(byLength),
       types: [...new Set(members.map((i) => i.type))].sort(),
       newest: {
         serial: newest.serial,

@@ -164,22 +164,19 @@ test('the catalogue lists, searches, filters, copies working commands and shows 
 
   // The copied commands work in the real clients: the remote is added once the fingerprint the
   // page shows is given as the answer, and the alias the launch command names resolves.
-  if (spawnSync('sh', ['-c', 'command -v incus']).status === 0) {
-    const env = { ...process.env, INCUS_CONF: join(work, 'incus-conf'), HOME: work } as Record<string, string>;
-    const added = await runProcess('sh', ['-c', remoteAdd], { env, stdin: `${server.tls.fingerprint}\n` });
+  const clients = [
+    { command: 'incus', confVariable: 'INCUS_CONF', remoteAdd },
+    { command: 'lxc', confVariable: 'LXD_CONF', remoteAdd: lxcRemoteAdd },
+  ];
+  for (const c of clients) {
+    if (spawnSync('sh', ['-c', `command -v ${c.command}`]).status !== 0) assert.fail(`the ${c.command} client is not installed (scripts/test.sh installs it)`);
+    const env = { ...process.env, [c.confVariable]: join(work, `${c.command}-conf`), HOME: work } as Record<string, string>;
+    const added = await runProcess('sh', ['-c', c.remoteAdd], { env, stdin: `${server.tls.fingerprint}\n` });
     assert.equal(added.code, 0, added.stderr + added.stdout);
-    const info = await runProcess('incus', ['image', 'info', 'wharf:debian/12'], { env });
+    const info = await runProcess(c.command, ['image', 'info', 'wharf:debian/12'], { env });
     assert.equal(info.code, 0, info.stderr);
     assert.match(info.stdout, new RegExp(`Fingerprint: ${debian}`));
-  } else assert.fail('the incus client is not installed (scripts/test.sh installs it)');
-  if (spawnSync('sh', ['-c', 'command -v lxc']).status === 0) {
-    const env = { ...process.env, LXD_CONF: join(work, 'lxc-conf'), HOME: work } as Record<string, string>;
-    const added = await runProcess('sh', ['-c', lxcRemoteAdd], { env, stdin: `${server.tls.fingerprint}\n` });
-    assert.equal(added.code, 0, added.stderr + added.stdout);
-    const info = await runProcess('lxc', ['image', 'info', 'wharf:debian/12'], { env });
-    assert.equal(info.code, 0, info.stderr);
-    assert.match(info.stdout, new RegExp(`Fingerprint: ${debian}`));
-  } else assert.fail('the lxc client is not installed (scripts/test.sh installs it)');
+  }
 });
 
 test('axe-core finds no accessibility violation on the list or the product view', async (t) => {
