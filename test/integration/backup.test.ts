@@ -51,4 +51,9 @@ test('a backup taken while serving restores the store, its certificate and its s
   assert.equal(refused.code, 73);
   assert.match(refused.stderr, /is not empty/);
   assert.deepEqual(await readdir(busy), ['keep']);
+
+  // A data directory that holds no store is not backed up as if it were an empty one.
+  const none = await wharf(join(work, 'no-store'), ['backup', join(work, 'backup-of-nothing')]);
+  assert.equal(none.code, 64);
+  assert.match(none.stderr, /holds no wharf store/);
 });
