@@ -72,7 +72,7 @@ try {
     for (const asset of html.match(/\/catalogue\/assets\/[^"]+/g) ?? []) await copy(asset, (await client.get(wharf.base + asset)).body);
     for (const json of ['/catalogue/v1/products.json', '/catalogue/v1/downloads.json']) await copy(json, (await client.get(wharf.base + json)).body);
     client.close();
-    console.log(`${label}: ${(html.length / 1024).toFixed(0)} KiB of HTML, ${(html.match(/<tr data-key/g) ?? []).length} product rows`);
+    console.log(`${label}: ${(html.length / 1024).toFixed(0)} KiB of HTML, ${(html.match(/<div role="row" data-key/g) ?? []).length} product rows`);
     const nginx = await startNginx(join(work, `nginx-${layout}`), root, { cert: join(data, 'server.crt'), key: join(data, 'server.key') });
     stops.push(nginx.stop);
 

@@ -1,9 +1,9 @@
 // The catalogue page's behaviour: search as you type, filters, sorting, copy buttons, the product
-// view (#product=KEY) with its download chart. The table itself is in the HTML (web/page.ts); this
+// view (#product=KEY) with its download chart. The product list itself is in the HTML (web/page.ts); this
 // only shows, hides and orders its rows. Text from the server goes into the DOM as text, never as HTML.
 
-const rows = [...document.querySelectorAll('#products tr')];
-const tbody = document.getElementById('products');
+const rows = [...document.querySelectorAll('#products [role=row]')];
+const list = document.getElementById('products');
 const search = document.getElementById('search');
 const filters = [...document.querySelectorAll('select[data-filter]')];
 const sort = document.getElementById('sort');
@@ -80,7 +80,7 @@ function reorder(by) {
   const value = (row) =>
     by === 'date' ? row.dataset.date : by === 'size' ? Number(row.dataset.size) : by === 'downloads' ? (downloads.products[row.dataset.key]?.last_30_days ?? []).reduce((a, b) => a + b, 0) : 0;
   const ordered = by === 'name' ? rows : [...rows].sort((a, b) => (value(a) < value(b) ? 1 : value(a) > value(b) ? -1 : 0));
-  tbody.append(...ordered);
+  list.append(...ordered);
 }
 
 function element(tag, attributes = {}, ...children) {
@@ -193,10 +193,10 @@ for (const radio of document.querySelectorAll('input[name=client]')) {
   });
 }
 document.querySelector('.add .copy').addEventListener('click', (event) => copy(remoteCommand(), event.currentTarget));
-tbody.addEventListener('click', (event) => {
+list.addEventListener('click', (event) => {
   const button = event.target.closest('.copy-launch');
   if (!button) return;
-  const row = button.closest('tr');
+  const row = button.closest('[role=row]');
   copy(launchCommand(row.dataset.alias, !row.dataset.types.includes('container')), button);
 });
 search.addEventListener('input', apply);
