@@ -17,6 +17,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { once } from 'node:events';
 import { DEFAULT_CIPHERS } from 'node:tls';
 import type { RequestHandler } from './app.ts';
+import { firstRecordSize, offersGrease } from './client-hello.ts';
 
 export interface Listener {
   port: number;
@@ -172,44 +173,68 @@ class ConnectionGuard {
 export async function listenDual(host: string, port: number, handler: RequestHandler, tls: TlsOptions, options: ListenOptions = {}): Promise<Listener> {
   const settings = { ...defaults, ...options };
   const plain = tuned(createHttpServer(handler), settings);
-  const secure = tuned(
-    createHttpsServer(
-      {
-        cert: tls.cert,
-        key: tls.key,
-        minVersion: 'TLSv1.2',
-        // AES-128-GCM first, as Go clients prefer: same security margin here, less CPU on both ends.
-        ciphers: `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:${DEFAULT_CIPHERS}`,
-        // Ask for a client certificate without requiring one: LXD clients present theirs to be trusted.
-        requestCert: true,
-        rejectUnauthorized: false,
-        // Node refuses a handshake whose ALPN offer shares nothing with this list; HTTP/1.0 clients exist.
-        ALPNProtocols: ['http/1.1', 'http/1.0'],
-        handshakeTimeout: settings.headersTimeoutMs,
-        ...(tls.ticketKeys ? { ticketKeys: tls.ticketKeys } : {}),
-      },
-      handler,
-    ),
-    settings,
-  );
+  const secureServer = (requestCert: boolean) =>
+    tuned(
+      createHttpsServer(
+        {
+          cert: tls.cert,
+          key: tls.key,
+          minVersion: 'TLSv1.2',
+          // AES-128-GCM first, as Go clients prefer: same security margin here, less CPU on both ends.
+          ciphers: `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:${DEFAULT_CIPHERS}`,
+          // Asked for, never required: LXD and Incus clients present theirs to be trusted.
+          requestCert,
+          rejectUnauthorized: false,
+          // Node refuses a handshake whose ALPN offer shares nothing with this list; HTTP/1.0 clients exist.
+          ALPNProtocols: ['http/1.1', 'http/1.0'],
+          handshakeTimeout: settings.headersTimeoutMs,
+          ...(tls.ticketKeys ? { ticketKeys: tls.ticketKeys } : {}),
+        },
+        handler,
+      ),
+      settings,
+    );
+  const secure = secureServer(true);
+  // Browsers (told apart by the GREASE in their ClientHello, client-hello.ts) are not asked for a
+  // certificate: they never present one to wharf, and the request makes Chrome show a certificate
+  // picker to anyone who has one installed, and costs every visitor ~40 ms and a second handshake.
+  const secureForBrowsers = secureServer(false);
   const guard = new ConnectionGuard(settings);
-  guard.watch(plain);
-  guard.watch(secure);
   const stats = { handshakes: 0 };
-  secure.on('secureConnection', () => stats.handshakes++);
+  for (const server of [plain, secure, secureForBrowsers]) guard.watch(server);
+  for (const server of [secure, secureForBrowsers]) server.on('secureConnection', () => stats.handshakes++);
   // No Nagle: a response's headers and body are separate writes, and the second would wait for
   // the client's delayed ACK of the first (40 ms) on a keep-alive connection. node:http sets this
   // on the sockets it accepts itself; these are accepted here.
   const front = createNetServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
-    if (!guard.admit(socket)) return;
-    socket.once('readable', () => {
-      const first = socket.read(1) as Buffer | null;
-      if (first === null) return void socket.end();
-      socket.unshift(first);
-      (first[0] === tlsHandshake ? secure : plain).emit('connection', socket);
-    });
+    if (guard.admit(socket)) route(socket, { plain, secure, secureForBrowsers });
   });
   return listenOn(front, host, port, guard, settings.sharePort, stats);
+}
+
+/**
+ * Hands a connection to the server for its first bytes: plain HTTP, or TLS, with or without a
+ * request for a client certificate. A TLS connection is held until its first record is in (a few
+ * KiB at most, and under the guard's deadline); the bytes read are put back for the server.
+ */
+function route(socket: Socket, servers: { plain: HttpServer; secure: HttpServer; secureForBrowsers: HttpServer }) {
+  const chunks: Buffer[] = [];
+  const onReadable = () => {
+    for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) chunks.push(chunk);
+    if (chunks.length === 0) return void (socket.readableEnded && socket.end());
+    const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    chunks.splice(0, chunks.length, head);
+    let server = servers.plain;
+    if (head[0] === tlsHandshake) {
+      const size = firstRecordSize(head);
+      if (size === undefined || head.length < size) return void (socket.readableEnded && socket.destroy());
+      server = offersGrease(head) ? servers.secureForBrowsers : servers.secure;
+    }
+    socket.off('readable', onReadable);
+    socket.unshift(head);
+    server.emit('connection', socket);
+  };
+  socket.on('readable', onReadable);
 }
 
 export async function listenPlain(host: string, port: number, handler: RequestHandler, options: ListenOptions = {}): Promise<Listener> {

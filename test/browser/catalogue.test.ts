@@ -31,7 +31,7 @@ async function launch(t: TestContext): Promise<Browser> {
 }
 
 /** Visible product rows, by their first cell. */
-const visibleRows = (page: Page) => page.locator('#products tr:not([hidden]) th').allTextContents();
+const visibleRows = (page: Page) => page.locator('#products [role=row]:not([hidden]) [role=rowheader]').allTextContents();
 
 async function store(t: TestContext) {
   const work = await tempDir(t);
@@ -81,11 +81,11 @@ test('the catalogue lists, searches, filters, copies working commands and shows 
   assert.equal(await page.locator('#products b').count(), 0);
   const html = await page.content();
   assert.ok(!html.includes('Secretos') && !html.includes(secretFp), 'a private image never appears');
-  const debianRow = page.locator('#products tr[data-key="debian:12:amd64:default"]');
+  const debianRow = page.locator('#products [role=row][data-key="debian:12:amd64:default"]');
   assert.match(await debianRow.innerText(), /bookworm/);
   assert.match(await debianRow.innerText(), /container\s+VM/);
   assert.match(await debianRow.innerText(), /2025-11-22 08:02 UTC\s+20251122_08:02/, 'the newest build: date and serial');
-  await page.waitForFunction(`document.querySelector('#products tr[data-key="debian:12:amd64:default"] .downloads')?.textContent === '9'`);
+  await page.waitForFunction(`document.querySelector('#products [role=row][data-key="debian:12:amd64:default"] .downloads')?.textContent === '9'`);
 
   // Search as you type, then the filters.
   await page.fill('#search', 'alp');
@@ -118,7 +118,7 @@ test('the catalogue lists, searches, filters, copies working commands and shows 
   await page.check('input[value=incus]');
 
   // The product view: versions, fingerprints, files, downloads and the chart.
-  await debianRow.locator('th a').click();
+  await debianRow.locator('[role=rowheader] a').click();
   const dialog = page.locator('dialog#product');
   await dialog.waitFor({ state: 'visible' });
   assert.equal(await dialog.locator('h2').textContent(), 'Debian 12 default amd64');
@@ -209,8 +209,30 @@ test('axe-core finds no accessibility violation on the list or the product view'
   await page.focus('#search');
   await page.keyboard.type('debian');
   await page.keyboard.press('Tab'); // distribution
-  await page.locator('#products tr:not([hidden]) th a').focus();
+  await page.locator('#products [role=row]:not([hidden]) [role=rowheader] a').focus();
   await page.keyboard.press('Enter');
   await page.locator('dialog#product h2').waitFor();
   assert.equal(await page.locator('dialog#product h2').textContent(), 'Debian 12 default amd64');
+});
+
+test('a browser is not asked for a client certificate (Chromium net log), which LXD and Incus clients still are asked for', async (t) => {
+  const { data } = await store(t);
+  const server = await serve(t, data, { processes: 1 });
+  const netLog = join(await tempDir(t), 'netlog.json');
+  assert.ok(existsSync(chromiumPath), 'Chromium is installed');
+  const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', `--log-net-log=${netLog}`] });
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await page.goto(server.base + '/');
+    await page.locator('#products [role=row]').first().waitFor();
+  } finally {
+    await browser.close();
+  }
+  const log = JSON.parse(await readFile(netLog, 'utf8')) as { constants: { logEventTypes: Record<string, number> }; events: { type: number; params?: { url?: string } }[] };
+  const type = (name: string) => log.constants.logEventTypes[name];
+  assert.ok(log.events.some((e) => e.type === type('URL_REQUEST_START_JOB') && e.params?.url === server.base + '/'), 'the net log has the page request');
+  assert.equal(log.events.filter((e) => e.type === type('URL_REQUEST_DELEGATE_CERTIFICATE_REQUESTED')).length, 0, 'no certificate request reached the browser');
+  // The other side (LXD/Incus clients present their certificate and are trusted) is what the
+  // interop tests and test/integration/lxd-api.test.ts drive.
 });
