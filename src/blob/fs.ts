@@ -4,7 +4,7 @@
  */
 import { ensureDirectory } from '../directories.ts';
 import { randomUUID } from 'node:crypto';
-import { createReadStream, open as openCallback, read as readCallback, close as closeCallback, fstat as fstatCallback } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, open as openCallback, read as readCallback, close as closeCallback, fstat as fstatCallback } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, open, opendir, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -66,9 +66,17 @@ export class FsBlobStore implements BlobStore {
 
   async openCopy(sha256: string, range?: ByteRange): Promise<OpenedBlob> {
     const path = this.pathOf(sha256);
-    const fd = await openFd(path).catch((err: NodeJS.ErrnoException) => {
+    const missing = (err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? notFound(`blob ${sha256} is missing from the store`) : err;
-    });
+    };
+    if (range && range.end - range.start < smallRead) {
+      try {
+        return readSmall(path, range);
+      } catch (err) {
+        return missing(err as NodeJS.ErrnoException);
+      }
+    }
+    const fd = await openFd(path).catch(missing);
     let closed = false;
     const close = async () => {
       if (closed) return;
@@ -247,11 +255,43 @@ class FsBlobWriter implements BlobWriter {
 }
 
 const flushEvery = 64 * 1024 * 1024;
-const openFd = (path: string) => promisify(openCallback)(path, 'r');
+const openFdFlags = promisify(openCallback);
+const openFd = (path: string) => openFdFlags(path, 'r');
 const readFd = promisify(readCallback);
 const closeFd = promisify(closeCallback);
 const fstatFd = promisify(fstatCallback);
 const copyChunk = 768 * 1024;
+
+/**
+ * Ranges up to this size are read at once, synchronously: open, read and close of a page-cached
+ * file take a few µs each, while each trip through libuv's thread pool cost this (event loop)
+ * thread ~20 µs here, three per download: 40% of a 4 KiB download's CPU time in a profile
+ * (bench/counting.ts serves one). nginx reads the same blocking way. Larger ranges stream from
+ * the thread pool, where a slow disk cannot stall the other connections for long.
+ */
+const smallRead = 64 * 1024;
+
+/** The range, read now; a file shorter than its record fails the copy, as a streamed one does. */
+function readSmall(path: string, range: ByteRange): OpenedBlob {
+  const fd = openSync(path, 'r');
+  let bytes: Buffer;
+  try {
+    const buffer = Buffer.allocUnsafe(range.end - range.start + 1);
+    let done = 0;
+    for (let n = -1; done < buffer.length && n !== 0; done += n) n = readSync(fd, buffer, done, buffer.length - done, range.start + done);
+    bytes = buffer.subarray(0, done);
+  } finally {
+    closeSync(fd);
+  }
+  const length = range.end - range.start + 1;
+  return {
+    close: async () => {},
+    copyTo: async (out) => {
+      if (bytes.length < length) throw new Error('the blob is shorter than its record');
+      await new Promise<void>((resolve, reject) => out.write(bytes, (err) => (err ? reject(err) : resolve())));
+    },
+  };
+}
 
 /**
  * Two buffers, alternating: one is being read into while the other is being sent. A buffer is
