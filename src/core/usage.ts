@@ -12,17 +12,29 @@ import type { UsageStore } from '../meta/usage.ts';
 
 export const flushIntervalMs = 10_000;
 
+type Tally = Record<DownloadVia, number>;
+
 export class DownloadCounter {
   private readonly store: UsageStore;
   private readonly log: Logger;
-  private readonly now: () => Date;
-  private pending = new Map<string, DownloadCount>();
+  private readonly now: () => number;
+  /**
+   * Today's counts, keyed by the Counted object itself: the publisher hands out the same object
+   * for a file until the next publish, so a download costs a map lookup on an object and an
+   * increment (~40 ns; a key string built per download cost ~600 ns, 1% of a small download).
+   */
+  private today = new Map<Counted, Tally>();
+  private todayIs = '';
+  private todayEndsAt = 0;
+  /** Counts of earlier days, and those a failed write gave back, waiting for the next flush. */
+  private carried: DownloadCount[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   /** Downloads counted by this process since it started, by way (for /metrics). */
-  readonly totals: Record<DownloadVia, number> = { file: 0, redirect: 0, export: 0 };
+  readonly totals: Tally = { file: 0, redirect: 0, export: 0 };
 
-  constructor(store: UsageStore, log: Logger, now: () => Date = () => new Date()) {
+  /** `now` in milliseconds since the epoch, as Date.now. */
+  constructor(store: UsageStore, log: Logger, now: () => number = Date.now) {
     this.store = store;
     this.log = log;
     this.now = now;
@@ -30,41 +42,40 @@ export class DownloadCounter {
 
   count(image: Counted, via: DownloadVia): void {
     this.totals[via]++;
-    const day = this.today();
-    const key = `${day} ${image.fingerprint} ${via} ${image.product}`;
-    const pending = this.pending.get(key);
-    if (pending) pending.count++;
-    else this.pending.set(key, { day, fingerprint: image.fingerprint, product: image.product, via, count: 1 });
+    const now = this.now();
+    // A new UTC day (or a clock set back past the day's start): what was counted goes aside.
+    if (now >= this.todayEndsAt || now < this.todayEndsAt - 86_400_000) {
+      this.carried.push(...this.takeToday());
+      this.todayIs = dayOf(new Date(now));
+      this.todayEndsAt = Date.parse(this.todayIs) + 86_400_000;
+    }
+    let tally = this.today.get(image);
+    if (!tally) this.today.set(image, (tally = { file: 0, redirect: 0, export: 0 }));
+    tally[via]++;
   }
 
-  private day = '';
-  private dayEndsAt = 0;
-
-  /** The UTC day, worked out again only when the last one ended (it is asked per download). */
-  private today(): string {
-    const now = this.now();
-    if (now.getTime() >= this.dayEndsAt || now.getTime() < this.dayEndsAt - 86_400_000) {
-      this.day = dayOf(now);
-      this.dayEndsAt = Date.parse(this.day) + 86_400_000;
+  private takeToday(): DownloadCount[] {
+    const counts: DownloadCount[] = [];
+    for (const [image, tally] of this.today) {
+      for (const via of Object.keys(tally) as DownloadVia[]) {
+        if (tally[via]) counts.push({ day: this.todayIs, fingerprint: image.fingerprint, product: image.product, via, count: tally[via] });
+      }
     }
-    return this.day;
+    this.today = new Map();
+    return counts;
   }
 
   /** Writes what was counted so far; one flush at a time, in order. */
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
-      if (!this.pending.size) return;
-      const batch = this.pending;
-      this.pending = new Map();
+      const batch = mergeCounts([...this.carried, ...this.takeToday()]);
+      this.carried = [];
+      if (!batch.length) return;
       try {
-        await this.store.add([...batch.values()]);
+        await this.store.add(batch);
       } catch (err) {
         // Kept for the next flush, added to whatever was counted meanwhile.
-        for (const [key, c] of batch) {
-          const pending = this.pending.get(key);
-          if (pending) pending.count += c.count;
-          else this.pending.set(key, c);
-        }
+        this.carried.push(...batch);
         this.log.error('writing download counts failed; kept for the next try', { err });
       }
     });
@@ -81,6 +92,18 @@ export class DownloadCounter {
     clearInterval(this.timer);
     await this.flush();
   }
+}
+
+/** One entry per day, image, product and way (Counted objects of different publishes meet here). */
+function mergeCounts(counts: DownloadCount[]): DownloadCount[] {
+  const merged = new Map<string, DownloadCount>();
+  for (const c of counts) {
+    const key = `${c.day} ${c.fingerprint} ${c.via} ${c.product}`;
+    const seen = merged.get(key);
+    if (seen) seen.count += c.count;
+    else merged.set(key, { ...c });
+  }
+  return [...merged.values()];
 }
 
 /** `--since`: a day (YYYY-MM-DD) or a duration back from now (30d, 12h), as the first day to count. */

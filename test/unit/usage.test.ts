@@ -14,24 +14,26 @@ const image = { fingerprint: 'f'.repeat(64), product: 'debian:12:amd64:default' 
 test('counts stay in memory until a flush writes them, summed per day, image and way', async () => {
   const usage = new MemoryUsageStore();
   let now = new Date('2026-11-22T23:59:59Z');
-  const counter = new DownloadCounter(usage, quiet, () => now);
+  const counter = new DownloadCounter(usage, quiet, () => now.getTime());
   for (let i = 0; i < 1000; i++) counter.count(image, 'file');
   counter.count(image, 'export');
   assert.deepEqual(await usage.list(), [], 'nothing is written per download');
   now = new Date('2026-11-23T00:00:01Z');
   counter.count(image, 'file');
+  // The same image from another publish (another object): one entry all the same.
+  counter.count({ ...image }, 'file');
   await counter.flush();
   assert.deepEqual(
     (await usage.list()).map((c) => [c.day, c.via, c.count]),
     [
       ['2026-11-22', 'export', 1],
       ['2026-11-22', 'file', 1000],
-      ['2026-11-23', 'file', 1],
+      ['2026-11-23', 'file', 2],
     ],
   );
-  assert.deepEqual(counter.totals, { file: 1001, redirect: 0, export: 1 });
+  assert.deepEqual(counter.totals, { file: 1002, redirect: 0, export: 1 });
   await counter.flush();
-  assert.equal((await usage.list()).reduce((n, c) => n + c.count, 0), 1002, 'a second flush writes nothing again');
+  assert.equal((await usage.list()).reduce((n, c) => n + c.count, 0), 1003, 'a second flush writes nothing again');
 });
 
 test('a failed write keeps its counts for the next flush, with what was counted meanwhile', async () => {
@@ -43,7 +45,7 @@ test('a failed write keeps its counts for the next flush, with what was counted 
       return usage.add(counts);
     },
   });
-  const counter = new DownloadCounter(failing, quiet, () => new Date('2026-11-22T12:00:00Z'));
+  const counter = new DownloadCounter(failing, quiet, () => Date.parse('2026-11-22T12:00:00Z'));
   counter.count(image, 'redirect');
   counter.count(image, 'redirect');
   await counter.flush();
