@@ -3,7 +3,7 @@
  * the 1 GiB split image, a wharf server as a real process, nginx as the reference server, and
  * the side-by-side report. Everything listens on 127.0.0.1 only.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -410,9 +410,31 @@ export const blobFile = (dataDir: string, sha256: string) => join(dataDir, 'blob
 
 export interface WrkResult {
   rps: number;
+  /** Requests completed in the run. */
+  requests: number;
   latency: string;
   transfer: string;
   errors: string;
+}
+
+/** A server's processes: the one started and its children (the serving processes it forks). */
+export function servingPids(pid: number): number[] {
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').filter((l) => l.trim());
+  return [pid, ...children.map((l) => Number(l.trim()))];
+}
+
+/** CPU time (user + system, seconds) that a server's processes have used so far. */
+export function cpuSeconds(pid: number): number {
+  const tick = 100; // USER_HZ, 100 on Linux
+  return servingPids(pid).reduce((sum, p) => {
+    try {
+      // Fields after the command (which may hold spaces) are read from its closing parenthesis.
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return sum + (Number(fields[11]) + Number(fields[12])) / tick;
+    } catch {
+      return sum; // exited between listing and reading
+    }
+  }, 0);
 }
 
 /** `wrk -t2 -c20` against one URL; fails if any answer was not 2xx/3xx. */
@@ -425,6 +447,7 @@ export async function wrk(url: string, seconds: string, headers: string[] = []):
   if (non2xx) throw new Error(`${url}: ${non2xx} responses were not 2xx/3xx:\n${out}`);
   return {
     rps,
+    requests: Number(/(\d+) requests in/.exec(out)?.[1]),
     latency: /Latency\s+(\S+)/.exec(out)?.[1] ?? '?',
     transfer: /Transfer\/sec:\s+(\S+)/.exec(out)?.[1] ?? '?',
     errors: /Socket errors: ([^\n]+)/.exec(out)?.[1] ?? 'none',

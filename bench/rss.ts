@@ -5,11 +5,10 @@
  * 100 ms for each process; the peak of the largest process is the figure (the sum is context). VmHWM (the kernel's own high-water mark, which also
  * catches peaks between samples) is shown beside it. Target: peak < 200 MB (10^6 bytes).
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bigImage, blobFile, fingerprintFrom, httpsClient, removeDir, report, requireCommands, run, runOk, sleep, squashfsPath, startWharf, tempDir, warm, wharfBin, servedBigImage } from './lib.ts';
+import { bigImage, blobFile, fingerprintFrom, httpsClient, removeDir, report, requireCommands, run, runOk, servingPids, sleep, squashfsPath, startWharf, tempDir, warm, wharfBin, servedBigImage } from './lib.ts';
 
 const clients = 20;
 const sampleMs = 100;
@@ -20,12 +19,6 @@ function memory(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]) * 1024;
   return { rss: kib('VmRSS'), hwm: kib('VmHWM') };
-}
-
-/** The serving processes: the one started and its children. */
-function servingPids(pid: number): number[] {
-  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').filter((l) => l.trim());
-  return [pid, ...children.map((l) => Number(l.trim()))];
 }
 
 /** Per process, the largest VmRSS and VmHWM, and the sum of VmRSS. */
