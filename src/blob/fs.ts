@@ -273,22 +273,19 @@ const smallRead = 64 * 1024;
 
 /** The range, read now; a file shorter than its record fails the copy, as a streamed one does. */
 function readSmall(path: string, range: ByteRange): OpenedBlob {
+  const buffer = Buffer.allocUnsafe(range.end - range.start + 1);
+  let done = 0;
   const fd = openSync(path, 'r');
-  let bytes: Buffer;
   try {
-    const buffer = Buffer.allocUnsafe(range.end - range.start + 1);
-    let done = 0;
     for (let n = -1; done < buffer.length && n !== 0; done += n) n = readSync(fd, buffer, done, buffer.length - done, range.start + done);
-    bytes = buffer.subarray(0, done);
   } finally {
     closeSync(fd);
   }
-  const length = range.end - range.start + 1;
   return {
     close: async () => {},
     copyTo: async (out) => {
-      if (bytes.length < length) throw new Error('the blob is shorter than its record');
-      await new Promise<void>((resolve, reject) => out.write(bytes, (err) => (err ? reject(err) : resolve())));
+      if (done < buffer.length) throw new Error('the blob is shorter than its record');
+      await new Promise<void>((resolve, reject) => out.write(buffer, (err) => (err ? reject(err) : resolve())));
     },
   };
 }

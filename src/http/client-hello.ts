@@ -10,7 +10,8 @@
  * open (one per request). Everything here stays within the record and answers false when unsure.
  */
 
-const handshakeRecord = 0x16;
+/** The first byte of a TLS connection: a handshake record. */
+export const handshakeRecord = 0x16;
 const clientHelloMessage = 0x01;
 const recordHeader = 5;
 /** Largest plaintext record (RFC 8446 5.1); a longer one is no ClientHello. */

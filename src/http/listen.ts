@@ -17,7 +17,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { once } from 'node:events';
 import { DEFAULT_CIPHERS } from 'node:tls';
 import type { RequestHandler } from './app.ts';
-import { firstRecordSize, offersGrease } from './client-hello.ts';
+import { firstRecordSize, handshakeRecord, offersGrease } from './client-hello.ts';
 
 export interface Listener {
   port: number;
@@ -61,8 +61,6 @@ export interface ListenOptions {
 type Limits = Required<Omit<ListenOptions, 'sharePort'>>;
 
 const defaults: Limits = { headersTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnectionsPerAddress: 64 };
-
-const tlsHandshake = 0x16;
 
 function tuned<T extends HttpServer>(server: T, options: Limits): T {
   server.keepAliveTimeout = options.keepAliveTimeoutMs;
@@ -218,14 +216,12 @@ export async function listenDual(host: string, port: number, handler: RequestHan
  * KiB at most, and under the guard's deadline); the bytes read are put back for the server.
  */
 function route(socket: Socket, servers: { plain: HttpServer; secure: HttpServer; secureForBrowsers: HttpServer }) {
-  const chunks: Buffer[] = [];
+  let head: Buffer = Buffer.alloc(0);
   const onReadable = () => {
-    for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) chunks.push(chunk);
-    if (chunks.length === 0) return void (socket.readableEnded && socket.end());
-    const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    chunks.splice(0, chunks.length, head);
+    for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) head = head.length ? Buffer.concat([head, chunk]) : chunk;
+    if (head.length === 0) return void (socket.readableEnded && socket.end());
     let server = servers.plain;
-    if (head[0] === tlsHandshake) {
+    if (head[0] === handshakeRecord) {
       const size = firstRecordSize(head);
       if (size === undefined || head.length < size) return void (socket.readableEnded && socket.destroy());
       server = offersGrease(head) ? servers.secureForBrowsers : servers.secure;

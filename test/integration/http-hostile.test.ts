@@ -100,10 +100,13 @@ test('connections that never finish a request header are closed', async (t) => {
   // One byte of a TLS handshake, then nothing.
   const handshake = await plainSocket(port);
   handshake.write(Buffer.from([0x16]));
+  // A TLS record header announcing 64 KiB (more than any ClientHello), a few bytes of it, then nothing.
+  const longRecord = await plainSocket(port);
+  longRecord.write(Buffer.from([0x16, 3, 1, 0xff, 0xff, 1, 0, 0xff]));
   // A TLS session that never sends a request.
   const quietTls = await secured(tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }));
 
-  const times = await Promise.all([silent, halfHeaders, dribble, handshake, quietTls].map((s) => closedWithin(s, bound)));
+  const times = await Promise.all([silent, halfHeaders, dribble, handshake, longRecord, quietTls].map((s) => closedWithin(s, bound)));
   for (const ms of times) assert.ok(ms >= 300, `closed after ${ms} ms, not before the bound`);
 });
 
