@@ -285,7 +285,12 @@ function readSmall(path: string, range: ByteRange): OpenedBlob {
     close: async () => {},
     copyTo: async (out) => {
       if (done < buffer.length) throw new Error('the blob is shorter than its record');
-      await new Promise<void>((resolve, reject) => out.write(buffer, (err) => (err ? reject(err) : resolve())));
+      const { gone, stop } = closing(out);
+      try {
+        await Promise.race([new Promise<void>((resolve, reject) => out.write(buffer, (err) => (err ? reject(err) : resolve()))), gone]);
+      } finally {
+        stop();
+      }
     },
   };
 }
@@ -302,24 +307,35 @@ async function copyRange(fd: number, start: number, end: number, out: Writable):
   const first = Buffer.allocUnsafe(size);
   const buffers = [first, end - start > size ? Buffer.allocUnsafe(size) : first];
   let sending: Promise<void> = Promise.resolve();
-  let closed: Error | undefined;
-  const onClose = () => (closed ??= new Error('the client went away'));
-  out.once('close', onClose);
+  const { gone, stop } = closing(out);
   try {
     for (let position = start, turn = 0; position < end; turn ^= 1) {
       const buffer = buffers[turn]!;
       const { bytesRead } = await readFd(fd, buffer, 0, Math.min(copyChunk, end - position), position);
       if (bytesRead === 0) throw new Error('the blob is shorter than its record');
       position += bytesRead;
-      await sending;
-      if (closed) throw closed;
+      await Promise.race([sending, gone]);
       sending = new Promise<void>((resolve, reject) => out.write(buffer.subarray(0, bytesRead), (err) => (err ? reject(err) : resolve())));
       sending.catch(() => {});
     }
-    await sending;
+    await Promise.race([sending, gone]);
   } finally {
-    out.off('close', onClose);
+    stop();
   }
+}
+
+/**
+ * Rejects once `out` closes (or if it already has). A write pending when the client goes away
+ * may never call back (seen under load: the copy, its file and a one-time secret the download
+ * held all stayed taken), so every wait on a write also ends when the response closes.
+ */
+function closing(out: Writable): { gone: Promise<never>; stop(): void } {
+  let onClose = () => {};
+  const gone = new Promise<never>((_, reject) => (onClose = () => reject(new Error('the client went away'))));
+  gone.catch(() => {});
+  if (out.destroyed) onClose();
+  out.once('close', onClose);
+  return { gone, stop: () => out.off('close', onClose) };
 }
 
 async function syncDirectory(dir: string) {
