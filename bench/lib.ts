@@ -419,7 +419,12 @@ export interface WrkResult {
 
 /** A server's processes: the one started and its children (the serving processes it forks). */
 export function servingPids(pid: number): number[] {
-  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').filter((l) => l.trim());
+  let children: string[] = [];
+  try {
+    children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').filter((l) => l.trim());
+  } catch {
+    // ps exits 1 when the process has no children (a server of one process).
+  }
   return [pid, ...children.map((l) => Number(l.trim()))];
 }
 

@@ -13,6 +13,7 @@ import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import { processAlive } from '../processes.ts';
 import { isSha256 } from '../domain/fingerprint.ts';
 import { OffThreadHash } from '../hashing/off-thread-hash.ts';
+import { outlet } from '../transfer/write-out.ts';
 import type { BlobInfo, BlobStore, BlobWriter, ByteRange, OpenedBlob, StoredBlob } from './store.ts';
 
 export class FsBlobStore implements BlobStore {
@@ -285,11 +286,11 @@ function readSmall(path: string, range: ByteRange): OpenedBlob {
     close: async () => {},
     copyTo: async (out) => {
       if (done < buffer.length) throw new Error('the blob is shorter than its record');
-      const { gone, stop } = closing(out);
+      const to = outlet(out);
       try {
-        await Promise.race([new Promise<void>((resolve, reject) => out.write(buffer, (err) => (err ? reject(err) : resolve()))), gone]);
+        await to.write(buffer);
       } finally {
-        stop();
+        to.release();
       }
     },
   };
@@ -307,35 +308,20 @@ async function copyRange(fd: number, start: number, end: number, out: Writable):
   const first = Buffer.allocUnsafe(size);
   const buffers = [first, end - start > size ? Buffer.allocUnsafe(size) : first];
   let sending: Promise<void> = Promise.resolve();
-  const { gone, stop } = closing(out);
+  const to = outlet(out);
   try {
     for (let position = start, turn = 0; position < end; turn ^= 1) {
       const buffer = buffers[turn]!;
       const { bytesRead } = await readFd(fd, buffer, 0, Math.min(copyChunk, end - position), position);
       if (bytesRead === 0) throw new Error('the blob is shorter than its record');
       position += bytesRead;
-      await Promise.race([sending, gone]);
-      sending = new Promise<void>((resolve, reject) => out.write(buffer.subarray(0, bytesRead), (err) => (err ? reject(err) : resolve())));
-      sending.catch(() => {});
+      await sending;
+      sending = to.write(buffer.subarray(0, bytesRead));
     }
-    await Promise.race([sending, gone]);
+    await sending;
   } finally {
-    stop();
+    to.release();
   }
-}
-
-/**
- * Rejects once `out` closes (or if it already has). A write pending when the client goes away
- * may never call back (seen under load: the copy, its file and a one-time secret the download
- * held all stayed taken), so every wait on a write also ends when the response closes.
- */
-function closing(out: Writable): { gone: Promise<never>; stop(): void } {
-  let onClose = () => {};
-  const gone = new Promise<never>((_, reject) => (onClose = () => reject(new Error('the client went away'))));
-  gone.catch(() => {});
-  if (out.destroyed) onClose();
-  out.once('close', onClose);
-  return { gone, stop: () => out.off('close', onClose) };
 }
 
 async function syncDirectory(dir: string) {

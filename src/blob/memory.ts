@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import { isSha256 } from '../domain/fingerprint.ts';
+import { outlet } from '../transfer/write-out.ts';
 import type { BlobInfo, BlobStore, BlobWriter, ByteRange, OpenedBlob, StoredBlob } from './store.ts';
 
 interface Stored {
@@ -68,8 +69,11 @@ export class MemoryBlobStore implements BlobStore {
       copyTo: async (out: Writable) => {
         if (closed) throw new Error('the blob was closed');
         closed = true;
-        for (const piece of pieces(bytes)) {
-          await new Promise<void>((resolve, reject) => out.write(piece, (err) => (err ? reject(err) : resolve())));
+        const to = outlet(out);
+        try {
+          for (const piece of pieces(bytes)) await to.write(piece);
+        } finally {
+          to.release();
         }
       },
     };

@@ -4,7 +4,6 @@
  * redirected to the origin, so clients always read the index the origin signs and serves.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BlobStore, ByteRange } from '../blob/store.ts';
 import type { EdgeCache } from '../cache/edge-cache.ts';
@@ -13,6 +12,7 @@ import { isAppError, ErrorCodes, notFound } from '../errors.ts';
 import { under } from '../remote/fetch.ts';
 import { noteFailure } from './access-log.ts';
 import { fileHeaders, sendPieces } from './send-blob.ts';
+import { outlet } from '../transfer/write-out.ts';
 
 export interface EdgeDeps {
   cache: EdgeCache;
@@ -25,6 +25,11 @@ const originAnswerWaitMs = 5_000;
 
 /** Bytes handed to a response at a time while following a fill. */
 const pieceSize = 256 * 1024;
+/**
+ * After the first piece (sent as soon as there is a byte), a response following the fill waits
+ * for this much: a write per upstream chunk to every reader cost more than the bytes themselves.
+ */
+const followPiece = 128 * 1024;
 
 export function edgeRoutes(app: FastifyInstance, deps: EdgeDeps) {
   // Which files this mirror holds, verified: the origin prefers a site that has the file already.
@@ -88,15 +93,17 @@ function followFill(reply: FastifyReply, fill: Fill, blobs: BlobStore, range: By
   reply.hijack();
   const out = reply.raw;
   out.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
+  const to = outlet(out);
   (async () => {
     const end = range.end + 1;
     for (let position = range.start; position < end; ) {
-      const piece = await fill.read(position, Math.min(pieceSize, end - position));
+      const atLeast = position === range.start ? 1 : followPiece;
+      const piece = await to.unlessGone(fill.read(position, Math.min(pieceSize, end - position), atLeast));
       if (piece === 'stored') {
         await (await blobs.openCopy(fill.sha256, { start: position, end: range.end })).copyTo(out);
         break;
       }
-      await write(out, piece);
+      await to.write(piece);
       position += piece.byteLength;
     }
     out.end();
@@ -105,10 +112,9 @@ function followFill(reply: FastifyReply, fill: Fill, blobs: BlobStore, range: By
       if (!out.destroyed) noteFailure(out, err);
       out.destroy();
     })
-    .finally(done);
+    .finally(() => {
+      to.release();
+      done();
+    });
   return reply;
-}
-
-function write(out: Writable, bytes: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => out.write(bytes, (err) => (err ? reject(err) : resolve())));
 }

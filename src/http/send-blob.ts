@@ -9,6 +9,7 @@ import type { BlobRef } from '../domain/image.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { noteFailure } from './access-log.ts';
 import { noneMatch } from './conditional.ts';
+import { outlet } from '../transfer/write-out.ts';
 
 export function parseRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
   if (!header) return undefined;
@@ -103,10 +104,11 @@ export function sendPieces(reply: FastifyReply, pieces: Piece[], onSent?: (whole
   const out = reply.raw;
   out.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
   let next = 0;
+  const to = outlet(out);
   (async () => {
     for (; next < pieces.length; next++) {
       const piece = pieces[next]!;
-      if (Buffer.isBuffer(piece)) await new Promise<void>((resolve, reject) => out.write(piece, (err) => (err ? reject(err) : resolve())));
+      if (Buffer.isBuffer(piece)) await to.write(piece);
       else await piece.copyTo(out);
     }
     // Every byte reached the socket: the client may have them all and hang up before 'finish'.
@@ -119,6 +121,6 @@ export function sendPieces(reply: FastifyReply, pieces: Piece[], onSent?: (whole
     out.destroy();
     // Blobs not copied yet still hold an open file.
     for (const piece of pieces.slice(next + 1)) if (!Buffer.isBuffer(piece)) await piece.close();
-  });
+  }).finally(() => to.release());
   return reply;
 }
