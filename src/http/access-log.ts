@@ -65,16 +65,24 @@ export function noteFailure(res: TaggedResponse, err: unknown): void {
   res[failureLogKey]?.error('request', { ...requestFields(res.req, res, requestIdOf(res.req)), err });
 }
 
-export function withAccessLog(handler: Handler, log: Logger, counts?: RequestCounts): Handler {
+/**
+ * Answers a request itself (returns true) or leaves it to the handler. It sends `id` as the
+ * X-Request-Id in its one `writeHead`: a header set beforehand would send every header of
+ * that call through Node's slower one-by-one path (several µs of a redirect's ~25).
+ */
+export type Shortcut = (req: IncomingMessage, res: ServerResponse, id: string) => boolean;
+
+export function withAccessLog(handler: Handler, log: Logger, counts?: RequestCounts, shortcut?: Shortcut): Handler {
   return (req, res) => {
     const id = requestIdOf(req);
-    res.setHeader(requestIdHeader, id);
     // Counting body bytes and timing cost as much as a redirect decision: only for a line that is written.
     if (log.enabled('info')) logWhenClosed(req, res, id, log, counts);
     else {
       (res as TaggedResponse)[failureLogKey] = log;
       if (counts) countWhenClosed(req, res, counts);
     }
+    if (shortcut?.(req, res, id)) return;
+    res.setHeader(requestIdHeader, id);
     handler(req, res);
   };
 }

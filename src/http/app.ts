@@ -14,13 +14,13 @@ import { directRoutes } from './direct.ts';
 import { lxdRoutes } from './lxd/routes.ts';
 import { sendError } from './errors.ts';
 import { httpsBase } from './base-url.ts';
-import { requestIdOf, withAccessLog } from './access-log.ts';
+import { requestIdOf, withAccessLog, type Shortcut } from './access-log.ts';
 import { notFound } from '../errors.ts';
 import type { ImageSecrets } from '../core/secrets.ts';
 import type { GrantStore } from '../meta/grants.ts';
 import type { TlsIdentity } from '../tls.ts';
 import type { Steering } from '../steering/steer.ts';
-import { steeringShortcut, type SteeringShortcut } from './steer.ts';
+import { steeringShortcut } from './steer.ts';
 import { operationsRoutes, type OperationsDeps } from './operations.ts';
 import { viewerOf } from './lxd/caller.ts';
 import type { RequestCounts } from '../metrics/server-metrics.ts';
@@ -90,7 +90,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
  * routes, then `ready()`; `handler` is valid from then on. A `shortcut` sees each request first
  * (inside the access log) and may answer it without the framework.
  */
-export function baseApp(log: Logger, options: { counts?: RequestCounts; shortcut?: SteeringShortcut | undefined } = {}): { app: FastifyInstance; handler: () => RequestHandler } {
+export function baseApp(log: Logger, options: { counts?: RequestCounts; shortcut?: Shortcut | undefined } = {}): { app: FastifyInstance; handler: () => RequestHandler } {
   const { counts, shortcut } = options;
   let handler: RequestHandler | undefined;
   const app = Fastify({
@@ -100,7 +100,7 @@ export function baseApp(log: Logger, options: { counts?: RequestCounts; shortcut
     // Fastify's own server is never listened on: listen.ts feeds it (and a TLS twin) connections.
     serverFactory: (h) => {
       const routes = h as RequestHandler;
-      handler = withAccessLog(shortcut ? (req, res) => void (shortcut(req, res) || routes(req, res)) : routes, log, counts);
+      handler = withAccessLog(routes, log, counts, shortcut);
       return createServer(handler);
     },
     // The id the access log gave the request (X-Request-Id).

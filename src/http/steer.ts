@@ -4,7 +4,8 @@
  * hooks and reply machinery would cost several times the decision itself (bench/edge.ts). A
  * request this does not redirect goes on to the routes unchanged, which serve the file.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { requestIdHeader, type Shortcut } from './access-log.ts';
 import { artifactSha, type IndexPublisher } from '../core/publish.ts';
 import type { Steering } from '../steering/steer.ts';
 import type { BlobRef } from '../domain/image.ts';
@@ -12,16 +13,14 @@ import { joinedHeader } from './conditional.ts';
 import { completesDownload, parseRange, recorded } from './send-blob.ts';
 import type { DownloadCounter } from '../core/usage.ts';
 
-/** Redirects `req` and returns true when a site should serve it; false leaves it untouched. */
-export type SteeringShortcut = (req: IncomingMessage, res: ServerResponse) => boolean;
-
 /**
  * Plain HTTP may ask for /files/ only (app.ts), which is all this answers, so it needs no
  * scheme check of its own. A redirected GET that would download the whole file counts as a
  * download (the site serves it; the origin never learns whether it completed).
  */
-export function steeringShortcut(publisher: IndexPublisher, steering: Steering, downloads: DownloadCounter | undefined): SteeringShortcut {
-  return (req, res) => {
+/** Redirects `req` and returns true when a site should serve it; false leaves it untouched. */
+export function steeringShortcut(publisher: IndexPublisher, steering: Steering, downloads: DownloadCounter | undefined): Shortcut {
+  return (req, res, id) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const url = req.url ?? '';
     if (!url.startsWith('/files/')) return false;
@@ -38,7 +37,7 @@ export function steeringShortcut(publisher: IndexPublisher, steering: Steering, 
     );
     if (!site) return false;
     if (downloads && req.method === 'GET') countRedirect(req, blob, publisher, downloads);
-    res.writeHead(302, { location: site, 'cache-control': 'no-store', 'content-length': '0' });
+    res.writeHead(302, { [requestIdHeader]: id, location: site, 'cache-control': 'no-store', 'content-length': '0' });
     res.end();
     return true;
   };
