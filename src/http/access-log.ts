@@ -67,8 +67,9 @@ export function noteFailure(res: TaggedResponse, err: unknown): void {
 
 /**
  * Answers a request itself (returns true) or leaves it to the handler. It sends `id` as the
- * X-Request-Id in its one `writeHead`: a header set beforehand would send every header of
- * that call through Node's slower one-by-one path (several µs of a redirect's ~25).
+ * X-Request-Id in its one `writeHead`, as the framework does (app.ts): a header set on the
+ * response beforehand would send every header of that call through Node's slower one-by-one
+ * path (measured: 31 -> 25 µs of CPU a redirect).
  */
 export type Shortcut = (req: IncomingMessage, res: ServerResponse, id: string) => boolean;
 
@@ -82,7 +83,6 @@ export function withAccessLog(handler: Handler, log: Logger, counts?: RequestCou
       if (counts) countWhenClosed(req, res, counts);
     }
     if (shortcut?.(req, res, id)) return;
-    res.setHeader(requestIdHeader, id);
     handler(req, res);
   };
 }

@@ -14,7 +14,7 @@ import { directRoutes } from './direct.ts';
 import { lxdRoutes } from './lxd/routes.ts';
 import { sendError } from './errors.ts';
 import { httpsBase } from './base-url.ts';
-import { requestIdOf, withAccessLog, type Shortcut } from './access-log.ts';
+import { requestIdHeader, requestIdOf, withAccessLog, type Shortcut } from './access-log.ts';
 import { notFound } from '../errors.ts';
 import type { ImageSecrets } from '../core/secrets.ts';
 import type { GrantStore } from '../meta/grants.ts';
@@ -110,6 +110,13 @@ export function baseApp(log: Logger, options: { counts?: RequestCounts; shortcut
     frameworkErrors: (err, request, reply) => void sendError(request as FastifyRequest, reply as FastifyReply, err, log),
     // A body is what the client sent: 5 is not "5", and fields are not invented or dropped.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
+  });
+
+  // Every answer names its request (X-Request-Id), set among the reply's headers: Fastify sends
+  // them in one writeHead, Node's fast path (see Shortcut in access-log.ts).
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header(requestIdHeader, request.id);
+    done();
   });
 
   // The one place errors become responses: routes throw, this renders (see errors.ts).

@@ -42,6 +42,8 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: unk
     else log.error('request failed', { ...fields, err });
   }
   for (const name of Object.keys(reply.getHeaders())) if (!keptOnError(name, status)) reply.removeHeader(name);
+  // A request the framework refused before its hooks ran has no id header yet.
+  reply.header(requestIdHeader, request.id);
   const message = isAppError(err) || status < 500 ? (err as Error).message : 'Internal server error';
   if (isLxdPath(request.url)) return lxdError(reply, status, message);
   return reply.code(status).header('content-type', 'application/json; charset=utf-8').send({ error: message });
