@@ -32,6 +32,8 @@ export const ErrorCodes = {
   busy: 'busy',
   /** The disk (or the database on it) is full: nothing was changed. */
   diskFull: 'disk_full',
+  /** A database file of the data directory is damaged, or is not a database at all. */
+  storeCorrupt: 'store_corrupt',
   config: 'config',
   internal: 'internal',
 } as const;
@@ -63,6 +65,7 @@ export const errorCatalogue: Readonly<Record<ErrorCode, ErrorEntry>> = {
   not_implemented: { status: 501, exit: 69, meaning: 'a request wharf does not serve (yet), such as a pull over simplestreams' },
   busy: { status: 503, exit: 75, meaning: 'a file is being collected this moment: try again' },
   disk_full: { status: 507, exit: 74, meaning: 'the disk of the blob store or the database is full; nothing changed' },
+  store_corrupt: { status: 500, exit: 74, meaning: 'a database file of the data directory is damaged or is not a database' },
   config: { status: 500, exit: 78, meaning: 'a bad setting or certificate' },
   internal: { status: 500, exit: 70, meaning: 'a failure inside wharf (the hashing thread died); also any error that is not an AppError' },
 };

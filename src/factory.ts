@@ -1,7 +1,9 @@
 /** The one place that picks concrete drivers for the embedded default: SQLite + files. */
 import { ensureDirectory } from './directories.ts';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { renameSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { ErrorCodes, isAppError } from './errors.ts';
 import { FsBlobStore } from './blob/fs.ts';
 import { SqliteMetaStore } from './meta/sqlite.ts';
 import { SqliteGrantStore } from './meta/grants-sqlite.ts';
@@ -22,11 +24,36 @@ export async function openStore(config: Config, log: Logger): Promise<Store> {
 }
 
 /** The grants every serving process of this data directory shares (secrets, operations). */
-export function openGrants(config: Config): GrantStore {
-  return new SqliteGrantStore(join(config.dataDir, 'grants.db'));
+export function openGrants(config: Config, log: Logger): GrantStore {
+  return openAuxiliary(join(config.dataDir, 'grants.db'), (path) => new SqliteGrantStore(path), log);
 }
 
 /** Download counts, in their own file so that counting never looks like a catalogue change. */
-export function openUsage(config: Config): UsageStore {
-  return new SqliteUsageStore(join(config.dataDir, 'usage.db'));
+export function openUsage(config: Config, log: Logger): UsageStore {
+  return openAuxiliary(join(config.dataDir, 'usage.db'), (path) => new SqliteUsageStore(path), log);
+}
+
+/**
+ * Opens a database that serving can do without (download counts; secrets and operations, which
+ * clients ask for again): a damaged one is moved aside, kept for a look, and started afresh,
+ * so that it never stops the server from serving images. wharf.db has no such way out: a
+ * damaged catalogue is an error (`store_corrupt`) until it is restored.
+ */
+function openAuxiliary<T>(path: string, open: (path: string) => T, log: Logger): T {
+  try {
+    return open(path);
+  } catch (err) {
+    if (!isAppError(err, ErrorCodes.storeCorrupt)) throw err;
+    const aside = `${path}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    // The write-ahead log and its index belong to the damaged file: they go with it.
+    for (const suffix of ['', '-wal', '-shm']) {
+      try {
+        renameSync(path + suffix, aside + suffix);
+      } catch (renameErr) {
+        if ((renameErr as NodeJS.ErrnoException).code !== 'ENOENT') throw renameErr;
+      }
+    }
+    log.warn(`${basename(path)} was damaged: moved aside to ${aside}, started afresh`, { reason: (err as Error).message });
+    return open(path);
+  }
 }

@@ -61,8 +61,8 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const sharePort = replica ? ('join' as const) : processes > 1 ? ('first' as const) : undefined;
   const ticketKeys = replica?.ticketKeys ?? randomBytes(48);
   const opened = await openStore(config, log);
-  const grants = openGrants(config);
-  const usage = openUsage(config);
+  const grants = openGrants(config, log);
+  const usage = openUsage(config, log);
   const downloads = config.countDownloads ? new DownloadCounter(usage, log) : undefined;
   downloads?.start();
   // Files of lazy mirrors are fetched from upstream on first request, behind every view.

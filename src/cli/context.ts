@@ -50,7 +50,8 @@ export async function withStore<T>(cli: CliContext, fn: (store: Store) => Promis
 
 /** The download counts (usage statistics) of the data directory. */
 export async function withUsage<T>(cli: CliContext, fn: (usage: UsageStore) => Promise<T>): Promise<T> {
-  const usage = openUsage(await cliConfig(cli));
+  const config = await cliConfig(cli);
+  const usage = openUsage(config, cliLogger(cli, config));
   try {
     return await fn(usage);
   } finally {

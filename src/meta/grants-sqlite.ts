@@ -20,8 +20,7 @@ export class SqliteGrantStore implements GrantStore {
 
   constructor(path: string) {
     // Grants are re-issued by clients after a crash: durability to the last write is not needed.
-    this.db = openSqlite(path, { synchronous: 'NORMAL' });
-    this.db.exec(`BEGIN IMMEDIATE; ${schema} COMMIT;`);
+    this.db = openSqlite(path, { synchronous: 'NORMAL' }, (db) => db.exec(`BEGIN IMMEDIATE; ${schema} COMMIT;`));
   }
 
   private sql(text: string): StatementSync {

@@ -10,30 +10,49 @@ import { AppError, ErrorCodes, isAppError } from '../errors.ts';
 export const busyTimeoutMs = 10_000;
 const retryMs = 20;
 
-export function openSqlite(path: string, options: { synchronous: 'FULL' | 'NORMAL'; foreignKeys?: boolean }): DatabaseSync {
+/**
+ * Opens the database at `path` and runs `prepare` (its schema, its migrations) on it; a file
+ * that is damaged or not a database is the catalogue's `store_corrupt`, naming the file.
+ */
+export function openSqlite(path: string, options: { synchronous: 'FULL' | 'NORMAL'; foreignKeys?: boolean }, prepare: (db: DatabaseSync) => void): DatabaseSync {
   const db = new DatabaseSync(path, { enableForeignKeyConstraints: options.foreignKeys ?? false, timeout: busyTimeoutMs });
-  const deadline = Date.now() + busyTimeoutMs;
-  for (;;) {
-    try {
-      db.exec('PRAGMA journal_mode = WAL');
-      break;
-    } catch (err) {
-      if (!/locked|busy/i.test((err as Error).message) || Date.now() > deadline) {
-        db.close();
-        throw err;
+  try {
+    const deadline = Date.now() + busyTimeoutMs;
+    for (;;) {
+      try {
+        db.exec('PRAGMA journal_mode = WAL');
+        break;
+      } catch (err) {
+        if (!/locked|busy/i.test((err as Error).message) || Date.now() > deadline) throw err;
+        // A synchronous wait: this runs once per process, while it opens its store.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, retryMs);
       }
-      // A synchronous wait: this runs once per process, while it opens its store.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, retryMs);
     }
+    db.exec(`PRAGMA synchronous = ${options.synchronous}`);
+    prepare(db);
+    return db;
+  } catch (err) {
+    db.close();
+    throw storageError(err, path);
   }
-  db.exec(`PRAGMA synchronous = ${options.synchronous}`);
-  return db;
 }
 
-/** SQLite's "disk full" (SQLITE_FULL, 13) as the catalogue's error; anything else as it came. */
-export function storageError(err: unknown): unknown {
+/** SQLITE_CORRUPT (11) and SQLITE_NOTADB (26): the file is damaged, or another kind of file. */
+const damaged = new Set([11, 26]);
+
+/**
+ * SQLite's "disk full" (SQLITE_FULL, 13) and damaged files as the catalogue's errors; anything
+ * else as it came. `path` names the file in the message when known.
+ */
+export function storageError(err: unknown, path?: string): unknown {
   if (isAppError(err)) return err;
   const code = ((err as { errcode?: number }).errcode ?? 0) % 256;
   if (code === 13) return new AppError(ErrorCodes.diskFull, 'The disk holding the database is full; nothing was changed', { hint: 'Free some space, then try again.', cause: err });
+  if (damaged.has(code)) {
+    return new AppError(ErrorCodes.storeCorrupt, `${path ?? 'A database of the data directory'} is damaged or is not a wharf database (${(err as Error).message})`, {
+      hint: 'Restore the data directory from a backup (`wharf backup`, see the README), or move the file away to start it afresh.',
+      cause: err,
+    });
+  }
   return err;
 }

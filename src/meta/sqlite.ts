@@ -193,26 +193,30 @@ const toCertificate = (row: TrustedCertificate): TrustedCertificate => ({
   createdAt: row.createdAt,
 });
 
+/** One transaction that reads the version inside it: two processes opening a new store race here. */
+function migrate(db: DatabaseSync) {
+  const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+  if (version() >= migrations.length) return;
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    for (let v = version(); v < migrations.length; v++) {
+      db.exec(migrations[v]!);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+    }
+    db.exec('COMMIT');
+  } catch (err) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
 export class SqliteMetaStore implements MetaStore {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
   private localWrites = 0;
 
   constructor(path: string) {
-    this.db = openSqlite(path, { synchronous: 'FULL', foreignKeys: true });
-    this.migrate();
-  }
-
-  /** One transaction that reads the version inside it: two processes opening a new store race here. */
-  private migrate() {
-    const version = () => (this.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
-    if (version() >= migrations.length) return;
-    this.transaction(() => {
-      for (let v = version(); v < migrations.length; v++) {
-        this.db.exec(migrations[v]!);
-        this.db.exec(`PRAGMA user_version = ${v + 1}`);
-      }
-    });
+    this.db = openSqlite(path, { synchronous: 'FULL', foreignKeys: true }, migrate);
   }
 
   private sql(text: string): StatementSync {

@@ -18,8 +18,7 @@ export class SqliteUsageStore implements UsageStore {
 
   constructor(path: string) {
     // A power cut may lose the last flush (seconds of counts); a crashed process loses nothing written.
-    this.db = openSqlite(path, { synchronous: 'NORMAL' });
-    this.db.exec(`BEGIN IMMEDIATE; ${schema} COMMIT;`);
+    this.db = openSqlite(path, { synchronous: 'NORMAL' }, (db) => db.exec(`BEGIN IMMEDIATE; ${schema} COMMIT;`));
   }
 
   async add(counts: DownloadCount[]): Promise<void> {

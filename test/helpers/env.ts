@@ -36,9 +36,10 @@ export interface CliResult {
 }
 
 /** Runs a program to completion, collecting its output. */
-export function runProcess(command: string, args: string[], options: { stdin?: string; env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
+/** `timeoutMs`: the process is killed (SIGTERM) if it runs longer, e.g. a server that should not have started. */
+export function runProcess(command: string, args: string[], options: { stdin?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -52,8 +53,8 @@ export function runProcess(command: string, args: string[], options: { stdin?: s
 }
 
 /** Runs ./bin/wharf as a user would, with its own data dir. */
-export function wharf(dataDir: string, args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
-  return runProcess(wharfBin, ['--data-dir', dataDir, ...args], { env: { ...process.env, ...options.env }, ...(options.stdin !== undefined ? { stdin: options.stdin } : {}) });
+export function wharf(dataDir: string, args: string[], options: { stdin?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  return runProcess(wharfBin, ['--data-dir', dataDir, ...args], { env: { ...process.env, ...options.env }, ...(options.stdin !== undefined ? { stdin: options.stdin } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) });
 }
 
 /**
