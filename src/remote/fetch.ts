@@ -129,11 +129,28 @@ export interface JsonAnswer {
   json: unknown;
 }
 
+/**
+ * The most a JSON document of another server may hold. images.linuxcontainers.org's images.json,
+ * the largest index in the field, is a few MB; a server sending without end would otherwise be
+ * read into memory until the process dies.
+ */
+export const documentLimitBytes = 64 * 1024 * 1024;
+
 /** GET a whole (small) JSON answer, whatever its status: the caller decides what an error is. */
 export async function getJson(url: URL, options: FetchOptions = {}): Promise<JsonAnswer> {
   const res = await openUrl(url, options);
+  const tooLarge = () => {
+    res.destroy();
+    return new AppError(ErrorCodes.upstreamCorrupt, `${withoutSecrets(url.href)} is larger than ${documentLimitBytes / 1024 / 1024} MiB, more than any index document`);
+  };
+  if (Number(res.headers['content-length'] ?? 0) > documentLimitBytes) throw tooLarge();
   const chunks: Buffer[] = [];
-  for await (const c of res) chunks.push(c as Buffer);
+  let received = 0;
+  for await (const c of res as AsyncIterable<Buffer>) {
+    received += c.byteLength;
+    if (received > documentLimitBytes) throw tooLarge();
+    chunks.push(c);
+  }
   const bytes = Buffer.concat(chunks);
   const text = bytes.toString('utf8');
   let json: unknown;

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
 
 /** `slow`: the whole body, 64 KiB every 20 ms (a fill that lasts; many readers join it). */
-export type Fault = 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing' | 'slow';
+export type Fault = 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing' | 'slow' | 'endless';
 
 export interface FaultServer {
   base: string;
@@ -38,6 +38,17 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
     const fault = faults.get(path);
     if (fault === 'status500') return void res.writeHead(500).end('upstream broke');
     if (fault === 'missing') return void res.writeHead(404).end('no such file');
+    if (fault === 'endless') {
+      // A JSON array that never closes, sent as fast as the client takes it, with no length.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const piece = Buffer.from('"' + 'x'.repeat(65_530) + '",');
+      res.write('[');
+      const more = () => {
+        while (!res.destroyed && res.write(piece));
+        if (!res.destroyed) res.once('drain', more);
+      };
+      return void more();
+    }
     let body: Buffer;
     try {
       body = await readFile(join(root, path));

@@ -76,6 +76,11 @@ test('mirror sync survives a misbehaving upstream', async (t) => {
   await assert.rejects(syncMirror(store, { ...mirror, remote: 'gone' }, fast), /Cannot reach http:\/\/127\.0\.0\.1:9/);
   upstream.faults.set('streams/v1/images.json', 'status500');
   await assert.rejects(syncMirror(store, mirror, fast), /images\.json: HTTP 500/);
+  // An index that never ends is refused at the document limit, not read until memory runs out.
+  upstream.faults.set('streams/v1/images.json', 'endless');
+  const heapBefore = process.memoryUsage().rss;
+  await assert.rejects(syncMirror(store, mirror, fast), /images\.json is larger than 64 MiB/);
+  assert.ok(process.memoryUsage().rss - heapBefore < 512 * 1024 * 1024, 'memory stays bounded');
   upstream.faults.clear();
   assert.deepEqual((await published(store)).fingerprints, []);
 
