@@ -40,15 +40,16 @@ function spawnFilter(command: string, args: string[], what: string, refuse?: Reg
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
-  const damaged = (why: string) => invalidImage(`corrupt or truncated ${what} data (${command}: ${why})`);
+  // Plain errors: the reader of the archive names the file (inspect.ts) and makes them invalid_image.
+  const damaged = (why: string) => new Error(`${command}: ${why}`);
   let unread = false;
   const exited = new Promise<void>((resolve, reject) => {
     child.on('error', (err: NodeJS.ErrnoException) =>
       reject(invalidImage(err.code === 'ENOENT' ? `cannot read ${what} data: "${command}" is not installed` : `${command} failed: ${err.message}`)),
     );
     child.on('close', (code, signal) => {
-      if (code !== 0) reject(damaged(stderr.trim() || (signal ?? `exit ${code}`)));
-      else if (refuse?.test(stderr)) reject(damaged(stderr.trim()));
+      if (code !== 0) reject(damaged(complaint(stderr) || (signal ?? `exit ${code}`)));
+      else if (refuse?.test(stderr)) reject(damaged(complaint(stderr)));
       else if (unread) reject(damaged('data after the end of the compressed stream'));
       else resolve();
     });
@@ -80,6 +81,18 @@ function spawnFilter(command: string, args: string[], what: string, refuse?: Reg
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   });
   return duplex;
+}
+
+/**
+ * What a tool said, for a message: its first line without the tool's own name and the "(stdin)"
+ * it reads (bzip2 follows with ten lines of advice on recovering data).
+ */
+function complaint(stderr: string): string {
+  const first = stderr.trim().split('\n')[0] ?? '';
+  return first
+    .replace(/^([\w.-]+: )+/, '')
+    .replace(/^\S*stdin\S*\s*:\s*/i, '')
+    .replace(/[;:,.\s]+$/, '');
 }
 
 const compressTools: Partial<Record<Compression, [string, string[]]>> = {

@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { buildSquashfs } from '../fixtures/images.ts';
 import {
   allCompressions,
@@ -348,6 +348,10 @@ test('every compression, cut short or with a flipped byte, is refused (unified a
     const result = await wharf(data, ['image', 'import', ...c.args]);
     try {
       assertCleanFailure(result, c.message, c.name);
+      // The message says which file, in one line (not a decompressor's paragraph of advice).
+      const message = result.stderr.split('\n').find((l) => l.startsWith('Error: ')) ?? '';
+      assert.ok(message.includes(basename(c.args[0]!)), `${c.name}: names the file`);
+      assert.ok(result.stderr.trim().split('\n').length <= 2, `${c.name}: one line (and a hint)`);
     } catch {
       failures.push(`${c.name}: exit ${result.code}, ${result.stderr.trim() || result.stdout.trim()}`);
     }
