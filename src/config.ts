@@ -29,6 +29,8 @@ export interface Config {
   maxUploadSize: number;
   /** Seconds a connection may take to send a request's headers (also: idle keep-alive, TLS handshake). */
   headersTimeout: number;
+  /** Seconds a download may go without the client taking a byte before it is cut (nginx's send_timeout). */
+  sendTimeout: number;
   /** Connections one client address may hold open at once; 0 = no limit. */
   maxConnectionsPerAddress: number;
   /** Processes that serve HTTP, sharing the port; 0 = one per core. */
@@ -74,6 +76,7 @@ const defaults: Settings = {
   remoteCacheExpiry: 10,
   maxUploadSize: 64 * 1024 ** 3,
   headersTimeout: 30,
+  sendTimeout: 60,
   maxConnectionsPerAddress: 64,
   serveProcesses: 0,
   logLevel: 'info',
@@ -103,6 +106,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   autoUpdateInterval: { yaml: 'auto_update_interval', env: 'WHARF_AUTO_UPDATE_INTERVAL', kind: 'seconds' },
   remoteCacheExpiry: { yaml: 'remote_cache_expiry', env: 'WHARF_REMOTE_CACHE_EXPIRY', kind: 'days' },
   headersTimeout: { yaml: 'headers_timeout', env: 'WHARF_HEADERS_TIMEOUT', kind: 'seconds' },
+  sendTimeout: { yaml: 'send_timeout', env: 'WHARF_SEND_TIMEOUT', kind: 'seconds' },
   maxConnectionsPerAddress: { yaml: 'max_connections_per_address', env: 'WHARF_MAX_CONNECTIONS_PER_ADDRESS', kind: 'count' },
   serveProcesses: { yaml: 'serve_processes', env: 'WHARF_SERVE_PROCESSES', kind: 'count' },
   logLevel: { yaml: 'log_level', env: 'WHARF_LOG_LEVEL', kind: 'level' },

@@ -68,7 +68,7 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
   let draining = false;
   const counts = new RequestCounts(mirrorRouteOf);
   const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), cache });
-  const { app, handler } = baseApp(log, { counts });
+  const { app, handler } = baseApp(log, { counts, sendTimeoutMs: config.sendTimeout * 1000 });
   // Before the edge routes, whose catch-all answers every other path from the origin's index.
   operationsRoutes(app, {
     // Ready once there is an index to check files against (the origin's, or the one saved last).

@@ -106,6 +106,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     tls,
     version: packageVersion,
     maxUploadSize: config.maxUploadSize,
+    sendTimeoutMs: config.sendTimeout * 1000,
   });
   try {
     const https = parseAddress(config.https)!;

@@ -40,6 +40,8 @@ export interface AppDeps {
   tls: TlsIdentity;
   version: string;
   maxUploadSize: number;
+  /** `send_timeout` in ms: a body copy whose client takes no byte for this long is cut. */
+  sendTimeoutMs: number;
   /** GeoIP steering of artifact downloads, when the server has sites and a GeoIP database. */
   steering?: Steering | undefined;
   /** Where requests are counted for /metrics. */
@@ -55,7 +57,11 @@ export interface AppDeps {
 const plainHttpAllowed = (url: string) => url.startsWith('/files/') || url === '/healthz' || url === '/readyz' || url === '/metrics';
 
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
-  const { app, handler } = baseApp(deps.log, { counts: deps.counts, shortcut: deps.steering && steeringShortcut(deps.publisher, deps.steering, deps.downloads) });
+  const { app, handler } = baseApp(deps.log, {
+    counts: deps.counts,
+    shortcut: deps.steering && steeringShortcut(deps.publisher, deps.steering, deps.downloads),
+    sendTimeoutMs: deps.sendTimeoutMs,
+  });
   app.addHook('onRequest', async (request, reply) => {
     const encrypted = (request.raw.socket as TLSSocket).encrypted === true;
     if (!encrypted && !plainHttpAllowed(request.url)) {
@@ -90,7 +96,10 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
  * routes, then `ready()`; `handler` is valid from then on. A `shortcut` sees each request first
  * (inside the access log) and may answer it without the framework.
  */
-export function baseApp(log: Logger, options: { counts?: RequestCounts; shortcut?: Shortcut | undefined } = {}): { app: FastifyInstance; handler: () => RequestHandler } {
+export function baseApp(
+  log: Logger,
+  options: { counts?: RequestCounts; shortcut?: Shortcut | undefined; sendTimeoutMs?: number } = {},
+): { app: FastifyInstance; handler: () => RequestHandler } {
   const { counts, shortcut } = options;
   let handler: RequestHandler | undefined;
   const app = Fastify({
@@ -118,6 +127,8 @@ export function baseApp(log: Logger, options: { counts?: RequestCounts; shortcut
     reply.header(requestIdHeader, request.id);
     done();
   });
+
+  app.decorate('sendTimeoutMs', options.sendTimeoutMs ?? 60_000);
 
   // The one place errors become responses: routes throw, this renders (see errors.ts).
   app.setErrorHandler(async (err, request, reply) => sendError(request, reply, err, log));

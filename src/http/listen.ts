@@ -8,8 +8,9 @@
  * here instead. A connection has `headersTimeoutMs` from being accepted (or from its last
  * response) to deliver a request's headers; that one deadline covers a silent client, a TLS
  * handshake that stalls, headers sent a byte at a time and an idle keep-alive connection. While a
- * request is in progress nothing is bounded: a large download or upload may take as long as it
- * needs.
+ * request is in progress its length is not bounded: a large download or upload may take as long
+ * as it needs; only a download whose client stops taking bytes is cut (`send_timeout`, in
+ * send-blob.ts).
  */
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';

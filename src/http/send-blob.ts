@@ -93,6 +93,13 @@ export const recorded = (blob: { size: number }): ByteRange => ({ start: 0, end:
 
 export type Piece = Buffer | OpenedBlob;
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** `send_timeout`: how long a body copy may wait for the client to take a byte (app.ts). */
+    sendTimeoutMs: number;
+  }
+}
+
 /**
  * Sends a body made of literal bytes and blob copies (opened beforehand, so a missing file was
  * an error response). The blobs go straight to the socket from reused buffers (blob/fs.ts), past
@@ -103,6 +110,9 @@ export function sendPieces(reply: FastifyReply, pieces: Piece[], onSent?: (whole
   reply.hijack();
   const out = reply.raw;
   out.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
+  // A client that takes no byte for this long is cut (Node destroys a socket whose 'timeout'
+  // nobody handles); the next request on the connection runs without it.
+  out.setTimeout(reply.server.sendTimeoutMs);
   let next = 0;
   const to = outlet(out);
   (async () => {
@@ -113,6 +123,7 @@ export function sendPieces(reply: FastifyReply, pieces: Piece[], onSent?: (whole
     }
     // Every byte reached the socket: the client may have them all and hang up before 'finish'.
     onSent?.(true);
+    out.setTimeout(0);
     out.end();
   })().catch(async (err: unknown) => {
     onSent?.(false);

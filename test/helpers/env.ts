@@ -115,6 +115,8 @@ export async function serve(
     siteCheckInterval?: number;
     cacheMaxSize?: number;
     originRefresh?: number;
+    /** Seconds a download may wait for the client to take a byte (send_timeout). */
+    sendTimeout?: number;
   } = {},
 ): Promise<RunningServer & { base: string }> {
   const config = await loadConfig(dataDir, {
@@ -128,6 +130,7 @@ export async function serve(
     ...(settings.originRefresh !== undefined ? { originRefresh: settings.originRefresh } : {}),
     ...(settings.geoipDb ? { geoipDb: settings.geoipDb, trustedProxies: settings.trustedProxies ?? [] } : {}),
     ...(settings.siteCheckInterval !== undefined ? { siteCheckInterval: settings.siteCheckInterval } : {}),
+    ...(settings.sendTimeout !== undefined ? { sendTimeout: settings.sendTimeout } : {}),
     // Two unless a test asks otherwise: every server test then also checks that what one
     // serving process grants, another honours (the default is one per core).
     serveProcesses: settings.processes ?? 2,

@@ -141,6 +141,43 @@ test('an idle keep-alive connection is closed, a long download is not cut', asyn
   assert.equal(text.length - text.indexOf('\r\n\r\n') - 4, 10_000, 'the whole body arrived');
 });
 
+test('a download whose client stops reading is cut after send_timeout; a client that reads slowly gets it all', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const meta = await buildMetadataTarball(work, { properties: { os: 'Stall', release: '1', architecture: 'amd64' } });
+  // Larger than what the kernel buffers on both ends of a loopback connection.
+  const root = await buildSquashfs(work, { seed: 'stall', padMiB: 40 });
+  await wharfOk(data, ['image', 'import', meta.path, root.path]);
+  const server = await serve(t, data, { http: true, sendTimeout: 2 });
+  const request = `GET /files/${root.sha256}.squashfs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`;
+
+  // Takes the headers and a little, then nothing for longer than the timeout: the server gives
+  // up on it, so what the client finds when it reads again is a short body and the end.
+  const stalled = await plainSocket(server.httpPort!);
+  stalled.write(request);
+  const [first] = (await once(stalled, 'data')) as [Buffer];
+  stalled.pause();
+  await sleep(6_000);
+  const rest = received(stalled, 30_000);
+  stalled.resume();
+  const got = first.length + (await rest).length;
+  assert.ok(got < root.size, `cut short: ${got} bytes of a ${root.size}-byte file`);
+
+  // Reads in bursts with pauses shorter than the timeout: never cut, every byte arrives.
+  const slow = await plainSocket(server.httpPort!);
+  slow.write(request);
+  let bytes = 0;
+  slow.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes % (8 * 1024 * 1024) < chunk.length) {
+      slow.pause();
+      setTimeout(() => slow.resume(), 700);
+    }
+  });
+  await closedWithin(slow, 60_000);
+  assert.ok(bytes > root.size, `the whole file arrived (${bytes} bytes with headers, file ${root.size})`);
+});
+
 test('one address may hold only so many connections at once', async (t) => {
   const { port } = await listener(t, { headersTimeoutMs: 10_000, maxConnectionsPerAddress: 3 });
   const held = await Promise.all([plainSocket(port), plainSocket(port), plainSocket(port)]);
