@@ -94,18 +94,24 @@ function followFill(reply: FastifyReply, fill: Fill, blobs: BlobStore, range: By
   const out = reply.raw;
   out.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
   const to = outlet(out);
+  // send_timeout runs while a piece waits for the client, not while the fill waits for the
+  // origin (whose own stall is the fill's idle timeout).
+  const sendTimeoutMs = reply.server.sendTimeoutMs;
   (async () => {
     const end = range.end + 1;
     for (let position = range.start; position < end; ) {
       const atLeast = position === range.start ? 1 : followPiece;
       const piece = await to.unlessGone(fill.read(position, Math.min(pieceSize, end - position), atLeast));
+      out.setTimeout(sendTimeoutMs);
       if (piece === 'stored') {
         await (await blobs.openCopy(fill.sha256, { start: position, end: range.end })).copyTo(out);
         break;
       }
       await to.write(piece);
+      out.setTimeout(0);
       position += piece.byteLength;
     }
+    out.setTimeout(0);
     out.end();
   })()
     .catch((err: unknown) => {

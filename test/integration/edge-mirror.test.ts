@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
+import { once } from 'node:events';
 import selfsigned from 'selfsigned';
 import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
 import { serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
@@ -324,4 +326,32 @@ test('a hostile origin: truncated files, an index naming paths outside it, a bro
   assert.equal(sha256(still.body), fine!.sha256);
   up.server.faults.delete(cut!.path);
   assert.equal(sha256((await get(cut!.path)).body), cut!.sha256, 'a file the old index listed is still fetched and checked against it');
+});
+
+test('a client that stops reading a file being filled is cut after send_timeout; the fill goes on and is kept', async (t) => {
+  const work = await tempDir(t);
+  const up = await origin(t, work, [{ os: 'Paused', padMiB: 40 }]);
+  const { mirror, get } = await mirrorOf(t, work, up, { sendTimeout: 2 });
+  const item = squashfsOf(up.items)[0]!;
+  up.server.faults.set(item.path, 'slow');
+
+  const client = tlsConnect({ host: '127.0.0.1', port: mirror.httpsPort, ca: mirror.tls.cert });
+  await once(client, 'secureConnect');
+  client.write(`GET /${item.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+  const [first] = (await once(client, 'data')) as [Buffer];
+  client.pause();
+  // Longer than the timeout after the buffers on both ends are full (the fill sends ~3 MB/s).
+  await new Promise((r) => setTimeout(r, 8_000));
+  const chunks: Buffer[] = [first];
+  client.on('data', (c: Buffer) => chunks.push(c));
+  client.on('error', () => {});
+  client.resume();
+  await once(client, 'close');
+  const got = Buffer.concat(chunks).length;
+  assert.ok(got < item.size, `cut short: ${got} bytes of ${item.size}`);
+  // The fill did not depend on that client: it completes, verified, and is served whole.
+  for (let i = 0; i < 300 && (await get(item.path)).headers['x-wharf-cache'] !== 'HIT'; i++) await new Promise((r) => setTimeout(r, 100));
+  const kept = await get(item.path);
+  assert.equal(kept.headers['x-wharf-cache'], 'HIT');
+  assert.equal(sha256(kept.body), item.sha256);
 });
