@@ -18,6 +18,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { once } from 'node:events';
 import { DEFAULT_CIPHERS } from 'node:tls';
 import type { RequestHandler } from './app.ts';
+import { AppError, ErrorCodes } from '../errors.ts';
 import { firstRecordSize, handshakeRecord, offersGrease } from './client-hello.ts';
 
 export interface Listener {
@@ -269,6 +270,27 @@ async function listenOn(server: NetServer, host: string, port: number, guard: Co
 
 async function bindOnce<T extends NetServer>(server: T, host: string, port: number, reusePort = false): Promise<T> {
   server.listen({ host, port, ipv6Only: false, reusePort });
-  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
+  try {
+    // `once` rejects with the server's 'error' event.
+    await once(server, 'listening');
+  } catch (err) {
+    throw bindError(err as NodeJS.ErrnoException, host, port);
+  }
   return server;
+}
+
+/** Why an address cannot be listened on, in words, as the catalogue's `config` error. */
+const bindReasons: Record<string, [string, string]> = {
+  EADDRINUSE: ['is in use by another program', 'Stop that program, or give wharf another address (--https, --http or config.yaml).'],
+  EACCES: ['needs privileges this process does not have', 'Ports below 1024 need root or CAP_NET_BIND_SERVICE; or use a higher port.'],
+  EADDRNOTAVAIL: ['is not an address of this machine', 'Give an address of one of its interfaces, or [::] for all of them.'],
+  ENOTFOUND: ['does not resolve to an address', 'Give an IP address or a host name this machine can resolve.'],
+  EAI_AGAIN: ['does not resolve to an address', 'Give an IP address or a host name this machine can resolve.'],
+};
+
+function bindError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  const reason = err.code ? bindReasons[err.code] : undefined;
+  if (!reason) return err;
+  const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return new AppError(ErrorCodes.config, `Cannot listen on ${where}: it ${reason[0]}`, { hint: reason[1], cause: err });
 }

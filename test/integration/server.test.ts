@@ -5,8 +5,9 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { createServer, type AddressInfo } from 'node:net';
 import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
-import { capturingLogger, fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { capturingLogger, fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { loadConfig } from '../../src/config.ts';
 import { openStore } from '../../src/factory.ts';
@@ -178,4 +179,22 @@ test('If-None-Match lists; one access-log line per request, with the id sent as 
   const unsatisfiable = answers[4]!.r;
   assert.equal(unsatisfiable.headers['content-range'], `bytes */${image.size}`);
   assert.equal(unsatisfiable.headers.etag, undefined);
+});
+
+test('an address wharf cannot listen on is a config error (exit 78) that says why', async (t) => {
+  const work = await tempDir(t);
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+  const port = (taken.address() as AddressInfo).port;
+  for (const [args, reason] of [
+    [['--https', `127.0.0.1:${port}`], /Cannot listen on 127\.0\.0\.1:\d+: it is in use by another program/],
+    [['--https', '127.0.0.1:0', '--http', `127.0.0.1:${port}`], /Cannot listen on 127\.0\.0\.1:\d+: it is in use by another program/],
+    [['--https', '192.0.2.77:8443'], /Cannot listen on 192\.0\.2\.77:8443: it is not an address of this machine/],
+    [['--https', 'no-such-host.invalid:8443'], /Cannot listen on no-such-host\.invalid:8443: it does not resolve to an address/],
+  ] as const) {
+    const result = await wharf(join(work, 'data'), ['serve', ...args], { timeoutMs: 30_000 });
+    assert.equal(result.code, 78, `${args.join(' ')}: exit 78 (config)\n${result.stderr}`);
+    assert.match(result.stderr, reason);
+  }
 });
