@@ -1,9 +1,10 @@
 /** The one place that picks concrete drivers for the embedded default: SQLite + files. */
 import { ensureDirectory } from './directories.ts';
 import { mkdir } from 'node:fs/promises';
-import { renameSync } from 'node:fs';
+import { constants, renameSync } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { ErrorCodes, isAppError } from './errors.ts';
+import { AppError, ErrorCodes, isAppError } from './errors.ts';
 import { FsBlobStore } from './blob/fs.ts';
 import { SqliteMetaStore } from './meta/sqlite.ts';
 import { SqliteGrantStore } from './meta/grants-sqlite.ts';
@@ -16,11 +17,29 @@ import type { Logger } from './log.ts';
 import { releaseNames } from './domain/release-names.ts';
 
 export async function openStore(config: Config, log: Logger): Promise<Store> {
-  await ensureDirectory(config.dataDir);
+  await openDataDirectory(config.dataDir);
   const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
   await blobs.init();
   const meta = new SqliteMetaStore(join(config.dataDir, 'wharf.db'));
   return { meta, blobs, log, graceSeconds: config.gracePeriod, releaseNames: releaseNames(config.releaseAliases) };
+}
+
+/**
+ * The data directory, made if missing and checked writable: what goes wrong there is the
+ * operator's setting (`config`, exit 78), said in words, not an errno from deep inside a store.
+ */
+export async function openDataDirectory(dir: string): Promise<void> {
+  try {
+    await ensureDirectory(dir);
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'EACCES' || code === 'EPERM' ? 'this user may not write there' : code === 'EROFS' ? 'its file system is read-only' : code === 'ENOTDIR' ? 'a file is in the way' : ((err as Error).message ?? String(err));
+    throw new AppError(ErrorCodes.config, `Cannot use ${dir} as the data directory: ${why}`, {
+      hint: 'Choose another with --data-dir or WHARF_DATA_DIR.',
+      cause: err,
+    });
+  }
 }
 
 /** The grants every serving process of this data directory shares (secrets, operations). */

@@ -9,6 +9,7 @@ import { parseAddress } from './config.ts';
 import type { Logger } from './log.ts';
 import { FsBlobStore } from './blob/fs.ts';
 import { ensureDirectory } from './directories.ts';
+import { openDataDirectory } from './factory.ts';
 import { OriginIndex } from './cache/origin-index.ts';
 import { EdgeCache } from './cache/edge-cache.ts';
 import { baseApp } from './http/app.ts';
@@ -29,6 +30,7 @@ import { render } from './metrics/gather.ts';
 /** The cache of a data directory, opened (also by `wharf cache`). */
 export async function openCache(config: Config & { mirrorOf: string }, log: Logger): Promise<{ cache: EdgeCache; index: OriginIndex; blobs: FsBlobStore }> {
   const where = cacheLocation(config.dataDir);
+  await openDataDirectory(config.dataDir);
   await ensureDirectory(where.dir);
   const blobs = new FsBlobStore(where.blobs);
   await blobs.init();

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { createServer, type AddressInfo } from 'node:net';
@@ -196,5 +196,19 @@ test('an address wharf cannot listen on is a config error (exit 78) that says wh
     const result = await wharf(join(work, 'data'), ['serve', ...args], { timeoutMs: 30_000 });
     assert.equal(result.code, 78, `${args.join(' ')}: exit 78 (config)\n${result.stderr}`);
     assert.match(result.stderr, reason);
+  }
+});
+
+test('a data directory wharf cannot use is a config error (exit 78) naming it, for the CLI and serve alike', async (t) => {
+  const work = await tempDir(t);
+  const file = join(work, 'a-file');
+  await writeFile(file, 'not a directory');
+  // /proc takes no new directories; a file cannot hold one.
+  for (const dir of ['/proc/wharf-data-test', join(file, 'data')]) {
+    for (const args of [['image', 'list'], ['serve', '--https', '127.0.0.1:0']]) {
+      const result = await wharf(dir, args, { timeoutMs: 30_000 });
+      assert.equal(result.code, 78, `${dir} ${args[0]}: exit 78\n${result.stderr}`);
+      assert.ok(result.stderr.includes(dir), `${dir} ${args[0]}: the message names the directory\n${result.stderr}`);
+    }
   }
 });
