@@ -97,29 +97,35 @@ test('a mirror counts its hits, misses and the bytes it filled', async (t) => {
 });
 
 /** `wharf serve` as a real process, as systemd runs it. */
-async function serveProcess(t: { after(fn: () => Promise<void>): void }, data: string): Promise<{ child: ChildProcess; port: number; stderr: () => string }> {
+async function serveProcess(
+  t: { after(fn: () => Promise<void>): void },
+  data: string,
+): Promise<{ child: ChildProcess; port: number; stderr: () => string; exited: Promise<[number | null, NodeJS.Signals | null]> }> {
   const port = await freePort();
   const child = spawn(wharfBin, ['--data-dir', data, 'serve', '--https', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Listened for from the start: a server that exits before a test awaits it must not hang the test
+  // (it did, in a clean-clone run, where the server finished faster than the test's checks).
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
-      await once(child, 'exit');
+      await exited;
     }
   });
   for (let i = 0; !stderr.includes('wharf is serving'); i++) {
     if (child.exitCode !== null || i > 300) throw new Error(`wharf serve did not start:\n${stderr}`);
     await sleep(100);
   }
-  return { child, port, stderr: () => stderr };
+  return { child, port, stderr: () => stderr, exited };
 }
 
 test('SIGTERM during 5 downloads lets every one finish, refuses new connections, then exits 0', async (t) => {
   const work = await tempDir(t);
   const data = join(work, 'data');
   const { fingerprint, rootfs } = await importImage(work, data, 'Delta', 48);
-  const { child, port } = await serveProcess(t, data);
+  const { child, port, exited } = await serveProcess(t, data);
 
   // Five downloads whose readers stall: the server is mid-body on each when the signal comes.
   const downloads = await Promise.all(
@@ -148,7 +154,7 @@ test('SIGTERM during 5 downloads lets every one finish, refuses new connections,
     assert.match(response.subarray(0, split).toString(), /^HTTP\/1\.1 200/);
     assert.equal(createHash('sha256').update(response.subarray(split + 4)).digest('hex'), rootfs.sha256, 'the whole file');
   }
-  const [code] = await once(child, 'exit');
+  const [code] = await exited;
   assert.equal(code, 0);
   // Counted while stopping, flushed before the exit: the five downloads are in the statistics.
   const stats = JSON.parse(await wharfOk(data, ['stats', '--by', 'image', '--format', 'json'])) as { fingerprint: string; downloads: number }[];
@@ -195,7 +201,7 @@ test('a download stalled past shutdown_timeout is cut, and the server still exit
   const data = join(work, 'data');
   const { rootfs } = await importImage(work, data, 'Foxtrot', 48);
   await writeFile(join(data, 'config.yaml'), 'shutdown_timeout: 1s\n');
-  const { child, port } = await serveProcess(t, data);
+  const { child, port, exited } = await serveProcess(t, data);
   const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false });
   socket.on('error', () => {});
   await once(socket, 'secureConnect');
@@ -205,7 +211,7 @@ test('a download stalled past shutdown_timeout is cut, and the server still exit
   socket.pause();
   const started = Date.now();
   child.kill('SIGTERM');
-  const [code] = await once(child, 'exit');
+  const [code] = await exited;
   assert.equal(code, 0);
   const took = Date.now() - started;
   assert.ok(took >= 900 && took < 8000, `exited after ${took} ms`);
