@@ -24,6 +24,13 @@ export async function openStore(config: Config, log: Logger): Promise<Store> {
   return { meta, blobs, log, graceSeconds: config.gracePeriod, releaseNames: releaseNames(config.releaseAliases) };
 }
 
+const dataDirectoryReasons: Record<string, string> = {
+  EACCES: 'this user may not write there',
+  EPERM: 'this user may not write there',
+  EROFS: 'its file system is read-only',
+  ENOTDIR: 'a file is in the way',
+};
+
 /**
  * The data directory, made if missing and checked writable: what goes wrong there is the
  * operator's setting (`config`, exit 78), said in words, not an errno from deep inside a store.
@@ -33,8 +40,7 @@ export async function openDataDirectory(dir: string): Promise<void> {
     await ensureDirectory(dir);
     await access(dir, constants.W_OK | constants.X_OK);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'EACCES' || code === 'EPERM' ? 'this user may not write there' : code === 'EROFS' ? 'its file system is read-only' : code === 'ENOTDIR' ? 'a file is in the way' : ((err as Error).message ?? String(err));
+    const why = dataDirectoryReasons[(err as NodeJS.ErrnoException).code ?? ''] ?? (err as Error).message;
     throw new AppError(ErrorCodes.config, `Cannot use ${dir} as the data directory: ${why}`, {
       hint: 'Choose another with --data-dir or WHARF_DATA_DIR.',
       cause: err,

@@ -165,13 +165,14 @@ export class Fill {
       this.set('committing');
       if (this.reading > 0) await new Promise<void>((resolve) => (this.readsDrained = resolve));
       await writer.commit(this.sha256);
-      this.recent = [];
       this.set('stored');
     } catch (err) {
-      this.recent = [];
       res.destroy();
       await writer.abort();
       throw err;
+    } finally {
+      // Readers now read the stored file, or nothing.
+      this.recent = [];
     }
   }
 }

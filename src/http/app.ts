@@ -54,6 +54,13 @@ export interface AppDeps {
 }
 
 // Probes and scrapers often speak plain HTTP to a local port: those answer there too.
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** `send_timeout`: how long a body copy may wait for the client to take a byte (send-blob.ts, edge.ts). */
+    sendTimeoutMs: number;
+  }
+}
+
 const plainHttpAllowed = (url: string) => url.startsWith('/files/') || url === '/healthz' || url === '/readyz' || url === '/metrics';
 
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; handler: RequestHandler }> {

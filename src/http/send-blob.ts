@@ -93,13 +93,6 @@ export const recorded = (blob: { size: number }): ByteRange => ({ start: 0, end:
 
 export type Piece = Buffer | OpenedBlob;
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** `send_timeout`: how long a body copy may wait for the client to take a byte (app.ts). */
-    sendTimeoutMs: number;
-  }
-}
-
 /**
  * Sends a body made of literal bytes and blob copies (opened beforehand, so a missing file was
  * an error response). The blobs go straight to the socket from reused buffers (blob/fs.ts), past

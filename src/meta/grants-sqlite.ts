@@ -4,7 +4,7 @@
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { processAlive } from '../processes.ts';
-import { openSqlite } from './sqlite-open.ts';
+import { inTransaction, openSqlite } from './sqlite-open.ts';
 import type { GrantStore, PushGrant } from './grants.ts';
 
 const schema = `
@@ -20,7 +20,7 @@ export class SqliteGrantStore implements GrantStore {
 
   constructor(path: string) {
     // Grants are re-issued by clients after a crash: durability to the last write is not needed.
-    this.db = openSqlite(path, { synchronous: 'NORMAL' }, (db) => db.exec(`BEGIN IMMEDIATE; ${schema} COMMIT;`));
+    this.db = openSqlite(path, { synchronous: 'NORMAL' }, (db) => inTransaction(db, () => db.exec(schema)));
   }
 
   private sql(text: string): StatementSync {

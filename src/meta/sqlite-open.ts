@@ -37,6 +37,23 @@ export function openSqlite(path: string, options: { synchronous: 'FULL' | 'NORMA
   }
 }
 
+/**
+ * Runs `fn` in one write transaction (taken at once, so two processes do not both read and then
+ * both try to write). SQLite has already rolled back after some failures (a full disk during
+ * COMMIT): a second ROLLBACK would hide the real error behind "no transaction is active".
+ */
+export function inTransaction<T>(db: DatabaseSync, fn: () => T): T {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const result = fn();
+    db.exec('COMMIT');
+    return result;
+  } catch (err) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
 /** SQLITE_CORRUPT (11) and SQLITE_NOTADB (26): the file is damaged, or another kind of file. */
 const damaged = new Set([11, 26]);
 

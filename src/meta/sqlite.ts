@@ -2,7 +2,7 @@
  * The embedded metadata store on node:sqlite. WAL mode lets the CLI write while `wharf serve`
  * reads; PRAGMA data_version tells the server that another process committed.
  */
-import { openSqlite, storageError } from './sqlite-open.ts';
+import { inTransaction, openSqlite, storageError } from './sqlite-open.ts';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, isAppError, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image, ImageType } from '../domain/image.ts';
@@ -197,17 +197,12 @@ const toCertificate = (row: TrustedCertificate): TrustedCertificate => ({
 function migrate(db: DatabaseSync) {
   const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
   if (version() >= migrations.length) return;
-  db.exec('BEGIN IMMEDIATE');
-  try {
+  inTransaction(db, () => {
     for (let v = version(); v < migrations.length; v++) {
       db.exec(migrations[v]!);
       db.exec(`PRAGMA user_version = ${v + 1}`);
     }
-    db.exec('COMMIT');
-  } catch (err) {
-    if (db.isTransaction) db.exec('ROLLBACK');
-    throw err;
-  }
+  });
 }
 
 export class SqliteMetaStore implements MetaStore {
@@ -229,22 +224,14 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   private transaction<T>(fn: () => T): T {
+    let result: T;
     try {
-      this.db.exec('BEGIN IMMEDIATE');
+      result = inTransaction(this.db, fn);
     } catch (err) {
       throw storageError(err);
     }
-    try {
-      const result = fn();
-      this.db.exec('COMMIT');
-      this.localWrites++;
-      return result;
-    } catch (err) {
-      // SQLite has already rolled back after some failures (a full disk during COMMIT): a second
-      // ROLLBACK would hide the real error behind "no transaction is active".
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw storageError(err);
-    }
+    this.localWrites++;
+    return result;
   }
 
   async getImage(fingerprint: string): Promise<Image | undefined> {

@@ -1,7 +1,7 @@
 /** The usage store of the embedded default: DATA/usage.db, beside (never inside) wharf.db. */
 import type { DatabaseSync } from 'node:sqlite';
 import type { DownloadCount } from '../domain/usage.ts';
-import { openSqlite, storageError } from './sqlite-open.ts';
+import { inTransaction, openSqlite, storageError } from './sqlite-open.ts';
 import type { UsageQuery, UsageStore } from './usage.ts';
 
 const schema = `
@@ -18,7 +18,7 @@ export class SqliteUsageStore implements UsageStore {
 
   constructor(path: string) {
     // A power cut may lose the last flush (seconds of counts); a crashed process loses nothing written.
-    this.db = openSqlite(path, { synchronous: 'NORMAL' }, (db) => db.exec(`BEGIN IMMEDIATE; ${schema} COMMIT;`));
+    this.db = openSqlite(path, { synchronous: 'NORMAL' }, (db) => inTransaction(db, () => db.exec(schema)));
   }
 
   async add(counts: DownloadCount[]): Promise<void> {
@@ -27,14 +27,9 @@ export class SqliteUsageStore implements UsageStore {
       'INSERT INTO downloads (day, fingerprint, product, via, count) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count',
     );
     try {
-      this.db.exec('BEGIN IMMEDIATE');
-      try {
+      inTransaction(this.db, () => {
         for (const c of counts) upsert.run(c.day, c.fingerprint, c.product, c.via, c.count);
-        this.db.exec('COMMIT');
-      } catch (err) {
-        this.db.exec('ROLLBACK');
-        throw err;
-      }
+      });
     } catch (err) {
       throw storageError(err);
     }
