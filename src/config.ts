@@ -31,6 +31,8 @@ export interface Config {
   headersTimeout: number;
   /** Seconds a download may go without the client taking a byte before it is cut (nginx's send_timeout). */
   sendTimeout: number;
+  /** Seconds a request body may go without a byte arriving before it is cut (nginx's client_body_timeout). */
+  bodyTimeout: number;
   /** Connections one client address may hold open at once; 0 = no limit. */
   maxConnectionsPerAddress: number;
   /** Processes that serve HTTP, sharing the port; 0 = one per core. */
@@ -77,6 +79,7 @@ const defaults: Settings = {
   maxUploadSize: 64 * 1024 ** 3,
   headersTimeout: 30,
   sendTimeout: 60,
+  bodyTimeout: 60,
   maxConnectionsPerAddress: 64,
   serveProcesses: 0,
   logLevel: 'info',
@@ -107,6 +110,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   remoteCacheExpiry: { yaml: 'remote_cache_expiry', env: 'WHARF_REMOTE_CACHE_EXPIRY', kind: 'days' },
   headersTimeout: { yaml: 'headers_timeout', env: 'WHARF_HEADERS_TIMEOUT', kind: 'seconds' },
   sendTimeout: { yaml: 'send_timeout', env: 'WHARF_SEND_TIMEOUT', kind: 'seconds' },
+  bodyTimeout: { yaml: 'body_timeout', env: 'WHARF_BODY_TIMEOUT', kind: 'seconds' },
   maxConnectionsPerAddress: { yaml: 'max_connections_per_address', env: 'WHARF_MAX_CONNECTIONS_PER_ADDRESS', kind: 'count' },
   serveProcesses: { yaml: 'serve_processes', env: 'WHARF_SERVE_PROCESSES', kind: 'count' },
   logLevel: { yaml: 'log_level', env: 'WHARF_LOG_LEVEL', kind: 'level' },

@@ -81,7 +81,7 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
   edgeRoutes(app, { cache, blobs, origin: config.mirrorOf });
   await app.ready();
 
-  const limits = { headersTimeoutMs: config.headersTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress };
+  const limits = { headersTimeoutMs: config.headersTimeout * 1000, bodyTimeoutMs: config.bodyTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress };
   try {
     const https = parseAddress(config.https)!;
     listeners.push(await listenDual(https.host, https.port, handler(), tls, limits));

@@ -110,7 +110,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   });
   try {
     const https = parseAddress(config.https)!;
-    const limits = { headersTimeoutMs: config.headersTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress, sharePort };
+    const limits = { headersTimeoutMs: config.headersTimeout * 1000, bodyTimeoutMs: config.bodyTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress, sharePort };
     const dual = await listenDual(https.host, replica?.https ?? https.port, handler, { ...tls, ticketKeys }, limits);
     listeners.push(dual);
     httpsPort = dual.port;

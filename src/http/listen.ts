@@ -9,8 +9,9 @@
  * response) to deliver a request's headers; that one deadline covers a silent client, a TLS
  * handshake that stalls, headers sent a byte at a time and an idle keep-alive connection. While a
  * request is in progress its length is not bounded: a large download or upload may take as long
- * as it needs; only a download whose client stops taking bytes is cut (`send_timeout`, in
- * send-blob.ts).
+ * as it needs; only a transfer that stops is cut: a request body whose client sends no byte for
+ * `bodyTimeoutMs` (here, nginx's client_body_timeout) and a download whose client takes none
+ * (`send_timeout`, in send-blob.ts).
  */
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
@@ -48,6 +49,12 @@ export interface ListenOptions {
   /** Idle time after a response before a keep-alive connection is closed (if sooner than the above). */
   keepAliveTimeoutMs?: number;
   /**
+   * Time a request body may go without a byte arriving before the connection is cut (0: never).
+   * A client that sends slowly is served; one that announced a body and stopped sending it does
+   * not hold its connection forever.
+   */
+  bodyTimeoutMs?: number;
+  /**
    * Connections one client address may hold open at once; the next is closed straight away.
    * 0 lifts the bound. The benchmarks drive at most 20 connections from 127.0.0.1.
    */
@@ -62,7 +69,7 @@ export interface ListenOptions {
 
 type Limits = Required<Omit<ListenOptions, 'sharePort'>>;
 
-const defaults: Limits = { headersTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnectionsPerAddress: 64 };
+const defaults: Limits = { headersTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, bodyTimeoutMs: 60_000, maxConnectionsPerAddress: 64 };
 
 function tuned<T extends HttpServer>(server: T, options: Limits): T {
   server.keepAliveTimeout = options.keepAliveTimeoutMs;
@@ -81,6 +88,10 @@ interface Connection {
 }
 
 const peerKey = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
+
+/** Whether a request announces a body (a length above 0, or chunks). */
+const hasBody = (req: IncomingMessage) =>
+  req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 
 /**
  * Admission and deadlines for the connections of one listener. The TLS socket a request arrives
@@ -140,12 +151,26 @@ class ConnectionGuard {
     // arm); its end restarts it. Cheaper than a new timer per request.
     connection.active++;
     if (this.draining) res.shouldKeepAlive = false;
+    if (this.options.bodyTimeoutMs > 0 && hasBody(req)) this.boundBody(req, res);
     // A response emits 'close' once, after it finished or when its connection went away.
     res.once('close', () => {
       connection.active--;
       if (connection.active > 0 || connection.socket.destroyed) return;
       if (this.draining) connection.socket.destroy();
       else connection.timer?.refresh();
+    });
+  }
+
+  /**
+   * An inactivity timeout on the socket while the body comes in: node:http destroys a socket
+   * whose timeout nobody handles. Lifted when the body is complete, unless the response has
+   * started (a download sets its own, send_timeout).
+   */
+  private boundBody(req: IncomingMessage, res: ServerResponse) {
+    const socket = req.socket;
+    socket.setTimeout(this.options.bodyTimeoutMs);
+    req.once('end', () => {
+      if (!res.headersSent) socket.setTimeout(0);
     });
   }
 

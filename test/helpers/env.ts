@@ -117,6 +117,8 @@ export async function serve(
     originRefresh?: number;
     /** Seconds a download may wait for the client to take a byte (send_timeout). */
     sendTimeout?: number;
+    /** Seconds a request body may go without a byte (body_timeout). */
+    bodyTimeout?: number;
   } = {},
 ): Promise<RunningServer & { base: string }> {
   const config = await loadConfig(dataDir, {
@@ -131,6 +133,7 @@ export async function serve(
     ...(settings.geoipDb ? { geoipDb: settings.geoipDb, trustedProxies: settings.trustedProxies ?? [] } : {}),
     ...(settings.siteCheckInterval !== undefined ? { siteCheckInterval: settings.siteCheckInterval } : {}),
     ...(settings.sendTimeout !== undefined ? { sendTimeout: settings.sendTimeout } : {}),
+    ...(settings.bodyTimeout !== undefined ? { bodyTimeout: settings.bodyTimeout } : {}),
     // Two unless a test asks otherwise: every server test then also checks that what one
     // serving process grants, another honours (the default is one per core).
     serveProcesses: settings.processes ?? 2,

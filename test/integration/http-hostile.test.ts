@@ -178,6 +178,49 @@ test('a download whose client stops reading is cut after send_timeout; a client 
   assert.ok(bytes > root.size, `the whole file arrived (${bytes} bytes with headers, file ${root.size})`);
 });
 
+test('a request body that stops arriving is cut after the body timeout; one that arrives slowly is served', async (t) => {
+  // An upload handler: reads the whole body, answers with its length.
+  const { port } = await listener(t, { headersTimeoutMs: 60_000, bodyTimeoutMs: 800 }, (req, res) => {
+    let length = 0;
+    req.on('data', (c: Buffer) => (length += c.length));
+    req.on('end', () => res.end(String(length)));
+  });
+  const bound = 4000;
+
+  // Announces 10,000 bytes, sends 100, then nothing; the same over TLS, and in chunks.
+  const stalled = await plainSocket(port);
+  stalled.write('POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000\r\n\r\n' + 'a'.repeat(100));
+  const stalledTls = await secured(tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }));
+  stalledTls.write('POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000\r\n\r\n' + 'a'.repeat(100));
+  const stalledChunks = await plainSocket(port);
+  stalledChunks.write('POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n' + 'a'.repeat(100) + '\r\n');
+
+  // 1,000 bytes, 100 every 300 ms: three times the timeout in all, never a pause as long as it.
+  const slow = await plainSocket(port);
+  slow.write('POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n');
+  let sent = 0;
+  const drip = setInterval(() => {
+    if (slow.destroyed || sent === 1000) return clearInterval(drip);
+    slow.write('b'.repeat(100));
+    sent += 100;
+  }, 300);
+  t.after(() => clearInterval(drip));
+
+  const [answer, ...times] = await Promise.all([received(slow, 10_000), ...[stalled, stalledTls, stalledChunks].map((s) => closedWithin(s, bound))]);
+  for (const ms of times) assert.ok(ms >= 500, `closed after ${ms} ms, not before the timeout`);
+  assert.match(answer.toString(), /^HTTP\/1\.1 200[^]*\r\n\r\n1000$/);
+});
+
+test('the body timeout reaches the server: a stalled request body to the API is cut', async (t) => {
+  const data = await tempDir(t);
+  const server = await serve(t, data, { bodyTimeout: 1 });
+  // The trust endpoint reads a body from anyone.
+  const socket = await secured(tlsConnect({ host: '127.0.0.1', port: server.httpsPort, rejectUnauthorized: false }));
+  socket.write('POST /1.0/certificates HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"type":');
+  const ms = await closedWithin(socket, 8000);
+  assert.ok(ms >= 700, `closed after ${ms} ms`);
+});
+
 test('one address may hold only so many connections at once', async (t) => {
   const { port } = await listener(t, { headersTimeoutMs: 10_000, maxConnectionsPerAddress: 3 });
   const held = await Promise.all([plainSocket(port), plainSocket(port), plainSocket(port)]);
