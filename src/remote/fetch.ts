@@ -7,6 +7,7 @@ import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } fro
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
 import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { createSecureContext, getCACertificates, type PeerCertificate, type SecureContext } from 'node:tls';
@@ -121,7 +122,7 @@ async function openFile(url: URL): Promise<IncomingMessage> {
 export interface JsonAnswer {
   status: number;
   headers: IncomingMessage['headers'];
-  /** The body's bytes, exactly as sent (what a signature covers). */
+  /** The document's bytes, exactly as the server holds them (what a signature covers), gzip undone. */
   bytes: Buffer;
   /** The body as read, for messages. */
   text: string;
@@ -138,18 +139,27 @@ export const documentLimitBytes = 64 * 1024 * 1024;
 
 /** GET a whole (small) JSON answer, whatever its status: the caller decides what an error is. */
 export async function getJson(url: URL, options: FetchOptions = {}): Promise<JsonAnswer> {
-  const res = await openUrl(url, options);
+  // Compressed if the server will, as Go's client (and so lxc and incus) asks: an index is JSON,
+  // a tenth of its size in gzip.
+  const res = await openUrl(url, { ...options, headers: { 'accept-encoding': 'gzip', ...options.headers } });
+  const where = withoutSecrets(url.href);
   const tooLarge = () => {
     res.destroy();
-    return new AppError(ErrorCodes.upstreamCorrupt, `${withoutSecrets(url.href)} is larger than ${documentLimitBytes / 1024 / 1024} MiB, more than any index document`);
+    return new AppError(ErrorCodes.upstreamCorrupt, `${where} is larger than ${documentLimitBytes / 1024 / 1024} MiB, more than any index document`);
   };
   if (Number(res.headers['content-length'] ?? 0) > documentLimitBytes) throw tooLarge();
   const chunks: Buffer[] = [];
   let received = 0;
-  for await (const c of res as AsyncIterable<Buffer>) {
-    received += c.byteLength;
-    if (received > documentLimitBytes) throw tooLarge();
-    chunks.push(c);
+  try {
+    // The limit counts what the document holds, after decompression: a small gzip may hold gigabytes.
+    for await (const c of decoded(res, where)) {
+      received += c.byteLength;
+      if (received > documentLimitBytes) throw tooLarge();
+      chunks.push(c);
+    }
+  } catch (err) {
+    res.destroy();
+    throw err;
   }
   const bytes = Buffer.concat(chunks);
   const text = bytes.toString('utf8');
@@ -160,6 +170,32 @@ export async function getJson(url: URL, options: FetchOptions = {}): Promise<Jso
     json = undefined;
   }
   return { status: res.statusCode ?? 0, headers: res.headers, bytes, text, json };
+}
+
+/** The body of `res` without its content encoding: none, or gzip (the only one getJson asks for). */
+function decoded(res: IncomingMessage, where: string): AsyncIterable<Buffer> {
+  const encoding = String(res.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  // A 304 names the encoding the document would come in, and has no body to decode.
+  if (encoding === 'identity' || encoding === '' || res.statusCode === 304 || res.statusCode === 204) return res;
+  if (encoding !== 'gzip' && encoding !== 'x-gzip') {
+    throw new AppError(ErrorCodes.upstreamCorrupt, `${where} came in the ${encoding} encoding, which was not asked for (only gzip)`);
+  }
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+  res.on('error', (err) => gunzip.destroy(err));
+  res.pipe(gunzip);
+  return (async function* () {
+    try {
+      for await (const c of gunzip as AsyncIterable<Buffer>) yield c;
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      // A zlib error: the bytes are not the gzip they claim to be (an error of the transfer
+      // itself, such as a cut connection, is passed on as it is).
+      if ((err as NodeJS.ErrnoException).code?.startsWith('Z_')) throw new AppError(ErrorCodes.upstreamCorrupt, `${where} is not valid gzip: ${(err as Error).message}`);
+      throw err;
+    } finally {
+      gunzip.destroy();
+    }
+  })();
 }
 
 /** A whole (small) document, e.g. an index; fails on anything but 200. */

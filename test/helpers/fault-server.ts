@@ -7,9 +7,15 @@ import { createServer as createTlsServer } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 
-/** `slow`: the whole body, 64 KiB every 20 ms (a fill that lasts; many readers join it). */
-export type Fault = 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing' | 'slow' | 'endless';
+/**
+ * `slow`: the whole body, 64 KiB every 20 ms (a fill that lasts; many readers join it).
+ * Encodings: `gzip` (the body gzipped when the client accepts it, as nginx's `gzip on`),
+ * `gzipCorrupt` (a gzip body with a flipped byte), `gzipBomb` (a small gzip of 100 MiB of
+ * spaces), `brotli` (encoded in an encoding the client never asked for).
+ */
+export type Fault = 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing' | 'slow' | 'endless' | 'gzip' | 'gzipCorrupt' | 'gzipBomb' | 'brotli';
 
 export interface FaultServer {
   base: string;
@@ -18,6 +24,8 @@ export interface FaultServer {
   redirects: Map<string, string>;
   /** Paths requested, in order. */
   requests: string[];
+  /** The Accept-Encoding of the latest request of each path. */
+  acceptEncoding: Map<string, string | undefined>;
   /** Runs before each request is answered: a way to change the upstream mid-sync. */
   beforeEach: ((path: string) => Promise<void>) | undefined;
   close(): Promise<void>;
@@ -28,10 +36,12 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
   const faults = new Map<string, Fault>();
   const redirects = new Map<string, string>();
   const requests: string[] = [];
+  const acceptEncoding = new Map<string, string | undefined>();
   let handle: FaultServer;
   const answer = async (req: IncomingMessage, res: ServerResponse) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^\/+/, '');
     requests.push(path);
+    acceptEncoding.set(path, req.headers['accept-encoding']);
     await handle.beforeEach?.(path);
     const target = redirects.get(path);
     if (target) return void res.writeHead(302, { location: target }).end();
@@ -60,6 +70,15 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
       res.write(body.subarray(0, 100));
       return; // and never another byte
     }
+    if (fault === 'gzip' || fault === 'gzipCorrupt' || fault === 'gzipBomb' || fault === 'brotli') {
+      const encoded =
+        fault === 'brotli' ? brotliCompressSync(body)
+        : fault === 'gzipBomb' ? gzipSync(Buffer.alloc(100 * 1024 * 1024, 0x20))
+        : gzipSync(body);
+      if (fault === 'gzipCorrupt') encoded[encoded.length >> 1] = encoded[encoded.length >> 1]! ^ 0xff;
+      if (fault === 'gzip' && !/\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) return void res.writeHead(200, { 'content-length': body.length }).end(body);
+      return void res.writeHead(200, { 'content-length': encoded.length, 'content-encoding': fault === 'brotli' ? 'br' : 'gzip' }).end(encoded);
+    }
     if (fault === 'corrupt') {
       body = Buffer.from(body);
       body[body.length >> 1] = body[body.length >> 1]! ^ 0xff;
@@ -85,6 +104,7 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
     faults,
     redirects,
     requests,
+    acceptEncoding,
     beforeEach: undefined,
     close: () =>
       new Promise<void>((resolve) => {

@@ -1,4 +1,7 @@
-/** nginx serving a directory over plain HTTP on loopback: a foreign static upstream. */
+/**
+ * nginx serving a directory over plain HTTP on loopback: a foreign static upstream. JSON goes
+ * out gzipped to clients that ask for it, as a public image server is commonly set up.
+ */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +16,7 @@ export async function startNginx(t: { after(fn: () => Promise<void>): void }, ro
     conf,
     `daemon off; worker_processes 1; ${process.getuid?.() === 0 ? "user root;" : ""} pid ${prefix}/nginx.pid; error_log ${prefix}/logs/error.log;
 events { worker_connections 64; }
-http { access_log off; sendfile on; types { application/json json; }
+http { access_log off; sendfile on; types { application/json json; } gzip on; gzip_types application/json;
   default_type application/octet-stream;
   server { listen 127.0.0.1:${port}; root ${root}; } }\n`,
   );

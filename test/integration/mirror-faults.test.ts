@@ -122,6 +122,36 @@ test('mirror sync survives a misbehaving upstream', async (t) => {
   assert.equal((await store.meta.listMirrors())[0]?.lastError, null);
 });
 
+test('an upstream that gzips its index is read as lxc reads it; a bad gzip, a bomb or an encoding not asked for is refused', async (t) => {
+  const work = await tempDir(t);
+  const { tree, fps } = await upstreamTree(work);
+  const upstream = await startFaultServer(tree);
+  t.after(() => upstream.close());
+  const data = join(work, 'local');
+  const store = await openStore(await loadConfig(data, {}, {}), silentLogger);
+  t.after(() => store.meta.close());
+  await store.meta.putRemote({ name: 'up', url: upstream.base, protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' });
+  const mirror: MirrorRecord = { name: 'm', remote: 'up', filters: {}, types: [], keep: 5, intervalSeconds: 0, lazy: false, lastSync: null, lastError: null };
+  const fast = { backoffMs: 10, idleTimeoutMs: 500 };
+
+  for (const [fault, refusal] of [
+    ['gzipCorrupt', /images\.json is not valid gzip/],
+    ['gzipBomb', /images\.json is larger than 64 MiB/],
+    ['brotli', /images\.json came in the br encoding, which was not asked for/],
+  ] as const) {
+    upstream.faults.set('streams/v1/images.json', fault);
+    await assert.rejects(syncMirror(store, mirror, fast), refusal, fault);
+  }
+  assert.deepEqual((await published(store)).fingerprints, [], 'nothing was taken from a refused index');
+
+  upstream.faults.set('streams/v1/index.json', 'gzip');
+  upstream.faults.set('streams/v1/images.json', 'gzip');
+  const report = await syncMirror(store, mirror, fast);
+  assert.deepEqual(report.failed, []);
+  assert.deepEqual((await published(store)).fingerprints, Object.values(fps).sort());
+  assert.match(upstream.acceptEncoding.get('streams/v1/images.json') ?? '', /\bgzip\b/, 'the index was asked for in gzip');
+});
+
 test('an upstream index naming files elsewhere: those images are refused, nothing outside the upstream is opened', async (t) => {
   const work = await tempDir(t);
   const { tree, fps, rootPath } = await upstreamTree(work);
