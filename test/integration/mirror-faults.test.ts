@@ -59,19 +59,23 @@ async function published(store: Store) {
   return { fingerprints: images.filter((i) => i.public).map((i) => i.fingerprint).sort(), doc };
 }
 
-test('mirror sync survives a misbehaving upstream', async (t) => {
+/** A fault server over the upstream tree and a local store with that upstream as remote `up`, mirrored as `m`. */
+async function mirroring(t: { after(fn: () => Promise<void>): void }) {
   const work = await tempDir(t);
   const { tree, fps, rootPath } = await upstreamTree(work);
   const upstream = await startFaultServer(tree);
   t.after(() => upstream.close());
-
   const data = join(work, 'local');
   const store = await openStore(await loadConfig(data, {}, {}), silentLogger);
   t.after(() => store.meta.close());
   await store.meta.putRemote({ name: 'up', url: upstream.base, protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' });
-  await store.meta.putRemote({ name: 'gone', url: 'http://127.0.0.1:9', protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' });
   const mirror: MirrorRecord = { name: 'm', remote: 'up', filters: {}, types: [], keep: 5, intervalSeconds: 0, lazy: false, lastSync: null, lastError: null };
-  const fast = { backoffMs: 10, idleTimeoutMs: 500 };
+  return { fps, rootPath, upstream, data, store, mirror, fast: { backoffMs: 10, idleTimeoutMs: 500 } };
+}
+
+test('mirror sync survives a misbehaving upstream', async (t) => {
+  const { fps, rootPath, upstream, data, store, mirror, fast } = await mirroring(t);
+  await store.meta.putRemote({ name: 'gone', url: 'http://127.0.0.1:9', protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' });
 
   await assert.rejects(syncMirror(store, { ...mirror, remote: 'gone' }, fast), /Cannot reach http:\/\/127\.0\.0\.1:9/);
   upstream.faults.set('streams/v1/images.json', 'status500');
@@ -123,16 +127,7 @@ test('mirror sync survives a misbehaving upstream', async (t) => {
 });
 
 test('an upstream that gzips its index is read as lxc reads it; a bad gzip, a bomb or an encoding not asked for is refused', async (t) => {
-  const work = await tempDir(t);
-  const { tree, fps } = await upstreamTree(work);
-  const upstream = await startFaultServer(tree);
-  t.after(() => upstream.close());
-  const data = join(work, 'local');
-  const store = await openStore(await loadConfig(data, {}, {}), silentLogger);
-  t.after(() => store.meta.close());
-  await store.meta.putRemote({ name: 'up', url: upstream.base, protocol: 'simplestreams', public: true, certificate: '', gpgKey: '' });
-  const mirror: MirrorRecord = { name: 'm', remote: 'up', filters: {}, types: [], keep: 5, intervalSeconds: 0, lazy: false, lastSync: null, lastError: null };
-  const fast = { backoffMs: 10, idleTimeoutMs: 500 };
+  const { fps, upstream, store, mirror, fast } = await mirroring(t);
 
   for (const [fault, refusal] of [
     ['gzipCorrupt', /images\.json is not valid gzip/],
