@@ -1,7 +1,8 @@
 /**
  * The routes of a caching mirror: every artifact path of the origin, answered from the cache or
  * from the one fill that fetches it (headers at once, bytes as they arrive); index documents are
- * redirected to the origin, so clients always read the index the origin signs and serves.
+ * redirected to the origin, so clients always read the index the origin signs and serves, and so
+ * is a visitor of the catalogue (the page at /).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,7 +47,8 @@ export function edgeRoutes(app: FastifyInstance, deps: EdgeDeps) {
       } catch {
         return reply.callNotFound();
       }
-      if (path.startsWith('streams/')) {
+      // The index and the catalogue (its page at / and its documents) are the origin's to answer.
+      if (path.startsWith('streams/') || path === '' || path.startsWith('catalogue/')) {
         return reply.redirect(`${under(deps.origin, path).href}${query}`, 302);
       }
       return serveCached(request, reply, deps, path);

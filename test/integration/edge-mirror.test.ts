@@ -70,6 +70,11 @@ test('a mirror serves the origin files by their paths, verified, fetched once, a
   assert.equal(index.headers.location, `${up.server.base}/streams/v1/index.json`);
   const images = await get('streams/v1/images.json?x=1');
   assert.equal(images.headers.location, `${up.server.base}/streams/v1/images.json?x=1`);
+  // A visitor's browser is sent to the origin's catalogue page, as the index is.
+  const page = await get('');
+  assert.equal(page.status, 302);
+  assert.equal(page.headers.location, `${up.server.base}/`);
+  assert.equal((await get('catalogue/v1/products.json')).headers.location, `${up.server.base}/catalogue/v1/products.json`);
 
   const seen = new Set<string>();
   for (const item of up.items) {
