@@ -2,6 +2,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RenderedDocument } from '../web/rendered.ts';
 import { noneMatch } from './conditional.ts';
+import { sendPieces } from './send-blob.ts';
+
+/**
+ * Above this a body may not fit in the socket's send buffer at once (Linux starts it at 16 KiB
+ * and grows it), so it can wait on a client that stopped reading.
+ */
+const mayWaitBytes = 64 * 1024;
 
 export function sendRendered(request: FastifyRequest, reply: FastifyReply, doc: RenderedDocument, cacheControl = 'no-cache'): FastifyReply {
   reply.header('etag', doc.etag).header('content-type', doc.contentType).header('cache-control', cacheControl);
@@ -11,5 +18,9 @@ export function sendRendered(request: FastifyRequest, reply: FastifyReply, doc: 
   const body = gzip ? doc.gzip : doc.body;
   if (gzip) reply.header('content-encoding', 'gzip');
   reply.header('content-length', String(body.length));
-  return reply.send(request.method === 'HEAD' ? undefined : body);
+  if (request.method === 'HEAD') return reply.send();
+  // Sent as files are, under send_timeout: a large index or catalogue page whose client stopped
+  // reading would otherwise hold its connection forever.
+  if (body.length > mayWaitBytes) return sendPieces(reply, [body]);
+  return reply.send(body);
 }

@@ -18,6 +18,9 @@ import { withoutSecrets } from '../../src/remote/fetch.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startServer } from '../../src/server.ts';
 import { silentLogger } from '../../src/log.ts';
+import { baseApp } from '../../src/http/app.ts';
+import { sendRendered } from '../../src/http/send-rendered.ts';
+import { renderBytes } from '../../src/web/rendered.ts';
 import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
 import { capturingLogger, fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
@@ -176,6 +179,35 @@ test('a download whose client stops reading is cut after send_timeout; a client 
   });
   await closedWithin(slow, 60_000);
   assert.ok(bytes > root.size, `the whole file arrived (${bytes} bytes with headers, file ${root.size})`);
+});
+
+test('a large rendered document (index, catalogue page) is sent under send_timeout too', async (t) => {
+  const { app, handler } = baseApp(silentLogger, { sendTimeoutMs: 1500 });
+  // Larger than what the kernel buffers on both ends of a loopback connection.
+  const doc = renderBytes(Buffer.alloc(32 * 1024 * 1024, 0x20), 'application/json');
+  app.route({ method: ['GET', 'HEAD'], url: '/big.json', handler: async (request, reply) => sendRendered(request, reply, doc) });
+  await app.ready();
+  t.after(() => app.close());
+  const { port } = await listener(t, {}, handler());
+  const request = 'GET /big.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n';
+
+  const stalled = await plainSocket(port);
+  stalled.write(request);
+  const [first] = (await once(stalled, 'data')) as [Buffer];
+  stalled.pause();
+  await sleep(4_000);
+  const rest = received(stalled, 30_000);
+  stalled.resume();
+  const got = first.length + (await rest).length;
+  assert.ok(got < doc.body.length, `cut short: ${got} bytes of a ${doc.body.length}-byte document`);
+
+  const reader = await plainSocket(port);
+  reader.write(request);
+  const whole = await received(reader, 30_000);
+  assert.equal(whole.length - whole.indexOf('\r\n\r\n') - 4, doc.body.length, 'a client that reads gets it all');
+  const head = await plainSocket(port);
+  head.write(request.replace('GET', 'HEAD'));
+  assert.match((await received(head, 5_000)).toString(), new RegExp(`content-length: ${doc.body.length}\r\n[^]*\r\n\r\n$`, 'i'));
 });
 
 test('a request body that stops arriving is cut after the body timeout; one that arrives slowly is served', async (t) => {
