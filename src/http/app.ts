@@ -4,7 +4,8 @@
  * anything else is redirected to HTTPS.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from '../node-http.ts';
 import type { TLSSocket } from 'node:tls';
 import type { IndexPublisher } from '../core/publish.ts';
 import type { Store } from '../core/context.ts';

@@ -14,7 +14,8 @@
  * (`send_timeout`, in send-blob.ts).
  */
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import { createServer as createHttpServer } from '../node-http.ts';
 import { createServer as createHttpsServer } from 'node:https';
 import { once } from 'node:events';
 import { DEFAULT_CIPHERS } from 'node:tls';

@@ -105,6 +105,15 @@ test('--help and image list load neither the server, the importer nor the mirror
   assert.ok(packagesIn(await loadedModules(work, join(repoRoot, 'src', 'main.ts'), ['serve', '--help'])).has('fastify'));
 });
 
+test("the server's modules do not load Node's fetch implementation (undici, ~11 MB a process)", async () => {
+  // An ES import of node:http evaluates its WebSocket getters, which load undici (src/node-http.ts).
+  const probe = `await import(${JSON.stringify(join(repoRoot, 'src', 'server.ts'))}); await import(${JSON.stringify(join(repoRoot, 'src', 'mirror-server.ts'))});
+console.log(process.moduleLoadList.filter((m) => m.includes('undici')).join(' ') || 'none');`;
+  const r = await runProcess(node, ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', probe]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'none');
+});
+
 test('the compiled build runs: help, a split import (hash thread), list', async (t) => {
   // Built into a tree of its own, so the test does not depend on (or touch) the checkout's dist/.
   const work = await tempDir(t);
