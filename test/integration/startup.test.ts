@@ -105,10 +105,10 @@ test('--help and image list load neither the server, the importer nor the mirror
   assert.ok(packagesIn(await loadedModules(work, join(repoRoot, 'src', 'main.ts'), ['serve', '--help'])).has('fastify'));
 });
 
-test("the server's modules do not load Node's fetch implementation (undici, ~11 MB a process)", async () => {
-  // An ES import of node:http evaluates its WebSocket getters, which load undici (src/node-http.ts).
+test("the server's modules do not load Node's fetch implementation (undici) nor util's parseArgs", async () => {
+  // ES imports of node:http and node:util run getters that load them (src/builtins.ts).
   const probe = `await import(${JSON.stringify(join(repoRoot, 'src', 'server.ts'))}); await import(${JSON.stringify(join(repoRoot, 'src', 'mirror-server.ts'))});
-console.log(process.moduleLoadList.filter((m) => m.includes('undici')).join(' ') || 'none');`;
+console.log(process.moduleLoadList.filter((m) => m.includes('undici') || m.includes('parse_args')).join(' ') || 'none');`;
   const r = await runProcess(node, ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', probe]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'none');
