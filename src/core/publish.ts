@@ -5,7 +5,7 @@
  */
 import { buildIndex, buildProducts, clientViews, indexPath, productsPath, type ArtifactPath, type ClientView } from '../domain/simplestreams.ts';
 import { formatExtension } from '../domain/formats.ts';
-import { renderBytes, renderJson, type RenderedDocument } from '../web/rendered.ts';
+import { renderBytes, renderJson, type RenderedDocument, type Renderings } from '../web/rendered.ts';
 import { renderCataloguePage, type PageOptions } from '../web/page.ts';
 import { buildCatalogue } from '../domain/catalogue.ts';
 import type { Alias, BlobRef, Image } from '../domain/image.ts';
@@ -63,8 +63,8 @@ export interface IndexSigner {
  * detached signature of exactly the bytes served as X.json) and `X.sjson` (the same document
  * clear-signed; indented, as GnuPG refuses clear-signed lines longer than 19,995 bytes).
  */
-async function signedDocuments(path: string, value: unknown, signer: IndexSigner | undefined, signed: SignatureCache): Promise<[string, RenderedDocument][]> {
-  const json = renderJson(value);
+async function signedDocuments(path: string, value: unknown, signer: IndexSigner | undefined, signed: SignatureCache, seen: Renderings): Promise<[string, RenderedDocument][]> {
+  const json = renderJson(value, seen);
   if (!signer) return [[path, json]];
   // Client views often render the very same bytes: those are signed once per rendering.
   let signatures = signed.get(json.etag);
@@ -75,18 +75,24 @@ async function signedDocuments(path: string, value: unknown, signer: IndexSigner
   const [detached, clear] = await signatures;
   return [
     [path, json],
-    [`${path}.gpg`, renderBytes(detached, 'application/pgp-signature')],
-    [path.replace(/\.json$/, '.sjson'), renderBytes(clear, 'text/plain; charset=utf-8')],
+    [`${path}.gpg`, renderBytes(detached, 'application/pgp-signature', seen)],
+    [path.replace(/\.json$/, '.sjson'), renderBytes(clear, 'text/plain; charset=utf-8', seen)],
   ];
 }
 
 function renderApiLists(images: Image[], aliases: Alias[]): Map<string, Buffer> {
   const lists = new Map<string, Buffer>();
-  for (const view of ['public', 'all'] as const) {
-    const visible = view === 'all' ? images : images.filter((i) => i.public);
+  const render = (view: 'public' | 'all', visible: Image[]) => {
     lists.set(`${view}:objects`, Buffer.from(JSON.stringify(visible.map((i) => toApiImage(i, aliases)))));
     lists.set(`${view}:urls`, Buffer.from(JSON.stringify(visible.map((i) => `/1.0/images/${i.fingerprint}`))));
-  }
+  };
+  const publicImages = images.filter((i) => i.public);
+  render('public', publicImages);
+  // Every image public (the usual image server): both views are one list, kept once.
+  if (publicImages.length === images.length) {
+    lists.set('all:objects', lists.get('public:objects')!);
+    lists.set('all:urls', lists.get('public:urls')!);
+  } else render('all', images);
   return lists;
 }
 
@@ -132,9 +138,10 @@ export class IndexPublisher {
     const [images, aliases] = await Promise.all([this.store.meta.listImages(), this.store.meta.listAliases()]);
     const documents = new Map<ClientView, Map<string, RenderedDocument>>();
     const signed: SignatureCache = new Map();
+    const seen: Renderings = new Map();
     for (const view of clientViews) {
       const products = buildProducts(images, aliases, artifactPath, { view, releaseNames: this.store.releaseNames });
-      const rendered = await Promise.all([signedDocuments(indexPath, buildIndex(products), this.signer, signed), signedDocuments(productsPath, products, this.signer, signed)]);
+      const rendered = await Promise.all([signedDocuments(indexPath, buildIndex(products), this.signer, signed, seen), signedDocuments(productsPath, products, this.signer, signed, seen)]);
       documents.set(view, new Map(rendered.flat()));
     }
     const artifacts = new Map<string, BlobRef>();
