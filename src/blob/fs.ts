@@ -5,7 +5,7 @@
 import { ensureDirectory } from '../directories.ts';
 import { randomUUID } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readSync, open as openCallback, read as readCallback, close as closeCallback, fstat as fstatCallback } from 'node:fs';
-import { promisify } from '../builtins.ts';
+import { promisify } from '../builtins/util.ts';
 import { mkdir, open, opendir, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';

@@ -5,7 +5,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer } from '../builtins.ts';
+import { createServer } from '../builtins/http.ts';
 import type { TLSSocket } from 'node:tls';
 import type { IndexPublisher } from '../core/publish.ts';
 import type { Store } from '../core/context.ts';

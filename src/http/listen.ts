@@ -15,7 +15,7 @@
  */
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
-import { createServer as createHttpServer } from '../builtins.ts';
+import { createServer as createHttpServer } from '../builtins/http.ts';
 import { createServer as createHttpsServer } from 'node:https';
 import { once } from 'node:events';
 import { DEFAULT_CIPHERS } from 'node:tls';

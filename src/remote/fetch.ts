@@ -5,7 +5,7 @@
  */
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import { request as httpRequest } from '../builtins.ts';
+import { request as httpRequest } from '../builtins/http.ts';
 import { X509Certificate } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';

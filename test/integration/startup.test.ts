@@ -60,21 +60,23 @@ test('bin/wharf runs dist/ only while no source is newer than the build', async 
  * The files (packages' and wharf's own, relative to the checkout) a command loads, through a
  * module hook that lists them at exit, and its exit status.
  */
-async function loadedModules(work: string, entry: string, args: string[]): Promise<{ code: number; urls: string[] }> {
+async function loadedModules(work: string, entry: string, args: string[]): Promise<{ code: number; urls: string[]; builtins: string[] }> {
   const hook = join(work, 'list-modules.mjs');
   await writeFile(
     hook,
     `import { registerHooks } from 'node:module';
 const urls = new Set();
 registerHooks({ load(url, context, next) { urls.add(url); return next(url, context); } });
-process.on('exit', () => process.stderr.write('MODULES ' + JSON.stringify([...urls]) + '\\n'));
+process.on('exit', () => process.stderr.write('MODULES ' + JSON.stringify([...urls]) + '\\n' + 'BUILTINS ' + JSON.stringify(process.moduleLoadList) + '\\n'));
 `,
   );
   const r = await runProcess(node, ['--disable-warning=ExperimentalWarning', '--import', hook, entry, ...args]);
   const line = r.stderr.split('\n').find((l) => l.startsWith('MODULES '));
   assert.ok(line, r.stderr);
   const urls = (JSON.parse(line.slice('MODULES '.length)) as string[]).filter((u) => u.startsWith('file:')).map((u) => u.replace(`file://${repoRoot}/`, ''));
-  return { code: r.code, urls };
+  const builtinLine = r.stderr.split('\n').find((l) => l.startsWith('BUILTINS '));
+  const builtins = (JSON.parse(builtinLine!.slice('BUILTINS '.length)) as string[]).flatMap((m) => /^NativeModule (.+)$/.exec(m)?.[1] ?? []);
+  return { code: r.code, urls, builtins };
 }
 
 const heavy = ['fastify', 'selfsigned', 'busboy', 'cli-progress', 'tar-stream', 'yaml', 'ajv'];
@@ -98,6 +100,8 @@ test('--help and image list load neither the server, the importer nor the mirror
     for (const own of ['src/server.ts', 'src/http/app.ts', 'src/core/import.ts', 'src/mirror/sync.ts', 'src/mirror/copy.ts']) {
       assert.ok(!urls.includes(own), `wharf ${args.join(' ')} loads ${own}`);
     }
+    // Node's HTTP stack (a dozen modules) is for the server and remotes, not for these.
+    assert.ok(!loaded.builtins.includes('http'), `wharf ${args.join(' ')} loads node:http`);
   }
   // The loading is lazy, not lost: the commands that need a module still get it.
   const listYaml = packagesIn(await loadedModules(work, join(repoRoot, 'src', 'main.ts'), ['--data-dir', data, 'image', 'list', '--format', 'yaml']));
@@ -106,7 +110,7 @@ test('--help and image list load neither the server, the importer nor the mirror
 });
 
 test("the server's modules do not load Node's fetch implementation (undici) nor util's parseArgs", async () => {
-  // ES imports of node:http and node:util run getters that load them (src/builtins.ts).
+  // ES imports of node:http and node:util run getters that load them (src/builtins/).
   const probe = `await import(${JSON.stringify(join(repoRoot, 'src', 'server.ts'))}); await import(${JSON.stringify(join(repoRoot, 'src', 'mirror-server.ts'))});
 console.log(process.moduleLoadList.filter((m) => m.includes('undici') || m.includes('parse_args')).join(' ') || 'none');`;
   const r = await runProcess(node, ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', probe]);
