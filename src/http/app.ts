@@ -14,7 +14,7 @@ import { simplestreamsRoutes } from './simplestreams.ts';
 import { directRoutes } from './direct.ts';
 import { lxdRoutes } from './lxd/routes.ts';
 import { sendError } from './errors.ts';
-import { httpsBase } from './base-url.ts';
+import { httpsBase, toOriginForm } from './base-url.ts';
 import { requestIdHeader, requestIdOf, withAccessLog, type Shortcut } from './access-log.ts';
 import { notFound } from '../errors.ts';
 import type { ImageSecrets } from '../core/secrets.ts';
@@ -117,7 +117,11 @@ export function baseApp(
     // Fastify's own server is never listened on: listen.ts feeds it (and a TLS twin) connections.
     serverFactory: (h) => {
       const routes = h as RequestHandler;
-      handler = withAccessLog(routes, log, counts, shortcut);
+      const logged = withAccessLog(routes, log, counts, shortcut);
+      handler = (req, res) => {
+        toOriginForm(req);
+        logged(req, res);
+      };
       return createServer(handler);
     },
     // The id the access log gave the request (X-Request-Id).

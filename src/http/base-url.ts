@@ -50,3 +50,20 @@ export function httpsBase(req: IncomingMessage, port?: number): string {
   const p = port ?? authority.port;
   return p === undefined || p === 443 ? `https://${authority.host}` : `https://${authority.host}:${p}`;
 }
+
+/**
+ * A request target in absolute form (`GET http://host/path`, what clients send to a proxy) made
+ * the origin form every route, redirect and log line expects (`/path`), its authority taking the
+ * Host header's place: RFC 9112 (3.2.2) has an origin server accept it, use the target's host
+ * and ignore Host. Built into a URL as it came, it made Locations like `https://x:8443http://...`.
+ * Any other target is left as it is (the router refuses what it does not know).
+ */
+export function toOriginForm(req: IncomingMessage): void {
+  const url = req.url;
+  // Nearly every request: one character.
+  if (url === undefined || url.charCodeAt(0) === 47) return;
+  if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) return;
+  const target = new URL(url);
+  req.url = target.pathname + target.search;
+  req.headers.host = target.host;
+}

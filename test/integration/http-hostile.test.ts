@@ -315,6 +315,15 @@ test('the Host header is used only when it is a host name or address', async (t)
   const v6 = await rawExchange(port, 'GET /streams/v1/index.json HTTP/1.1\r\nHost: [::1]:80\r\nConnection: close\r\n\r\n', { tls: false });
   assert.equal(header(v6, 'location'), `https://[::1]:${port}/streams/v1/index.json`);
 
+  // A target in absolute form (as sent to a proxy) is its origin form, on the target's host.
+  const absolute = await rawExchange(port, 'GET http://images.example.org/1.0 HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n', { tls: false });
+  assert.equal(header(absolute, 'location'), `https://images.example.org:${port}/1.0`);
+  const absoluteTls = await rawExchange(port, `HEAD https://images.example.org:${port}/direct/hosty?x=1 HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n`);
+  assert.match(absoluteTls, /^HTTP\/1\.1 200/);
+  assert.ok(header(absoluteTls, 'lxd-image-url')!.startsWith(`https://images.example.org:${port}/`), header(absoluteTls, 'lxd-image-url'));
+  const absoluteJunk = await rawExchange(port, 'GET http://evil.example/x?/1.0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { tls: false });
+  assert.match(header(absoluteJunk, 'location') ?? '', /^https:\/\/evil\.example:\d+\/x\?\/1\.0$/, 'a well-formed Location');
+
   assert.deepEqual(parseHost('Example.ORG'), { host: 'example.org', port: undefined });
   assert.deepEqual(parseHost('10.0.0.1:8443'), { host: '10.0.0.1', port: 8443 });
   assert.equal(parseHost('[::1%eth0]'), undefined);
