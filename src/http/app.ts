@@ -73,6 +73,8 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
   app.addHook('onRequest', async (request, reply) => {
     const encrypted = (request.raw.socket as TLSSocket).encrypted === true;
     if (!encrypted && !plainHttpAllowed(request.url)) {
+      // Only a path has an HTTPS twin (`OPTIONS *` has none): anything else is not found here.
+      if (!request.url.startsWith('/')) throw notFound('not found');
       return reply.redirect(`${httpsBase(request.raw, deps.httpsPort())}${request.url}`, 301);
     }
     return undefined;

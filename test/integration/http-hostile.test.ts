@@ -323,6 +323,10 @@ test('the Host header is used only when it is a host name or address', async (t)
   assert.ok(header(absoluteTls, 'lxd-image-url')!.startsWith(`https://images.example.org:${port}/`), header(absoluteTls, 'lxd-image-url'));
   const absoluteJunk = await rawExchange(port, 'GET http://evil.example/x?/1.0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { tls: false });
   assert.match(header(absoluteJunk, 'location') ?? '', /^https:\/\/evil\.example:\d+\/x\?\/1\.0$/, 'a well-formed Location');
+  // The asterisk form names no resource: nothing to redirect to.
+  const asterisk = await rawExchange(port, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { tls: false });
+  assert.match(asterisk, /^HTTP\/1\.1 404/);
+  assert.equal(header(asterisk, 'location'), undefined);
 
   assert.deepEqual(parseHost('Example.ORG'), { host: 'example.org', port: undefined });
   assert.deepEqual(parseHost('10.0.0.1:8443'), { host: '10.0.0.1', port: 8443 });
