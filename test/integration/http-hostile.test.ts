@@ -75,6 +75,21 @@ const plainSocket = (port: number) =>
     s.once('error', reject);
   });
 
+/**
+ * Sends `request`, takes the first bytes of the answer, then reads nothing for `stallMs`; then
+ * reads what is left until the connection closes. The bytes received in all.
+ */
+async function readAfterStalling(port: number, request: string, stallMs: number): Promise<number> {
+  const stalled = await plainSocket(port);
+  stalled.write(request);
+  const [first] = (await once(stalled, 'data')) as [Buffer];
+  stalled.pause();
+  await sleep(stallMs);
+  const rest = received(stalled, 30_000);
+  stalled.resume();
+  return first.length + (await rest).length;
+}
+
 let identity: Promise<{ cert: string; private: string }> | undefined;
 const tlsIdentity = () => (identity ??= selfsigned.generate([{ name: 'commonName', value: 'localhost' }], { keyType: 'ec' }));
 
@@ -156,14 +171,7 @@ test('a download whose client stops reading is cut after send_timeout; a client 
 
   // Takes the headers and a little, then nothing for longer than the timeout: the server gives
   // up on it, so what the client finds when it reads again is a short body and the end.
-  const stalled = await plainSocket(server.httpPort!);
-  stalled.write(request);
-  const [first] = (await once(stalled, 'data')) as [Buffer];
-  stalled.pause();
-  await sleep(6_000);
-  const rest = received(stalled, 30_000);
-  stalled.resume();
-  const got = first.length + (await rest).length;
+  const got = await readAfterStalling(server.httpPort!, request, 6_000);
   assert.ok(got < root.size, `cut short: ${got} bytes of a ${root.size}-byte file`);
 
   // Reads in bursts with pauses shorter than the timeout: never cut, every byte arrives.
@@ -191,14 +199,7 @@ test('a large rendered document (index, catalogue page) is sent under send_timeo
   const { port } = await listener(t, {}, handler());
   const request = 'GET /big.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n';
 
-  const stalled = await plainSocket(port);
-  stalled.write(request);
-  const [first] = (await once(stalled, 'data')) as [Buffer];
-  stalled.pause();
-  await sleep(4_000);
-  const rest = received(stalled, 30_000);
-  stalled.resume();
-  const got = first.length + (await rest).length;
+  const got = await readAfterStalling(port, request, 4_000);
   assert.ok(got < doc.body.length, `cut short: ${got} bytes of a ${doc.body.length}-byte document`);
 
   const reader = await plainSocket(port);
