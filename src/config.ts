@@ -35,6 +35,8 @@ export interface Config {
   bodyTimeout: number;
   /** Connections one client address may hold open at once; 0 = no limit. */
   maxConnectionsPerAddress: number;
+  /** Connections a listener of one serving process holds open at once, from all addresses; 0 = no limit. */
+  maxConnections: number;
   /** Processes that serve HTTP, sharing the port; 0 = one per core. */
   serveProcesses: number;
   logLevel: Level;
@@ -81,6 +83,7 @@ const defaults: Settings = {
   sendTimeout: 60,
   bodyTimeout: 60,
   maxConnectionsPerAddress: 64,
+  maxConnections: 10_000,
   serveProcesses: 0,
   logLevel: 'info',
   mirrorOf: undefined,
@@ -112,6 +115,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   sendTimeout: { yaml: 'send_timeout', env: 'WHARF_SEND_TIMEOUT', kind: 'seconds' },
   bodyTimeout: { yaml: 'body_timeout', env: 'WHARF_BODY_TIMEOUT', kind: 'seconds' },
   maxConnectionsPerAddress: { yaml: 'max_connections_per_address', env: 'WHARF_MAX_CONNECTIONS_PER_ADDRESS', kind: 'count' },
+  maxConnections: { yaml: 'max_connections', env: 'WHARF_MAX_CONNECTIONS', kind: 'count' },
   serveProcesses: { yaml: 'serve_processes', env: 'WHARF_SERVE_PROCESSES', kind: 'count' },
   logLevel: { yaml: 'log_level', env: 'WHARF_LOG_LEVEL', kind: 'level' },
   mirrorOf: { yaml: 'mirror_of', env: 'WHARF_MIRROR_OF', kind: 'url' },

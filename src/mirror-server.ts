@@ -14,7 +14,7 @@ import { OriginIndex } from './cache/origin-index.ts';
 import { EdgeCache } from './cache/edge-cache.ts';
 import { baseApp } from './http/app.ts';
 import { edgeRoutes } from './http/edge.ts';
-import { listenDual, listenPlain, type Listener } from './http/listen.ts';
+import { listenDual, listenLimits, listenPlain, type Listener } from './http/listen.ts';
 import { loadTlsIdentity } from './tls.ts';
 import { readFile } from 'node:fs/promises';
 import { AppError, ErrorCodes } from './errors.ts';
@@ -81,7 +81,7 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
   edgeRoutes(app, { cache, blobs, origin: config.mirrorOf });
   await app.ready();
 
-  const limits = { headersTimeoutMs: config.headersTimeout * 1000, bodyTimeoutMs: config.bodyTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress };
+  const limits = listenLimits(config);
   try {
     const https = parseAddress(config.https)!;
     listeners.push(await listenDual(https.host, https.port, handler(), tls, limits));

@@ -10,7 +10,7 @@ import { DownloadCounter } from './core/usage.ts';
 import { IndexPublisher } from './core/publish.ts';
 import { collectGarbage } from './core/collect.ts';
 import { buildApp } from './http/app.ts';
-import { listenDual, listenPlain, type Listener } from './http/listen.ts';
+import { listenDual, listenLimits, listenPlain, type Listener } from './http/listen.ts';
 import { loadTlsIdentity, selfSigned, recordServedCertificate, type TlsIdentity } from './tls.ts';
 import { loadCatalogueAssets } from './web/assets.ts';
 import { ImageSecrets } from './core/secrets.ts';
@@ -110,7 +110,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   });
   try {
     const https = parseAddress(config.https)!;
-    const limits = { headersTimeoutMs: config.headersTimeout * 1000, bodyTimeoutMs: config.bodyTimeout * 1000, maxConnectionsPerAddress: config.maxConnectionsPerAddress, sharePort };
+    const limits = { ...listenLimits(config), sharePort };
     const dual = await listenDual(https.host, replica?.https ?? https.port, handler, { ...tls, ticketKeys }, limits);
     listeners.push(dual);
     httpsPort = dual.port;

@@ -61,6 +61,12 @@ export interface ListenOptions {
    */
   maxConnectionsPerAddress?: number;
   /**
+   * Connections the listener holds open at once, from every address; the next is closed straight
+   * away. A flood from many addresses then stops here, short of the process's file descriptor
+   * limit, so that the files downloads open and the databases still get theirs. 0 lifts it.
+   */
+  maxConnections?: number;
+  /**
    * Several serving processes share the port (SO_REUSEPORT; the kernel spreads connections over
    * them). 'first': the port must be free (checked with an exclusive bind, so a foreign server is
    * never joined); 'join': bind beside the first process. Unset: an ordinary exclusive listener.
@@ -70,7 +76,7 @@ export interface ListenOptions {
 
 type Limits = Required<Omit<ListenOptions, 'sharePort'>>;
 
-const defaults: Limits = { headersTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, bodyTimeoutMs: 60_000, maxConnectionsPerAddress: 64 };
+const defaults: Limits = { headersTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, bodyTimeoutMs: 60_000, maxConnectionsPerAddress: 64, maxConnections: 10_000 };
 
 function tuned<T extends HttpServer>(server: T, options: Limits): T {
   server.keepAliveTimeout = options.keepAliveTimeoutMs;
@@ -119,8 +125,8 @@ class ConnectionGuard {
     }
     const address = socket.remoteAddress ?? '';
     const open = this.perAddress.get(address) ?? 0;
-    const limit = this.options.maxConnectionsPerAddress;
-    if (limit > 0 && open >= limit) {
+    const { maxConnectionsPerAddress: perAddress, maxConnections: total } = this.options;
+    if ((perAddress > 0 && open >= perAddress) || (total > 0 && this.byPeer.size >= total)) {
       socket.destroy();
       return false;
     }
@@ -194,6 +200,16 @@ class ConnectionGuard {
     }, this.options.headersTimeoutMs);
     connection.timer.unref();
   }
+}
+
+/** The limits `wharf serve` (and a mirror) listen with, from its settings. */
+export function listenLimits(config: { headersTimeout: number; bodyTimeout: number; maxConnectionsPerAddress: number; maxConnections: number }): ListenOptions {
+  return {
+    headersTimeoutMs: config.headersTimeout * 1000,
+    bodyTimeoutMs: config.bodyTimeout * 1000,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+    maxConnections: config.maxConnections,
+  };
 }
 
 export async function listenDual(host: string, port: number, handler: RequestHandler, tls: TlsOptions, options: ListenOptions = {}): Promise<Listener> {

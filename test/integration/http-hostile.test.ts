@@ -268,6 +268,26 @@ test('one address may hold only so many connections at once', async (t) => {
   for (const s of held) s.destroy();
 });
 
+test('a listener holds only so many connections at once, whatever their addresses', async (t) => {
+  const { port } = await listener(t, { headersTimeoutMs: 10_000, maxConnectionsPerAddress: 0, maxConnections: 3 });
+  // From three addresses of the loopback network: the per-address bound does not apply.
+  const from = (local: string) =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = netConnect({ host: '127.0.0.1', port, localAddress: local }, () => resolve(s));
+      s.once('error', reject);
+    });
+  const held = await Promise.all([from('127.0.0.2'), from('127.0.0.3'), from('127.0.0.4')]);
+  await sleep(100);
+  const refused = await from('127.0.0.5');
+  assert.ok((await closedWithin(refused, 2000)) < 1000, 'the fourth is closed at once');
+  held[0]!.destroy();
+  await sleep(100);
+  const next = await from('127.0.0.5');
+  next.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+  assert.match((await received(next, 3000)).toString(), /^HTTP\/1\.1 200/);
+  for (const s of held) s.destroy();
+});
+
 test('a TLS client offering only http/1.0 in ALPN is served', async (t) => {
   const { port } = await listener(t, {});
   const socket = await secured(tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['http/1.0'] }));

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig, parseAddress } from '../../src/config.ts';
+import { listenLimits } from '../../src/http/listen.ts';
 import { isAppError } from '../../src/errors.ts';
 import { tempDir } from '../helpers/env.ts';
 
@@ -26,6 +27,14 @@ test('settings in seconds also take a duration with a unit', async (t) => {
   assert.equal(config.autoUpdateInterval, 172800);
   assert.equal((await loadConfig(dir, { gracePeriod: '6h' }, {})).gracePeriod, 21600);
   assert.equal((await loadConfig(dir, {}, { WHARF_GRACE_PERIOD: '90s' })).gracePeriod, 90);
+});
+
+test('connection settings reach the listeners', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'config.yaml'), 'headers_timeout: 20\nbody_timeout: 2m\nmax_connections_per_address: 8\n');
+  const limits = listenLimits(await loadConfig(dir, {}, { WHARF_MAX_CONNECTIONS: '500' }));
+  assert.deepEqual(limits, { headersTimeoutMs: 20_000, bodyTimeoutMs: 120_000, maxConnectionsPerAddress: 8, maxConnections: 500 });
+  assert.equal(listenLimits(await loadConfig(dir, {}, {})).maxConnections, 10_000, 'a bound by default');
 });
 
 test('settings: mistakes are clear errors at start', async (t) => {
