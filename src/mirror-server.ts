@@ -9,7 +9,8 @@ import { parseAddress } from './config.ts';
 import type { Logger } from './log.ts';
 import { FsBlobStore } from './blob/fs.ts';
 import { ensureDirectory } from './directories.ts';
-import { openDataDirectory } from './factory.ts';
+import { openDataDirectory, openUsage } from './factory.ts';
+import { DownloadCounter } from './core/usage.ts';
 import { OriginIndex } from './cache/origin-index.ts';
 import { EdgeCache } from './cache/edge-cache.ts';
 import { baseApp } from './http/app.ts';
@@ -69,7 +70,12 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
   const listeners: Listener[] = [];
   let draining = false;
   const counts = new RequestCounts(mirrorRouteOf);
-  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), cache });
+  // Downloads served here are counted here (`wharf stats` on the mirror): the origin only learns
+  // of those it steered.
+  const usage = config.countDownloads ? openUsage(config, log) : undefined;
+  const downloads = usage ? new DownloadCounter(usage, log) : undefined;
+  downloads?.start();
+  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), cache, ...(downloads ? { downloads } : {}) });
   const { app, handler } = baseApp(log, { counts, sendTimeoutMs: config.sendTimeout * 1000 });
   // Before the edge routes, whose catch-all answers every other path from the origin's index.
   operationsRoutes(app, {
@@ -78,7 +84,7 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
     metrics: async () => render([(await metrics.getMetricsAsJSON()) as object[]]),
     metricsAllow: config.metricsAllow,
   });
-  edgeRoutes(app, { cache, blobs, origin: config.mirrorOf });
+  edgeRoutes(app, { cache, blobs, origin: config.mirrorOf, downloads });
   await app.ready();
 
   const limits = listenLimits(config);
@@ -94,6 +100,8 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
     clearInterval(sweep);
     await index.stop();
     await app.close();
+    await downloads?.stop();
+    await usage?.close();
     throw err;
   }
   log.info('listening', { mirrorOf: config.mirrorOf, https: listeners[0]!.port, http: listeners[1]?.port, certificate: tls.certPath, fingerprint: tls.fingerprint });
@@ -111,6 +119,9 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
         await Promise.all(listeners.map((l) => l.close(graceMs)));
         await index.stop();
         await app.close();
+        // After the listeners: downloads that finished while draining are counted too.
+        await downloads?.stop();
+        await usage?.close();
         await cache.close();
       })()),
   };

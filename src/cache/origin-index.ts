@@ -7,7 +7,8 @@
  * index still download it).
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { listedFiles, readIndex } from '../domain/simplestreams-read.ts';
+import { countedPaths, listedFiles, readIndex } from '../domain/simplestreams-read.ts';
+import type { Counted } from '../domain/usage.ts';
 import { getJson, under, withoutSecrets, type FetchOptions } from '../remote/fetch.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -15,6 +16,8 @@ import type { Logger } from '../log.ts';
 export interface ListedFile {
   sha256: string;
   size: number;
+  /** The image a complete download of this path counts for (download statistics), if any. */
+  counted?: Counted;
 }
 
 interface DroppedFile extends ListedFile {
@@ -180,8 +183,10 @@ export class OriginIndex {
     const doc = await this.document(path, known?.etag);
     if (doc === 'unchanged') return known!.files;
     let listed;
+    let counted;
     try {
       listed = listedFiles(doc.json);
+      counted = countedPaths(doc.json);
     } catch (err) {
       throw new AppError(ErrorCodes.upstreamCorrupt, `${path} on the origin: ${(err as Error).message}`);
     }
@@ -195,7 +200,8 @@ export class OriginIndex {
         this.options.log.warn('origin lists a file outside itself', { path: f.path.slice(0, 200), err });
         continue;
       }
-      files.set(key, { sha256: f.sha256, size: f.size });
+      const owner = counted.get(key);
+      files.set(key, { sha256: f.sha256, size: f.size, ...(owner ? { counted: owner } : {}) });
     }
     const etag = doc.etag;
     if (etag) this.products.set(path, { etag, files });

@@ -7,6 +7,7 @@
 import { canonicalArchitecture } from './architecture.ts';
 import type { ImageType } from './image.ts';
 import { isSha256 } from './fingerprint.ts';
+import type { Counted } from './usage.ts';
 
 export interface RemoteFile {
   ftype: string;
@@ -133,6 +134,24 @@ export function readProducts(doc: unknown): RemoteImage[] {
     }
   }
   return [...images.values()];
+}
+
+/**
+ * The image a download of each path counts for, by path: the file that makes an image (a
+ * rootfs or VM disk, a unified tarball) and its deltas, under the image's fingerprint and
+ * product. A file two images share (one rootfs under both vocabularies' metadata) counts for the
+ * first listed: its download cannot tell them apart. Metadata files count for nothing.
+ */
+export function countedPaths(doc: unknown): Map<string, Counted> {
+  const counted = new Map<string, Counted>();
+  for (const image of readProducts(doc)) {
+    const owner = { fingerprint: image.fingerprint, product: image.productKey };
+    for (const f of [image.rootfs ?? image.metadata, ...image.deltas]) {
+      const path = f.path.replace(/^\/+/, '');
+      if (!counted.has(path)) counted.set(path, owner);
+    }
+  }
+  return counted;
 }
 
 /** The products files an index points at (entries with image-downloads and products). */

@@ -12,13 +12,16 @@ import type { Fill } from '../cache/fill.ts';
 import { isAppError, ErrorCodes, notFound } from '../errors.ts';
 import { under } from '../remote/fetch.ts';
 import { noteFailure } from './access-log.ts';
-import { fileHeaders, sendPieces } from './send-blob.ts';
+import { completesDownload, fileHeaders, sendPieces } from './send-blob.ts';
 import { outlet } from '../transfer/write-out.ts';
+import type { DownloadCounter } from '../core/usage.ts';
 
 export interface EdgeDeps {
   cache: EdgeCache;
   blobs: BlobStore;
   origin: string;
+  /** Counts complete downloads of the files that make an image (`wharf stats` on the mirror). */
+  downloads?: DownloadCounter | undefined;
 }
 
 /** How long a miss waits for the origin's answer before sending its headers anyway. */
@@ -72,13 +75,19 @@ async function serveCached(request: FastifyRequest, reply: FastifyReply, deps: E
   }
   const headers = fileHeaders(request, reply, answer.file);
   if ('sent' in headers) return headers.sent;
-  const done = deps.cache.reading(answer.file.sha256);
+  const reading = deps.cache.reading(answer.file.sha256);
+  // A GET that would bring the client the whole file counts once every byte was handed over.
+  const counted = deps.downloads && answer.file.counted && request.method === 'GET' && completesDownload(request.headers.range, headers.range, answer.file.size) ? answer.file.counted : undefined;
+  const done = (whole: boolean) => {
+    reading();
+    if (whole && counted) deps.downloads!.count(counted, 'file');
+  };
   if (answer.kind === 'fill') return followFill(reply, answer.fill, deps.blobs, headers.range, done);
   let opened;
   try {
     opened = await deps.blobs.openCopy(answer.file.sha256, headers.range);
   } catch (err) {
-    done();
+    reading();
     // Purged by hand (`wharf cache purge`) while this process thought it cached: fetch it again.
     if (!isAppError(err, ErrorCodes.notFound) || retried) throw err;
     deps.cache.forget(answer.file.sha256);
@@ -91,7 +100,7 @@ async function serveCached(request: FastifyRequest, reply: FastifyReply, deps: E
  * Streams `range` of a file as its fill writes it, then from the store once it is stored. A
  * failed fill cuts the connection (the client sees a short body, never wrong bytes).
  */
-function followFill(reply: FastifyReply, fill: Fill, blobs: BlobStore, range: ByteRange, done: () => void): FastifyReply {
+function followFill(reply: FastifyReply, fill: Fill, blobs: BlobStore, range: ByteRange, done: (whole: boolean) => void): FastifyReply {
   reply.hijack();
   const out = reply.raw;
   out.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string>);
@@ -99,6 +108,7 @@ function followFill(reply: FastifyReply, fill: Fill, blobs: BlobStore, range: By
   // send_timeout runs while a piece waits for the client, not while the fill waits for the
   // origin (whose own stall is the fill's idle timeout).
   const sendTimeoutMs = reply.server.sendTimeoutMs;
+  let whole = false;
   (async () => {
     const end = range.end + 1;
     for (let position = range.start; position < end; ) {
@@ -114,6 +124,7 @@ function followFill(reply: FastifyReply, fill: Fill, blobs: BlobStore, range: By
       position += piece.byteLength;
     }
     out.setTimeout(0);
+    whole = true;
     out.end();
   })()
     .catch((err: unknown) => {
@@ -122,7 +133,7 @@ function followFill(reply: FastifyReply, fill: Fill, blobs: BlobStore, range: By
     })
     .finally(() => {
       to.release();
-      done();
+      done(whole);
     });
   return reply;
 }

@@ -333,6 +333,30 @@ test('a hostile origin: truncated files, an index naming paths outside it, a bro
   assert.equal(sha256((await get(cut!.path)).body), cut!.sha256, 'a file the old index listed is still fetched and checked against it');
 });
 
+test('a mirror counts the complete downloads it serves, per image and product, for wharf stats', async (t) => {
+  const work = await tempDir(t);
+  const up = await origin(t, work, [{ os: 'Counted', padMiB: 1 }]);
+  const { data, mirror, get } = await mirrorOf(t, work, up);
+  const doc = JSON.parse(await readFile(join(up.tree, 'streams/v1/images.json'), 'utf8')) as {
+    products: Record<string, { versions: Record<string, { items: Record<string, Listed & Record<string, unknown>> }> }>;
+  };
+  const [productKey, product] = Object.entries(doc.products)[0]!;
+  const items = Object.values(product.versions)[0]!.items;
+  const root = Object.values(items).find((i) => i.ftype === 'squashfs')!;
+  const meta = Object.values(items).find((i) => i.ftype === 'lxd.tar.xz')!;
+
+  // Counted: the whole rootfs, first from the fill, then from the cache.
+  for (const kind of ['MISS', 'HIT']) assert.equal((await get(root.path)).headers['x-wharf-cache'], kind);
+  // Not counted: part of it, its headers only, the metadata file.
+  assert.equal((await get(root.path, { range: 'bytes=0-9' })).status, 206);
+  assert.equal((await fetchRaw(`${mirror.base}/${root.path}`, { ca: mirror.tls.cert, method: 'HEAD' })).status, 200);
+  assert.equal((await get(meta.path)).status, 200);
+
+  await mirror.close();
+  const rows = JSON.parse(await wharfOk(data, ['stats', '--by', 'image', '--format', 'json'])) as unknown[];
+  assert.deepEqual(rows, [{ fingerprint: meta.combined_squashfs_sha256, product: productKey, downloads: 2, file: 2, redirect: 0, export: 0 }]);
+});
+
 test('a client that stops reading a file being filled is cut after send_timeout; the fill goes on and is kept', async (t) => {
   const work = await tempDir(t);
   const up = await origin(t, work, [{ os: 'Paused', padMiB: 40 }]);
