@@ -54,7 +54,6 @@ export interface AppDeps {
   operations: Omit<OperationsDeps, 'trustedClient'>;
 }
 
-// Probes and scrapers often speak plain HTTP to a local port: those answer there too.
 declare module 'fastify' {
   interface FastifyInstance {
     /** `send_timeout`: how long a body copy may wait for the client to take a byte (send-blob.ts, edge.ts). */
@@ -62,6 +61,7 @@ declare module 'fastify' {
   }
 }
 
+// Probes and scrapers often speak plain HTTP to a local port: those answer there too.
 const plainHttpAllowed = (url: string) => url.startsWith('/files/') || url === '/healthz' || url === '/readyz' || url === '/metrics';
 
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; handler: RequestHandler }> {

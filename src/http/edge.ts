@@ -76,8 +76,9 @@ async function serveCached(request: FastifyRequest, reply: FastifyReply, deps: E
   const headers = fileHeaders(request, reply, answer.file);
   if ('sent' in headers) return headers.sent;
   const reading = deps.cache.reading(answer.file.sha256);
-  // A GET that would bring the client the whole file counts once every byte was handed over.
-  const counted = deps.downloads && answer.file.counted && request.method === 'GET' && completesDownload(request.headers.range, headers.range, answer.file.size) ? answer.file.counted : undefined;
+  // A body that brings the client the whole file (HEAD and 304 were answered above) counts once
+  // every byte was handed over.
+  const counted = deps.downloads && answer.file.counted && completesDownload(request.headers.range, headers.range, answer.file.size) ? answer.file.counted : undefined;
   const done = (whole: boolean) => {
     reading();
     if (whole && counted) deps.downloads!.count(counted, 'file');

@@ -14,11 +14,11 @@ import { completesDownload, parseRange, recorded } from './send-blob.ts';
 import type { DownloadCounter } from '../core/usage.ts';
 
 /**
+ * Redirects `req` and returns true when a site should serve it; false leaves it untouched.
  * Plain HTTP may ask for /files/ only (app.ts), which is all this answers, so it needs no
  * scheme check of its own. A redirected GET that would download the whole file counts as a
  * download (the site serves it; the origin never learns whether it completed).
  */
-/** Redirects `req` and returns true when a site should serve it; false leaves it untouched. */
 export function steeringShortcut(publisher: IndexPublisher, steering: Steering, downloads: DownloadCounter | undefined): Shortcut {
   return (req, res, id) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;

@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { request as httpRequest } from '../builtins/http.ts';
 import { X509Certificate } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { createGunzip } from 'node:zlib';
+import { decompressor } from '../archive/decompress.ts';
 import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { createSecureContext, getCACertificates, type PeerCertificate, type SecureContext } from 'node:tls';
@@ -181,7 +181,7 @@ function decoded(res: IncomingMessage, where: string): AsyncIterable<Buffer> {
   if (encoding !== 'gzip' && encoding !== 'x-gzip') {
     throw new AppError(ErrorCodes.upstreamCorrupt, `${where} came in the ${encoding} encoding, which was not asked for (only gzip)`);
   }
-  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+  const gunzip = decompressor('gzip');
   res.on('error', (err) => gunzip.destroy(err));
   res.pipe(gunzip);
   return (async function* () {
