@@ -160,7 +160,9 @@ export async function getJson(url: URL, options: FetchOptions = {}): Promise<Jso
     }
   } catch (err) {
     res.destroy();
-    throw err;
+    if (err instanceof AppError) throw err;
+    // The connection dropped mid-answer ("aborted"): the server is as good as unreachable.
+    throw new AppError(ErrorCodes.unavailable, `${where}: the answer was cut off (${(err as Error).message})`, { cause: err });
   }
   const bytes = Buffer.concat(chunks);
   const text = bytes.toString('utf8');

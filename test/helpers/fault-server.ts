@@ -12,10 +12,11 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 /**
  * `slow`: the whole body, 64 KiB every 20 ms (a fill that lasts; many readers join it).
  * Encodings: `gzip` (the body gzipped when the client accepts it, as nginx's `gzip on`),
- * `gzipCorrupt` (a gzip body with a flipped byte), `gzipBomb` (a small gzip of 100 MiB of
+ * `gzipCorrupt` (a gzip body with a flipped byte), `gzipTruncated` (half of it, then the
+ * connection dropped), `gzipBomb` (a small gzip of 100 MiB of
  * spaces), `brotli` (encoded in an encoding the client never asked for).
  */
-export type Fault = 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing' | 'slow' | 'endless' | 'gzip' | 'gzipCorrupt' | 'gzipBomb' | 'brotli';
+export type Fault = 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing' | 'slow' | 'endless' | 'gzip' | 'gzipCorrupt' | 'gzipTruncated' | 'gzipBomb' | 'brotli';
 
 export interface FaultServer {
   base: string;
@@ -70,14 +71,16 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
       res.write(body.subarray(0, 100));
       return; // and never another byte
     }
-    if (fault === 'gzip' || fault === 'gzipCorrupt' || fault === 'gzipBomb' || fault === 'brotli') {
+    if (fault === 'gzip' || fault === 'gzipCorrupt' || fault === 'gzipTruncated' || fault === 'gzipBomb' || fault === 'brotli') {
       const encoded =
         fault === 'brotli' ? brotliCompressSync(body)
         : fault === 'gzipBomb' ? gzipSync(Buffer.alloc(100 * 1024 * 1024, 0x20))
         : gzipSync(body);
       if (fault === 'gzipCorrupt') encoded[encoded.length >> 1] = encoded[encoded.length >> 1]! ^ 0xff;
       if (fault === 'gzip' && !/\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) return void res.writeHead(200, { 'content-length': body.length }).end(body);
-      return void res.writeHead(200, { 'content-length': encoded.length, 'content-encoding': fault === 'brotli' ? 'br' : 'gzip' }).end(encoded);
+      res.writeHead(200, { 'content-length': encoded.length, 'content-encoding': fault === 'brotli' ? 'br' : 'gzip' });
+      if (fault === 'gzipTruncated') return void res.write(encoded.subarray(0, encoded.length >> 1), () => res.destroy());
+      return void res.end(encoded);
     }
     if (fault === 'corrupt') {
       body = Buffer.from(body);

@@ -131,6 +131,8 @@ test('an upstream that gzips its index is read as lxc reads it; a bad gzip, a bo
 
   for (const [fault, refusal] of [
     ['gzipCorrupt', /images\.json is not valid gzip/],
+    ['gzipTruncated', /images\.json: the answer was cut off/],
+    ['truncate', /images\.json: the answer was cut off/],
     ['gzipBomb', /images\.json is larger than 64 MiB/],
     ['brotli', /images\.json came in the br encoding, which was not asked for/],
   ] as const) {
