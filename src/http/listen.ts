@@ -22,6 +22,7 @@ import { DEFAULT_CIPHERS } from 'node:tls';
 import type { RequestHandler } from './app.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { firstRecordSize, handshakeRecord, offersGrease } from './client-hello.ts';
+import { ConnectionBudget } from './connection-budget.ts';
 
 export interface Listener {
   port: number;
@@ -56,16 +57,13 @@ export interface ListenOptions {
    */
   bodyTimeoutMs?: number;
   /**
-   * Connections one client address may hold open at once; the next is closed straight away.
-   * 0 lifts the bound. The benchmarks drive at most 20 connections from 127.0.0.1.
+   * Connections the listener may hold open, per client address and in all; the next is closed
+   * straight away. `listenLimits` gives one budget to all the listeners of a process; without
+   * one, a listener has its own: 64 per address (the benchmarks drive at most 20 connections from
+   * 127.0.0.1) and 10,000 in all (a flood from many addresses then stops short of the process's
+   * file descriptor limit, so that the files downloads open and the databases still get theirs).
    */
-  maxConnectionsPerAddress?: number;
-  /**
-   * Connections the listener holds open at once, from every address; the next is closed straight
-   * away. A flood from many addresses then stops here, short of the process's file descriptor
-   * limit, so that the files downloads open and the databases still get theirs. 0 lifts it.
-   */
-  maxConnections?: number;
+  connections?: ConnectionBudget;
   /**
    * Several serving processes share the port (SO_REUSEPORT; the kernel spreads connections over
    * them). 'first': the port must be free (checked with an exclusive bind, so a foreign server is
@@ -74,9 +72,11 @@ export interface ListenOptions {
   sharePort?: 'first' | 'join' | undefined;
 }
 
-type Limits = Required<Omit<ListenOptions, 'sharePort'>>;
+type Limits = Required<Omit<ListenOptions, 'sharePort' | 'connections'>>;
 
-const defaults: Limits = { headersTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, bodyTimeoutMs: 60_000, maxConnectionsPerAddress: 64, maxConnections: 10_000 };
+const defaults: Limits = { headersTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, bodyTimeoutMs: 60_000 };
+
+const defaultBudget = () => new ConnectionBudget({ perAddress: 64, total: 10_000 });
 
 function tuned<T extends HttpServer>(server: T, options: Limits): T {
   server.keepAliveTimeout = options.keepAliveTimeoutMs;
@@ -107,16 +107,17 @@ const hasBody = (req: IncomingMessage) =>
  */
 class ConnectionGuard {
   private readonly byPeer = new Map<string, Connection>();
-  private readonly perAddress = new Map<string, number>();
+  private readonly budget: ConnectionBudget;
   private readonly options: Limits;
   private draining = false;
   private drained: (() => void) | undefined;
 
-  constructor(options: Limits) {
+  constructor(options: Limits, budget: ConnectionBudget) {
     this.options = options;
+    this.budget = budget;
   }
 
-  /** Takes a freshly accepted socket; false (and the socket destroyed) if its address has too many. */
+  /** Takes a freshly accepted socket; false (and the socket destroyed) when the budget has no place for it. */
   admit(socket: Socket): boolean {
     socket.on('error', () => socket.destroy());
     if (this.draining) {
@@ -124,22 +125,17 @@ class ConnectionGuard {
       return false;
     }
     const address = socket.remoteAddress ?? '';
-    const open = this.perAddress.get(address) ?? 0;
-    const { maxConnectionsPerAddress: perAddress, maxConnections: total } = this.options;
-    if ((perAddress > 0 && open >= perAddress) || (total > 0 && this.byPeer.size >= total)) {
+    if (!this.budget.take(address)) {
       socket.destroy();
       return false;
     }
-    this.perAddress.set(address, open + 1);
     const key = peerKey(socket);
     const connection: Connection = { socket, address, active: 0, timer: undefined };
     this.byPeer.set(key, connection);
     socket.once('close', () => {
       clearTimeout(connection.timer);
       if (this.byPeer.get(key) === connection) this.byPeer.delete(key);
-      const left = (this.perAddress.get(address) ?? 1) - 1;
-      if (left > 0) this.perAddress.set(address, left);
-      else this.perAddress.delete(address);
+      this.budget.give(address);
       if (this.byPeer.size === 0) this.drained?.();
     });
     this.arm(connection);
@@ -202,13 +198,12 @@ class ConnectionGuard {
   }
 }
 
-/** The limits `wharf serve` (and a mirror) listen with, from its settings. */
+/** The limits a serving process of `wharf serve` (or of a mirror) gives all its listeners, from its settings. */
 export function listenLimits(config: { headersTimeout: number; bodyTimeout: number; maxConnectionsPerAddress: number; maxConnections: number }): ListenOptions {
   return {
     headersTimeoutMs: config.headersTimeout * 1000,
     bodyTimeoutMs: config.bodyTimeout * 1000,
-    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
-    maxConnections: config.maxConnections,
+    connections: new ConnectionBudget({ perAddress: config.maxConnectionsPerAddress, total: config.maxConnections }),
   };
 }
 
@@ -241,7 +236,7 @@ export async function listenDual(host: string, port: number, handler: RequestHan
   // certificate: they never present one to wharf, and the request makes Chrome show a certificate
   // picker to anyone who has one installed, and costs every visitor ~40 ms and a second handshake.
   const secureForBrowsers = secureServer(false);
-  const guard = new ConnectionGuard(settings);
+  const guard = new ConnectionGuard(settings, options.connections ?? defaultBudget());
   const stats = { handshakes: 0 };
   for (const server of [plain, secure, secureForBrowsers]) guard.watch(server);
   for (const server of [secure, secureForBrowsers]) server.on('secureConnection', () => stats.handshakes++);
@@ -280,7 +275,7 @@ function route(socket: Socket, servers: { plain: HttpServer; secure: HttpServer;
 export async function listenPlain(host: string, port: number, handler: RequestHandler, options: ListenOptions = {}): Promise<Listener> {
   const settings = { ...defaults, ...options };
   const server = tuned(createHttpServer(handler), settings);
-  const guard = new ConnectionGuard(settings);
+  const guard = new ConnectionGuard(settings, options.connections ?? defaultBudget());
   guard.watch(server);
   // Before the server's own connection handling: a refused socket is already destroyed there.
   server.prependListener('connection', (socket: Socket) => void guard.admit(socket));

@@ -8,7 +8,8 @@ import { once } from 'node:events';
 import { readFile, readdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
-import { listenDual, type ListenOptions } from '../../src/http/listen.ts';
+import { listenDual, listenPlain, type ListenOptions } from '../../src/http/listen.ts';
+import { ConnectionBudget } from '../../src/http/connection-budget.ts';
 import { parseHost } from '../../src/http/base-url.ts';
 import { Operations } from '../../src/http/lxd/operations.ts';
 import { SqliteGrantStore } from '../../src/meta/grants-sqlite.ts';
@@ -255,7 +256,7 @@ test('the body timeout reaches the server: a stalled request body to the API is 
 });
 
 test('one address may hold only so many connections at once', async (t) => {
-  const { port } = await listener(t, { headersTimeoutMs: 10_000, maxConnectionsPerAddress: 3 });
+  const { port } = await listener(t, { headersTimeoutMs: 10_000, connections: new ConnectionBudget({ perAddress: 3, total: 0 }) });
   const held = await Promise.all([plainSocket(port), plainSocket(port), plainSocket(port)]);
   await sleep(100);
   const refused = await plainSocket(port);
@@ -269,13 +270,9 @@ test('one address may hold only so many connections at once', async (t) => {
 });
 
 test('a listener holds only so many connections at once, whatever their addresses', async (t) => {
-  const { port } = await listener(t, { headersTimeoutMs: 10_000, maxConnectionsPerAddress: 0, maxConnections: 3 });
+  const { port } = await listener(t, { headersTimeoutMs: 10_000, connections: new ConnectionBudget({ perAddress: 0, total: 3 }) });
   // From three addresses of the loopback network: the per-address bound does not apply.
-  const from = (local: string) =>
-    new Promise<Socket>((resolve, reject) => {
-      const s = netConnect({ host: '127.0.0.1', port, localAddress: local }, () => resolve(s));
-      s.once('error', reject);
-    });
+  const from = (local: string) => connectFrom(port, local);
   const held = await Promise.all([from('127.0.0.2'), from('127.0.0.3'), from('127.0.0.4')]);
   await sleep(100);
   const refused = await from('127.0.0.5');
@@ -287,6 +284,36 @@ test('a listener holds only so many connections at once, whatever their addresse
   assert.match((await received(next, 3000)).toString(), /^HTTP\/1\.1 200/);
   for (const s of held) s.destroy();
 });
+
+test('the bounds hold for a process, not for each of its listeners', async (t) => {
+  // As listenLimits gives them: one budget for the HTTPS port and the plain HTTP one.
+  const connections = new ConnectionBudget({ perAddress: 2, total: 3 });
+  const dual = await listener(t, { headersTimeoutMs: 10_000, connections });
+  const plain = await listenPlain('127.0.0.1', 0, (_req, res) => res.end('ok'), { headersTimeoutMs: 10_000, connections });
+  t.after(() => plain.close());
+  const both = [await connectFrom(dual.port, '127.0.0.2'), await connectFrom(plain.port, '127.0.0.2')];
+  await sleep(100);
+  const third = await connectFrom(plain.port, '127.0.0.2');
+  assert.ok((await closedWithin(third, 2000)) < 1000, 'a third from one address is closed at once, on either port');
+  const other = await connectFrom(dual.port, '127.0.0.3');
+  await sleep(100);
+  const fourth = await connectFrom(plain.port, '127.0.0.4');
+  assert.ok((await closedWithin(fourth, 2000)) < 1000, 'a fourth in all is closed at once');
+  both[0]!.destroy();
+  await sleep(100);
+  const next = await connectFrom(plain.port, '127.0.0.4');
+  next.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+  assert.match((await received(next, 3000)).toString(), /^HTTP\/1\.1 200/, 'a place given back on one port serves on the other');
+  for (const s of [...both, other]) s.destroy();
+});
+
+/** A TCP connection to `port` on 127.0.0.1 from another loopback address (`local`). */
+function connectFrom(port: number, local: string): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const s = netConnect({ host: '127.0.0.1', port, localAddress: local }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
 
 test('a TLS client offering only http/1.0 in ALPN is served', async (t) => {
   const { port } = await listener(t, {});
