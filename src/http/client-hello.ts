@@ -1,8 +1,10 @@
 /**
  * What the first TLS record of a connection says about its client, read before the handshake
- * starts. One question only: does its ClientHello offer GREASE cipher suites (RFC 8701)? Chromium
- * based browsers and Safari always do; the LXD and Incus clients (Go), curl, OpenSSL, Python and
- * Node never do. listen.ts uses the answer to leave browsers unasked for a client certificate.
+ * starts. One question only: is it a web browser? Chromium based browsers and Safari offer GREASE
+ * cipher suites (RFC 8701); Firefox offers none, but is the one client here to offer the
+ * delegated_credentials extension (RFC 9345; NSS has it off unless the application turns it on,
+ * as Firefox does). The LXD and Incus clients (Go), curl, OpenSSL, GnuTLS, Python and Node do
+ * neither. listen.ts uses the answer to leave browsers unasked for a client certificate.
  *
  * Read by hand, in a few bounded steps, rather than with a ClientHello parsing library: the one
  * made for the job (read-tls-client-hello) parses every extension through a stream and costs
@@ -29,8 +31,14 @@ export function firstRecordSize(head: Buffer): number | undefined {
 /** GREASE values are 0x?A?A with both bytes equal (RFC 8701 section 2). */
 const isGrease = (value: number) => (value & 0x0f0f) === 0x0a0a && value >> 8 === (value & 0xff);
 
-/** True when `record` (the first TLS record) is a ClientHello offering a GREASE cipher suite. */
-export function offersGrease(record: Buffer): boolean {
+/** The extension a browser without GREASE (Firefox) offers and no other client here does. */
+const delegatedCredentials = 0x0022;
+
+/**
+ * True when `record` (the first TLS record) is a browser's ClientHello: one that offers a GREASE
+ * cipher suite, or the delegated_credentials extension.
+ */
+export function fromBrowser(record: Buffer): boolean {
   if (record.length < recordHeader || record[0] !== handshakeRecord) return false;
   const end = Math.min(record.length, recordHeader + record.readUInt16BE(3));
   // handshake type (1), length (3), legacy_version (2), random (32), then legacy_session_id.
@@ -42,5 +50,11 @@ export function offersGrease(record: Buffer): boolean {
   const suitesEnd = at + 2 + record.readUInt16BE(at);
   if (suitesEnd > end) return false;
   for (at += 2; at + 2 <= suitesEnd; at += 2) if (isGrease(record.readUInt16BE(at))) return true;
+  // legacy_compression_methods, then the extensions: type (2), length (2), data.
+  if (at >= end) return false;
+  at += 1 + record[at]!;
+  if (at + 2 > end) return false;
+  const extensionsEnd = Math.min(end, at + 2 + record.readUInt16BE(at));
+  for (at += 2; at + 4 <= extensionsEnd; at += 4 + record.readUInt16BE(at + 2)) if (record.readUInt16BE(at) === delegatedCredentials) return true;
   return false;
 }

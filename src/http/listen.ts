@@ -21,7 +21,7 @@ import { once } from 'node:events';
 import { DEFAULT_CIPHERS } from 'node:tls';
 import type { RequestHandler } from './app.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
-import { firstRecordSize, handshakeRecord, offersGrease } from './client-hello.ts';
+import { firstRecordSize, fromBrowser, handshakeRecord } from './client-hello.ts';
 import { ConnectionBudget } from './connection-budget.ts';
 
 export interface Listener {
@@ -232,9 +232,10 @@ export async function listenDual(host: string, port: number, handler: RequestHan
       settings,
     );
   const secure = secureServer(true);
-  // Browsers (told apart by the GREASE in their ClientHello, client-hello.ts) are not asked for a
-  // certificate: they never present one to wharf, and the request makes Chrome show a certificate
-  // picker to anyone who has one installed, and costs every visitor ~40 ms and a second handshake.
+  // Browsers (told apart by their ClientHello, client-hello.ts) are not asked for a
+  // certificate: they never present one to wharf, and the request makes a browser show a
+  // certificate picker to anyone who has one installed (and costs a Chrome visitor ~40 ms and a
+  // second handshake).
   const secureForBrowsers = secureServer(false);
   const guard = new ConnectionGuard(settings, options.connections ?? defaultBudget());
   const stats = { handshakes: 0 };
@@ -263,7 +264,7 @@ function route(socket: Socket, servers: { plain: HttpServer; secure: HttpServer;
     if (head[0] === handshakeRecord) {
       const size = firstRecordSize(head);
       if (size === undefined || head.length < size) return void (socket.readableEnded && socket.destroy());
-      server = offersGrease(head) ? servers.secureForBrowsers : servers.secure;
+      server = fromBrowser(head) ? servers.secureForBrowsers : servers.secure;
     }
     socket.off('readable', onReadable);
     socket.unshift(head);
