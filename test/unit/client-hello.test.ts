@@ -136,11 +136,7 @@ test('a ClientHello without GREASE (OpenSSL, as in Node) is no browser; with a G
 });
 
 test("curl's ClientHello is no browser's", async (t) => {
-  const hello = await firstRecordOf((port) => {
-    const curl = spawn('curl', ['-sk', '--max-time', '5', `https://127.0.0.1:${port}/`], { stdio: 'ignore' });
-    curl.on('error', () => {});
-    return () => curl.kill();
-  }).catch((e: Error) => (t.diagnostic(e.message), undefined));
+  const hello = await helloOfProgram('curl', (port) => ['-sk', '--max-time', '5', `https://127.0.0.1:${port}/`], () => ({})).catch((e: Error) => (t.diagnostic(e.message), undefined));
   assert.ok(hello, 'curl connected (curl is installed by scripts/test.sh)');
   assert.equal(fromBrowser(hello), false);
 });
