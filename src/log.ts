@@ -1,4 +1,6 @@
 /** Structured JSON lines on stderr; a child logger carries fields such as a request id. */
+import { redactSecrets } from './domain/redact.ts';
+
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 /** A logger's threshold; 'silent' writes nothing (tests), and serving processes it starts inherit it. */
 export type Threshold = Level | 'silent';
@@ -29,7 +31,8 @@ function loggerWith(shared: { level: Threshold }, base: Record<string, unknown>,
     if (rank[level] < rank[shared.level]) return;
     const record: Record<string, unknown> = { time: new Date().toISOString(), level, msg, ...base, ...fields };
     if (record.err instanceof Error) record.err = { message: record.err.message, stack: record.err.stack };
-    write(JSON.stringify(record) + '\n');
+    // No line carries a URL's credentials, whichever message or error brought them.
+    write(redactSecrets(JSON.stringify(record)) + '\n');
   };
   return {
     get threshold() {

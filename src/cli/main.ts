@@ -10,6 +10,7 @@
  */
 import { Command, CommanderError, Help } from 'commander';
 import { errorCatalogue, errorEntry, isAppError } from '../errors.ts';
+import { redactSecrets } from '../domain/redact.ts';
 import type { CliContext, GlobalOptions } from './context.ts';
 import { processIo, type CliIo } from './io.ts';
 
@@ -110,9 +111,10 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
   } catch (err) {
     // Commander has printed a usage error (or the help, or the version: 0) itself.
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : errorCatalogue.invalid_argument.exit;
-    io.stderr.write(`Error: ${(err as Error).message}\n`);
-    if (isAppError(err) && err.hint) io.stderr.write(`${err.hint}\n`);
-    if (globals().debug && err instanceof Error) io.stderr.write(`${err.stack}\n`);
+    // Errors of unattended runs (a timer's `mirror sync`) end up in logs: no URL credentials.
+    io.stderr.write(`Error: ${redactSecrets((err as Error).message)}\n`);
+    if (isAppError(err) && err.hint) io.stderr.write(`${redactSecrets(err.hint)}\n`);
+    if (globals().debug && err instanceof Error) io.stderr.write(`${redactSecrets(err.stack ?? '')}\n`);
     return errorEntry(err).exit;
   }
 }

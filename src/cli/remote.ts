@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { addRemote, listRemotes, removeRemote, setRemoteUrl } from '../mirror/remotes.ts';
 import { checkFormat, render } from './output.ts';
+import { redactSecrets } from '../domain/redact.ts';
 import { readText, withStore, type CliContext } from './context.ts';
 
 export function remoteCommands(remote: Command, cli: CliContext) {
@@ -27,9 +28,11 @@ export function remoteCommands(remote: Command, cli: CliContext) {
     .command('list')
     .alias('ls')
     .option('-f, --format <format>', 'table, csv, json or yaml', 'table')
-    .action(async (opts: { format: string }) => {
+    .option('--show-secrets', "show each URL whole, with the credentials in it (user:password@, tokens)")
+    .action(async (opts: { format: string; showSecrets?: boolean }) => {
       const format = checkFormat(opts.format);
-      const remotes = await withStore(cli, (store) => listRemotes(store));
+      // Listings get pasted into tickets and chats: credentials only when asked for.
+      const remotes = (await withStore(cli, (store) => listRemotes(store))).map((r) => (opts.showSecrets ? r : { ...r, url: redactSecrets(r.url) }));
       const rows = remotes.map((r) => [r.name, r.url, r.protocol, r.public ? 'YES' : 'NO', r.static ? 'YES' : 'NO', r.gpgKey ? 'YES' : 'NO']);
       const data = remotes.map((r) => ({ name: r.name, url: r.url, protocol: r.protocol, public: r.public, static: r.static, signed: r.gpgKey !== '' }));
       cli.io.stdout.write(await render(format, ['NAME', 'URL', 'PROTOCOL', 'PUBLIC', 'STATIC', 'SIGNED'], rows, data));

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { aliasesOf, type Alias, type Image } from './image.ts';
+import { redactSecrets } from './redact.ts';
 
 export const zeroTime = '0001-01-01T00:00:00Z';
 
@@ -56,7 +57,8 @@ export function toApiImage(image: Image, aliases: Alias[]): ApiImage {
             alias: image.updateSource.alias,
             certificate: image.updateSource.certificate,
             protocol: image.updateSource.protocol,
-            server: image.updateSource.server,
+            // Shown to whoever sees the image: never the credentials wharf updates it with.
+            server: redactSecrets(image.updateSource.server),
             image_type: image.updateSource.imageType,
           },
         }

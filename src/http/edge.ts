@@ -11,6 +11,7 @@ import type { EdgeCache } from '../cache/edge-cache.ts';
 import type { Fill } from '../cache/fill.ts';
 import { isAppError, ErrorCodes, notFound } from '../errors.ts';
 import { under } from '../remote/fetch.ts';
+import { withoutUserInfo } from '../domain/redact.ts';
 import { noteFailure } from './access-log.ts';
 import { completesDownload, fileHeaders, sendPieces } from './send-blob.ts';
 import { outlet } from '../transfer/write-out.ts';
@@ -52,7 +53,8 @@ export function edgeRoutes(app: FastifyInstance, deps: EdgeDeps) {
       }
       // The index and the catalogue (its page at / and its documents) are the origin's to answer.
       if (path.startsWith('streams/') || path === '' || path.startsWith('catalogue/')) {
-        return reply.redirect(`${under(deps.origin, path).href}${query}`, 302);
+        // Never with the credentials this mirror reaches its origin with.
+        return reply.redirect(`${withoutUserInfo(under(deps.origin, path)).href}${query}`, 302);
       }
       return serveCached(request, reply, deps, path);
     },

@@ -44,7 +44,8 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: unk
   for (const name of Object.keys(reply.getHeaders())) if (!keptOnError(name, status)) reply.removeHeader(name);
   // A request the framework refused before its hooks ran has no id header yet.
   reply.header(requestIdHeader, request.id);
-  const message = isAppError(err) || status < 500 ? (err as Error).message : 'Internal server error';
+  // Whatever an upstream's error said, an anonymous client never sees the credentials wharf used.
+  const message = isAppError(err) || status < 500 ? withoutSecrets((err as Error).message) : 'Internal server error';
   if (isLxdPath(request.url)) return lxdError(reply, status, message);
   return reply.code(status).header('content-type', 'application/json; charset=utf-8').send({ error: message });
 }

@@ -4,26 +4,27 @@
  */
 import type { BlobStore, BlobWriter } from '../blob/store.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
-import { openUrl, type FetchOptions } from '../remote/fetch.ts';
+import { openUrl, withoutSecrets, type FetchOptions } from '../remote/fetch.ts';
 
 /** Downloads and verifies the file into a staged writer; the caller commits or aborts it. */
 export async function stageDownload(blobs: BlobStore, url: URL, expected: { sha256: string; size: number }, options: FetchOptions = {}): Promise<BlobWriter> {
   const res = await openUrl(url, options);
+  const where = withoutSecrets(url.href);
   if (res.statusCode !== 200) {
     res.resume();
-    throw new AppError(ErrorCodes.unavailable, `upstream answered HTTP ${res.statusCode} for ${url.href}`);
+    throw new AppError(ErrorCodes.unavailable, `upstream answered HTTP ${res.statusCode} for ${where}`);
   }
   const writer = await blobs.createWriter();
   try {
     for await (const chunk of res as AsyncIterable<Uint8Array>) {
       if (writer.size + chunk.byteLength > expected.size) {
-        throw new AppError(ErrorCodes.upstreamCorrupt, `${url.href} is larger than the ${expected.size} bytes its index lists`);
+        throw new AppError(ErrorCodes.upstreamCorrupt, `${where} is larger than the ${expected.size} bytes its index lists`);
       }
       await writer.write(chunk);
     }
-    if (writer.size !== expected.size) throw new AppError(ErrorCodes.upstreamCorrupt, `${url.href} is truncated: ${writer.size} of ${expected.size} bytes`);
+    if (writer.size !== expected.size) throw new AppError(ErrorCodes.upstreamCorrupt, `${where} is truncated: ${writer.size} of ${expected.size} bytes`);
     const digest = await writer.digest();
-    if (digest !== expected.sha256) throw new AppError(ErrorCodes.upstreamCorrupt, `Hash mismatch for ${url.href}: ${digest} != ${expected.sha256}`);
+    if (digest !== expected.sha256) throw new AppError(ErrorCodes.upstreamCorrupt, `Hash mismatch for ${where}: ${digest} != ${expected.sha256}`);
     return writer;
   } catch (err) {
     await writer.abort();

@@ -13,6 +13,7 @@ import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { createSecureContext, getCACertificates, type PeerCertificate, type SecureContext } from 'node:tls';
 import { AppError, ErrorCodes } from '../errors.ts';
+import { redactSecrets } from '../domain/redact.ts';
 
 /** Response headers must start within this, as LXD clients require of image servers. */
 export const headerTimeoutMs = 30_000;
@@ -58,12 +59,11 @@ function tlsOptions(certificate: string | undefined): RequestOptions & { secureC
 }
 
 /**
- * A URL or path fit for messages and logs: the value of a `secret` query parameter (a one-time
- * image secret) is replaced, as anyone reading the message could otherwise use it.
+ * A URL or path fit for messages and logs: its user-info and the values of credential query
+ * parameters (a one-time image `secret`, tokens) are replaced, as anyone reading the message
+ * could otherwise use them (domain/redact.ts).
  */
-export function withoutSecrets(href: string): string {
-  return href.replace(/([?&]secret=)[^&#]*/gi, '$1REDACTED');
-}
+export const withoutSecrets = redactSecrets;
 
 /** Redirects followed per request, as Go's http client (and so lxc and incus) follows them. */
 const maxRedirects = 10;

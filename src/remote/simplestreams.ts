@@ -9,7 +9,7 @@ import type { ImageType } from '../domain/image.ts';
 import { isFingerprintPrefix } from '../domain/fingerprint.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { IngestSource } from '../core/ingest.ts';
-import { fetchJson, openUrl, under, type FetchOptions } from './fetch.ts';
+import { fetchJson, openUrl, under, withoutSecrets, type FetchOptions } from './fetch.ts';
 import { signedDocument } from './signed.ts';
 import { hostArchitecture } from '../domain/architecture.ts';
 
@@ -66,7 +66,7 @@ export function remoteSource(base: string, file: RemoteFile, options: FetchOptio
     const res = await openUrl(url, options);
     if (res.statusCode !== 200) {
       res.resume();
-      throw new AppError(ErrorCodes.unavailable, `${url.href}: HTTP ${res.statusCode}`);
+      throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: HTTP ${res.statusCode}`);
     }
     yield* res as AsyncIterable<Uint8Array>;
   }

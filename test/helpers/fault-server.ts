@@ -29,6 +29,8 @@ export interface FaultServer {
   acceptEncoding: Map<string, string | undefined>;
   /** Runs before each request is answered: a way to change the upstream mid-sync. */
   beforeEach: ((path: string) => Promise<void>) | undefined;
+  /** "user:password" every request must carry as Basic auth (else 401), as a protected upstream. */
+  basicAuth: string | undefined;
   close(): Promise<void>;
 }
 
@@ -44,6 +46,9 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
     requests.push(path);
     acceptEncoding.set(path, req.headers['accept-encoding']);
     await handle.beforeEach?.(path);
+    if (handle.basicAuth !== undefined && req.headers.authorization !== `Basic ${Buffer.from(handle.basicAuth).toString('base64')}`) {
+      return void res.writeHead(401, { 'www-authenticate': 'Basic realm="upstream"' }).end('who are you?');
+    }
     const target = redirects.get(path);
     if (target) return void res.writeHead(302, { location: target }).end();
     const fault = faults.get(path);
@@ -109,6 +114,7 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
     requests,
     acceptEncoding,
     beforeEach: undefined,
+    basicAuth: undefined,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
