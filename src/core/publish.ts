@@ -12,6 +12,7 @@ import type { Alias, BlobRef, Image } from '../domain/image.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
 import { productOf } from '../domain/product.ts';
 import type { Counted } from '../domain/usage.ts';
+import type { CatalogueAudience } from './usage.ts';
 import { isSha256 } from '../domain/fingerprint.ts';
 import { graceCutoff, type Store } from './context.ts';
 
@@ -38,7 +39,11 @@ interface Snapshot {
   catalogue: Map<string, RenderedDocument>;
   /** The image a download of each main file (rootfs, disk, unified tarball, delta) counts for. */
   downloads: Map<string, Counted & { createdAt: string }>;
+  /** What the catalogue's download counts may name. */
+  audience: CatalogueAudience;
 }
+
+const nobody: CatalogueAudience = { publicImages: new Set(), products: new Set(), hidden: new Map() };
 
 /** Artifacts live at a path named by their sha256, so a URL never changes meaning. */
 export const artifactPath: ArtifactPath = (blob) => `files/${blob.sha256}${formatExtension(blob.format)}`;
@@ -99,7 +104,7 @@ function renderApiLists(images: Image[], aliases: Alias[]): Map<string, Buffer> 
 export class IndexPublisher {
   private readonly store: Store;
   private readonly signer: IndexSigner | undefined;
-  private snapshot: Snapshot = { version: -1, documents: new Map(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map() };
+  private snapshot: Snapshot = { version: -1, documents: new Map(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map(), audience: nobody };
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
   readonly summary: PublisherSummary = { images: { public: 0, private: 0 }, storedBytes: 0, renders: 0, renderSeconds: 0 };
@@ -146,12 +151,19 @@ export class IndexPublisher {
     }
     const artifacts = new Map<string, BlobRef>();
     const downloads: Snapshot['downloads'] = new Map();
+    const audience = { publicImages: new Set<string>(), products: new Set<string>(), hidden: new Map<string, string>() };
     for (const image of images) {
-      if (!image.public) continue;
+      const product = productOf(image, this.store.releaseNames).key;
+      if (!image.public) {
+        audience.hidden.set(image.fingerprint, product);
+        continue;
+      }
+      audience.publicImages.add(image.fingerprint);
+      audience.products.add(product);
       artifacts.set(image.metadata.sha256, image.metadata);
       if (image.rootfs) artifacts.set(image.rootfs.sha256, image.rootfs);
       for (const delta of image.deltas) artifacts.set(delta.sha256, delta);
-      const counted = { fingerprint: image.fingerprint, product: productOf(image, this.store.releaseNames).key, createdAt: image.createdAt };
+      const counted = { fingerprint: image.fingerprint, product, createdAt: image.createdAt };
       for (const main of [image.rootfs ?? image.metadata, ...image.deltas]) {
         // Two images sharing a rootfs cannot be told apart by its download: the newer one counts it.
         const other = downloads.get(main.sha256);
@@ -165,6 +177,7 @@ export class IndexPublisher {
       artifacts,
       catalogue: this.renderCatalogue(images, aliases),
       downloads,
+      audience,
     };
     const files = new Map<string, number>();
     for (const image of images) for (const blob of [image.metadata, ...(image.rootfs ? [image.rootfs] : []), ...image.deltas]) files.set(blob.sha256, blob.size);
@@ -202,6 +215,11 @@ export class IndexPublisher {
   /** The catalogue page (`/`) or its products JSON, as last rendered. */
   catalogueDocument(path: string): RenderedDocument | undefined {
     return this.snapshot.catalogue.get(path);
+  }
+
+  /** What the catalogue's download counts may name, and the rendering it was taken from. */
+  catalogueAudience(): { version: number; audience: CatalogueAudience } {
+    return { version: this.snapshot.version, audience: this.snapshot.audience };
   }
 
   /** The smallest file the index lists (what sites are checked with), if any. */

@@ -135,13 +135,37 @@ export interface CatalogueDownloads {
   images: Record<string, number>;
 }
 
-export async function catalogueDownloads(usage: UsageStore, now = new Date()): Promise<CatalogueDownloads> {
+/**
+ * Who the catalogue's counts may speak of, as the index was last published: anyone reads them, so
+ * nothing in them may tell that a private or deleted image exists.
+ */
+export interface CatalogueAudience {
+  /** Fingerprints of the public images: the only ones listed. */
+  publicImages: ReadonlySet<string>;
+  /** Keys of the products that have a public image: the only ones listed. */
+  products: ReadonlySet<string>;
+  /** Private images (fingerprint -> product key): their downloads count in no product shown. */
+  hidden: ReadonlyMap<string, string>;
+}
+
+export async function catalogueDownloads(usage: UsageStore, audience: CatalogueAudience, now = new Date()): Promise<CatalogueDownloads> {
   const days = dailySeries([], now, 30).map((d) => d.day);
   const [recent, productTotals, imageTotals] = await Promise.all([usage.list({ since: days[0]! }), usage.totals('product'), usage.totals('fingerprint')]);
-  const byProduct = Map.groupBy(recent, (c) => c.product);
+  // A public product's counts may include downloads of a private image of it (exported by a
+  // trusted client, or through a one-time secret): those are taken out, so its numbers tell
+  // nothing of that image. A deleted version's downloads stay in its product's counts.
+  const hiddenCounts = await Promise.all(
+    [...audience.hidden.keys()].filter((fingerprint) => imageTotals.has(fingerprint)).map((fingerprint) => usage.list({ fingerprint })),
+  );
+  const hiddenTotals = new Map<string, number>();
+  for (const c of hiddenCounts.flat()) hiddenTotals.set(c.product, (hiddenTotals.get(c.product) ?? 0) + c.count);
+  const visibleRecent = recent.filter((c) => !audience.hidden.has(c.fingerprint));
+  const byProduct = Map.groupBy(visibleRecent, (c) => c.product);
   const products: CatalogueDownloads['products'] = {};
   for (const [product, total] of productTotals) {
-    products[product] = { total, last_30_days: dailySeries(byProduct.get(product) ?? [], now, 30).map((d) => d.count) };
+    if (!audience.products.has(product)) continue;
+    products[product] = { total: total - (hiddenTotals.get(product) ?? 0), last_30_days: dailySeries(byProduct.get(product) ?? [], now, 30).map((d) => d.count) };
   }
-  return { days, products, images: Object.fromEntries(imageTotals) };
+  const images = [...imageTotals].filter(([fingerprint]) => audience.publicImages.has(fingerprint));
+  return { days, products, images: Object.fromEntries(images) };
 }

@@ -47,12 +47,16 @@ export function catalogueRoutes(app: FastifyInstance, deps: CatalogueDeps) {
     },
   });
 
-  let downloads: { doc: RenderedDocument; at: number } | undefined;
+  let downloads: { doc: RenderedDocument; at: number; version: number } | undefined;
   app.route({
     method: ['GET', 'HEAD'],
     url: catalogueDownloadsPath,
     handler: async (request, reply) => {
-      if (!downloads || Date.now() - downloads.at > flushIntervalMs) downloads = { doc: renderJson(await catalogueDownloads(deps.usage)), at: Date.now() };
+      // Rendered again when counts may have moved, and at once when an image was made private or deleted.
+      const { version, audience } = deps.publisher.catalogueAudience();
+      if (!downloads || downloads.version !== version || Date.now() - downloads.at > flushIntervalMs) {
+        downloads = { doc: renderJson(await catalogueDownloads(deps.usage, audience)), at: Date.now(), version };
+      }
       reply.header('access-control-allow-origin', '*');
       return sendRendered(request, reply, downloads.doc);
     },

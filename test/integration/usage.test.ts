@@ -11,7 +11,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
-import { fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
+import { fingerprintFrom, serve, tempDir, trustedClient, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 
 interface StatsRow {
@@ -99,4 +99,55 @@ test('count_downloads: false counts nothing', async (t) => {
   assert.deepEqual(JSON.parse(await wharfOk(data, ['stats', '--format', 'json'])), []);
   await writeFile(join(data, 'config.yaml'), 'count_downloads: maybe\n');
   assert.equal((await wharf(data, ['serve'])).code, 78, 'a setting that is neither true nor false is a config error');
+});
+
+test("the catalogue's download counts name no private or deleted image", async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const image = async (os: string, serial: string, flags: string[] = []) => {
+    const meta = await buildMetadataTarball(work, { name: `m-${os}-${serial}.tar.xz`, properties: { os, release: '1', architecture: 'amd64', serial } });
+    const rootfs = await buildSquashfs(work, { name: `s-${os}-${serial}.squashfs`, seed: `${os}${serial}` });
+    return { fingerprint: fingerprintFrom(await wharfOk(data, ['image', 'import', meta.path, rootfs.path, ...flags])), rootfs };
+  };
+  const shown = await image('Shown', '20250101');
+  const sibling = await image('Shown', '20250201', ['--private']); // a private build of a public product
+  const secret = await image('Secret', '20250101', ['--private']); // a product nobody may know of
+  const gone = await image('Gone', '20250101');
+  const admin = await trustedClient(work, data);
+  const productKey = (os: string) => `${os.toLowerCase()}:1:amd64:default`;
+
+  let server = await serve(t, data, { processes: 1 });
+  const get = (path: string, who?: { cert: string; private: string }) => fetchRaw(server.base + path, { ca: server.tls.cert, ...(who ? { cert: who.cert, key: who.private } : {}) });
+  assert.equal((await get(`/files/${shown.rootfs.sha256}.squashfs`)).status, 200);
+  assert.equal((await get(`/files/${gone.rootfs.sha256}.squashfs`)).status, 200);
+  assert.equal((await get(`/1.0/images/${sibling.fingerprint}/export`, admin)).status, 200, 'a trusted export of a private image');
+  const minted = await fetchRaw(`${server.base}/1.0/images/${secret.fingerprint}/secret`, { ca: server.tls.cert, cert: admin.cert, key: admin.private, method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+  const oneTime = (JSON.parse(minted.body.toString()) as { metadata: { metadata: { secret: string } } }).metadata.metadata.secret;
+  assert.equal((await get(`/1.0/images/${secret.fingerprint}/export?secret=${oneTime}`)).status, 200, 'a one-time secret download');
+  await server.close(5_000); // the counts are written
+  await wharfOk(data, ['image', 'delete', gone.fingerprint]);
+  const counted = JSON.parse(await wharfOk(data, ['stats', '--by', 'image', '--format', 'json'])) as StatsRow[];
+  assert.equal(counted.length, 4, 'every download was counted (wharf stats is the operator\'s view)');
+
+  server = await serve(t, data, { processes: 1 });
+  const downloads = async () => {
+    const answer = await get('/catalogue/v1/downloads.json');
+    assert.equal(answer.status, 200);
+    return { text: answer.body.toString(), doc: JSON.parse(answer.body.toString()) as { products: Record<string, { total: number; last_30_days: number[] }>; images: Record<string, number> } };
+  };
+  let { text, doc } = await downloads();
+  for (const hidden of [sibling.fingerprint, secret.fingerprint, gone.fingerprint, productKey('Secret'), productKey('Gone')]) {
+    assert.ok(!text.includes(hidden), `${hidden} is not named: ${text}`);
+  }
+  assert.deepEqual(doc.images, { [shown.fingerprint]: 1 });
+  assert.deepEqual(Object.keys(doc.products), [productKey('Shown')]);
+  assert.equal(doc.products[productKey('Shown')]!.total, 1, "the private build's export is not in its public product's count");
+  assert.equal(doc.products[productKey('Shown')]!.last_30_days.at(-1), 1);
+
+  // Made private: gone from the counts at once, not after the counts' 10 s refresh.
+  await wharfOk(data, ['image', 'edit', shown.fingerprint], { stdin: 'public: false\n' });
+  const deadline = Date.now() + 2_000;
+  while ((({ text } = await downloads()), text.includes(shown.fingerprint)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  ({ doc } = await downloads());
+  assert.deepEqual(doc, { ...doc, products: {}, images: {} });
 });
