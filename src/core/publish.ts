@@ -234,17 +234,26 @@ export class IndexPublisher {
     return this.snapshot.artifacts.get(sha256);
   }
 
+  /** Every blob the index lists now (from memory): what sites are sampled from. */
+  publishedArtifacts(): Iterable<BlobRef> {
+    return this.snapshot.artifacts.values();
+  }
+
   /** The image a whole download of this published file counts for; none for metadata tarballs. */
   countedAs(sha256: string): Counted | undefined {
     return this.snapshot.downloads.get(sha256);
   }
 
-  /** A blob that the index lists, or listed recently enough that cached indexes may still name it. */
+  /**
+   * A blob that the index lists, or listed recently enough that cached indexes may still name it
+   * (the image was deleted or replaced). A blob an image still uses is not served once unlisted:
+   * that image is private, which takes effect at once.
+   */
   async artifact(sha256: string, now = new Date()): Promise<BlobRef | undefined> {
     const published = this.publishedArtifact(sha256);
     if (published) return published;
     const record = await this.store.meta.getBlob(sha256);
-    if (record?.unpublishedAt && record.unpublishedAt > graceCutoff(this.store, now)) return record;
+    if (record?.unpublishedAt && !record.referenced && record.unpublishedAt > graceCutoff(this.store, now)) return record;
     return undefined;
   }
 }

@@ -197,7 +197,7 @@ export class MemoryMetaStore implements MetaStore {
     });
   }
 
-  /** A blob that stops being public keeps being served until the clients' index caches expire. */
+  /** A deleted public image's blobs keep being served until the clients' index caches expire. */
   private markUnpublished(data: MemoryData, stored: StoredImage) {
     const now = new Date().toISOString();
     const { metadata, rootfs } = stored.image;
@@ -211,7 +211,6 @@ export class MemoryMetaStore implements MetaStore {
     this.write((data) => {
       const stored = data.images.get(image.fingerprint);
       if (!stored) throw notFound(`Image "${image.fingerprint}" not found`);
-      if (stored.image.public && !image.public) this.markUnpublished(data, stored);
       const { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource } = copy(image);
       Object.assign(stored.image, { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource });
     });

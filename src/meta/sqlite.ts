@@ -324,7 +324,10 @@ export class SqliteMetaStore implements MetaStore {
     ).run(blob.sha256, blob.size, JSON.stringify(blob.format), now);
   }
 
-  /** A blob that stops being public keeps being served until the clients' index caches expire. */
+  /**
+   * A deleted public image's blobs keep being served until the clients' index caches expire (with
+   * its deltas: they were published with it, and cached indexes still list them).
+   */
   private markUnpublished(image: Image) {
     const now = new Date().toISOString();
     for (const blob of [image.metadata, image.rootfs, ...image.deltas]) {
@@ -334,10 +337,7 @@ export class SqliteMetaStore implements MetaStore {
 
   async updateImage(image: Image): Promise<void> {
     this.transaction(() => {
-      // With its deltas: they were published with it, and cached indexes still list them.
-      const before = this.imageAt(image.fingerprint);
-      if (!before) throw notFound(`Image "${image.fingerprint}" not found`);
-      if (before.public && !image.public) this.markUnpublished(before);
+      if (!this.sql('SELECT 1 FROM images WHERE fingerprint = ?').get(image.fingerprint)) throw notFound(`Image "${image.fingerprint}" not found`);
       this.sql(
         `UPDATE images SET public = ?, properties = ?, expires_at = ?, last_used_at = ?, auto_update = ?, cached = ?,
            update_source = ? WHERE fingerprint = ?`,

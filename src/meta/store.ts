@@ -26,8 +26,8 @@ export type { SiteHealth, SiteRecord };
 
 export interface BlobRecord extends BlobRef {
   /**
-   * When a public image using it was last deleted or made private, which starts its grace period;
-   * null if that never happened.
+   * When a public image using it was last deleted, which starts its grace period; null if that
+   * never happened.
    */
   unpublishedAt: string | null;
   /** Whether an image uses it, as metadata, rootfs or delta. */
@@ -106,9 +106,8 @@ export interface ImageCatalog {
   insertImage(image: Image, aliases: Alias[], sources?: Record<string, BlobSource>): Promise<void>;
   /**
    * Replaces the editable fields (public, properties, expiresAt, lastUsedAt, autoUpdate, cached,
-   * updateSource) and ignores the others. Making a public image private stamps `unpublishedAt` on
-   * each of its blobs (metadata, rootfs and every delta), which starts their grace period.
-   * `not_found` if there is no such image.
+   * updateSource) and ignores the others. Making a public image private stamps nothing: private
+   * takes effect at once, with no grace period. `not_found` if there is no such image.
    */
   updateImage(image: Image): Promise<void>;
   /**

@@ -120,6 +120,32 @@ test('a CLI change is served within a second; deleted files stay downloadable fo
   assert.ok(await store.blobs.size(first.sha256), 'files still in use are kept');
 });
 
+test('an image made private is not downloadable from that moment, nor after it is deleted', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const meta = await buildMetadataTarball(work, { properties: { os: 'Hidden', release: '1', architecture: 'amd64' } });
+  const rootfs = await buildSquashfs(work, { seed: 'hidden' });
+  const fp = fingerprintFrom(await wharfOk(data, ['image', 'import', meta.path, rootfs.path]));
+  const server = await serve(t, data, { gracePeriod: 3600 });
+  const files = [`${server.base}/files/${rootfs.sha256}.squashfs`, `${server.base}/files/${meta.sha256}.tar.xz`];
+  for (const file of files) assert.equal((await fetchRaw(file, { ca: server.tls.cert })).status, 200);
+
+  await wharfOk(data, ['image', 'edit', fp], { stdin: 'public: false\n' });
+  const changed = Date.now();
+  for (const file of files) {
+    // Every serving process (two here) sees the change within a second, grace period or not.
+    while ((await fetchRaw(file, { ca: server.tls.cert, headers: { connection: 'close' } })).status !== 404) {
+      assert.ok(Date.now() - changed < 1000, `${file} still downloadable a second after the image was made private`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (let i = 0; i < 4; i++) assert.equal((await fetchRaw(file, { ca: server.tls.cert, headers: { connection: 'close' } })).status, 404);
+  }
+  // Deleting it afterwards does not bring its files back for a grace period.
+  await wharfOk(data, ['image', 'delete', fp]);
+  await new Promise((r) => setTimeout(r, 300));
+  for (const file of files) for (let i = 0; i < 4; i++) assert.equal((await fetchRaw(file, { ca: server.tls.cert, headers: { connection: 'close' } })).status, 404);
+});
+
 test('If-None-Match lists; one access-log line per request, with the id sent as X-Request-Id', async (t) => {
   const work = await tempDir(t);
   const data = join(work, 'data');
