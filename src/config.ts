@@ -52,6 +52,12 @@ export interface Config {
   cacheInactive: number;
   /** Mirror mode: seconds between reads of the origin's index. */
   originRefresh: number;
+  /** Mirror mode: seconds each index document of the origin has to arrive whole. */
+  originTimeout: number;
+  /** Mirror mode: downloads from the origin (cache fills) in flight at once; 0 = no limit. */
+  cacheMaxFills: number;
+  /** Mirror mode: fills one client address may have started that are still in flight; 0 = no limit. */
+  cacheMaxFillsPerAddress: number;
   /** An mmdb GeoIP database: with it and sites (`wharf site add`), downloads are steered. */
   geoipDb: string | undefined;
   /** Proxies whose X-Forwarded-For is believed (CIDRs). */
@@ -92,6 +98,9 @@ const defaults: Settings = {
   cacheMaxSize: 50 * 1024 ** 3,
   cacheInactive: 3 * 86400,
   originRefresh: 60,
+  originTimeout: 120,
+  cacheMaxFills: 32,
+  cacheMaxFillsPerAddress: 4,
   geoipDb: undefined,
   trustedProxies: [],
   siteCheckInterval: 60,
@@ -124,6 +133,9 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   cacheMaxSize: { yaml: 'cache_max_size', env: 'WHARF_CACHE_MAX_SIZE', kind: 'bytes' },
   cacheInactive: { yaml: 'cache_inactive', env: 'WHARF_CACHE_INACTIVE', kind: 'seconds' },
   originRefresh: { yaml: 'origin_refresh', env: 'WHARF_ORIGIN_REFRESH', kind: 'seconds' },
+  originTimeout: { yaml: 'origin_timeout', env: 'WHARF_ORIGIN_TIMEOUT', kind: 'seconds' },
+  cacheMaxFills: { yaml: 'cache_max_fills', env: 'WHARF_CACHE_MAX_FILLS', kind: 'count' },
+  cacheMaxFillsPerAddress: { yaml: 'cache_max_fills_per_address', env: 'WHARF_CACHE_MAX_FILLS_PER_ADDRESS', kind: 'count' },
   geoipDb: { yaml: 'geoip_db', env: 'WHARF_GEOIP_DB', kind: 'path' },
   trustedProxies: { yaml: 'trusted_proxies', env: 'WHARF_TRUSTED_PROXIES', kind: 'cidrs' },
   siteCheckInterval: { yaml: 'site_check_interval', env: 'WHARF_SITE_CHECK_INTERVAL', kind: 'seconds' },

@@ -40,10 +40,27 @@ export async function openCache(config: Config & { mirrorOf: string }, log: Logg
   // With the origin's key, an index whose signature does not verify is never believed.
   const originKey = config.originKey ? await readSetting('origin_key', config.originKey) : undefined;
   if (originKey) await readPublicKeys(originKey);
-  const verify = originKey ? (path: string, body: Uint8Array) => checkSignature(config.mirrorOf, path, body, fetch, originKey) : undefined;
-  const index = new OriginIndex({ origin: config.mirrorOf, fetch, statePath: where.originIndex, graceMs: config.gracePeriod * 1000, log, ...(verify ? { verify } : {}) });
+  const verify = originKey ? (path: string, body: Uint8Array, signal: AbortSignal) => checkSignature(config.mirrorOf, path, body, { ...fetch, signal }, originKey) : undefined;
+  const index = new OriginIndex({
+    origin: config.mirrorOf,
+    fetch,
+    statePath: where.originIndex,
+    graceMs: config.gracePeriod * 1000,
+    log,
+    documentDeadlineMs: config.originTimeout * 1000,
+    ...(verify ? { verify } : {}),
+  });
   await index.load();
-  const cache = new EdgeCache({ blobs, index, fetch, maxSize: config.cacheMaxSize, inactiveMs: config.cacheInactive * 1000, log });
+  const cache = new EdgeCache({
+    blobs,
+    index,
+    fetch,
+    maxSize: config.cacheMaxSize,
+    inactiveMs: config.cacheInactive * 1000,
+    maxFills: config.cacheMaxFills,
+    maxFillsPerAddress: config.cacheMaxFillsPerAddress,
+    log,
+  });
   await cache.load();
   return { cache, index, blobs };
 }
@@ -60,11 +77,6 @@ const sweepEveryMs = 60_000;
 
 export async function startMirrorServer(config: Config & { mirrorOf: string }, log: Logger): Promise<RunningServer> {
   const { cache, index, blobs } = await openCache(config, log);
-  await blobs.cleanStaging(0);
-  // The origin may be down: the index saved by the last run is served meanwhile.
-  await index.refresh().catch(() => {});
-  index.start(config.originRefresh * 1000);
-  const sweep = setInterval(() => void cache.sweep(), sweepEveryMs).unref();
 
   const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
   const listeners: Listener[] = [];
@@ -80,7 +92,7 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
   // Before the edge routes, whose catch-all answers every other path from the origin's index.
   operationsRoutes(app, {
     // Ready once there is an index to check files against (the origin's, or the one saved last).
-    ready: () => !draining && (index.lastChecked !== null || index.entries().length > 0),
+    ready: () => !draining && index.known,
     metrics: async () => render([(await metrics.getMetricsAsJSON()) as object[]]),
     metricsAllow: config.metricsAllow,
   });
@@ -96,14 +108,21 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
       listeners.push(await listenPlain(http.host, http.port, handler(), limits));
     }
   } catch (err) {
+    // A port in use (another mirror on this data directory, say): nothing was touched yet.
     await Promise.all(listeners.map((l) => l.close()));
-    clearInterval(sweep);
-    await index.stop();
     await app.close();
     await downloads?.stop();
     await usage?.close();
     throw err;
   }
+  // Only once the ports are ours: staging files of writers that are gone (a crash), never those
+  // of another process still filling the same cache.
+  await blobs.cleanStaging();
+  // Served at once from the index saved by the last run (the origin may be slow, or down); the
+  // origin's own is read in the background.
+  void index.refresh().catch(() => {});
+  index.start(config.originRefresh * 1000);
+  const sweep = setInterval(() => void cache.sweep(), sweepEveryMs).unref();
   log.info('listening', { mirrorOf: config.mirrorOf, https: listeners[0]!.port, http: listeners[1]?.port, certificate: tls.certPath, fingerprint: tls.fingerprint });
   let closing: Promise<void> | undefined;
   return {

@@ -7,9 +7,11 @@
  * index still download it).
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { countedPaths, listedFiles, readIndex } from '../domain/simplestreams-read.ts';
 import type { Counted } from '../domain/usage.ts';
-import { getJson, under, withoutSecrets, type FetchOptions } from '../remote/fetch.ts';
+import { isSha256 } from '../domain/fingerprint.ts';
+import { documentDeadlineMs, getJson, under, withoutSecrets, type FetchOptions } from '../remote/fetch.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
@@ -41,20 +43,59 @@ export interface OriginIndexOptions {
   log: Logger;
   /**
    * Called with each document's path and bytes before they are believed (signature checks);
-   * throws to refuse them.
+   * throws to refuse them. `signal` ends what it fetches when the index stops.
    */
-  verify?: (path: string, body: Buffer) => Promise<void>;
+  verify?: (path: string, body: Buffer, signal: AbortSignal) => Promise<void>;
+  /** The time each document of the origin has to arrive whole (`documentDeadlineMs` by default). */
+  documentDeadlineMs?: number;
+}
+
+/**
+ * The state saved at `statePath`, if it is one: undefined when there is none, and an error naming
+ * what is wrong when it is not (a file edited by hand, or written by something else).
+ */
+async function readSavedState(statePath: string): Promise<SavedState | undefined> {
+  let text;
+  try {
+    text = await readFile(statePath, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const saved: unknown = JSON.parse(text);
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const isFile = (v: unknown, dropped: boolean) =>
+    isObject(v) &&
+    typeof v.sha256 === 'string' &&
+    isSha256(v.sha256) &&
+    Number.isSafeInteger(v.size) &&
+    (v.size as number) >= 0 &&
+    (v.counted === undefined || (isObject(v.counted) && typeof v.counted.fingerprint === 'string' && typeof v.counted.product === 'string')) &&
+    (!dropped || Number.isFinite(v.droppedAt));
+  if (
+    !isObject(saved) ||
+    typeof saved.origin !== 'string' ||
+    !(saved.checkedAt === null || Number.isFinite(saved.checkedAt)) ||
+    !isObject(saved.files) ||
+    !isObject(saved.dropped) ||
+    !Object.values(saved.files).every((f) => isFile(f, false)) ||
+    !Object.values(saved.dropped).every((f) => isFile(f, true))
+  ) {
+    throw new Error('not the state a mirror saves');
+  }
+  return saved as unknown as SavedState;
 }
 
 /** The paths each sha256 had in the index a mirror saved last (for listings), whatever its origin. */
 export async function savedPaths(statePath: string): Promise<{ origin: string | undefined; paths: Map<string, string[]> }> {
   const paths = new Map<string, string[]>();
-  let saved: SavedState;
+  let saved: SavedState | undefined;
   try {
-    saved = JSON.parse(await readFile(statePath, 'utf8')) as SavedState;
+    saved = await readSavedState(statePath);
   } catch {
-    return { origin: undefined, paths };
+    saved = undefined;
   }
+  if (!saved) return { origin: undefined, paths };
   for (const [path, file] of [...Object.entries(saved.files), ...Object.entries(saved.dropped)]) {
     paths.set(file.sha256, [...(paths.get(file.sha256) ?? []), path]);
   }
@@ -63,6 +104,8 @@ export async function savedPaths(statePath: string): Promise<{ origin: string | 
 
 /** A client asking for an unknown path makes the index be fetched again, at most this often. */
 const unknownPathRefreshMs = 5_000;
+/** How long a request for an unknown path waits for that read before it is answered anyway. */
+export const unknownPathWaitMs = 5_000;
 const indexPath = 'streams/v1/index.json';
 
 export class OriginIndex {
@@ -75,6 +118,10 @@ export class OriginIndex {
   private refreshing: Promise<boolean> | undefined;
   private lastAttempt = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Why the last read of the origin's index failed (null after one that worked). */
+  private failure: string | null = null;
+  /** Ends every read of the origin in progress when the index stops (the server is closing). */
+  private readonly stopper = new AbortController();
 
   constructor(options: OriginIndexOptions) {
     this.options = options;
@@ -89,15 +136,32 @@ export class OriginIndex {
     return this.checkedAt;
   }
 
-  /** Reads the state a previous run saved, if it was for the same origin. */
+  /** Whether there is an index to check files against: the origin's, or the one saved last. */
+  get known(): boolean {
+    return this.checkedAt !== null || this.files.size > 0;
+  }
+
+  /** Why the last read of the origin's index failed; null if it worked (or none ended yet). */
+  get lastFailure(): string | null {
+    return this.failure;
+  }
+
+  /**
+   * Reads the state a previous run saved, if it was for the same origin. A state that cannot be
+   * read is moved aside (kept for a look) with a warning, and the origin's index is read afresh:
+   * it only ever saves a fetch, and must not keep the mirror from starting.
+   */
   async load(): Promise<void> {
-    let saved: SavedState;
+    let saved: SavedState | undefined;
     try {
-      saved = JSON.parse(await readFile(this.options.statePath, 'utf8')) as SavedState;
-    } catch {
+      saved = await readSavedState(this.options.statePath);
+    } catch (err) {
+      const aside = `${this.options.statePath}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      await rename(this.options.statePath, aside).catch(() => {});
+      this.options.log.warn('the saved origin index could not be read: moved aside, the origin will be read afresh', { aside, reason: (err as Error).message });
       return;
     }
-    if (saved.origin !== this.options.origin) return;
+    if (!saved || saved.origin !== this.options.origin) return;
     this.files = new Map(Object.entries(saved.files));
     this.dropped = new Map(Object.entries(saved.dropped));
     this.checkedAt = saved.checkedAt;
@@ -122,11 +186,15 @@ export class OriginIndex {
     return new Set(this.entries().map(([, f]) => f.sha256));
   }
 
-  /** Like lookup, but an unknown path first makes the index be read again (rate-limited). */
+  /**
+   * Like lookup, but an unknown path first makes the index be read again (rate-limited), waited
+   * for up to `unknownPathWaitMs`: an origin that is slow or gone delays such an answer, never
+   * holds it.
+   */
   async find(path: string): Promise<ListedFile | undefined> {
     const known = this.lookup(path);
-    if (known || Date.now() - this.lastAttempt < unknownPathRefreshMs) return known;
-    await this.refresh().catch(() => {});
+    if (known || (Date.now() - this.lastAttempt < unknownPathRefreshMs && !this.refreshing)) return known;
+    await Promise.race([this.refresh().catch(() => {}), sleep(unknownPathWaitMs, undefined, { ref: false })]);
     return this.lookup(path);
   }
 
@@ -147,9 +215,11 @@ export class OriginIndex {
     this.timer = setTimeout(tick, intervalMs).unref();
   }
 
+  /** Stops the timer and cuts the read in progress: stopping never waits on the origin. */
   async stop(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.stopper.abort(new AppError(ErrorCodes.unavailable, 'the server is stopping'));
     await this.refreshing?.catch(() => {});
   }
 
@@ -170,9 +240,11 @@ export class OriginIndex {
       }
       const changed = this.replace(next);
       this.checkedAt = Date.now();
+      this.failure = null;
       await this.save();
       return changed;
     } catch (err) {
+      this.failure = withoutSecrets((err as Error).message);
       this.options.log.warn('origin index refresh failed', { origin: withoutSecrets(this.options.origin), err });
       throw err;
     }
@@ -212,11 +284,17 @@ export class OriginIndex {
   /** A document of the origin; 'unchanged' only when `etag` was given and still matches. */
   private async document(path: string, etag?: string): Promise<{ json: unknown; etag: string | undefined } | 'unchanged'> {
     const url = under(this.options.origin, path);
-    const answer = await getJson(url, { ...this.options.fetch, headers: { ...this.options.fetch.headers, ...(etag ? { 'if-none-match': etag } : {}) } });
+    const signal = this.stopper.signal;
+    const answer = await getJson(url, {
+      ...this.options.fetch,
+      headers: { ...this.options.fetch.headers, ...(etag ? { 'if-none-match': etag } : {}) },
+      signal,
+      deadlineMs: this.options.documentDeadlineMs ?? documentDeadlineMs,
+    });
     if (answer.status === 304 && etag) return 'unchanged';
     if (answer.status !== 200) throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: HTTP ${answer.status}`);
     if (answer.json === undefined) throw new AppError(ErrorCodes.upstreamCorrupt, `${withoutSecrets(url.href)} is not valid JSON`);
-    await this.options.verify?.(path, answer.bytes);
+    await this.options.verify?.(path, answer.bytes, signal);
     const tag = answer.headers.etag;
     return { json: answer.json, etag: typeof tag === 'string' ? tag : undefined };
   }

@@ -7,6 +7,9 @@ import type { X509Certificate } from 'node:crypto';
 
 export const sha256Pattern = /^[0-9a-f]{64}$/;
 
+/** The sha256 of no bytes at all: the only one an empty file can have. */
+export const emptySha256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
 /** Exactly a digest (blob names, image fingerprints); anything else, uppercase included, is not. */
 export function isSha256(text: string): boolean {
   return sha256Pattern.test(text);

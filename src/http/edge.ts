@@ -9,7 +9,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { BlobStore, ByteRange } from '../blob/store.ts';
 import type { EdgeCache } from '../cache/edge-cache.ts';
 import type { Fill } from '../cache/fill.ts';
-import { isAppError, ErrorCodes, notFound } from '../errors.ts';
+import { AppError, isAppError, ErrorCodes, notFound } from '../errors.ts';
+import { bareAddress } from '../addresses.ts';
+import { emptySha256 } from '../domain/fingerprint.ts';
 import { under } from '../remote/fetch.ts';
 import { withoutUserInfo } from '../domain/redact.ts';
 import { noteFailure } from './access-log.ts';
@@ -68,40 +70,52 @@ function splitUrl(url: string): [string, string] {
 
 async function serveCached(request: FastifyRequest, reply: FastifyReply, deps: EdgeDeps, path: string, retried = false): Promise<FastifyReply> {
   const answer = await deps.cache.open(path);
-  if (!answer) throw notFound(`The origin lists no file ${path.slice(0, 200)}`);
-  reply.header('x-wharf-cache', answer.kind === 'hit' ? 'HIT' : 'MISS');
-  if (answer.kind === 'fill') {
+  if (!answer) {
+    const { index } = deps.cache;
+    if (!index.known) throw new AppError(ErrorCodes.unavailable, `This mirror has not read its origin's index yet${index.lastFailure ? ` (${index.lastFailure})` : ': try again shortly'}`);
+    throw notFound(`The origin lists no file ${path.slice(0, 200)}`);
+  }
+  const { file } = answer;
+  // An empty file is all in its listing: nothing to fetch, and nothing but its sha256 to check.
+  if (file.size === 0 && file.sha256 !== emptySha256) throw new AppError(ErrorCodes.upstreamCorrupt, `The origin lists ${path.slice(0, 200)} as empty, with the sha256 of something else`);
+  reply.header('x-wharf-cache', answer.kind === 'hit' || file.size === 0 ? 'HIT' : 'MISS');
+  // HEAD, 304 and 416 are answered from the listing: only a client taking bytes starts a fill.
+  const headers = fileHeaders(request, reply, file);
+  if ('sent' in headers) return headers.sent;
+  // A body that brings the client the whole file counts once every byte was handed over.
+  const counted = deps.downloads && file.counted && completesDownload(request.headers.range, headers.range, file.size) ? file.counted : undefined;
+  if (file.size === 0) return sendPieces(reply, [], (whole) => whole && counted && deps.downloads!.count(counted, 'file'));
+  let fill: Fill | undefined;
+  if (answer.kind === 'miss') {
+    fill = await deps.cache.fill(path, file, bareAddress(request.socket.remoteAddress));
     // An origin that is down or refuses the file is an error answer, not a cut-off body; one that
     // is slow to answer still gets our headers in time (clients wait 30 s for them).
-    await Promise.race([answer.fill.answered, sleep(originAnswerWaitMs, undefined, { ref: false })]);
+    await Promise.race([fill.answered, sleep(originAnswerWaitMs, undefined, { ref: false })]);
   }
-  const headers = fileHeaders(request, reply, answer.file);
-  if ('sent' in headers) return headers.sent;
-  const reading = deps.cache.reading(answer.file.sha256);
-  // A body that brings the client the whole file (HEAD and 304 were answered above) counts once
-  // every byte was handed over.
-  const counted = deps.downloads && answer.file.counted && completesDownload(request.headers.range, headers.range, answer.file.size) ? answer.file.counted : undefined;
+  const reading = deps.cache.reading(file.sha256);
   const done = (whole: boolean) => {
     reading();
     if (whole && counted) deps.downloads!.count(counted, 'file');
   };
-  if (answer.kind === 'fill') return followFill(reply, answer.fill, deps.blobs, headers.range, done);
+  if (fill) return followFill(reply, fill, deps.blobs, headers.range, done);
   let opened;
   try {
-    opened = await deps.blobs.openCopy(answer.file.sha256, headers.range);
+    opened = await deps.blobs.openCopy(file.sha256, headers.range);
   } catch (err) {
     reading();
     // Purged by hand (`wharf cache purge`) while this process thought it cached: fetch it again.
     if (!isAppError(err, ErrorCodes.notFound) || retried) throw err;
-    deps.cache.forget(answer.file.sha256);
+    deps.cache.forget(file.sha256);
     return serveCached(request, reply, deps, path, true);
   }
   return sendPieces(reply, [opened], done);
 }
 
 /**
- * Streams `range` of a file as its fill writes it, then from the store once it is stored. A
- * failed fill cuts the connection (the client sees a short body, never wrong bytes).
+ * Streams `range` of a file as its fill writes it, then from the store once it is stored. The
+ * range's last byte waits for the fill's verdict and comes from the stored file, as the file's
+ * last byte does: a failed fill cuts the connection, so no answer, whole file or range, is ever
+ * complete with bytes that were not verified.
  */
 function followFill(reply: FastifyReply, fill: Fill, blobs: BlobStore, range: ByteRange, done: (whole: boolean) => void): FastifyReply {
   reply.hijack();
@@ -113,19 +127,22 @@ function followFill(reply: FastifyReply, fill: Fill, blobs: BlobStore, range: By
   const sendTimeoutMs = reply.server.sendTimeoutMs;
   let whole = false;
   (async () => {
-    const end = range.end + 1;
-    for (let position = range.start; position < end; ) {
+    let position = range.start;
+    // Up to the range's last byte, excluded.
+    while (position < range.end) {
       const atLeast = position === range.start ? 1 : followPiece;
-      const piece = await to.unlessGone(fill.read(position, Math.min(pieceSize, end - position), atLeast));
+      const piece = await to.unlessGone(fill.read(position, Math.min(pieceSize, range.end - position), atLeast));
+      if (piece === 'stored') break;
       out.setTimeout(sendTimeoutMs);
-      if (piece === 'stored') {
-        await (await blobs.openCopy(fill.sha256, { start: position, end: range.end })).copyTo(out);
-        break;
-      }
       await to.write(piece);
       out.setTimeout(0);
       position += piece.byteLength;
     }
+    // The rest (at least that last byte) from the stored file, once the fill verified it.
+    await to.unlessGone(fill.finished);
+    if (fill.error) throw fill.error;
+    out.setTimeout(sendTimeoutMs);
+    await (await blobs.openCopy(fill.sha256, { start: position, end: range.end })).copyTo(out);
     out.setTimeout(0);
     whole = true;
     out.end();

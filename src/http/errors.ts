@@ -44,6 +44,8 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: unk
   for (const name of Object.keys(reply.getHeaders())) if (!keptOnError(name, status)) reply.removeHeader(name);
   // A request the framework refused before its hooks ran has no id header yet.
   reply.header(requestIdHeader, request.id);
+  // Only `busy` is a 503: wharf is up, this one thing is not possible this moment.
+  if (status === 503) reply.header('retry-after', '5');
   // Whatever an upstream's error said, an anonymous client never sees the credentials wharf used.
   const message = isAppError(err) || status < 500 ? withoutSecrets((err as Error).message) : 'Internal server error';
   if (isLxdPath(request.url)) return lxdError(reply, status, message);

@@ -138,8 +138,34 @@ export interface JsonAnswer {
  */
 export const documentLimitBytes = 64 * 1024 * 1024;
 
+/**
+ * The time a JSON document (an index) has to arrive whole, unless the caller says otherwise. The
+ * idle timeout alone let a server trickling a byte every few seconds hold a reader forever (a
+ * mirror's start, a sync, the scheduler behind it); at 2 minutes, the 64 MiB limit still arrives
+ * over a link of 0.5 MiB/s, and a real index (a few MB gzipped) over far slower ones.
+ */
+export const documentDeadlineMs = 120_000;
+
+export interface JsonFetchOptions extends FetchOptions {
+  /** The time the whole answer has (headers and body): `documentDeadlineMs` by default, 0 none. */
+  deadlineMs?: number | undefined;
+}
+
 /** GET a whole (small) JSON answer, whatever its status: the caller decides what an error is. */
-export async function getJson(url: URL, options: FetchOptions = {}): Promise<JsonAnswer> {
+export async function getJson(url: URL, options: JsonFetchOptions = {}): Promise<JsonAnswer> {
+  const deadlineMs = options.deadlineMs ?? documentDeadlineMs;
+  if (deadlineMs <= 0) return readJson(url, options);
+  const deadline = AbortSignal.timeout(deadlineMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+  try {
+    return await readJson(url, { ...options, signal });
+  } catch (err) {
+    if (!deadline.aborted || options.signal?.aborted) throw err;
+    throw new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)} did not arrive whole within ${deadlineMs / 1000} s`, { cause: err });
+  }
+}
+
+async function readJson(url: URL, options: FetchOptions): Promise<JsonAnswer> {
   // Compressed if the server will, as Go's client (and so lxc and incus) asks: an index is JSON,
   // a tenth of its size in gzip.
   const res = await openUrl(url, { ...options, headers: { 'accept-encoding': 'gzip', ...options.headers } });
@@ -202,7 +228,7 @@ function decoded(res: IncomingMessage, where: string): AsyncIterable<Buffer> {
 }
 
 /** A whole (small) document, e.g. an index; fails on anything but 200. */
-export async function fetchJson<T = unknown>(url: URL, options: FetchOptions = {}): Promise<T> {
+export async function fetchJson<T = unknown>(url: URL, options: JsonFetchOptions = {}): Promise<T> {
   return documentOf<T>(url, await getJson(url, options));
 }
 

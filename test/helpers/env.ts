@@ -115,6 +115,10 @@ export async function serve(
     siteCheckInterval?: number;
     cacheMaxSize?: number;
     originRefresh?: number;
+    /** Mirror mode: seconds each index document has (origin_timeout), fills in flight in all and per address. */
+    originTimeout?: number;
+    cacheMaxFills?: number;
+    cacheMaxFillsPerAddress?: number;
     /** Seconds a download may wait for the client to take a byte (send_timeout). */
     sendTimeout?: number;
     /** Seconds a request body may go without a byte (body_timeout). */
@@ -130,6 +134,9 @@ export async function serve(
     ...(settings.mirrorOf ? { mirrorOf: settings.mirrorOf, originCertificate: settings.originCertificate, originKey: settings.originKey } : {}),
     ...(settings.cacheMaxSize !== undefined ? { cacheMaxSize: settings.cacheMaxSize } : {}),
     ...(settings.originRefresh !== undefined ? { originRefresh: settings.originRefresh } : {}),
+    ...(settings.originTimeout !== undefined ? { originTimeout: settings.originTimeout } : {}),
+    ...(settings.cacheMaxFills !== undefined ? { cacheMaxFills: settings.cacheMaxFills } : {}),
+    ...(settings.cacheMaxFillsPerAddress !== undefined ? { cacheMaxFillsPerAddress: settings.cacheMaxFillsPerAddress } : {}),
     ...(settings.geoipDb ? { geoipDb: settings.geoipDb, trustedProxies: settings.trustedProxies ?? [] } : {}),
     ...(settings.siteCheckInterval !== undefined ? { siteCheckInterval: settings.siteCheckInterval } : {}),
     ...(settings.sendTimeout !== undefined ? { sendTimeout: settings.sendTimeout } : {}),

@@ -11,12 +11,13 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 
 /**
  * `slow`: the whole body, 64 KiB every 20 ms (a fill that lasts; many readers join it).
+ * `trickle`: one byte every 300 ms, forever (defeats an idle timeout; only a deadline ends it).
  * Encodings: `gzip` (the body gzipped when the client accepts it, as nginx's `gzip on`),
  * `gzipCorrupt` (a gzip body with a flipped byte), `gzipTruncated` (half of it, then the
  * connection dropped), `gzipBomb` (a small gzip of 100 MiB of
  * spaces), `brotli` (encoded in an encoding the client never asked for).
  */
-export type Fault = 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing' | 'slow' | 'endless' | 'gzip' | 'gzipCorrupt' | 'gzipTruncated' | 'gzipBomb' | 'brotli';
+export type Fault = 'trickle' | 'status500' | 'truncate' | 'corrupt' | 'stall' | 'missing' | 'slow' | 'endless' | 'gzip' | 'gzipCorrupt' | 'gzipTruncated' | 'gzipBomb' | 'brotli';
 
 export interface FaultServer {
   base: string;
@@ -71,6 +72,13 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
     } catch {
       return void res.writeHead(404).end('no such file');
     }
+    if (fault === 'trickle') {
+      // Never idle long enough for an idle timeout: a byte every 300 ms, for as long as it is read.
+      res.writeHead(200, { 'content-length': body.length });
+      const drip = setInterval(() => res.write(body.subarray(0, 1)), 300);
+      res.on('close', () => clearInterval(drip));
+      return;
+    }
     if (fault === 'stall') {
       res.writeHead(200, { 'content-length': body.length });
       res.write(body.subarray(0, 100));
@@ -122,4 +130,22 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
       }),
   };
   return handle;
+}
+
+/** A TCP port that accepts connections and never says a word (a black-holed origin). */
+export async function startSilentServer(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<import('node:net').Socket>();
+  const server = (await import('node:net')).createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

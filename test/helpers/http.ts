@@ -10,7 +10,7 @@ export interface Response {
 
 export function fetchRaw(
   url: string,
-  options: { ca?: string | undefined; insecure?: boolean; method?: string; headers?: Record<string, string>; cert?: string; key?: string; body?: Buffer | string } = {},
+  options: { ca?: string | undefined; insecure?: boolean; method?: string; headers?: Record<string, string>; cert?: string; key?: string; body?: Buffer | string; localAddress?: string } = {},
 ): Promise<Response> {
   const u = new URL(url);
   const request = u.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -20,6 +20,8 @@ export function fetchRaw(
       {
         method: options.method ?? 'GET',
         headers: options.headers ?? {},
+        // Another loopback address (127.0.0.2...): a client of its own, as far as the server can tell.
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
         ...(u.protocol === 'https:'
           ? { ca: options.ca, cert: options.cert, key: options.key, servername: 'localhost', ...(options.insecure ? { rejectUnauthorized: false } : {}) }
           : {}),

@@ -153,6 +153,11 @@ test('a remote added with --gpg-key is used only with an index signed by that ke
   assert.notEqual((await wharf(consumer, ['mirror', 'sync'])).code, 0);
   assert.deepEqual(JSON.parse(await wharfOk(consumer, ['image', 'list', '--format', 'json'])), [], 'nothing came from an index that failed its check');
   assert.match(await wharfOk(consumer, ['image', 'copy', 'good:trusted']), new RegExp(fp.slice(0, 12)));
+  // A key file of several armored blocks (cat stranger.asc origin.asc): the second key counts too.
+  await writeFile(join(work, 'both.asc'), (await readFile(join(work, 'stranger.asc'), 'utf8')) + (await readFile(join(work, 'origin.asc'), 'utf8')));
+  await wharfOk(consumer, ['remote', 'add', 'both', origin.base, '--certificate', origin.tls.certPath, '--gpg-key', join(work, 'both.asc')]);
+  await wharfOk(consumer, ['image', 'delete', fp]);
+  assert.match(await wharfOk(consumer, ['image', 'copy', 'both:trusted']), new RegExp(fp.slice(0, 12)));
 
   // Mirror mode: with the right key the origin's files are served; with another, none is.
   const fileOf = async () => {
@@ -164,5 +169,7 @@ test('a remote added with --gpg-key is used only with an index signed by that ke
   const goodMirror = await serve(t, join(work, 'mirror-good'), { mirrorOf: origin.base, originCertificate: origin.tls.certPath, originKey: join(work, 'origin.asc') });
   assert.equal((await fetchRaw(`${goodMirror.base}/${path}`, { ca: goodMirror.tls.cert })).status, 200);
   const wrongMirror = await serve(t, join(work, 'mirror-wrong'), { mirrorOf: origin.base, originCertificate: origin.tls.certPath, originKey: join(work, 'stranger.asc') });
-  assert.equal((await fetchRaw(`${wrongMirror.base}/${path}`, { ca: wrongMirror.tls.cert })).status, 404);
+  const refused = await fetchRaw(`${wrongMirror.base}/${path}`, { ca: wrongMirror.tls.cert });
+  assert.equal(refused.status, 502, 'an index it cannot trust is no index');
+  assert.match(JSON.parse(refused.body.toString()).error, /has not read its origin's index yet \(The signature of .* does not verify/);
 });
