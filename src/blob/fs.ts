@@ -219,6 +219,9 @@ class FsBlobWriter implements BlobWriter {
       }
       await this.flushing;
       if (this.flushError !== undefined) throw diskError(this.flushError);
+      // Committed now: the collector's sweep of old files and a cache's last-use order read the mtime.
+      const now = new Date();
+      await this.handle.utimes(now, now);
       await this.handle.sync().catch((err: unknown) => {
         throw diskError(err);
       });
@@ -227,15 +230,11 @@ class FsBlobWriter implements BlobWriter {
       const dir = join(target, '..');
       // A new prefix directory must itself be durable in its parent, or a crash can lose the blob.
       if (await ensureDirectory(dir)) await syncDirectory(this.objects);
-      // An existing blob has the same bytes by definition: keep it, drop the copy.
-      if ((await stat(target).catch(() => undefined)) === undefined) {
-        await rename(this.stagingPath, target);
-        await syncDirectory(dir);
-      } else {
-        // Fresh again: the collector leaves recently touched files alone.
-        const now = new Date();
-        await utimes(target, now, now);
-      }
+      // Always the bytes just verified, even over a stored file of that name: it should hold the
+      // same bytes, but one damaged on disk is repaired only by replacing it. The rename is
+      // atomic: a reader of the old file keeps reading its own.
+      await rename(this.stagingPath, target);
+      await syncDirectory(dir);
       return { sha256, size: this.size };
     } finally {
       await this.abort();

@@ -43,11 +43,9 @@ export class MemoryBlobStore implements BlobStore {
     return writer;
   }
 
-  /** An existing blob has the same bytes by definition: it is kept, and counts as fresh again. */
+  /** As fs.ts: the bytes just verified replace whatever was stored under that name, fresh. */
   private put(sha256: string, bytes: Buffer) {
-    const existing = this.blobs.get(sha256);
-    if (existing) existing.modifiedMs = Date.now();
-    else this.blobs.set(sha256, { bytes, modifiedMs: Date.now() });
+    this.blobs.set(sha256, { bytes, modifiedMs: Date.now() });
   }
 
   async size(sha256: string): Promise<number | undefined> {

@@ -30,7 +30,12 @@ export interface BlobWriter {
   withLocalFile<T>(use: (path: string) => Promise<T>): Promise<T>;
   /** The sha256 of everything written (computed as it was written); no more writes after this. */
   digest(): Promise<string>;
-  /** Makes the blob durable under its sha256; fails (and aborts) if it is not `expectedSha256`. */
+  /**
+   * Makes the blob durable under its sha256; fails (and aborts) if it is not `expectedSha256`.
+   * A blob already stored under that name is replaced, atomically (readers that opened it keep
+   * their bytes): it should hold the same bytes, but this is how one damaged in storage is
+   * repaired. The blob counts as used now (`modifiedMs`), so the sweep of old files leaves it be.
+   */
   commit(expectedSha256?: string): Promise<BlobInfo>;
   /** Forgets everything written; safe to call after commit or twice. */
   abort(): Promise<void>;

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, truncate } from 'node:fs/promises';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PassThrough } from 'node:stream';
 import { text } from 'node:stream/consumers';
@@ -14,6 +14,7 @@ import { MemoryBlobStore } from '../../src/blob/memory.ts';
 import type { BlobStore } from '../../src/blob/store.ts';
 import { isAppError } from '../../src/errors.ts';
 import { tempDir } from '../helpers/env.ts';
+import { flipped } from '../fixtures/hostile.ts';
 
 type Context = Parameters<typeof tempDir>[0];
 
@@ -114,7 +115,7 @@ for (const driver of drivers) {
     assert.equal(info.size, 'still being written, and more'.length);
   });
 
-  test(`${driver.name}: storing bytes that are there already keeps one blob and makes it fresh for the collector`, async (t) => {
+  test(`${driver.name}: storing bytes that are there already leaves one blob, fresh for the collector`, async (t) => {
     const store = await driver.open(t);
     const bytes = Buffer.from('stored twice');
     const first = await store.createWriter();
@@ -202,6 +203,35 @@ test('filesystem: small ranges (read at once) and large ones (streamed) copy exa
     out.resume();
     await assert.rejects((await store.openCopy(name, { start: 0, end: size - 1 })).copyTo(out), /shorter than its record/, `${size} bytes`);
   }
+});
+
+// The filesystem driver only: its bytes can be damaged behind its back (a failing disk, a stray
+// write), while the memory driver's are reachable through its own methods alone, which keep them whole.
+test('filesystem: committing the bytes of a blob damaged on disk repairs it; a reader that opened the damaged file keeps reading it whole', async (t) => {
+  const store = new FsBlobStore(await tempDir(t));
+  await store.init();
+  const bytes = randomBytes(256 * 1024);
+  const first = await store.createWriter();
+  await first.write(bytes);
+  const { sha256: name } = await first.commit();
+  await writeFile(store.pathOf(name), flipped(bytes, 1000));
+  const damaged = Buffer.concat(await (await store.openRead(name)).toArray());
+  assert.notEqual(sha256(damaged), name, 'the file on disk was damaged');
+
+  const reading = await store.openCopy(name);
+  const again = await store.createWriter();
+  await again.write(bytes);
+  await again.commit(name);
+  const repaired = Buffer.concat(await (await store.openRead(name)).toArray());
+  assert.equal(sha256(repaired), name, 'the stored bytes are the committed ones again');
+  assert.deepEqual(await collect(store), [name]);
+
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (chunk: Buffer) => chunks.push(Buffer.from(chunk)));
+  await reading.copyTo(out);
+  out.end();
+  assert.ok(Buffer.concat(chunks).equals(damaged), 'the file is replaced, not rewritten under an open reader');
 });
 
 async function toArray<T>(items: AsyncIterable<T>): Promise<T[]> {
