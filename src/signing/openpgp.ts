@@ -55,15 +55,34 @@ export async function readSigningKey(armored: string): Promise<Signer> {
   };
 }
 
+/**
+ * Every key of a key file. openpgp.js reads one armored block per call, and a file may hold
+ * several (`cat key1.asc key2.asc`, as GnuPG accepts it): each block is read, none is dropped.
+ */
+async function readKeyFile(armored: string) {
+  const { readKeys } = await openpgp();
+  const blocks = armored.match(armoredKeyBlock) ?? [armored];
+  return (await Promise.all(blocks.map((block) => readKeys({ armoredKeys: block })))).flat();
+}
+
+const armoredKeyBlock = /-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----[\s\S]*?-----END PGP \1 KEY BLOCK-----/g;
+
 /** Checks that `armored` holds public keys (an operator's `--gpg-key`); returns their fingerprints. */
 export async function readPublicKeys(armored: string): Promise<string[]> {
-  const { readKeys } = await openpgp();
   try {
-    return (await readKeys({ armoredKeys: armored })).map((k) => k.getFingerprint().toUpperCase());
+    return (await readKeyFile(armored)).map((k) => k.getFingerprint().toUpperCase());
   } catch (err) {
     throw new AppError(ErrorCodes.invalidArgument, `Not an OpenPGP public key: ${(err as Error).message}`, { hint: 'Export it with gpg --armor --export KEYID.' });
   }
 }
+
+/**
+ * How far in the future a signature's creation time may be: the signing server's clock may run
+ * a little ahead of ours. Only that check moves (openpgp.js judges a key's expiry and revocation
+ * at the signature's own creation time, whatever `date` is); a signature with an expiry is taken
+ * as expired this much early.
+ */
+export const signatureClockSkewMs = 5 * 60_000;
 
 /**
  * Checks a detached signature (binary or armored) of `data` by one of `publicKeys` (armored);
@@ -72,7 +91,7 @@ export async function readPublicKeys(armored: string): Promise<string[]> {
 export async function verifyDetached(data: Uint8Array, signature: Uint8Array, publicKeys: string, what: string): Promise<void> {
   const pgp = await openpgp();
   const refuse = (why: string) => new AppError(ErrorCodes.upstreamCorrupt, `The signature of ${what} does not verify: ${why}`);
-  const keys = await pgp.readKeys({ armoredKeys: publicKeys });
+  const keys = await readKeyFile(publicKeys);
   let parsed;
   try {
     const text = Buffer.from(signature).toString('latin1');
@@ -80,7 +99,8 @@ export async function verifyDetached(data: Uint8Array, signature: Uint8Array, pu
   } catch (err) {
     throw refuse(`not an OpenPGP signature (${(err as Error).message})`);
   }
-  const { signatures } = await pgp.verify({ message: await pgp.createMessage({ binary: data }), signature: parsed, verificationKeys: keys, expectSigned: false });
+  const date = new Date(Date.now() + signatureClockSkewMs);
+  const { signatures } = await pgp.verify({ message: await pgp.createMessage({ binary: data }), signature: parsed, verificationKeys: keys, expectSigned: false, date });
   if (signatures.length === 0) throw refuse('no signature');
   const outcomes = await Promise.allSettled(signatures.map((s) => s.verified));
   const failure = outcomes.find((o) => o.status === 'rejected');
