@@ -20,8 +20,8 @@ export function escapeHtml(text: string): string {
 }
 
 export interface PageOptions {
-  /** Hashed asset URLs (web/assets.ts). */
-  assets: { script: string; style: string };
+  /** Hashed asset URLs (web/assets.ts); `modules`: those the script imports. */
+  assets: { script: string; style: string; modules: string[] };
   /** The served certificate, when no public CA vouches for it: clients must be told its fingerprint. */
   selfSignedFingerprint: string | undefined;
   version: string;
@@ -71,7 +71,7 @@ export function renderCataloguePage(doc: CatalogueDocument, page: PageOptions): 
 <title>Image catalogue</title>
 <link rel="stylesheet" href="${page.assets.style}">
 <script type="module" src="${page.assets.script}"></script>
-</head>
+${page.assets.modules.map((url) => `<link rel="modulepreload" href="${url}">\n`).join('')}</head>
 <body>
 <a class="skip" href="#images">Skip to the images</a>
 <header>

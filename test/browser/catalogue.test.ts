@@ -9,7 +9,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -177,6 +177,40 @@ test('the catalogue lists, searches, filters, copies working commands and shows 
     assert.equal(info.code, 0, info.stderr);
     assert.match(info.stdout, new RegExp(`Fingerprint: ${debian}`));
   }
+});
+
+test('a copied command keeps an alias with shell syntax in it one word: pasted, it runs only the client', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const hostileAliases = ['x;id', "it's$(id)"];
+  for (const [i, alias] of hostileAliases.entries()) {
+    const image = await buildUnified(work, { name: `quoted-${i}.tar.gz`, seed: `quoted-${i}`, properties: { os: 'Quotedos', release: String(i + 1), architecture: 'amd64' } });
+    await wharfOk(data, ['image', 'import', image.path, '--alias', alias]);
+  }
+  const server = await serve(t, data, { processes: 1 });
+  const browser = await launch(t);
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+  const page = await context.newPage();
+  await page.goto(server.base + '/');
+
+  // A client that only reports the words it was given, NUL after each.
+  const bin = join(work, 'bin');
+  await mkdir(bin);
+  await writeFile(join(bin, 'incus'), "#!/bin/sh\nprintf '%s\\0' \"$@\"\n", { mode: 0o755 });
+  const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` } as Record<string, string>;
+  for (const alias of hostileAliases) {
+    await page.locator(`#products [role=row][data-alias="${alias}"] .copy-launch`).click();
+    const copied = (await page.evaluate('navigator.clipboard.readText()')) as string;
+    const pasted = await runProcess('sh', ['-c', copied], { env });
+    assert.equal(pasted.code, 0, pasted.stderr);
+    assert.deepEqual(pasted.stdout.split('\0'), ['launch', `wharf:${alias}`, ''], `${copied} runs the client with the alias, and nothing else`);
+  }
+  assert.equal(await page.evaluate('navigator.clipboard.readText()'), `incus launch 'wharf:it'\\''s$(id)'`, 'single-quoted');
+  // The product view shows (and copies) the same quoted command.
+  await page.locator('#products [role=row][data-alias="x;id"] [role=rowheader] a').click();
+  await page.locator('dialog#product h2').waitFor();
+  assert.match(await page.locator('dialog#product').innerText(), /incus launch 'wharf:x;id'\n/);
 });
 
 test('axe-core finds no accessibility violation on the list or the product view', async (t) => {

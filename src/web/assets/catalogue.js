@@ -1,6 +1,9 @@
 // The catalogue page's behaviour: search as you type, filters, sorting, copy buttons, the product
 // view (#product=KEY) with its download chart. The product list itself is in the HTML (web/page.ts); this
-// only shows, hides and orders its rows. Text from the server goes into the DOM as text, never as HTML.
+// only shows, hides and orders its rows. Text from the server goes into the DOM as text, never as HTML,
+// and into a copied command as quoted words, never as shell syntax.
+
+import { shellQuote } from './shell-quote.js';
 
 const rows = [...document.querySelectorAll('#products [role=row]')];
 const list = document.getElementById('products');
@@ -20,12 +23,13 @@ let client = 'incus';
 let downloads = { products: {}, images: {}, days: [] };
 
 function remoteCommand() {
-  if (fingerprint) return `${client} remote add ${remote} ${url} --public${client === 'incus' ? ' --protocol=incus' : ''}`;
-  return `${client} remote add ${remote} ${url} --protocol=simplestreams`;
+  const add = `${client} remote add ${shellQuote(remote)} ${shellQuote(url)}`;
+  if (fingerprint) return `${add} --public${client === 'incus' ? ' --protocol=incus' : ''}`;
+  return `${add} --protocol=simplestreams`;
 }
 
 function launchCommand(alias, vm) {
-  return `${client} launch ${remote}:${alias}${vm ? ' --vm' : ''}`;
+  return `${client} launch ${shellQuote(`${remote}:${alias}`)}${vm ? ' --vm' : ''}`;
 }
 
 async function copy(text, button) {
