@@ -4,7 +4,7 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import { FsBlobStore } from '../blob/fs.ts';
 import { cacheLocation } from '../cache/location.ts';
 import { listCached, purgeCached, verifyCached } from '../cache/maintenance.ts';
-import { checkFormat, humanSize, render } from './output.ts';
+import { checkFormat, escapeTerminalControls, humanSize, render } from './output.ts';
 import { cliConfig, type CliContext } from './context.ts';
 
 async function openCacheStore(cli: CliContext) {
@@ -25,7 +25,8 @@ export function cacheCommands(cache: Command, cli: CliContext) {
       const format = checkFormat(opts.format);
       const { blobs, statePath } = await openCacheStore(cli);
       const files = await listCached(blobs, statePath);
-      const rows = files.map((f) => [f.paths.join('\n') || '(no longer listed)', f.sha256.slice(0, 12), humanSize(f.size), f.lastUse]);
+      // One path a line: a line break inside an origin's path is escaped, or it would show as two paths.
+      const rows = files.map((f) => [f.paths.map(escapeTerminalControls).join('\n') || '(no longer listed)', f.sha256.slice(0, 12), humanSize(f.size), f.lastUse]);
       cli.io.stdout.write(await render(format, ['PATH', 'SHA256', 'SIZE', 'LAST USE'], rows, files));
     });
 

@@ -33,9 +33,31 @@ function csvCell(value: string): string {
   return /[",\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
 }
 
-/** The boxed table lxc prints. Cells may hold several lines. */
+/**
+ * What a terminal acts on instead of showing: C0 and C1 controls and DEL (escape sequences
+ * recolour, move the cursor, rewrite what was printed, retitle the window), and the bidirectional
+ * formatting characters, which reorder what is shown around them.
+ */
+const terminalControls = /[\p{Cc}\p{Bidi_Control}]/gu;
+
+/**
+ * `text` for a terminal: each control written as an escape that shows (`\x1b`, `\u202e`).
+ * Listings print what other servers and image builders wrote (paths, properties, names).
+ */
+export function escapeTerminalControls(text: string): string {
+  return text.replace(terminalControls, (c) => {
+    const code = c.codePointAt(0)!;
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/**
+ * The boxed table lxc prints. Cells may hold several lines; within a line, controls are escaped
+ * (escapeTerminalControls): a table is for people at a terminal, while csv, json and yaml hand
+ * the data on exactly (json and yaml write ESC and the other C0 controls as escapes of their own).
+ */
 export function table(columns: string[], rows: string[][]): string {
-  const split = [columns, ...rows].map((r) => columns.map((_, i) => (r[i] ?? '').split('\n')));
+  const split = [columns, ...rows].map((r) => columns.map((_, i) => (r[i] ?? '').split('\n').map(escapeTerminalControls)));
   const widths = columns.map((_, i) => Math.max(...split.map((r) => Math.max(...r[i]!.map((l) => l.length)))));
   const rule = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+\n';
   const line = (cells: string[][]) => {
