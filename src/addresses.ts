@@ -8,6 +8,19 @@ export function bareAddress(address: string | undefined): string | undefined {
   return isIP(bare) ? bare : undefined;
 }
 
+/**
+ * An entry of X-Forwarded-For as a bare IP: a plain address, or one with a port as some proxies
+ * write it (`192.0.2.1:4711`, `[2001:db8::1]:4711`); undefined for anything else (`unknown`, a
+ * name, junk), which the caller must not skip over.
+ */
+export function forwardedAddress(entry: string): string | undefined {
+  const trimmed = entry.trim();
+  const bracketed = /^\[([^\]]*)\](?::\d{1,5})?$/.exec(trimmed);
+  if (bracketed) return isIP(bracketed[1]!) === 6 ? bareAddress(bracketed[1]) : undefined;
+  const v4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(trimmed);
+  return bareAddress(v4WithPort ? v4WithPort[1] : trimmed);
+}
+
 /** Networks given as CIDRs (a bare address is a network of one). */
 export class AddressList {
   private readonly list = new BlockList();

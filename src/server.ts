@@ -145,7 +145,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
       }, gcIntervalMs);
   gc?.unref();
   // Sites are checked by one process; every process reads the outcome (Steering reloads them).
-  const siteChecks = replica ? undefined : startSiteChecks(store.meta, () => publisher.smallestArtifact(), config.siteCheckInterval * 1000, log);
+  const siteChecks = replica ? undefined : startSiteChecks(store.meta, { publisher, blobs: opened.blobs }, config.siteCheckInterval * 1000, log);
 
   let closing: Promise<void> | undefined;
   if (!replica) log.info('listening', { https: httpsPort, http: listeners[1]?.port, processes, certificate: tls.certPath, fingerprint: tls.fingerprint });

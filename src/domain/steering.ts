@@ -1,9 +1,10 @@
 /**
  * Where an artifact download is sent: the rules of the origin's GeoIP steering, as a function of
  * the sites, their last check and the client's location. Country first, then continent, else the
- * origin serves the file itself. Among equals, sites known to hold the file come first, then a
- * weighted draw. Plain http is preferred, as images.linuxcontainers.org redirects: clients check
- * every file against the sha256 of the index they read from the origin over HTTPS.
+ * origin serves the file itself. Among equals, a draw by weight; among the sites of the weight
+ * drawn, one known to hold the file is preferred. Plain http is preferred, as
+ * images.linuxcontainers.org redirects: clients check every file against the sha256 of the index
+ * they read from the origin over HTTPS.
  */
 /** A mirror the origin steers downloads to (`wharf site add`), and what its last check found. */
 export interface SiteRecord {
@@ -21,11 +22,17 @@ export interface SiteRecord {
 
 export interface SiteHealth {
   checkedAt: string;
-  /** Whether it served a file intact over each protocol at the last check. */
+  /**
+   * Whether, over each protocol at the last check, it served the smallest published file intact
+   * and a sampled range of a larger one as the origin has it, without redirecting.
+   */
   http: boolean;
   https: boolean;
   error: string | null;
-  /** The sha256s a wharf mirror says it holds, verified; null when the site does not say. */
+  /**
+   * What a wharf mirror says it holds, kept to published files large enough to be steered (and
+   * to so many: steering/checker.ts); null when the site does not say.
+   */
   held: string[] | null;
 }
 
@@ -56,11 +63,13 @@ export function chooseSite(sites: SiteRecord[], where: ClientLocation, sha256: s
   const byCountry = where.country ? usable.filter((s) => s.countries.includes(where.country!)) : [];
   const candidates = byCountry.length ? byCountry : where.continent ? usable.filter((s) => s.continents.includes(where.continent!)) : [];
   if (candidates.length === 0) return undefined;
-  const holding = candidates.filter((s) => holds(s, sha256));
-  const pool = holding.length ? holding : candidates;
-  const total = pool.reduce((sum, s) => sum + s.weight, 0);
+  const total = candidates.reduce((sum, s) => sum + s.weight, 0);
   let draw = random() * total;
-  const site = pool.find((s) => (draw -= s.weight) < 0) ?? pool[pool.length - 1]!;
+  const drawn = candidates.find((s) => (draw -= s.weight) < 0) ?? candidates[candidates.length - 1]!;
+  // What a site says it holds only chooses among the sites of the weight drawn: a claim (true or
+  // not) moves no traffic from a site of another weight, so each weight's share is kept.
+  const holding = candidates.filter((s) => s.weight === drawn.weight && holds(s, sha256));
+  const site = holding.length === 0 || holding.includes(drawn) ? drawn : holding[Math.floor(random() * holding.length)]!;
   return { site, scheme: site.health!.http ? 'http' : 'https' };
 }
 

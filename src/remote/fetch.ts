@@ -28,6 +28,8 @@ export interface FetchOptions {
   userAgent?: string | undefined;
   /** More request headers (If-None-Match...). */
   headers?: Record<string, string> | undefined;
+  /** false: a redirect is the answer, for the caller to judge (a site's health check). */
+  followRedirects?: boolean | undefined;
 }
 
 /**
@@ -80,7 +82,7 @@ export async function openUrl(url: URL, options: FetchOptions = {}): Promise<Inc
   for (let hop = 0; ; hop++) {
     const res = await requestOnce(current, options);
     const location = res.headers.location;
-    if (!redirectStatuses.has(res.statusCode ?? 0) || !location) return res;
+    if (!redirectStatuses.has(res.statusCode ?? 0) || !location || options.followRedirects === false) return res;
     res.resume();
     const next = URL.canParse(location, current.href) ? new URL(location, current) : undefined;
     if (!next || (next.protocol !== 'http:' && next.protocol !== 'https:')) {

@@ -1,12 +1,12 @@
 /**
  * The origin's steering, in each serving process: the sites as the database has them (read
- * again every few seconds, so a check or a `site add` reaches every process), the GeoIP
+ * again within 2 s of a change, so a check or a `site add` reaches every process), the GeoIP
  * database, and which proxies may say who the client is. HTTP asks `redirect`; nothing here knows
  * HTTP beyond the two headers that carry the client's identity.
  */
-import { AddressList, bareAddress } from '../addresses.ts';
+import { AddressList, bareAddress, forwardedAddress } from '../addresses.ts';
 import { chooseSite, siteBase, type SiteRecord } from '../domain/steering.ts';
-import type { SiteStore } from '../meta/store.ts';
+import type { ChangeFeed, SiteStore } from '../meta/store.ts';
 import type { Logger } from '../log.ts';
 import type { GeoIp } from './geoip.ts';
 
@@ -31,12 +31,14 @@ export class Steering {
   /** Downloads sent to each site by this process (for /metrics). */
   readonly redirects = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
-  private readonly meta: SiteStore;
+  /** The store's change counter when the sites were last read. */
+  private readVersion: number | undefined;
+  private readonly meta: SiteStore & ChangeFeed;
   private readonly geoip: GeoIp;
   private readonly trusted: AddressList;
   private readonly log: Logger;
 
-  constructor(options: { meta: SiteStore; geoip: GeoIp; trustedProxies: string[]; log: Logger }) {
+  constructor(options: { meta: SiteStore & ChangeFeed; geoip: GeoIp; trustedProxies: string[]; log: Logger }) {
     this.meta = options.meta;
     this.geoip = options.geoip;
     this.log = options.log;
@@ -52,12 +54,21 @@ export class Steering {
     clearInterval(this.timer);
   }
 
+  /**
+   * Reads the sites again if the store changed since: the change counter is one cheap query,
+   * while reading and indexing the sites (their health, held lists included) costs in proportion
+   * to what they hold, every 2 s in every process.
+   */
   private async reload() {
     try {
+      // Read before the sites: a change landing in between is read again next time.
+      const version = await this.meta.changeVersion();
+      if (version === this.readVersion) return;
       const sites = await this.meta.listSites();
       this.held = new Map(sites.map((s) => [s, new Set(s.health?.held ?? [])]));
       this.bases = new Map(sites.map((s) => [s, { http: siteBase(s.url, 'http').href, https: siteBase(s.url, 'https').href }]));
       this.sites = sites;
+      this.readVersion = version;
     } catch (err) {
       this.log.warn('cannot read the sites', { err });
     }
@@ -85,13 +96,20 @@ export class Steering {
 
   /**
    * The connection's address, or, when it comes from a trusted proxy, the nearest address in
-   * X-Forwarded-For that is not itself a trusted proxy.
+   * X-Forwarded-For that is not itself a trusted proxy. An entry that is no address (`unknown`,
+   * junk) ends the walk with no client: entries left of it were not written by a proxy we trust
+   * to have checked them, so believing one would let any client pick its location.
    */
   clientAddress(request: SteeredRequest): string | undefined {
     const peer = bareAddress(request.peer);
-    if (!peer || !request.forwardedFor || !this.trusted.has(peer)) return peer;
-    const chain = request.forwardedFor.split(',').map((a) => bareAddress(a.trim())).filter((a): a is string => a !== undefined);
-    for (let i = chain.length - 1; i >= 0; i--) if (!this.trusted.has(chain[i]!)) return chain[i];
-    return chain[0] ?? peer;
+    if (!peer || !request.forwardedFor?.trim() || !this.trusted.has(peer)) return peer;
+    const chain = request.forwardedFor.split(',');
+    let address: string | undefined;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      address = forwardedAddress(chain[i]!);
+      if (address === undefined || !this.trusted.has(address)) return address;
+    }
+    // Every hop a trusted proxy: the farthest one is the client.
+    return address;
   }
 }

@@ -32,6 +32,11 @@ export interface FaultServer {
   beforeEach: ((path: string) => Promise<void>) | undefined;
   /** "user:password" every request must carry as Basic auth (else 401), as a protected upstream. */
   basicAuth: string | undefined;
+  /**
+   * Answer `Range: bytes=A-B` with a 206 of those bytes (of the file as served, `corrupt`
+   * applied), as static servers do; off (the default), the whole file comes as a 200.
+   */
+  ranges: boolean;
   close(): Promise<void>;
 }
 
@@ -99,6 +104,13 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
       body = Buffer.from(body);
       body[body.length >> 1] = body[body.length >> 1]! ^ 0xff;
     }
+    const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (handle.ranges && range && (fault === undefined || fault === 'corrupt')) {
+      const start = Number(range[1]);
+      const end = Math.min(Number(range[2]), body.length - 1);
+      if (start > end) return void res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
+      return void res.writeHead(206, { 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${body.length}` }).end(body.subarray(start, end + 1));
+    }
     res.writeHead(200, { 'content-length': body.length });
     if (fault === 'truncate') {
       res.write(body.subarray(0, body.length >> 1), () => res.destroy());
@@ -123,6 +135,7 @@ export async function startFaultServer(root: string, tls?: { cert: string; key: 
     acceptEncoding,
     beforeEach: undefined,
     basicAuth: undefined,
+    ranges: false,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,11 +1,13 @@
 /**
  * GeoIP steering on the origin, with real processes: an origin wharf with a GeoIP database built
  * in the test, wharf mirrors as its sites, clients "from" different countries via a trusted
- * proxy's X-Forwarded-For, health checks that drop a dead or tampering site and take it back.
+ * proxy's X-Forwarded-For, health checks that drop a dead, tampering, lying or looping site and
+ * take it back.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
 import { buildGeoipDb } from '../fixtures/geoip.ts';
@@ -55,10 +57,27 @@ test('the origin sends each region to its healthy site, serves the rest itself, 
   const tamperer = await startFaultServer(tree);
   t.after(() => tamperer.close());
   tamperer.beforeEach = async (path) => void tamperer.faults.set(path, 'corrupt');
+  // A site that serves the small file right and the image's rootfs wrong, and says it holds both:
+  // it would have won every German draw.
+  const lies = join(work, 'lies');
+  await cp(tree, lies, { recursive: true });
+  await writeFile(join(lies, 'files', `${root.sha256}.squashfs`), randomBytes(root.size));
+  await mkdir(join(lies, '.wharf'));
+  await writeFile(join(lies, '.wharf', 'held'), JSON.stringify({ held: [root.sha256, meta.sha256] }));
+  const liar = await startFaultServer(lies);
+  t.after(() => liar.close());
+  liar.ranges = true;
+  // A site that sends every request back to the origin (whose plain http port serves /files/):
+  // clients would go round in circles.
+  const looper = await startFaultServer(tree);
+  t.after(() => looper.close());
+  looper.beforeEach = async (path) => void looper.redirects.set(path, `http://127.0.0.1:${origin.httpPort}/${path}`);
 
   await wharfOk(data, ['site', 'add', 'de', germany.base, '--country', 'de']);
   await wharfOk(data, ['site', 'add', 'eu', europe.base, '--continent', 'EU', '--weight', '2']);
   await wharfOk(data, ['site', 'add', 'evil', tamperer.base, '--country', 'FR']);
+  await wharfOk(data, ['site', 'add', 'liar', liar.base, '--country', 'DE']);
+  await wharfOk(data, ['site', 'add', 'loop', looper.base, '--country', 'US']);
   assert.equal((await wharf(data, ['site', 'add', 'x', germany.base, '--country', 'Germany'])).code, 64);
   assert.equal((await wharf(data, ['site', 'add', 'x', germany.base])).code, 64, 'a site serves some region');
   assert.equal((await wharf(data, ['site', 'remove', 'nothing'])).code, 66);
@@ -72,6 +91,10 @@ test('the origin sends each region to its healthy site, serves the rest itself, 
   assert.ok(byName.get('de')!.http && byName.get('eu')!.http, 'the mirrors answer over plain http');
   assert.equal(byName.get('evil')!.http, false);
   assert.match(byName.get('evil')!.error ?? '', /differs from the origin's file/);
+  assert.equal(byName.get('liar')!.http, false, 'a sampled range of the file it claims gives it away');
+  assert.match(byName.get('liar')!.error ?? '', new RegExp(`files/${root.sha256}\\.squashfs differs from the origin's file \\(bytes \\d+-\\d+\\)`));
+  assert.equal(byName.get('loop')!.http, false);
+  assert.match(byName.get('loop')!.error ?? '', new RegExp(`redirects to http://127\\.0\\.0\\.1:${origin.httpPort}/files/`));
 
   const path = `files/${root.sha256}.squashfs`;
   const ask = (client: string | undefined, headers: Record<string, string> = {}, file = path) =>
@@ -91,7 +114,7 @@ test('the origin sends each region to its healthy site, serves the rest itself, 
   assert.equal(sha256(got.body), root.sha256, 'the site serves the very file');
   assert.equal((await ask(fromFrance)).headers.location, `http://127.0.0.1:${europe.httpsPort}/${path}`, 'France: its only site is failing, so the continent site');
   const american = await ask(fromUsa);
-  assert.equal(american.status, 200, 'no site for the region: the origin serves');
+  assert.equal(american.status, 200, 'no healthy site for the region (its site loops): the origin serves');
   assert.equal(sha256(american.body), root.sha256);
   assert.equal((await ask(undefined)).status, 200, 'a client the database does not know is served by the origin');
   assert.equal((await ask(fromGermany, { 'x-lxc-no-geoip': 'on' })).status, 200, 'mirrors are never redirected');
@@ -104,8 +127,13 @@ test('the origin sends each region to its healthy site, serves the rest itself, 
   });
   assert.equal(plain.headers.location, `http://127.0.0.1:${germany.httpsPort}/${path}`, 'plain http downloads are steered too');
 
-  // The German mirror now holds the file and says so; the origin prefers a site that has it.
-  await until('the held file reported', async () => ((await sites()).find((s) => s.name === 'de')!.health!.held?.includes(root.sha256) ? true : undefined));
+  // The German mirror now holds the file and says so; the origin prefers a site that has it, and
+  // samples it there: a range of it, served from the cache, matches the origin's bytes.
+  const holding = await until('the held file reported', async () => {
+    const health = (await sites()).find((s) => s.name === 'de')!.health!;
+    return health.held?.includes(root.sha256) ? health : undefined;
+  });
+  assert.equal(holding.http, true, holding.error ?? '');
 
   // A site that goes down leaves the rotation at the next check, and comes back when healthy.
   await germany.close();

@@ -34,14 +34,55 @@ test('unhealthy or unchecked sites are skipped; http is preferred, https used wh
   assert.equal(siteBase(plain!.site.url, plain!.scheme).href, 'http://p.example.org/');
 });
 
-test('a site that holds the file is preferred; otherwise the draw follows the weights', () => {
-  const holder = site('holder', { countries: ['DE'], health: { ...up, held: [sha] } });
+/** How many of `n` evenly spread draws each site gets. */
+function shares(sites: SiteRecord[], n: number): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const name = chooseSite(sites, { country: 'DE' }, sha, { random: () => i / n })!.site.name;
+    counts[name] = (counts[name] ?? 0) + 1;
+  }
+  return counts;
+}
+
+test('the draw follows the weights; among sites of equal weight, one that holds the file is preferred', () => {
   const heavy = site('heavy', { countries: ['DE'], weight: 3 });
   const light = site('light', { countries: ['DE'], weight: 1 });
-  assert.equal(chooseSite([heavy, holder], { country: 'DE' }, sha)?.site.name, 'holder');
-  const counts = { heavy: 0, light: 0 };
-  for (let i = 0; i < 400; i++) counts[chooseSite([heavy, light], { country: 'DE' }, sha, { random: () => i / 400 })!.site.name as 'heavy' | 'light']++;
-  assert.deepEqual(counts, { heavy: 300, light: 100 });
+  assert.deepEqual(shares([heavy, light], 400), { heavy: 300, light: 100 });
+  const holder = site('holder', { countries: ['DE'], health: { ...up, held: [sha] } });
+  const empty = site('empty', { countries: ['DE'] });
+  assert.deepEqual(shares([empty, holder], 400), { holder: 400 });
+  assert.deepEqual(shares([empty, holder, heavy], 500), { holder: 200, heavy: 300 }, 'the weight-1 share goes to the holder; the heavy site keeps its own');
+});
+
+test('a site claiming to hold every file gets no more than its weight\'s share', () => {
+  const liar = site('liar', { countries: ['DE'], weight: 1, health: { ...up, held: [sha, 'b'.repeat(64)] } });
+  const honest = site('honest', { countries: ['DE'], weight: 10 });
+  assert.deepEqual(shares([liar, honest], 1100), { liar: 100, honest: 1000 });
+});
+
+test('every process reads the sites again only once the store changed, not every 2 s', async (t) => {
+  const meta = new MemoryMetaStore();
+  await meta.putSite({ name: 'de', url: 'http://de.example.org', countries: ['DE'], continents: [], weight: 1 });
+  await meta.recordSiteHealth([{ name: 'de', health: up }]);
+  let reads = 0;
+  const listSites = meta.listSites.bind(meta);
+  meta.listSites = () => (reads++, listSites());
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const steering = new Steering({ meta, geoip: { locate: () => ({}) }, trustedProxies: [], log: silentLogger });
+  await steering.start();
+  t.after(() => steering.stop());
+  const minutesPass = async (minutes: number) => {
+    for (let i = 0; i < minutes * 30; i++) {
+      t.mock.timers.tick(2_000);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  await minutesPass(1);
+  assert.equal(reads, 1, 'nothing changed: the sites were read once, at start');
+  await meta.recordSiteHealth([{ name: 'de', health: { ...up, http: false, https: false } }]);
+  await minutesPass(1);
+  assert.equal(reads, 2);
+  assert.deepEqual(steering.siteHealth(), [{ name: 'de', http: false, https: false, checked: true }], 'the change was read');
 });
 
 test('X-Forwarded-For is believed only from trusted proxies, and proxies in the chain are skipped', async (t) => {
