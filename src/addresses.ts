@@ -21,6 +21,26 @@ export function forwardedAddress(entry: string): string | undefined {
   return bareAddress(v4WithPort ? v4WithPort[1] : trimmed);
 }
 
+/**
+ * Who a request comes from: the connection's address (`peer`), or, when it comes from a trusted
+ * proxy, the nearest address in X-Forwarded-For that is not itself a trusted proxy. An entry that
+ * is no address (`unknown`, junk) ends the walk with no client: entries left of it were not
+ * written by a proxy we trust to have checked them, so believing one would let any client say
+ * who it is.
+ */
+export function clientAddress(peer: string | undefined, forwardedFor: string | undefined, trusted: AddressList): string | undefined {
+  const bare = bareAddress(peer);
+  if (!bare || !forwardedFor?.trim() || !trusted.has(bare)) return bare;
+  const chain = forwardedFor.split(',');
+  let address: string | undefined;
+  for (let i = chain.length - 1; i >= 0; i--) {
+    address = forwardedAddress(chain[i]!);
+    if (address === undefined || !trusted.has(address)) return address;
+  }
+  // Every hop a trusted proxy: the farthest one is the client.
+  return address;
+}
+
 /** Networks given as CIDRs (a bare address is a network of one). */
 export class AddressList {
   private readonly list = new BlockList();

@@ -66,6 +66,8 @@ export interface Config {
   siteCheckInterval: number;
   /** Networks (CIDRs) besides loopback that may read /metrics. */
   metricsAllow: string[];
+  /** HOST:PORT of a plain-HTTP listener of its own for /metrics (and /healthz, /readyz); the serving ports then answer no /metrics. */
+  metricsListen: string | undefined;
   /** Seconds downloads in progress may take to finish after SIGTERM before they are cut. */
   shutdownTimeout: number;
   /** Whether image downloads are counted for the usage statistics. */
@@ -105,6 +107,7 @@ const defaults: Settings = {
   trustedProxies: [],
   siteCheckInterval: 60,
   metricsAllow: [],
+  metricsListen: undefined,
   shutdownTimeout: 30,
   countDownloads: true,
 };
@@ -140,6 +143,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   trustedProxies: { yaml: 'trusted_proxies', env: 'WHARF_TRUSTED_PROXIES', kind: 'cidrs' },
   siteCheckInterval: { yaml: 'site_check_interval', env: 'WHARF_SITE_CHECK_INTERVAL', kind: 'seconds' },
   metricsAllow: { yaml: 'metrics_allow', env: 'WHARF_METRICS_ALLOW', kind: 'cidrs' },
+  metricsListen: { yaml: 'metrics_listen', env: 'WHARF_METRICS_LISTEN', kind: 'address' },
   shutdownTimeout: { yaml: 'shutdown_timeout', env: 'WHARF_SHUTDOWN_TIMEOUT', kind: 'seconds' },
   countDownloads: { yaml: 'count_downloads', env: 'WHARF_COUNT_DOWNLOADS', kind: 'switch' },
 };

@@ -16,6 +16,7 @@ import { EdgeCache } from './cache/edge-cache.ts';
 import { baseApp } from './http/app.ts';
 import { edgeRoutes } from './http/edge.ts';
 import { listenDual, listenLimits, listenPlain, type Listener } from './http/listen.ts';
+import { listenMetrics, type MetricsListener } from './http/metrics-listener.ts';
 import { loadTlsIdentity } from './tls.ts';
 import { readFile } from 'node:fs/promises';
 import { AppError, ErrorCodes } from './errors.ts';
@@ -90,12 +91,13 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
   const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), cache, ...(downloads ? { downloads } : {}) });
   const { app, handler } = baseApp(log, { counts, sendTimeoutMs: config.sendTimeout * 1000 });
   // Before the edge routes, whose catch-all answers every other path from the origin's index.
-  operationsRoutes(app, {
+  const operations = {
     // Ready once there is an index to check files against (the origin's, or the one saved last).
     ready: () => !draining && index.known,
     metrics: async () => render([(await metrics.getMetricsAsJSON()) as object[]]),
-    metricsAllow: config.metricsAllow,
-  });
+  };
+  operationsRoutes(app, { ...operations, metricsAccess: config.metricsListen ? 'elsewhere' : 'checked', metricsAllow: config.metricsAllow, trustedProxies: config.trustedProxies });
+  let metricsListener: MetricsListener | undefined;
   edgeRoutes(app, { cache, blobs, origin: config.mirrorOf, downloads });
   await app.ready();
 
@@ -107,6 +109,7 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
       const http = parseAddress(config.http)!;
       listeners.push(await listenPlain(http.host, http.port, handler(), limits));
     }
+    if (config.metricsListen) metricsListener = await listenMetrics(parseAddress(config.metricsListen)!, operations, log, listenLimits(config));
   } catch (err) {
     // A port in use (another mirror on this data directory, say): nothing was touched yet.
     await Promise.all(listeners.map((l) => l.close()));
@@ -128,6 +131,7 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
   return {
     httpsPort: listeners[0]!.port,
     httpPort: listeners[1]?.port,
+    metricsPort: metricsListener?.port,
     tls,
     metrics,
     setLogLevel: (level) => log.setThreshold(level),
@@ -135,7 +139,8 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
       (closing ??= (async () => {
         draining = true;
         clearInterval(sweep);
-        await Promise.all(listeners.map((l) => l.close(graceMs)));
+        await Promise.all([...listeners.map((l) => l.close(graceMs)), metricsListener?.close()]);
+        await metricsListener?.closeApp();
         await index.stop();
         await app.close();
         // After the listeners: downloads that finished while draining are counted too.

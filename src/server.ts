@@ -11,6 +11,7 @@ import { IndexPublisher } from './core/publish.ts';
 import { collectGarbage } from './core/collect.ts';
 import { buildApp } from './http/app.ts';
 import { listenDual, listenLimits, listenPlain, type Listener } from './http/listen.ts';
+import { listenMetrics, type MetricsListener } from './http/metrics-listener.ts';
 import { loadTlsIdentity, selfSigned, recordServedCertificate, type TlsIdentity } from './tls.ts';
 import { loadCatalogueAssets } from './web/assets.ts';
 import { ImageSecrets } from './core/secrets.ts';
@@ -35,6 +36,8 @@ const packageVersion: string = packageJson.version;
 export interface RunningServer {
   httpsPort: number;
   httpPort: number | undefined;
+  /** The metrics_listen listener's port (first process only). */
+  metricsPort?: number | undefined;
   tls: TlsIdentity;
   /** This process's own metrics (the first process sums every process's for /metrics). */
   metrics: Registry;
@@ -91,11 +94,13 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, ...(downloads ? { downloads } : {}), ...(steering ? { steering } : {}) });
   const first = replica ? undefined : firstProcessMetrics(metrics, () => replicas?.channels() ?? []);
   const gather = first ? first.gather : replicaMetrics(metrics, process).gather;
+  const operations = { ready: () => !draining, metrics: async () => render(await gather()) };
+  let metricsListener: MetricsListener | undefined;
   const { app, handler } = await buildApp({
     counts,
     downloads,
     catalogue: { usage, assets },
-    operations: { ready: () => !draining, metrics: async () => render(await gather()), metricsAllow: config.metricsAllow },
+    operations: { ...operations, metricsAccess: config.metricsListen ? 'elsewhere' : 'checked', metricsAllow: config.metricsAllow, trustedProxies: config.trustedProxies },
     steering,
     store,
     publisher,
@@ -118,12 +123,15 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
       const http = parseAddress(config.http)!;
       listeners.push(await listenPlain(http.host, replica?.http ?? http.port, handler, limits));
     }
+    if (!replica && config.metricsListen) metricsListener = await listenMetrics(parseAddress(config.metricsListen)!, operations, log, listenLimits(config));
     if (!replica && processes > 1) {
       const job = { config, ports: { https: httpsPort, http: listeners[1]?.port }, ticketKeys: ticketKeys.toString('hex'), logLevel: log.threshold };
       replicas = await startReplicas(processes - 1, job, log, first?.answer);
     }
   } catch (err) {
     await replicas?.stop();
+    await metricsListener?.close();
+    await metricsListener?.closeApp();
     // Stop the index poll too, or it would query the closed database and log about it.
     publisher.stop();
     steering?.stop();
@@ -152,6 +160,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   return {
     httpsPort,
     httpPort: listeners[1]?.port,
+    metricsPort: metricsListener?.port,
     tls,
     metrics,
     setLogLevel: (level) => {
@@ -163,7 +172,8 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
       (closing ??= (async () => {
         draining = true;
         clearInterval(gc);
-        await Promise.all([replicas?.stop(graceMs), ...listeners.map((l) => l.close(graceMs))]);
+        await Promise.all([replicas?.stop(graceMs), ...listeners.map((l) => l.close(graceMs)), metricsListener?.close()]);
+        await metricsListener?.closeApp();
         await scheduler?.stop();
         await siteChecks?.stop();
         steering?.stop();

@@ -4,7 +4,7 @@
  * database, and which proxies may say who the client is. HTTP asks `redirect`; nothing here knows
  * HTTP beyond the two headers that carry the client's identity.
  */
-import { AddressList, bareAddress, forwardedAddress } from '../addresses.ts';
+import { AddressList, clientAddress } from '../addresses.ts';
 import { chooseSite, siteBase, type SiteRecord } from '../domain/steering.ts';
 import type { ChangeFeed, SiteStore } from '../meta/store.ts';
 import type { Logger } from '../log.ts';
@@ -94,22 +94,8 @@ export class Steering {
     return this.sites.map((s) => ({ name: s.name, http: s.health?.http === true, https: s.health?.https === true, checked: s.health !== null }));
   }
 
-  /**
-   * The connection's address, or, when it comes from a trusted proxy, the nearest address in
-   * X-Forwarded-For that is not itself a trusted proxy. An entry that is no address (`unknown`,
-   * junk) ends the walk with no client: entries left of it were not written by a proxy we trust
-   * to have checked them, so believing one would let any client pick its location.
-   */
+  /** Who the request comes from, behind trusted proxies (addresses.ts `clientAddress`). */
   clientAddress(request: SteeredRequest): string | undefined {
-    const peer = bareAddress(request.peer);
-    if (!peer || !request.forwardedFor?.trim() || !this.trusted.has(peer)) return peer;
-    const chain = request.forwardedFor.split(',');
-    let address: string | undefined;
-    for (let i = chain.length - 1; i >= 0; i--) {
-      address = forwardedAddress(chain[i]!);
-      if (address === undefined || !this.trusted.has(address)) return address;
-    }
-    // Every hop a trusted proxy: the farthest one is the client.
-    return address;
+    return clientAddress(request.peer, request.forwardedFor, this.trusted);
   }
 }

@@ -119,6 +119,8 @@ export async function serve(
     originTimeout?: number;
     cacheMaxFills?: number;
     cacheMaxFillsPerAddress?: number;
+    /** metrics_listen: /metrics on a listener of its own (HOST:PORT). */
+    metricsListen?: string;
     /** Seconds a download may wait for the client to take a byte (send_timeout). */
     sendTimeout?: number;
     /** Seconds a request body may go without a byte (body_timeout). */
@@ -140,6 +142,7 @@ export async function serve(
     ...(settings.geoipDb ? { geoipDb: settings.geoipDb, trustedProxies: settings.trustedProxies ?? [] } : {}),
     ...(settings.siteCheckInterval !== undefined ? { siteCheckInterval: settings.siteCheckInterval } : {}),
     ...(settings.sendTimeout !== undefined ? { sendTimeout: settings.sendTimeout } : {}),
+    ...(settings.metricsListen !== undefined ? { metricsListen: settings.metricsListen } : {}),
     ...(settings.bodyTimeout !== undefined ? { bodyTimeout: settings.bodyTimeout } : {}),
     // Two unless a test asks otherwise: every server test then also checks that what one
     // serving process grants, another honours (the default is one per core).

@@ -74,6 +74,23 @@ test('/healthz, /readyz and /metrics: counted over both serving processes, movin
   assert.match(after, /^wharf_process_resident_memory_bytes \d+/m);
 });
 
+test('metrics_listen: /metrics of every serving process on a listener of its own, none on the serving ports', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const { rootfs } = await importImage(work, data, 'Delta');
+  const server = await serve(t, data, { processes: 2, http: true, metricsListen: '127.0.0.1:0' });
+  assert.ok(server.metricsPort);
+  for (let i = 0; i < 6; i++) assert.equal((await fetchRaw(`http://127.0.0.1:${server.httpPort}/files/${rootfs.sha256}.squashfs`, { headers: { connection: 'close' } })).status, 200);
+  // On the serving ports, even from loopback (a reverse proxy on this host would relay anyone): none.
+  assert.equal((await fetchRaw(`${server.base}/metrics`, { ca: server.tls.cert })).status, 404);
+  assert.equal((await fetchRaw(`http://127.0.0.1:${server.httpPort}/metrics`)).status, 404);
+  const scraped = await fetchRaw(`http://127.0.0.1:${server.metricsPort}/metrics`);
+  assert.equal(scraped.status, 200);
+  assert.equal(sample(scraped.body.toString(), 'wharf_http_requests_total{route="artifact",status="200"}'), 6, 'summed over both processes');
+  assert.equal((await fetchRaw(`http://127.0.0.1:${server.metricsPort}/readyz`)).status, 200);
+  assert.equal((await fetchRaw(`http://127.0.0.1:${server.metricsPort}/files/${rootfs.sha256}.squashfs`)).status, 404, 'nothing else is served there');
+});
+
 test('a mirror counts its hits, misses and the bytes it filled', async (t) => {
   const work = await tempDir(t);
   const originData = join(work, 'origin');
