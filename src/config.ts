@@ -50,6 +50,8 @@ export interface Config {
   cacheMaxSize: number;
   /** Mirror mode: seconds a cached file is kept without being downloaded. */
   cacheInactive: number;
+  /** Mirror mode: seconds between two hashings of each cached file's bytes (damaged ones are removed); 0 = never. */
+  cacheRecheck: number;
   /** Mirror mode: seconds between reads of the origin's index. */
   originRefresh: number;
   /** Mirror mode: seconds each index document of the origin has to arrive whole. */
@@ -99,6 +101,7 @@ const defaults: Settings = {
   originKey: undefined,
   cacheMaxSize: 50 * 1024 ** 3,
   cacheInactive: 3 * 86400,
+  cacheRecheck: 86400,
   originRefresh: 60,
   originTimeout: 120,
   cacheMaxFills: 32,
@@ -135,6 +138,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   originKey: { yaml: 'origin_key', env: 'WHARF_ORIGIN_KEY', kind: 'path' },
   cacheMaxSize: { yaml: 'cache_max_size', env: 'WHARF_CACHE_MAX_SIZE', kind: 'bytes' },
   cacheInactive: { yaml: 'cache_inactive', env: 'WHARF_CACHE_INACTIVE', kind: 'seconds' },
+  cacheRecheck: { yaml: 'cache_recheck', env: 'WHARF_CACHE_RECHECK', kind: 'seconds' },
   originRefresh: { yaml: 'origin_refresh', env: 'WHARF_ORIGIN_REFRESH', kind: 'seconds' },
   originTimeout: { yaml: 'origin_timeout', env: 'WHARF_ORIGIN_TIMEOUT', kind: 'seconds' },
   cacheMaxFills: { yaml: 'cache_max_fills', env: 'WHARF_CACHE_MAX_FILLS', kind: 'count' },

@@ -13,6 +13,7 @@ import { openDataDirectory, openUsage } from './factory.ts';
 import { DownloadCounter } from './core/usage.ts';
 import { OriginIndex } from './cache/origin-index.ts';
 import { EdgeCache } from './cache/edge-cache.ts';
+import { startRecheck } from './cache/recheck.ts';
 import { baseApp } from './http/app.ts';
 import { edgeRoutes } from './http/edge.ts';
 import { listenDual, listenLimits, listenPlain, type Listener } from './http/listen.ts';
@@ -126,6 +127,7 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
   void index.refresh().catch(() => {});
   index.start(config.originRefresh * 1000);
   const sweep = setInterval(() => void cache.sweep(), sweepEveryMs).unref();
+  const recheck = config.cacheRecheck > 0 ? startRecheck(cache, blobs, config.cacheRecheck * 1000, log) : undefined;
   log.info('listening', { mirrorOf: config.mirrorOf, https: listeners[0]!.port, http: listeners[1]?.port, certificate: tls.certPath, fingerprint: tls.fingerprint });
   let closing: Promise<void> | undefined;
   return {
@@ -139,6 +141,7 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
       (closing ??= (async () => {
         draining = true;
         clearInterval(sweep);
+        await recheck?.stop();
         await Promise.all([...listeners.map((l) => l.close(graceMs)), metricsListener?.close()]);
         await metricsListener?.closeApp();
         await index.stop();

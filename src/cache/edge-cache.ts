@@ -41,6 +41,8 @@ export interface CacheCounters {
   upstreamFailures: number;
   /** Fills refused: too many in flight (in all, or for one client), no room, larger than the cache. */
   refusedFills: number;
+  /** Cached files found damaged when hashed again, and removed. */
+  damaged: number;
 }
 
 /** A file the origin lists: in the cache, or not (`fill` brings it when its bytes are wanted). */
@@ -51,6 +53,8 @@ interface Entry {
   lastUse: number;
   /** Last use written to the store (it is written at most once a minute per file). */
   savedUse: number;
+  /** When its bytes were last found right (filled, or hashed again); 0: not since this process started. */
+  checkedAt: number;
 }
 
 const touchEveryMs = 60_000;
@@ -68,7 +72,7 @@ export class EdgeCache {
   /** Responses reading each file now (from the store or its fill): never evicted meanwhile. */
   private readonly readers = new Map<string, number>();
   private sweeping: Promise<void> | undefined;
-  readonly counters: CacheCounters = { hits: 0, misses: 0, filledBytes: 0, evictions: 0, upstreamFailures: 0, refusedFills: 0 };
+  readonly counters: CacheCounters = { hits: 0, misses: 0, filledBytes: 0, evictions: 0, upstreamFailures: 0, refusedFills: 0, damaged: 0 };
 
   constructor(options: EdgeCacheOptions) {
     this.options = options;
@@ -77,7 +81,7 @@ export class EdgeCache {
   /** Learns what the store holds (its last-use times survive restarts). */
   async load(): Promise<void> {
     for await (const blob of this.options.blobs.list()) {
-      this.entries.set(blob.sha256, { size: blob.size, lastUse: blob.modifiedMs, savedUse: blob.modifiedMs });
+      this.entries.set(blob.sha256, { size: blob.size, lastUse: blob.modifiedMs, savedUse: blob.modifiedMs, checkedAt: 0 });
     }
   }
 
@@ -170,6 +174,26 @@ export class EdgeCache {
     await this.sweeping;
   }
 
+  /** The cached file whose bytes were found right longest ago, if that was before `before`. */
+  dueForCheck(before: number): { sha256: string; size: number } | undefined {
+    let due: [string, Entry] | undefined;
+    for (const entry of this.entries) if (entry[1].checkedAt < before && (!due || entry[1].checkedAt < due[1].checkedAt)) due = entry;
+    return due && { sha256: due[0], size: due[1].size };
+  }
+
+  /** The outcome of hashing a cached file again: found right, or damaged (removed, fetched anew when asked for). */
+  async checked(sha256: string, intact: boolean): Promise<void> {
+    const entry = this.entries.get(sha256);
+    if (!entry) return;
+    if (intact) {
+      entry.checkedAt = Date.now();
+      return;
+    }
+    this.counters.damaged++;
+    this.options.log.error('cached file damaged: removed, it is fetched again when next asked for', { sha256 });
+    await this.remove(sha256, 'damaged');
+  }
+
   /** A cached file turned out missing from the store (purged by hand): forget it, fill it again. */
   forget(sha256: string): void {
     this.entries.delete(sha256);
@@ -191,7 +215,7 @@ export class EdgeCache {
       return;
     }
     const now = Date.now();
-    this.entries.set(fill.sha256, { size: fill.size, lastUse: now, savedUse: now });
+    this.entries.set(fill.sha256, { size: fill.size, lastUse: now, savedUse: now, checkedAt: now });
     this.counters.filledBytes += fill.size;
     this.options.log.info('cache filled', { path, sha256: fill.sha256, bytes: fill.size, ms: now - started });
     await this.sweep();
@@ -247,7 +271,7 @@ export class EdgeCache {
   }
 
   /** Forgets a cached file at once and deletes its bytes (kept, and remembered, if that fails). */
-  private async remove(sha256: string, reason: 'stale' | 'size'): Promise<void> {
+  private async remove(sha256: string, reason: 'stale' | 'size' | 'damaged'): Promise<void> {
     const entry = this.entries.get(sha256);
     if (!entry) return;
     this.entries.delete(sha256);

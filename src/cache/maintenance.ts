@@ -25,14 +25,19 @@ export async function listCached(blobs: BlobStore, statePath: string): Promise<C
   return files.sort((a, b) => (a.paths[0] ?? a.sha256).localeCompare(b.paths[0] ?? b.sha256));
 }
 
+/** Whether a cached file still has the bytes its name promises (read and hashed again). */
+export async function blobIntact(blobs: BlobStore, sha256: string): Promise<boolean> {
+  const hash = createHash('sha256');
+  for await (const chunk of await blobs.openRead(sha256)) hash.update(chunk as Buffer);
+  return hash.digest('hex') === sha256;
+}
+
 /** Re-hashes every cached file; one whose bytes changed on disk is removed (refetched on demand). */
 export async function verifyCached(blobs: BlobStore, report: (sha256: string, ok: boolean) => void): Promise<{ checked: number; removed: string[] }> {
   const removed: string[] = [];
   let checked = 0;
   for await (const blob of blobs.list()) {
-    const hash = createHash('sha256');
-    for await (const chunk of await blobs.openRead(blob.sha256)) hash.update(chunk as Buffer);
-    const ok = hash.digest('hex') === blob.sha256;
+    const ok = await blobIntact(blobs, blob.sha256);
     checked++;
     if (!ok) {
       await blobs.delete(blob.sha256);

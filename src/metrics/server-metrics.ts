@@ -138,6 +138,8 @@ export function serverMetrics(sources: MetricSources): Registry {
     pulledCounter(registry, 'wharf_cache_fill_bytes_total', 'Bytes fetched from the origin into the cache, verified', [], () => one(c.filledBytes));
     pulledCounter(registry, 'wharf_cache_evictions_total', 'Files evicted from the cache', [], () => one(c.evictions));
     pulledCounter(registry, 'wharf_upstream_errors_total', 'Fills that failed: the origin unreachable, or its bytes not what its index lists', [], () => one(c.upstreamFailures));
+    pulledCounter(registry, 'wharf_cache_refused_fills_total', 'Fills refused: at the limit in all or for one client, no room, or larger than the cache', [], () => one(c.refusedFills));
+    pulledCounter(registry, 'wharf_cache_damaged_total', 'Cached files found damaged when hashed again, and removed', [], () => one(c.damaged));
     gauge(registry, 'wharf_cache_bytes', 'Bytes held in the cache', [], () => one(cache.usedBytes));
     gauge(registry, 'wharf_cache_files', 'Files held in the cache', [], () => one(cache.held().length));
   }

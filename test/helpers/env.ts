@@ -119,6 +119,8 @@ export async function serve(
     originTimeout?: number;
     cacheMaxFills?: number;
     cacheMaxFillsPerAddress?: number;
+    /** Mirror mode: seconds between re-hashings of each cached file (cache_recheck). */
+    cacheRecheck?: number;
     /** metrics_listen: /metrics on a listener of its own (HOST:PORT). */
     metricsListen?: string;
     /** Seconds a download may wait for the client to take a byte (send_timeout). */
@@ -139,6 +141,7 @@ export async function serve(
     ...(settings.originTimeout !== undefined ? { originTimeout: settings.originTimeout } : {}),
     ...(settings.cacheMaxFills !== undefined ? { cacheMaxFills: settings.cacheMaxFills } : {}),
     ...(settings.cacheMaxFillsPerAddress !== undefined ? { cacheMaxFillsPerAddress: settings.cacheMaxFillsPerAddress } : {}),
+    ...(settings.cacheRecheck !== undefined ? { cacheRecheck: settings.cacheRecheck } : {}),
     ...(settings.geoipDb ? { geoipDb: settings.geoipDb, trustedProxies: settings.trustedProxies ?? [] } : {}),
     ...(settings.siteCheckInterval !== undefined ? { siteCheckInterval: settings.siteCheckInterval } : {}),
     ...(settings.sendTimeout !== undefined ? { sendTimeout: settings.sendTimeout } : {}),

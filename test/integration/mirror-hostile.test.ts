@@ -269,3 +269,29 @@ test('a saved origin index that is not one is set aside with a warning, and the 
     await mirror.close();
   }
 });
+
+test('a mirror re-hashes its cache by itself: a file damaged on disk is dropped, no longer reported held, and fetched anew', async (t) => {
+  const work = await tempDir(t);
+  const up = await origin(t, work, [{ os: 'Rotting', padMiB: 1 }]);
+  const [file] = squashfsOf(up.items);
+  const { data, mirror, get } = await mirrorOf(t, work, up, { cacheRecheck: 1 });
+  assert.equal((await get(file!.path)).status, 200);
+  const held = async () => (JSON.parse((await get('.wharf/held')).body.toString()) as { held: string[] }).held;
+  assert.deepEqual(await held(), [file!.sha256]);
+  // A bad sector, or a hand: one byte of the cached copy changes.
+  const stored = join(data, 'cache', 'blobs', 'sha256', file!.sha256.slice(0, 2), file!.sha256);
+  const bytes = await readFile(stored);
+  bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
+  await writeFile(stored, bytes);
+  const damagedAt = Date.now();
+  while ((await held()).length > 0) {
+    assert.ok(seconds(damagedAt) < 10, 'the damaged file is still reported held after 10 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const again = await get(file!.path);
+  assert.equal(again.headers['x-wharf-cache'], 'MISS');
+  assert.equal(sha256(again.body), file!.sha256);
+  assert.equal(fetchedFrom(up.server, file!.path), 2);
+  const metrics = (await fetchRaw(`${mirror.base}/metrics`, { ca: mirror.tls.cert })).body.toString();
+  assert.match(metrics, /^wharf_cache_damaged_total 1$/m);
+});
