@@ -23,6 +23,7 @@ import { loadSigner } from './signing/key-file.ts';
 import { Steering } from './steering/steer.ts';
 import { openGeoIp } from './steering/geoip.ts';
 import { startSiteChecks } from './steering/checker.ts';
+import { whileLeading } from './core/lease.ts';
 import { RequestCounts, serverMetrics } from './metrics/server-metrics.ts';
 import { firstProcessMetrics, render, replicaMetrics } from './metrics/gather.ts';
 import type { Registry } from 'prom-client';
@@ -144,16 +145,27 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     throw err;
   }
 
-  // One process schedules mirror syncs and collects garbage; the others only serve.
-  const scheduler = replica ? undefined : startScheduler(store, { autoUpdateSeconds: config.autoUpdateInterval, remoteCacheExpiryDays: config.remoteCacheExpiry });
-  const gc = replica
+  // The background jobs (mirror syncs, auto-update, garbage collection, site checks) run in one
+  // process of all those sharing the store, the holder of the 'jobs' lease; the others only
+  // serve, and one of them takes the jobs over within the lease's time to live if it dies. Every
+  // process reads the outcome of the site checks (Steering reloads them).
+  const jobs = replica
     ? undefined
-    : setInterval(() => {
-        collectGarbage(store).catch((err: unknown) => log.error('garbage collection failed', { err }));
-      }, gcIntervalMs);
-  gc?.unref();
-  // Sites are checked by one process; every process reads the outcome (Steering reloads them).
-  const siteChecks = replica ? undefined : startSiteChecks(store.meta, { publisher, blobs: opened.blobs }, config.siteCheckInterval * 1000, log);
+    : whileLeading(grants, 'jobs', () => {
+        const scheduler = startScheduler(store, { autoUpdateSeconds: config.autoUpdateInterval, remoteCacheExpiryDays: config.remoteCacheExpiry });
+        const gc = setInterval(() => {
+          collectGarbage(store).catch((err: unknown) => log.error('garbage collection failed', { err }));
+        }, gcIntervalMs);
+        gc.unref();
+        const siteChecks = startSiteChecks(store.meta, { publisher, blobs: opened.blobs }, config.siteCheckInterval * 1000, log);
+        return {
+          async stop() {
+            clearInterval(gc);
+            await scheduler.stop();
+            await siteChecks.stop();
+          },
+        };
+      }, { onChange: (leading) => log.info(leading ? 'running the background jobs' : 'no longer running the background jobs') });
 
   let closing: Promise<void> | undefined;
   if (!replica) log.info('listening', { https: httpsPort, http: listeners[1]?.port, processes, certificate: tls.certPath, fingerprint: tls.fingerprint });
@@ -171,11 +183,9 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     close: (graceMs = 0) =>
       (closing ??= (async () => {
         draining = true;
-        clearInterval(gc);
         await Promise.all([replicas?.stop(graceMs), ...listeners.map((l) => l.close(graceMs)), metricsListener?.close()]);
         await metricsListener?.closeApp();
-        await scheduler?.stop();
-        await siteChecks?.stop();
+        await jobs?.stop();
         steering?.stop();
         publisher.stop();
         await app.close();

@@ -7,6 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { GrantStore, PushGrant } from '../meta/grants.ts';
+import { holdLease } from './lease.ts';
 
 export type { PushGrant } from '../meta/grants.ts';
 
@@ -36,17 +37,36 @@ export class ImageSecrets {
   }
 
   /**
-   * Starts the one download a secret opens; false while another download holds it, so parallel
-   * connections (to any serving process) cannot each fetch the image with the same secret.
+   * Starts the one download a secret opens, under a lease (renewed while it runs): undefined
+   * while another download holds it, so parallel connections (to any serving process, on any
+   * host) cannot each fetch the image with the same secret, and once it is spent. A holder that
+   * dies frees it within the lease's time to live.
    */
-  claim(secret: string): Promise<boolean> {
-    return this.grants.claimImageSecret(keyOf(secret), process.pid);
+  async claim(secret: string): Promise<SecretDownload | undefined> {
+    const key = keyOf(secret);
+    const held = await holdLease(this.grants, `secret:${key}`);
+    if (!held) return undefined;
+    // Taken first, checked after: the download that held it until now may have spent it.
+    if ((await this.grants.imageSecretTarget(key)) === undefined) {
+      await held.release();
+      return undefined;
+    }
+    return {
+      settle: async (completed) => {
+        try {
+          if (completed) await this.grants.spendImageSecret(key);
+        } finally {
+          await held.release();
+        }
+      },
+    };
   }
+}
 
-  /** A claimed download ended: a complete one spends the secret, a cut one leaves it for a retry. */
-  settle(secret: string, completed: boolean): Promise<void> {
-    return this.grants.settleImageSecret(keyOf(secret), process.pid, completed);
-  }
+/** The one download a secret opens, in progress. */
+export interface SecretDownload {
+  /** It ended: a complete one spends the secret (before the lease goes), a cut one leaves it for a retry. */
+  settle(completed: boolean): Promise<void>;
 }
 
 /**

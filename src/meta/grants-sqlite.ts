@@ -3,24 +3,41 @@
  * serving processes share grants without the catalogue's schema carrying expiring rows.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { processAlive } from '../processes.ts';
 import { inTransaction, openSqlite } from './sqlite-open.ts';
 import type { GrantStore, PushGrant } from './grants.ts';
 
+/**
+ * The schema's version (`PRAGMA user_version`). An older file is dropped and made anew: every row
+ * in it expires within the hour, and a lost grant costs a client a retry (grants.ts).
+ */
+const version = 2;
 const schema = `
-CREATE TABLE IF NOT EXISTS image_secrets (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, expires_at INTEGER NOT NULL, holder INTEGER);
-CREATE TABLE IF NOT EXISTS push_grants (key TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS operations (id TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder INTEGER NOT NULL);
+DROP TABLE IF EXISTS image_secrets;
+DROP TABLE IF EXISTS push_grants;
+DROP TABLE IF EXISTS operations;
+DROP TABLE IF EXISTS leases;
+CREATE TABLE image_secrets (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE push_grants (key TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE operations (id TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);
+PRAGMA user_version = ${version};
 `;
 
 export class SqliteGrantStore implements GrantStore {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
+  /** The store's clock: every expiry is judged by it (the host's, for a file of this host). */
+  private readonly now: () => number;
 
-  constructor(path: string) {
+  constructor(path: string, options: { clock?: () => number } = {}) {
+    this.now = options.clock ?? Date.now;
     // Grants are re-issued by clients after a crash: durability to the last write is not needed.
-    this.db = openSqlite(path, { synchronous: 'NORMAL' }, (db) => inTransaction(db, () => db.exec(schema)));
+    this.db = openSqlite(path, { synchronous: 'NORMAL' }, (db) =>
+      inTransaction(db, () => {
+        const { user_version: current } = db.prepare('PRAGMA user_version').get() as { user_version: number };
+        if (current !== version) db.exec(schema);
+      }),
+    );
   }
 
   private sql(text: string): StatementSync {
@@ -30,7 +47,7 @@ export class SqliteGrantStore implements GrantStore {
   }
 
   private expire(table: 'image_secrets' | 'push_grants' | 'operations') {
-    this.sql(`DELETE FROM ${table} WHERE expires_at <= ?`).run(Date.now());
+    this.sql(`DELETE FROM ${table} WHERE expires_at <= ?`).run(this.now());
   }
 
   async addImageSecret(key: string, fingerprint: string, expiresAt: number): Promise<void> {
@@ -39,22 +56,12 @@ export class SqliteGrantStore implements GrantStore {
   }
 
   async imageSecretTarget(key: string): Promise<string | undefined> {
-    const row = this.sql('SELECT fingerprint FROM image_secrets WHERE key = ? AND expires_at > ?').get(key, Date.now()) as { fingerprint: string } | undefined;
+    const row = this.sql('SELECT fingerprint FROM image_secrets WHERE key = ? AND expires_at > ?').get(key, this.now()) as { fingerprint: string } | undefined;
     return row?.fingerprint;
   }
 
-  async claimImageSecret(key: string, holder: number): Promise<boolean> {
-    const now = Date.now();
-    if (this.sql('UPDATE image_secrets SET holder = ? WHERE key = ? AND expires_at > ? AND holder IS NULL').run(holder, key, now).changes === 1) return true;
-    const row = this.sql('SELECT holder FROM image_secrets WHERE key = ? AND expires_at > ?').get(key, now) as { holder: number | null } | undefined;
-    if (row?.holder == null || processAlive(row.holder)) return false;
-    // Compare-and-set on the dead holder: of two processes taking it over, one wins.
-    return this.sql('UPDATE image_secrets SET holder = ? WHERE key = ? AND holder = ?').run(holder, key, row.holder).changes === 1;
-  }
-
-  async settleImageSecret(key: string, holder: number, completed: boolean): Promise<void> {
-    if (completed) this.sql('DELETE FROM image_secrets WHERE key = ? AND holder = ?').run(key, holder);
-    else this.sql('UPDATE image_secrets SET holder = NULL WHERE key = ? AND holder = ?').run(key, holder);
+  async spendImageSecret(key: string): Promise<void> {
+    this.sql('DELETE FROM image_secrets WHERE key = ?').run(key);
   }
 
   async addPushGrant(key: string, grant: PushGrant, expiresAt: number): Promise<void> {
@@ -63,7 +70,7 @@ export class SqliteGrantStore implements GrantStore {
   }
 
   async redeemPushGrant(key: string, fingerprint: string): Promise<PushGrant | undefined> {
-    const row = this.sql('DELETE FROM push_grants WHERE key = ? AND expires_at > ? AND json_extract(body, \'$.fingerprint\') = ? RETURNING body').get(key, Date.now(), fingerprint) as
+    const row = this.sql('DELETE FROM push_grants WHERE key = ? AND expires_at > ? AND json_extract(body, \'$.fingerprint\') = ? RETURNING body').get(key, this.now(), fingerprint) as
       | { body: string }
       | undefined;
     return row ? (JSON.parse(row.body) as PushGrant) : undefined;
@@ -75,23 +82,31 @@ export class SqliteGrantStore implements GrantStore {
   }
 
   async getOperation(id: string): Promise<unknown> {
-    const row = this.sql('SELECT body FROM operations WHERE id = ? AND expires_at > ?').get(id, Date.now()) as { body: string } | undefined;
+    const row = this.sql('SELECT body FROM operations WHERE id = ? AND expires_at > ?').get(id, this.now()) as { body: string } | undefined;
     return row ? JSON.parse(row.body) : undefined;
   }
 
   async countOperations(): Promise<number> {
-    return (this.sql('SELECT count(*) AS n FROM operations WHERE expires_at > ?').get(Date.now()) as { n: number }).n;
+    return (this.sql('SELECT count(*) AS n FROM operations WHERE expires_at > ?').get(this.now()) as { n: number }).n;
   }
 
-  async takeLease(name: string, holder: number): Promise<boolean> {
-    if (this.sql('INSERT OR IGNORE INTO leases (name, holder) VALUES (?, ?)').run(name, holder).changes === 1) return true;
-    const row = this.sql('SELECT holder FROM leases WHERE name = ?').get(name) as { holder: number } | undefined;
-    if (!row) return this.takeLease(name, holder);
-    if (row.holder === holder || processAlive(row.holder)) return false;
-    return this.sql('UPDATE leases SET holder = ? WHERE name = ? AND holder = ?').run(holder, name, row.holder).changes === 1;
+  async takeLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const now = this.now();
+    // One statement: a free, expired or own lease becomes this holder's; another's live one stays.
+    const taken = this.sql(
+      `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+       WHERE leases.holder = excluded.holder OR leases.expires_at <= ?`,
+    ).run(name, holder, now + ttlMs, now);
+    return taken.changes === 1;
   }
 
-  async releaseLease(name: string, holder: number): Promise<void> {
+  async renewLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    // Expired but taken by no one is still its own: nobody else can have started the work.
+    return this.sql('UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?').run(this.now() + ttlMs, name, holder).changes === 1;
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
     this.sql('DELETE FROM leases WHERE name = ? AND holder = ?').run(name, holder);
   }
 

@@ -1,8 +1,12 @@
 /**
  * Short-lived grants that every serving process must see the same way: one-time image secrets,
- * push grants, the operations the LXD API answers with, and leases on shared work. They expire on their own; losing them
- * (a new data directory, a deleted file) costs clients a retry, never an image. Keys are the
- * sha256 of the secret, so a lookup's timing says nothing about the secrets held.
+ * push grants, the operations the LXD API answers with, and leases on shared work. They expire
+ * on their own; losing them (a new data directory, a deleted file) costs clients a retry, never
+ * an image. Keys are the sha256 of the secret, so a lookup's timing says nothing about the
+ * secrets held.
+ *
+ * Drivers: SQLite (`grants-sqlite.ts`) and memory (`grants-memory.ts`);
+ * test/conformance/grants.test.ts runs the contract against both, with handles as processes.
  */
 
 export interface PushGrant {
@@ -12,17 +16,12 @@ export interface PushGrant {
   properties: Record<string, string>;
 }
 
-export interface GrantStore {
+export interface GrantStore extends Leases {
   addImageSecret(key: string, fingerprint: string, expiresAt: number): Promise<void>;
   /** The image a live secret opens. */
   imageSecretTarget(key: string): Promise<string | undefined>;
-  /**
-   * Takes the secret for one download by `holder` (a process id); false while another live
-   * holder has it. A holder that died without settling releases it.
-   */
-  claimImageSecret(key: string, holder: number): Promise<boolean>;
-  /** A claimed download ended: complete, the secret is spent; cut, it is free again. */
-  settleImageSecret(key: string, holder: number, completed: boolean): Promise<void>;
+  /** Uses the secret up (its download completed): no one may use it again. */
+  spendImageSecret(key: string): Promise<void>;
 
   addPushGrant(key: string, grant: PushGrant, expiresAt: number): Promise<void>;
   /** Removes and returns the grant if it is live and for `fingerprint`: redeemed once, by one caller. */
@@ -33,15 +32,28 @@ export interface GrantStore {
   /** Live operations, for tests and metrics. */
   countOperations(): Promise<number>;
 
-  /**
-   * A named lease for one process's work that others should wait for rather than repeat (the
-   * upstream fetch of one lazily mirrored file): false while another live process holds it. A
-   * holder that died without releasing it loses it to the next taker.
-   */
-  takeLease(name: string, holder: number): Promise<boolean>;
-  releaseLease(name: string, holder: number): Promise<void>;
-
   close(): Promise<void>;
 }
 
-export type Leases = Pick<GrantStore, 'takeLease' | 'releaseLease'>;
+/**
+ * Named leases on shared work that one holder at a time may do (the upstream fetch of one lazily
+ * mirrored file, the download a one-time secret opens, the background jobs), as containerd's
+ * leases: a holder is an instance id (src/instance.ts), a lease lives `ttlMs` from when it was
+ * taken or last renewed, by the store's clock, and a holder renews it while it works. One that
+ * dies stops renewing, and the lease is free again once expired, whichever host it ran on.
+ * Each call is one atomic decision across every handle on the store.
+ */
+export interface Leases {
+  /**
+   * Takes the lease for `ttlMs`: true when it was free, expired, or already this holder's
+   * (then renewed); false while another holder's has not expired.
+   */
+  takeLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Extends this holder's lease to `ttlMs` from now; false when it is no longer its own (taken by
+   * another once expired, or released). Expired and taken by no one, it is still its own.
+   */
+  renewLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up if this holder has it; anything else is a no-op. */
+  releaseLease(name: string, holder: string): Promise<void>;
+}

@@ -13,6 +13,7 @@ import type { Logger } from '../log.ts';
 import { isAppError, ErrorCodes } from '../errors.ts';
 import { downloadBlob } from './download.ts';
 import type { Leases } from '../meta/grants.ts';
+import { holdLease, type HeldLease } from '../core/lease.ts';
 
 /** How often a process waiting on another's fetch of the same file looks again. */
 const waitPollMs = 100;
@@ -86,20 +87,25 @@ export class FetchThroughBlobs implements BlobStore {
     await download;
   }
 
-  /** Fetches the file, unless another process is fetching it: then waits for its copy (or its death). */
+  /**
+   * Fetches the file, unless another process (on any host sharing the store) is fetching it:
+   * then waits for its copy, or for its lease to expire once it died.
+   */
   private async fetchOnce(sha256: string, size: number, url: string, certificate: string): Promise<void> {
     if (!this.leases) return this.fetch(sha256, size, url, certificate);
-    const lease = `fetch:${sha256}`;
-    while (!(await this.leases.takeLease(lease, process.pid))) {
+    let held: HeldLease | undefined;
+    while (!(held = await holdLease(this.leases, `fetch:${sha256}`))) {
       await new Promise((resolve) => setTimeout(resolve, waitPollMs));
       if ((await this.inner.size(sha256)) !== undefined) return;
     }
     try {
       // The holder we waited for may have finished just before we took the lease over.
       if ((await this.inner.size(sha256)) !== undefined) return;
-      await this.fetch(sha256, size, url, certificate);
+      // A lease lost (this process stalled past its time to live, and another took over) stops
+      // this download: the other one is the fetch now.
+      await this.fetch(sha256, size, url, certificate, held.lost);
     } finally {
-      await this.leases.releaseLease(lease, process.pid);
+      await held.release();
     }
   }
 
@@ -110,10 +116,10 @@ export class FetchThroughBlobs implements BlobStore {
     await this.meta.touchBlob(sha256, new Date(now).toISOString()).catch(() => {});
   }
 
-  private async fetch(sha256: string, size: number, url: string, certificate: string): Promise<void> {
+  private async fetch(sha256: string, size: number, url: string, certificate: string, signal?: AbortSignal): Promise<void> {
     const started = Date.now();
     try {
-      await downloadBlob(this.inner, new URL(url), { sha256, size }, { certificate: certificate || undefined });
+      await downloadBlob(this.inner, new URL(url), { sha256, size }, { certificate: certificate || undefined, signal });
       // Fresh now, before anyone opens it: the scheduler picks copies by their last use.
       await this.markUsed(sha256);
       this.log.info('lazy file fetched', { sha256, bytes: size, ms: Date.now() - started });

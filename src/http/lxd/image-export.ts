@@ -27,7 +27,8 @@ export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; se
       const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
       // A secret opens one download at a time, spent once a response went out whole; HEAD is free.
       const secret = !viewer.trusted && !image.public && request.method === 'GET' ? viewer.secret : undefined;
-      if (secret && !(await secrets.claim(secret))) throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
+      const claim = secret ? await secrets.claim(secret) : undefined;
+      if (secret && !claim) throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
       // Settled once the whole body was handed to the socket (not at 'close': a client that has
       // every byte may hang up first): the download counts and its secret is spent. A failed or
       // cut download frees the secret for a retry.
@@ -37,7 +38,7 @@ export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; se
         settled = true;
         const completed = whole && reply.raw.statusCode === 200;
         if (completed) downloads?.count({ fingerprint: image.fingerprint, product: productOf(image, store.releaseNames).key }, 'export');
-        if (secret) secrets.settle(secret, completed).catch((err: unknown) => store.log.error('settling a secret failed', { err }));
+        claim?.settle(completed).catch((err: unknown) => store.log.error('settling a secret failed', { err }));
       };
       try {
         return await sendExport(request, reply, store, image, settle);
