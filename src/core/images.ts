@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
-import { AppError, ErrorCodes } from '../errors.ts';
+import { AppError, ErrorCodes, isAppError } from '../errors.ts';
 import { aliasesOf, type Alias, type BlobRef, type Image } from '../domain/image.ts';
 import { formatExtension } from '../domain/formats.ts';
 import { matchesProperty } from '../domain/property-filter.ts';
@@ -141,12 +141,22 @@ export async function setProperty(store: { meta: ImageCatalog }, ref: string, ke
   return editImage(store, image.fingerprint, { properties });
 }
 
+/**
+ * Deletes the images `refs` name, all or none: one bad name, or an image another process deleted
+ * meanwhile, deletes nothing, and the error names what was asked for.
+ */
 export async function deleteImages(store: { meta: ImageCatalog }, refs: string[]): Promise<Image[]> {
-  // Resolve them all first, so that one bad name deletes nothing.
   const resolved = await Promise.all(refs.map((ref) => resolveImage(store, ref)));
   // The same image named twice (by alias and by fingerprint, say) is deleted once.
   const images = [...new Map(resolved.map((i) => [i.fingerprint, i])).values()];
-  for (const image of images) await store.meta.deleteImage(image.fingerprint);
+  try {
+    await store.meta.deleteImages(images.map((i) => i.fingerprint));
+  } catch (err) {
+    if (!isAppError(err, ErrorCodes.notFound)) throw err;
+    const gone = await Promise.all(resolved.map(async (image) => (await store.meta.getImage(image.fingerprint)) === undefined));
+    const ref = refs[gone.indexOf(true)] ?? refs[0]!;
+    throw new AppError(ErrorCodes.notFound, `Image "${ref}" not found: it was deleted meanwhile`, { hint: 'Nothing was deleted.', cause: err });
+  }
   return images;
 }
 

@@ -216,13 +216,18 @@ export class MemoryMetaStore implements MetaStore {
     });
   }
 
-  async deleteImage(fingerprint: string): Promise<void> {
+  async deleteImages(fingerprints: string[]): Promise<void> {
+    if (fingerprints.length === 0) return;
     this.write((data) => {
-      const stored = data.images.get(fingerprint);
-      if (!stored) throw notFound(`Image "${fingerprint}" not found`);
-      if (stored.image.public) this.markUnpublished(data, stored);
-      data.images.delete(fingerprint);
-      for (const [name, alias] of data.aliases) if (alias.fingerprint === fingerprint) data.aliases.delete(name);
+      // Checked before anything changes: all or nothing.
+      const missing = fingerprints.find((fp) => !data.images.has(fp));
+      if (missing !== undefined) throw notFound(`Image "${missing}" not found`);
+      for (const fingerprint of new Set(fingerprints)) {
+        const stored = data.images.get(fingerprint)!;
+        if (stored.image.public) this.markUnpublished(data, stored);
+        data.images.delete(fingerprint);
+        for (const [name, alias] of data.aliases) if (alias.fingerprint === fingerprint) data.aliases.delete(name);
+      }
     });
   }
 

@@ -354,12 +354,16 @@ export class SqliteMetaStore implements MetaStore {
     });
   }
 
-  async deleteImage(fingerprint: string): Promise<void> {
+  async deleteImages(fingerprints: string[]): Promise<void> {
+    if (fingerprints.length === 0) return;
     this.transaction(() => {
-      const image = this.imageAt(fingerprint);
-      if (!image) throw notFound(`Image "${fingerprint}" not found`);
-      if (image.public) this.markUnpublished(image);
-      this.sql('DELETE FROM images WHERE fingerprint = ?').run(fingerprint);
+      for (const fingerprint of new Set(fingerprints)) {
+        const image = this.imageAt(fingerprint);
+        // Thrown inside the transaction: the deletes before it are rolled back.
+        if (!image) throw notFound(`Image "${fingerprint}" not found`);
+        if (image.public) this.markUnpublished(image);
+        this.sql('DELETE FROM images WHERE fingerprint = ?').run(fingerprint);
+      }
     });
   }
 

@@ -111,11 +111,13 @@ export interface ImageCatalog {
    */
   updateImage(image: Image): Promise<void>;
   /**
-   * Deletes the image with its aliases and deltas; the blob records stay for collection. A public
-   * image's blobs (metadata, rootfs and every delta) are stamped `unpublishedAt` now. `not_found`
-   * if there is no such image, so a second delete fails and changes nothing.
+   * Deletes the images with their aliases and deltas, as one write; the blob records stay for
+   * collection. A public image's blobs (metadata, rootfs and every delta) are stamped
+   * `unpublishedAt` now. `not_found` (naming it) if one of them does not exist, and then none is
+   * deleted: a second delete, or one racing another, fails whole and changes nothing. A
+   * fingerprint given twice counts once; an empty list writes nothing.
    */
-  deleteImage(fingerprint: string): Promise<void>;
+  deleteImages(fingerprints: string[]): Promise<void>;
   /**
    * Attaches delta files (already stored) to an image, recording their blobs as insertImage does.
    * Idempotent: a delta the image has is left as it is. `not_found` if there is no such image.

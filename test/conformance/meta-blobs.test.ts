@@ -39,8 +39,8 @@ for (const driver of metaDrivers) {
     const { store } = await driver.open(t);
     for (const n of [3, 1, 2]) await store.insertImage(splitImage(fp(n), { public: n !== 2 }), []);
     assert.deepEqual(await store.collectableBlobs(cutoff()), []);
-    await store.deleteImage(fp(2)); // private: its files may go at once
-    await store.deleteImage(fp(3)); // public: its files wait for the grace period
+    await store.deleteImages([fp(2)]); // private: its files may go at once
+    await store.deleteImages([fp(3)]); // public: its files wait for the grace period
     assert.deepEqual(await store.collectableBlobs(cutoff()), [sha('e', 2), sha('f', 2)]);
     assert.deepEqual(await store.collectableBlobs(fromNow(1000)), [sha('e', 2), sha('e', 3), sha('f', 2), sha('f', 3)]);
     assert.equal(await store.beginCollect(sha('f', 3), cutoff(), now()), false);
@@ -55,7 +55,7 @@ for (const driver of metaDrivers) {
     await store.insertImage(splitImage(fp(1), { deltas: [delta(sha('d', 1), 'v0')] }), []);
     await store.insertImage(splitImage(fp(2)), []);
     await store.addDeltas(fp(2), [delta(sha('d', 2), 'v1')]);
-    await store.deleteImage(fp(1));
+    await store.deleteImages([fp(1)]);
     const d = sha('d', 1);
     assert.ok(!(await store.collectableBlobs(cutoff())).includes(d), d);
     assert.equal(await store.beginCollect(d, cutoff(), now()), false, d);
@@ -65,7 +65,7 @@ for (const driver of metaDrivers) {
     // Made private first, then deleted: out of every index since it was made private, so its
     // files (deltas included) have no grace period to wait for.
     await store.updateImage({ ...(await store.getImage(fp(2)))!, public: false });
-    await store.deleteImage(fp(2));
+    await store.deleteImages([fp(2)]);
     assert.ok((await store.collectableBlobs(cutoff())).includes(sha('d', 2)));
     assert.equal(await store.beginCollect(sha('d', 2), cutoff(), now()), true);
   });
@@ -127,7 +127,7 @@ for (const driver of metaDrivers) {
     const [meta, rootfs] = [image.metadata.sha256, image.rootfs!.sha256];
     // An earlier image left these files unused: candidates for the collector.
     await importer.insertImage(splitImage(fp(2), { public: false, metadata: image.metadata, rootfs: image.rootfs }), []);
-    await importer.deleteImage(fp(2));
+    await importer.deleteImages([fp(2)]);
     assert.deepEqual(await collector.collectableBlobs(cutoff()), [meta, rootfs]);
 
     // The importer claims first: the collector must leave both alone until the record is in.
@@ -140,7 +140,7 @@ for (const driver of metaDrivers) {
 
     // The collector first: the importer waits (busy) until the collection is over.
     await importer.insertImage(splitImage(fp(3), { public: false }), []);
-    await importer.deleteImage(fp(3));
+    await importer.deleteImages([fp(3)]);
     assert.equal(await collector.beginCollect(sha('f', 3), cutoff(), now()), true);
     await rejectsWith(importer.claimBlobs('import', [sha('f', 3)], claimTtl()), 'busy');
     await collector.finishCollect(sha('f', 3));
@@ -166,7 +166,7 @@ for (const driver of metaDrivers) {
     const collector = peer();
     const [x, y] = [sha('a', 1), sha('a', 2)];
     await store.insertImage(splitImage(fp(1), { public: false }), []);
-    await store.deleteImage(fp(1));
+    await store.deleteImages([fp(1)]);
     const recorded = sha('f', 1);
 
     // Killed right after deciding, before deleting anything.

@@ -22,7 +22,7 @@ const writes: [string, (s: MetaStore) => Promise<unknown>][] = [
   ['renameAlias', (s) => s.renameAlias('x', 'y')],
   ['moveAliases', (s) => s.moveAliases(fp(1), fp(2))],
   ['deleteAlias', (s) => s.deleteAlias('y')],
-  ['deleteImage', (s) => s.deleteImage(fp(1))],
+  ['deleteImage', (s) => s.deleteImages([fp(1)])],
   ['claimBlobs', (s) => s.claimBlobs('c', [sha('e', 1)], fromNow(60_000))],
   ['releaseClaim', (s) => s.releaseClaim('c')],
   ['beginCollect', (s) => s.beginCollect(sha('e', 1), fromNow(1000), new Date().toISOString())],

@@ -94,7 +94,7 @@ for (const driver of metaDrivers) {
     const second = splitImage(fp(2), { metadata: { ...first.metadata, size: 999, format: { kind: 'tarball', compression: 'gzip' } } });
     await store.insertImage(second, []);
     assert.deepEqual((await store.getImage(fp(2)))!.metadata, first.metadata);
-    await store.deleteImage(fp(1));
+    await store.deleteImages([fp(1)]);
     assert.equal((await store.getBlob(first.metadata.sha256))!.referenced, true);
     assert.equal((await store.getBlob(first.rootfs!.sha256))!.referenced, false);
   });
@@ -121,16 +121,32 @@ for (const driver of metaDrivers) {
     assert.equal(await store.getImage(fp(2)), undefined);
   });
 
-  test(`${driver.name} images: deleteImage takes the aliases and deltas with it; a second delete is not_found`, async (t) => {
+  test(`${driver.name} images: deleteImages is all or nothing, also against a delete racing it`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    for (const n of [1, 2, 3, 4]) await store.insertImage(splitImage(fp(n)), [alias(`a${n}`, fp(n))]);
+    await rejectsWith(store.deleteImages([fp(1), fp(2), fp(9)]), 'not_found');
+    assert.deepEqual((await store.listImages()).map((i) => i.fingerprint), [fp(1), fp(2), fp(3), fp(4)], 'one missing: none deleted');
+    await store.deleteImages([fp(4), fp(4)]);
+    await store.deleteImages([]);
+    // Two processes delete overlapping sets at once: one deletes its whole set, the other nothing.
+    const other = peer();
+    const outcomes = await Promise.allSettled([store.deleteImages([fp(1), fp(2)]), other.deleteImages([fp(2), fp(3)])]);
+    assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected']);
+    const left = (await store.listImages()).map((i) => i.fingerprint);
+    assert.ok(JSON.stringify(left) === JSON.stringify([fp(3)]) || JSON.stringify(left) === JSON.stringify([fp(1)]), `left: ${left}`);
+    assert.deepEqual((await store.listAliases()).map((a) => a.fingerprint), left, 'aliases go with their image, and only then');
+  });
+
+  test(`${driver.name} images: deleteImages takes the aliases and deltas with it; a second delete is not_found`, async (t) => {
     const { store } = await driver.open(t);
     await store.insertImage(splitImage(fp(1), { deltas: [delta(sha('d', 1), 'v1')] }), [alias('a', fp(1)), alias('b', fp(1))]);
     await store.insertImage(splitImage(fp(2)), [alias('c', fp(2))]);
-    await store.deleteImage(fp(1));
+    await store.deleteImages([fp(1)]);
     assert.equal(await store.getImage(fp(1)), undefined);
     assert.deepEqual(await store.listAliases(), [alias('c', fp(2))]);
     // The blob records stay for the collector, unused.
     for (const blob of [sha('e', 1), sha('f', 1), sha('d', 1)]) assert.equal((await store.getBlob(blob))?.referenced, false, blob);
-    await rejectsWith(store.deleteImage(fp(1)), 'not_found');
+    await rejectsWith(store.deleteImages([fp(1)]), 'not_found');
     assert.deepEqual((await store.listImages()).map((i) => i.fingerprint), [fp(2)]);
     // The fingerprint is free again, with its deltas gone.
     await store.insertImage(splitImage(fp(1)), []);
@@ -169,9 +185,9 @@ for (const driver of metaDrivers) {
     for (const blob of files(1)) assert.equal((await store.getBlob(blob))!.unpublishedAt, null);
 
     const start = fromNow(-1);
-    await store.deleteImage(fp(1));
+    await store.deleteImages([fp(1)]);
     await store.updateImage({ ...(await store.getImage(fp(2)))!, public: false });
-    await store.deleteImage(fp(3));
+    await store.deleteImages([fp(3)]);
     const end = fromNow(1);
     for (const blob of files(1)) {
       const stamp = (await store.getBlob(blob))!.unpublishedAt;
@@ -182,7 +198,7 @@ for (const driver of metaDrivers) {
     for (const blob of [...files(2), ...files(3)]) assert.equal((await store.getBlob(blob))!.unpublishedAt, null);
 
     // A private image deleted afterwards has been out of every index since: no grace either.
-    await store.deleteImage(fp(2));
+    await store.deleteImages([fp(2)]);
     for (const blob of files(2)) assert.equal((await store.getBlob(blob))!.unpublishedAt, null);
   });
 
@@ -236,7 +252,7 @@ for (const driver of metaDrivers) {
     await store.moveAliases(fp(3), fp(1));
     assert.equal((await store.listAliases()).length, 3);
     // The old image can go without taking them.
-    await store.deleteImage(fp(1));
+    await store.deleteImages([fp(1)]);
     assert.equal((await store.listAliases()).length, 3);
   });
 
@@ -245,7 +261,7 @@ for (const driver of metaDrivers) {
     const other = peer();
     await store.insertImage(splitImage(fp(1)), [alias('x', fp(1))]);
     assert.equal((await other.getImage(fp(1)))!.fingerprint, fp(1));
-    await other.deleteImage(fp(1));
+    await other.deleteImages([fp(1)]);
     assert.equal(await store.getImage(fp(1)), undefined);
     assert.equal(await store.getAlias('x'), undefined);
     // Two handles racing for one fingerprint: exactly one wins.

@@ -197,6 +197,27 @@ test('deleting the same image named twice deletes it once and succeeds', async (
   assert.equal(JSON.parse(await wharfOk(data, ['image', 'list', '--format', 'json'])).length, 0);
 });
 
+test('a delete of several images that another delete overtakes deletes none, and names the image as it was typed', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  for (const name of ['a', 'b']) {
+    const image = await buildUnified(work, { name: `${name}.tar.gz`, seed: name, properties: { os: name, release: '1' } });
+    await wharfOk(data, ['image', 'import', image.path, '--alias', name]);
+  }
+  const store = await openTestStore(t, data);
+  const other = await openTestStore(t, data);
+  const b = (await store.meta.getAlias('b'))!.fingerprint;
+  // Another process deletes b between this delete's resolving the names and its deleting them.
+  const racing = Object.assign(Object.create(store.meta) as Store['meta'], {
+    deleteImages: async (fingerprints: string[]) => {
+      await other.meta.deleteImages([b]);
+      return store.meta.deleteImages(fingerprints);
+    },
+  });
+  await assert.rejects(deleteImages({ ...store, meta: racing }, ['a', 'b']), (err: unknown) => isAppError(err, 'not_found') && /^Image "b" not found/.test((err as Error).message));
+  assert.deepEqual((await store.meta.listAliases()).map((a) => a.name), ['a'], 'a is still there: nothing was deleted');
+});
+
 test('a server that cannot bind its port says why and nothing else', async (t) => {
   const work = await tempDir(t);
   const data = join(work, 'data');

@@ -29,7 +29,7 @@ test('commitBlobs records what it stores; collectGarbage takes it once no image 
   const image = imageRecord({ fingerprint: sha, public: false, metadata: { sha256: sha, size: 15, format: { kind: 'tarball', compression: 'none' } } });
   await commitBlobs(store, [writer], () => store.meta.insertImage(image, []));
   assert.deepEqual((await collectGarbage(store)).removed, []);
-  await store.meta.deleteImage(sha);
+  await store.meta.deleteImages([sha]);
   assert.deepEqual((await collectGarbage(store)).removed, [sha]);
   assert.equal(await store.blobs.size(sha), undefined);
   assert.equal(await store.meta.getBlob(sha), undefined);
