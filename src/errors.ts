@@ -112,3 +112,6 @@ export const invalidImage = (message: string, hint?: string) =>
   new AppError(ErrorCodes.invalidImage, message, hint === undefined ? {} : { hint });
 
 export const notFound = (message: string) => new AppError(ErrorCodes.notFound, message);
+
+/** A write made from a read of something another writer has changed since: read it again. */
+export const changedMeanwhile = (what: string) => new AppError(ErrorCodes.preconditionFailed, `${what} was changed meanwhile`, { hint: 'Read it again, then make the change.' });

@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AppError, ErrorCodes } from '../errors.ts';
-import { applyImageEdit, deleteImages, exportImage, imageWithAliases, listImages, setProperty, verifyImages } from '../core/images.ts';
+import { applyImageEdit, deleteImages, exportImage, imageWithAliases, listImages, setProperty, unchangedSince, verifyImages } from '../core/images.ts';
 import { resolveImage } from '../core/resolve.ts';
 import { createAlias, deleteAlias, listAliases, renameAlias } from '../core/aliases.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
@@ -158,7 +158,8 @@ export function imageCommands(image: Command, cli: CliContext) {
       const { editedDocument } = await import('./image-edit.ts');
       const current = await withAliases(ref);
       const edited = await editedDocument(toApiImage(current, current.aliases), cli.io);
-      await withStore(cli, (store) => applyImageEdit(store, current.fingerprint, edited, 'replace'));
+      // Refused if the image changed while the editor was open: the edit was made from the old one.
+      await withStore(cli, (store) => applyImageEdit(store, current.fingerprint, edited, 'replace', unchangedSince(current)));
     });
 
   image

@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
-import { AppError, ErrorCodes, isAppError } from '../errors.ts';
+import { AppError, ErrorCodes, changedMeanwhile, isAppError } from '../errors.ts';
 import { aliasesOf, type Alias, type BlobRef, type Image } from '../domain/image.ts';
 import { formatExtension } from '../domain/formats.ts';
 import { matchesProperty } from '../domain/property-filter.ts';
@@ -110,35 +110,62 @@ export function imageEditFrom(image: Image, changes: unknown, mode: EditMode): I
   return edit;
 }
 
-/** Checks `changes` (see imageEditFrom) against the image `ref` names, then applies them. */
-export async function applyImageEdit(store: { meta: ImageCatalog }, ref: string, changes: unknown, mode: EditMode): Promise<Image> {
-  const image = await resolveImage(store, ref);
-  return editImage(store, image.fingerprint, imageEditFrom(image, changes, mode));
+/**
+ * Checks `changes` (see imageEditFrom) against the image `ref` names, then applies them.
+ * `expect` is checked against the image as read before the write: an If-Match, or the revision an
+ * editor session started from.
+ */
+export async function applyImageEdit(store: { meta: ImageCatalog }, ref: string, changes: unknown, mode: EditMode, expect?: (image: Image) => void): Promise<Image> {
+  return editImage(store, ref, (image) => imageEditFrom(image, changes, mode), expect);
 }
 
-export async function editImage(store: { meta: ImageCatalog }, ref: string, edit: ImageEdit): Promise<Image> {
-  const image = await resolveImage(store, ref);
-  const updated: Image = {
-    ...image,
-    ...(edit.public !== undefined ? { public: edit.public } : {}),
-    ...(edit.properties !== undefined ? { properties: edit.properties } : {}),
-    ...(edit.expiresAt !== undefined ? { expiresAt: edit.expiresAt } : {}),
-    ...(edit.autoUpdate !== undefined ? { autoUpdate: edit.autoUpdate } : {}),
-  };
-  await store.meta.updateImage(updated);
-  return updated;
+/** Attempts of an edit that other writers keep overtaking, before it gives up. */
+const editAttempts = 10;
+
+/**
+ * Applies the edit `change` makes of the image `ref` names, as read now, by compare and set
+ * (ImageCatalog.updateImage): when another writer (any process, any replica) changed the image
+ * in between, it is read again and the edit made anew, so concurrent edits of different fields
+ * all land. `expect` runs on every read and may refuse it (an If-Match naming an older version).
+ */
+export async function editImage(store: { meta: ImageCatalog }, ref: string, change: (image: Image) => ImageEdit, expect?: (image: Image) => void): Promise<Image> {
+  for (let attempt = 1; ; attempt++) {
+    const image = await resolveImage(store, ref);
+    expect?.(image);
+    const edit = change(image);
+    const updated: Image = {
+      ...image,
+      ...(edit.public !== undefined ? { public: edit.public } : {}),
+      ...(edit.properties !== undefined ? { properties: edit.properties } : {}),
+      ...(edit.expiresAt !== undefined ? { expiresAt: edit.expiresAt } : {}),
+      ...(edit.autoUpdate !== undefined ? { autoUpdate: edit.autoUpdate } : {}),
+    };
+    try {
+      await store.meta.updateImage(updated);
+      return { ...updated, revision: image.revision + 1 };
+    } catch (err) {
+      if (!isAppError(err, ErrorCodes.preconditionFailed) || attempt >= editAttempts) throw err;
+    }
+  }
 }
+
+/** An `expect` for editImage: the image is still at the revision `read` was. */
+export const unchangedSince = (read: Image) => (image: Image) => {
+  if (image.revision !== read.revision) throw changedMeanwhile(`Image ${read.fingerprint.slice(0, 12)}`);
+};
 
 export async function setProperty(store: { meta: ImageCatalog }, ref: string, key: string, value: string | undefined): Promise<Image> {
-  const image = await resolveImage(store, ref);
-  const properties = { ...image.properties };
-  if (value === undefined) {
-    if (!(key in properties)) throw new AppError(ErrorCodes.notFound, `Image ${image.fingerprint.slice(0, 12)} has no property "${key}"`);
-    delete properties[key];
-  } else {
-    properties[key] = value;
-  }
-  return editImage(store, image.fingerprint, { properties });
+  const { fingerprint } = await resolveImage(store, ref);
+  return editImage(store, fingerprint, (image) => {
+    const properties = { ...image.properties };
+    if (value === undefined) {
+      if (!(key in properties)) throw new AppError(ErrorCodes.notFound, `Image ${image.fingerprint.slice(0, 12)} has no property "${key}"`);
+      delete properties[key];
+    } else {
+      properties[key] = value;
+    }
+    return { properties };
+  });
 }
 
 /**

@@ -102,6 +102,7 @@ export async function importImage(store: Store, request: ImportRequest): Promise
       productAliases: request.productAliases ?? [],
       mirror: request.mirror ?? null,
       deltas: [],
+      revision: 1,
     };
     const aliases: Alias[] = aliasNames.map((name) => ({ name, fingerprint, description: '', type }));
     // Everything checked out (the record above included): only now may the store change.

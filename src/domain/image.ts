@@ -63,6 +63,11 @@ export interface Image {
   mirror: string | null;
   /** Deltas from older versions, as mirrored from upstream; empty for most images. */
   deltas: Delta[];
+  /**
+   * Moves with every change to the image's record (an edit, publishing): an edit made from an
+   * older read is refused (ImageCatalog.updateImage compares and sets it). 1 once inserted.
+   */
+  revision: number;
 }
 
 export interface Alias {

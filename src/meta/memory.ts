@@ -4,7 +4,7 @@
  * `share()` see the same data, as processes opening the same database do; every method runs to
  * completion without yielding, so each write is atomic against every handle.
  */
-import { AppError, ErrorCodes, notFound } from '../errors.ts';
+import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import {
   abandonedCollectionMs,
@@ -178,7 +178,7 @@ export class MemoryMetaStore implements MetaStore {
       this.checkNewAliases(data, aliases, image.fingerprint);
       for (const blob of [image.metadata, image.rootfs]) if (blob) this.recordBlob(data, blob, image.uploadedAt);
       const { deltas, ...rest } = copy(image);
-      const stored: StoredImage = { image: rest, deltas: new Map() };
+      const stored: StoredImage = { image: { ...rest, revision: 1 }, deltas: new Map() };
       data.images.set(image.fingerprint, stored);
       for (const alias of aliases) data.aliases.set(alias.name, copy(alias));
       this.recordDeltas(data, stored, deltas, image.uploadedAt);
@@ -211,8 +211,9 @@ export class MemoryMetaStore implements MetaStore {
     this.write((data) => {
       const stored = data.images.get(image.fingerprint);
       if (!stored) throw notFound(`Image "${image.fingerprint}" not found`);
+      if (stored.image.revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
       const { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource } = copy(image);
-      Object.assign(stored.image, { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource });
+      Object.assign(stored.image, { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, revision: image.revision + 1 });
     });
   }
 
@@ -236,7 +237,7 @@ export class MemoryMetaStore implements MetaStore {
     this.write((data) => {
       for (const fp of fingerprints) {
         const stored = data.images.get(fp);
-        if (stored) stored.image.public = true;
+        if (stored && !stored.image.public) Object.assign(stored.image, { public: true, revision: stored.image.revision + 1 });
       }
     });
   }

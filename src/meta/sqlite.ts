@@ -4,7 +4,7 @@
  */
 import { inTransaction, openSqlite, storageError } from './sqlite-open.ts';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { AppError, ErrorCodes, isAppError, notFound } from '../errors.ts';
+import { AppError, ErrorCodes, changedMeanwhile, isAppError, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image, ImageType } from '../domain/image.ts';
 import type { FileFormat } from '../domain/formats.ts';
 import { abandonedCollectionMs, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
@@ -109,6 +109,7 @@ const migrations: string[] = [
      weight INTEGER NOT NULL,
      health TEXT
    );`,
+  `ALTER TABLE images ADD COLUMN revision INTEGER NOT NULL DEFAULT 1`,
 ];
 
 interface ImageRow {
@@ -128,6 +129,7 @@ interface ImageRow {
   cached: number;
   update_source: string | null;
   product_aliases: string;
+  revision: number;
   mirror: string | null;
   m_sha256: string;
   m_size: number;
@@ -181,6 +183,7 @@ function toImage(row: ImageRow, deltas: DeltaRow[] = []): Image {
     productAliases: JSON.parse(row.product_aliases),
     mirror: row.mirror,
     deltas: deltas.map((d) => ({ sha256: d.sha256, size: d.size, format: JSON.parse(d.format) as FileFormat, ftype: d.ftype, base: d.base })),
+    revision: row.revision,
   };
 }
 
@@ -337,10 +340,12 @@ export class SqliteMetaStore implements MetaStore {
 
   async updateImage(image: Image): Promise<void> {
     this.transaction(() => {
-      if (!this.sql('SELECT 1 FROM images WHERE fingerprint = ?').get(image.fingerprint)) throw notFound(`Image "${image.fingerprint}" not found`);
+      const stored = this.sql('SELECT revision FROM images WHERE fingerprint = ?').get(image.fingerprint) as { revision: number } | undefined;
+      if (!stored) throw notFound(`Image "${image.fingerprint}" not found`);
+      if (stored.revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
       this.sql(
         `UPDATE images SET public = ?, properties = ?, expires_at = ?, last_used_at = ?, auto_update = ?, cached = ?,
-           update_source = ? WHERE fingerprint = ?`,
+           update_source = ?, revision = revision + 1 WHERE fingerprint = ?`,
       ).run(
         image.public ? 1 : 0,
         JSON.stringify(image.properties),
@@ -653,7 +658,7 @@ export class SqliteMetaStore implements MetaStore {
   async publishImages(fingerprints: string[]): Promise<void> {
     if (fingerprints.length === 0) return;
     this.transaction(() => {
-      for (const fp of fingerprints) this.sql('UPDATE images SET public = 1 WHERE fingerprint = ?').run(fp);
+      for (const fp of fingerprints) this.sql('UPDATE images SET public = 1, revision = revision + 1 WHERE fingerprint = ? AND public = 0').run(fp);
     });
   }
 

@@ -98,7 +98,8 @@ export interface ImageCatalog {
   /** Every image, ordered by uploadedAt, then fingerprint. */
   listImages(): Promise<Image[]>;
   /**
-   * Records the image, a record for each of its blobs (one already recorded is kept as it is),
+   * Records the image at revision 1 (whatever `image.revision` says), a record for each of its
+   * blobs (one already recorded is kept as it is),
    * its deltas, `aliases`, and where lazily fetched blobs come from (`sources`, by sha256), as
    * one write. `conflict` if the fingerprint or any alias name exists (or is given twice);
    * `not_found` if an alias names another image that does not exist. Nothing is kept then.
@@ -106,8 +107,11 @@ export interface ImageCatalog {
   insertImage(image: Image, aliases: Alias[], sources?: Record<string, BlobSource>): Promise<void>;
   /**
    * Replaces the editable fields (public, properties, expiresAt, lastUsedAt, autoUpdate, cached,
-   * updateSource) and ignores the others. Making a public image private stamps nothing: private
-   * takes effect at once, with no grace period. `not_found` if there is no such image.
+   * updateSource) and ignores the others, if the stored image is still at `image.revision` (the
+   * revision it was read at), and moves the revision on: compare and set, so that of two edits
+   * made from the same read, on any handle, one is refused (`precondition_failed`) instead of
+   * lost. Making a public image private stamps nothing: private takes effect at once, with no
+   * grace period. `not_found` if there is no such image.
    */
   updateImage(image: Image): Promise<void>;
   /**
@@ -124,8 +128,9 @@ export interface ImageCatalog {
    */
   addDeltas(fingerprint: string, deltas: Delta[]): Promise<void>;
   /**
-   * Makes these images public as one write, so a product version appears whole or not at all.
-   * Unknown fingerprints and images already public are skipped; an empty list writes nothing.
+   * Makes these images public as one write, so a product version appears whole or not at all,
+   * moving the revision of each it changes. Unknown fingerprints and images already public are
+   * skipped; an empty list writes nothing.
    */
   publishImages(fingerprints: string[]): Promise<void>;
 

@@ -226,6 +226,7 @@ export function lazyImage(base: string, certificate: string, image: RemoteImage,
       productAliases: image.aliases,
       mirror,
       deltas,
+      revision: 1,
     },
     sources: Object.fromEntries(files.map((f) => [f.sha256, { url: under(base, f.path).href, certificate }])),
   };

@@ -114,11 +114,38 @@ for (const driver of metaDrivers) {
       updateSource: { server: 's', protocol: 'lxd', alias: 'a', certificate: 'PEM', imageType: 'container' },
     };
     await store.updateImage({ ...edited, filename: 'other', architecture: 'aarch64', productAliases: [], mirror: null, uploadedAt: fromNow(0), size: 1 });
-    assert.deepEqual(await store.getImage(fp(1)), edited);
-    await store.updateImage(image);
-    assert.deepEqual(await store.getImage(fp(1)), image);
+    assert.deepEqual(await store.getImage(fp(1)), { ...edited, revision: 2 });
+    await store.updateImage({ ...image, revision: 2 });
+    assert.deepEqual(await store.getImage(fp(1)), { ...image, revision: 3 });
     await rejectsWith(store.updateImage(splitImage(fp(2))), 'not_found');
     assert.equal(await store.getImage(fp(2)), undefined);
+  });
+
+  test(`${driver.name} images: updateImage compares and sets the revision: of two edits from one read, on two handles, one lands`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    await store.insertImage(splitImage(fp(1), { revision: 7 }), []);
+    const read = (await store.getImage(fp(1)))!;
+    assert.equal(read.revision, 1, 'an inserted image starts at 1, whatever the record said');
+    const other = peer();
+    const outcomes = await Promise.allSettled([
+      store.updateImage({ ...read, properties: { by: 'first' } }),
+      other.updateImage({ ...read, properties: { by: 'second' } }),
+    ]);
+    assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected']);
+    const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+    assert.equal((refused.reason as { code: string }).code, 'precondition_failed');
+    const now = (await other.getImage(fp(1)))!;
+    assert.equal(now.revision, 2);
+    assert.ok(['first', 'second'].includes(now.properties.by!));
+    // An edit from the old read is refused later too; from the new one, it lands.
+    await rejectsWith(store.updateImage({ ...read, public: false }), 'precondition_failed');
+    await store.updateImage({ ...now, public: false });
+    assert.equal((await store.getImage(fp(1)))!.revision, 3);
+    // Publishing moves it as well (what clients see changed), publishing again does not.
+    await store.publishImages([fp(1)]);
+    assert.equal((await store.getImage(fp(1)))!.revision, 4);
+    await store.publishImages([fp(1)]);
+    assert.equal((await store.getImage(fp(1)))!.revision, 4);
   });
 
   test(`${driver.name} images: deleteImages is all or nothing, also against a delete racing it`, async (t) => {

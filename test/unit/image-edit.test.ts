@@ -1,11 +1,12 @@
 /** The one set of rules for editing an image: `wharf image edit` and PUT/PATCH over the LXD API. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyImageEdit, imageEditFrom } from '../../src/core/images.ts';
+import { applyImageEdit, imageEditFrom, setProperty, unchangedSince } from '../../src/core/images.ts';
 import { toApiImage } from '../../src/domain/lxd-api.ts';
 import { MemoryMetaStore } from '../../src/meta/memory.ts';
 import { isAppError } from '../../src/errors.ts';
 import { imageRecord } from '../helpers/image-record.ts';
+import { sha, splitImage } from '../conformance/meta-drivers.ts';
 
 const fp = 'ab'.repeat(32);
 const image = imageRecord({ fingerprint: fp, public: true, properties: { os: 'Debian', release: '12' }, expiresAt: '2030-01-01T00:00:00.000Z' });
@@ -62,4 +63,36 @@ test('applyImageEdit resolves IMAGE, checks, and stores; a refused edit changes 
   await assert.rejects(applyImageEdit({ meta }, fp.slice(0, 8), { public: true, type: 'virtual-machine' }, 'merge'), refused(/type cannot be changed/));
   assert.equal((await meta.getImage(fp))?.public, false);
   await assert.rejects(applyImageEdit({ meta }, 'nothing', {}, 'merge'), (err) => isAppError(err, 'not_found'));
+});
+
+/** A handle whose first write lets another process's edit land just before it (a replica, a CLI). */
+function overtaken(meta: MemoryMetaStore, other: (peer: MemoryMetaStore) => Promise<void>) {
+  const peer = meta.share();
+  let raced = false;
+  return Object.assign(Object.create(meta) as MemoryMetaStore, {
+    updateImage: async (image: Parameters<MemoryMetaStore['updateImage']>[0]) => {
+      if (!raced) {
+        raced = true;
+        await other(peer);
+      }
+      return meta.updateImage(image);
+    },
+  });
+}
+
+test('edits of different fields made at once by two processes both land; an edit made from an older version is refused', async () => {
+  const meta = new MemoryMetaStore();
+  const fp = sha('c', 0x1234);
+  await meta.insertImage(splitImage(fp, { properties: { os: 'Debian' } }), [{ name: 'deb', fingerprint: fp, description: '', type: 'container' }]);
+  // Another process sets a property between this edit's read and its write.
+  const racing = overtaken(meta, async (peer) => void (await setProperty({ meta: peer }, 'deb', 'team', 'infra')));
+  await setProperty({ meta: racing }, 'deb', 'release', '13');
+  assert.deepEqual((await meta.getImage(fp))!.properties, { os: 'Debian', team: 'infra', release: '13' }, 'neither edit was lost');
+
+  // An edit that names the version it was made from (If-Match, an editor session) is refused instead.
+  const read = (await meta.getImage(fp))!;
+  const racingAgain = overtaken(meta, async (peer) => void (await setProperty({ meta: peer }, 'deb', 'team', 'web')));
+  await assert.rejects(applyImageEdit({ meta: racingAgain }, 'deb', { public: false }, 'merge', unchangedSince(read)), (err) => isAppError(err, 'precondition_failed'));
+  assert.equal((await meta.getImage(fp))!.public, true, 'the refused edit changed nothing');
+  assert.equal((await meta.getImage(fp))!.properties.team, 'web');
 });

@@ -11,6 +11,7 @@ import { applyImageEdit, deleteImages } from '../../core/images.ts';
 import { visibleImage, visibleImages } from '../../core/visibility.ts';
 import { matchesApiFilter, parseFilter } from '../../domain/api-filter.ts';
 import { imageEtag, toApiImage } from '../../domain/lxd-api.ts';
+import type { Image } from '../../domain/image.ts';
 import { recursive, requireTrusted, viewerOf, type Query } from './caller.ts';
 import { ifMatchAllows } from '../conditional.ts';
 import { AppError, ErrorCodes } from '../../errors.ts';
@@ -66,15 +67,19 @@ export function imageRoutes(app: FastifyInstance, deps: { store: Store; secrets:
       const viewer = await requireTrusted(store, request);
       const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
       const body = validBody<Record<string, unknown>>(request);
-      // An edit made from an older read of the image (the CLI sends back the ETag it got) fails.
-      const etag = imageEtag(image);
-      if (!ifMatchAllows(request.headers['if-match'], etag)) {
-        throw new AppError(ErrorCodes.preconditionFailed, `ETag doesn't match: ${etag.slice(1, -1)} vs ${String(request.headers['if-match']).replace(/"/g, '')}`);
-      }
+      // An edit made from an older read of the image (the CLI sends back the ETag it got) fails,
+      // also when the image changes between this check and the write (on any replica): the
+      // check runs on the very read the write compares and sets against.
+      const ifMatch = (current: Image) => {
+        const etag = imageEtag(current);
+        if (!ifMatchAllows(request.headers['if-match'], etag)) {
+          throw new AppError(ErrorCodes.preconditionFailed, `ETag doesn't match: ${etag.slice(1, -1)} vs ${String(request.headers['if-match']).replace(/"/g, '')}`);
+        }
+      };
       // The same edit rules as `wharf image edit`. A PUT replaces the image's settings as LXD
       // does: what it leaves out goes back to its zero value (private, no properties).
       const put = request.method === 'PUT';
-      await applyImageEdit(store, image.fingerprint, put ? { public: false, properties: {}, ...body } : body, put ? 'replace' : 'merge');
+      await applyImageEdit(store, image.fingerprint, put ? { public: false, properties: {}, ...body } : body, put ? 'replace' : 'merge', ifMatch);
       return sync(reply, {});
     },
   });
