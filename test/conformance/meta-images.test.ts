@@ -1,13 +1,59 @@
 /**
  * The ImageCatalog contract (src/meta/store.ts), run against every metadata driver: images,
- * aliases, deltas and publication, as the use cases in src/core and src/mirror rely on them.
+ * aliases, deltas and publication, as the use cases in src/core and src/mirror rely on them. The
+ * last test shows the concurrency checks catch a driver that reads, yields and writes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Image } from '../../src/domain/image.ts';
-import { alias, delta, fromNow, metaDrivers, rejectsWith, sha, splitImage } from './meta-drivers.ts';
+import type { MetaStore } from '../../src/meta/store.ts';
+import { AppError, ErrorCodes } from '../../src/errors.ts';
+import { alias, delta, fromNow, metaDrivers, rejectsWith, sha, splitImage, type OpenedMeta } from './meta-drivers.ts';
 
 const fp = (n: number) => sha('c', n);
+
+/** Two edits made from one read, on two handles at once: one lands, the other is refused. */
+async function concurrentEdits({ store, peer }: OpenedMeta): Promise<void> {
+  await store.insertImage(splitImage(fp(1), { revision: 7 }), []);
+  const read = (await store.getImage(fp(1)))!;
+  assert.equal(read.revision, 1, 'an inserted image starts at 1, whatever the record said');
+  const other = peer();
+  const outcomes = await Promise.allSettled([
+    store.updateImage({ ...read, properties: { by: 'first' } }),
+    other.updateImage({ ...read, properties: { by: 'second' } }),
+  ]);
+  assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected']);
+  const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+  assert.equal((refused.reason as { code: string }).code, 'precondition_failed');
+  const now = (await other.getImage(fp(1)))!;
+  assert.equal(now.revision, 2);
+  assert.ok(['first', 'second'].includes(now.properties.by!));
+  // An edit from the old read is refused later too; from the new one, it lands.
+  await rejectsWith(store.updateImage({ ...read, public: false }), 'precondition_failed');
+  await store.updateImage({ ...now, public: false });
+  assert.equal((await store.getImage(fp(1)))!.revision, 3);
+  // Publishing moves it as well (what clients see changed), publishing again does not.
+  await store.publishImages([fp(1)]);
+  assert.equal((await store.getImage(fp(1)))!.revision, 4);
+  await store.publishImages([fp(1)]);
+  assert.equal((await store.getImage(fp(1)))!.revision, 4);
+}
+
+/** Deletes of overlapping sets on two handles at once: one deletes all it names, the other nothing. */
+async function overlappingDeletes({ store, peer }: OpenedMeta): Promise<void> {
+  for (const n of [1, 2, 3, 4]) await store.insertImage(splitImage(fp(n)), [alias(`a${n}`, fp(n))]);
+  await rejectsWith(store.deleteImages([fp(1), fp(2), fp(9)]), 'not_found');
+  assert.deepEqual((await store.listImages()).map((i) => i.fingerprint), [fp(1), fp(2), fp(3), fp(4)], 'one missing: none deleted');
+  await store.deleteImages([fp(4), fp(4)]);
+  await store.deleteImages([]);
+  // Two processes delete overlapping sets at once: one deletes its whole set, the other nothing.
+  const other = peer();
+  const outcomes = await Promise.allSettled([store.deleteImages([fp(1), fp(2)]), other.deleteImages([fp(2), fp(3)])]);
+  assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected']);
+  const left = (await store.listImages()).map((i) => i.fingerprint);
+  assert.ok(JSON.stringify(left) === JSON.stringify([fp(3)]) || JSON.stringify(left) === JSON.stringify([fp(1)]), `left: ${left}`);
+  assert.deepEqual((await store.listAliases()).map((a) => a.fingerprint), left, 'aliases go with their image, and only then');
+}
 
 for (const driver of metaDrivers) {
   test(`${driver.name} images: a record reads back field for field, as a copy`, async (t) => {
@@ -122,46 +168,11 @@ for (const driver of metaDrivers) {
   });
 
   test(`${driver.name} images: updateImage compares and sets the revision: of two edits from one read, on two handles, one lands`, async (t) => {
-    const { store, peer } = await driver.open(t);
-    await store.insertImage(splitImage(fp(1), { revision: 7 }), []);
-    const read = (await store.getImage(fp(1)))!;
-    assert.equal(read.revision, 1, 'an inserted image starts at 1, whatever the record said');
-    const other = peer();
-    const outcomes = await Promise.allSettled([
-      store.updateImage({ ...read, properties: { by: 'first' } }),
-      other.updateImage({ ...read, properties: { by: 'second' } }),
-    ]);
-    assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected']);
-    const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
-    assert.equal((refused.reason as { code: string }).code, 'precondition_failed');
-    const now = (await other.getImage(fp(1)))!;
-    assert.equal(now.revision, 2);
-    assert.ok(['first', 'second'].includes(now.properties.by!));
-    // An edit from the old read is refused later too; from the new one, it lands.
-    await rejectsWith(store.updateImage({ ...read, public: false }), 'precondition_failed');
-    await store.updateImage({ ...now, public: false });
-    assert.equal((await store.getImage(fp(1)))!.revision, 3);
-    // Publishing moves it as well (what clients see changed), publishing again does not.
-    await store.publishImages([fp(1)]);
-    assert.equal((await store.getImage(fp(1)))!.revision, 4);
-    await store.publishImages([fp(1)]);
-    assert.equal((await store.getImage(fp(1)))!.revision, 4);
+    await concurrentEdits(await driver.open(t));
   });
 
   test(`${driver.name} images: deleteImages is all or nothing, also against a delete racing it`, async (t) => {
-    const { store, peer } = await driver.open(t);
-    for (const n of [1, 2, 3, 4]) await store.insertImage(splitImage(fp(n)), [alias(`a${n}`, fp(n))]);
-    await rejectsWith(store.deleteImages([fp(1), fp(2), fp(9)]), 'not_found');
-    assert.deepEqual((await store.listImages()).map((i) => i.fingerprint), [fp(1), fp(2), fp(3), fp(4)], 'one missing: none deleted');
-    await store.deleteImages([fp(4), fp(4)]);
-    await store.deleteImages([]);
-    // Two processes delete overlapping sets at once: one deletes its whole set, the other nothing.
-    const other = peer();
-    const outcomes = await Promise.allSettled([store.deleteImages([fp(1), fp(2)]), other.deleteImages([fp(2), fp(3)])]);
-    assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected']);
-    const left = (await store.listImages()).map((i) => i.fingerprint);
-    assert.ok(JSON.stringify(left) === JSON.stringify([fp(3)]) || JSON.stringify(left) === JSON.stringify([fp(1)]), `left: ${left}`);
-    assert.deepEqual((await store.listAliases()).map((a) => a.fingerprint), left, 'aliases go with their image, and only then');
+    await overlappingDeletes(await driver.open(t));
   });
 
   test(`${driver.name} images: deleteImages takes the aliases and deltas with it; a second delete is not_found`, async (t) => {
@@ -297,3 +308,33 @@ for (const driver of metaDrivers) {
     assert.equal((await other.listImages()).length, 1);
   });
 }
+
+/**
+ * What a networked driver would be without transactions or compare-and-set: it reads, waits on
+ * the network, then writes blindly. The suite must catch it, or it proves nothing.
+ */
+function yieldingCatalog(opened: OpenedMeta): OpenedMeta {
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+  const naive = (store: MetaStore): MetaStore =>
+    Object.assign(Object.create(store) as MetaStore, {
+      async deleteImages(fingerprints: string[]) {
+        for (const fingerprint of fingerprints) if (!(await store.getImage(fingerprint))) throw new AppError(ErrorCodes.notFound, `Image "${fingerprint}" not found`);
+        await tick();
+        for (const fingerprint of fingerprints) await store.deleteImages([fingerprint]).catch(() => {});
+      },
+      async updateImage(image: Image) {
+        const current = await store.getImage(image.fingerprint);
+        if (current?.revision !== image.revision) throw new AppError(ErrorCodes.preconditionFailed, 'changed');
+        await tick();
+        // The check above is stale by now: the write goes ahead on whatever revision is stored.
+        await store.updateImage({ ...image, revision: (await store.getImage(image.fingerprint))!.revision });
+      },
+    });
+  return { store: naive(opened.store), peer: () => naive(opened.peer()) };
+}
+
+test('the suite catches a driver that reads, yields and writes: lost edits, deletes that half happen', async (t) => {
+  const memory = metaDrivers.find((d) => d.name === 'memory')!;
+  await assert.rejects(concurrentEdits(yieldingCatalog(await memory.open(t))), 'two edits from one read both land');
+  await assert.rejects(overlappingDeletes(yieldingCatalog(await memory.open(t))), 'two overlapping deletes both succeed');
+});
