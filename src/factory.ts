@@ -1,4 +1,5 @@
 /** The one place that picks concrete drivers for the embedded default: SQLite + files. */
+import type { Blobs } from './blob/store.ts';
 import { ensureDirectory } from './directories.ts';
 import { mkdir } from 'node:fs/promises';
 import { constants, renameSync } from 'node:fs';
@@ -16,7 +17,8 @@ import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { releaseNames } from './domain/release-names.ts';
 
-export async function openStore(config: Config, log: Logger): Promise<Store> {
+/** The store of a data directory; its blobs are the `Blobs` wrapper, whose timings /metrics reads. */
+export async function openStore(config: Config, log: Logger): Promise<Store & { blobs: Blobs }> {
   await openDataDirectory(config.dataDir);
   const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
   await blobs.init();

@@ -92,7 +92,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const listeners: Listener[] = [];
   let replicas: Replicas | undefined;
   const counts = new RequestCounts();
-  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, ...(downloads ? { downloads } : {}), ...(steering ? { steering } : {}) });
+  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, blobs: opened.blobs, ...(downloads ? { downloads } : {}), ...(steering ? { steering } : {}) });
   const first = replica ? undefined : firstProcessMetrics(metrics, () => replicas?.channels() ?? []);
   const gather = first ? first.gather : replicaMetrics(metrics, process).gather;
   const operations = { ready: () => !draining, metrics: async () => render(await gather()) };

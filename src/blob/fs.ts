@@ -1,22 +1,36 @@
 /**
- * The embedded blob store: files under DIR/sha256/ab/abcdef..., staged in DIR/staging and
- * published by rename, so a crash leaves at worst a staging file that cleanStaging() removes.
+ * The embedded blob driver: files under DIR/sha256/ab/abcdef..., uploads staged in DIR/staging
+ * and published by rename, so a crash leaves at worst a staging file that cleanUploads() removes.
+ * `FsBlobStore` is the store over it (store.ts `Blobs`), with what only local files can offer a
+ * cache: a last use kept as the file's modification time (`touch`, `lastUses`).
  */
 import { ensureDirectory } from '../directories.ts';
 import { randomUUID } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readSync, open as openCallback, read as readCallback, close as closeCallback, fstat as fstatCallback } from 'node:fs';
 import { promisify } from '../builtins/util.ts';
-import { mkdir, open, opendir, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
+import { open, opendir, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { AppError, ErrorCodes, notFound } from '../errors.ts';
+import { notFound } from '../errors.ts';
 import { processAlive } from '../processes.ts';
 import { isSha256 } from '../domain/fingerprint.ts';
-import { OffThreadHash } from '../hashing/off-thread-hash.ts';
 import { outlet } from '../transfer/write-out.ts';
-import type { BlobInfo, BlobStore, BlobWriter, ByteRange, OpenedBlob, StoredBlob } from './store.ts';
+import { BlobDriverError, type BlobDriver, type UploadDriver } from './driver.ts';
+import { Blobs, type ByteRange, type OpenedBlob } from './store.ts';
 
-export class FsBlobStore implements BlobStore {
+/** A missing file as the driver's `missing`, a full disk as `full`; anything else as it is. */
+function driverError(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new BlobDriverError('missing', (err as Error).message, { cause: err });
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new BlobDriverError('full', (err as Error).message, { cause: err });
+  return err;
+}
+
+const rethrow = (err: unknown): never => {
+  throw driverError(err);
+};
+
+export class FsBlobDriver implements BlobDriver {
   readonly root: string;
   private readonly staging: string;
   private readonly objects: string;
@@ -32,52 +46,56 @@ export class FsBlobStore implements BlobStore {
     await ensureDirectory(this.objects);
   }
 
-  pathOf(sha256: string): string {
-    if (!isSha256(sha256)) throw new AppError(ErrorCodes.invalidArgument, `not a sha256: ${sha256}`);
-    return join(this.objects, sha256.slice(0, 2), sha256);
+  /** Where `name` (a sha256, checked by the store) is kept. */
+  pathOf(name: string): string {
+    return join(this.objects, name.slice(0, 2), name);
   }
 
-  async createWriter(): Promise<BlobWriter> {
-    // The writer's pid in the name lets the collector tell a dead writer's leftovers at once.
-    const stagingPath = join(this.staging, `${process.pid}-${randomUUID()}.part`);
-    const handle = await open(stagingPath, 'wx+').catch((err: unknown) => {
-      throw diskError(err);
-    });
-    return new FsBlobWriter(handle, stagingPath, (sha) => this.pathOf(sha), this.objects);
+  async startUpload(): Promise<UploadDriver> {
+    const id = randomUUID();
+    // The writer's pid in the name lets the collector tell a dead writer's leftovers at once
+    // (staging files are this host's own); the id lets another process go on with it.
+    const path = join(this.staging, `${process.pid}-${id}.part`);
+    const handle = await open(path, 'wx+').catch(rethrow);
+    return new FsUpload(id, handle, path, 0, (name) => this.pathOf(name), this.objects);
   }
 
-  async size(sha256: string): Promise<number | undefined> {
+  async resumeUpload(id: string): Promise<UploadDriver> {
+    const left = /^[0-9a-f-]{36}$/.test(id) ? (await readdir(this.staging)).find((name) => name.endsWith(`-${id}.part`)) : undefined;
+    if (!left) throw new BlobDriverError('missing', `no upload ${id}`);
+    // Renamed to this process, so that cleaning staging takes it for a live writer's.
+    const path = join(this.staging, `${process.pid}-${id}.part`);
+    await rename(join(this.staging, left), path).catch(rethrow);
+    const handle = await open(path, 'r+').catch(rethrow);
+    return new FsUpload(id, handle, path, (await handle.stat()).size, (name) => this.pathOf(name), this.objects);
+  }
+
+  async stat(name: string): Promise<number | undefined> {
     try {
-      return (await stat(this.pathOf(sha256))).size;
+      return (await stat(this.pathOf(name))).size;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
   }
 
-  async openRead(sha256: string, range?: ByteRange): Promise<Readable> {
-    const path = this.pathOf(sha256);
+  async read(name: string, range?: ByteRange): Promise<Readable> {
     // Open first so a missing blob is an error here, before any HTTP header has been sent.
     // A plain descriptor, not a FileHandle: streams over it read faster and close it themselves.
-    const fd = await openFd(path).catch((err: NodeJS.ErrnoException) => {
-      throw err.code === 'ENOENT' ? notFound(`blob ${sha256} is missing from the store`) : err;
-    });
+    const fd = await openFd(this.pathOf(name)).catch(rethrow);
     return createReadStream('', { fd, autoClose: true, highWaterMark: 512 << 10, ...(range ?? {}) });
   }
 
-  async openCopy(sha256: string, range?: ByteRange): Promise<OpenedBlob> {
-    const path = this.pathOf(sha256);
-    const missing = (err: NodeJS.ErrnoException) => {
-      throw err.code === 'ENOENT' ? notFound(`blob ${sha256} is missing from the store`) : err;
-    };
+  async copy(name: string, range?: ByteRange): Promise<OpenedBlob> {
+    const path = this.pathOf(name);
     if (range && range.end - range.start < smallRead) {
       try {
         return readSmall(path, range);
       } catch (err) {
-        return missing(err as NodeJS.ErrnoException);
+        return rethrow(err);
       }
     }
-    const fd = await openFd(path).catch(missing);
+    const fd = await openFd(path).catch(rethrow);
     let closed = false;
     const close = async () => {
       if (closed) return;
@@ -97,26 +115,16 @@ export class FsBlobStore implements BlobStore {
     };
   }
 
-  async delete(sha256: string): Promise<void> {
-    await rm(this.pathOf(sha256), { force: true });
+  async delete(name: string): Promise<void> {
+    await rm(this.pathOf(name), { force: true });
   }
 
-  async touch(sha256: string, when: Date): Promise<void> {
-    try {
-      await utimes(this.pathOf(sha256), when, when);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`blob ${sha256} is missing from the store`);
-      throw err;
-    }
-  }
-
-  async *list(): AsyncIterable<StoredBlob> {
+  async *list(): AsyncIterable<{ name: string; size: number; modifiedMs: number }> {
     for (const prefix of await readdir(this.objects)) {
       const dir = await opendir(join(this.objects, prefix));
       for await (const entry of dir) {
-        if (!isSha256(entry.name)) continue;
-        const info = await stat(join(this.objects, prefix, entry.name));
-        yield { sha256: entry.name, size: info.size, modifiedMs: info.mtimeMs };
+        const info = await stat(join(this.objects, prefix, entry.name)).catch(() => undefined);
+        if (info?.isFile()) yield { name: entry.name, size: info.size, modifiedMs: info.mtimeMs };
       }
     }
   }
@@ -124,9 +132,9 @@ export class FsBlobStore implements BlobStore {
   /**
    * Another process may be importing right now: a staging file is a leftover once its writer
    * (named in the file) is no longer alive, or, whatever the name says, once it has been idle
-   * for `idleMs` (a pid can be reused, and another host may share the directory).
+   * for `idleMs` (a pid can be reused).
    */
-  async cleanStaging(idleMs = 10 * 60_000): Promise<void> {
+  async cleanUploads(idleMs: number): Promise<void> {
     for (const name of await readdir(this.staging)) {
       const path = join(this.staging, name);
       const info = await stat(path).catch(() => undefined);
@@ -138,54 +146,88 @@ export class FsBlobStore implements BlobStore {
   }
 }
 
-/** A full disk is the catalogue's disk_full; other errors go on as they are. */
-function diskError(err: unknown): unknown {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new AppError(ErrorCodes.diskFull, 'The disk holding the blob store is full; nothing was stored', { hint: 'Free some space, then try again.', cause: err });
-  return err;
+/** A blob's last use, as a cache keeps it (least recently used out first). */
+export interface BlobUse {
+  sha256: string;
+  size: number;
+  lastUseMs: number;
 }
 
-class FsBlobWriter implements BlobWriter {
+/**
+ * The blob store on local files. A mirror's cache also keeps each file's last use in it, as the
+ * file's modification time: a cache is one host's, and its files are its own.
+ */
+export class FsBlobStore extends Blobs {
+  private readonly files: FsBlobDriver;
+
+  constructor(root: string) {
+    const files = new FsBlobDriver(root);
+    super(files);
+    this.files = files;
+  }
+
+  get root(): string {
+    return this.files.root;
+  }
+
+  init(): Promise<void> {
+    return this.files.init();
+  }
+
+  pathOf(sha256: string): string {
+    return this.files.pathOf(this.name(sha256));
+  }
+
+  /** Records a use of the blob at `when`; `not_found` when it is missing. */
+  async touch(sha256: string, when: Date): Promise<void> {
+    try {
+      await utimes(this.pathOf(sha256), when, when);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`blob ${sha256} is missing from the store`);
+      throw err;
+    }
+  }
+
+  /** Every blob with its last use (its commit, or the last `touch`). */
+  async *lastUses(): AsyncIterable<BlobUse> {
+    for await (const { name, size, modifiedMs } of this.files.list()) if (isSha256(name)) yield { sha256: name, size, lastUseMs: modifiedMs };
+  }
+}
+
+class FsUpload implements UploadDriver {
+  readonly id: string;
   private readonly stagingPath: string;
-  size = 0;
-  /** On another thread: the thread writing never hashes (see hashing/off-thread-hash.ts). */
-  private readonly hash = new OffThreadHash();
+  size: number;
   private readonly handle: FileHandle;
-  private readonly pathOf: (sha: string) => string;
-  private closed = false;
-  private sha256: Promise<string> | undefined;
+  private readonly pathOf: (name: string) => string;
   private readonly objects: string;
-  private flushedAt = 0;
+  private closed = false;
+  private flushedAt: number;
   private flushing: Promise<void> = Promise.resolve();
-  /** A failed background flush: the bytes may not be on disk, so the blob must not be committed. */
+  /** A failed background flush: the bytes may not be on disk, so the upload must not be published. */
   private flushError: unknown;
 
-  constructor(handle: FileHandle, stagingPath: string, pathOf: (sha: string) => string, objects: string) {
+  constructor(id: string, handle: FileHandle, stagingPath: string, size: number, pathOf: (name: string) => string, objects: string) {
+    this.id = id;
     this.handle = handle;
     this.stagingPath = stagingPath;
+    this.size = size;
+    this.flushedAt = size;
     this.pathOf = pathOf;
     this.objects = objects;
   }
 
-  digest(): Promise<string> {
-    this.sha256 ??= this.hash.digest();
-    return this.sha256;
-  }
-
-  async write(chunk: Uint8Array): Promise<void> {
-    if (this.sha256 !== undefined) throw new Error('write after digest');
-    await this.hash.update(chunk);
-    this.size += chunk.byteLength;
-    if (this.flushError !== undefined) throw diskError(this.flushError);
+  async append(chunk: Uint8Array): Promise<void> {
+    if (this.flushError !== undefined) throw driverError(this.flushError);
     try {
-      let offset = 0;
-      while (offset < chunk.byteLength) {
-        const { bytesWritten } = await this.handle.write(chunk, offset);
+      for (let offset = 0; offset < chunk.byteLength; ) {
+        const { bytesWritten } = await this.handle.write(chunk, offset, chunk.byteLength - offset, this.size + offset);
         offset += bytesWritten;
       }
     } catch (err) {
-      throw diskError(err);
+      throw driverError(err);
     }
+    this.size += chunk.byteLength;
     // Flush to disk as we go (on another thread), so the final fsync has little left to do.
     if (this.size - this.flushedAt >= flushEvery) {
       this.flushedAt = this.size;
@@ -196,7 +238,6 @@ class FsBlobWriter implements BlobWriter {
   }
 
   async readAt(position: number, length: number): Promise<Uint8Array> {
-    if (position < 0 || position + length > this.size) throw new RangeError(`cannot read ${length} bytes at ${position} of ${this.size}`);
     const buffer = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
@@ -211,40 +252,34 @@ class FsBlobWriter implements BlobWriter {
     return use(this.stagingPath);
   }
 
-  async commit(expectedSha256?: string): Promise<BlobInfo> {
-    const sha256 = await this.digest();
-    try {
-      if (expectedSha256 !== undefined && expectedSha256 !== sha256) {
-        throw new AppError(ErrorCodes.integrity, `sha256 mismatch: got ${sha256}, expected ${expectedSha256}`);
-      }
-      await this.flushing;
-      if (this.flushError !== undefined) throw diskError(this.flushError);
-      // Committed now: the collector's sweep of old files and a cache's last-use order read the mtime.
-      const now = new Date();
-      await this.handle.utimes(now, now);
-      await this.handle.sync().catch((err: unknown) => {
-        throw diskError(err);
-      });
-      await this.close();
-      const target = this.pathOf(sha256);
-      const dir = join(target, '..');
-      // A new prefix directory must itself be durable in its parent, or a crash can lose the blob.
-      if (await ensureDirectory(dir)) await syncDirectory(this.objects);
-      // Always the bytes just verified, even over a stored file of that name: it should hold the
-      // same bytes, but one damaged on disk is repaired only by replacing it. The rename is
-      // atomic: a reader of the old file keeps reading its own.
-      await rename(this.stagingPath, target);
-      await syncDirectory(dir);
-      return { sha256, size: this.size };
-    } finally {
-      await this.abort();
-    }
+  async publish(name: string): Promise<void> {
+    await this.flushing;
+    if (this.flushError !== undefined) throw driverError(this.flushError);
+    // Published now: a collector's sweep and a cache's last-use order read the mtime.
+    const now = new Date();
+    await this.handle.utimes(now, now);
+    await this.handle.sync().catch(rethrow);
+    await this.close();
+    const target = this.pathOf(name);
+    const dir = join(target, '..');
+    // A new prefix directory must itself be durable in its parent, or a crash can lose the blob.
+    if (await ensureDirectory(dir)) await syncDirectory(this.objects);
+    // Always the bytes just verified, even over a stored file of that name: it should hold the
+    // same bytes, but one damaged on disk is repaired only by replacing it. The rename is
+    // atomic: a reader of the old file keeps reading its own.
+    await rename(this.stagingPath, target).catch(rethrow);
+    await syncDirectory(dir);
   }
 
   async abort(): Promise<void> {
-    this.hash.drop();
     await this.close();
     await rm(this.stagingPath, { force: true });
+  }
+
+  async suspend(): Promise<void> {
+    await this.flushing;
+    await this.handle.sync().catch(() => {});
+    await this.close();
   }
 
   private async close() {

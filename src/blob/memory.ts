@@ -1,64 +1,70 @@
 /**
- * Blobs in memory, with the contract of store.ts: for fast unit tests, and as the second driver
- * that shows the contract does not depend on files. Not persistent; staging is the writer's own
- * buffer, which `cleanStaging` drops once the writer has been idle too long (as fs.ts does with a
- * staging file), after which the writer fails.
+ * Blobs in memory, with the driver contract of driver.ts: for fast unit tests, and as the second
+ * driver that shows the contract does not depend on files. Not persistent. `share()` gives
+ * another store over the same bytes and uploads, as another process over the same storage.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
-import { AppError, ErrorCodes, notFound } from '../errors.ts';
-import { isSha256 } from '../domain/fingerprint.ts';
 import { outlet } from '../transfer/write-out.ts';
-import type { BlobInfo, BlobStore, BlobWriter, ByteRange, OpenedBlob, StoredBlob } from './store.ts';
-
-interface Stored {
-  bytes: Buffer;
-  modifiedMs: number;
-}
+import { BlobDriverError, type BlobDriver, type UploadDriver } from './driver.ts';
+import { Blobs, type ByteRange, type OpenedBlob } from './store.ts';
 
 /** The size of the pieces reads and copies hand out, so a consumer sees a stream, not one buffer. */
 const pieceSize = 256 * 1024;
 
-export class MemoryBlobStore implements BlobStore {
-  private readonly blobs = new Map<string, Stored>();
-  private readonly writers = new Set<MemoryBlobWriter>();
+interface MemoryUploadState {
+  chunks: Buffer[];
+  size: number;
+  lastActivity: number;
+}
 
-  private name(sha256: string): string {
-    if (!isSha256(sha256)) throw new AppError(ErrorCodes.invalidArgument, `not a sha256: ${sha256}`);
-    return sha256;
+interface MemoryData {
+  blobs: Map<string, Buffer>;
+  uploads: Map<string, MemoryUploadState>;
+}
+
+export class MemoryBlobDriver implements BlobDriver {
+  private readonly data: MemoryData;
+
+  constructor(data: MemoryData = { blobs: new Map(), uploads: new Map() }) {
+    this.data = data;
   }
 
-  private bytesOf(sha256: string, range?: ByteRange): Buffer {
-    const stored = this.blobs.get(this.name(sha256));
-    if (!stored) throw notFound(`blob ${sha256} is missing from the store`);
-    return range ? stored.bytes.subarray(range.start, range.end + 1) : stored.bytes;
+  /** Another driver over the same bytes and uploads. */
+  share(): MemoryBlobDriver {
+    return new MemoryBlobDriver(this.data);
   }
 
-  async createWriter(): Promise<BlobWriter> {
-    const writer = new MemoryBlobWriter((sha, bytes) => this.put(sha, bytes), () => this.writers.delete(writer));
-    this.writers.add(writer);
-    return writer;
+  private bytesOf(name: string, range?: ByteRange): Buffer {
+    const bytes = this.data.blobs.get(name);
+    if (!bytes) throw new BlobDriverError('missing', `no blob ${name}`);
+    return range ? bytes.subarray(range.start, range.end + 1) : bytes;
   }
 
-  /** As fs.ts: the bytes just verified replace whatever was stored under that name, fresh. */
-  private put(sha256: string, bytes: Buffer) {
-    this.blobs.set(sha256, { bytes, modifiedMs: Date.now() });
+  async startUpload(): Promise<UploadDriver> {
+    const id = randomUUID();
+    this.data.uploads.set(id, { chunks: [], size: 0, lastActivity: Date.now() });
+    return new MemoryUpload(id, this.data);
   }
 
-  async size(sha256: string): Promise<number | undefined> {
-    return this.blobs.get(this.name(sha256))?.bytes.length;
+  async resumeUpload(id: string): Promise<UploadDriver> {
+    if (!this.data.uploads.has(id)) throw new BlobDriverError('missing', `no upload ${id}`);
+    return new MemoryUpload(id, this.data);
   }
 
-  async openRead(sha256: string, range?: ByteRange): Promise<Readable> {
-    const bytes = this.bytesOf(sha256, range);
-    return Readable.from(pieces(bytes), { objectMode: false });
+  async stat(name: string): Promise<number | undefined> {
+    return this.data.blobs.get(name)?.length;
   }
 
-  async openCopy(sha256: string, range?: ByteRange): Promise<OpenedBlob> {
-    const bytes = this.bytesOf(sha256, range);
+  async read(name: string, range?: ByteRange): Promise<Readable> {
+    return Readable.from(pieces(this.bytesOf(name, range)), { objectMode: false });
+  }
+
+  async copy(name: string, range?: ByteRange): Promise<OpenedBlob> {
+    const bytes = this.bytesOf(name, range);
     let closed = false;
     return {
       close: async () => {
@@ -77,22 +83,16 @@ export class MemoryBlobStore implements BlobStore {
     };
   }
 
-  async touch(sha256: string, when: Date): Promise<void> {
-    const stored = this.blobs.get(this.name(sha256));
-    if (!stored) throw notFound(`blob ${sha256} is missing from the store`);
-    stored.modifiedMs = when.getTime();
+  async delete(name: string): Promise<void> {
+    this.data.blobs.delete(name);
   }
 
-  async delete(sha256: string): Promise<void> {
-    this.blobs.delete(this.name(sha256));
+  async *list(): AsyncIterable<{ name: string; size: number }> {
+    for (const [name, bytes] of [...this.data.blobs]) yield { name, size: bytes.length };
   }
 
-  async *list(): AsyncIterable<StoredBlob> {
-    for (const [sha256, stored] of [...this.blobs]) yield { sha256, size: stored.bytes.length, modifiedMs: stored.modifiedMs };
-  }
-
-  async cleanStaging(idleMs = 10 * 60_000): Promise<void> {
-    for (const writer of [...this.writers]) if (Date.now() - writer.lastActivity > idleMs) writer.drop();
+  async cleanUploads(idleMs: number): Promise<void> {
+    for (const [id, upload] of [...this.data.uploads]) if (Date.now() - upload.lastActivity > idleMs) this.data.uploads.delete(id);
   }
 }
 
@@ -100,55 +100,44 @@ function* pieces(bytes: Buffer): Generator<Buffer> {
   for (let at = 0; at < bytes.length; at += pieceSize) yield bytes.subarray(at, at + pieceSize);
 }
 
-class MemoryBlobWriter implements BlobWriter {
-  size = 0;
-  lastActivity = Date.now();
-  private chunks: Buffer[] = [];
-  private readonly hash: Hash = createHash('sha256');
-  private sha256: string | undefined;
-  private dropped = false;
-  private done = false;
-  private readonly store: (sha256: string, bytes: Buffer) => void;
-  private readonly forget: () => void;
+class MemoryUpload implements UploadDriver {
+  readonly id: string;
+  private readonly data: MemoryData;
+  size: number;
 
-  constructor(store: (sha256: string, bytes: Buffer) => void, forget: () => void) {
-    this.store = store;
-    this.forget = forget;
+  constructor(id: string, data: MemoryData) {
+    this.id = id;
+    this.data = data;
+    this.size = data.uploads.get(id)?.size ?? 0;
   }
 
-  private live() {
-    if (this.dropped) throw new Error('the staged bytes were cleaned up');
-    if (this.done) throw new Error('the writer was committed or aborted');
-    this.lastActivity = Date.now();
+  /** The upload's state; gone once published, aborted or cleaned up (a dead writer's). */
+  private state(): MemoryUploadState {
+    const state = this.data.uploads.get(this.id);
+    if (!state) throw new BlobDriverError('missing', 'the upload was published, aborted or cleaned up');
+    state.lastActivity = Date.now();
+    return state;
   }
 
   private bytes(): Buffer {
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0] ?? Buffer.alloc(0);
+    const state = this.state();
+    if (state.chunks.length > 1) state.chunks = [Buffer.concat(state.chunks)];
+    return state.chunks[0] ?? Buffer.alloc(0);
   }
 
-  async digest(): Promise<string> {
-    this.sha256 ??= this.hash.digest('hex');
-    return this.sha256;
-  }
-
-  async write(chunk: Uint8Array): Promise<void> {
-    if (this.sha256 !== undefined) throw new Error('write after digest');
-    this.live();
-    this.hash.update(chunk);
-    this.size += chunk.byteLength;
+  async append(chunk: Uint8Array): Promise<void> {
+    const state = this.state();
     // A copy: the caller may reuse its buffer.
-    this.chunks.push(Buffer.from(chunk));
+    state.chunks.push(Buffer.from(chunk));
+    state.size += chunk.byteLength;
+    this.size = state.size;
   }
 
   async readAt(position: number, length: number): Promise<Uint8Array> {
-    if (position < 0 || position + length > this.size) throw new RangeError(`cannot read ${length} bytes at ${position} of ${this.size}`);
-    this.live();
     return Buffer.from(this.bytes().subarray(position, position + length));
   }
 
   async withLocalFile<T>(use: (path: string) => Promise<T>): Promise<T> {
-    this.live();
     const dir = await mkdtemp(join(tmpdir(), 'wharf-blob-'));
     try {
       const path = join(dir, 'staged');
@@ -159,30 +148,29 @@ class MemoryBlobWriter implements BlobWriter {
     }
   }
 
-  async commit(expectedSha256?: string): Promise<BlobInfo> {
-    const sha256 = await this.digest();
-    try {
-      this.live();
-      if (expectedSha256 !== undefined && expectedSha256 !== sha256) {
-        throw new AppError(ErrorCodes.integrity, `sha256 mismatch: got ${sha256}, expected ${expectedSha256}`);
-      }
-      this.store(sha256, this.bytes());
-      return { sha256, size: this.size };
-    } finally {
-      await this.abort();
-    }
+  async publish(name: string): Promise<void> {
+    this.data.blobs.set(name, this.bytes());
+    this.data.uploads.delete(this.id);
   }
 
   async abort(): Promise<void> {
-    this.done = true;
-    this.chunks = [];
-    this.forget();
+    this.data.uploads.delete(this.id);
   }
 
-  /** Staging cleaned under the writer's feet: it can no longer commit. */
-  drop() {
-    this.dropped = true;
-    this.chunks = [];
-    this.forget();
+  async suspend(): Promise<void> {}
+}
+
+/** The blob store in memory (store.ts `Blobs` over the memory driver). */
+export class MemoryBlobStore extends Blobs {
+  private readonly memory: MemoryBlobDriver;
+
+  constructor(driver = new MemoryBlobDriver()) {
+    super(driver);
+    this.memory = driver;
+  }
+
+  /** Another store over the same bytes, as another process would have. */
+  share(): MemoryBlobStore {
+    return new MemoryBlobStore(this.memory.share());
   }
 }

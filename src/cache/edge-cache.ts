@@ -12,14 +12,18 @@
  * larger than the whole cache is refused.
  */
 import type { BlobStore } from '../blob/store.ts';
+import type { FsBlobStore } from '../blob/fs.ts';
 import type { Logger } from '../log.ts';
 import { under, type FetchOptions } from '../remote/fetch.ts';
 import { AppError, isAppError, ErrorCodes } from '../errors.ts';
 import { Fill } from './fill.ts';
 import type { ListedFile, OriginIndex } from './origin-index.ts';
 
+/** The cache's blobs: a store on this host's files, which keeps each file's last use (blob/fs.ts). */
+export type CacheBlobs = BlobStore & Pick<FsBlobStore, 'touch' | 'lastUses'>;
+
 export interface EdgeCacheOptions {
-  blobs: BlobStore;
+  blobs: CacheBlobs;
   index: OriginIndex;
   fetch: FetchOptions;
   maxSize: number;
@@ -80,8 +84,8 @@ export class EdgeCache {
 
   /** Learns what the store holds (its last-use times survive restarts). */
   async load(): Promise<void> {
-    for await (const blob of this.options.blobs.list()) {
-      this.entries.set(blob.sha256, { size: blob.size, lastUse: blob.modifiedMs, savedUse: blob.modifiedMs, checkedAt: 0 });
+    for await (const blob of this.options.blobs.lastUses()) {
+      this.entries.set(blob.sha256, { size: blob.size, lastUse: blob.lastUseMs, savedUse: blob.lastUseMs, checkedAt: 0 });
     }
   }
 

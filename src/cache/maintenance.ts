@@ -7,6 +7,7 @@ import type { BlobStore } from '../blob/store.ts';
 import { isFingerprintPrefix } from '../domain/fingerprint.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { savedPaths } from './origin-index.ts';
+import type { CacheBlobs } from './edge-cache.ts';
 
 export interface CachedFile {
   sha256: string;
@@ -16,11 +17,11 @@ export interface CachedFile {
   paths: string[];
 }
 
-export async function listCached(blobs: BlobStore, statePath: string): Promise<CachedFile[]> {
+export async function listCached(blobs: CacheBlobs, statePath: string): Promise<CachedFile[]> {
   const { paths } = await savedPaths(statePath);
   const files: CachedFile[] = [];
-  for await (const blob of blobs.list()) {
-    files.push({ sha256: blob.sha256, size: blob.size, lastUse: new Date(blob.modifiedMs).toISOString(), paths: (paths.get(blob.sha256) ?? []).sort() });
+  for await (const blob of blobs.lastUses()) {
+    files.push({ sha256: blob.sha256, size: blob.size, lastUse: new Date(blob.lastUseMs).toISOString(), paths: (paths.get(blob.sha256) ?? []).sort() });
   }
   return files.sort((a, b) => (a.paths[0] ?? a.sha256).localeCompare(b.paths[0] ?? b.sha256));
 }
@@ -52,7 +53,7 @@ export async function verifyCached(blobs: BlobStore, report: (sha256: string, ok
  * Removes cached files named by `targets` (origin paths or sha256 prefixes of at least 12 digits),
  * or every file when there are none; returns the sha256s removed.
  */
-export async function purgeCached(blobs: BlobStore, statePath: string, targets: string[]): Promise<string[]> {
+export async function purgeCached(blobs: CacheBlobs, statePath: string, targets: string[]): Promise<string[]> {
   const cached = await listCached(blobs, statePath);
   const chosen = new Set<string>();
   for (const target of targets) {

@@ -76,10 +76,11 @@ export async function collectGarbage(store: StoreWith<BlobLedger>, options: Coll
     removed.push(sha256);
   };
   for (const sha of await store.meta.collectableBlobs(cutoff)) await collect(sha);
-  // Files without a record: only old ones, so that a slow writer's fresh file is never a candidate.
-  const orphanBefore = now.getTime() - store.graceSeconds * 1000;
+  // Files without a record: a writer that died between storing them and recording the image.
+  // No clock is needed to tell them from a live writer's: a writer claims its blobs before it
+  // stores them, and beginCollect refuses a claimed blob.
   for await (const blob of store.blobs.list()) {
-    if (blob.modifiedMs < orphanBefore && !removed.includes(blob.sha256)) await collect(blob.sha256);
+    if (!removed.includes(blob.sha256) && (await store.meta.getBlob(blob.sha256)) === undefined) await collect(blob.sha256);
   }
   await store.blobs.cleanStaging(options.stagingIdleMs);
   if (removed.length) store.log.info('blobs collected', { count: removed.length });

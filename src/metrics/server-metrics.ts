@@ -4,6 +4,7 @@
  * counting costs a download or a redirect decision next to nothing. Everything else is read from
  * its owner at scrape time: the publisher's last rendering, the cache, the sites, the listeners.
  */
+import type { BlobTiming } from '../blob/store.ts';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { PublisherSummary } from '../core/publish.ts';
 import type { CacheCounters } from '../cache/edge-cache.ts';
@@ -58,6 +59,8 @@ export interface MetricSources {
   cache?: { counters: CacheCounters; usedBytes: number; held(): string[] };
   downloads?: { totals: Record<DownloadVia, number> };
   steering?: { redirects: Map<string, number>; siteHealth(): { name: string; http: boolean; https: boolean; checked: boolean }[] };
+  /** Time spent in the blob driver, per operation (blob/store.ts `Blobs.timings`). */
+  blobs?: { timings: Map<string, BlobTiming> };
 }
 
 /**
@@ -128,6 +131,14 @@ export function serverMetrics(sources: MetricSources): Registry {
     pulledCounter(registry, 'wharf_image_downloads_total', 'Image downloads counted for usage statistics, by way (file, redirect, export)', ['via'], () =>
       downloadVias.map((via) => [{ via }, downloads.totals[via]]),
     );
+  }
+
+  const blobs = sources.blobs;
+  if (blobs) {
+    pulledCounter(registry, 'wharf_blob_operations_total', 'Calls into the blob driver, by operation (a read counts its opening)', ['op'], () =>
+      [...blobs.timings].map(([op, t]) => [{ op }, t.count]),
+    );
+    pulledCounter(registry, 'wharf_blob_operation_seconds_total', 'Time spent in the blob driver, by operation', ['op'], () => [...blobs.timings].map(([op, t]) => [{ op }, t.seconds]));
   }
 
   const cache = sources.cache;

@@ -7,7 +7,7 @@
  * direct URLs) gets fetch-through without knowing about it.
  */
 import type { Readable } from 'node:stream';
-import type { BlobStore, BlobWriter, ByteRange, OpenedBlob, StoredBlob } from '../blob/store.ts';
+import type { BlobInfo, BlobStore, BlobWriter, ByteRange, OpenedBlob } from '../blob/store.ts';
 import type { BlobLedger } from '../meta/store.ts';
 import type { Logger } from '../log.ts';
 import { isAppError, ErrorCodes } from '../errors.ts';
@@ -129,9 +129,11 @@ export class FetchThroughBlobs implements BlobStore {
     }
   }
 
-
   createWriter(): Promise<BlobWriter> {
     return this.inner.createWriter();
+  }
+  resumeWriter(id: string): Promise<BlobWriter> {
+    return this.inner.resumeWriter(id);
   }
   size(sha256: string): Promise<number | undefined> {
     return this.inner.size(sha256);
@@ -139,10 +141,7 @@ export class FetchThroughBlobs implements BlobStore {
   delete(sha256: string): Promise<void> {
     return this.inner.delete(sha256);
   }
-  touch(sha256: string, when: Date): Promise<void> {
-    return this.inner.touch(sha256, when);
-  }
-  list(): AsyncIterable<StoredBlob> {
+  list(): AsyncIterable<BlobInfo> {
     return this.inner.list();
   }
   cleanStaging(idleMs?: number): Promise<void> {

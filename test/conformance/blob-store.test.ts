@@ -18,19 +18,25 @@ import { flipped } from '../fixtures/hostile.ts';
 
 type Context = Parameters<typeof tempDir>[0];
 
-const drivers: { name: string; open(t: Context): Promise<BlobStore> }[] = [
+/** `peer()`: another store over the same storage, as another process (or host) would have. */
+const drivers: { name: string; open(t: Context): Promise<{ store: BlobStore; peer(): Promise<BlobStore> }> }[] = [
   {
     name: 'filesystem',
     async open(t) {
-      const store = new FsBlobStore(await tempDir(t));
-      await store.init();
-      return store;
+      const root = await tempDir(t);
+      const opened = async () => {
+        const store = new FsBlobStore(root);
+        await store.init();
+        return store;
+      };
+      return { store: await opened(), peer: opened };
     },
   },
   {
     name: 'memory',
     async open() {
-      return new MemoryBlobStore();
+      const store = new MemoryBlobStore();
+      return { store, peer: async () => store.share() };
     },
   },
 ];
@@ -45,7 +51,7 @@ async function collect(store: BlobStore): Promise<string[]> {
 
 for (const driver of drivers) {
   test(`${driver.name}: a committed blob is named by its sha256 and reads back whole or by range`, async (t) => {
-    const store = await driver.open(t);
+    const { store } = await driver.open(t);
     const bytes = randomBytes(3 * 1024 * 1024 + 17);
     const writer = await store.createWriter();
     for (let at = 0; at < bytes.length; at += 1 << 20) await writer.write(bytes.subarray(at, at + (1 << 20)));
@@ -68,7 +74,7 @@ for (const driver of drivers) {
   });
 
   test(`${driver.name}: a writer reads back what it was given, anywhere, before commit`, async (t) => {
-    const store = await driver.open(t);
+    const { store } = await driver.open(t);
     const bytes = randomBytes(2 * 1024 * 1024);
     const writer = await store.createWriter();
     await writer.write(bytes.subarray(0, 1 << 20));
@@ -83,7 +89,7 @@ for (const driver of drivers) {
   });
 
   test(`${driver.name}: a wrong digest commits nothing; abort forgets; the same bytes twice are one blob`, async (t) => {
-    const store = await driver.open(t);
+    const { store } = await driver.open(t);
     const bytes = Buffer.from('the same bytes');
     const wrong = await store.createWriter();
     await wrong.write(bytes);
@@ -106,7 +112,7 @@ for (const driver of drivers) {
   });
 
   test(`${driver.name}: cleaning staging keeps a live writer's bytes`, async (t) => {
-    const store = await driver.open(t);
+    const { store } = await driver.open(t);
     const writer = await store.createWriter();
     await writer.write(Buffer.from('still being written'));
     await store.cleanStaging();
@@ -115,38 +121,53 @@ for (const driver of drivers) {
     assert.equal(info.size, 'still being written, and more'.length);
   });
 
-  test(`${driver.name}: storing bytes that are there already leaves one blob, fresh for the collector`, async (t) => {
-    const store = await driver.open(t);
+  test(`${driver.name}: storing bytes that are there already leaves one blob`, async (t) => {
+    const { store } = await driver.open(t);
     const bytes = Buffer.from('stored twice');
-    const first = await store.createWriter();
-    await first.write(bytes);
-    await first.commit();
-    const [before] = await toArray(store.list());
-    await sleep(20);
-    const second = await store.createWriter();
-    await second.write(bytes);
-    await second.commit(sha256(bytes));
-    const after = await toArray(store.list());
-    assert.equal(after.length, 1);
-    assert.ok(after[0]!.modifiedMs > before!.modifiedMs, `${after[0]!.modifiedMs} > ${before!.modifiedMs}`);
-    assert.equal(after[0]!.size, bytes.length);
+    for (let i = 0; i < 2; i++) {
+      const writer = await store.createWriter();
+      await writer.write(bytes);
+      await writer.commit(sha256(bytes));
+    }
+    assert.deepEqual(await toArray(store.list()), [{ sha256: sha256(bytes), size: bytes.length }]);
   });
 
-  test(`${driver.name}: touch sets the last use that list() reports; a missing blob is not_found`, async (t) => {
-    const store = await driver.open(t);
-    const writer = await store.createWriter();
-    await writer.write(Buffer.from('used long ago'));
-    const { sha256: sha } = await writer.commit();
-    const longAgo = new Date('2026-01-02T03:04:05Z');
-    await store.touch(sha, longAgo);
-    const [listed] = await toArray(store.list());
-    assert.equal(Math.round(listed!.modifiedMs), longAgo.getTime());
-    await assert.rejects(store.touch('b'.repeat(64), new Date()), (err: unknown) => isAppError(err, 'not_found'));
-    await assert.rejects(store.touch('../x', new Date()), (err: unknown) => isAppError(err, 'invalid_argument'));
+  test(`${driver.name}: an upload goes on by its id in another process, with its hash; one that is not there is not_found`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    const bytes = randomBytes(3 * 1024 * 1024 + 5);
+    const first = await store.createWriter();
+    await first.write(bytes.subarray(0, 1_000_000));
+    await first.write(bytes.subarray(1_000_000, 2_500_000));
+    // The first process stops here (a request ended, a replica died): another picks the upload up.
+    await first.suspend();
+    await assert.rejects(first.write(bytes.subarray(0, 1)), 'a suspended writer writes no more');
+    const other = await peer();
+    const resumed = await other.resumeWriter(first.id);
+    assert.equal(resumed.id, first.id);
+    assert.equal(resumed.size, 2_500_000);
+    assert.ok(Buffer.from(await resumed.readAt(999_990, 20)).equals(bytes.subarray(999_990, 1_000_010)));
+    await resumed.write(bytes.subarray(2_500_000));
+    assert.deepEqual(await resumed.commit(sha256(bytes)), { sha256: sha256(bytes), size: bytes.length });
+    assert.ok(Buffer.concat(await (await store.openRead(sha256(bytes))).toArray()).equals(bytes));
+    await assert.rejects(other.resumeWriter(first.id), (err: unknown) => isAppError(err, 'not_found'), 'published: no upload any more');
+    for (const id of ['00000000-0000-0000-0000-000000000000', '../../etc', '']) {
+      await assert.rejects(other.resumeWriter(id), (err: unknown) => isAppError(err, 'not_found'), id);
+    }
+  });
+
+  test(`${driver.name}: cleaning staging removes an upload its writer left idle, and that writer fails`, async (t) => {
+    const { store } = await driver.open(t);
+    const left = await store.createWriter();
+    await left.write(Buffer.from('left behind'));
+    await sleep(20);
+    await store.cleanStaging(10);
+    await assert.rejects(store.resumeWriter(left.id), (err: unknown) => isAppError(err, 'not_found'));
+    await assert.rejects(left.write(Buffer.from('more')).then(() => left.commit()));
+    assert.deepEqual(await collect(store), []);
   });
 
   test(`${driver.name}: names that are not a sha256 are refused; a missing blob is not_found before any byte; delete is idempotent`, async (t) => {
-    const store = await driver.open(t);
+    const { store } = await driver.open(t);
     for (const name of ['../etc/passwd', 'A'.repeat(64), 'a'.repeat(63), '']) {
       await assert.rejects(store.size(name), (err: unknown) => isAppError(err, 'invalid_argument'), name);
       await assert.rejects(store.openRead(name), (err: unknown) => isAppError(err, 'invalid_argument'), name);
@@ -160,7 +181,7 @@ for (const driver of drivers) {
   });
 
   test(`${driver.name}: an opened blob is released unsent, and still reads after the blob was deleted`, async (t) => {
-    const store = await driver.open(t);
+    const { store } = await driver.open(t);
     const writer = await store.createWriter();
     await writer.write(Buffer.from('opened, then deleted'));
     const { sha256: name } = await writer.commit();
@@ -207,6 +228,22 @@ test('filesystem: small ranges (read at once) and large ones (streamed) copy exa
 
 // The filesystem driver only: its bytes can be damaged behind its back (a failing disk, a stray
 // write), while the memory driver's are reachable through its own methods alone, which keep them whole.
+test("filesystem: a cache keeps each file's last use: set on commit and by touch, listed by lastUses", async (t) => {
+  const store = new FsBlobStore(await tempDir(t));
+  await store.init();
+  const before = Date.now();
+  const writer = await store.createWriter();
+  await writer.write(Buffer.from('used long ago'));
+  const { sha256: sha } = await writer.commit();
+  const [committed] = await toArray(store.lastUses());
+  assert.ok(committed!.lastUseMs >= before - 1000, 'a commit is a use');
+  const longAgo = new Date('2026-01-02T03:04:05Z');
+  await store.touch(sha, longAgo);
+  assert.deepEqual(await toArray(store.lastUses()), [{ sha256: sha, size: 13, lastUseMs: longAgo.getTime() }]);
+  await assert.rejects(store.touch('b'.repeat(64), new Date()), (err: unknown) => isAppError(err, 'not_found'));
+  await assert.rejects(store.touch('../x', new Date()), (err: unknown) => isAppError(err, 'invalid_argument'));
+});
+
 test('filesystem: committing the bytes of a blob damaged on disk repairs it; a reader that opened the damaged file keeps reading it whole', async (t) => {
   const store = new FsBlobStore(await tempDir(t));
   await store.init();

@@ -35,11 +35,21 @@ test('commitBlobs records what it stores; collectGarbage takes it once no image 
   assert.equal(await store.meta.getBlob(sha), undefined);
 });
 
-test('a file with no record goes only once it is older than the grace period', async () => {
+test('a file with no record goes at once, unless a live writer claimed it: no clock tells them apart', async () => {
   const store = memoryStore();
   const { sha256 } = await (await stage(store, 'left by a writer that died')).commit();
-  assert.deepEqual((await collectGarbage(store)).removed, []);
-  assert.deepEqual((await collectGarbage(store, { now: new Date(Date.now() + 2 * 3600_000) })).removed, [sha256]);
+  assert.deepEqual((await collectGarbage(store)).removed, [sha256], 'stored, unrecorded, unclaimed: a dead writer left it');
+  // A writer between storing its file and recording its image: the collector runs right then.
+  const writer = await stage(store, 'being recorded');
+  const sha = await writer.digest();
+  const image = imageRecord({ fingerprint: sha, metadata: { sha256: sha, size: 14, format: { kind: 'tarball', compression: 'none' } } });
+  await commitBlobs(store, [writer], async () => {
+    assert.equal(await store.blobs.size(sha), 14, 'stored');
+    assert.deepEqual((await collectGarbage(store)).removed, [], 'claimed: left alone');
+    await store.meta.insertImage(image, []);
+  });
+  assert.deepEqual((await collectGarbage(store)).removed, [], 'recorded and used');
+  assert.equal(await store.blobs.size(sha), 14);
 });
 
 test('a writer reusing a blob that is being collected waits, then puts its bytes back', async () => {
