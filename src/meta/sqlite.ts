@@ -5,9 +5,9 @@
 import { inTransaction, openSqlite, storageError } from './sqlite-open.ts';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, changedMeanwhile, isAppError, notFound } from '../errors.ts';
-import type { Alias, BlobRef, Delta, Image, ImageType } from '../domain/image.ts';
-import type { FileFormat } from '../domain/formats.ts';
+import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
+import { blobSelect, deltaOrder, deltaSelect, imageSelect, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const migrations: string[] = [
   `CREATE TABLE blobs (
@@ -111,90 +111,6 @@ const migrations: string[] = [
    );`,
   `ALTER TABLE images ADD COLUMN revision INTEGER NOT NULL DEFAULT 1`,
 ];
-
-interface ImageRow {
-  fingerprint: string;
-  type: string;
-  architecture: string;
-  filename: string;
-  size: number;
-  public: number;
-  created_at: string;
-  uploaded_at: string;
-  expires_at: string | null;
-  last_used_at: string | null;
-  properties: string;
-  templates: string;
-  auto_update: number;
-  cached: number;
-  update_source: string | null;
-  product_aliases: string;
-  revision: number;
-  mirror: string | null;
-  m_sha256: string;
-  m_size: number;
-  m_format: string;
-  r_sha256: string | null;
-  r_size: number | null;
-  r_format: string | null;
-}
-
-const imageSelect = `SELECT i.*, m.sha256 AS m_sha256, m.size AS m_size, m.format AS m_format,
-  r.sha256 AS r_sha256, r.size AS r_size, r.format AS r_format
-  FROM images i JOIN blobs m ON m.sha256 = i.metadata_sha256 LEFT JOIN blobs r ON r.sha256 = i.rootfs_sha256`;
-
-/** Whether any image uses blob `b` (as metadata, rootfs or delta): SQL shared by the GC queries. */
-const usedBlob = (b: string) =>
-  `(EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = ${b} OR rootfs_sha256 = ${b}) OR EXISTS (SELECT 1 FROM image_deltas WHERE sha256 = ${b}))`;
-
-interface DeltaRow {
-  fingerprint: string;
-  sha256: string;
-  ftype: string;
-  base: string;
-  size: number;
-  format: string;
-}
-
-const deltaSelect = 'SELECT d.fingerprint, d.sha256, d.ftype, d.base, b.size, b.format FROM image_deltas d JOIN blobs b ON b.sha256 = d.sha256';
-/** The order of an image's deltas (the contract's, not whichever index the planner picks). */
-const deltaOrder = 'ORDER BY d.base, d.ftype, d.sha256';
-
-function toImage(row: ImageRow, deltas: DeltaRow[] = []): Image {
-  return {
-    fingerprint: row.fingerprint,
-    type: row.type as ImageType,
-    architecture: row.architecture,
-    filename: row.filename,
-    size: row.size,
-    public: row.public === 1,
-    createdAt: row.created_at,
-    uploadedAt: row.uploaded_at,
-    expiresAt: row.expires_at,
-    lastUsedAt: row.last_used_at,
-    properties: JSON.parse(row.properties),
-    templates: JSON.parse(row.templates),
-    metadata: { sha256: row.m_sha256, size: row.m_size, format: JSON.parse(row.m_format) as FileFormat },
-    rootfs:
-      row.r_sha256 === null ? null : { sha256: row.r_sha256, size: row.r_size!, format: JSON.parse(row.r_format!) as FileFormat },
-    autoUpdate: row.auto_update === 1,
-    cached: row.cached === 1,
-    updateSource: row.update_source === null ? null : JSON.parse(row.update_source),
-    productAliases: JSON.parse(row.product_aliases),
-    mirror: row.mirror,
-    deltas: deltas.map((d) => ({ sha256: d.sha256, size: d.size, format: JSON.parse(d.format) as FileFormat, ftype: d.ftype, base: d.base })),
-    revision: row.revision,
-  };
-}
-
-// Rows come back as objects without a prototype: records leave the driver as plain objects.
-const toAlias = (row: Alias): Alias => ({ name: row.name, fingerprint: row.fingerprint, description: row.description, type: row.type });
-const toCertificate = (row: TrustedCertificate): TrustedCertificate => ({
-  fingerprint: row.fingerprint,
-  name: row.name,
-  certificate: row.certificate,
-  createdAt: row.createdAt,
-});
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */
 function migrate(db: DatabaseSync) {
@@ -434,22 +350,8 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async getBlob(sha256: string): Promise<BlobRecord | undefined> {
-    const row = this.sql(
-      `SELECT b.*, ${usedBlob('b.sha256')} AS referenced
-       FROM blobs b WHERE sha256 = ?`,
-    ).get(sha256) as
-      | { sha256: string; size: number; format: string; unpublished_at: string | null; referenced: number; source_url: string | null; source_certificate: string | null }
-      | undefined;
-    if (!row) return undefined;
-    return {
-      sha256: row.sha256,
-      size: row.size,
-      format: JSON.parse(row.format),
-      unpublishedAt: row.unpublished_at,
-      referenced: row.referenced === 1,
-      sourceUrl: row.source_url,
-      sourceCertificate: row.source_certificate,
-    };
+    const row = this.sql(`${blobSelect} WHERE b.sha256 = ?`).get(sha256) as BlobRow | undefined;
+    return row && toBlob(row);
   }
 
   async collectableBlobs(unpublishedBefore: string): Promise<string[]> {
@@ -566,8 +468,7 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async listRemotes(): Promise<RemoteRecord[]> {
-    const rows = this.sql('SELECT name, url, protocol, public, certificate, gpg_key FROM remotes ORDER BY name').all() as unknown as (Omit<RemoteRecord, 'public' | 'gpgKey'> & { public: number; gpg_key: string })[];
-    return rows.map((r) => ({ name: r.name, url: r.url, protocol: r.protocol, public: r.public === 1, certificate: r.certificate, gpgKey: r.gpg_key }));
+    return (this.sql('SELECT name, url, protocol, public, certificate, gpg_key FROM remotes ORDER BY name').all() as unknown as RemoteRow[]).map(toRemote);
   }
 
   async putRemote(remote: RemoteRecord): Promise<void> {
@@ -587,8 +488,7 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async listSites(): Promise<SiteRecord[]> {
-    const rows = this.sql('SELECT name, url, countries, continents, weight, health FROM sites ORDER BY name').all() as { name: string; url: string; countries: string; continents: string; weight: number; health: string | null }[];
-    return rows.map((r) => ({ name: r.name, url: r.url, countries: JSON.parse(r.countries), continents: JSON.parse(r.continents), weight: r.weight, health: r.health === null ? null : JSON.parse(r.health) }));
+    return (this.sql('SELECT name, url, countries, continents, weight, health FROM sites ORDER BY name').all() as unknown as SiteRow[]).map(toSite);
   }
 
   async putSite(site: Omit<SiteRecord, 'health'>): Promise<void> {
@@ -614,28 +514,7 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async listMirrors(): Promise<MirrorRecord[]> {
-    const rows = this.sql('SELECT * FROM mirrors ORDER BY name').all() as {
-      name: string;
-      remote: string;
-      filters: string;
-      types: string;
-      keep: number;
-      interval_seconds: number;
-      lazy: number;
-      last_sync: string | null;
-      last_error: string | null;
-    }[];
-    return rows.map((r) => ({
-      name: r.name,
-      remote: r.remote,
-      filters: JSON.parse(r.filters),
-      types: JSON.parse(r.types),
-      keep: r.keep,
-      intervalSeconds: r.interval_seconds,
-      lazy: r.lazy === 1,
-      lastSync: r.last_sync,
-      lastError: r.last_error,
-    }));
+    return (this.sql('SELECT * FROM mirrors ORDER BY name').all() as unknown as MirrorRow[]).map(toMirror);
   }
 
   async putMirror(m: MirrorRecord): Promise<void> {

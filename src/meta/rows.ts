@@ -1,0 +1,160 @@
+/**
+ * The rows of the SQL drivers (sqlite.ts, postgres.ts) and the records they make: both keep the
+ * same columns (booleans as 0/1, JSON as text, timestamps as ISO text), so one mapping serves
+ * both, and the queries that need no dialect of their own are written once here.
+ */
+import type { Alias, Image, ImageType } from '../domain/image.ts';
+import type { FileFormat } from '../domain/formats.ts';
+import type { BlobRecord, MirrorRecord, RemoteRecord, SiteRecord, TrustedCertificate } from './store.ts';
+
+export interface ImageRow {
+  fingerprint: string;
+  type: string;
+  architecture: string;
+  filename: string;
+  size: number;
+  public: number;
+  created_at: string;
+  uploaded_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  properties: string;
+  templates: string;
+  auto_update: number;
+  cached: number;
+  update_source: string | null;
+  product_aliases: string;
+  revision: number;
+  mirror: string | null;
+  m_sha256: string;
+  m_size: number;
+  m_format: string;
+  r_sha256: string | null;
+  r_size: number | null;
+  r_format: string | null;
+}
+
+export const imageSelect = `SELECT i.*, m.sha256 AS m_sha256, m.size AS m_size, m.format AS m_format,
+  r.sha256 AS r_sha256, r.size AS r_size, r.format AS r_format
+  FROM images i JOIN blobs m ON m.sha256 = i.metadata_sha256 LEFT JOIN blobs r ON r.sha256 = i.rootfs_sha256`;
+
+/** Whether any image uses blob `b` (as metadata, rootfs or delta): SQL shared by the GC queries. */
+export const usedBlob = (b: string) =>
+  `(EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = ${b} OR rootfs_sha256 = ${b}) OR EXISTS (SELECT 1 FROM image_deltas WHERE sha256 = ${b}))`;
+
+export interface DeltaRow {
+  fingerprint: string;
+  sha256: string;
+  ftype: string;
+  base: string;
+  size: number;
+  format: string;
+}
+
+export const deltaSelect = 'SELECT d.fingerprint, d.sha256, d.ftype, d.base, b.size, b.format FROM image_deltas d JOIN blobs b ON b.sha256 = d.sha256';
+/** The order of an image's deltas (the contract's, not whichever index the planner picks). */
+export const deltaOrder = 'ORDER BY d.base, d.ftype, d.sha256';
+
+export function toImage(row: ImageRow, deltas: DeltaRow[] = []): Image {
+  return {
+    fingerprint: row.fingerprint,
+    type: row.type as ImageType,
+    architecture: row.architecture,
+    filename: row.filename,
+    size: row.size,
+    public: row.public === 1,
+    createdAt: row.created_at,
+    uploadedAt: row.uploaded_at,
+    expiresAt: row.expires_at,
+    lastUsedAt: row.last_used_at,
+    properties: JSON.parse(row.properties),
+    templates: JSON.parse(row.templates),
+    metadata: { sha256: row.m_sha256, size: row.m_size, format: JSON.parse(row.m_format) as FileFormat },
+    rootfs:
+      row.r_sha256 === null ? null : { sha256: row.r_sha256, size: row.r_size!, format: JSON.parse(row.r_format!) as FileFormat },
+    autoUpdate: row.auto_update === 1,
+    cached: row.cached === 1,
+    updateSource: row.update_source === null ? null : JSON.parse(row.update_source),
+    productAliases: JSON.parse(row.product_aliases),
+    mirror: row.mirror,
+    deltas: deltas.map((d) => ({ sha256: d.sha256, size: d.size, format: JSON.parse(d.format) as FileFormat, ftype: d.ftype, base: d.base })),
+    revision: row.revision,
+  };
+}
+
+// Rows come back as objects without a prototype: records leave the driver as plain objects.
+export const toAlias = (row: Alias): Alias => ({ name: row.name, fingerprint: row.fingerprint, description: row.description, type: row.type });
+export const toCertificate = (row: TrustedCertificate): TrustedCertificate => ({
+  fingerprint: row.fingerprint,
+  name: row.name,
+  certificate: row.certificate,
+  createdAt: row.createdAt,
+});
+
+export interface BlobRow {
+  sha256: string;
+  size: number;
+  format: string;
+  unpublished_at: string | null;
+  referenced: number;
+  source_url: string | null;
+  source_certificate: string | null;
+}
+
+export const blobSelect = `SELECT b.sha256, b.size, b.format, b.unpublished_at, b.source_url, b.source_certificate, CASE WHEN ${usedBlob('b.sha256')} THEN 1 ELSE 0 END AS referenced FROM blobs b`;
+
+export const toBlob = (row: BlobRow): BlobRecord => ({
+  sha256: row.sha256,
+  size: row.size,
+  format: JSON.parse(row.format),
+  unpublishedAt: row.unpublished_at,
+  referenced: row.referenced === 1,
+  sourceUrl: row.source_url,
+  sourceCertificate: row.source_certificate,
+});
+
+export interface RemoteRow {
+  name: string;
+  url: string;
+  protocol: RemoteRecord['protocol'];
+  public: number;
+  certificate: string;
+  gpg_key: string;
+}
+
+export const toRemote = (r: RemoteRow): RemoteRecord => ({ name: r.name, url: r.url, protocol: r.protocol, public: r.public === 1, certificate: r.certificate, gpgKey: r.gpg_key });
+
+export interface SiteRow {
+  name: string;
+  url: string;
+  countries: string;
+  continents: string;
+  weight: number;
+  health: string | null;
+}
+
+export const toSite = (r: SiteRow): SiteRecord => ({ name: r.name, url: r.url, countries: JSON.parse(r.countries), continents: JSON.parse(r.continents), weight: r.weight, health: r.health === null ? null : JSON.parse(r.health) });
+
+export interface MirrorRow {
+  name: string;
+  remote: string;
+  filters: string;
+  types: string;
+  keep: number;
+  interval_seconds: number;
+  lazy: number;
+  last_sync: string | null;
+  last_error: string | null;
+}
+
+export const toMirror = (r: MirrorRow): MirrorRecord => ({
+  name: r.name,
+  remote: r.remote,
+  filters: JSON.parse(r.filters),
+  types: JSON.parse(r.types),
+  keep: r.keep,
+  intervalSeconds: r.interval_seconds,
+  lazy: r.lazy === 1,
+  lastSync: r.last_sync,
+  lastError: r.last_error,
+});
