@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { SqliteMetaStore } from '../../src/meta/sqlite.ts';
 import { MemoryMetaStore } from '../../src/meta/memory.ts';
+import { PostgresMetaStore } from '../../src/meta/postgres.ts';
+import { freshDatabase } from '../helpers/postgres.ts';
 import type { MetaStore } from '../../src/meta/store.ts';
 import type { Alias, Delta, Image } from '../../src/domain/image.ts';
 import { isAppError, type ErrorCode } from '../../src/errors.ts';
@@ -50,6 +52,23 @@ export const metaDrivers: { name: string; open(t: Context): Promise<OpenedMeta> 
     async open(t) {
       const store = closeAfter(t, new MemoryMetaStore());
       return { store, peer: () => closeAfter(t, store.share()) };
+    },
+  },
+  {
+    name: 'postgres',
+    async open(t) {
+      const url = await freshDatabase();
+      const store = closeAfter(t, await PostgresMetaStore.open(url));
+      // Other replicas' connections, opened now (opening is async; a suite asks for them in passing).
+      const peers = await Promise.all([1, 2].map(async () => closeAfter(t, await PostgresMetaStore.open(url))));
+      return {
+        store,
+        peer: () => {
+          const next = peers.shift();
+          if (!next) throw new Error('the postgres driver opens two peers per test: open more in meta-drivers.ts');
+          return next;
+        },
+      };
     },
   },
 ];

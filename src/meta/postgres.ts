@@ -1,0 +1,600 @@
+/**
+ * The metadata store on PostgreSQL (node-postgres), for replicas on several hosts sharing one
+ * catalogue. The same contract as sqlite.ts, and the same columns (rows.ts maps them): text for
+ * timestamps and JSON, 0/1 for booleans, `COLLATE "C"` wherever order or comparison is byte order,
+ * whatever the database's collation.
+ *
+ * Every write is one SERIALIZABLE transaction, retried when PostgreSQL finds it raced another
+ * (40001, 40P01): as if the writes of every replica took turns, which is what the contract's
+ * atomic decisions (claims against collection, compare-and-set edits, all-or-nothing deletes)
+ * rely on. Each write also moves the change counter (`wharf_changes`) in the same transaction.
+ * Migrations are numbered and run under an advisory lock, so replicas starting together migrate
+ * once.
+ */
+import pg from 'pg';
+import { AppError, ErrorCodes, changedMeanwhile, isAppError, notFound } from '../errors.ts';
+import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
+import { abandonedCollectionMs, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
+import { blobSelect, deltaOrder, deltaSelect, imageSelect, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
+
+const text = 'text COLLATE "C"';
+
+const migrations: string[] = [
+  `CREATE TABLE wharf_changes (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), version bigint NOT NULL);
+   INSERT INTO wharf_changes (version) VALUES (0);
+   CREATE TABLE blobs (
+     sha256 ${text} PRIMARY KEY,
+     size bigint NOT NULL,
+     format text NOT NULL,
+     created_at ${text} NOT NULL,
+     unpublished_at ${text},
+     source_url text,
+     source_certificate text,
+     last_access ${text}
+   );
+   CREATE TABLE images (
+     fingerprint ${text} PRIMARY KEY,
+     type text NOT NULL CHECK (type IN ('container', 'virtual-machine')),
+     architecture text NOT NULL,
+     filename text NOT NULL,
+     size bigint NOT NULL,
+     public integer NOT NULL,
+     created_at ${text} NOT NULL,
+     uploaded_at ${text} NOT NULL,
+     expires_at ${text},
+     last_used_at ${text},
+     properties text NOT NULL,
+     templates text NOT NULL,
+     metadata_sha256 ${text} NOT NULL REFERENCES blobs (sha256),
+     rootfs_sha256 ${text} REFERENCES blobs (sha256),
+     auto_update integer NOT NULL DEFAULT 0,
+     cached integer NOT NULL DEFAULT 0,
+     update_source text,
+     product_aliases text NOT NULL DEFAULT '[]',
+     mirror text,
+     revision integer NOT NULL DEFAULT 1
+   );
+   CREATE INDEX images_metadata ON images (metadata_sha256);
+   CREATE INDEX images_rootfs ON images (rootfs_sha256);
+   CREATE INDEX images_mirror ON images (mirror);
+   CREATE TABLE aliases (
+     name ${text} PRIMARY KEY,
+     fingerprint ${text} NOT NULL REFERENCES images (fingerprint) ON DELETE CASCADE,
+     description text NOT NULL DEFAULT '',
+     type text NOT NULL
+   );
+   CREATE INDEX aliases_fingerprint ON aliases (fingerprint);
+   CREATE TABLE image_deltas (
+     fingerprint ${text} NOT NULL REFERENCES images (fingerprint) ON DELETE CASCADE,
+     sha256 ${text} NOT NULL REFERENCES blobs (sha256),
+     ftype ${text} NOT NULL,
+     base ${text} NOT NULL,
+     PRIMARY KEY (fingerprint, sha256)
+   );
+   CREATE INDEX image_deltas_sha256 ON image_deltas (sha256);
+   CREATE TABLE blob_claims (
+     claim ${text} NOT NULL,
+     sha256 ${text} NOT NULL,
+     expires_at ${text} NOT NULL,
+     PRIMARY KEY (claim, sha256)
+   );
+   CREATE INDEX blob_claims_sha256 ON blob_claims (sha256);
+   CREATE TABLE blob_collections (sha256 ${text} PRIMARY KEY, started_at ${text} NOT NULL);
+   CREATE TABLE certificates (fingerprint ${text} PRIMARY KEY, name ${text} NOT NULL, certificate text NOT NULL, created_at ${text} NOT NULL);
+   CREATE TABLE trust_tokens (secret ${text} PRIMARY KEY, name text NOT NULL, created_at ${text} NOT NULL, expires_at ${text} NOT NULL);
+   CREATE TABLE remotes (name ${text} PRIMARY KEY, url text NOT NULL, protocol text NOT NULL, public integer NOT NULL, certificate text NOT NULL DEFAULT '', gpg_key text NOT NULL DEFAULT '');
+   CREATE TABLE mirrors (
+     name ${text} PRIMARY KEY,
+     remote text NOT NULL,
+     filters text NOT NULL,
+     types text NOT NULL,
+     keep integer NOT NULL,
+     interval_seconds integer NOT NULL,
+     lazy integer NOT NULL DEFAULT 0,
+     last_sync ${text},
+     last_error text
+   );
+   CREATE TABLE sites (name ${text} PRIMARY KEY, url text NOT NULL, countries text NOT NULL, continents text NOT NULL, weight integer NOT NULL, health text);`,
+];
+
+/** The advisory lock migrations run under (any number that no other program of the database uses). */
+const migrationLock = 0x77686172; // 'whar'
+
+/** Attempts of a write that keeps racing others before it gives up with the last error. */
+const writeAttempts = 20;
+
+/** bigint columns (sizes) as numbers: every size a blob store holds is below 2^53. */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser,
+};
+
+/** A query on the connection of the transaction it belongs to. */
+type Query = <R extends object = Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<pg.QueryResult<R>>;
+
+const pgCode = (err: unknown) => (err as { code?: string }).code ?? '';
+const retryable = (err: unknown) => pgCode(err) === '40001' || pgCode(err) === '40P01';
+
+/**
+ * What PostgreSQL's failures mean to wharf: a full disk (53100) is `disk_full`, a server that
+ * cannot be reached or went away is `unavailable` (replicas keep serving what they published,
+ * and refuse writes with it); anything else as it came.
+ */
+export function databaseError(err: unknown): unknown {
+  if (isAppError(err)) return err;
+  const code = pgCode(err);
+  if (code === '53100') return new AppError(ErrorCodes.diskFull, 'The disk holding the database is full; nothing was changed', { hint: 'Free some space, then try again.', cause: err });
+  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Connection terminated|connect/i.test((err as Error).message ?? '')) {
+    return new AppError(ErrorCodes.unavailable, `The database cannot be reached: ${(err as Error).message}`, { cause: err });
+  }
+  return err;
+}
+
+/** `?` placeholders (the SQL shared with sqlite.ts) as PostgreSQL's `$1, $2...`. */
+const numbered = (sql: string) => {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+};
+
+export class PostgresMetaStore implements MetaStore {
+  private readonly pool: pg.Pool;
+
+  private constructor(pool: pg.Pool) {
+    this.pool = pool;
+  }
+
+  /** Connects to `url` (postgres://...) and brings its schema up to date. */
+  static async open(url: string): Promise<PostgresMetaStore> {
+    const pool = new pg.Pool({ connectionString: url, types, max: 10 });
+    // An idle connection the server dropped is replaced at the next query; the error must not
+    // take the process down.
+    pool.on('error', () => {});
+    const store = new PostgresMetaStore(pool);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await pool.end();
+      throw databaseError(err);
+    }
+    return store;
+  }
+
+  private async migrate() {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // Replicas starting together: one migrates, the others wait here and find it done.
+      await client.query('SELECT pg_advisory_xact_lock($1)', [migrationLock]);
+      await client.query('CREATE TABLE IF NOT EXISTS wharf_schema (version integer NOT NULL)');
+      const found = await client.query<{ version: number }>('SELECT version FROM wharf_schema');
+      let version = found.rows[0]?.version ?? 0;
+      if (found.rows.length === 0) await client.query('INSERT INTO wharf_schema (version) VALUES (0)');
+      if (version > migrations.length) throw new AppError(ErrorCodes.config, `The database's schema (version ${version}) is newer than this wharf knows (${migrations.length}): upgrade wharf`);
+      for (; version < migrations.length; version++) {
+        await client.query(migrations[version]!);
+        await client.query('UPDATE wharf_schema SET version = $1', [version + 1]);
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** A read outside any transaction. */
+  private async rows<R extends object>(sql: string, params: unknown[] = []): Promise<R[]> {
+    try {
+      return (await this.pool.query<R>(numbered(sql), params)).rows;
+    } catch (err) {
+      throw databaseError(err);
+    }
+  }
+
+  /**
+   * Runs `fn` as one serializable write that also moves the change counter, retried from the
+   * start when it raced another; an AppError `fn` throws rolls it back and is passed on.
+   */
+  private async write<T>(fn: (q: Query) => Promise<T>, counts = true): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (err) {
+        throw databaseError(err);
+      }
+      try {
+        await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
+        const q: Query = (sql, params) => client.query(numbered(sql), params);
+        const result = await fn(q);
+        if (counts) await client.query('UPDATE wharf_changes SET version = version + 1');
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        if (retryable(err) && attempt < writeAttempts) {
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
+          continue;
+        }
+        throw databaseError(err);
+      } finally {
+        client.release();
+      }
+    }
+  }
+
+  // Images and aliases
+
+  async getImage(fingerprint: string): Promise<Image | undefined> {
+    const [row] = await this.rows<ImageRow>(`${imageSelect} WHERE i.fingerprint = ?`, [fingerprint]);
+    return row && toImage(row, await this.rows<DeltaRow>(`${deltaSelect} WHERE d.fingerprint = ? ${deltaOrder}`, [fingerprint]));
+  }
+
+  async findImages(prefix: string): Promise<Image[]> {
+    const rows = await this.rows<ImageRow>(`${imageSelect} WHERE i.fingerprint >= ? AND i.fingerprint < ? ORDER BY i.fingerprint`, [prefix, prefix + 'g']);
+    return this.withDeltas(rows);
+  }
+
+  async listImages(): Promise<Image[]> {
+    return this.withDeltas(await this.rows<ImageRow>(`${imageSelect} ORDER BY i.uploaded_at, i.fingerprint`));
+  }
+
+  private async withDeltas(rows: ImageRow[]): Promise<Image[]> {
+    if (rows.length === 0) return [];
+    const deltas = Map.groupBy(await this.rows<DeltaRow>(`${deltaSelect} ${deltaOrder}`), (d) => d.fingerprint);
+    return rows.map((row) => toImage(row, deltas.get(row.fingerprint)));
+  }
+
+  async insertImage(image: Image, aliases: Alias[], sources: Record<string, BlobSource> = {}): Promise<void> {
+    await this.write(async (q) => {
+      if ((await q('SELECT 1 FROM images WHERE fingerprint = ?', [image.fingerprint])).rowCount) {
+        throw new AppError(ErrorCodes.conflict, `An image with fingerprint ${image.fingerprint} already exists`);
+      }
+      for (const blob of [image.metadata, image.rootfs]) if (blob) await upsertBlob(q, blob, image.uploadedAt);
+      await q(
+        `INSERT INTO images (fingerprint, type, architecture, filename, size, public, created_at, uploaded_at,
+           expires_at, last_used_at, properties, templates, metadata_sha256, rootfs_sha256, auto_update, cached, update_source,
+           product_aliases, mirror)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          image.fingerprint,
+          image.type,
+          image.architecture,
+          image.filename,
+          image.size,
+          image.public ? 1 : 0,
+          image.createdAt,
+          image.uploadedAt,
+          image.expiresAt,
+          image.lastUsedAt,
+          JSON.stringify(image.properties),
+          JSON.stringify(image.templates),
+          image.metadata.sha256,
+          image.rootfs?.sha256 ?? null,
+          image.autoUpdate ? 1 : 0,
+          image.cached ? 1 : 0,
+          image.updateSource === null ? null : JSON.stringify(image.updateSource),
+          JSON.stringify(image.productAliases),
+          image.mirror,
+        ],
+      );
+      const named = new Set<string>();
+      for (const alias of aliases) {
+        if (named.has(alias.name)) throw aliasExists(alias);
+        named.add(alias.name);
+        await insertAlias(q, alias);
+      }
+      await insertDeltas(q, image.fingerprint, image.deltas, image.uploadedAt);
+      for (const [sha, source] of Object.entries(sources)) {
+        await q('UPDATE blobs SET source_url = ?, source_certificate = ? WHERE sha256 = ?', [source.url, source.certificate, sha]);
+      }
+    });
+  }
+
+  async addDeltas(fingerprint: string, deltas: Delta[]): Promise<void> {
+    await this.write(async (q) => {
+      if (!(await q('SELECT 1 FROM images WHERE fingerprint = ?', [fingerprint])).rowCount) throw notFound(`Image "${fingerprint}" not found`);
+      await insertDeltas(q, fingerprint, deltas, new Date().toISOString());
+    });
+  }
+
+  async updateImage(image: Image): Promise<void> {
+    await this.write(async (q) => {
+      const { rows } = await q<{ revision: number }>('SELECT revision FROM images WHERE fingerprint = ?', [image.fingerprint]);
+      if (!rows[0]) throw notFound(`Image "${image.fingerprint}" not found`);
+      if (rows[0].revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
+      await q(
+        `UPDATE images SET public = ?, properties = ?, expires_at = ?, last_used_at = ?, auto_update = ?, cached = ?,
+           update_source = ?, revision = revision + 1 WHERE fingerprint = ?`,
+        [
+          image.public ? 1 : 0,
+          JSON.stringify(image.properties),
+          image.expiresAt,
+          image.lastUsedAt,
+          image.autoUpdate ? 1 : 0,
+          image.cached ? 1 : 0,
+          image.updateSource === null ? null : JSON.stringify(image.updateSource),
+          image.fingerprint,
+        ],
+      );
+    });
+  }
+
+  async deleteImages(fingerprints: string[]): Promise<void> {
+    if (fingerprints.length === 0) return;
+    await this.write(async (q) => {
+      for (const fingerprint of new Set(fingerprints)) {
+        const { rows } = await q<ImageRow>(`${imageSelect} WHERE i.fingerprint = ?`, [fingerprint]);
+        // Thrown inside the transaction: the deletes before it are rolled back.
+        if (!rows[0]) throw notFound(`Image "${fingerprint}" not found`);
+        if (rows[0].public === 1) {
+          const deltas = (await q<DeltaRow>(`${deltaSelect} WHERE d.fingerprint = ? ${deltaOrder}`, [fingerprint])).rows;
+          // A deleted public image's files keep being served until the clients' index caches expire.
+          const now = new Date().toISOString();
+          for (const sha of [rows[0].m_sha256, rows[0].r_sha256, ...deltas.map((d) => d.sha256)]) {
+            if (sha !== null) await q('UPDATE blobs SET unpublished_at = ? WHERE sha256 = ?', [now, sha]);
+          }
+        }
+        await q('DELETE FROM images WHERE fingerprint = ?', [fingerprint]);
+      }
+    });
+  }
+
+  async publishImages(fingerprints: string[]): Promise<void> {
+    if (fingerprints.length === 0) return;
+    await this.write(async (q) => {
+      for (const fp of fingerprints) await q('UPDATE images SET public = 1, revision = revision + 1 WHERE fingerprint = ? AND public = 0', [fp]);
+    });
+  }
+
+  async getAlias(name: string): Promise<Alias | undefined> {
+    const [row] = await this.rows<Alias>('SELECT name, fingerprint, description, type FROM aliases WHERE name = ?', [name]);
+    return row && toAlias(row);
+  }
+
+  async listAliases(): Promise<Alias[]> {
+    return (await this.rows<Alias>('SELECT name, fingerprint, description, type FROM aliases ORDER BY name')).map(toAlias);
+  }
+
+  async createAlias(alias: Alias): Promise<void> {
+    await this.write((q) => insertAlias(q, alias));
+  }
+
+  async deleteAlias(name: string): Promise<void> {
+    await this.write(async (q) => {
+      if (!(await q('DELETE FROM aliases WHERE name = ?', [name])).rowCount) throw notFound(`Alias "${name}" not found`);
+    });
+  }
+
+  async renameAlias(from: string, to: string): Promise<void> {
+    await this.write(async (q) => {
+      const { rows } = await q<Alias>('SELECT name, fingerprint, description, type FROM aliases WHERE name = ?', [from]);
+      if (!rows[0]) throw notFound(`Alias "${from}" not found`);
+      await q('DELETE FROM aliases WHERE name = ?', [from]);
+      await insertAlias(q, { ...toAlias(rows[0]), name: to });
+    });
+  }
+
+  async moveAliases(from: string, to: string): Promise<void> {
+    await this.write(async (q) => {
+      if (!(await q('SELECT 1 FROM images WHERE fingerprint = ?', [to])).rowCount) throw notFound(`Image "${to}" not found`);
+      await q('UPDATE aliases SET fingerprint = ?, type = (SELECT type FROM images WHERE fingerprint = ?) WHERE fingerprint = ?', [to, to, from]);
+    });
+  }
+
+  // The blob ledger
+
+  async getBlob(sha256: string): Promise<BlobRecord | undefined> {
+    const [row] = await this.rows<BlobRow>(`${blobSelect} WHERE b.sha256 = ?`, [sha256]);
+    return row && toBlob(row);
+  }
+
+  async collectableBlobs(unpublishedBefore: string): Promise<string[]> {
+    const rows = await this.rows<{ sha256: string }>(
+      `SELECT sha256 FROM blobs b WHERE (unpublished_at IS NULL OR unpublished_at <= ?) AND NOT ${usedBlob('b.sha256')} ORDER BY sha256`,
+      [unpublishedBefore],
+    );
+    return rows.map((r) => r.sha256);
+  }
+
+  async touchBlob(sha256: string, now: string): Promise<void> {
+    // Not a change anyone needs to re-render for: the change counter stays.
+    await this.write((q) => q('UPDATE blobs SET last_access = ? WHERE sha256 = ? AND source_url IS NOT NULL', [now, sha256]), false);
+  }
+
+  async idleLazyBlobs(before: string): Promise<string[]> {
+    const rows = await this.rows<{ sha256: string }>('SELECT sha256 FROM blobs WHERE source_url IS NOT NULL AND coalesce(last_access, created_at) < ? ORDER BY sha256', [before]);
+    return rows.map((r) => r.sha256);
+  }
+
+  async claimBlobs(claim: string, sha256s: string[], expiresAt: string): Promise<void> {
+    await this.write(async (q) => {
+      const staleBefore = new Date(Date.now() - abandonedCollectionMs).toISOString();
+      for (const sha of sha256s) {
+        const { rows } = await q<{ started_at: string }>('SELECT started_at FROM blob_collections WHERE sha256 = ?', [sha]);
+        if (rows[0] && rows[0].started_at > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha.slice(0, 12)} is being collected; try again`);
+        // The collector died mid-way: its file may be gone, which the writer's commit repairs.
+        if (rows[0]) await q('DELETE FROM blob_collections WHERE sha256 = ?', [sha]);
+        await q('INSERT INTO blob_claims (claim, sha256, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [claim, sha, expiresAt]);
+      }
+    });
+  }
+
+  async releaseClaim(claim: string): Promise<void> {
+    await this.write((q) => q('DELETE FROM blob_claims WHERE claim = ?', [claim]));
+  }
+
+  async beginCollect(sha256: string, unpublishedBefore: string, now: string): Promise<boolean> {
+    return this.write(async (q) => {
+      await q('DELETE FROM blob_claims WHERE expires_at <= ?', [now]);
+      if ((await q('SELECT 1 FROM blob_claims WHERE sha256 = ?', [sha256])).rowCount) return false;
+      const { rows } = await q<{ unpublished_at: string | null; used: boolean }>(`SELECT unpublished_at, ${usedBlob('b.sha256')} AS used FROM blobs b WHERE sha256 = ?`, [sha256]);
+      const row = rows[0];
+      if (row && (row.used || (row.unpublished_at !== null && row.unpublished_at > unpublishedBefore))) return false;
+      const staleBefore = new Date(Date.parse(now) - abandonedCollectionMs).toISOString();
+      const started = await q(
+        `INSERT INTO blob_collections (sha256, started_at) VALUES (?, ?)
+         ON CONFLICT (sha256) DO UPDATE SET started_at = excluded.started_at WHERE blob_collections.started_at <= ?`,
+        [sha256, now, staleBefore],
+      );
+      return (started.rowCount ?? 0) > 0;
+    });
+  }
+
+  async finishCollect(sha256: string): Promise<void> {
+    await this.write(async (q) => {
+      await q(`DELETE FROM blobs WHERE sha256 = ? AND NOT ${usedBlob('blobs.sha256')}`, [sha256]);
+      await q('DELETE FROM blob_collections WHERE sha256 = ?', [sha256]);
+    });
+  }
+
+  // Trust
+
+  async listCertificates(): Promise<TrustedCertificate[]> {
+    return (await this.rows<TrustedCertificate>('SELECT fingerprint, name, certificate, created_at AS "createdAt" FROM certificates ORDER BY name, fingerprint')).map(toCertificate);
+  }
+
+  async getCertificate(fingerprint: string): Promise<TrustedCertificate | undefined> {
+    const [row] = await this.rows<TrustedCertificate>('SELECT fingerprint, name, certificate, created_at AS "createdAt" FROM certificates WHERE fingerprint = ?', [fingerprint]);
+    return row && toCertificate(row);
+  }
+
+  async addCertificate(cert: TrustedCertificate): Promise<void> {
+    await this.write((q) =>
+      insertUnique(q, 'INSERT INTO certificates (fingerprint, name, certificate, created_at) VALUES (?, ?, ?, ?)', [cert.fingerprint, cert.name, cert.certificate, cert.createdAt], () => new AppError(ErrorCodes.conflict, `Certificate ${cert.fingerprint.slice(0, 12)} is already trusted`)),
+    );
+  }
+
+  async removeCertificate(fingerprint: string): Promise<void> {
+    await this.write(async (q) => {
+      if (!(await q('DELETE FROM certificates WHERE fingerprint = ?', [fingerprint])).rowCount) throw notFound(`Certificate ${fingerprint} is not trusted`);
+    });
+  }
+
+  async addToken(token: TrustToken): Promise<void> {
+    await this.write((q) =>
+      insertUnique(q, 'INSERT INTO trust_tokens (secret, name, created_at, expires_at) VALUES (?, ?, ?, ?)', [token.secret, token.name, token.createdAt, token.expiresAt], () => new AppError(ErrorCodes.conflict, 'A token with this secret exists')),
+    );
+  }
+
+  async consumeToken(secret: string, now: string): Promise<TrustToken | undefined> {
+    return this.write(async (q) => {
+      await q('DELETE FROM trust_tokens WHERE expires_at <= ?', [now]);
+      const { rows } = await q<TrustToken>('DELETE FROM trust_tokens WHERE secret = ? RETURNING secret, name, created_at AS "createdAt", expires_at AS "expiresAt"', [secret]);
+      const token = rows[0];
+      return token && { secret: token.secret, name: token.name, createdAt: token.createdAt, expiresAt: token.expiresAt };
+    });
+  }
+
+  // Remotes, mirrors, sites
+
+  async listRemotes(): Promise<RemoteRecord[]> {
+    return (await this.rows<RemoteRow>('SELECT name, url, protocol, public, certificate, gpg_key FROM remotes ORDER BY name')).map(toRemote);
+  }
+
+  async putRemote(remote: RemoteRecord): Promise<void> {
+    await this.write((q) =>
+      q(
+        `INSERT INTO remotes (name, url, protocol, public, certificate, gpg_key) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET url = excluded.url, protocol = excluded.protocol, public = excluded.public, certificate = excluded.certificate, gpg_key = excluded.gpg_key`,
+        [remote.name, remote.url, remote.protocol, remote.public ? 1 : 0, remote.certificate, remote.gpgKey],
+      ),
+    );
+  }
+
+  async removeRemote(name: string): Promise<void> {
+    await this.write(async (q) => {
+      if (!(await q('DELETE FROM remotes WHERE name = ?', [name])).rowCount) throw notFound(`Remote "${name}" not found`);
+    });
+  }
+
+  async listMirrors(): Promise<MirrorRecord[]> {
+    return (await this.rows<MirrorRow>('SELECT * FROM mirrors ORDER BY name')).map(toMirror);
+  }
+
+  async putMirror(m: MirrorRecord): Promise<void> {
+    await this.write((q) =>
+      q(
+        `INSERT INTO mirrors (name, remote, filters, types, keep, interval_seconds, lazy, last_sync, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET remote = excluded.remote, filters = excluded.filters, types = excluded.types, keep = excluded.keep,
+           interval_seconds = excluded.interval_seconds, lazy = excluded.lazy, last_sync = excluded.last_sync, last_error = excluded.last_error`,
+        [m.name, m.remote, JSON.stringify(m.filters), JSON.stringify(m.types), m.keep, m.intervalSeconds, m.lazy ? 1 : 0, m.lastSync, m.lastError],
+      ),
+    );
+  }
+
+  async removeMirror(name: string): Promise<void> {
+    await this.write(async (q) => {
+      if (!(await q('DELETE FROM mirrors WHERE name = ?', [name])).rowCount) throw notFound(`Mirror "${name}" not found`);
+    });
+  }
+
+  async listSites(): Promise<SiteRecord[]> {
+    return (await this.rows<SiteRow>('SELECT name, url, countries, continents, weight, health FROM sites ORDER BY name')).map(toSite);
+  }
+
+  async putSite(site: Omit<SiteRecord, 'health'>): Promise<void> {
+    await this.write((q) =>
+      q(
+        `INSERT INTO sites (name, url, countries, continents, weight) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET url = excluded.url, countries = excluded.countries, continents = excluded.continents, weight = excluded.weight`,
+        [site.name, site.url, JSON.stringify(site.countries), JSON.stringify(site.continents), site.weight],
+      ),
+    );
+  }
+
+  async removeSite(name: string): Promise<void> {
+    await this.write(async (q) => {
+      if (!(await q('DELETE FROM sites WHERE name = ?', [name])).rowCount) throw notFound(`Site "${name}" not found`);
+    });
+  }
+
+  async recordSiteHealth(results: { name: string; health: SiteHealth }[]): Promise<void> {
+    await this.write(async (q) => {
+      for (const { name, health } of results) await q('UPDATE sites SET health = ? WHERE name = ?', [JSON.stringify(health), name]);
+    });
+  }
+
+  async changeVersion(): Promise<number> {
+    const [row] = await this.rows<{ version: number }>('SELECT version FROM wharf_changes');
+    return row!.version;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+async function upsertBlob(q: Query, blob: BlobRef, now: string) {
+  await q('INSERT INTO blobs (sha256, size, format, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING', [blob.sha256, blob.size, JSON.stringify(blob.format), now]);
+}
+
+async function insertDeltas(q: Query, fingerprint: string, deltas: Delta[], now: string) {
+  for (const delta of deltas) {
+    await upsertBlob(q, delta, now);
+    await q('INSERT INTO image_deltas (fingerprint, sha256, ftype, base) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', [fingerprint, delta.sha256, delta.ftype, delta.base]);
+  }
+}
+
+/** A primary-key clash as the caller's conflict error; a missing parent row as its not-found error. */
+async function insertUnique(q: Query, sql: string, values: unknown[], conflict: () => AppError, missing?: () => AppError): Promise<void> {
+  try {
+    await q(sql, values);
+  } catch (err) {
+    if (pgCode(err) === '23505') throw conflict();
+    if (pgCode(err) === '23503' && missing) throw missing();
+    throw err;
+  }
+}
+
+const aliasExists = (alias: Alias) => new AppError(ErrorCodes.conflict, `Alias "${alias.name}" already exists`, { hint: 'Delete it first (image alias delete) or choose another name.' });
+
+function insertAlias(q: Query, alias: Alias): Promise<void> {
+  return insertUnique(
+    q,
+    'INSERT INTO aliases (name, fingerprint, description, type) VALUES (?, ?, ?, ?)',
+    [alias.name, alias.fingerprint, alias.description, alias.type],
+    () => aliasExists(alias),
+    () => notFound(`Image "${alias.fingerprint}" not found`),
+  );
+}
