@@ -4,15 +4,13 @@
  * timestamps and JSON, 0/1 for booleans, `COLLATE "C"` wherever order or comparison is byte order,
  * whatever the database's collation.
  *
- * Every write is one SERIALIZABLE transaction, retried when PostgreSQL finds it raced another
- * (40001, 40P01): as if the writes of every replica took turns, which is what the contract's
- * atomic decisions (claims against collection, compare-and-set edits, all-or-nothing deletes)
- * rely on. Each write also moves the change counter (`wharf_changes`) in the same transaction.
- * Migrations are numbered and run under an advisory lock, so replicas starting together migrate
- * once.
+ * Every write is one SERIALIZABLE transaction (postgres-db.ts), as if the writes of every replica
+ * took turns, which is what the contract's atomic decisions (claims against collection,
+ * compare-and-set edits, all-or-nothing deletes) rely on; each also moves the change counter
+ * (`wharf_changes`) in the same transaction.
  */
-import pg from 'pg';
-import { AppError, ErrorCodes, changedMeanwhile, isAppError, notFound } from '../errors.ts';
+import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
+import { PostgresDatabase, pgCode, type Query } from './postgres-db.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageSelect, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
@@ -97,130 +95,25 @@ const migrations: string[] = [
    CREATE TABLE sites (name ${text} PRIMARY KEY, url text NOT NULL, countries text NOT NULL, continents text NOT NULL, weight integer NOT NULL, health text);`,
 ];
 
-/** The advisory lock migrations run under (any number that no other program of the database uses). */
-const migrationLock = 0x77686172; // 'whar'
-
-/** Attempts of a write that keeps racing others before it gives up with the last error. */
-const writeAttempts = 20;
-
-/** bigint columns (sizes) as numbers: every size a blob store holds is below 2^53. */
-const types = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser,
-};
-
-/** A query on the connection of the transaction it belongs to. */
-type Query = <R extends object = Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<pg.QueryResult<R>>;
-
-const pgCode = (err: unknown) => (err as { code?: string }).code ?? '';
-const retryable = (err: unknown) => pgCode(err) === '40001' || pgCode(err) === '40P01';
-
-/**
- * What PostgreSQL's failures mean to wharf: a full disk (53100) is `disk_full`, a server that
- * cannot be reached or went away is `unavailable` (replicas keep serving what they published,
- * and refuse writes with it); anything else as it came.
- */
-export function databaseError(err: unknown): unknown {
-  if (isAppError(err)) return err;
-  const code = pgCode(err);
-  if (code === '53100') return new AppError(ErrorCodes.diskFull, 'The disk holding the database is full; nothing was changed', { hint: 'Free some space, then try again.', cause: err });
-  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Connection terminated|connect/i.test((err as Error).message ?? '')) {
-    return new AppError(ErrorCodes.unavailable, `The database cannot be reached: ${(err as Error).message}`, { cause: err });
-  }
-  return err;
-}
-
-/** `?` placeholders (the SQL shared with sqlite.ts) as PostgreSQL's `$1, $2...`. */
-const numbered = (sql: string) => {
-  let n = 0;
-  return sql.replace(/\?/g, () => `$${++n}`);
-};
-
 export class PostgresMetaStore implements MetaStore {
-  private readonly pool: pg.Pool;
+  private readonly db: PostgresDatabase;
 
-  private constructor(pool: pg.Pool) {
-    this.pool = pool;
+  private constructor(db: PostgresDatabase) {
+    this.db = db;
   }
 
   /** Connects to `url` (postgres://...) and brings its schema up to date. */
   static async open(url: string): Promise<PostgresMetaStore> {
-    const pool = new pg.Pool({ connectionString: url, types, max: 10 });
-    // An idle connection the server dropped is replaced at the next query; the error must not
-    // take the process down.
-    pool.on('error', () => {});
-    const store = new PostgresMetaStore(pool);
-    try {
-      await store.migrate();
-    } catch (err) {
-      await pool.end();
-      throw databaseError(err);
-    }
-    return store;
+    return new PostgresMetaStore(await PostgresDatabase.open(url, 'catalogue', migrations));
   }
 
-  private async migrate() {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      // Replicas starting together: one migrates, the others wait here and find it done.
-      await client.query('SELECT pg_advisory_xact_lock($1)', [migrationLock]);
-      await client.query('CREATE TABLE IF NOT EXISTS wharf_schema (version integer NOT NULL)');
-      const found = await client.query<{ version: number }>('SELECT version FROM wharf_schema');
-      let version = found.rows[0]?.version ?? 0;
-      if (found.rows.length === 0) await client.query('INSERT INTO wharf_schema (version) VALUES (0)');
-      if (version > migrations.length) throw new AppError(ErrorCodes.config, `The database's schema (version ${version}) is newer than this wharf knows (${migrations.length}): upgrade wharf`);
-      for (; version < migrations.length; version++) {
-        await client.query(migrations[version]!);
-        await client.query('UPDATE wharf_schema SET version = $1', [version + 1]);
-      }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+  private rows<R extends object>(sql: string, params: unknown[] = []): Promise<R[]> {
+    return this.db.rows<R>(sql, params);
   }
 
-  /** A read outside any transaction. */
-  private async rows<R extends object>(sql: string, params: unknown[] = []): Promise<R[]> {
-    try {
-      return (await this.pool.query<R>(numbered(sql), params)).rows;
-    } catch (err) {
-      throw databaseError(err);
-    }
-  }
-
-  /**
-   * Runs `fn` as one serializable write that also moves the change counter, retried from the
-   * start when it raced another; an AppError `fn` throws rolls it back and is passed on.
-   */
-  private async write<T>(fn: (q: Query) => Promise<T>, counts = true): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      let client: pg.PoolClient;
-      try {
-        client = await this.pool.connect();
-      } catch (err) {
-        throw databaseError(err);
-      }
-      try {
-        await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
-        const q: Query = (sql, params) => client.query(numbered(sql), params);
-        const result = await fn(q);
-        if (counts) await client.query('UPDATE wharf_changes SET version = version + 1');
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        if (retryable(err) && attempt < writeAttempts) {
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
-          continue;
-        }
-        throw databaseError(err);
-      } finally {
-        client.release();
-      }
-    }
+  /** One write, which also moves the change counter unless `counts` is false. */
+  private write<T>(fn: (q: Query) => Promise<T>, counts = true): Promise<T> {
+    return this.db.write(fn, counts ? (q) => q('UPDATE wharf_changes SET version = version + 1') : undefined);
   }
 
   // Images and aliases
@@ -561,7 +454,7 @@ export class PostgresMetaStore implements MetaStore {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await this.db.close();
   }
 }
 

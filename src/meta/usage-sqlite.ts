@@ -2,7 +2,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { DownloadCount } from '../domain/usage.ts';
 import { inTransaction, openSqlite, storageError } from './sqlite-open.ts';
-import type { UsageQuery, UsageStore } from './usage.ts';
+import { usageSelect, type UsageQuery, type UsageStore } from './usage.ts';
 
 const schema = `
 CREATE TABLE IF NOT EXISTS downloads (
@@ -36,12 +36,7 @@ export class SqliteUsageStore implements UsageStore {
   }
 
   async list(query: UsageQuery = {}): Promise<DownloadCount[]> {
-    const where: string[] = [];
-    const args: string[] = [];
-    if (query.since !== undefined) where.push('day >= ?'), args.push(query.since);
-    if (query.fingerprint !== undefined) where.push('fingerprint = ?'), args.push(query.fingerprint);
-    if (query.product !== undefined) where.push('product = ?'), args.push(query.product);
-    const sql = `SELECT day, fingerprint, product, via, count FROM downloads${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY day, fingerprint, product, via`;
+    const { sql, args } = usageSelect('downloads', query);
     const rows = this.db.prepare(sql).all(...args) as unknown as DownloadCount[];
     return rows.map((r) => ({ day: r.day, fingerprint: r.fingerprint, product: r.product, via: r.via, count: r.count }));
   }

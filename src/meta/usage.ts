@@ -27,3 +27,13 @@ export interface UsageStore {
   totals(by: 'fingerprint' | 'product'): Promise<Map<string, number>>;
   close(): Promise<void>;
 }
+
+/** The SQL drivers' selection of counts for `query` (`?` placeholders), ordered as `list` returns them. */
+export function usageSelect(table: string, query: UsageQuery): { sql: string; args: string[] } {
+  const where: string[] = [];
+  const args: string[] = [];
+  if (query.since !== undefined) where.push('day >= ?'), args.push(query.since);
+  if (query.fingerprint !== undefined) where.push('fingerprint = ?'), args.push(query.fingerprint);
+  if (query.product !== undefined) where.push('product = ?'), args.push(query.product);
+  return { sql: `SELECT day, fingerprint, product, via, count FROM ${table}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY day, fingerprint, product, via`, args };
+}

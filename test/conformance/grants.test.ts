@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { SqliteGrantStore } from '../../src/meta/grants-sqlite.ts';
 import { MemoryGrantStore } from '../../src/meta/grants-memory.ts';
+import { PostgresGrantStore } from '../../src/meta/grants-postgres.ts';
+import { freshDatabase } from '../helpers/postgres.ts';
 import type { GrantStore, Leases } from '../../src/meta/grants.ts';
 import { tempDir } from '../helpers/env.ts';
 import type { Context } from './meta-drivers.ts';
@@ -46,6 +48,25 @@ const drivers: { name: string; open(t: Context): Promise<OpenedGrants> }[] = [
       const clock = testClock();
       const store = closeAfter(t, new MemoryGrantStore({ clock: clock.now }));
       return { clock, store, peer: () => closeAfter(t, store.share()) };
+    },
+  },
+  {
+    name: 'postgres',
+    async open(t) {
+      const url = await freshDatabase();
+      const clock = testClock();
+      const store = closeAfter(t, await PostgresGrantStore.open(url, { clock: clock.now }));
+      // Other replicas' connections, opened now: opening is async, and suites ask for them in passing.
+      const peers = await Promise.all([1, 2, 3].map(async () => closeAfter(t, await PostgresGrantStore.open(url, { clock: clock.now }))));
+      return {
+        clock,
+        store,
+        peer: () => {
+          const next = peers.shift();
+          if (!next) throw new Error('the postgres driver opens three peers per test');
+          return next;
+        },
+      };
     },
   },
 ];

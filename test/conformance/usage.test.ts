@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { SqliteUsageStore } from '../../src/meta/usage-sqlite.ts';
 import { MemoryUsageStore } from '../../src/meta/usage-memory.ts';
+import { PostgresUsageStore } from '../../src/meta/usage-postgres.ts';
+import { freshDatabase } from '../helpers/postgres.ts';
 import type { UsageStore } from '../../src/meta/usage.ts';
 import type { DownloadCount } from '../../src/domain/usage.ts';
 import { tempDir } from '../helpers/env.ts';
@@ -30,6 +32,15 @@ const drivers: { name: string; open(t: Context): Promise<{ store: UsageStore; pe
     async open() {
       const store = new MemoryUsageStore();
       return { store, peer: () => store.share() };
+    },
+  },
+  {
+    name: 'postgres',
+    async open(t) {
+      const url = await freshDatabase();
+      const store = closeAfter(t, await PostgresUsageStore.open(url));
+      const other = closeAfter(t, await PostgresUsageStore.open(url));
+      return { store, peer: () => other };
     },
   },
 ];
