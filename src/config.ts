@@ -13,6 +13,13 @@ import { checkReleaseAliasSetting, type ReleaseAliasSetting } from './domain/rel
 
 export interface Config {
   dataDir: string;
+  /**
+   * postgres://... : the catalogue, grants and download counts in PostgreSQL, shared by replicas on
+   * several hosts; none: SQLite files in the data directory (the embedded default).
+   */
+  database: string | undefined;
+  /** Where the blobs are: a directory (shared by the replicas, or DATA/blobs by default). */
+  blobStore: string | undefined;
   /** HOST:PORT of the HTTPS listener, which also answers plain HTTP for artifacts. */
   https: string;
   /** Optional extra plain-HTTP listener (artifacts only). */
@@ -81,6 +88,8 @@ export interface Config {
 type Settings = Omit<Config, 'dataDir' | 'releaseAliases'>;
 
 const defaults: Settings = {
+  database: undefined,
+  blobStore: undefined,
   https: '[::]:8443',
   http: undefined,
   tlsCert: undefined,
@@ -115,9 +124,11 @@ const defaults: Settings = {
   countDownloads: true,
 };
 
-type Kind = 'address' | 'path' | 'url' | 'cidrs' | 'seconds' | 'days' | 'bytes' | 'count' | 'level' | 'switch';
+type Kind = 'address' | 'path' | 'url' | 'database' | 'cidrs' | 'seconds' | 'days' | 'bytes' | 'count' | 'level' | 'switch';
 
 const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = {
+  database: { yaml: 'database', env: 'WHARF_DATABASE', kind: 'database' },
+  blobStore: { yaml: 'blob_store', env: 'WHARF_BLOB_STORE', kind: 'path' },
   https: { yaml: 'https', env: 'WHARF_HTTPS', kind: 'address' },
   http: { yaml: 'http', env: 'WHARF_HTTP', kind: 'address' },
   tlsCert: { yaml: 'tls_cert', env: 'WHARF_TLS_CERT', kind: 'path' },
@@ -234,6 +245,11 @@ function checkValue(kind: Kind, value: unknown, origin: string): unknown {
       const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : undefined;
       if (!url || url.protocol !== 'https:' || url.username || url.password || url.search || url.hash) throw bad('an https:// URL (no credentials, query or fragment)');
       return url.href.replace(/\/+$/, '');
+    }
+    case 'database': {
+      const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : undefined;
+      if (!url || (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')) throw bad('a postgres://USER:PASSWORD@HOST:PORT/DATABASE URL');
+      return value;
     }
     case 'seconds': {
       if (typeof value === 'number') {

@@ -1,4 +1,4 @@
-/** The one place that picks concrete drivers for the embedded default: SQLite + files. */
+/** The one place that picks concrete drivers: SQLite + files (the embedded default), or PostgreSQL. */
 import type { Blobs } from './blob/store.ts';
 import { ensureDirectory } from './directories.ts';
 import { mkdir } from 'node:fs/promises';
@@ -17,12 +17,17 @@ import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { releaseNames } from './domain/release-names.ts';
 
-/** The store of a data directory; its blobs are the `Blobs` wrapper, whose timings /metrics reads. */
+/**
+ * The store a configuration names: the catalogue in PostgreSQL (`database`) or in the data
+ * directory's SQLite file, the blobs in `blob_store` or the data directory. Its blobs are the
+ * `Blobs` wrapper, whose timings /metrics reads.
+ */
 export async function openStore(config: Config, log: Logger): Promise<Store & { blobs: Blobs }> {
   await openDataDirectory(config.dataDir);
-  const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
+  const blobs = new FsBlobStore(config.blobStore ?? join(config.dataDir, 'blobs'));
   await blobs.init();
-  const meta = new SqliteMetaStore(join(config.dataDir, 'wharf.db'));
+  // PostgreSQL's client is loaded only by those who use it: most commands start faster without.
+  const meta = config.database ? await (await import('./meta/postgres.ts')).PostgresMetaStore.open(config.database) : new SqliteMetaStore(join(config.dataDir, 'wharf.db'));
   return { meta, blobs, log, graceSeconds: config.gracePeriod, releaseNames: releaseNames(config.releaseAliases) };
 }
 
@@ -50,13 +55,15 @@ export async function openDataDirectory(dir: string): Promise<void> {
   }
 }
 
-/** The grants every serving process of this data directory shares (secrets, operations). */
-export function openGrants(config: Config, log: Logger): GrantStore {
+/** The grants every serving process shares (secrets, operations, leases): in PostgreSQL, every replica's. */
+export async function openGrants(config: Config, log: Logger): Promise<GrantStore> {
+  if (config.database) return (await import('./meta/grants-postgres.ts')).PostgresGrantStore.open(config.database);
   return openAuxiliary(join(config.dataDir, 'grants.db'), (path) => new SqliteGrantStore(path), log);
 }
 
-/** Download counts, in their own file so that counting never looks like a catalogue change. */
-export function openUsage(config: Config, log: Logger): UsageStore {
+/** Download counts, apart from the catalogue so that counting never looks like a catalogue change. */
+export async function openUsage(config: Config, log: Logger): Promise<UsageStore> {
+  if (config.database) return (await import('./meta/usage-postgres.ts')).PostgresUsageStore.open(config.database);
   return openAuxiliary(join(config.dataDir, 'usage.db'), (path) => new SqliteUsageStore(path), log);
 }
 

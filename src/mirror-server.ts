@@ -86,7 +86,7 @@ export async function startMirrorServer(config: Config & { mirrorOf: string }, l
   const counts = new RequestCounts(mirrorRouteOf);
   // Downloads served here are counted here (`wharf stats` on the mirror): the origin only learns
   // of those it steered.
-  const usage = config.countDownloads ? openUsage(config, log) : undefined;
+  const usage = config.countDownloads ? await openUsage(config, log) : undefined;
   const downloads = usage ? new DownloadCounter(usage, log) : undefined;
   downloads?.start();
   const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), cache, ...(downloads ? { downloads } : {}) });

@@ -24,6 +24,7 @@ import { Steering } from './steering/steer.ts';
 import { openGeoIp } from './steering/geoip.ts';
 import { startSiteChecks } from './steering/checker.ts';
 import { whileLeading } from './core/lease.ts';
+import { instanceId } from './instance.ts';
 import { RequestCounts, serverMetrics } from './metrics/server-metrics.ts';
 import { firstProcessMetrics, render, replicaMetrics } from './metrics/gather.ts';
 import type { Registry } from 'prom-client';
@@ -52,6 +53,8 @@ export interface RunningServer {
 }
 
 const gcIntervalMs = 10 * 60_000;
+/** Servers this process started: each competes for the jobs as a holder of its own (tests start several). */
+let serversStarted = 0;
 
 export interface ServerRole {
   /** Set in an extra serving process: the first process's ports and session ticket keys. */
@@ -65,8 +68,8 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const sharePort = replica ? ('join' as const) : processes > 1 ? ('first' as const) : undefined;
   const ticketKeys = replica?.ticketKeys ?? randomBytes(48);
   const opened = await openStore(config, log);
-  const grants = openGrants(config, log);
-  const usage = openUsage(config, log);
+  const grants = await openGrants(config, log);
+  const usage = await openUsage(config, log);
   const downloads = config.countDownloads ? new DownloadCounter(usage, log) : undefined;
   downloads?.start();
   // Files of lazy mirrors are fetched from upstream on first request, behind every view.
@@ -165,7 +168,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
             await siteChecks.stop();
           },
         };
-      }, { onChange: (leading) => log.info(leading ? 'running the background jobs' : 'no longer running the background jobs') });
+      }, { holder: `${instanceId}/server-${++serversStarted}`, onChange: (leading) => log.info(leading ? 'running the background jobs' : 'no longer running the background jobs') });
 
   let closing: Promise<void> | undefined;
   if (!replica) log.info('listening', { https: httpsPort, http: listeners[1]?.port, processes, certificate: tls.certPath, fingerprint: tls.fingerprint });

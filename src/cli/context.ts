@@ -11,6 +11,8 @@ import type { CliIo } from './io.ts';
 
 export interface GlobalOptions {
   dataDir?: string;
+  database?: string;
+  blobStore?: string;
   debug?: boolean;
 }
 
@@ -21,7 +23,8 @@ export interface CliContext {
 }
 
 export async function cliConfig(cli: CliContext, flags: Parameters<typeof loadConfig>[1] = {}): Promise<Config> {
-  return loadConfig(resolve(cli.globals().dataDir ?? defaultDataDir(cli.io.env)), flags, cli.io.env);
+  const { dataDir, database, blobStore } = cli.globals();
+  return loadConfig(resolve(dataDir ?? defaultDataDir(cli.io.env)), { database, blobStore, ...flags }, cli.io.env);
 }
 
 export function cliLogger(cli: CliContext, config?: Config): Logger {
@@ -51,7 +54,7 @@ export async function withStore<T>(cli: CliContext, fn: (store: Store) => Promis
 /** The download counts (usage statistics) of the data directory. */
 export async function withUsage<T>(cli: CliContext, fn: (usage: UsageStore) => Promise<T>): Promise<T> {
   const config = await cliConfig(cli);
-  const usage = openUsage(config, cliLogger(cli, config));
+  const usage = await openUsage(config, cliLogger(cli, config));
   try {
     return await fn(usage);
   } finally {

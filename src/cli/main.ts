@@ -54,6 +54,8 @@ const groups: { name: string; term?: string; summary: string; load: () => Promis
 function withGlobalOptions(command: Command): Command {
   return command
     .option('--data-dir <dir>', 'data directory (env WHARF_DATA_DIR, default ./wharf-data)')
+    .option('--database <url>', 'postgres://... : the catalogue in PostgreSQL, shared by replicas (env WHARF_DATABASE)')
+    .option('--blob-store <dir>', 'where the blobs are (env WHARF_BLOB_STORE, default DATA/blobs)')
     .option('--debug', 'verbose logs and stack traces');
 }
 

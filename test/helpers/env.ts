@@ -121,6 +121,9 @@ export async function serve(
     cacheMaxFillsPerAddress?: number;
     /** Mirror mode: seconds between re-hashings of each cached file (cache_recheck). */
     cacheRecheck?: number;
+    /** A shared catalogue (postgres://...) and blob directory: a replica among others. */
+    database?: string;
+    blobStore?: string;
     /** metrics_listen: /metrics on a listener of its own (HOST:PORT). */
     metricsListen?: string;
     /** Seconds a download may wait for the client to take a byte (send_timeout). */
@@ -146,6 +149,8 @@ export async function serve(
     ...(settings.siteCheckInterval !== undefined ? { siteCheckInterval: settings.siteCheckInterval } : {}),
     ...(settings.sendTimeout !== undefined ? { sendTimeout: settings.sendTimeout } : {}),
     ...(settings.metricsListen !== undefined ? { metricsListen: settings.metricsListen } : {}),
+    ...(settings.database !== undefined ? { database: settings.database } : {}),
+    ...(settings.blobStore !== undefined ? { blobStore: settings.blobStore } : {}),
     ...(settings.bodyTimeout !== undefined ? { bodyTimeout: settings.bodyTimeout } : {}),
     // Two unless a test asks otherwise: every server test then also checks that what one
     // serving process grants, another honours (the default is one per core).

@@ -1,0 +1,80 @@
+/**
+ * Replicas on a shared catalogue (PostgreSQL) and blob store: two `wharf serve` with data
+ * directories of their own, the same certificate, and the CLI on a third. What one does, the
+ * others serve within a second; a one-time secret opens one download across all of them; the
+ * background jobs run on one at a time.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import selfsigned from 'selfsigned';
+import { buildUnified } from '../fixtures/images.ts';
+import { capturingLogger, fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
+import { fetchRaw } from '../helpers/http.ts';
+import { freshDatabase } from '../helpers/postgres.ts';
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 1_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('replicas on PostgreSQL serve what any of them (or the CLI) changes within a second, and share grants and the jobs', async (t) => {
+  const work = await tempDir(t);
+  const database = await freshDatabase();
+  const blobStore = join(work, 'shared-blobs');
+  const identity = await selfsigned.generate([{ name: 'commonName', value: 'wharf' }], { keyType: 'ec', extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] }] });
+  await writeFile(join(work, 'server.crt'), identity.cert);
+  await writeFile(join(work, 'server.key'), identity.private);
+  const shared = { database, blobStore, tlsCert: join(work, 'server.crt'), tlsKey: join(work, 'server.key'), processes: 1 };
+  const logs = [capturingLogger(), capturingLogger()];
+  const replicas = [await serve(t, join(work, 'replica-a'), { ...shared, log: logs[0]!.log }), await serve(t, join(work, 'replica-b'), { ...shared, log: logs[1]!.log })];
+  const cli = (args: string[]) => wharfOk(join(work, 'cli'), ['--database', database, '--blob-store', blobStore, ...args]);
+  const get = (r: number, path: string, options: Parameters<typeof fetchRaw>[1] = {}) => fetchRaw(replicas[r]!.base + path, { ca: identity.cert, ...options });
+  const listed = async (r: number) => (await get(r, '/streams/v1/images.json')).body.toString();
+
+  // Imported by the CLI on another "host": both replicas list it and serve its file.
+  const image = await buildUnified(work, { properties: { os: 'Replicated', release: '1' }, seed: 'replicated' });
+  const fp = fingerprintFrom(await cli(['image', 'import', image.path, '--alias', 'rep']));
+  for (const r of [0, 1]) {
+    await until(`replica ${r} lists the import`, async () => ((await listed(r)).includes(fp) ? true : undefined));
+    const file = await get(r, `/files/${fp}.tar.gz`);
+    assert.equal(file.status, 200);
+    assert.equal(file.body.length, image.size);
+  }
+
+  // Trusted on one, trusted on all: the trust store is the database's.
+  const client = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
+  await writeFile(join(work, 'admin.crt'), client.cert);
+  await cli(['trust', 'add', join(work, 'admin.crt')]);
+  const admin = { cert: client.cert, key: client.private };
+
+  // An edit made through replica B shows on replica A; an edit from an old read is refused on either.
+  const read = await get(0, `/1.0/images/${fp}`, admin);
+  const etag = String(read.headers.etag);
+  const patched = await get(1, `/1.0/images/${fp}`, { ...admin, method: 'PATCH', headers: { 'content-type': 'application/json', 'if-match': etag }, body: JSON.stringify({ properties: { team: 'b' } }) });
+  assert.equal(patched.status, 200, patched.body.toString());
+  const stale = await get(0, `/1.0/images/${fp}`, { ...admin, method: 'PATCH', headers: { 'content-type': 'application/json', 'if-match': etag }, body: JSON.stringify({ properties: { team: 'a' } }) });
+  assert.equal(stale.status, 412, 'the ETag replica A handed out is stale once B changed the image');
+  assert.equal(JSON.parse((await get(0, `/1.0/images/${fp}`, admin)).body.toString()).metadata.properties.team, 'b');
+
+  // A one-time secret minted on A opens one download, through either replica.
+  await wharf(join(work, 'cli'), ['--database', database, '--blob-store', blobStore, 'image', 'edit', fp], { stdin: 'public: false\n' });
+  const minted = JSON.parse((await get(0, `/1.0/images/${fp}/secret`, { ...admin, method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).body.toString());
+  const secret = minted.metadata.metadata.secret as string;
+  assert.equal((await get(1, `/1.0/images/${fp}/export?secret=${secret}`)).status, 200, 'used on B');
+  assert.equal((await get(0, `/1.0/images/${fp}/export?secret=${secret}`)).status, 404, 'spent, on A too');
+
+  // Deleted through the CLI: gone from both within a second.
+  await cli(['image', 'delete', 'rep']);
+  for (const r of [0, 1]) await until(`replica ${r} drops the image`, async () => (!(await listed(r)).includes(fp) ? true : undefined));
+
+  // The background jobs: one replica of the two runs them.
+  const leading = logs.map(({ records }) => records.filter((rec) => rec.msg === 'running the background jobs').length);
+  assert.deepEqual(leading.sort(), [0, 1], `exactly one replica leads: ${leading}`);
+});
