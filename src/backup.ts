@@ -26,6 +26,11 @@ const plainFiles = [configFileName, 'server.crt', 'server.key', 'signing-key.asc
 export const blobListName = 'blobs.txt';
 
 export async function backupDataDir(config: Config, dest: string): Promise<BackupResult> {
+  if (config.database || config.blobStore?.startsWith('s3://')) {
+    throw new AppError(ErrorCodes.invalidArgument, 'wharf backup copies the embedded store (SQLite and files in the data directory)', {
+      hint: 'With database or an s3:// blob_store, back them up with their own tools (pg_dump, the object store\'s replication or versioning).',
+    });
+  }
   if (!existsSync(join(config.dataDir, 'wharf.db'))) throw new AppError(ErrorCodes.invalidArgument, `${config.dataDir} holds no wharf store`);
   await mkdir(dest, { recursive: true, mode: 0o700 });
   if ((await readdir(dest)).length) throw new AppError(ErrorCodes.conflict, `${dest} is not empty`, { hint: 'Back up into a new or empty directory.' });
@@ -56,7 +61,7 @@ export async function backupDataDir(config: Config, dest: string): Promise<Backu
     await copy.close();
   }
   // Where the file store keeps each one, relative to the data directory.
-  const store = new FsBlobStore(join(config.dataDir, 'blobs'));
+  const store = new FsBlobStore(config.blobStore ?? join(config.dataDir, 'blobs'));
   const lines = [...blobs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sha, size]) => `${sha} ${size} ${relative(config.dataDir, store.pathOf(sha))}\n`);
   await writeFile(join(dest, blobListName), lines.join(''));
   files.push(blobListName);

@@ -18,8 +18,10 @@ export interface Config {
    * several hosts; none: SQLite files in the data directory (the embedded default).
    */
   database: string | undefined;
-  /** Where the blobs are: a directory (shared by the replicas, or DATA/blobs by default). */
+  /** Where the blobs are: s3://BUCKET[/PREFIX], a directory (shared by the replicas), or DATA/blobs by default. */
   blobStore: string | undefined;
+  /** S3: address buckets in the path (MinIO, Swift, Garage...) rather than as host names (AWS). */
+  s3PathStyle: boolean;
   /** HOST:PORT of the HTTPS listener, which also answers plain HTTP for artifacts. */
   https: string;
   /** Optional extra plain-HTTP listener (artifacts only). */
@@ -90,6 +92,7 @@ type Settings = Omit<Config, 'dataDir' | 'releaseAliases'>;
 const defaults: Settings = {
   database: undefined,
   blobStore: undefined,
+  s3PathStyle: false,
   https: '[::]:8443',
   http: undefined,
   tlsCert: undefined,
@@ -129,6 +132,7 @@ type Kind = 'address' | 'path' | 'url' | 'database' | 'cidrs' | 'seconds' | 'day
 const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = {
   database: { yaml: 'database', env: 'WHARF_DATABASE', kind: 'database' },
   blobStore: { yaml: 'blob_store', env: 'WHARF_BLOB_STORE', kind: 'path' },
+  s3PathStyle: { yaml: 's3_path_style', env: 'WHARF_S3_PATH_STYLE', kind: 'switch' },
   https: { yaml: 'https', env: 'WHARF_HTTPS', kind: 'address' },
   http: { yaml: 'http', env: 'WHARF_HTTP', kind: 'address' },
   tlsCert: { yaml: 'tls_cert', env: 'WHARF_TLS_CERT', kind: 'path' },

@@ -1,5 +1,6 @@
 /** The one place that picks concrete drivers: SQLite + files (the embedded default), or PostgreSQL. */
-import type { Blobs } from './blob/store.ts';
+import { Blobs } from './blob/store.ts';
+import { s3Location } from './blob/s3-location.ts';
 import { ensureDirectory } from './directories.ts';
 import { mkdir } from 'node:fs/promises';
 import { constants, renameSync } from 'node:fs';
@@ -24,11 +25,26 @@ import { releaseNames } from './domain/release-names.ts';
  */
 export async function openStore(config: Config, log: Logger): Promise<Store & { blobs: Blobs }> {
   await openDataDirectory(config.dataDir);
-  const blobs = new FsBlobStore(config.blobStore ?? join(config.dataDir, 'blobs'));
-  await blobs.init();
+  const blobs = await openBlobs(config);
   // PostgreSQL's client is loaded only by those who use it: most commands start faster without.
   const meta = config.database ? await (await import('./meta/postgres.ts')).PostgresMetaStore.open(config.database) : new SqliteMetaStore(join(config.dataDir, 'wharf.db'));
   return { meta, blobs, log, graceSeconds: config.gracePeriod, releaseNames: releaseNames(config.releaseAliases) };
+}
+
+/** The blob store `blob_store` names: s3://BUCKET[/PREFIX], a directory, or DATA/blobs. */
+async function openBlobs(config: Config): Promise<Blobs> {
+  const location = config.blobStore?.startsWith('s3://') ? s3Location(config.blobStore) : undefined;
+  if (config.blobStore?.startsWith('s3://') && !location) throw new AppError(ErrorCodes.config, `blob_store: ${config.blobStore} is not an s3://BUCKET[/PREFIX] URL`);
+  if (location) {
+    // The SDK is loaded only by those who use it.
+    const { S3BlobDriver } = await import('./blob/s3.ts');
+    const driver = new S3BlobDriver(location, { pathStyle: config.s3PathStyle });
+    await driver.init();
+    return new Blobs(driver);
+  }
+  const blobs = new FsBlobStore(config.blobStore ?? join(config.dataDir, 'blobs'));
+  await blobs.init();
+  return blobs;
 }
 
 const dataDirectoryReasons: Record<string, string> = {

@@ -145,6 +145,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     await usage.close();
     await grants.close();
     await store.meta.close();
+    await store.blobs.close();
     throw err;
   }
 
@@ -197,6 +198,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
         await usage.close();
         await grants.close();
         await store.meta.close();
+        await store.blobs.close();
       })()),
   };
 }

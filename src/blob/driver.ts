@@ -61,4 +61,6 @@ export interface BlobDriver {
   list(): AsyncIterable<{ name: string; size: number }>;
   /** Removes uploads left idle for longer than `idleMs` (their writer died). */
   cleanUploads(idleMs: number): Promise<void>;
+  /** Lets go of connections (a networked driver); nothing may be called afterwards. */
+  close?(): Promise<void>;
 }

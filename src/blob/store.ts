@@ -7,6 +7,7 @@
  * hashing on the hash threads, the check against the sha256 expected, the errors users see,
  * timing), so that a driver only moves bytes.
  */
+import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import { isSha256 } from '../domain/fingerprint.ts';
@@ -81,6 +82,8 @@ export interface BlobStore {
   list(): AsyncIterable<BlobInfo>;
   /** Removes uploads left by writers that died (those idle for longer than `idleMs`). */
   cleanStaging(idleMs?: number): Promise<void>;
+  /** Lets go of what the store holds open (connections); nothing may be called afterwards. */
+  close(): Promise<void>;
 }
 
 /** Time spent in the driver, per operation (opening a read, not the copy that follows). */
@@ -95,6 +98,25 @@ export const uploadIdleMs = 10 * 60_000;
 /** Bytes read back at a time when a resumed upload's hash is rebuilt. */
 const rehashChunk = 1 << 20;
 
+/** How a writer hashes: on the hash threads (every real driver), or on this thread (memory, tests). */
+interface Hasher {
+  update(chunk: Uint8Array): Promise<void>;
+  digest(): Promise<string>;
+  drop(): void;
+}
+
+/** sha256 on this thread: for the memory driver, whose tests feed many small chunks. */
+class InlineHash implements Hasher {
+  private readonly hash = createHash('sha256');
+  async update(chunk: Uint8Array): Promise<void> {
+    this.hash.update(chunk);
+  }
+  async digest(): Promise<string> {
+    return this.hash.digest('hex');
+  }
+  drop(): void {}
+}
+
 /** The driver's failures as the catalogue's errors. */
 function mapped(err: unknown, missing: () => AppError): unknown {
   if (!(err instanceof BlobDriverError)) return err;
@@ -104,11 +126,14 @@ function mapped(err: unknown, missing: () => AppError): unknown {
 
 export class Blobs implements BlobStore {
   private readonly driver: BlobDriver;
+  private readonly hasher: () => Hasher;
   /** Per operation, for /metrics. */
   readonly timings = new Map<string, BlobTiming>();
 
-  constructor(driver: BlobDriver) {
+  /** `hashing`: 'threads' (the thread moving the bytes never hashes them) or 'inline'. */
+  constructor(driver: BlobDriver, options: { hashing?: 'threads' | 'inline' } = {}) {
     this.driver = driver;
+    this.hasher = options.hashing === 'inline' ? () => new InlineHash() : () => new OffThreadHash();
   }
 
   /** A blob's name: a sha256, lowercase hex, nothing else (never a path). */
@@ -134,13 +159,13 @@ export class Blobs implements BlobStore {
   private missingBlob = (sha256: string) => () => notFound(`blob ${sha256} is missing from the store`);
 
   async createWriter(): Promise<BlobWriter> {
-    return new HashingWriter(await this.timed('upload', () => this.driver.startUpload()), new OffThreadHash());
+    return new HashingWriter(await this.timed('upload', () => this.driver.startUpload()), this.hasher());
   }
 
   async resumeWriter(id: string): Promise<BlobWriter> {
     const upload = await this.timed('resume', () => this.driver.resumeUpload(id), () => notFound(`No upload "${id.slice(0, 80)}" is in progress`));
     // The hash's state stayed with the writer that started it: rebuilt from the bytes so far.
-    const hash = new OffThreadHash();
+    const hash = this.hasher();
     try {
       for (let at = 0; at < upload.size; at += rehashChunk) await hash.update(await upload.readAt(at, Math.min(rehashChunk, upload.size - at)));
     } catch (err) {
@@ -178,15 +203,19 @@ export class Blobs implements BlobStore {
   cleanStaging(idleMs = uploadIdleMs): Promise<void> {
     return this.timed('clean', () => this.driver.cleanUploads(idleMs));
   }
+
+  async close(): Promise<void> {
+    await this.driver.close?.();
+  }
 }
 
 /** The writer of every driver: the driver's upload, hashed on the way in, checked at commit. */
 class HashingWriter implements BlobWriter {
   private readonly upload: UploadDriver;
-  private readonly hash: OffThreadHash;
+  private readonly hash: Hasher;
   private sha256: Promise<string> | undefined;
 
-  constructor(upload: UploadDriver, hash: OffThreadHash) {
+  constructor(upload: UploadDriver, hash: Hasher) {
     this.upload = upload;
     this.hash = hash;
   }

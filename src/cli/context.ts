@@ -13,6 +13,7 @@ export interface GlobalOptions {
   dataDir?: string;
   database?: string;
   blobStore?: string;
+  s3PathStyle?: boolean;
   debug?: boolean;
 }
 
@@ -23,8 +24,8 @@ export interface CliContext {
 }
 
 export async function cliConfig(cli: CliContext, flags: Parameters<typeof loadConfig>[1] = {}): Promise<Config> {
-  const { dataDir, database, blobStore } = cli.globals();
-  return loadConfig(resolve(dataDir ?? defaultDataDir(cli.io.env)), { database, blobStore, ...flags }, cli.io.env);
+  const { dataDir, database, blobStore, s3PathStyle } = cli.globals();
+  return loadConfig(resolve(dataDir ?? defaultDataDir(cli.io.env)), { database, blobStore, ...(s3PathStyle ? { s3PathStyle: 'true' } : {}), ...flags }, cli.io.env);
 }
 
 export function cliLogger(cli: CliContext, config?: Config): Logger {
@@ -48,6 +49,7 @@ export async function withStore<T>(cli: CliContext, fn: (store: Store) => Promis
     return await fn(store);
   } finally {
     await store.meta.close();
+    await store.blobs.close();
   }
 }
 

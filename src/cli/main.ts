@@ -55,7 +55,8 @@ function withGlobalOptions(command: Command): Command {
   return command
     .option('--data-dir <dir>', 'data directory (env WHARF_DATA_DIR, default ./wharf-data)')
     .option('--database <url>', 'postgres://... : the catalogue in PostgreSQL, shared by replicas (env WHARF_DATABASE)')
-    .option('--blob-store <dir>', 'where the blobs are (env WHARF_BLOB_STORE, default DATA/blobs)')
+    .option('--blob-store <where>', 'where the blobs are: s3://BUCKET[/PREFIX] or a directory (env WHARF_BLOB_STORE, default DATA/blobs)')
+    .option('--s3-path-style', 'S3: buckets in the path, not the host name (MinIO, Swift, Garage...)')
     .option('--debug', 'verbose logs and stack traces');
 }
 

@@ -147,4 +147,7 @@ export class FetchThroughBlobs implements BlobStore {
   cleanStaging(idleMs?: number): Promise<void> {
     return this.inner.cleanStaging(idleMs);
   }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
 }

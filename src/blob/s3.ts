@@ -1,0 +1,397 @@
+/**
+ * The blob driver on an S3-compatible object store (AWS SDK v3): AWS S3, Ceph RGW, OpenStack
+ * Swift, MinIO, Garage. Configured the standard AWS way (AWS_ENDPOINT_URL_S3, AWS_REGION, the
+ * credentials chain); the bucket is made if missing.
+ *
+ * Keys under the prefix: `sha256/<sha256>` for blobs; an upload is its own objects,
+ * `uploads/<id>/started` and one object per part (`uploads/<id>/part-00001`...), so that any
+ * process on any host can read it back (`readAt`), go on with it (`resumeUpload`), and see when it
+ * was last written (`cleanUploads`). Publishing assembles the parts into the blob's key server
+ * side (CopyObject for one part, a multipart upload of UploadPartCopy for more): the bytes never
+ * come back through wharf, and nothing is visible under the blob's key until it is whole.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, type Writable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCopyCommand,
+} from '@aws-sdk/client-s3';
+import { AppError, ErrorCodes } from '../errors.ts';
+import { outlet } from '../transfer/write-out.ts';
+import { BlobDriverError, type BlobDriver, type UploadDriver } from './driver.ts';
+import type { ByteRange, OpenedBlob } from './store.ts';
+import type { S3Location } from './s3-location.ts';
+
+/** Bytes per part object: above S3's 5 MiB minimum for every part but the last. */
+export const partSize = 8 * 1024 * 1024;
+/** S3's smallest part other than the last: a smaller last part is taken back on resume. */
+const minimumPart = 5 * 1024 * 1024;
+
+const status = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+const errorName = (err: unknown) => (err as { name?: string }).name ?? '';
+const isMissing = (err: unknown) => status(err) === 404 || ['NoSuchKey', 'NotFound', 'NoSuchUpload'].includes(errorName(err));
+
+/** The store's failures as the driver contract's kinds, or `unavailable` when it cannot be reached. */
+function driverError(err: unknown, what: string): unknown {
+  if (err instanceof BlobDriverError || err instanceof AppError) return err;
+  if (isMissing(err)) return new BlobDriverError('missing', `${what}: not found`, { cause: err });
+  if (['QuotaExceeded', 'EntityTooLarge'].includes(errorName(err)) || status(err) === 507) return new BlobDriverError('full', `${what}: ${(err as Error).message}`, { cause: err });
+  if (status(err) === undefined || (status(err) ?? 0) >= 500) {
+    return new AppError(ErrorCodes.unavailable, `The blob store cannot be reached (${what}): ${(err as Error).message}`, { cause: err });
+  }
+  return err;
+}
+
+export class S3BlobDriver implements BlobDriver {
+  private readonly s3: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+
+  constructor(location: S3Location, options: { pathStyle?: boolean } = {}) {
+    this.bucket = location.bucket;
+    this.prefix = location.prefix;
+    this.s3 = new S3Client({
+      forcePathStyle: options.pathStyle ?? false,
+      // Plain requests: additional checksums add aws-chunked encoding that some engines
+      // (OpenStack Swift) refuse, and wharf checks every byte by its sha256 itself.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  }
+
+  private blobKey = (name: string) => `${this.prefix}sha256/${name}`;
+  private uploadKey = (id: string, what: string) => `${this.prefix}uploads/${id}/${what}`;
+
+  /** Makes the bucket if it is not there. */
+  async init(): Promise<void> {
+    try {
+      await this.s3.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      if (!isMissing(err)) throw driverError(err, `bucket ${this.bucket}`);
+      await this.s3.send(new CreateBucketCommand({ Bucket: this.bucket })).catch((created: unknown) => {
+        // Made meanwhile by another replica: what was wanted.
+        if (!['BucketAlreadyOwnedByYou', 'BucketAlreadyExists'].includes(errorName(created))) throw driverError(created, `bucket ${this.bucket}`);
+      });
+    }
+  }
+
+  async startUpload(): Promise<UploadDriver> {
+    const id = randomUUID();
+    await this.put(this.uploadKey(id, 'started'), Buffer.alloc(0));
+    return new S3Upload(this, id, [], Buffer.alloc(0));
+  }
+
+  async resumeUpload(id: string): Promise<UploadDriver> {
+    if (!/^[0-9a-f-]{36}$/.test(id)) throw new BlobDriverError('missing', `no upload ${id}`);
+    const objects = await this.listAll(this.uploadKey(id, ''));
+    if (!objects.some((o) => o.key.endsWith('/started'))) throw new BlobDriverError('missing', `no upload ${id}`);
+    const parts = objects
+      .filter((o) => /\/part-\d{5}$/.test(o.key))
+      .sort((a, b) => (a.key < b.key ? -1 : 1))
+      .map((o) => ({ key: o.key, size: o.size }));
+    // A last part smaller than S3 takes (left by `suspend`) is taken back: more bytes follow it.
+    let pending: Buffer = Buffer.alloc(0);
+    const last = parts.at(-1);
+    if (last && last.size < minimumPart) {
+      pending = await this.getBytes(last.key);
+      parts.pop();
+      await this.deleteKey(last.key);
+    }
+    return new S3Upload(this, id, parts, pending);
+  }
+
+  async stat(name: string): Promise<number | undefined> {
+    try {
+      return (await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.blobKey(name) }))).ContentLength;
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw driverError(err, name);
+    }
+  }
+
+  async read(name: string, range?: ByteRange): Promise<Readable> {
+    return this.getStream(this.blobKey(name), range);
+  }
+
+  async copy(name: string, range?: ByteRange): Promise<OpenedBlob> {
+    // Opened now, so a missing blob fails before any header is sent.
+    const body = await this.getStream(this.blobKey(name), range);
+    return {
+      close: async () => void body.destroy(),
+      copyTo: async (out: Writable) => {
+        const to = outlet(out);
+        try {
+          for await (const chunk of body) await to.write(chunk as Buffer);
+        } finally {
+          to.release();
+          body.destroy();
+        }
+      },
+    };
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.deleteKey(this.blobKey(name));
+  }
+
+  async *list(): AsyncIterable<{ name: string; size: number }> {
+    const prefix = `${this.prefix}sha256/`;
+    for (const object of await this.listAll(prefix)) yield { name: object.key.slice(prefix.length), size: object.size };
+  }
+
+  async close(): Promise<void> {
+    this.s3.destroy();
+  }
+
+  /** Whether upload `id` is still there (not cleaned up as a dead writer's). */
+  async uploadExists(id: string): Promise<boolean> {
+    try {
+      await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.uploadKey(id, 'started') }));
+      return true;
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw driverError(err, `upload ${id}`);
+    }
+  }
+
+  async cleanUploads(idleMs: number): Promise<void> {
+    const before = Date.now() - idleMs;
+    const uploads = Map.groupBy(await this.listAll(`${this.prefix}uploads/`), (o) => o.key.slice(`${this.prefix}uploads/`.length).split('/')[0]!);
+    for (const objects of uploads.values()) {
+      if (Math.max(...objects.map((o) => o.modified)) >= before) continue;
+      for (const object of objects) await this.deleteKey(object.key);
+    }
+    // A publish that died between starting its multipart upload and completing it.
+    const stale = await this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: `${this.prefix}sha256/` })).catch((err: unknown) => {
+      throw driverError(err, 'the uploads in progress');
+    });
+    for (const upload of stale.Uploads ?? []) {
+      if ((upload.Initiated?.getTime() ?? 0) < before) await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId })).catch(() => {});
+    }
+  }
+
+  // What uploads use.
+
+  async put(key: string, body: Buffer): Promise<void> {
+    try {
+      await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length }));
+    } catch (err) {
+      throw driverError(err, key);
+    }
+  }
+
+  async getStream(key: string, range?: ByteRange): Promise<Readable> {
+    if (range && range.end < range.start) return Readable.from([]);
+    try {
+      const answer = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }));
+      return answer.Body as Readable;
+    } catch (err) {
+      throw driverError(err, key);
+    }
+  }
+
+  async getBytes(key: string, range?: ByteRange): Promise<Buffer> {
+    return Buffer.concat(await (await this.getStream(key, range)).toArray());
+  }
+
+  async deleteKey(key: string): Promise<void> {
+    try {
+      await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      if (!isMissing(err)) throw driverError(err, key);
+    }
+  }
+
+  async listAll(prefix: string): Promise<{ key: string; size: number; modified: number }[]> {
+    const found: { key: string; size: number; modified: number }[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) })).catch((err: unknown) => {
+        throw driverError(err, prefix);
+      });
+      for (const o of page.Contents ?? []) found.push({ key: o.Key!, size: o.Size ?? 0, modified: o.LastModified?.getTime() ?? 0 });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return found;
+  }
+
+  /** The parts, in order, as the blob `name`: server side, all at once. */
+  async assemble(name: string, parts: { key: string; size: number }[]): Promise<void> {
+    const key = this.blobKey(name);
+    const source = (part: { key: string }) => `${this.bucket}/${part.key.split('/').map(encodeURIComponent).join('/')}`;
+    try {
+      if (parts.length <= 1) {
+        if (parts.length === 0) return await this.put(key, Buffer.alloc(0));
+        await this.s3.send(new CopyObjectCommand({ Bucket: this.bucket, Key: key, CopySource: source(parts[0]!) }));
+        return;
+      }
+      const { UploadId } = await this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }));
+      try {
+        const done: { ETag: string; PartNumber: number }[] = [];
+        for (const [i, part] of parts.entries()) {
+          const copied = await this.s3.send(new UploadPartCopyCommand({ Bucket: this.bucket, Key: key, UploadId, PartNumber: i + 1, CopySource: source(part) }));
+          done.push({ ETag: copied.CopyPartResult!.ETag!, PartNumber: i + 1 });
+        }
+        await this.s3.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId, MultipartUpload: { Parts: done } }));
+      } catch (err) {
+        await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId })).catch(() => {});
+        throw err;
+      }
+    } catch (err) {
+      throw driverError(err, name);
+    }
+  }
+
+  partKey(id: string, index: number): string {
+    return this.uploadKey(id, `part-${String(index).padStart(5, '0')}`);
+  }
+
+  async dropUpload(id: string): Promise<void> {
+    for (const object of await this.listAll(this.uploadKey(id, ''))) await this.deleteKey(object.key);
+  }
+}
+
+/**
+ * An upload: whole parts stored as objects as the bytes arrive (one in flight while the next
+ * fills), the rest in memory until the next part, `suspend` or `publish`.
+ */
+class S3Upload implements UploadDriver {
+  readonly id: string;
+  private readonly driver: S3BlobDriver;
+  private readonly parts: { key: string; size: number }[];
+  private pending: Buffer[];
+  private pendingBytes: number;
+  private storing: Promise<void> = Promise.resolve();
+  private failure: unknown;
+  private done = false;
+  size: number;
+
+  constructor(driver: S3BlobDriver, id: string, parts: { key: string; size: number }[], pending: Buffer) {
+    this.driver = driver;
+    this.id = id;
+    this.parts = parts;
+    this.pending = pending.length ? [pending] : [];
+    this.pendingBytes = pending.length;
+    this.size = parts.reduce((n, p) => n + p.size, 0) + pending.length;
+  }
+
+  private live() {
+    if (this.done) throw new BlobDriverError('missing', 'the upload was published, aborted or suspended');
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  async append(chunk: Uint8Array): Promise<void> {
+    this.live();
+    this.pending.push(Buffer.from(chunk));
+    this.pendingBytes += chunk.byteLength;
+    this.size += chunk.byteLength;
+    while (this.pendingBytes >= partSize) {
+      const all = Buffer.concat(this.pending);
+      this.pending = [all.subarray(partSize)];
+      this.pendingBytes = all.length - partSize;
+      // One part in flight while the next fills: wait for the one before to be stored.
+      await this.storing;
+      this.live();
+      this.storing = this.storePart(all.subarray(0, partSize));
+    }
+  }
+
+  private storePart(bytes: Buffer): Promise<void> {
+    const part = { key: this.driver.partKey(this.id, this.parts.length + 1), size: bytes.length };
+    this.parts.push(part);
+    return this.driver.put(part.key, bytes).catch((err: unknown) => {
+      this.failure ??= err;
+    });
+  }
+
+  /** Stores what is pending as the last part, and waits for every part to be stored. */
+  private async flush(): Promise<void> {
+    if (this.pendingBytes > 0) {
+      await this.storing;
+      this.storing = this.storePart(Buffer.concat(this.pending));
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    await this.storing;
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  async readAt(position: number, length: number): Promise<Uint8Array> {
+    await this.storing;
+    const out: Buffer[] = [];
+    let at = 0;
+    let want = length;
+    let from = position;
+    for (const part of this.parts) {
+      if (want === 0) break;
+      if (from < at + part.size) {
+        const start = from - at;
+        const take = Math.min(part.size - start, want);
+        out.push(await this.driver.getBytes(part.key, { start, end: start + take - 1 }));
+        from += take;
+        want -= take;
+      }
+      at += part.size;
+    }
+    if (want > 0) {
+      const pending = Buffer.concat(this.pending);
+      out.push(pending.subarray(from - at, from - at + want));
+    }
+    return Buffer.concat(out);
+  }
+
+  async withLocalFile<T>(use: (path: string) => Promise<T>): Promise<T> {
+    // A tool that reads a file gets one: the bytes brought here once, for its duration.
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-s3-'));
+    try {
+      const path = join(dir, 'staged');
+      const file = await open(path, 'w');
+      try {
+        for (let at = 0; at < this.size; at += partSize) await file.write(await this.readAt(at, Math.min(partSize, this.size - at)));
+      } finally {
+        await file.close();
+      }
+      return await use(path);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async publish(name: string): Promise<void> {
+    this.live();
+    await this.flush();
+    // Cleaned up meanwhile as a dead writer's: what it held is gone, so nothing is published.
+    if (!(await this.driver.uploadExists(this.id))) throw new BlobDriverError('missing', `upload ${this.id} was cleaned up`);
+    await this.driver.assemble(name, this.parts);
+    this.done = true;
+    await this.driver.dropUpload(this.id);
+  }
+
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.storing;
+    await this.driver.dropUpload(this.id).catch(() => {});
+  }
+
+  async suspend(): Promise<void> {
+    if (this.done) return;
+    await this.flush();
+    this.done = true;
+  }
+}
