@@ -124,6 +124,7 @@ export async function serve(
     /** A shared catalogue (postgres://...) and blob directory: a replica among others. */
     database?: string;
     blobStore?: string;
+    s3PathStyle?: boolean;
     /** metrics_listen: /metrics on a listener of its own (HOST:PORT). */
     metricsListen?: string;
     /** Seconds a download may wait for the client to take a byte (send_timeout). */
@@ -151,6 +152,7 @@ export async function serve(
     ...(settings.metricsListen !== undefined ? { metricsListen: settings.metricsListen } : {}),
     ...(settings.database !== undefined ? { database: settings.database } : {}),
     ...(settings.blobStore !== undefined ? { blobStore: settings.blobStore } : {}),
+    ...(settings.s3PathStyle ? { s3PathStyle: 'true' } : {}),
     ...(settings.bodyTimeout !== undefined ? { bodyTimeout: settings.bodyTimeout } : {}),
     // Two unless a test asks otherwise: every server test then also checks that what one
     // serving process grants, another honours (the default is one per core).

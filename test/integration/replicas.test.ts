@@ -1,8 +1,8 @@
 /**
- * Replicas on a shared catalogue (PostgreSQL) and blob store: two `wharf serve` with data
- * directories of their own, the same certificate, and the CLI on a third. What one does, the
- * others serve within a second; a one-time secret opens one download across all of them; the
- * background jobs run on one at a time.
+ * Replicas on a shared catalogue (PostgreSQL) and blob store (S3, a real OpenStack Swift): two
+ * `wharf serve` with data directories of their own, the same certificate, and the CLI on a third,
+ * as on three hosts. What one does, the others serve within a second; a one-time secret opens one
+ * download across all of them; the background jobs run on one at a time.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +13,7 @@ import { buildUnified } from '../fixtures/images.ts';
 import { capturingLogger, fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
+import { useS3 } from '../helpers/s3.ts';
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 1_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -24,17 +25,17 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 
   }
 }
 
-test('replicas on PostgreSQL serve what any of them (or the CLI) changes within a second, and share grants and the jobs', async (t) => {
+test('replicas on PostgreSQL and S3 serve what any of them (or the CLI) changes within a second, and share grants and the jobs', async (t) => {
   const work = await tempDir(t);
   const database = await freshDatabase();
-  const blobStore = join(work, 'shared-blobs');
+  const blobStore = await useS3();
   const identity = await selfsigned.generate([{ name: 'commonName', value: 'wharf' }], { keyType: 'ec', extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] }] });
   await writeFile(join(work, 'server.crt'), identity.cert);
   await writeFile(join(work, 'server.key'), identity.private);
-  const shared = { database, blobStore, tlsCert: join(work, 'server.crt'), tlsKey: join(work, 'server.key'), processes: 1 };
+  const shared = { database, blobStore, s3PathStyle: true, tlsCert: join(work, 'server.crt'), tlsKey: join(work, 'server.key'), processes: 1 };
   const logs = [capturingLogger(), capturingLogger()];
   const replicas = [await serve(t, join(work, 'replica-a'), { ...shared, log: logs[0]!.log }), await serve(t, join(work, 'replica-b'), { ...shared, log: logs[1]!.log })];
-  const cli = (args: string[]) => wharfOk(join(work, 'cli'), ['--database', database, '--blob-store', blobStore, ...args]);
+  const cli = (args: string[]) => wharfOk(join(work, 'cli'), ['--database', database, '--blob-store', blobStore, '--s3-path-style', ...args]);
   const get = (r: number, path: string, options: Parameters<typeof fetchRaw>[1] = {}) => fetchRaw(replicas[r]!.base + path, { ca: identity.cert, ...options });
   const listed = async (r: number) => (await get(r, '/streams/v1/images.json')).body.toString();
 
@@ -64,7 +65,7 @@ test('replicas on PostgreSQL serve what any of them (or the CLI) changes within 
   assert.equal(JSON.parse((await get(0, `/1.0/images/${fp}`, admin)).body.toString()).metadata.properties.team, 'b');
 
   // A one-time secret minted on A opens one download, through either replica.
-  await wharf(join(work, 'cli'), ['--database', database, '--blob-store', blobStore, 'image', 'edit', fp], { stdin: 'public: false\n' });
+  await wharf(join(work, 'cli'), ['--database', database, '--blob-store', blobStore, '--s3-path-style', 'image', 'edit', fp], { stdin: 'public: false\n' });
   const minted = JSON.parse((await get(0, `/1.0/images/${fp}/secret`, { ...admin, method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).body.toString());
   const secret = minted.metadata.metadata.secret as string;
   assert.equal((await get(1, `/1.0/images/${fp}/export?secret=${secret}`)).status, 200, 'used on B');
