@@ -22,6 +22,8 @@ export interface Config {
   blobStore: string | undefined;
   /** S3: address buckets in the path (MinIO, Swift, Garage...) rather than as host names (AWS). */
   s3PathStyle: boolean;
+  /** The OpenPGP key file that signs the index (replicas share it); default DATA/signing-key.asc if there. */
+  signingKey: string | undefined;
   /** HOST:PORT of the HTTPS listener, which also answers plain HTTP for artifacts. */
   https: string;
   /** Optional extra plain-HTTP listener (artifacts only). */
@@ -93,6 +95,7 @@ const defaults: Settings = {
   database: undefined,
   blobStore: undefined,
   s3PathStyle: false,
+  signingKey: undefined,
   https: '[::]:8443',
   http: undefined,
   tlsCert: undefined,
@@ -133,6 +136,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   database: { yaml: 'database', env: 'WHARF_DATABASE', kind: 'database' },
   blobStore: { yaml: 'blob_store', env: 'WHARF_BLOB_STORE', kind: 'path' },
   s3PathStyle: { yaml: 's3_path_style', env: 'WHARF_S3_PATH_STYLE', kind: 'switch' },
+  signingKey: { yaml: 'signing_key', env: 'WHARF_SIGNING_KEY', kind: 'path' },
   https: { yaml: 'https', env: 'WHARF_HTTPS', kind: 'address' },
   http: { yaml: 'http', env: 'WHARF_HTTP', kind: 'address' },
   tlsCert: { yaml: 'tls_cert', env: 'WHARF_TLS_CERT', kind: 'path' },

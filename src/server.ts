@@ -79,7 +79,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   if (!replica) await recordServedCertificate(config.dataDir, tls.cert);
   const assets = await loadCatalogueAssets();
   const publisher = new IndexPublisher(store, {
-    signer: await loadSigner(config.dataDir),
+    signer: await loadSigner(config.dataDir, config.signingKey),
     catalogue: { assets, selfSignedFingerprint: selfSigned(tls.cert) ? tls.fingerprint : undefined, version: packageVersion },
   });
   await publisher.refresh();

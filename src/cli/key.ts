@@ -33,8 +33,8 @@ export function keyCommands(key: Command, cli: CliContext) {
     .command('export')
     .description('Print the public key that verifies the indexes (for gpg --import, or remote add --gpg-key)')
     .action(async () => {
-      const { dataDir } = await cliConfig(cli);
-      const signer = await loadSigner(dataDir);
+      const { dataDir, signingKey } = await cliConfig(cli);
+      const signer = await loadSigner(dataDir, signingKey);
       if (!signer) throw new AppError(ErrorCodes.notFound, 'This server has no signing key', { hint: 'Create one with wharf key generate.' });
       cli.io.stdout.write(signer.publicKey);
     });

@@ -7,12 +7,16 @@ import { readSigningKey, type Signer } from './openpgp.ts';
 
 export const signingKeyFile = (dataDir: string) => join(dataDir, 'signing-key.asc');
 
-/** The signer of this data directory, or undefined when it has no key (indexes go unsigned). */
-export async function loadSigner(dataDir: string): Promise<Signer | undefined> {
+/**
+ * The signer of this server: the key file `signing_key` names (the same file on every replica),
+ * or the data directory's; undefined when the data directory has none (indexes go unsigned).
+ */
+export async function loadSigner(dataDir: string, keyFile?: string): Promise<Signer | undefined> {
   let armored: string;
   try {
-    armored = await readFile(signingKeyFile(dataDir), 'utf8');
+    armored = await readFile(keyFile ?? signingKeyFile(dataDir), 'utf8');
   } catch (err) {
+    if (keyFile !== undefined) throw new AppError(ErrorCodes.config, `signing_key: cannot read ${keyFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }

@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
+import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
 import { fingerprintFrom, runProcess, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 
@@ -172,4 +172,31 @@ test('a remote added with --gpg-key is used only with an index signed by that ke
   const refused = await fetchRaw(`${wrongMirror.base}/${path}`, { ca: wrongMirror.tls.cert });
   assert.equal(refused.status, 502, 'an index it cannot trust is no index');
   assert.match(JSON.parse(refused.body.toString()).error, /has not read its origin's index yet \(The signature of .* does not verify/);
+});
+
+test('signing_key: replicas sign with one key file kept outside their data directories', async (t) => {
+  const work = await tempDir(t);
+  await wharfOk(join(work, 'keeper'), ['key', 'generate', '--name', 'Shared key']);
+  const keyFile = join(work, 'signing.asc');
+  await writeFile(keyFile, await readFile(join(work, 'keeper', 'signing-key.asc'), 'utf8'), { mode: 0o600 });
+  const exported = await wharfOk(join(work, 'keeper'), ['key', 'export']);
+  const replica = join(work, 'replica');
+  assert.equal(await wharfOk(replica, ['key', 'export'], { env: { WHARF_SIGNING_KEY: keyFile } }), exported, 'the replica signs with the shared key');
+  const unified = await buildUnified(work, { seed: 'shared-key' });
+  await wharfOk(replica, ['image', 'import', unified.path]);
+  await writeFile(join(replica, 'config.yaml'), `signing_key: ${keyFile}\n`);
+  const server = await serve(t, replica);
+  const index = await fetchRaw(`${server.base}/streams/v1/index.json`, { ca: server.tls.cert });
+  const signature = await fetchRaw(`${server.base}/streams/v1/index.json.gpg`, { ca: server.tls.cert });
+  assert.equal(signature.status, 200);
+  await writeFile(join(work, 'index.json'), index.body);
+  await writeFile(join(work, 'index.json.gpg'), signature.body);
+  await writeFile(join(work, 'shared.asc'), exported);
+  const gnupg = join(work, 'gnupg');
+  await mkdir(gnupg, { mode: 0o700 });
+  await runProcess('gpg', ['--homedir', gnupg, '--batch', '--import', join(work, 'shared.asc')]);
+  const verified = await runProcess('gpg', ['--homedir', gnupg, '--batch', '--verify', join(work, 'index.json.gpg'), join(work, 'index.json')]);
+  assert.equal(verified.code, 0, verified.stderr);
+  const missing = await wharf(join(work, 'other'), ['key', 'export'], { env: { WHARF_SIGNING_KEY: join(work, 'nowhere.asc') } });
+  assert.equal(missing.code, 78, 'a key file named but missing is a configuration error');
 });
