@@ -19,6 +19,9 @@ import { graceCutoff, type Store } from './context.ts';
 
 export const catalogueProductsPath = '/catalogue/v1/products.json';
 
+/** How often a store that announces its changes is polled anyway, in case an announcement was lost. */
+const watchedPollMs = 2_000;
+
 /** What the last rendering saw, and how much rendering cost so far (for /metrics). */
 export interface PublisherSummary {
   images: { public: number; private: number };
@@ -106,6 +109,7 @@ export class IndexPublisher {
   private readonly signer: IndexSigner | undefined;
   private snapshot: Snapshot = { version: -1, documents: new Map(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map(), audience: nobody };
   private timer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
   private refreshing: Promise<void> | undefined;
   readonly summary: PublisherSummary = { images: { public: 0, private: 0 }, storedBytes: 0, renders: 0, renderSeconds: 0 };
 
@@ -190,16 +194,21 @@ export class IndexPublisher {
     this.store.log.debug('index published', { images: images.length, ms: Math.round(ms) });
   }
 
-  /** The poll is one cheap PRAGMA, so it can run often: changes show within ~50 ms + render. */
+  /**
+   * Renders again when the store changes. A store that announces its changes (PostgreSQL) is
+   * listened to, with a slow poll as a safety net; another is polled, which is one cheap PRAGMA
+   * for SQLite, so it can run often: changes show within ~50 ms + render either way.
+   */
   start(intervalMs = 50): void {
-    this.timer = setInterval(() => {
-      this.refresh().catch((err: unknown) => this.store.log.error('index refresh failed', { err }));
-    }, intervalMs);
+    const refresh = () => void this.refresh().catch((err: unknown) => this.store.log.error('index refresh failed', { err }));
+    this.unwatch = this.store.meta.watch?.(refresh);
+    this.timer = setInterval(refresh, this.unwatch ? watchedPollMs : intervalMs);
     this.timer.unref();
   }
 
   stop(): void {
     clearInterval(this.timer);
+    this.unwatch?.();
   }
 
   /** The image list of the LXD API, rendered at the last store change (refreshed first if stale). */

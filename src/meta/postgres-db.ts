@@ -48,9 +48,11 @@ const numbered = (sql: string) => {
 
 export class PostgresDatabase {
   private readonly pool: pg.Pool;
+  private readonly url: string;
 
-  private constructor(pool: pg.Pool) {
+  private constructor(pool: pg.Pool, url: string) {
     this.pool = pool;
+    this.url = url;
   }
 
   /**
@@ -62,7 +64,7 @@ export class PostgresDatabase {
     // An idle connection the server dropped is replaced at the next query; the error must not
     // take the process down.
     pool.on('error', () => {});
-    const db = new PostgresDatabase(pool);
+    const db = new PostgresDatabase(pool, url);
     try {
       await db.migrate(component, migrations);
     } catch (err) {
@@ -138,7 +140,46 @@ export class PostgresDatabase {
     }
   }
 
+  /**
+   * Calls `onNotify` for every NOTIFY on `channel`, on a connection of its own kept open (made
+   * again after it is lost, with `onNotify` called then too: a notification may have been missed),
+   * until the returned function is called.
+   */
+  listen(channel: string, onNotify: () => void): () => void {
+    let stopped = false;
+    let client: pg.Client | undefined;
+    const connect = async () => {
+      while (!stopped) {
+        const next = new pg.Client({ connectionString: this.url });
+        try {
+          await next.connect();
+          next.on('notification', () => onNotify());
+          next.on('error', () => {});
+          next.on('end', () => {
+            if (!stopped) setTimeout(() => void connect(), listenRetryMs).unref();
+          });
+          await next.query(`LISTEN ${channel}`);
+          client = next;
+          if (stopped) await next.end();
+          onNotify();
+          return;
+        } catch {
+          await next.end().catch(() => {});
+          await new Promise((resolve) => setTimeout(resolve, listenRetryMs).unref());
+        }
+      }
+    };
+    void connect();
+    return () => {
+      stopped = true;
+      void client?.end().catch(() => {});
+    };
+  }
+
   close(): Promise<void> {
     return this.pool.end();
   }
 }
+
+/** How long a lost listening connection waits before it is made again. */
+const listenRetryMs = 1_000;

@@ -17,6 +17,9 @@ import { blobSelect, deltaOrder, deltaSelect, imageSelect, toAlias, toBlob, toCe
 
 const text = 'text COLLATE "C"';
 
+/** The channel every write of the catalogue notifies at commit (LISTEN/NOTIFY). */
+const changesChannel = 'wharf_changes';
+
 const migrations: string[] = [
   `CREATE TABLE wharf_changes (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), version bigint NOT NULL);
    INSERT INTO wharf_changes (version) VALUES (0);
@@ -111,9 +114,13 @@ export class PostgresMetaStore implements MetaStore {
     return this.db.rows<R>(sql, params);
   }
 
-  /** One write, which also moves the change counter unless `counts` is false. */
+  /** One write, which also moves the change counter (and tells the listeners, at commit) unless `counts` is false. */
   private write<T>(fn: (q: Query) => Promise<T>, counts = true): Promise<T> {
-    return this.db.write(fn, counts ? (q) => q('UPDATE wharf_changes SET version = version + 1') : undefined);
+    return this.db.write(fn, counts ? async (q) => (await q('UPDATE wharf_changes SET version = version + 1'), await q(`NOTIFY ${changesChannel}`)) : undefined);
+  }
+
+  watch(onChange: () => void): () => void {
+    return this.db.listen(changesChannel, onChange);
   }
 
   // Images and aliases

@@ -249,6 +249,12 @@ export interface ChangeFeed {
    * move without a visible change, and `touchBlob` need not move it.
    */
   changeVersion(): Promise<number>;
+  /**
+   * For a driver that can announce changes (PostgreSQL's LISTEN/NOTIFY): calls `onChange` soon
+   * after any handle commits a change (and after it may have missed some, a lost connection),
+   * until the returned function is called. Without it, readers poll `changeVersion`.
+   */
+  watch?(onChange: () => void): () => void;
 }
 
 /** The whole metadata store, as `openStore` gives it to every use case. */

@@ -54,3 +54,34 @@ for (const driver of metaDrivers) {
     }
   });
 }
+
+// Drivers that announce their changes (PostgreSQL's LISTEN/NOTIFY); the others are polled.
+for (const driver of metaDrivers.filter((d) => d.announcesChanges)) {
+  test(`${driver.name} changes: a watcher hears every write of every handle, soon after it commits`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    const other = peer();
+    let heard = 0;
+    const stop = store.watch!(() => void heard++);
+    t.after(stop);
+    /** Whether the watcher heard more than `before` within 2 s. */
+    const heardSince = async (before: number) => {
+      const deadline = Date.now() + 2_000;
+      while (heard === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      return heard > before;
+    };
+    assert.ok(await heardSince(0), 'told once it listens (anything may have happened before)');
+    for (const [name, write] of writes.slice(0, 6)) {
+      const started = Date.now();
+      const before = heard;
+      await write(other);
+      assert.ok(await heardSince(before), `${name} on another handle was announced`);
+      assert.ok(Date.now() - started < 1_000, `${name}: heard after ${Date.now() - started} ms`);
+    }
+    await store.getImage(fp(2));
+    await new Promise((r) => setTimeout(r, 200));
+    const quiet = heard;
+    await other.listImages();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(heard, quiet, 'reads are not announced');
+  });
+}

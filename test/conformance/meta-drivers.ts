@@ -39,7 +39,8 @@ function closeAfter<T extends MetaStore>(t: Context, store: T): T {
   return store;
 }
 
-export const metaDrivers: { name: string; open(t: Context): Promise<OpenedMeta> }[] = [
+/** `announcesChanges`: its stores implement `ChangeFeed.watch`. */
+export const metaDrivers: { name: string; announcesChanges?: boolean; open(t: Context): Promise<OpenedMeta> }[] = [
   {
     name: 'sqlite',
     async open(t) {
@@ -56,6 +57,7 @@ export const metaDrivers: { name: string; open(t: Context): Promise<OpenedMeta> 
   },
   {
     name: 'postgres',
+    announcesChanges: true,
     async open(t) {
       const url = await freshDatabase();
       const store = closeAfter(t, await PostgresMetaStore.open(url));
