@@ -213,7 +213,10 @@ export class IndexPublisher {
 
   /** The image list of the LXD API, rendered at the last store change (refreshed first if stale). */
   async apiImageList(view: 'public' | 'all', recursion: boolean): Promise<Buffer> {
-    await this.refresh();
+    // A store that cannot be reached (a database gone) leaves the list as last rendered: what was
+    // published is served meanwhile.
+    await this.refresh().catch((err: unknown) => this.store.log.warn('the image list is served as last rendered', { err }));
+    if (this.snapshot.version === -1) await this.refresh();
     return this.snapshot.apiLists.get(`${view}:${recursion ? 'objects' : 'urls'}`)!;
   }
 

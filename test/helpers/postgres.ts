@@ -25,19 +25,33 @@ function runPostgres(program: string, args: string[]) {
   if (result.status !== 0) throw new Error(`${program} failed: ${result.stderr || result.stdout}`);
 }
 
+/** A cluster of this process's own: its URL, and a way to stop and start it (the database going away). */
+export interface Cluster {
+  url: string;
+  stop(): void;
+  start(): void;
+}
+
 async function startCluster(): Promise<string> {
+  return (await ownCluster()).url;
+}
+
+/** A throwaway cluster for this caller alone, which a test may stop and start again. */
+export async function ownCluster(): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'wharf-postgres-'));
   if (process.getuid?.() === 0) chownSync(dir, Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout), Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout));
   const data = join(dir, 'data');
   runPostgres('initdb', ['-D', data, '-U', 'wharf', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C.UTF-8']);
   const port = await freePort();
   // Durability is the engine's business, not these tests': no fsync, a socket in its own folder.
-  runPostgres('pg_ctl', ['-D', data, '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`, 'start']);
+  const start = () => runPostgres('pg_ctl', ['-D', data, '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`, 'start']);
+  const stop = () => runPostgres('pg_ctl', ['-D', data, '-w', '-m', 'immediate', 'stop']);
+  start();
   process.once('exit', () => {
     spawnSync(process.getuid?.() === 0 ? 'runuser' : join(binaries, 'pg_ctl'), process.getuid?.() === 0 ? ['-u', 'postgres', '--', join(binaries, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop'] : ['-D', data, '-m', 'immediate', 'stop']);
     rmSync(dir, { recursive: true, force: true });
   });
-  return `postgres://wharf@127.0.0.1:${port}/postgres`;
+  return { url: `postgres://wharf@127.0.0.1:${port}/postgres`, stop, start };
 }
 
 /** The URL of a new, empty database (dropped with the server, or by the run's end). */

@@ -12,7 +12,7 @@ import selfsigned from 'selfsigned';
 import { buildUnified } from '../fixtures/images.ts';
 import { capturingLogger, fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
-import { freshDatabase } from '../helpers/postgres.ts';
+import { freshDatabase, ownCluster } from '../helpers/postgres.ts';
 import { useS3 } from '../helpers/s3.ts';
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 1_000): Promise<T> {
@@ -78,4 +78,39 @@ test('replicas on PostgreSQL and S3 serve what any of them (or the CLI) changes 
   // The background jobs: one replica of the two runs them.
   const leading = logs.map(({ records }) => records.filter((rec) => rec.msg === 'running the background jobs').length);
   assert.deepEqual(leading.sort(), [0, 1], `exactly one replica leads: ${leading}`);
+});
+
+test('PostgreSQL gone: a replica serves what it published and refuses writes as unavailable; back, it recovers by itself', async (t) => {
+  const work = await tempDir(t);
+  const cluster = await ownCluster();
+  const database = cluster.url;
+  const data = join(work, 'replica');
+  const image = await buildUnified(work, { properties: { os: 'Steady', release: '1' }, seed: 'steady' });
+  const fp = fingerprintFrom(await wharfOk(data, ['--database', database, 'image', 'import', image.path, '--alias', 'steady']));
+  const admin = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
+  await writeFile(join(work, 'admin.crt'), admin.cert);
+  await wharfOk(data, ['--database', database, 'trust', 'add', join(work, 'admin.crt')]);
+  const server = await serve(t, data, { database, processes: 1 });
+  const get = (path: string, options: Parameters<typeof fetchRaw>[1] = {}) => fetchRaw(server.base + path, { ca: server.tls.cert, ...options });
+  const edit = (team: string) =>
+    get(`/1.0/images/${fp}`, { cert: admin.cert, key: admin.private, method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ properties: { team } }) });
+  assert.equal((await edit('before')).status, 200);
+
+  cluster.stop();
+  for (const path of ['/streams/v1/images.json', `/files/${fp}.tar.gz`, '/1.0/images?recursion=1', '/readyz']) {
+    assert.equal((await get(path)).status, 200, `${path} is served with the database gone`);
+  }
+  const refused = await edit('during');
+  assert.equal(refused.status, 502, refused.body.toString());
+  assert.match(JSON.parse(refused.body.toString()).error, /database cannot be reached/);
+
+  cluster.start();
+  const deadline = Date.now() + 15_000;
+  let status = 0;
+  while (status !== 200 && Date.now() < deadline) {
+    status = (await edit('after')).status;
+    if (status !== 200) await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.equal(status, 200, 'writes work again once the database is back');
+  assert.equal(JSON.parse((await get(`/1.0/images/${fp}`, { cert: admin.cert, key: admin.private })).body.toString()).metadata.properties.team, 'after');
 });
