@@ -37,6 +37,7 @@ const groups: { name: string; term?: string; summary: string; load: () => Promis
     summary: 'Image downloads by product, image or day (usage statistics)',
     load: async () => (await import('./stats.ts')).statsCommand,
   },
+  { name: 'db', summary: 'The PostgreSQL database of replicas: migrate an embedded store into it', load: async () => (await import('./db.ts')).dbCommands },
   {
     name: 'backup',
     term: 'backup <dir>',

@@ -66,7 +66,7 @@ export class PostgresDatabase {
     pool.on('error', () => {});
     const db = new PostgresDatabase(pool, url);
     try {
-      await db.migrate(component, migrations);
+      if (migrations.length) await db.migrate(component, migrations);
     } catch (err) {
       await pool.end();
       throw databaseError(err);

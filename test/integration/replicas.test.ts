@@ -114,3 +114,43 @@ test('PostgreSQL gone: a replica serves what it published and refuses writes as 
   assert.equal(status, 200, 'writes work again once the database is back');
   assert.equal(JSON.parse((await get(`/1.0/images/${fp}`, { cert: admin.cert, key: admin.private })).body.toString()).metadata.properties.team, 'after');
 });
+
+test('wharf db migrate copies an embedded store into PostgreSQL whole, and only into an empty one', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'embedded');
+  const kept = await buildUnified(work, { properties: { os: 'Moved', release: '1' }, seed: 'moved' });
+  const fp = fingerprintFrom(await wharfOk(data, ['image', 'import', kept.path, '--alias', 'moved', '--alias', 'moved/latest']));
+  const hidden = await buildUnified(work, { name: 'h.tar.gz', properties: { os: 'Hidden', release: '1' }, seed: 'hidden' });
+  const privateFp = fingerprintFrom(await wharfOk(data, ['image', 'import', hidden.path, '--private']));
+  await wharfOk(data, ['image', 'set-property', 'moved', 'team', 'infra']);
+  await wharfOk(data, ['remote', 'add', 'up', 'https://images.example.org']);
+  await wharfOk(data, ['mirror', 'add', 'm', 'up', '--keep', '2']);
+  const client = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
+  await writeFile(join(work, 'admin.crt'), client.cert);
+  await wharfOk(data, ['trust', 'add', join(work, 'admin.crt')]);
+  // Downloads counted by a server on the embedded store.
+  const embedded = await serve(t, data, { processes: 1 });
+  for (let i = 0; i < 3; i++) assert.equal((await fetchRaw(`${embedded.base}/files/${fp}.tar.gz`, { ca: embedded.tls.cert })).status, 200);
+  await embedded.close(1_000);
+
+  const database = await freshDatabase();
+  const moved = await wharfOk(join(work, 'any'), ['--database', database, 'db', 'migrate', '--from', data]);
+  assert.match(moved, /Copied .*2 images/);
+  const onPostgres = (args: string[]) => wharfOk(join(work, 'any'), ['--database', database, '--blob-store', join(data, 'blobs'), ...args]);
+  const listed = JSON.parse(await onPostgres(['image', 'list', '--format', 'json'])) as { fingerprint: string; public: boolean; properties: Record<string, string>; aliases: { name: string }[] }[];
+  assert.deepEqual(listed.map((i) => i.fingerprint).sort(), [fp, privateFp].sort());
+  const movedImage = listed.find((i) => i.fingerprint === fp)!;
+  assert.equal(movedImage.properties.team, 'infra');
+  assert.deepEqual(movedImage.aliases.map((a) => a.name).sort(), ['moved', 'moved/latest']);
+  assert.equal(listed.find((i) => i.fingerprint === privateFp)!.public, false);
+  assert.match(await onPostgres(['remote', 'list']), /up\s+\| https:\/\/images\.example\.org/);
+  assert.match(await onPostgres(['mirror', 'list']), /\| m\s+\| up/);
+  assert.match(await onPostgres(['trust', 'list']), /admin/);
+  assert.match(await onPostgres(['stats', '--format', 'csv']), /^moved:1:.*,3,3,0,0$/m);
+  assert.match(await onPostgres(['image', 'verify']), new RegExp(`${fp}: ok`));
+
+  const again = await wharf(join(work, 'any'), ['--database', database, 'db', 'migrate', '--from', data]);
+  assert.equal(again.code, 73, again.stderr);
+  assert.match(again.stderr, /already holds a catalogue .*nothing was copied/);
+  assert.equal(JSON.parse(await onPostgres(['image', 'list', '--format', 'json'])).length, 2, 'nothing copied twice');
+});
