@@ -13,7 +13,7 @@ import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import { PostgresDatabase, pgCode, type Query } from './postgres-db.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
-import { blobSelect, deltaOrder, deltaSelect, imageSelect, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
+import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const text = 'text COLLATE "C"';
 
@@ -151,33 +151,7 @@ export class PostgresMetaStore implements MetaStore {
         throw new AppError(ErrorCodes.conflict, `An image with fingerprint ${image.fingerprint} already exists`);
       }
       for (const blob of [image.metadata, image.rootfs]) if (blob) await upsertBlob(q, blob, image.uploadedAt);
-      await q(
-        `INSERT INTO images (fingerprint, type, architecture, filename, size, public, created_at, uploaded_at,
-           expires_at, last_used_at, properties, templates, metadata_sha256, rootfs_sha256, auto_update, cached, update_source,
-           product_aliases, mirror)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          image.fingerprint,
-          image.type,
-          image.architecture,
-          image.filename,
-          image.size,
-          image.public ? 1 : 0,
-          image.createdAt,
-          image.uploadedAt,
-          image.expiresAt,
-          image.lastUsedAt,
-          JSON.stringify(image.properties),
-          JSON.stringify(image.templates),
-          image.metadata.sha256,
-          image.rootfs?.sha256 ?? null,
-          image.autoUpdate ? 1 : 0,
-          image.cached ? 1 : 0,
-          image.updateSource === null ? null : JSON.stringify(image.updateSource),
-          JSON.stringify(image.productAliases),
-          image.mirror,
-        ],
-      );
+      await q(imageInsert, imageInsertValues(image));
       const named = new Set<string>();
       for (const alias of aliases) {
         if (named.has(alias.name)) throw aliasExists(alias);
@@ -203,20 +177,7 @@ export class PostgresMetaStore implements MetaStore {
       const { rows } = await q<{ revision: number }>('SELECT revision FROM images WHERE fingerprint = ?', [image.fingerprint]);
       if (!rows[0]) throw notFound(`Image "${image.fingerprint}" not found`);
       if (rows[0].revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
-      await q(
-        `UPDATE images SET public = ?, properties = ?, expires_at = ?, last_used_at = ?, auto_update = ?, cached = ?,
-           update_source = ?, revision = revision + 1 WHERE fingerprint = ?`,
-        [
-          image.public ? 1 : 0,
-          JSON.stringify(image.properties),
-          image.expiresAt,
-          image.lastUsedAt,
-          image.autoUpdate ? 1 : 0,
-          image.cached ? 1 : 0,
-          image.updateSource === null ? null : JSON.stringify(image.updateSource),
-          image.fingerprint,
-        ],
-      );
+      await q(imageUpdate, imageUpdateValues(image));
     });
   }
 

@@ -158,3 +158,46 @@ export const toMirror = (r: MirrorRow): MirrorRecord => ({
   lastSync: r.last_sync,
   lastError: r.last_error,
 });
+
+/** An image's row as both SQL drivers insert it (`?` placeholders), revision left at its default 1. */
+export const imageInsert = `INSERT INTO images (fingerprint, type, architecture, filename, size, public, created_at, uploaded_at,
+   expires_at, last_used_at, properties, templates, metadata_sha256, rootfs_sha256, auto_update, cached, update_source,
+   product_aliases, mirror)
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+export const imageInsertValues = (image: Image): (string | number | null)[] => [
+  image.fingerprint,
+  image.type,
+  image.architecture,
+  image.filename,
+  image.size,
+  image.public ? 1 : 0,
+  image.createdAt,
+  image.uploadedAt,
+  image.expiresAt,
+  image.lastUsedAt,
+  JSON.stringify(image.properties),
+  JSON.stringify(image.templates),
+  image.metadata.sha256,
+  image.rootfs?.sha256 ?? null,
+  image.autoUpdate ? 1 : 0,
+  image.cached ? 1 : 0,
+  image.updateSource === null ? null : JSON.stringify(image.updateSource),
+  JSON.stringify(image.productAliases),
+  image.mirror,
+];
+
+/** The editable fields of an image's row (`updateImage`), with the compare-and-set revision moved on. */
+export const imageUpdate = `UPDATE images SET public = ?, properties = ?, expires_at = ?, last_used_at = ?, auto_update = ?, cached = ?,
+   update_source = ?, revision = revision + 1 WHERE fingerprint = ?`;
+
+export const imageUpdateValues = (image: Image): (string | number | null)[] => [
+  image.public ? 1 : 0,
+  JSON.stringify(image.properties),
+  image.expiresAt,
+  image.lastUsedAt,
+  image.autoUpdate ? 1 : 0,
+  image.cached ? 1 : 0,
+  image.updateSource === null ? null : JSON.stringify(image.updateSource),
+  image.fingerprint,
+];

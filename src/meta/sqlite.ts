@@ -7,7 +7,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, changedMeanwhile, isAppError, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
-import { blobSelect, deltaOrder, deltaSelect, imageSelect, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
+import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const migrations: string[] = [
   `CREATE TABLE blobs (
@@ -188,32 +188,7 @@ export class SqliteMetaStore implements MetaStore {
         throw new AppError(ErrorCodes.conflict, `An image with fingerprint ${image.fingerprint} already exists`);
       }
       for (const blob of [image.metadata, image.rootfs]) if (blob) this.upsertBlob(blob, image.uploadedAt);
-      this.sql(
-        `INSERT INTO images (fingerprint, type, architecture, filename, size, public, created_at, uploaded_at,
-           expires_at, last_used_at, properties, templates, metadata_sha256, rootfs_sha256, auto_update, cached, update_source,
-           product_aliases, mirror)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        image.fingerprint,
-        image.type,
-        image.architecture,
-        image.filename,
-        image.size,
-        image.public ? 1 : 0,
-        image.createdAt,
-        image.uploadedAt,
-        image.expiresAt,
-        image.lastUsedAt,
-        JSON.stringify(image.properties),
-        JSON.stringify(image.templates),
-        image.metadata.sha256,
-        image.rootfs?.sha256 ?? null,
-        image.autoUpdate ? 1 : 0,
-        image.cached ? 1 : 0,
-        image.updateSource === null ? null : JSON.stringify(image.updateSource),
-        JSON.stringify(image.productAliases),
-        image.mirror,
-      );
+      this.sql(imageInsert).run(...imageInsertValues(image));
       for (const alias of aliases) this.insertAlias(alias);
       this.insertDeltas(image.fingerprint, image.deltas, image.uploadedAt);
       for (const [sha, source] of Object.entries(sources)) {
@@ -259,19 +234,7 @@ export class SqliteMetaStore implements MetaStore {
       const stored = this.sql('SELECT revision FROM images WHERE fingerprint = ?').get(image.fingerprint) as { revision: number } | undefined;
       if (!stored) throw notFound(`Image "${image.fingerprint}" not found`);
       if (stored.revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
-      this.sql(
-        `UPDATE images SET public = ?, properties = ?, expires_at = ?, last_used_at = ?, auto_update = ?, cached = ?,
-           update_source = ?, revision = revision + 1 WHERE fingerprint = ?`,
-      ).run(
-        image.public ? 1 : 0,
-        JSON.stringify(image.properties),
-        image.expiresAt,
-        image.lastUsedAt,
-        image.autoUpdate ? 1 : 0,
-        image.cached ? 1 : 0,
-        image.updateSource === null ? null : JSON.stringify(image.updateSource),
-        image.fingerprint,
-      );
+      this.sql(imageUpdate).run(...imageUpdateValues(image));
     });
   }
 
