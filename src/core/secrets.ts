@@ -8,6 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { GrantStore, PushGrant } from '../meta/grants.ts';
 import { holdLease } from './lease.ts';
+import { instanceId } from '../instance.ts';
 
 export type { PushGrant } from '../meta/grants.ts';
 
@@ -44,7 +45,8 @@ export class ImageSecrets {
    */
   async claim(secret: string): Promise<SecretDownload | undefined> {
     const key = keyOf(secret);
-    const held = await holdLease(this.grants, `secret:${key}`);
+    // A holder per download, not per process: two downloads in one process are two holders.
+    const held = await holdLease(this.grants, `secret:${key}`, { holder: `${instanceId}/${randomBytes(6).toString('hex')}` });
     if (!held) return undefined;
     // Taken first, checked after: the download that held it until now may have spent it.
     if ((await this.grants.imageSecretTarget(key)) === undefined) {
