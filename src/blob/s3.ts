@@ -3,34 +3,21 @@
  * Swift, MinIO, Garage. Configured the standard AWS way (AWS_ENDPOINT_URL_S3, AWS_REGION, the
  * credentials chain); the bucket is made if missing.
  *
- * Keys under the prefix: `sha256/<sha256>` for blobs; an upload is its own objects,
- * `uploads/<id>/started` and one object per part (`uploads/<id>/part-00001`...), so that any
- * process on any host can read it back (`readAt`), go on with it (`resumeUpload`), and see when it
- * was last written (`cleanUploads`). Publishing assembles the parts into the blob's key server
- * side (CopyObject for one part, a multipart upload of UploadPartCopy for more): the bytes never
- * come back through wharf, and nothing is visible under the blob's key until it is whole.
+ * An upload is objects of its own: `uploads/<id>/started` and one object per part
+ * (`uploads/<id>/part-00001`...), written as the bytes arrive, so that any process on any host can
+ * read it back (`readAt`), go on with it (`resumeUpload`), and see when it was last written
+ * (`cleanUploads`). Publishing moves no byte: it writes the blob's manifest, `sha256/<sha256>`
+ * (its size and parts), and the parts become the blob's; a read streams them in order. Copying
+ * the parts into one object (even server side) would cost the engine the whole upload again.
+ * Nothing is readable under a blob's name before its manifest is written whole. A deleted
+ * blob's parts stay until `cleanUploads` finds them idle: a download in progress reads to the end.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateBucketCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCopyCommand,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { outlet } from '../transfer/write-out.ts';
 import { BlobDriverError, type BlobDriver, type UploadDriver } from './driver.ts';
@@ -76,6 +63,7 @@ export class S3BlobDriver implements BlobDriver {
 
   private blobKey = (name: string) => `${this.prefix}sha256/${name}`;
   private uploadKey = (id: string, what: string) => `${this.prefix}uploads/${id}/${what}`;
+  private markerKey = (id: string) => this.uploadKey(id, 'started');
 
   /** Makes the bucket if it is not there. */
   async init(): Promise<void> {
@@ -92,16 +80,18 @@ export class S3BlobDriver implements BlobDriver {
 
   async startUpload(): Promise<UploadDriver> {
     const id = randomUUID();
-    await this.put(this.uploadKey(id, 'started'), Buffer.alloc(0));
+    await this.put(this.markerKey(id), Buffer.alloc(0));
     return new S3Upload(this, id, [], Buffer.alloc(0));
   }
 
   async resumeUpload(id: string): Promise<UploadDriver> {
     if (!/^[0-9a-f-]{36}$/.test(id)) throw new BlobDriverError('missing', `no upload ${id}`);
-    const objects = await this.listAll(this.uploadKey(id, ''));
-    if (!objects.some((o) => o.key.endsWith('/started'))) throw new BlobDriverError('missing', `no upload ${id}`);
-    const parts = objects
-      .filter((o) => /\/part-\d{5}$/.test(o.key))
+    // Only an upload in progress: a published one's marker is gone (or says so).
+    const marker = await this.getBytes(this.markerKey(id)).catch((err: unknown) => {
+      throw err instanceof BlobDriverError ? new BlobDriverError('missing', `no upload ${id}`) : err;
+    });
+    if (marker.length) throw new BlobDriverError('missing', `upload ${id} was published`);
+    const parts = (await this.listAll(this.uploadKey(id, 'part-')))
       .sort((a, b) => (a.key < b.key ? -1 : 1))
       .map((o) => ({ key: o.key, size: o.size }));
     // A last part smaller than S3 takes (left by `suspend`) is taken back: more bytes follow it.
@@ -115,22 +105,46 @@ export class S3BlobDriver implements BlobDriver {
     return new S3Upload(this, id, parts, pending);
   }
 
-  async stat(name: string): Promise<number | undefined> {
+  /** The manifest of blob `name`: its size and the parts that hold it, in order; undefined when there is none. */
+  private async manifest(name: string): Promise<Manifest | undefined> {
+    let bytes: Buffer;
     try {
-      return (await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.blobKey(name) }))).ContentLength;
+      bytes = await this.getBytes(this.blobKey(name));
     } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw driverError(err, name);
+      if (err instanceof BlobDriverError && err.kind === 'missing') return undefined;
+      throw err;
     }
+    return JSON.parse(bytes.toString('utf8')) as Manifest;
+  }
+
+  async stat(name: string): Promise<number | undefined> {
+    return (await this.manifest(name))?.size;
   }
 
   async read(name: string, range?: ByteRange): Promise<Readable> {
-    return this.getStream(this.blobKey(name), range);
+    const manifest = await this.manifest(name);
+    if (!manifest) throw new BlobDriverError('missing', `no blob ${name}`);
+    return Readable.from(this.pieces(manifest, range ?? { start: 0, end: manifest.size - 1 }), { objectMode: false });
+  }
+
+  /** The bytes of `range` of a blob, part after part, each part a ranged GET when it is needed. */
+  private async *pieces(manifest: Manifest, range: ByteRange): AsyncGenerator<Buffer> {
+    let at = 0;
+    for (const part of manifest.parts) {
+      const from = Math.max(range.start, at);
+      const to = Math.min(range.end, at + part.size - 1);
+      if (from <= to) {
+        const body = await this.getStream(part.key, { start: from - at, end: to - at });
+        for await (const chunk of body) yield chunk as Buffer;
+      }
+      at += part.size;
+      if (at > range.end) return;
+    }
   }
 
   async copy(name: string, range?: ByteRange): Promise<OpenedBlob> {
     // Opened now, so a missing blob fails before any header is sent.
-    const body = await this.getStream(this.blobKey(name), range);
+    const body = await this.read(name, range);
     return {
       close: async () => void body.destroy(),
       copyTo: async (out: Writable) => {
@@ -146,42 +160,57 @@ export class S3BlobDriver implements BlobDriver {
   }
 
   async delete(name: string): Promise<void> {
+    const manifest = await this.manifest(name);
+    if (!manifest) return;
     await this.deleteKey(this.blobKey(name));
+    await this.retire(manifest.upload);
+  }
+
+  /**
+   * The parts of a blob no longer named: left to `cleanUploads` (they become an idle upload), so
+   * that a download that opened the blob before still reads them to the end, as a file opened
+   * before it was deleted does.
+   */
+  private async retire(id: string): Promise<void> {
+    await this.put(this.markerKey(id), Buffer.from('retired'));
   }
 
   async *list(): AsyncIterable<{ name: string; size: number }> {
     const prefix = `${this.prefix}sha256/`;
-    for (const object of await this.listAll(prefix)) yield { name: object.key.slice(prefix.length), size: object.size };
+    for (const object of await this.listAll(prefix)) {
+      const name = object.key.slice(prefix.length);
+      const manifest = await this.manifest(name);
+      if (manifest) yield { name, size: manifest.size };
+    }
   }
 
   async close(): Promise<void> {
     this.s3.destroy();
   }
 
-  /** Whether upload `id` is still there (not cleaned up as a dead writer's). */
+  /** Whether upload `id` is still in progress (not cleaned up as a dead writer's). */
   async uploadExists(id: string): Promise<boolean> {
     try {
-      await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.uploadKey(id, 'started') }));
-      return true;
+      return (await this.getBytes(this.markerKey(id))).length === 0;
     } catch (err) {
-      if (isMissing(err)) return false;
-      throw driverError(err, `upload ${id}`);
+      if (err instanceof BlobDriverError && err.kind === 'missing') return false;
+      throw err;
     }
   }
 
   async cleanUploads(idleMs: number): Promise<void> {
     const before = Date.now() - idleMs;
     const uploads = Map.groupBy(await this.listAll(`${this.prefix}uploads/`), (o) => o.key.slice(`${this.prefix}uploads/`.length).split('/')[0]!);
-    for (const objects of uploads.values()) {
-      if (Math.max(...objects.map((o) => o.modified)) >= before) continue;
-      for (const object of objects) await this.deleteKey(object.key);
-    }
-    // A publish that died between starting its multipart upload and completing it.
-    const stale = await this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: `${this.prefix}sha256/` })).catch((err: unknown) => {
-      throw driverError(err, 'the uploads in progress');
-    });
-    for (const upload of stale.Uploads ?? []) {
-      if ((upload.Initiated?.getTime() ?? 0) < before) await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId })).catch(() => {});
+    for (const [id, objects] of uploads) {
+      // No marker: a published blob's parts, which only its delete removes.
+      const marker = objects.find((o) => o.key === this.markerKey(id));
+      if (!marker || Math.max(...objects.map((o) => o.modified)) >= before) continue;
+      const said = (await this.getBytes(marker.key).catch(() => Buffer.alloc(0))).toString('utf8');
+      // A publish that died between writing the manifest and removing the marker: if the
+      // manifest is its, the parts are the blob's; only the marker goes.
+      const publishedAs = /^published:([0-9a-f]{64})$/.exec(said)?.[1];
+      if (publishedAs && (await this.manifest(publishedAs))?.upload === id) await this.deleteKey(marker.key);
+      else await this.dropUpload(id);
     }
   }
 
@@ -230,31 +259,18 @@ export class S3BlobDriver implements BlobDriver {
     return found;
   }
 
-  /** The parts, in order, as the blob `name`: server side, all at once. */
-  async assemble(name: string, parts: { key: string; size: number }[]): Promise<void> {
-    const key = this.blobKey(name);
-    const source = (part: { key: string }) => `${this.bucket}/${part.key.split('/').map(encodeURIComponent).join('/')}`;
-    try {
-      if (parts.length <= 1) {
-        if (parts.length === 0) return await this.put(key, Buffer.alloc(0));
-        await this.s3.send(new CopyObjectCommand({ Bucket: this.bucket, Key: key, CopySource: source(parts[0]!) }));
-        return;
-      }
-      const { UploadId } = await this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }));
-      try {
-        const done: { ETag: string; PartNumber: number }[] = [];
-        for (const [i, part] of parts.entries()) {
-          const copied = await this.s3.send(new UploadPartCopyCommand({ Bucket: this.bucket, Key: key, UploadId, PartNumber: i + 1, CopySource: source(part) }));
-          done.push({ ETag: copied.CopyPartResult!.ETag!, PartNumber: i + 1 });
-        }
-        await this.s3.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId, MultipartUpload: { Parts: done } }));
-      } catch (err) {
-        await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId })).catch(() => {});
-        throw err;
-      }
-    } catch (err) {
-      throw driverError(err, name);
-    }
+  /**
+   * Makes upload `id`'s parts the blob `name`: its manifest written whole, then the upload's
+   * marker removed. A blob stored before under that name (the same bytes, unless they were
+   * damaged) is replaced, and its parts removed.
+   */
+  async publishUpload(name: string, id: string, parts: { key: string; size: number }[]): Promise<void> {
+    const before = await this.manifest(name);
+    await this.put(this.markerKey(id), Buffer.from(`published:${name}`));
+    const manifest: Manifest = { size: parts.reduce((n, p) => n + p.size, 0), upload: id, parts };
+    await this.put(this.blobKey(name), Buffer.from(JSON.stringify(manifest)));
+    await this.deleteKey(this.markerKey(id));
+    if (before && before.upload !== id) await this.retire(before.upload).catch(() => {});
   }
 
   partKey(id: string, index: number): string {
@@ -264,6 +280,13 @@ export class S3BlobDriver implements BlobDriver {
   async dropUpload(id: string): Promise<void> {
     for (const object of await this.listAll(this.uploadKey(id, ''))) await this.deleteKey(object.key);
   }
+}
+
+/** A blob's manifest (`sha256/<sha256>`): the upload whose parts hold it, and those parts in order. */
+interface Manifest {
+  size: number;
+  upload: string;
+  parts: { key: string; size: number }[];
 }
 
 /**
@@ -377,9 +400,8 @@ class S3Upload implements UploadDriver {
     await this.flush();
     // Cleaned up meanwhile as a dead writer's: what it held is gone, so nothing is published.
     if (!(await this.driver.uploadExists(this.id))) throw new BlobDriverError('missing', `upload ${this.id} was cleaned up`);
-    await this.driver.assemble(name, this.parts);
+    await this.driver.publishUpload(name, this.id, this.parts);
     this.done = true;
-    await this.driver.dropUpload(this.id);
   }
 
   async abort(): Promise<void> {
