@@ -22,6 +22,13 @@ export interface Config {
   blobStore: string | undefined;
   /** S3: address buckets in the path (MinIO, Swift, Garage...) rather than as host names (AWS). */
   s3PathStyle: boolean;
+  /**
+   * S3: artifact downloads answered with a redirect to a short-lived presigned URL, so the bytes
+   * flow from the object store, not through wharf (the clients follow redirects).
+   */
+  blobRedirect: boolean;
+  /** S3: where clients reach the object store, when not where wharf does (AWS_ENDPOINT_URL_S3). */
+  blobRedirectEndpoint: string | undefined;
   /** The OpenPGP key file that signs the index (replicas share it); default DATA/signing-key.asc if there. */
   signingKey: string | undefined;
   /** HOST:PORT of the HTTPS listener, which also answers plain HTTP for artifacts. */
@@ -95,6 +102,8 @@ const defaults: Settings = {
   database: undefined,
   blobStore: undefined,
   s3PathStyle: false,
+  blobRedirect: false,
+  blobRedirectEndpoint: undefined,
   signingKey: undefined,
   https: '[::]:8443',
   http: undefined,
@@ -130,12 +139,14 @@ const defaults: Settings = {
   countDownloads: true,
 };
 
-type Kind = 'address' | 'path' | 'url' | 'database' | 'cidrs' | 'seconds' | 'days' | 'bytes' | 'count' | 'level' | 'switch';
+type Kind = 'address' | 'path' | 'url' | 'endpoint' | 'database' | 'cidrs' | 'seconds' | 'days' | 'bytes' | 'count' | 'level' | 'switch';
 
 const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = {
   database: { yaml: 'database', env: 'WHARF_DATABASE', kind: 'database' },
   blobStore: { yaml: 'blob_store', env: 'WHARF_BLOB_STORE', kind: 'path' },
   s3PathStyle: { yaml: 's3_path_style', env: 'WHARF_S3_PATH_STYLE', kind: 'switch' },
+  blobRedirect: { yaml: 'blob_redirect', env: 'WHARF_BLOB_REDIRECT', kind: 'switch' },
+  blobRedirectEndpoint: { yaml: 'blob_redirect_endpoint', env: 'WHARF_BLOB_REDIRECT_ENDPOINT', kind: 'endpoint' },
   signingKey: { yaml: 'signing_key', env: 'WHARF_SIGNING_KEY', kind: 'path' },
   https: { yaml: 'https', env: 'WHARF_HTTPS', kind: 'address' },
   http: { yaml: 'http', env: 'WHARF_HTTP', kind: 'address' },
@@ -200,6 +211,9 @@ export async function loadConfig(
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new AppError(ErrorCodes.config, 'tls_cert and tls_key must be given together');
   }
+  if ((config.blobRedirect || config.blobRedirectEndpoint) && !config.blobStore?.startsWith('s3://')) {
+    throw new AppError(ErrorCodes.config, 'blob_redirect needs an s3:// blob_store: only an object store hands out URLs clients can download from');
+  }
   return config;
 }
 
@@ -252,6 +266,11 @@ function checkValue(kind: Kind, value: unknown, origin: string): unknown {
     case 'url': {
       const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : undefined;
       if (!url || url.protocol !== 'https:' || url.username || url.password || url.search || url.hash) throw bad('an https:// URL (no credentials, query or fragment)');
+      return url.href.replace(/\/+$/, '');
+    }
+    case 'endpoint': {
+      const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : undefined;
+      if (!url || !['https:', 'http:'].includes(url.protocol) || url.username || url.password || url.search || url.hash) throw bad('an http(s):// URL (no credentials, query or fragment)');
       return url.href.replace(/\/+$/, '');
     }
     case 'database': {

@@ -38,7 +38,7 @@ async function openBlobs(config: Config): Promise<Blobs> {
   if (location) {
     // The SDK is loaded only by those who use it.
     const { S3BlobDriver } = await import('./blob/s3.ts');
-    const driver = new S3BlobDriver(location, { pathStyle: config.s3PathStyle });
+    const driver = new S3BlobDriver(location, { pathStyle: config.s3PathStyle, redirectEndpoint: config.blobRedirectEndpoint });
     await driver.init();
     return new Blobs(driver);
   }

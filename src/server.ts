@@ -9,6 +9,7 @@ import { openGrants, openStore, openUsage } from './factory.ts';
 import { DownloadCounter } from './core/usage.ts';
 import { IndexPublisher } from './core/publish.ts';
 import { collectGarbage } from './core/collect.ts';
+import { BlobRedirects } from './core/blob-redirects.ts';
 import { buildApp } from './http/app.ts';
 import { listenDual, listenLimits, listenPlain, type Listener } from './http/listen.ts';
 import { listenMetrics, type MetricsListener } from './http/metrics-listener.ts';
@@ -89,6 +90,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     ? new Steering({ meta: store.meta, geoip: await openGeoIp(config.geoipDb), trustedProxies: config.trustedProxies, log })
     : undefined;
   await steering?.start();
+  const redirects = config.blobRedirect ? new BlobRedirects(store.blobs, grants, log) : undefined;
 
   let httpsPort = 0;
   let draining = false;
@@ -106,6 +108,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     catalogue: { usage, assets },
     operations: { ...operations, metricsAccess: config.metricsListen ? 'elsewhere' : 'checked', metricsAllow: config.metricsAllow, trustedProxies: config.trustedProxies },
     steering,
+    redirects,
     store,
     publisher,
     log,
@@ -158,7 +161,10 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     : whileLeading(grants, 'jobs', () => {
         const scheduler = startScheduler(store, { autoUpdateSeconds: config.autoUpdateInterval, remoteCacheExpiryDays: config.remoteCacheExpiry });
         const gc = setInterval(() => {
-          collectGarbage(store).catch((err: unknown) => log.error('garbage collection failed', { err }));
+          collectGarbage(store)
+            .catch((err: unknown) => log.error('garbage collection failed', { err }))
+            .then(() => redirects?.consolidateAll())
+            .catch((err: unknown) => log.error('consolidating blobs for redirects failed', { err }));
         }, gcIntervalMs);
         gc.unref();
         const siteChecks = startSiteChecks(store.meta, { publisher, blobs: opened.blobs }, config.siteCheckInterval * 1000, log);

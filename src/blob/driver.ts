@@ -63,4 +63,17 @@ export interface BlobDriver {
   cleanUploads(idleMs: number): Promise<void>;
   /** Lets go of connections (a networked driver); nothing may be called afterwards. */
   close?(): Promise<void>;
+  /**
+   * For a driver that can hand out short-lived URLs (S3 presigned GETs): a URL that reads blob
+   * `name` (whole, or a Range asked of it) for `ttlSeconds`, without credentials; undefined when
+   * the blob cannot be read from one URL (not `consolidate`d yet). Never checked against the
+   * blob's existence on the caller's behalf: the caller knows it is stored.
+   */
+  redirectUrl?(name: string, ttlSeconds: number): Promise<string | undefined>;
+  /**
+   * Makes a blob stored in pieces one object, so that `redirectUrl` can name it, moving no byte
+   * through wharf (a server-side copy); true when it changed anything. Readers of the pieces
+   * read to the end: they are retired as a deleted blob's are.
+   */
+  consolidate?(name: string): Promise<boolean>;
 }

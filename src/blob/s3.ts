@@ -17,7 +17,22 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCopyCommand,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { outlet } from '../transfer/write-out.ts';
 import { BlobDriverError, type BlobDriver, type UploadDriver } from './driver.ts';
@@ -28,6 +43,10 @@ import type { S3Location } from './s3-location.ts';
 export const partSize = 8 * 1024 * 1024;
 /** S3's smallest part other than the last: a smaller last part is taken back on resume. */
 const minimumPart = 5 * 1024 * 1024;
+/** The most parts one S3 object can be made of (`consolidate` leaves bigger blobs in pieces). */
+const maximumParts = 10_000;
+/** Server-side part copies in flight at once while a blob is consolidated. */
+const copiesInFlight = 4;
 
 const status = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 const errorName = (err: unknown) => (err as { name?: string }).name ?? '';
@@ -46,19 +65,26 @@ function driverError(err: unknown, what: string): unknown {
 
 export class S3BlobDriver implements BlobDriver {
   private readonly s3: S3Client;
+  /** Signs the URLs handed to clients: for the endpoint they reach, which may not be wharf's. */
+  private readonly presigner: S3Client;
   private readonly bucket: string;
   private readonly prefix: string;
 
-  constructor(location: S3Location, options: { pathStyle?: boolean } = {}) {
+  /** `redirectEndpoint`: where clients reach the store, when not where wharf does (AWS_ENDPOINT_URL_S3). */
+  constructor(location: S3Location, options: { pathStyle?: boolean; redirectEndpoint?: string } = {}) {
     this.bucket = location.bucket;
     this.prefix = location.prefix;
-    this.s3 = new S3Client({
-      forcePathStyle: options.pathStyle ?? false,
-      // Plain requests: additional checksums add aws-chunked encoding that some engines
-      // (OpenStack Swift) refuse, and wharf checks every byte by its sha256 itself.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    const client = (endpoint?: string) =>
+      new S3Client({
+        forcePathStyle: options.pathStyle ?? false,
+        ...(endpoint ? { endpoint } : {}),
+        // Plain requests: additional checksums add aws-chunked encoding that some engines
+        // (OpenStack Swift) refuse, and wharf checks every byte by its sha256 itself.
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+      });
+    this.s3 = client();
+    this.presigner = options.redirectEndpoint ? client(options.redirectEndpoint) : this.s3;
   }
 
   private blobKey = (name: string) => `${this.prefix}sha256/${name}`;
@@ -186,6 +212,67 @@ export class S3BlobDriver implements BlobDriver {
 
   async close(): Promise<void> {
     this.s3.destroy();
+    this.presigner.destroy();
+  }
+
+  async redirectUrl(name: string, ttlSeconds: number): Promise<string | undefined> {
+    const manifest = await this.manifest(name);
+    const [whole, ...more] = manifest?.parts ?? [];
+    if (!whole || more.length) return undefined;
+    // Signing is local (SigV4 query authentication): no request to the store.
+    return getSignedUrl(this.presigner, new GetObjectCommand({ Bucket: this.bucket, Key: whole.key }), { expiresIn: ttlSeconds });
+  }
+
+  /**
+   * A blob's parts copied, server side, into one object (a multipart upload of part copies: the
+   * engine copies, or on AWS merely links, the bytes), which becomes the blob's one part: a new
+   * upload of its own, published as any other, so the old parts are retired and readers that
+   * had them read to the end. A blob deleted or replaced meanwhile is left as it now is.
+   */
+  async consolidate(name: string): Promise<boolean> {
+    const manifest = await this.manifest(name);
+    if (!manifest || manifest.parts.length <= 1 || manifest.parts.length > maximumParts) return false;
+    const id = randomUUID();
+    const key = this.uploadKey(id, 'whole');
+    await this.put(this.markerKey(id), Buffer.alloc(0));
+    let uploadId: string | undefined;
+    try {
+      uploadId = (await this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }))).UploadId!;
+      const etags: string[] = [];
+      let next = 0;
+      const copier = async () => {
+        for (let index = next++; index < manifest.parts.length; index = next++) {
+          const copied = await this.s3.send(
+            new UploadPartCopyCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: index + 1, CopySource: this.copySource(manifest.parts[index]!.key) }),
+          );
+          etags[index] = copied.CopyPartResult!.ETag!;
+          // A long copy is not an idle upload (cleanUploads goes by the last write).
+          if (index % 64 === 63) await this.put(this.markerKey(id), Buffer.alloc(0));
+        }
+      };
+      await Promise.all(Array.from({ length: copiesInFlight }, copier));
+      await this.s3.send(
+        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) } }),
+      );
+      uploadId = undefined;
+      const made = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (made.ContentLength !== manifest.size) throw new Error(`the consolidated ${key} holds ${made.ContentLength} bytes, not ${manifest.size}`);
+      if ((await this.manifest(name))?.upload !== manifest.upload) {
+        await this.dropUpload(id);
+        return false;
+      }
+      await this.publishUpload(name, id, [{ key, size: manifest.size }]);
+      return true;
+    } catch (err) {
+      if (uploadId) await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).catch(() => {});
+      await this.dropUpload(id).catch(() => {});
+      throw driverError(err, key);
+    }
+  }
+
+  /** `x-amz-copy-source`: the bucket and the key, URL-encoded but for its slashes. */
+  private copySource(key: string): string {
+    return `${this.bucket}/${encodeURIComponent(key).replaceAll('%2F', '/')}`;
   }
 
   /** Whether upload `id` is still in progress (not cleaned up as a dead writer's). */
@@ -200,17 +287,45 @@ export class S3BlobDriver implements BlobDriver {
 
   async cleanUploads(idleMs: number): Promise<void> {
     const before = Date.now() - idleMs;
-    const uploads = Map.groupBy(await this.listAll(`${this.prefix}uploads/`), (o) => o.key.slice(`${this.prefix}uploads/`.length).split('/')[0]!);
+    const uploads = Map.groupBy(await this.listAll(`${this.prefix}uploads/`), (o) => this.uploadOf(o.key));
+    const live = new Set<string>();
     for (const [id, objects] of uploads) {
       // No marker: a published blob's parts, which only its delete removes.
       const marker = objects.find((o) => o.key === this.markerKey(id));
-      if (!marker || Math.max(...objects.map((o) => o.modified)) >= before) continue;
+      if (marker && Math.max(...objects.map((o) => o.modified)) >= before) live.add(id);
+      if (!marker || live.has(id)) continue;
       const said = (await this.getBytes(marker.key).catch(() => Buffer.alloc(0))).toString('utf8');
       // A publish that died between writing the manifest and removing the marker: if the
       // manifest is its, the parts are the blob's; only the marker goes.
       const publishedAs = /^published:([0-9a-f]{64})$/.exec(said)?.[1];
       if (publishedAs && (await this.manifest(publishedAs))?.upload === id) await this.deleteKey(marker.key);
       else await this.dropUpload(id);
+    }
+    await this.abortMultipartUploads(before, live);
+  }
+
+  /** The id of the upload `key` (an object under uploads/) belongs to. */
+  private uploadOf = (key: string) => key.slice(`${this.prefix}uploads/`.length).split('/')[0]!;
+
+  /**
+   * S3 multipart uploads (a consolidation's) begun before `before` and never completed, but for
+   * those of a `live` upload (its writer still touches its marker): their writer died.
+   */
+  private async abortMultipartUploads(before: number, live: Set<string>): Promise<void> {
+    const stale: { Key: string; UploadId: string }[] = [];
+    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+    for (;;) {
+      const page = await this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: `${this.prefix}uploads/`, ...markers })).catch((err: unknown) => {
+        throw driverError(err, 'multipart uploads');
+      });
+      for (const u of page.Uploads ?? []) if (u.Key && u.UploadId && (u.Initiated?.getTime() ?? 0) < before && !live.has(this.uploadOf(u.Key))) stale.push({ Key: u.Key, UploadId: u.UploadId });
+      if (!page.IsTruncated) break;
+      markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
+    }
+    for (const u of stale) {
+      await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, ...u })).catch((err: unknown) => {
+        if (!isMissing(err)) throw driverError(err, u.Key);
+      });
     }
   }
 

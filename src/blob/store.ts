@@ -82,6 +82,14 @@ export interface BlobStore {
   list(): AsyncIterable<BlobInfo>;
   /** Removes uploads left by writers that died (those idle for longer than `idleMs`). */
   cleanStaging(idleMs?: number): Promise<void>;
+  /**
+   * A short-lived URL that reads the blob without wharf (an S3 presigned GET, `blob_redirect`),
+   * valid for `ttlSeconds`; undefined when the store hands out none, or none for this blob yet
+   * (stored in pieces: `consolidate` it).
+   */
+  redirectUrl(sha256: string, ttlSeconds: number): Promise<string | undefined>;
+  /** Stores the blob so that `redirectUrl` can name it, where the store needs that; true when it changed anything. */
+  consolidate(sha256: string): Promise<boolean>;
   /** Lets go of what the store holds open (connections); nothing may be called afterwards. */
   close(): Promise<void>;
 }
@@ -202,6 +210,18 @@ export class Blobs implements BlobStore {
 
   cleanStaging(idleMs = uploadIdleMs): Promise<void> {
     return this.timed('clean', () => this.driver.cleanUploads(idleMs));
+  }
+
+  async redirectUrl(sha256: string, ttlSeconds: number): Promise<string | undefined> {
+    const name = this.name(sha256);
+    const { driver } = this;
+    return driver.redirectUrl ? this.timed('redirect', () => driver.redirectUrl!(name, ttlSeconds), this.missingBlob(sha256)) : undefined;
+  }
+
+  async consolidate(sha256: string): Promise<boolean> {
+    const name = this.name(sha256);
+    const { driver } = this;
+    return driver.consolidate ? this.timed('consolidate', () => driver.consolidate!(name), this.missingBlob(sha256)) : false;
   }
 
   async close(): Promise<void> {

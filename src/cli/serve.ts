@@ -17,8 +17,11 @@ export function serveCommand(serve: Command, cli: CliContext) {
     .option('--geoip-db <file>', 'mmdb GeoIP database: steer downloads to the sites of the client\'s region (wharf site add)')
     .option('--trusted-proxy <cidr>', 'believe X-Forwarded-For from these addresses (repeatable)', collect, [])
     .option('--site-check-interval <duration>', 'how often the sites are checked (default 60s)')
-    .action(async (opts: { https?: string; http?: string; tlsCert?: string; tlsKey?: string; mirrorOf?: string; originCertificate?: string; originKey?: string; geoipDb?: string; trustedProxy: string[]; siteCheckInterval?: string }) => {
-      const { trustedProxy, ...flags } = opts;
+    .option('--blob-redirect', 'S3: answer artifact downloads with a redirect to a short-lived presigned URL of the object store')
+    .option('--blob-redirect-endpoint <url>', 'S3: the endpoint clients reach the object store at, if not AWS_ENDPOINT_URL_S3')
+    .action(async (opts: { https?: string; http?: string; tlsCert?: string; tlsKey?: string; mirrorOf?: string; originCertificate?: string; originKey?: string; geoipDb?: string; trustedProxy: string[]; siteCheckInterval?: string; blobRedirect?: boolean; blobRedirectEndpoint?: string }) => {
+      const { trustedProxy, blobRedirect, ...given } = opts;
+      const flags = { ...given, ...(blobRedirect ? { blobRedirect: 'true' } : {}) };
       const config = await cliConfig(cli, { ...flags, ...(trustedProxy.length ? { trustedProxies: trustedProxy } : {}) });
       const log = createLogger({ level: cli.globals().debug ? 'debug' : config.logLevel, write: (line) => cli.io.stderr.write(line) });
       const server = await startServer(config, log);

@@ -26,6 +26,7 @@ import { operationsRoutes, type OperationsDeps } from './operations.ts';
 import { viewerOf } from './lxd/caller.ts';
 import type { RequestCounts } from '../metrics/server-metrics.ts';
 import type { DownloadCounter } from '../core/usage.ts';
+import type { BlobRedirects } from '../core/blob-redirects.ts';
 import { catalogueRoutes, sendCataloguePage, type CatalogueDeps } from './catalogue.ts';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -49,6 +50,8 @@ export interface AppDeps {
   counts: RequestCounts;
   /** Where image downloads are counted (usage statistics); none when counting is off. */
   downloads: DownloadCounter | undefined;
+  /** `blob_redirect`: artifact downloads sent to the blob store's own short-lived URLs. */
+  redirects?: BlobRedirects | undefined;
   /** The web catalogue's usage counts and assets (the page itself comes from the publisher). */
   catalogue?: Omit<CatalogueDeps, 'publisher'> | undefined;
   operations: Omit<OperationsDeps, 'trustedClient'>;
@@ -80,7 +83,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
     return undefined;
   });
 
-  simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, downloads: deps.downloads });
+  simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, downloads: deps.downloads, redirects: deps.redirects });
   directRoutes(app, { store: deps.store, downloads: deps.downloads });
   if (deps.catalogue) catalogueRoutes(app, { ...deps.catalogue, publisher: deps.publisher });
   operationsRoutes(app, { ...deps.operations, trustedClient: async (request) => (await viewerOf(deps.store, request)).trusted });

@@ -43,7 +43,8 @@ export function steeringShortcut(publisher: IndexPublisher, steering: Steering, 
   };
 }
 
-function countRedirect(req: IncomingMessage, blob: BlobRef, publisher: IndexPublisher, downloads: DownloadCounter) {
+/** A redirected GET that would download the whole file counts as a download, served elsewhere. */
+export function countRedirect(req: IncomingMessage, blob: BlobRef, publisher: IndexPublisher, downloads: DownloadCounter) {
   const counted = publisher.countedAs(blob.sha256);
   if (!counted) return;
   const header = req.headers.range;

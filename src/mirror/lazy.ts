@@ -147,6 +147,15 @@ export class FetchThroughBlobs implements BlobStore {
   cleanStaging(idleMs?: number): Promise<void> {
     return this.inner.cleanStaging(idleMs);
   }
+  /** Only for a copy that is here: one that is not is fetched by the download wharf serves itself. */
+  async redirectUrl(sha256: string, ttlSeconds: number): Promise<string | undefined> {
+    const url = await this.inner.redirectUrl(sha256, ttlSeconds);
+    if (url) void this.markUsed(sha256);
+    return url;
+  }
+  consolidate(sha256: string): Promise<boolean> {
+    return this.inner.consolidate(sha256);
+  }
   close(): Promise<void> {
     return this.inner.close();
   }

@@ -11,9 +11,10 @@ import { PassThrough } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { FsBlobStore } from '../../src/blob/fs.ts';
 import { MemoryBlobStore } from '../../src/blob/memory.ts';
-import { S3BlobDriver } from '../../src/blob/s3.ts';
+import { partSize as s3PartSize, S3BlobDriver } from '../../src/blob/s3.ts';
 import { s3Location } from '../../src/blob/s3-location.ts';
 import { useS3 } from '../helpers/s3.ts';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { Blobs, type BlobStore } from '../../src/blob/store.ts';
 import { isAppError } from '../../src/errors.ts';
 import { tempDir } from '../helpers/env.ts';
@@ -217,6 +218,80 @@ for (const driver of drivers) {
     assert.equal(await store.size(name), undefined);
   });
 }
+
+/**
+ * `redirectUrl`/`consolidate` (blob_redirect): a store that hands out URLs names a blob by one URL
+ * only once it is one object; a store that does not answers undefined and has nothing to do.
+ */
+for (const driver of drivers) {
+  test(`${driver.name}: a redirect URL reads the blob without wharf (whole or by range), once it is one object; a store without them says so`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    // Three of the S3 driver's parts: stored in pieces until consolidated.
+    const bytes = randomBytes(2 * s3PartSize + 12345);
+    const writer = await store.createWriter();
+    for (let at = 0; at < bytes.length; at += 1 << 20) await writer.write(bytes.subarray(at, at + (1 << 20)));
+    const { sha256: name } = await writer.commit();
+    const before = await store.redirectUrl(name, 60);
+    if (driver.name !== 's3') {
+      assert.equal(before, undefined, 'no URL from a store that hands out none');
+      assert.equal(await store.consolidate(name), false);
+      return;
+    }
+    assert.equal(before, undefined, 'a blob in parts has no single URL');
+    // A download that opened the pieces before reads them to the end.
+    const opened = await store.openCopy(name);
+    assert.equal(await (await peer()).consolidate(name), true, 'consolidated by another process');
+    assert.equal(await store.consolidate(name), false, 'once is enough');
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (c: Buffer) => chunks.push(Buffer.from(c)));
+    await opened.copyTo(out);
+    assert.ok(Buffer.concat(chunks).equals(bytes), 'the pieces opened before read whole');
+    const url = await store.redirectUrl(name, 60);
+    assert.ok(url, 'one object: a URL');
+    const whole = await fetch(url);
+    assert.equal(whole.status, 200);
+    assert.equal(sha256(Buffer.from(await whole.arrayBuffer())), name);
+    const ranged = await fetch(url, { headers: { range: `bytes=${s3PartSize - 5}-${s3PartSize + 4}` } });
+    assert.equal(ranged.status, 206);
+    assert.ok(Buffer.from(await ranged.arrayBuffer()).equals(bytes.subarray(s3PartSize - 5, s3PartSize + 5)), 'a range across the old part boundary');
+    assert.equal(sha256(Buffer.concat(await (await store.openRead(name)).toArray())), name, 'wharf reads it as before');
+    assert.equal(await store.size(name), bytes.length);
+    // A tampered URL opens nothing; a deleted blob has no URL.
+    assert.equal((await fetch(url.replace(/X-Amz-Signature=[0-9a-f]/, (m) => m.slice(0, -1) + (m.endsWith('0') ? '1' : '0')))).status, 403);
+    await store.delete(name);
+    assert.equal(await store.redirectUrl(name, 60), undefined);
+    assert.equal(await store.consolidate(name), false, 'nothing to consolidate once deleted');
+    assert.deepEqual(await collect(store), []);
+  });
+}
+
+test('s3: cleaning staging aborts the multipart upload of a consolidation whose writer died, not that of a live one', async (t) => {
+  const location = s3Location(await useS3())!;
+  const driver = new S3BlobDriver(location, { pathStyle: true });
+  await driver.init();
+  const s3 = new S3Client({ forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  t.after(() => {
+    s3.destroy();
+    return driver.close();
+  });
+  const begin = async (id: string) => {
+    await driver.put(`${location.prefix}uploads/${id}/started`, Buffer.alloc(0));
+    await s3.send(new CreateMultipartUploadCommand({ Bucket: location.bucket, Key: `${location.prefix}uploads/${id}/whole` }));
+  };
+  const dead = '00000000-0000-4000-8000-000000000001';
+  const live = '00000000-0000-4000-8000-000000000002';
+  await begin(dead);
+  await begin(live);
+  await sleep(2_100);
+  // The live one's writer still touches its marker.
+  await driver.put(`${location.prefix}uploads/${live}/started`, Buffer.alloc(0));
+  await new Blobs(driver).cleanStaging(1_000);
+  const pending = (await s3.send(new ListMultipartUploadsCommand({ Bucket: location.bucket }))).Uploads ?? [];
+  assert.deepEqual(pending.map((u) => u.Key), [`${location.prefix}uploads/${live}/whole`]);
+  assert.equal(await driver.uploadExists(dead), false);
+  assert.equal(await driver.uploadExists(live), true);
+});
 
 test('filesystem: small ranges (read at once) and large ones (streamed) copy exactly; a file cut short fails the copy instead of sending less', async (t) => {
   const store = new FsBlobStore(await tempDir(t));

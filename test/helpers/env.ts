@@ -125,6 +125,9 @@ export async function serve(
     database?: string;
     blobStore?: string;
     s3PathStyle?: boolean;
+    /** S3: artifact downloads redirected to presigned URLs (blob_redirect), signed for this endpoint if given. */
+    blobRedirect?: boolean;
+    blobRedirectEndpoint?: string;
     /** metrics_listen: /metrics on a listener of its own (HOST:PORT). */
     metricsListen?: string;
     /** Seconds a download may wait for the client to take a byte (send_timeout). */
@@ -153,6 +156,8 @@ export async function serve(
     ...(settings.database !== undefined ? { database: settings.database } : {}),
     ...(settings.blobStore !== undefined ? { blobStore: settings.blobStore } : {}),
     ...(settings.s3PathStyle ? { s3PathStyle: 'true' } : {}),
+    ...(settings.blobRedirect ? { blobRedirect: 'true' } : {}),
+    ...(settings.blobRedirectEndpoint ? { blobRedirectEndpoint: settings.blobRedirectEndpoint } : {}),
     ...(settings.bodyTimeout !== undefined ? { bodyTimeout: settings.bodyTimeout } : {}),
     // Two unless a test asks otherwise: every server test then also checks that what one
     // serving process grants, another honours (the default is one per core).
