@@ -43,6 +43,8 @@ test('three replicas behind HAProxy: real incus and lxc list, copy and launch wh
   await writeFile(join(work, 'server.crt'), identity.cert);
   await writeFile(join(work, 'server.key'), identity.private);
   const env = { ...s3.env, WHARF_DATABASE: database, WHARF_BLOB_STORE: s3.url, WHARF_S3_PATH_STYLE: 'true', WHARF_TLS_CERT: join(work, 'server.crt'), WHARF_TLS_KEY: join(work, 'server.key'), WHARF_SERVE_PROCESSES: '1' };
+  // The replicas offload artifact downloads to the object store (presigned redirects); the CLI has no say.
+  const served = { ...env, WHARF_BLOB_REDIRECT: 'true' };
   const cli = (args: string[], stdin?: string) => wharf(join(work, 'cli'), args, { env, ...(stdin !== undefined ? { stdin } : {}) });
   const cliOk = async (args: string[]) => {
     const r = await cli(args);
@@ -58,7 +60,7 @@ test('three replicas behind HAProxy: real incus and lxc list, copy and launch wh
   const ports = await Promise.all([1, 2, 3].map(() => freePort()));
   const logs = ['', '', ''];
   const replicas: ChildProcess[] = ports.map((port, i) => {
-    const child = spawn(wharfBin, ['--data-dir', join(work, `replica-${i}`), 'serve', '--https', `127.0.0.1:${port}`], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(wharfBin, ['--data-dir', join(work, `replica-${i}`), 'serve', '--https', `127.0.0.1:${port}`], { env: { ...process.env, ...served }, stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (logs[i] += d));
     t.after(() => void child.kill('SIGKILL'));
     return child;
@@ -86,6 +88,13 @@ test('three replicas behind HAProxy: real incus and lxc list, copy and launch wh
   await incus.incusOk(['remote', 'add', 'lb', base, '--protocol=simplestreams']);
   const listed = await incus.incusJson<{ fingerprint: string }[]>(['image', 'list', 'lb:']);
   assert.deepEqual(listed.map((i) => i.fingerprint), [first]);
+  // Its files are redirected to the object store: the daemon that copies the image follows.
+  const index = (await fetchRaw(`${base}/streams/v1/images.json`, { ca: identity.cert })).body.toString();
+  const rootPath = /"path":\s*"(files\/[0-9a-f]{64}\.squashfs)"/.exec(index)?.[1];
+  assert.ok(rootPath, index);
+  const offloaded = await fetchRaw(`${base}/${rootPath}`, { ca: identity.cert });
+  assert.equal(offloaded.status, 302, `the rootfs is redirected: ${offloaded.status}`);
+  assert.match(String(offloaded.headers.location), /^http:\/\/127\.0\.0\.1:\d+\/.*X-Amz-Signature=/);
   await incus.incusOk(['image', 'copy', 'lb:balanced', 'local:', '--alias', 'bal']);
   await prepareForInstances(incus);
   await incus.incusOk(['launch', 'local:bal', 'c1']);
@@ -107,6 +116,13 @@ test('three replicas behind HAProxy: real incus and lxc list, copy and launch wh
   const viaApi = await lxd.lxcJson<{ fingerprint: string }[]>(['image', 'list', 'lbapi:']);
   assert.deepEqual(viaApi.map((i) => i.fingerprint).sort(), [first, second].sort());
   await lxd.lxcOk(['image', 'copy', 'lbapi:later', 'local:', '--alias', 'later-api']);
+  // And as a simplestreams remote: LXD's daemon follows the redirects to the object store too
+  // (the copy above deleted first, or LXD would not download it again).
+  await lxd.lxcOk(['image', 'delete', 'local:later-api']);
+  await lxd.lxcOk(['remote', 'add', 'lbss', base, '--protocol=simplestreams']);
+  await lxd.lxcOk(['image', 'copy', 'lbss:later', 'local:', '--alias', 'later-ss']);
+  const copiedByLxd = await lxd.lxcJson<{ fingerprint: string; aliases: { name: string }[] }[]>(['image', 'list', 'local:']);
+  assert.equal(copiedByLxd.find((i) => i.aliases.some((a) => a.name === 'later-ss'))?.fingerprint, second);
 
   // A one-time secret, minted through one replica, asked for through all three at once: one download.
   const admin = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
