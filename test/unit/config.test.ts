@@ -80,3 +80,15 @@ test('the sample config (contrib/config.yaml) loads, with its commented keys tur
   assert.deepEqual(all.trustedProxies, ['127.0.0.1/32', '::1']);
   assert.equal(all.cacheInactive, 3 * 86400);
 });
+
+test('blob_redirect: only over an s3:// blob store; its endpoint an http(s) URL without credentials', async (t) => {
+  const dir = await tempDir(t);
+  await assert.rejects(loadConfig(dir, { blobRedirect: 'true' }, {}), (err) => isAppError(err, 'config') && /blob_redirect needs an s3:\/\/ blob_store/.test(err.message));
+  await assert.rejects(loadConfig(dir, { blobRedirect: 'true', blobStore: '/srv/blobs' }, {}), (err) => isAppError(err, 'config'));
+  const s3 = await loadConfig(dir, { blobRedirect: 'true', blobStore: 's3://images', blobRedirectEndpoint: 'http://s3.internal:9000/' }, {});
+  assert.equal(s3.blobRedirect, true);
+  assert.equal(s3.blobRedirectEndpoint, 'http://s3.internal:9000');
+  for (const bad of ['https://key:secret@s3.example.org', 'ftp://s3.example.org', 'https://s3.example.org/?x=1', 'not a url']) {
+    await assert.rejects(loadConfig(dir, { blobStore: 's3://images', blobRedirectEndpoint: bad }, {}), (err) => isAppError(err, 'config') && /blob_redirect_endpoint|--blob-redirect-endpoint/.test(err.message), bad);
+  }
+});
