@@ -37,10 +37,14 @@ export function startScheduler(store: Store, options: { autoUpdateSeconds: numbe
       await refreshImages(store, [], controller.signal);
     }
   };
-  const timer = setInterval(() => {
+  const schedule = () => {
     running = running.then(tick).catch((err: unknown) => store.log.error('background job failed', { err }));
-  }, options.tickMs ?? 30_000);
+  };
+  const timer = setInterval(schedule, options.tickMs ?? 30_000);
   timer.unref();
+  // At once too: a process taking the jobs over (at start, or from one that died mid-sync) goes
+  // on with what is due now, not a tick later.
+  schedule();
   return {
     stop: async () => {
       clearInterval(timer);
