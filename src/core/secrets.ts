@@ -28,7 +28,7 @@ export class ImageSecrets {
 
   async issue(fingerprint: string): Promise<string> {
     const secret = randomBytes(32).toString('hex');
-    await this.grants.addImageSecret(keyOf(secret), fingerprint, Date.now() + this.ttlMs);
+    await this.grants.addImageSecret(keyOf(secret), fingerprint, this.ttlMs);
     return secret;
   }
 
@@ -87,7 +87,7 @@ export class PushGrants {
 
   async issue(grant: PushGrant): Promise<string> {
     const secret = randomBytes(32).toString('hex');
-    await this.grants.addPushGrant(keyOf(secret), grant, Date.now() + this.ttlMs);
+    await this.grants.addPushGrant(keyOf(secret), grant, this.ttlMs);
     return secret;
   }
 

@@ -33,8 +33,8 @@ export class MemoryGrantStore implements GrantStore {
     return entry && entry.expiresAt > this.now() ? entry : undefined;
   }
 
-  async addImageSecret(key: string, fingerprint: string, expiresAt: number): Promise<void> {
-    this.data.secrets.set(key, { fingerprint, expiresAt });
+  async addImageSecret(key: string, fingerprint: string, ttlMs: number): Promise<void> {
+    this.data.secrets.set(key, { fingerprint, expiresAt: this.now() + ttlMs });
   }
 
   async imageSecretTarget(key: string): Promise<string | undefined> {
@@ -45,8 +45,8 @@ export class MemoryGrantStore implements GrantStore {
     this.data.secrets.delete(key);
   }
 
-  async addPushGrant(key: string, grant: PushGrant, expiresAt: number): Promise<void> {
-    this.data.pushGrants.set(key, { grant: structuredClone(grant), expiresAt });
+  async addPushGrant(key: string, grant: PushGrant, ttlMs: number): Promise<void> {
+    this.data.pushGrants.set(key, { grant: structuredClone(grant), expiresAt: this.now() + ttlMs });
   }
 
   async redeemPushGrant(key: string, fingerprint: string): Promise<PushGrant | undefined> {
@@ -56,8 +56,8 @@ export class MemoryGrantStore implements GrantStore {
     return entry.grant;
   }
 
-  async putOperation(id: string, operation: unknown, expiresAt: number): Promise<void> {
-    this.data.operations.set(id, { body: JSON.stringify(operation), expiresAt });
+  async putOperation(id: string, operation: unknown, ttlMs: number): Promise<void> {
+    this.data.operations.set(id, { body: JSON.stringify(operation), expiresAt: this.now() + ttlMs });
   }
 
   async getOperation(id: string): Promise<unknown> {

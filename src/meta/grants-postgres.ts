@@ -1,13 +1,16 @@
 /**
  * The grant store on PostgreSQL, beside the catalogue in the same database: the grants every
  * replica on every host must see the same way (secrets, push grants, operations, leases). Each
- * call is one atomic statement or serializable write (postgres-db.ts); expiry is judged by the
- * store's clock, which the driver reads from the caller's `clock` like the others' (tests move it).
+ * call is one atomic statement or serializable write (postgres-db.ts). Expiry is judged by one
+ * clock, the database server's (`clock_timestamp()`), whatever the hosts' clocks say: a replica
+ * whose clock runs ahead cannot take a lease early. Tests pass a `clock` to move time by hand.
  */
 import type { GrantStore, PushGrant } from './grants.ts';
 import { PostgresDatabase } from './postgres-db.ts';
 
 const text = 'text COLLATE "C"';
+/** The database server's clock, in milliseconds since the epoch. */
+const databaseNow = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
 const migrations = [
   `CREATE TABLE grant_image_secrets (key ${text} PRIMARY KEY, fingerprint text NOT NULL, expires_at bigint NOT NULL);
@@ -18,26 +21,39 @@ const migrations = [
 
 export class PostgresGrantStore implements GrantStore {
   private readonly db: PostgresDatabase;
-  private readonly now: () => number;
+  private readonly clock: (() => number) | undefined;
 
-  private constructor(db: PostgresDatabase, now: () => number) {
+  private constructor(db: PostgresDatabase, clock: (() => number) | undefined) {
     this.db = db;
-    this.now = now;
+    this.clock = clock;
   }
 
   static async open(url: string, options: { clock?: () => number } = {}): Promise<PostgresGrantStore> {
-    return new PostgresGrantStore(await PostgresDatabase.open(url, 'grants', migrations), options.clock ?? Date.now);
+    return new PostgresGrantStore(await PostgresDatabase.open(url, 'grants', migrations), options.clock);
   }
 
-  async addImageSecret(key: string, fingerprint: string, expiresAt: number): Promise<void> {
+  /** A statement whose `{now}` is the store's clock: the database's, or a test's (then a parameter in its place). */
+  private at(sql: string, params: unknown[]): [string, unknown[]] {
+    const clock = this.clock;
+    if (!clock) return [sql.replaceAll('{now}', databaseNow), params];
+    const ordered: unknown[] = [];
+    let next = 0;
+    const text = sql.replace(/\?|\{now\}/g, (token) => {
+      ordered.push(token === '?' ? params[next++] : clock());
+      return token === '?' ? '?' : '?::bigint';
+    });
+    return [text, ordered];
+  }
+
+  async addImageSecret(key: string, fingerprint: string, ttlMs: number): Promise<void> {
     await this.db.write(async (q) => {
-      await q('DELETE FROM grant_image_secrets WHERE expires_at <= ?', [this.now()]);
-      await q('INSERT INTO grant_image_secrets (key, fingerprint, expires_at) VALUES (?, ?, ?)', [key, fingerprint, expiresAt]);
+      await q(...this.at('DELETE FROM grant_image_secrets WHERE expires_at <= {now}', []));
+      await q(...this.at('INSERT INTO grant_image_secrets (key, fingerprint, expires_at) VALUES (?, ?, {now} + ?)', [key, fingerprint, ttlMs]));
     });
   }
 
   async imageSecretTarget(key: string): Promise<string | undefined> {
-    const [row] = await this.db.rows<{ fingerprint: string }>('SELECT fingerprint FROM grant_image_secrets WHERE key = ? AND expires_at > ?', [key, this.now()]);
+    const [row] = await this.db.rows<{ fingerprint: string }>(...this.at('SELECT fingerprint FROM grant_image_secrets WHERE key = ? AND expires_at > {now}', [key]));
     return row?.fingerprint;
   }
 
@@ -45,47 +61,48 @@ export class PostgresGrantStore implements GrantStore {
     await this.db.write((q) => q('DELETE FROM grant_image_secrets WHERE key = ?', [key]));
   }
 
-  async addPushGrant(key: string, grant: PushGrant, expiresAt: number): Promise<void> {
+  async addPushGrant(key: string, grant: PushGrant, ttlMs: number): Promise<void> {
     await this.db.write(async (q) => {
-      await q('DELETE FROM grant_push WHERE expires_at <= ?', [this.now()]);
-      await q('INSERT INTO grant_push (key, body, expires_at) VALUES (?, ?, ?)', [key, JSON.stringify(grant), expiresAt]);
+      await q(...this.at('DELETE FROM grant_push WHERE expires_at <= {now}', []));
+      await q(...this.at('INSERT INTO grant_push (key, body, expires_at) VALUES (?, ?, {now} + ?)', [key, JSON.stringify(grant), ttlMs]));
     });
   }
 
   async redeemPushGrant(key: string, fingerprint: string): Promise<PushGrant | undefined> {
     const [row] = await this.db.write((q) =>
-      q<{ body: string }>("DELETE FROM grant_push WHERE key = ? AND expires_at > ? AND (body::jsonb ->> 'fingerprint') = ? RETURNING body", [key, this.now(), fingerprint]).then((r) => r.rows),
+      q<{ body: string }>(...this.at("DELETE FROM grant_push WHERE key = ? AND expires_at > {now} AND (body::jsonb ->> 'fingerprint') = ? RETURNING body", [key, fingerprint])).then((r) => r.rows),
     );
     return row ? (JSON.parse(row.body) as PushGrant) : undefined;
   }
 
-  async putOperation(id: string, operation: unknown, expiresAt: number): Promise<void> {
+  async putOperation(id: string, operation: unknown, ttlMs: number): Promise<void> {
     await this.db.write(async (q) => {
-      await q('DELETE FROM grant_operations WHERE expires_at <= ?', [this.now()]);
-      await q('INSERT INTO grant_operations (id, body, expires_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at', [id, JSON.stringify(operation), expiresAt]);
+      await q(...this.at('DELETE FROM grant_operations WHERE expires_at <= {now}', []));
+      await q(...this.at('INSERT INTO grant_operations (id, body, expires_at) VALUES (?, ?, {now} + ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at', [id, JSON.stringify(operation), ttlMs]));
     });
   }
 
   async getOperation(id: string): Promise<unknown> {
-    const [row] = await this.db.rows<{ body: string }>('SELECT body FROM grant_operations WHERE id = ? AND expires_at > ?', [id, this.now()]);
+    const [row] = await this.db.rows<{ body: string }>(...this.at('SELECT body FROM grant_operations WHERE id = ? AND expires_at > {now}', [id]));
     return row ? JSON.parse(row.body) : undefined;
   }
 
   async countOperations(): Promise<number> {
-    const [row] = await this.db.rows<{ n: number }>('SELECT count(*) AS n FROM grant_operations WHERE expires_at > ?', [this.now()]);
+    const [row] = await this.db.rows<{ n: number }>(...this.at('SELECT count(*) AS n FROM grant_operations WHERE expires_at > {now}', []));
     return row!.n;
   }
 
   async takeLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
-    const now = this.now();
     // One statement: a free, expired or own lease becomes this holder's; another's live one stays.
     const [taken] = await this.db.write((q) =>
       q(
-        `INSERT INTO grant_leases (name, holder, expires_at) VALUES (?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-         WHERE grant_leases.holder = excluded.holder OR grant_leases.expires_at <= ?
-         RETURNING 1`,
-        [name, holder, now + ttlMs, now],
+        ...this.at(
+          `INSERT INTO grant_leases (name, holder, expires_at) VALUES (?, ?, {now} + ?)
+           ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+           WHERE grant_leases.holder = excluded.holder OR grant_leases.expires_at <= {now}
+           RETURNING 1`,
+          [name, holder, ttlMs],
+        ),
       ).then((r) => r.rows),
     );
     return taken !== undefined;
@@ -93,7 +110,7 @@ export class PostgresGrantStore implements GrantStore {
 
   async renewLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     // Expired but taken by no one is still its own: nobody else can have started the work.
-    const renewed = await this.db.write((q) => q('UPDATE grant_leases SET expires_at = ? WHERE name = ? AND holder = ?', [this.now() + ttlMs, name, holder]));
+    const renewed = await this.db.write((q) => q(...this.at('UPDATE grant_leases SET expires_at = {now} + ? WHERE name = ? AND holder = ?', [ttlMs, name, holder])));
     return renewed.rowCount === 1;
   }
 

@@ -50,9 +50,9 @@ export class SqliteGrantStore implements GrantStore {
     this.sql(`DELETE FROM ${table} WHERE expires_at <= ?`).run(this.now());
   }
 
-  async addImageSecret(key: string, fingerprint: string, expiresAt: number): Promise<void> {
+  async addImageSecret(key: string, fingerprint: string, ttlMs: number): Promise<void> {
     this.expire('image_secrets');
-    this.sql('INSERT INTO image_secrets (key, fingerprint, expires_at) VALUES (?, ?, ?)').run(key, fingerprint, expiresAt);
+    this.sql('INSERT INTO image_secrets (key, fingerprint, expires_at) VALUES (?, ?, ?)').run(key, fingerprint, this.now() + ttlMs);
   }
 
   async imageSecretTarget(key: string): Promise<string | undefined> {
@@ -64,9 +64,9 @@ export class SqliteGrantStore implements GrantStore {
     this.sql('DELETE FROM image_secrets WHERE key = ?').run(key);
   }
 
-  async addPushGrant(key: string, grant: PushGrant, expiresAt: number): Promise<void> {
+  async addPushGrant(key: string, grant: PushGrant, ttlMs: number): Promise<void> {
     this.expire('push_grants');
-    this.sql('INSERT INTO push_grants (key, body, expires_at) VALUES (?, ?, ?)').run(key, JSON.stringify(grant), expiresAt);
+    this.sql('INSERT INTO push_grants (key, body, expires_at) VALUES (?, ?, ?)').run(key, JSON.stringify(grant), this.now() + ttlMs);
   }
 
   async redeemPushGrant(key: string, fingerprint: string): Promise<PushGrant | undefined> {
@@ -76,9 +76,9 @@ export class SqliteGrantStore implements GrantStore {
     return row ? (JSON.parse(row.body) as PushGrant) : undefined;
   }
 
-  async putOperation(id: string, operation: unknown, expiresAt: number): Promise<void> {
+  async putOperation(id: string, operation: unknown, ttlMs: number): Promise<void> {
     this.expire('operations');
-    this.sql('INSERT OR REPLACE INTO operations (id, body, expires_at) VALUES (?, ?, ?)').run(id, JSON.stringify(operation), expiresAt);
+    this.sql('INSERT OR REPLACE INTO operations (id, body, expires_at) VALUES (?, ?, ?)').run(id, JSON.stringify(operation), this.now() + ttlMs);
   }
 
   async getOperation(id: string): Promise<unknown> {

@@ -16,18 +16,22 @@ export interface PushGrant {
   properties: Record<string, string>;
 }
 
+/**
+ * Every grant lives `ttlMs` from when it was stored, by the store's clock, never the caller's: on
+ * several hosts the callers' clocks differ, the store's is one (PostgreSQL's own).
+ */
 export interface GrantStore extends Leases {
-  addImageSecret(key: string, fingerprint: string, expiresAt: number): Promise<void>;
+  addImageSecret(key: string, fingerprint: string, ttlMs: number): Promise<void>;
   /** The image a live secret opens. */
   imageSecretTarget(key: string): Promise<string | undefined>;
   /** Uses the secret up (its download completed): no one may use it again. */
   spendImageSecret(key: string): Promise<void>;
 
-  addPushGrant(key: string, grant: PushGrant, expiresAt: number): Promise<void>;
+  addPushGrant(key: string, grant: PushGrant, ttlMs: number): Promise<void>;
   /** Removes and returns the grant if it is live and for `fingerprint`: redeemed once, by one caller. */
   redeemPushGrant(key: string, fingerprint: string): Promise<PushGrant | undefined>;
 
-  putOperation(id: string, operation: unknown, expiresAt: number): Promise<void>;
+  putOperation(id: string, operation: unknown, ttlMs: number): Promise<void>;
   getOperation(id: string): Promise<unknown>;
   /** Live operations, for tests and metrics. */
   countOperations(): Promise<number>;

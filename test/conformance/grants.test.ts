@@ -118,8 +118,8 @@ for (const driver of drivers) {
   test(`${driver.name} grants: a secret opens one image until spent or expired; a push grant is redeemed once, for its image`, async (t) => {
     const { store, peer, clock } = await driver.open(t);
     const other = peer();
-    await store.addImageSecret('k1', 'fp-1', clock.now() + 1_000);
-    await store.addImageSecret('k2', 'fp-2', clock.now() + 1_000);
+    await store.addImageSecret('k1', 'fp-1', 1_000);
+    await store.addImageSecret('k2', 'fp-2', 1_000);
     assert.equal(await other.imageSecretTarget('k1'), 'fp-1');
     await other.spendImageSecret('k1');
     assert.equal(await store.imageSecretTarget('k1'), undefined, 'spent, for every handle');
@@ -127,11 +127,11 @@ for (const driver of drivers) {
     assert.equal(await other.imageSecretTarget('k2'), undefined, 'expired');
 
     const grant = { fingerprint: 'fp-3', aliases: ['a'], public: true, properties: { os: 'x' } };
-    await store.addPushGrant('p1', grant, clock.now() + 1_000);
+    await store.addPushGrant('p1', grant, 1_000);
     assert.equal(await other.redeemPushGrant('p1', 'fp-4'), undefined, 'for another image: refused, and kept');
     const redeemed = await Promise.all([store, other, peer()].map((h) => h.redeemPushGrant('p1', 'fp-3')));
     assert.deepEqual(redeemed.filter(Boolean), [grant], 'redeemed once, by one caller');
-    await store.addPushGrant('p2', grant, clock.now() + 1_000);
+    await store.addPushGrant('p2', grant, 1_000);
     clock.advance(1_000);
     assert.equal(await other.redeemPushGrant('p2', 'fp-3'), undefined, 'expired');
   });
@@ -139,10 +139,10 @@ for (const driver of drivers) {
   test(`${driver.name} grants: operations are seen by every handle until they expire`, async (t) => {
     const { store, peer, clock } = await driver.open(t);
     const other = peer();
-    await store.putOperation('op-1', { status: 'Running', n: 1 }, clock.now() + 1_000);
-    await store.putOperation('op-2', { status: 'Success' }, clock.now() + 2_000);
+    await store.putOperation('op-1', { status: 'Running', n: 1 }, 1_000);
+    await store.putOperation('op-2', { status: 'Success' }, 2_000);
     assert.deepEqual(await other.getOperation('op-1'), { status: 'Running', n: 1 });
-    await other.putOperation('op-1', { status: 'Success', n: 2 }, clock.now() + 1_000);
+    await other.putOperation('op-1', { status: 'Success', n: 2 }, 1_000);
     assert.deepEqual(await store.getOperation('op-1'), { status: 'Success', n: 2 });
     assert.equal(await store.countOperations(), 2);
     clock.advance(1_500);
@@ -176,4 +176,26 @@ class YieldingLeases implements Leases {
 test('the suite catches a driver that reads, yields and writes: several holders win one lease', async () => {
   const shared = new Map<string, { holder: string; expiresAt: number }>();
   await assert.rejects(oneWinnerPerRound([0, 1, 2, 3].map(() => new YieldingLeases(shared))), /holders took one lease/);
+});
+
+test("postgres grants: one clock, the database server's: a host whose clock is an hour off neither takes a live lease nor loses its own", async (t) => {
+  const url = await freshDatabase();
+  const [a, b] = [closeAfter(t, await PostgresGrantStore.open(url)), closeAfter(t, await PostgresGrantStore.open(url))];
+  const hostNow = Date.now;
+  const skewed = (ms: number) => t.mock.method(Date, 'now', () => hostNow() + ms);
+
+  assert.equal(await a.takeLease('jobs', 'host-a', 30_000), true);
+  await a.addImageSecret('secret', 'fp', 30_000);
+  // Host B's clock runs an hour ahead: by its clock A's lease and secret expired long ago.
+  const ahead = skewed(3_600_000);
+  assert.equal(await b.takeLease('jobs', 'host-b', 30_000), false, "a live lease is not taken by a host whose clock runs ahead");
+  assert.equal(await b.imageSecretTarget('secret'), 'fp', 'a live secret is live on every host');
+  ahead.mock.restore();
+
+  // Host C's clock runs an hour behind: the lease it takes still expires 30 s from now, for everyone.
+  assert.equal(await a.releaseLease('jobs', 'host-a'), undefined);
+  const behind = skewed(-3_600_000);
+  assert.equal(await b.takeLease('jobs', 'host-c', 30_000), true);
+  behind.mock.restore();
+  assert.equal(await a.takeLease('jobs', 'host-a', 30_000), false, "a lease taken by a host whose clock runs behind is not expired at once");
 });

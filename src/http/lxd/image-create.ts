@@ -55,7 +55,7 @@ export function imageCreateRoutes(app: FastifyInstance, deps: { store: Store; op
       if (!source.fingerprint) throw new AppError(ErrorCodes.invalidArgument, 'A push needs the fingerprint of the image');
       const secret = await pushGrants.issue({ fingerprint: source.fingerprint, aliases, public: body.public ?? false, properties: body.properties ?? {} });
       const op = operation({ class: 'token', description: 'Downloading image', status: 'Running', status_code: 103, resources: null, metadata: { secret, fingerprint: source.fingerprint } });
-      await operations.add(op, Date.now() + pushGrants.ttlMs);
+      await operations.add(op, pushGrants.ttlMs);
       return asyncResponse(reply, op);
     }
     if (source.type !== 'image' || (source.mode ?? 'pull') !== 'pull' || !source.server) {

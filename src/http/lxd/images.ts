@@ -54,7 +54,7 @@ export function imageRoutes(app: FastifyInstance, deps: { store: Store; secrets:
       resources: { images: [`/1.0/images/${image.fingerprint}`] },
       metadata: { secret },
     });
-    await operations.add(op, Date.now() + secrets.ttlMs);
+    await operations.add(op, secrets.ttlMs);
     return asyncResponse(reply, op);
   });
 

@@ -24,9 +24,9 @@ export class Operations {
     this.finishedTtlMs = finishedTtlMs;
   }
 
-  /** Keeps `op` until `expiresAt` (a token: when its secret expires), else for the finished-operation time. */
-  add(op: Operation, expiresAt?: number): Promise<void> {
-    return this.grants.putOperation(op.id, op, expiresAt ?? Date.now() + this.finishedTtlMs);
+  /** Keeps `op` for `ttlMs` (a token: as long as its secret), else for the finished-operation time. */
+  add(op: Operation, ttlMs?: number): Promise<void> {
+    return this.grants.putOperation(op.id, op, ttlMs ?? this.finishedTtlMs);
   }
 
   async get(id: string): Promise<Operation | undefined> {
