@@ -73,6 +73,12 @@ export function noteFailure(res: TaggedResponse, err: unknown): void {
  */
 export type Shortcut = (req: IncomingMessage, res: ServerResponse, id: string) => boolean;
 
+/** The shortcuts given, tried in order: the first that answers ends it. */
+export function firstOf(...shortcuts: (Shortcut | undefined)[]): Shortcut {
+  const given = shortcuts.filter((s): s is Shortcut => s !== undefined);
+  return (req, res, id) => given.some((shortcut) => shortcut(req, res, id));
+}
+
 export function withAccessLog(handler: Handler, log: Logger, counts?: RequestCounts, shortcut?: Shortcut): Handler {
   return (req, res) => {
     const id = requestIdOf(req);

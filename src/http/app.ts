@@ -10,12 +10,12 @@ import type { TLSSocket } from 'node:tls';
 import type { IndexPublisher } from '../core/publish.ts';
 import type { Store } from '../core/context.ts';
 import type { Logger } from '../log.ts';
-import { simplestreamsRoutes } from './simplestreams.ts';
+import { indexShortcut, simplestreamsRoutes } from './simplestreams.ts';
 import { directRoutes } from './direct.ts';
 import { lxdRoutes } from './lxd/routes.ts';
 import { sendError } from './errors.ts';
 import { httpsBase, toOriginForm } from './base-url.ts';
-import { requestIdHeader, requestIdOf, withAccessLog, type Shortcut } from './access-log.ts';
+import { firstOf, requestIdHeader, requestIdOf, withAccessLog, type Shortcut } from './access-log.ts';
 import { notFound } from '../errors.ts';
 import type { ImageSecrets } from '../core/secrets.ts';
 import type { GrantStore } from '../meta/grants.ts';
@@ -70,7 +70,7 @@ const plainHttpAllowed = (url: string) => url.startsWith('/files/') || url === '
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
   const { app, handler } = baseApp(deps.log, {
     counts: deps.counts,
-    shortcut: deps.steering && steeringShortcut(deps.publisher, deps.steering, deps.downloads),
+    shortcut: firstOf(indexShortcut(deps.publisher), deps.steering && steeringShortcut(deps.publisher, deps.steering, deps.downloads)),
     sendTimeoutMs: deps.sendTimeoutMs,
   });
   app.addHook('onRequest', async (request, reply) => {

@@ -35,6 +35,22 @@ test('index and artifacts over HTTPS and plain HTTP', async (t) => {
   const indexDoc = JSON.parse(index.body.toString());
   assert.deepEqual(indexDoc.index.images.products, ['testlinux:1.0:amd64:default']);
   assert.equal((await get('/streams/v1/index.json', { 'if-none-match': String(index.headers.etag) })).status, 304);
+  // What an index answer carries (answered before the framework, bench/images-json-floor.ts):
+  // the same as any other answer of wharf's, and what browsers and caches need.
+  assert.equal(index.headers.vary, 'user-agent, accept-encoding');
+  assert.equal(index.headers['access-control-allow-origin'], '*');
+  assert.equal(index.headers['cache-control'], 'no-cache');
+  assert.match(String(index.headers['x-request-id']), /^[0-9a-f]{16}$/);
+  assert.equal(index.headers['content-length'], String(index.body.length));
+  const indexHead = await get('/streams/v1/index.json', {}, 'HEAD');
+  assert.equal(indexHead.status, 200);
+  assert.equal(indexHead.headers['content-length'], String(index.body.length));
+  assert.equal(indexHead.body.length, 0);
+  assert.equal((await get('/streams/v1/index.json?cache=bust')).body.toString(), index.body.toString(), 'a query string changes nothing');
+  assert.equal((await get('/streams/v1/nothing.json')).status, 404);
+  assert.equal((await get('/streams/v1/index.json', {}, 'POST')).status, 404);
+  const plainIndex = await fetchRaw(`http://127.0.0.1:${server.httpsPort}/streams/v1/index.json`);
+  assert.equal(plainIndex.status, 301, 'plain HTTP is sent to HTTPS for the index');
 
   const products = await get('/streams/v1/images.json', { 'accept-encoding': 'gzip' });
   assert.equal(products.headers['content-encoding'], 'gzip');
