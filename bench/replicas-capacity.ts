@@ -5,7 +5,7 @@
  * process pinned to core 0, HAProxy and wrk on core 1: on 2 cores, pinning is the honest way to
  * show that capacity grows with processes and hosts (two replicas sharing one core must serve at
  * least what one does, so nothing they share, the database above all, is in a request's way).
- * Target (issue 24): 2 replicas >= 0.95x one. 3 alternating rounds of 8 s; medians.
+ * Target (issue 24): 2 replicas >= 0.95x one. 5 alternating rounds of 12 s; medians.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -19,7 +19,7 @@ import { addImage, tinySquashfs } from './store.ts';
 import { freePort, median, removeDir, report, requireCommands, sleep, startWharf, tempDir, wrk, type WharfServer } from './lib.ts';
 
 const images = 30;
-const rounds = 3;
+const rounds = 5;
 requireCommands('wrk', 'haproxy', 'taskset', 'mksquashfs');
 
 const work = await tempDir('replicas-capacity');
@@ -63,7 +63,7 @@ try {
   const pair = await balancer(two.map((r) => r.httpsPort));
   stops.push(single.stop, pair.stop);
 
-  const wrkPinned = (url: string) => wrk(url, '8s', ['Connection: close']);
+  const wrkPinned = (url: string) => wrk(url, '12s', ['Connection: close']);
   await wrkPinned(single.url); // warm-up
   await wrkPinned(pair.url);
   const onOne: number[] = [];
