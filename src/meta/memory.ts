@@ -8,6 +8,7 @@ import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import {
   abandonedCollectionMs,
+  type BlobOwner,
   type BlobRecord,
   type BlobSource,
   type MetaStore,
@@ -53,6 +54,8 @@ class MemoryData {
   readonly claims = new Map<string, Map<string, string>>();
   /** sha256 -> when its collection began */
   readonly collections = new Map<string, string>();
+  /** sha256 -> the owners holding it, as "kind\0id" */
+  readonly owners = new Map<string, Set<string>>();
   version = 0;
 }
 
@@ -72,6 +75,9 @@ const byKeys =
   };
 
 const copy = <T>(value: T): T => structuredClone(value);
+
+/** An owner as one key; NUL sorts before any other character, so keys order by kind, then id. */
+const ownerKey = (owner: BlobOwner) => `${owner.kind}\0${owner.id}`;
 
 export class MemoryMetaStore implements MetaStore {
   private shared = new MemoryData();
@@ -288,6 +294,7 @@ export class MemoryMetaStore implements MetaStore {
   // Blobs, claims and collection
 
   private used(data: MemoryData, sha256: string): boolean {
+    if (data.owners.get(sha256)?.size) return true;
     for (const { image, deltas } of data.images.values()) {
       if (image.metadata.sha256 === sha256 || image.rootfs?.sha256 === sha256 || deltas.has(sha256)) return true;
     }
@@ -330,20 +337,57 @@ export class MemoryMetaStore implements MetaStore {
       .sort(compareText);
   }
 
+  /** `busy` while one of the blobs is being collected, changing nothing; collections their collector abandoned are dropped. */
+  private refuseCollecting(data: MemoryData, sha256s: string[]) {
+    const staleBefore = new Date(Date.now() - abandonedCollectionMs).toISOString();
+    for (const sha of sha256s) {
+      const started = data.collections.get(sha);
+      if (started !== undefined && started > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha.slice(0, 12)} is being collected; try again`);
+    }
+    // The collector died mid-way: its file may be gone, which the writer's commit repairs.
+    for (const sha of sha256s) data.collections.delete(sha);
+  }
+
   async claimBlobs(claim: string, sha256s: string[], expiresAt: string): Promise<void> {
     this.write((data) => {
-      const staleBefore = new Date(Date.now() - abandonedCollectionMs).toISOString();
-      for (const sha of sha256s) {
-        const started = data.collections.get(sha);
-        if (started !== undefined && started > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha.slice(0, 12)} is being collected; try again`);
-      }
+      this.refuseCollecting(data, sha256s);
       const held = data.claims.get(claim) ?? new Map<string, string>();
-      for (const sha of sha256s) {
-        // The collector died mid-way: its file may be gone, which the writer's commit repairs.
-        data.collections.delete(sha);
-        if (!held.has(sha)) held.set(sha, expiresAt);
-      }
+      for (const sha of sha256s) if (!held.has(sha)) held.set(sha, expiresAt);
       if (held.size) data.claims.set(claim, held);
+    });
+  }
+
+  async holdBlobs(owner: BlobOwner, blobs: BlobRef[]): Promise<void> {
+    this.write((data) => {
+      this.refuseCollecting(data, blobs.map((b) => b.sha256));
+      const now = new Date().toISOString();
+      for (const blob of blobs) {
+        this.recordBlob(data, blob, now);
+        const owners = data.owners.get(blob.sha256) ?? new Set<string>();
+        owners.add(ownerKey(owner));
+        data.owners.set(blob.sha256, owners);
+      }
+    });
+  }
+
+  async releaseBlobs(owner: BlobOwner, options: { sha256s?: string[]; published?: boolean } = {}): Promise<void> {
+    this.write((data) => {
+      const key = ownerKey(owner);
+      const now = new Date().toISOString();
+      for (const [sha, owners] of data.owners) {
+        if (!owners.has(key) || (options.sha256s && !options.sha256s.includes(sha))) continue;
+        owners.delete(key);
+        if (owners.size === 0) data.owners.delete(sha);
+        const blob = data.blobs.get(sha);
+        if (options.published && blob && !this.used(data, sha)) blob.unpublishedAt = now;
+      }
+    });
+  }
+
+  async blobOwners(sha256: string): Promise<BlobOwner[]> {
+    return [...(this.data.owners.get(sha256) ?? [])].sort(compareText).map((key) => {
+      const [kind, id] = key.split('\0') as [string, string];
+      return { kind, id };
     });
   }
 

@@ -19,6 +19,7 @@ const catalogueTables: [string, string][] = [
   ['images', 'images'],
   ['aliases', 'aliases'],
   ['image_deltas', 'image_deltas'],
+  ['blob_owners', 'blob_owners'],
   ['certificates', 'certificates'],
   ['trust_tokens', 'trust_tokens'],
   ['remotes', 'remotes'],

@@ -12,7 +12,7 @@
 import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import { PostgresDatabase, pgCode, type Query } from './postgres-db.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
-import { abandonedCollectionMs, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
+import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const text = 'text COLLATE "C"';
@@ -96,6 +96,13 @@ const migrations: string[] = [
      last_error text
    );
    CREATE TABLE sites (name ${text} PRIMARY KEY, url text NOT NULL, countries text NOT NULL, continents text NOT NULL, weight integer NOT NULL, health text);`,
+  `CREATE TABLE blob_owners (
+     sha256 ${text} NOT NULL REFERENCES blobs (sha256),
+     kind ${text} NOT NULL,
+     id ${text} NOT NULL,
+     PRIMARY KEY (sha256, kind, id)
+   );
+   CREATE INDEX blob_owners_owner ON blob_owners (kind, id);`,
 ];
 
 export class PostgresMetaStore implements MetaStore {
@@ -270,15 +277,40 @@ export class PostgresMetaStore implements MetaStore {
 
   async claimBlobs(claim: string, sha256s: string[], expiresAt: string): Promise<void> {
     await this.write(async (q) => {
-      const staleBefore = new Date(Date.now() - abandonedCollectionMs).toISOString();
       for (const sha of sha256s) {
-        const { rows } = await q<{ started_at: string }>('SELECT started_at FROM blob_collections WHERE sha256 = ?', [sha]);
-        if (rows[0] && rows[0].started_at > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha.slice(0, 12)} is being collected; try again`);
-        // The collector died mid-way: its file may be gone, which the writer's commit repairs.
-        if (rows[0]) await q('DELETE FROM blob_collections WHERE sha256 = ?', [sha]);
+        await refuseCollecting(q, sha);
         await q('INSERT INTO blob_claims (claim, sha256, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [claim, sha, expiresAt]);
       }
     });
+  }
+
+  async holdBlobs(owner: BlobOwner, blobs: BlobRef[]): Promise<void> {
+    await this.write(async (q) => {
+      const now = new Date().toISOString();
+      for (const blob of blobs) {
+        await refuseCollecting(q, blob.sha256);
+        await upsertBlob(q, blob, now);
+        await q('INSERT INTO blob_owners (sha256, kind, id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [blob.sha256, owner.kind, owner.id]);
+      }
+    });
+  }
+
+  async releaseBlobs(owner: BlobOwner, options: { sha256s?: string[]; published?: boolean } = {}): Promise<void> {
+    await this.write(async (q) => {
+      const { rows } = await q<{ sha256: string }>('DELETE FROM blob_owners WHERE kind = ? AND id = ? AND (?::text[] IS NULL OR sha256 = ANY (?::text[])) RETURNING sha256', [
+        owner.kind,
+        owner.id,
+        options.sha256s ?? null,
+        options.sha256s ?? null,
+      ]);
+      if (!options.published) return;
+      const now = new Date().toISOString();
+      for (const { sha256 } of rows) await q(`UPDATE blobs SET unpublished_at = ? WHERE sha256 = ? AND NOT ${usedBlob('blobs.sha256')}`, [now, sha256]);
+    });
+  }
+
+  async blobOwners(sha256: string): Promise<BlobOwner[]> {
+    return this.rows<BlobOwner>('SELECT kind, id FROM blob_owners WHERE sha256 = ? ORDER BY kind, id', [sha256]);
   }
 
   async releaseClaim(claim: string): Promise<void> {
@@ -424,6 +456,15 @@ export class PostgresMetaStore implements MetaStore {
   async close(): Promise<void> {
     await this.db.close();
   }
+}
+
+/** `busy` while the blob is being collected; a collection its collector abandoned is dropped. */
+async function refuseCollecting(q: Query, sha256: string) {
+  const staleBefore = new Date(Date.now() - abandonedCollectionMs).toISOString();
+  const { rows } = await q<{ started_at: string }>('SELECT started_at FROM blob_collections WHERE sha256 = ?', [sha256]);
+  if (rows[0] && rows[0].started_at > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha256.slice(0, 12)} is being collected; try again`);
+  // The collector died mid-way: its file may be gone, which the writer's commit repairs.
+  if (rows[0]) await q('DELETE FROM blob_collections WHERE sha256 = ?', [sha256]);
 }
 
 async function upsertBlob(q: Query, blob: BlobRef, now: string) {

@@ -38,9 +38,9 @@ export const imageSelect = `SELECT i.*, m.sha256 AS m_sha256, m.size AS m_size, 
   r.sha256 AS r_sha256, r.size AS r_size, r.format AS r_format
   FROM images i JOIN blobs m ON m.sha256 = i.metadata_sha256 LEFT JOIN blobs r ON r.sha256 = i.rootfs_sha256`;
 
-/** Whether any image uses blob `b` (as metadata, rootfs or delta): SQL shared by the GC queries. */
+/** Whether anything uses blob `b` (an image as metadata, rootfs or delta; an owner): SQL shared by the GC queries. */
 export const usedBlob = (b: string) =>
-  `(EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = ${b} OR rootfs_sha256 = ${b}) OR EXISTS (SELECT 1 FROM image_deltas WHERE sha256 = ${b}))`;
+  `(EXISTS (SELECT 1 FROM images WHERE metadata_sha256 = ${b} OR rootfs_sha256 = ${b}) OR EXISTS (SELECT 1 FROM image_deltas WHERE sha256 = ${b}) OR EXISTS (SELECT 1 FROM blob_owners WHERE sha256 = ${b}))`;
 
 export interface DeltaRow {
   fingerprint: string;

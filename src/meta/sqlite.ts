@@ -6,7 +6,7 @@ import { inTransaction, openSqlite, storageError } from './sqlite-open.ts';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, changedMeanwhile, isAppError, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
-import { abandonedCollectionMs, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
+import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const migrations: string[] = [
@@ -110,6 +110,13 @@ const migrations: string[] = [
      health TEXT
    );`,
   `ALTER TABLE images ADD COLUMN revision INTEGER NOT NULL DEFAULT 1`,
+  `CREATE TABLE blob_owners (
+     sha256 TEXT NOT NULL REFERENCES blobs (sha256),
+     kind TEXT NOT NULL,
+     id TEXT NOT NULL,
+     PRIMARY KEY (sha256, kind, id)
+   );
+   CREATE INDEX blob_owners_owner ON blob_owners (kind, id);`,
 ];
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */
@@ -338,17 +345,50 @@ export class SqliteMetaStore implements MetaStore {
     return rows.map((r) => r.sha256);
   }
 
+  /** `busy` while the blob is being collected; a collection its collector abandoned is dropped. */
+  private refuseCollecting(sha256: string) {
+    const staleBefore = new Date(Date.now() - abandonedCollectionMs).toISOString();
+    const collecting = this.sql('SELECT started_at FROM blob_collections WHERE sha256 = ?').get(sha256) as { started_at: string } | undefined;
+    if (collecting && collecting.started_at > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha256.slice(0, 12)} is being collected; try again`);
+    // The collector died mid-way: its file may be gone, which the writer's commit repairs.
+    if (collecting) this.sql('DELETE FROM blob_collections WHERE sha256 = ?').run(sha256);
+  }
+
   async claimBlobs(claim: string, sha256s: string[], expiresAt: string): Promise<void> {
     this.transaction(() => {
-      const staleBefore = new Date(Date.now() - abandonedCollectionMs).toISOString();
       for (const sha of sha256s) {
-        const collecting = this.sql('SELECT started_at FROM blob_collections WHERE sha256 = ?').get(sha) as { started_at: string } | undefined;
-        if (collecting && collecting.started_at > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha.slice(0, 12)} is being collected; try again`);
-        // The collector died mid-way: its file may be gone, which the writer's commit repairs.
-        if (collecting) this.sql('DELETE FROM blob_collections WHERE sha256 = ?').run(sha);
+        this.refuseCollecting(sha);
         this.sql('INSERT INTO blob_claims (claim, sha256, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(claim, sha, expiresAt);
       }
     });
+  }
+
+  async holdBlobs(owner: BlobOwner, blobs: BlobRef[]): Promise<void> {
+    this.transaction(() => {
+      const now = new Date().toISOString();
+      for (const blob of blobs) {
+        this.refuseCollecting(blob.sha256);
+        this.upsertBlob(blob, now);
+        this.sql('INSERT INTO blob_owners (sha256, kind, id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(blob.sha256, owner.kind, owner.id);
+      }
+    });
+  }
+
+  async releaseBlobs(owner: BlobOwner, options: { sha256s?: string[]; published?: boolean } = {}): Promise<void> {
+    this.transaction(() => {
+      const held = (this.sql('SELECT sha256 FROM blob_owners WHERE kind = ? AND id = ?').all(owner.kind, owner.id) as { sha256: string }[]).map((r) => r.sha256);
+      const released = options.sha256s ? held.filter((sha) => options.sha256s!.includes(sha)) : held;
+      const now = new Date().toISOString();
+      for (const sha of released) {
+        this.sql('DELETE FROM blob_owners WHERE sha256 = ? AND kind = ? AND id = ?').run(sha, owner.kind, owner.id);
+        if (options.published) this.sql(`UPDATE blobs SET unpublished_at = ? WHERE sha256 = ? AND NOT ${usedBlob('blobs.sha256')}`).run(now, sha);
+      }
+    });
+  }
+
+  async blobOwners(sha256: string): Promise<BlobOwner[]> {
+    const rows = this.sql('SELECT kind, id FROM blob_owners WHERE sha256 = ? ORDER BY kind, id').all(sha256) as unknown as BlobOwner[];
+    return rows.map(({ kind, id }) => ({ kind, id }));
   }
 
   async releaseClaim(claim: string): Promise<void> {

@@ -30,7 +30,7 @@ export interface BlobRecord extends BlobRef {
    * never happened.
    */
   unpublishedAt: string | null;
-  /** Whether an image uses it, as metadata, rootfs or delta. */
+  /** Whether an image uses it (as metadata, rootfs or delta) or an owner holds it (`holdBlobs`). */
   referenced: boolean;
   /** Where a lazily mirrored file is fetched from on first use; null for files stored up front. */
   sourceUrl: string | null;
@@ -158,8 +158,33 @@ export interface ImageCatalog {
  * four calls is one atomic decision. Blobs need no record to be claimed or collected (a file
  * stored by a writer that crashed before recording it).
  */
+/**
+ * What uses blobs besides images (whose files and deltas count by themselves): a kind of owner
+ * and its id, such as a registry manifest (`oci-manifest`, `REPOSITORY@DIGEST`). Collection counts
+ * every owner alike, so an owner to come needs no change to it.
+ */
+export interface BlobOwner {
+  kind: string;
+  id: string;
+}
+
 export interface BlobLedger {
   getBlob(sha256: string): Promise<BlobRecord | undefined>;
+  /**
+   * Records that `owner` uses `blobs` (each recorded as a blob first if it is not): collection
+   * leaves a blob while an image, an owner or a claim holds it. As with `claimBlobs`, `busy` while
+   * one of them is being collected, holding none (a writer claims them before it stores them, so
+   * its own commit never meets that). Holding again is harmless.
+   */
+  holdBlobs(owner: BlobOwner, blobs: BlobRef[]): Promise<void>;
+  /**
+   * `owner` no longer uses `sha256s` (every blob it holds, when not given). `published`: an index
+   * named them, so those no one uses any more start their grace period now (as a deleted public
+   * image's files). Idempotent.
+   */
+  releaseBlobs(owner: BlobOwner, options?: { sha256s?: string[]; published?: boolean }): Promise<void>;
+  /** The owners holding a blob (images aside), ordered by kind then id. */
+  blobOwners(sha256: string): Promise<BlobOwner[]>;
   /**
    * Recorded blobs no image uses that were never unpublished or were unpublished at or before
    * `unpublishedBefore`, ordered by sha256: candidates; `beginCollect` decides.

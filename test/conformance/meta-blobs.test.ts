@@ -120,6 +120,55 @@ for (const driver of metaDrivers) {
     assert.equal(await collect(store, x), true);
   });
 
+  test(`${driver.name} blobs: any owner holds blobs against collection, as images do; released, published ones wait for the grace period`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    const other = peer();
+    const blob = (n: number) => ({ sha256: sha('b', n), size: 10 * n, format: { kind: 'tarball' as const, compression: 'gzip' as const } });
+    const manifest = { kind: 'oci-manifest', id: 'library/debian@sha256:1' };
+    const index = { kind: 'oci-manifest', id: 'library/debian@sha256:0' };
+    const built = { kind: 'build', id: 'b-1' };
+    await store.holdBlobs(manifest, [blob(1), blob(2)]);
+    await other.holdBlobs(index, [blob(2)]);
+    await store.holdBlobs(manifest, [blob(1)]); // again: harmless
+    await store.insertImage(splitImage(fp(1)), []);
+    await store.holdBlobs(built, [{ ...splitImage(fp(1)).rootfs! }]);
+    // Recorded as blobs, used, owned by whom they say, and never collectable while held.
+    assert.deepEqual(await other.getBlob(sha('b', 1)), { ...blob(1), unpublishedAt: null, referenced: true, sourceUrl: null, sourceCertificate: null });
+    assert.deepEqual(await other.blobOwners(sha('b', 2)), [index, manifest]);
+    assert.deepEqual(await store.blobOwners(sha('f', 1)), [built]);
+    assert.deepEqual(await store.blobOwners(sha('b', 9)), []);
+    assert.deepEqual(await store.collectableBlobs(fromNow(hour)), []);
+    assert.equal(await collect(other, sha('b', 1), fromNow(hour)), false);
+
+    // The image goes; the owner still holds its rootfs (and only that).
+    await store.deleteImages([fp(1)]);
+    assert.deepEqual(await store.collectableBlobs(fromNow(hour)), [sha('e', 1)]);
+    await other.releaseBlobs(built);
+    assert.deepEqual(await store.collectableBlobs(fromNow(hour)), [sha('e', 1), sha('f', 1)]);
+
+    // Released in part, unpublished: collectable at once. Released whole, published: after the grace period.
+    await other.releaseBlobs(manifest, { sha256s: [sha('b', 2)] });
+    assert.deepEqual(await store.blobOwners(sha('b', 2)), [index], 'the other owner still holds it');
+    await store.releaseBlobs(index, { published: true });
+    await store.releaseBlobs(index, { published: true }); // idempotent
+    assert.ok(!(await store.collectableBlobs(cutoff())).includes(sha('b', 2)), 'an index named it: it waits for the grace period');
+    assert.ok((await store.collectableBlobs(fromNow(1000))).includes(sha('b', 2)));
+    assert.equal(await collect(other, sha('b', 1)), false, 'still held by the manifest');
+    await store.releaseBlobs(manifest);
+    assert.equal(await collect(other, sha('b', 1)), true);
+    assert.equal(await store.getBlob(sha('b', 1)), undefined);
+
+    // A blob being collected cannot be held (busy), holding none of those asked.
+    await store.holdBlobs(manifest, [blob(3)]);
+    await store.releaseBlobs(manifest);
+    assert.equal(await other.beginCollect(sha('b', 3), cutoff(), now()), true);
+    await assert.rejects(store.holdBlobs(manifest, [blob(4), blob(3)]), (err: unknown) => isAppError(err, 'busy'));
+    assert.deepEqual(await store.blobOwners(sha('b', 4)), [], 'a refused hold holds nothing');
+    await other.finishCollect(sha('b', 3));
+    await store.holdBlobs(manifest, [blob(4), blob(3)]);
+    assert.deepEqual(await store.blobOwners(sha('b', 3)), [manifest]);
+  });
+
   test(`${driver.name} blobs: the contract holds between two processes`, async (t) => {
     const { store: importer, peer } = await driver.open(t);
     const collector = peer();

@@ -67,3 +67,17 @@ test('a writer reusing a blob that is being collected waits, then puts its bytes
   assert.equal(await store.blobs.size(sha), 12);
   assert.equal((await store.meta.getBlob(sha))?.referenced, true);
 });
+
+test('an owner other than an image keeps its files through collection; released after an index named them, they wait for the grace period', async () => {
+  const store = memoryStore();
+  const writer = await stage(store, 'a registry layer');
+  const sha = await writer.digest();
+  const owner = { kind: 'oci-manifest', id: 'library/app@sha256:1' };
+  await commitBlobs(store, [writer], () => store.meta.holdBlobs(owner, [{ sha256: sha, size: 16, format: { kind: 'tarball', compression: 'gzip' } }]));
+  assert.deepEqual((await collectGarbage(store)).removed, [], 'held');
+  assert.equal(await store.blobs.size(sha), 16);
+  await store.meta.releaseBlobs(owner, { published: true });
+  assert.deepEqual((await collectGarbage(store)).removed, [], 'in its grace period');
+  assert.deepEqual((await collectGarbage(store, { now: new Date(Date.now() + 3601_000) })).removed, [sha]);
+  assert.equal(await store.blobs.size(sha), undefined);
+});
