@@ -46,7 +46,7 @@ async function claimBlobs(store: StoreWith<BlobLedger>, claim: string, shas: str
   const deadline = Date.now() + claimWaitMs;
   for (;;) {
     try {
-      await store.meta.claimBlobs(claim, shas, new Date(Date.now() + claimTtlMs).toISOString());
+      await store.meta.claimBlobs(claim, shas, new Date((await store.meta.clock()).getTime() + claimTtlMs).toISOString());
       return;
     } catch (err) {
       if (!isAppError(err, ErrorCodes.busy) || Date.now() > deadline) throw err;
@@ -66,7 +66,8 @@ export interface CollectOptions {
  * (a writer that crashed between storing and recording) and staging files of dead writers.
  */
 export async function collectGarbage(store: StoreWith<BlobLedger>, options: CollectOptions = {}): Promise<{ removed: string[] }> {
-  const now = options.now ?? new Date();
+  // The store's clock: the deletions that started the grace periods were stamped by it.
+  const now = options.now ?? (await store.meta.clock());
   const cutoff = graceCutoff(store, now);
   const removed: string[] = [];
   const collect = async (sha256: string) => {

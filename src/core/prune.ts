@@ -20,7 +20,7 @@ export interface PruneOptions {
 
 export async function prune(store: Store, options: PruneOptions): Promise<{ images: Image[]; blobs: string[] }> {
   if (options.keep !== undefined) checkKeep(options.keep);
-  const now = options.now ?? new Date();
+  const now = options.now ?? (await store.meta.clock());
   const [images, aliases] = await Promise.all([store.meta.listImages(), store.meta.listAliases()]);
   const pinned = new Set(aliases.map((a) => a.fingerprint));
   const byProduct = new Map<string, Image[]>();

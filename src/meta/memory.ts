@@ -291,6 +291,11 @@ export class MemoryMetaStore implements MetaStore {
     });
   }
 
+  /** One process or one host's file: the host's clock is the store's. */
+  async clock(): Promise<Date> {
+    return new Date();
+  }
+
   // Blobs, claims and collection
 
   private used(data: MemoryData, sha256: string): boolean {

@@ -175,7 +175,7 @@ export class PostgresMetaStore implements MetaStore {
   async addDeltas(fingerprint: string, deltas: Delta[]): Promise<void> {
     await this.write(async (q) => {
       if (!(await q('SELECT 1 FROM images WHERE fingerprint = ?', [fingerprint])).rowCount) throw notFound(`Image "${fingerprint}" not found`);
-      await insertDeltas(q, fingerprint, deltas, new Date().toISOString());
+      await insertDeltas(q, fingerprint, deltas, await storeNow(q));
     });
   }
 
@@ -198,7 +198,7 @@ export class PostgresMetaStore implements MetaStore {
         if (rows[0].public === 1) {
           const deltas = (await q<DeltaRow>(`${deltaSelect} WHERE d.fingerprint = ? ${deltaOrder}`, [fingerprint])).rows;
           // A deleted public image's files keep being served until the clients' index caches expire.
-          const now = new Date().toISOString();
+          const now = await storeNow(q);
           for (const sha of [rows[0].m_sha256, rows[0].r_sha256, ...deltas.map((d) => d.sha256)]) {
             if (sha !== null) await q('UPDATE blobs SET unpublished_at = ? WHERE sha256 = ?', [now, sha]);
           }
@@ -252,6 +252,11 @@ export class PostgresMetaStore implements MetaStore {
 
   // The blob ledger
 
+  async clock(): Promise<Date> {
+    const [row] = await this.rows<{ ms: number }>('SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS ms');
+    return new Date(row!.ms);
+  }
+
   async getBlob(sha256: string): Promise<BlobRecord | undefined> {
     const [row] = await this.rows<BlobRow>(`${blobSelect} WHERE b.sha256 = ?`, [sha256]);
     return row && toBlob(row);
@@ -286,7 +291,7 @@ export class PostgresMetaStore implements MetaStore {
 
   async holdBlobs(owner: BlobOwner, blobs: BlobRef[]): Promise<void> {
     await this.write(async (q) => {
-      const now = new Date().toISOString();
+      const now = await storeNow(q);
       for (const blob of blobs) {
         await refuseCollecting(q, blob.sha256);
         await upsertBlob(q, blob, now);
@@ -304,7 +309,7 @@ export class PostgresMetaStore implements MetaStore {
         options.sha256s ?? null,
       ]);
       if (!options.published) return;
-      const now = new Date().toISOString();
+      const now = await storeNow(q);
       for (const { sha256 } of rows) await q(`UPDATE blobs SET unpublished_at = ? WHERE sha256 = ? AND NOT ${usedBlob('blobs.sha256')}`, [now, sha256]);
     });
   }
@@ -458,9 +463,18 @@ export class PostgresMetaStore implements MetaStore {
   }
 }
 
+/**
+ * The database server's clock as wharf writes times (ISO 8601, UTC, milliseconds): the one
+ * clock of every replica, whatever their hosts' clocks say.
+ */
+async function storeNow(q: Query): Promise<string> {
+  const { rows } = await q<{ now: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS now`);
+  return rows[0]!.now;
+}
+
 /** `busy` while the blob is being collected; a collection its collector abandoned is dropped. */
 async function refuseCollecting(q: Query, sha256: string) {
-  const staleBefore = new Date(Date.now() - abandonedCollectionMs).toISOString();
+  const staleBefore = new Date(Date.parse(await storeNow(q)) - abandonedCollectionMs).toISOString();
   const { rows } = await q<{ started_at: string }>('SELECT started_at FROM blob_collections WHERE sha256 = ?', [sha256]);
   if (rows[0] && rows[0].started_at > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha256.slice(0, 12)} is being collected; try again`);
   // The collector died mid-way: its file may be gone, which the writer's commit repairs.

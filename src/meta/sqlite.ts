@@ -319,6 +319,11 @@ export class SqliteMetaStore implements MetaStore {
     });
   }
 
+  /** One process or one host's file: the host's clock is the store's. */
+  async clock(): Promise<Date> {
+    return new Date();
+  }
+
   async getBlob(sha256: string): Promise<BlobRecord | undefined> {
     const row = this.sql(`${blobSelect} WHERE b.sha256 = ?`).get(sha256) as BlobRow | undefined;
     return row && toBlob(row);

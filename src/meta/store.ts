@@ -169,6 +169,12 @@ export interface BlobOwner {
 }
 
 export interface BlobLedger {
+  /**
+   * The store's clock, by which the times it records (a deletion that starts a grace period) and
+   * the times it is asked about (the grace cutoff of a collection, a claim's expiry) are measured:
+   * one clock for every process on every host (PostgreSQL: the database server's).
+   */
+  clock(): Promise<Date>;
   getBlob(sha256: string): Promise<BlobRecord | undefined>;
   /**
    * Records that `owner` uses `blobs` (each recorded as a blob first if it is not): collection

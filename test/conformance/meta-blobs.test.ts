@@ -292,3 +292,21 @@ for (const driver of metaDrivers) {
     }
   });
 }
+
+test("postgres blobs: one clock, the database server's: a deletion by a host whose clock runs an hour behind still starts the whole grace period", async (t) => {
+  const driver = metaDrivers.find((d) => d.name === 'postgres')!;
+  const { store: deleter, peer } = await driver.open(t);
+  const collector = peer();
+  await deleter.insertImage(splitImage(fp(1)), []);
+  t.mock.timers.enable({ apis: ['Date'], now: Date.now() - hour });
+  try {
+    assert.ok(Math.abs((await deleter.clock()).getTime() - (Date.now() + hour)) < 60_000, "the store's clock is the server's, not the host's");
+    await deleter.deleteImages([fp(1)]);
+  } finally {
+    t.mock.timers.reset();
+  }
+  // The collector's host keeps good time: the grace period runs from the deletion, on the store's clock.
+  const cutoff = new Date((await collector.clock()).getTime() - hour).toISOString();
+  assert.deepEqual(await collector.collectableBlobs(cutoff), [], 'nothing collectable before the grace period is over');
+  assert.deepEqual(await collector.collectableBlobs(fromNow(1000)), [sha('e', 1), sha('f', 1)]);
+});
