@@ -4,7 +4,8 @@
  * presigned URL (`--blob-redirect`, curl -L), proxied through wharf over HTTPS (a second wharf on
  * the same store without it), and straight from the engine (the same presigned URL, fetched
  * directly: the reference). Three runs each, alternating; medians of the whole download's speed.
- * Targets (issue 24): redirect >= 0.9x the direct GET, proxied >= 0.8x. Beside them: proxied over
+ * Targets (issue 24): redirect >= 0.9x the direct GET, proxied >= 0.8x (over HTTPS with the TLS
+ * 1.3 suite the real clients negotiate; curl's own choice beside it). Beside them: proxied over
  * plain HTTP, and a bare node:https server piping the engine's GET to the client (the floor of
  * proxying in this runtime, same certificate).
  */
@@ -52,9 +53,14 @@ try {
   }
   console.log(`consolidated for redirects after ${((performance.now() - consolidating) / 1000).toFixed(1)} s (first download served by wharf meanwhile)`);
 
-  /** MiB/s of a whole download; `follow`: curl follows the redirect (from wharf to the engine). */
-  const curl = async (target: string, follow = false): Promise<number> => {
-    const out = await runOk('curl', ['-s', '-f', ...(follow ? ['-L'] : []), '--max-time', '300', '--cacert', cacert, '-o', '/dev/null', '-w', '%{time_total} %{size_download}', target], { timeoutMs: 310_000 });
+  /**
+   * MiB/s of a whole download; `follow`: curl follows the redirect (from wharf to the engine);
+   * `goSuite`: the TLS 1.3 suite LXD and Incus negotiate (Go puts TLS_AES_128_GCM_SHA256 first
+   * where the CPU has AES instructions; curl, through OpenSSL, asks for AES-256 first).
+   */
+  const curl = async (target: string, follow = false, goSuite = false): Promise<number> => {
+    const suite = goSuite ? ['--tls13-ciphers', 'TLS_AES_128_GCM_SHA256'] : [];
+    const out = await runOk('curl', ['-s', '-f', ...(follow ? ['-L'] : []), ...suite, '--max-time', '300', '--cacert', cacert, '-o', '/dev/null', '-w', '%{time_total} %{size_download}', target], { timeoutMs: 310_000 });
     const [seconds, got] = out.stdout.trim().split(' ').map(Number) as [number, number];
     if (got !== rootfsSize) throw new Error(`short download from ${target}: ${got} bytes`);
     return rootfsSize / MiB / seconds;
@@ -75,6 +81,7 @@ try {
     'direct GET from the engine': async () => curl((await location())[1]!),
     'wharf redirect, followed': () => curl(`${redirecting.base}/${path}`, true),
     'proxied through wharf (HTTPS)': () => curl(`${proxying.base}/${path}`),
+    'proxied through wharf (HTTPS, the suite Go clients negotiate)': () => curl(`${proxying.base}/${path}`, false, true),
     'proxied through wharf (plain HTTP)': () => curl(`http://127.0.0.1:${proxying.httpPort}/${path}`),
     'bare node:https proxy': () => curl(`https://127.0.0.1:${barePort}/${path}`),
   };
@@ -88,7 +95,8 @@ try {
   const m = (k: string) => median(speeds[k]!);
   report('15 download of a 1 GiB artifact stored in S3 (Swift + s3api), curl, median of 3', [
     { name: 'redirect to a presigned URL', wharf: m('wharf redirect, followed'), reference: m('direct GET from the engine'), referenceName: 'direct GET from the engine', unit: 'MiB/s', target: '>= 0.9x', pass: (r) => r >= 0.9 },
-    { name: 'proxied through wharf, HTTPS', wharf: m('proxied through wharf (HTTPS)'), reference: m('direct GET from the engine'), referenceName: 'direct GET from the engine', unit: 'MiB/s', target: '>= 0.8x', pass: (r) => r >= 0.8 },
+    { name: 'proxied through wharf, HTTPS (TLS_AES_128_GCM_SHA256, as LXD and Incus)', wharf: m('proxied through wharf (HTTPS, the suite Go clients negotiate)'), reference: m('direct GET from the engine'), referenceName: 'direct GET from the engine', unit: 'MiB/s', target: '>= 0.8x', pass: (r) => r >= 0.8 },
+    { name: "proxied through wharf, HTTPS (curl's own choice, AES-256-GCM)", wharf: m('proxied through wharf (HTTPS)'), reference: m('direct GET from the engine'), referenceName: 'direct GET from the engine', unit: 'MiB/s', target: '-', pass: () => true, context: true },
     { name: 'proxied through wharf, plain HTTP', wharf: m('proxied through wharf (plain HTTP)'), reference: m('direct GET from the engine'), referenceName: 'direct GET from the engine', unit: 'MiB/s', target: '-', pass: () => true, context: true },
     { name: 'proxied through wharf, HTTPS', wharf: m('proxied through wharf (HTTPS)'), reference: m('bare node:https proxy'), referenceName: 'bare node:https proxy', unit: 'MiB/s', target: '-', pass: () => true, context: true },
   ]);

@@ -181,3 +181,16 @@ export async function trustedClient(work: string, dataDir: string, name = 'admin
   await wharfOk(dataDir, ['trust', 'add', join(work, `${name}.crt`)]);
   return client;
 }
+
+/**
+ * The TLS certificate and key every replica is given (nothing that must be equal is made per
+ * host), for 127.0.0.1 and localhost, written to WORK/server.crt and WORK/server.key.
+ */
+export async function sharedIdentity(work: string): Promise<{ cert: string; key: string; certPath: string; keyPath: string }> {
+  const identity = await selfsigned.generate([{ name: 'commonName', value: 'wharf' }], { keyType: 'ec', extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] }] });
+  const certPath = join(work, 'server.crt');
+  const keyPath = join(work, 'server.key');
+  await writeFile(certPath, identity.cert);
+  await writeFile(keyPath, identity.private);
+  return { cert: identity.cert, key: identity.private, certPath, keyPath };
+}

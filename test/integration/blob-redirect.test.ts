@@ -12,19 +12,11 @@ import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { useS3 } from '../helpers/s3.ts';
+import { until } from '../helpers/until.ts';
 import { partSize } from '../../src/blob/s3.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('blob_redirect: downloads go to presigned URLs of the object store; a file in parts is served, then consolidated and redirected', async (t) => {
   const work = await tempDir(t);
@@ -71,7 +63,7 @@ test('blob_redirect: downloads go to presigned URLs of the object store; a file 
   const later = await until('the rootfs is redirected', async () => {
     const r = await get(`/${rootItem.path}`);
     return r.status === 302 ? r : undefined;
-  });
+  }, 20_000);
   const consolidated = await fetchRaw(String(later.headers.location));
   assert.equal(consolidated.status, 200);
   assert.equal(sha256(consolidated.body), root.sha256);

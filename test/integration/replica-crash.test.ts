@@ -16,32 +16,22 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import selfsigned from 'selfsigned';
 import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
-import { fingerprintFrom, freePort, tempDir, wharf, wharfBin, wharfOk } from '../helpers/env.ts';
+import { fingerprintFrom, freePort, sharedIdentity, tempDir, wharf, wharfBin, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { startFaultServer } from '../helpers/fault-server.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { s3Bucket } from '../helpers/s3.ts';
+import { until } from '../helpers/until.ts';
 import { s3Location } from '../../src/blob/s3-location.ts';
 import { S3BlobDriver } from '../../src/blob/s3.ts';
 import { Blobs } from '../../src/blob/store.ts';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await sleep(100);
-  }
-}
 
 test('replicas killed with SIGKILL mid-sync and mid-upload: nothing half-written is served, the sync resumes on a survivor, the upload lands when sent again', async (t) => {
   const work = await tempDir(t);
   const database = await freshDatabase();
   const s3 = await s3Bucket();
-  const identity = await selfsigned.generate([{ name: 'commonName', value: 'wharf' }], { keyType: 'ec', extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] }] });
-  await writeFile(join(work, 'server.crt'), identity.cert);
-  await writeFile(join(work, 'server.key'), identity.private);
+  const identity = await sharedIdentity(work);
   const env = { ...s3.env, WHARF_DATABASE: database, WHARF_BLOB_STORE: s3.url, WHARF_S3_PATH_STYLE: 'true', WHARF_TLS_CERT: join(work, 'server.crt'), WHARF_TLS_KEY: join(work, 'server.key'), WHARF_SERVE_PROCESSES: '1' };
   const cliOk = async (args: string[], data = join(work, 'cli')) => {
     const r = await wharf(data, args, { env });
@@ -57,7 +47,7 @@ test('replicas killed with SIGKILL mid-sync and mid-upload: nothing half-written
   await wharfOk(source, ['tree', 'export', join(work, 'tree')]);
   const index = JSON.parse(await readFile(join(work, 'tree', 'streams/v1/images.json'), 'utf8')) as { products: Record<string, { versions: Record<string, { items: Record<string, { path: string }> }> }> };
   const rootPath = Object.values(Object.values(index.products)[0]!.versions)[0]!.items['root.squashfs']!.path;
-  const upstream = await startFaultServer(join(work, 'tree'), { cert: identity.cert, key: identity.private });
+  const upstream = await startFaultServer(join(work, 'tree'), { cert: identity.cert, key: identity.key });
   t.after(() => upstream.close());
   upstream.faults.set(rootPath, 'slow');
   await cliOk(['remote', 'add', 'up', upstream.base, '--public', '--certificate', join(work, 'server.crt')]);

@@ -10,28 +10,18 @@ import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import selfsigned from 'selfsigned';
 import { buildUnified } from '../fixtures/images.ts';
-import { capturingLogger, fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
+import { capturingLogger, fingerprintFrom, serve, sharedIdentity, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { freshDatabase, ownCluster } from '../helpers/postgres.ts';
 import { useS3 } from '../helpers/s3.ts';
+import { until } from '../helpers/until.ts';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 1_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('replicas on PostgreSQL and S3 serve what any of them (or the CLI) changes within a second, and share grants and the jobs', async (t) => {
   const work = await tempDir(t);
   const database = await freshDatabase();
   const blobStore = await useS3();
-  const identity = await selfsigned.generate([{ name: 'commonName', value: 'wharf' }], { keyType: 'ec', extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] }] });
-  await writeFile(join(work, 'server.crt'), identity.cert);
-  await writeFile(join(work, 'server.key'), identity.private);
+  const identity = await sharedIdentity(work);
   const shared = { database, blobStore, s3PathStyle: true, tlsCert: join(work, 'server.crt'), tlsKey: join(work, 'server.key'), processes: 1 };
   const logs = [capturingLogger(), capturingLogger()];
   const replicas = [await serve(t, join(work, 'replica-a'), { ...shared, log: logs[0]!.log }), await serve(t, join(work, 'replica-b'), { ...shared, log: logs[1]!.log })];
@@ -43,7 +33,7 @@ test('replicas on PostgreSQL and S3 serve what any of them (or the CLI) changes 
   const image = await buildUnified(work, { properties: { os: 'Replicated', release: '1' }, seed: 'replicated' });
   const fp = fingerprintFrom(await cli(['image', 'import', image.path, '--alias', 'rep']));
   for (const r of [0, 1]) {
-    await until(`replica ${r} lists the import`, async () => ((await listed(r)).includes(fp) ? true : undefined));
+    await until(`replica ${r} lists the import`, async () => ((await listed(r)).includes(fp) ? true : undefined), 1_000);
     const file = await get(r, `/files/${fp}.tar.gz`);
     assert.equal(file.status, 200);
     assert.equal(file.body.length, image.size);
@@ -73,7 +63,7 @@ test('replicas on PostgreSQL and S3 serve what any of them (or the CLI) changes 
 
   // Deleted through the CLI: gone from both within a second.
   await cli(['image', 'delete', 'rep']);
-  for (const r of [0, 1]) await until(`replica ${r} drops the image`, async () => (!(await listed(r)).includes(fp) ? true : undefined));
+  for (const r of [0, 1]) await until(`replica ${r} drops the image`, async () => (!(await listed(r)).includes(fp) ? true : undefined), 1_000);
 
   // The background jobs: one replica of the two runs them.
   const leading = logs.map(({ records }) => records.filter((rec) => rec.msg === 'running the background jobs').length);

@@ -15,33 +15,23 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
-import { fingerprintFrom, freePort, tempDir, wharf, wharfBin } from '../helpers/env.ts';
+import { fingerprintFrom, freePort, sharedIdentity, tempDir, wharf, wharfBin } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { s3Bucket } from '../helpers/s3.ts';
+import { until } from '../helpers/until.ts';
 import { incusUnavailable, prepareForInstances, startIncus } from '../helpers/incus.ts';
 import { lxdUnavailable, startLxd } from '../helpers/lxd.ts';
 
 const missing = incusUnavailable() ?? lxdUnavailable() ?? (process.getuid?.() === 0 ? undefined : 'needs root');
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 test('three replicas behind HAProxy: real incus and lxc list, copy and launch while images come and go, and one replica dies', { skip: !process.env.CI && missing }, async (t) => {
   if (missing) assert.fail(`interop tests must run in CI: ${missing}`);
   const work = await tempDir(t);
   const database = await freshDatabase();
   const s3 = await s3Bucket();
-  const identity = await selfsigned.generate([{ name: 'commonName', value: 'wharf' }], { keyType: 'ec', extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] }] });
-  await writeFile(join(work, 'server.crt'), identity.cert);
-  await writeFile(join(work, 'server.key'), identity.private);
+  const identity = await sharedIdentity(work);
   const env = { ...s3.env, WHARF_DATABASE: database, WHARF_BLOB_STORE: s3.url, WHARF_S3_PATH_STYLE: 'true', WHARF_TLS_CERT: join(work, 'server.crt'), WHARF_TLS_KEY: join(work, 'server.key'), WHARF_SERVE_PROCESSES: '1' };
   // The replicas offload artifact downloads to the object store (presigned redirects); the CLI has no say.
   const served = { ...env, WHARF_BLOB_REDIRECT: 'true' };
@@ -66,7 +56,7 @@ test('three replicas behind HAProxy: real incus and lxc list, copy and launch wh
     return child;
   });
   for (const [i, port] of ports.entries()) {
-    await until(`replica ${i} ready`, async () => ((await fetchRaw(`https://127.0.0.1:${port}/readyz`, { ca: identity.cert })).status === 200 ? true : undefined)).catch((err: Error) => {
+    await until(`replica ${i} ready`, async () => ((await fetchRaw(`https://127.0.0.1:${port}/readyz`, { ca: identity.cert })).status === 200 ? true : undefined), 15_000).catch((err: Error) => {
       throw new Error(`${err.message}; its log:\n${logs[i]!.slice(-2000)}`);
     });
   }
@@ -82,7 +72,7 @@ test('three replicas behind HAProxy: real incus and lxc list, copy and launch wh
   const haproxy = spawn('haproxy', ['-db', '-f', join(work, 'haproxy.cfg')], { stdio: 'ignore' });
   t.after(() => void haproxy.kill('SIGKILL'));
   const base = `https://127.0.0.1:${balancer}`;
-  await until('the balancer', async () => ((await fetchRaw(`${base}/readyz`, { ca: identity.cert })).status === 200 ? true : undefined));
+  await until('the balancer', async () => ((await fetchRaw(`${base}/readyz`, { ca: identity.cert })).status === 200 ? true : undefined), 15_000);
 
   const incus = await startIncus(t, [identity.cert]);
   await incus.incusOk(['remote', 'add', 'lb', base, '--protocol=simplestreams']);
@@ -144,7 +134,7 @@ test('three replicas behind HAProxy: real incus and lxc list, copy and launch wh
   await until('the delete is seen through the balancer', async () => {
     const list = await lxd.lxcJson<{ fingerprint: string }[]>(['image', 'list', 'lbapi:']);
     return list.some((i) => i.fingerprint === second) ? undefined : true;
-  });
+  }, 15_000);
   await incus.incusOk(['image', 'delete', 'local:bal']);
   await incus.incusOk(['image', 'copy', 'lb:balanced', 'local:', '--alias', 'bal-again']);
   const again = await incus.incusJson<{ fingerprint: string; aliases: { name: string }[] }[]>(['image', 'list', 'local:']);
