@@ -261,11 +261,12 @@ export class IndexPublisher {
    * (the image was deleted or replaced). A blob an image still uses is not served once unlisted:
    * that image is private, which takes effect at once.
    */
-  async artifact(sha256: string, now = new Date()): Promise<BlobRef | undefined> {
+  async artifact(sha256: string, now?: Date): Promise<BlobRef | undefined> {
     const published = this.publishedArtifact(sha256);
     if (published) return published;
     const record = await this.store.meta.getBlob(sha256);
-    if (record?.unpublishedAt && !record.referenced && record.unpublishedAt > graceCutoff(this.store, now)) return record;
-    return undefined;
+    if (!record?.unpublishedAt || record.referenced) return undefined;
+    // By the store's clock, which stamped the deletion: this host's may differ (a replica).
+    return record.unpublishedAt > graceCutoff(this.store, now ?? (await this.store.meta.clock())) ? record : undefined;
   }
 }
