@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AppError, ErrorCodes } from '../errors.ts';
-import { applyImageEdit, deleteImages, exportImage, imageWithAliases, listImages, setProperty, unchangedSince, verifyImages } from '../core/images.ts';
+import { applyImageEdit, deleteImages, exportImage, imageWithAliases, listImages, moveToChannel, setProperty, unchangedSince, verifyImages } from '../core/images.ts';
 import { resolveImage } from '../core/resolve.ts';
 import { createAlias, deleteAlias, listAliases, renameAlias } from '../core/aliases.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
@@ -51,7 +51,8 @@ export function imageCommands(image: Command, cli: CliContext) {
     .option('--alias <name>', 'alias for the new image (repeatable)', collect, [])
     .option('--private', 'keep the image out of the public index')
     .option('--property <key=value>', 'set a property (repeatable)', collect, [])
-    .action(async (file: string, rootfs: string | undefined, opts: { alias: string[]; private?: boolean; property: string[] }) => {
+    .option('--channel <name>', 'publish it in this channel instead of the default one (repeatable)', collect, [])
+    .action(async (file: string, rootfs: string | undefined, opts: { alias: string[]; private?: boolean; property: string[]; channel: string[] }) => {
       const [{ importImage }, { progress }] = await Promise.all([import('../core/import.ts'), import('./progress.ts')]);
       const properties = keyValues(opts.property);
       const files = await Promise.all([file, ...(rootfs ? [rootfs] : [])].map(fileSource));
@@ -65,6 +66,7 @@ export function imageCommands(image: Command, cli: CliContext) {
             sources: files.map((f) => f.source) as [IngestSource] | [IngestSource, IngestSource],
             aliases: opts.alias,
             public: !opts.private,
+            ...(opts.channel.length ? { channels: opts.channel } : {}),
             properties,
             onBytes: (n) => bar.add(n),
             signal: controller.signal,
@@ -119,6 +121,7 @@ export function imageCommands(image: Command, cli: CliContext) {
         `Architecture: ${i.architecture}`,
         `Type: ${i.type}`,
         `Public: ${i.public ? 'yes' : 'no'}`,
+        `Channels: ${i.channels.join(', ') || 'none'}`,
         'Timestamps:',
         `    Created: ${humanDate(i.createdAt)}`,
         `    Uploaded: ${humanDate(i.uploadedAt)}`,
@@ -139,6 +142,18 @@ export function imageCommands(image: Command, cli: CliContext) {
       ];
       cli.io.stdout.write(lines.join('\n') + '\n');
     });
+
+  for (const move of ['promote', 'demote'] as const) {
+    image
+      .command(move)
+      .description(move === 'promote' ? 'Publish an image in a channel too (its root: /CHANNEL/streams/v1/)' : 'Take an image out of a channel (its clients go back to the version before)')
+      .argument('<image>', 'alias or fingerprint prefix')
+      .requiredOption('--channel <name>', 'the channel (default is the root index)')
+      .action(async (ref: string, opts: { channel: string }) => {
+        const moved = await withStore(cli, (store) => moveToChannel(store, ref, opts.channel, move));
+        cli.io.stdout.write(`Image ${moved.fingerprint.slice(0, 12)} is in ${moved.channels.length ? `channels ${moved.channels.join(', ')}` : 'no channel'}\n`);
+      });
+  }
 
   image
     .command('show')

@@ -1,5 +1,6 @@
 /** The image use cases behind `wharf image ...` (import lives in import.ts). */
 import { ensureDirectory } from '../directories.ts';
+import { channelSet, checkChannel } from '../domain/channel.ts';
 import { createHash, type Hash } from 'node:crypto';
 import { rename, rm, mkdir } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
@@ -48,6 +49,7 @@ export interface ImageEdit {
   properties?: Record<string, string>;
   expiresAt?: string | null;
   autoUpdate?: boolean;
+  channels?: string[];
 }
 
 /**
@@ -139,6 +141,7 @@ export async function editImage(store: { meta: ImageCatalog }, ref: string, chan
       ...(edit.properties !== undefined ? { properties: edit.properties } : {}),
       ...(edit.expiresAt !== undefined ? { expiresAt: edit.expiresAt } : {}),
       ...(edit.autoUpdate !== undefined ? { autoUpdate: edit.autoUpdate } : {}),
+      ...(edit.channels !== undefined ? { channels: channelSet(edit.channels) } : {}),
     };
     try {
       await store.meta.updateImage(updated);
@@ -166,6 +169,18 @@ export async function setProperty(store: { meta: ImageCatalog }, ref: string, ke
     }
     return { properties };
   });
+}
+
+/**
+ * Puts the image `ref` names into `channel` (`promote`) or takes it out (`demote`), as one edit
+ * that concurrent edits of other fields do not undo. Its channel's clients see it at the next
+ * publish: a demoted newest version rolls them back to the one before.
+ */
+export async function moveToChannel(store: { meta: ImageCatalog }, ref: string, channel: string, move: 'promote' | 'demote'): Promise<Image> {
+  checkChannel(channel);
+  return editImage(store, ref, (image) => ({
+    channels: move === 'promote' ? [...image.channels, channel] : image.channels.filter((c) => c !== channel),
+  }));
 }
 
 /**

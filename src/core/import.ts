@@ -4,6 +4,7 @@
  * (blobs first, then one metadata transaction), so a failed import leaves nothing behind.
  */
 import { basename } from 'node:path';
+import { channelSet, defaultChannel } from '../domain/channel.ts';
 import { AppError, ErrorCodes, invalidImage } from '../errors.ts';
 import { parseMetadataYaml, type ImageMetadata } from '../domain/metadata.ts';
 import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
@@ -18,6 +19,8 @@ export interface ImportRequest {
   sources: [IngestSource] | [IngestSource, IngestSource];
   aliases?: string[];
   public?: boolean;
+  /** The channels it is published in; the default channel unless given. */
+  channels?: string[];
   properties?: Record<string, string>;
   /** If the caller already knows the fingerprint (uploads, mirrors), it must match. */
   expectedFingerprint?: string;
@@ -102,6 +105,7 @@ export async function importImage(store: Store, request: ImportRequest): Promise
       productAliases: request.productAliases ?? [],
       mirror: request.mirror ?? null,
       deltas: [],
+      channels: channelSet(request.channels ?? [defaultChannel]),
       revision: 1,
     };
     const aliases: Alias[] = aliasNames.map((name) => ({ name, fingerprint, description: '', type }));

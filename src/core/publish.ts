@@ -3,6 +3,7 @@
  * the HTTP layer only copies these bytes. A poll of the store's change counter (a cheap PRAGMA)
  * picks up changes made by other processes, such as the CLI, within a fraction of a second.
  */
+import { channelRoot, defaultChannel } from '../domain/channel.ts';
 import { buildIndex, buildProducts, clientViews, indexPath, productsPath, type ArtifactPath, type ClientView } from '../domain/simplestreams.ts';
 import { formatExtension } from '../domain/formats.ts';
 import { renderBytes, renderJson, type RenderedDocument, type Renderings } from '../web/rendered.ts';
@@ -33,8 +34,10 @@ export interface PublisherSummary {
 
 interface Snapshot {
   version: number;
-  /** Per client view, by path. */
+  /** Per client view, by path (a channel's under its root: `daily/streams/v1/index.json`). */
   documents: Map<ClientView, Map<string, RenderedDocument>>;
+  /** The channels other than the default that have a root: those with a public image. */
+  channels: Set<string>;
   /** GET /1.0/images bodies (the metadata part), per view: `public|all` x `urls|objects`. */
   apiLists: Map<string, Buffer>;
   artifacts: Map<string, BlobRef>;
@@ -107,7 +110,7 @@ function renderApiLists(images: Image[], aliases: Alias[]): Map<string, Buffer> 
 export class IndexPublisher {
   private readonly store: Store;
   private readonly signer: IndexSigner | undefined;
-  private snapshot: Snapshot = { version: -1, documents: new Map(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map(), audience: nobody };
+  private snapshot: Snapshot = { version: -1, documents: new Map(), channels: new Set(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map(), audience: nobody };
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private refreshing: Promise<void> | undefined;
@@ -148,10 +151,17 @@ export class IndexPublisher {
     const documents = new Map<ClientView, Map<string, RenderedDocument>>();
     const signed: SignatureCache = new Map();
     const seen: Renderings = new Map();
+    // Every channel is a root of its own, listing its images only; the default one always is.
+    const channels = new Set(images.filter((i) => i.public).flatMap((i) => i.channels));
+    channels.delete(defaultChannel);
     for (const view of clientViews) {
-      const products = buildProducts(images, aliases, artifactPath, { view, releaseNames: this.store.releaseNames });
-      const rendered = await Promise.all([signedDocuments(indexPath, buildIndex(products), this.signer, signed, seen), signedDocuments(productsPath, products, this.signer, signed, seen)]);
-      documents.set(view, new Map(rendered.flat()));
+      const rendered: [string, RenderedDocument][] = [];
+      for (const channel of [defaultChannel, ...channels]) {
+        const root = channelRoot(channel);
+        const products = buildProducts(images.filter((i) => i.channels.includes(channel)), aliases, artifactPath, { view, releaseNames: this.store.releaseNames });
+        for (const docs of await Promise.all([signedDocuments(root + indexPath, buildIndex(products), this.signer, signed, seen), signedDocuments(root + productsPath, products, this.signer, signed, seen)])) rendered.push(...docs);
+      }
+      documents.set(view, new Map(rendered));
     }
     const artifacts = new Map<string, BlobRef>();
     const downloads: Snapshot['downloads'] = new Map();
@@ -177,6 +187,7 @@ export class IndexPublisher {
     this.snapshot = {
       version,
       documents,
+      channels,
       apiLists: renderApiLists(images, aliases),
       artifacts,
       catalogue: this.renderCatalogue(images, aliases),
@@ -222,6 +233,11 @@ export class IndexPublisher {
 
   document(path: string, view: ClientView = 'full'): RenderedDocument | undefined {
     return this.snapshot.documents.get(view)?.get(path);
+  }
+
+  /** Whether `channel` (not the default) has a root now: one of its images is public. */
+  hasChannel(channel: string): boolean {
+    return this.snapshot.channels.has(channel);
   }
 
   /** The catalogue page (`/`) or its products JSON, as last rendered. */

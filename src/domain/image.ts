@@ -64,6 +64,11 @@ export interface Image {
   /** Deltas from older versions, as mirrored from upstream; empty for most images. */
   deltas: Delta[];
   /**
+   * The channels the image is published in (domain/channel.ts): `default` is the server's root
+   * index (/streams/v1/), any other its own root (/NAME/streams/v1/). Sorted, no repeats.
+   */
+  channels: string[];
+  /**
    * Moves with every change to the image's record (an edit, publishing): an edit made from an
    * older read is refused (ImageCatalog.updateImage compares and sets it). 1 once inserted.
    */

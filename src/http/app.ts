@@ -65,7 +65,7 @@ declare module 'fastify' {
 }
 
 // Probes and scrapers often speak plain HTTP to a local port: those answer there too.
-const plainHttpAllowed = (url: string) => url.startsWith('/files/') || url === '/healthz' || url === '/readyz' || url === '/metrics';
+const plainHttpAllowed = (url: string) => url.startsWith('/files/') || /^\/[a-z][a-z0-9-]*\/files\//.test(url) || url === '/healthz' || url === '/readyz' || url === '/metrics';
 
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
   const { app, handler } = baseApp(deps.log, {

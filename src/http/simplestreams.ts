@@ -35,7 +35,8 @@ const indexHeaders = { 'access-control-allow-origin': '*' };
  */
 export function indexShortcut(publisher: IndexPublisher): Shortcut {
   return (req, res, id) => {
-    if ((req.method !== 'GET' && req.method !== 'HEAD') || !req.url?.startsWith('/streams/v1/') || !(req.socket as TLSSocket).encrypted) return false;
+    // The default channel's root (/streams/v1/...) or another's (/NAME/streams/v1/...).
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || !req.url?.includes('/streams/v1/') || !(req.socket as TLSSocket).encrypted) return false;
     const doc = publisher.document(req.url.split('?')[0]!.slice(1), viewForUserAgent(req.headers['user-agent']));
     if (!doc) return false;
     const answer = renderedAnswer(doc, req, { vary: indexVary, headers: indexHeaders });
@@ -55,27 +56,30 @@ export function simplestreamsRoutes(app: FastifyInstance, deps: SimplestreamsDep
     return sendRendered(request, reply, doc);
   };
   app.route({ method: ['GET', 'HEAD'], url: '/streams/v1/:document', handler: sendDocument });
+  app.route({ method: ['GET', 'HEAD'], url: '/:channel/streams/v1/:document', handler: sendDocument });
 
-  app.route({
-    method: ['GET', 'HEAD'],
-    url: '/files/:name',
-    handler: async (request, reply) => {
-      const path = `files/${(request.params as { name: string }).name}`;
-      const sha = artifactSha(path);
-      const blob = sha && (await deps.publisher.artifact(sha));
-      if (!blob) return reply.callNotFound();
-      // Downloads that GeoIP steering sends elsewhere never get here (steer.ts answers them first).
-      const { downloads, redirects } = deps;
-      // HEAD and a revalidation are answered here: a presigned URL opens a GET only.
-      if (redirects && request.method === 'GET' && !noneMatch(request.headers['if-none-match'], `"${blob.sha256}"`)) {
-        const location = await redirects.url(blob.sha256);
-        if (location) {
-          if (downloads) countRedirect(request.raw, blob, deps.publisher, downloads);
-          return reply.code(302).headers({ location, 'cache-control': 'no-store' }).send();
-        }
+  // A file under a channel's root is the same file: clients resolve item paths against the
+  // remote's URL, so a channel remote (https://host/daily) asks for /daily/files/...
+  const sendFile = async (request: FastifyRequest, reply: FastifyReply) => {
+    const { channel, name } = request.params as { channel?: string; name: string };
+    if (channel !== undefined && !deps.publisher.hasChannel(channel)) return reply.callNotFound();
+    const path = `files/${name}`;
+    const sha = artifactSha(path);
+    const blob = sha && (await deps.publisher.artifact(sha));
+    if (!blob) return reply.callNotFound();
+    // Downloads that GeoIP steering sends elsewhere never get here (steer.ts answers them first).
+    const { downloads, redirects } = deps;
+    // HEAD and a revalidation are answered here: a presigned URL opens a GET only.
+    if (redirects && request.method === 'GET' && !noneMatch(request.headers['if-none-match'], `"${blob.sha256}"`)) {
+      const location = await redirects.url(blob.sha256);
+      if (location) {
+        if (downloads) countRedirect(request.raw, blob, deps.publisher, downloads);
+        return reply.code(302).headers({ location, 'cache-control': 'no-store' }).send();
       }
-      const counted = downloads && deps.publisher.countedAs(blob.sha256);
-      return sendBlob(request, reply, deps.blobs, blob, { onDownloaded: counted && (() => downloads.count(counted, 'file')) });
-    },
-  });
+    }
+    const counted = downloads && deps.publisher.countedAs(blob.sha256);
+    return sendBlob(request, reply, deps.blobs, blob, { onDownloaded: counted && (() => downloads.count(counted, 'file')) });
+  };
+  app.route({ method: ['GET', 'HEAD'], url: '/files/:name', handler: sendFile });
+  app.route({ method: ['GET', 'HEAD'], url: '/:channel/files/:name', handler: sendFile });
 }

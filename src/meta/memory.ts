@@ -218,8 +218,8 @@ export class MemoryMetaStore implements MetaStore {
       const stored = data.images.get(image.fingerprint);
       if (!stored) throw notFound(`Image "${image.fingerprint}" not found`);
       if (stored.image.revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
-      const { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource } = copy(image);
-      Object.assign(stored.image, { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, revision: image.revision + 1 });
+      const { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels } = copy(image);
+      Object.assign(stored.image, { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels, revision: image.revision + 1 });
     });
   }
 

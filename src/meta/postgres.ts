@@ -103,6 +103,8 @@ const migrations: string[] = [
      PRIMARY KEY (sha256, kind, id)
    );
    CREATE INDEX blob_owners_owner ON blob_owners (kind, id);`,
+  // Every image stored before channels existed was in the one index there was.
+  `ALTER TABLE images ADD COLUMN channels text NOT NULL DEFAULT '["default"]'`,
 ];
 
 export class PostgresMetaStore implements MetaStore {

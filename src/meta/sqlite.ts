@@ -117,6 +117,8 @@ const migrations: string[] = [
      PRIMARY KEY (sha256, kind, id)
    );
    CREATE INDEX blob_owners_owner ON blob_owners (kind, id);`,
+  // Every image stored before channels existed was in the one index there was.
+  `ALTER TABLE images ADD COLUMN channels TEXT NOT NULL DEFAULT '["default"]'`,
 ];
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */

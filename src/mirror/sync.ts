@@ -5,6 +5,7 @@
  * grace period). A sync killed half-way resumes where it stopped: finished images are kept,
  * still private, and published once their version is complete.
  */
+import { defaultChannel } from '../domain/channel.ts';
 import type { Delta, Image } from '../domain/image.ts';
 import type { MirrorRecord } from '../meta/store.ts';
 import type { RemoteFile, RemoteImage } from '../domain/simplestreams-read.ts';
@@ -226,6 +227,7 @@ export function lazyImage(base: string, certificate: string, image: RemoteImage,
       productAliases: image.aliases,
       mirror,
       deltas,
+      channels: [defaultChannel],
       revision: 1,
     },
     sources: Object.fromEntries(files.map((f) => [f.sha256, { url: under(base, f.path).href, certificate }])),

@@ -22,6 +22,7 @@ export function imageRecord(overrides: Partial<Image> & Pick<Image, 'fingerprint
     productAliases: [],
     mirror: null,
     deltas: [],
+    channels: ['default'],
     revision: 1,
     ...overrides,
   };

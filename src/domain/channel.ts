@@ -1,0 +1,33 @@
+/**
+ * Channels: several simplestreams roots served from one store. An image is published in a set of
+ * channels; `default` is the server's root index (/streams/v1/), every other channel a root of
+ * its own (/NAME/streams/v1/, which real lxc and incus take as a remote URL with a path).
+ */
+import { AppError, ErrorCodes } from '../errors.ts';
+
+/** The channel of the server's root index, and of every image unless said otherwise. */
+export const defaultChannel = 'default';
+
+/** First path segments that are the server's own: a channel may not be named like them. */
+const reserved = new Set(['1.0', 'streams', 'files', 'direct', 'catalogue', 'healthz', 'readyz', 'metrics', 'favicon.ico', 'robots.txt', 'v2']);
+
+/**
+ * A channel name is a path segment of every URL under its root: lowercase letters, digits and
+ * dashes, starting with a letter, at most 63 characters, none of the server's own.
+ */
+export function checkChannel(name: string): string {
+  if (!/^[a-z][a-z0-9-]{0,62}$/.test(name) || reserved.has(name)) {
+    throw new AppError(ErrorCodes.invalidArgument, `"${name.slice(0, 80)}" is not a channel name`, {
+      hint: 'Use lowercase letters, digits and dashes, starting with a letter (such as daily or stable).',
+    });
+  }
+  return name;
+}
+
+/** A channel set as the store keeps it: checked, sorted, no repeats. */
+export function channelSet(names: Iterable<string>): string[] {
+  return [...new Set([...names].map(checkChannel))].sort();
+}
+
+/** The path of a channel's root, with its trailing slash: '' for the default channel, 'NAME/' for another. */
+export const channelRoot = (channel: string) => (channel === defaultChannel ? '' : `${channel}/`);
