@@ -68,6 +68,7 @@ for (const driver of metaDrivers) {
       cached: true,
       updateSource: { server: 'https://images.example.org', protocol: 'simplestreams', alias: 'debian/12', certificate: '', imageType: 'container' },
       productAliases: ['debian/12', 'debian/bookworm'],
+      channels: ['daily', 'default'],
       mirror: 'deb',
       deltas: [delta(sha('d', 2), '20261120_05:24'), delta(sha('d', 1), '20261121_05:24')],
       type: 'virtual-machine',
@@ -158,6 +159,7 @@ for (const driver of metaDrivers) {
       autoUpdate: true,
       cached: true,
       updateSource: { server: 's', protocol: 'lxd', alias: 'a', certificate: 'PEM', imageType: 'container' },
+      channels: ['stable'],
     };
     await store.updateImage({ ...edited, filename: 'other', architecture: 'aarch64', productAliases: [], mirror: null, uploadedAt: fromNow(0), size: 1 });
     assert.deepEqual(await store.getImage(fp(1)), { ...edited, revision: 2 });
