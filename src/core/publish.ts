@@ -74,13 +74,13 @@ export interface IndexSigner {
  * detached signature of exactly the bytes served as X.json) and `X.sjson` (the same document
  * clear-signed; indented, as GnuPG refuses clear-signed lines longer than 19,995 bytes).
  */
-async function signedDocuments(path: string, value: unknown, signer: IndexSigner | undefined, signed: SignatureCache, seen: Renderings): Promise<[string, RenderedDocument][]> {
+async function signedDocuments(path: string, value: unknown, signer: IndexSigner | undefined, signed: SignatureCache, seen: Renderings, clearsigned = value): Promise<[string, RenderedDocument][]> {
   const json = renderJson(value, seen);
   if (!signer) return [[path, json]];
   // Client views often render the very same bytes: those are signed once per rendering.
   let signatures = signed.get(json.etag);
   if (!signatures) {
-    signatures = Promise.all([signer.detached(json.body), signer.clearsign(JSON.stringify(value, null, 2) + '\n')]);
+    signatures = Promise.all([signer.detached(json.body), signer.clearsign(JSON.stringify(clearsigned, null, 2) + '\n')]);
     signed.set(json.etag, signatures);
   }
   const [detached, clear] = await signatures;
@@ -159,7 +159,12 @@ export class IndexPublisher {
       for (const channel of [defaultChannel, ...channels]) {
         const root = channelRoot(channel);
         const products = buildProducts(images.filter((i) => i.channels.includes(channel)), aliases, artifactPath, { view, releaseNames: this.store.releaseNames });
-        for (const docs of await Promise.all([signedDocuments(root + indexPath, buildIndex(products), this.signer, signed, seen), signedDocuments(root + productsPath, products, this.signer, signed, seen)])) rendered.push(...docs);
+        const index = buildIndex(products);
+        // index.sjson names the signed product documents, as Canonical's simplestreams tools sign
+        // and follow them (sstream-query verifies a whole stream from it); index.json, which LXD
+        // and Incus read, names images.json.
+        const signedIndex = { ...index, index: Object.fromEntries(Object.entries(index.index).map(([k, v]) => [k, { ...v, path: v.path.replace(/\.json$/, '.sjson') }])) };
+        for (const docs of await Promise.all([signedDocuments(root + indexPath, index, this.signer, signed, seen, signedIndex), signedDocuments(root + productsPath, products, this.signer, signed, seen)])) rendered.push(...docs);
       }
       documents.set(view, new Map(rendered));
     }
