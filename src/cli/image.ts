@@ -17,6 +17,7 @@ import type { IngestSource } from '../core/ingest.ts';
 import { checkFormat, humanDate, humanSize, render, collect } from './output.ts';
 import { withStore, withUsage, type CliContext } from './context.ts';
 import { imageDownloads } from '../core/usage.ts';
+import { cliActor } from './actor.ts';
 
 function keyValues(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -150,10 +151,30 @@ export function imageCommands(image: Command, cli: CliContext) {
       .argument('<image>', 'alias or fingerprint prefix')
       .requiredOption('--channel <name>', 'the channel (default is the root index)')
       .action(async (ref: string, opts: { channel: string }) => {
-        const moved = await withStore(cli, (store) => moveToChannel(store, ref, opts.channel, move));
+        const moved = await withStore(cli, (store) => moveToChannel(store, ref, opts.channel, move, cliActor()));
         cli.io.stdout.write(`Image ${moved.fingerprint.slice(0, 12)} is in ${moved.channels.length ? `channels ${moved.channels.join(', ')}` : 'no channel'}\n`);
       });
   }
+
+  image
+    .command('history')
+    .description("Show how an image's channels changed: when, by whom, from and to")
+    .argument('<image>', 'alias or fingerprint prefix')
+    .option('-f, --format <format>', 'table, csv, json or yaml', 'table')
+    .action(async (ref: string, opts: { format: string }) => {
+      const format = checkFormat(opts.format);
+      const { image, changes } = await withStore(cli, async (store) => {
+        const found = await resolveImage(store, ref);
+        return { image: found, changes: await store.meta.channelHistory(found.fingerprint) };
+      });
+      // The first line is the import, which put the image in its first channels.
+      const first = changes[0]?.from ?? image.channels;
+      const rows = [
+        [humanDate(image.uploadedAt), '', '(imported)', first.join(', ') || 'none'],
+        ...changes.map((c) => [humanDate(c.at), c.actor, c.from.join(', ') || 'none', c.to.join(', ') || 'none']),
+      ];
+      cli.io.stdout.write(await render(format, ['WHEN', 'WHO', 'FROM', 'TO'], rows, changes));
+    });
 
   image
     .command('show')

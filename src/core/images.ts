@@ -130,7 +130,7 @@ const editAttempts = 10;
  * in between, it is read again and the edit made anew, so concurrent edits of different fields
  * all land. `expect` runs on every read and may refuse it (an If-Match naming an older version).
  */
-export async function editImage(store: { meta: ImageCatalog }, ref: string, change: (image: Image) => ImageEdit, expect?: (image: Image) => void): Promise<Image> {
+export async function editImage(store: { meta: ImageCatalog }, ref: string, change: (image: Image) => ImageEdit, expect?: (image: Image) => void, actor?: string): Promise<Image> {
   for (let attempt = 1; ; attempt++) {
     const image = await resolveImage(store, ref);
     expect?.(image);
@@ -144,7 +144,7 @@ export async function editImage(store: { meta: ImageCatalog }, ref: string, chan
       ...(edit.channels !== undefined ? { channels: channelSet(edit.channels) } : {}),
     };
     try {
-      await store.meta.updateImage(updated);
+      await store.meta.updateImage(updated, actor);
       return { ...updated, revision: image.revision + 1 };
     } catch (err) {
       if (!isAppError(err, ErrorCodes.preconditionFailed) || attempt >= editAttempts) throw err;
@@ -176,11 +176,15 @@ export async function setProperty(store: { meta: ImageCatalog }, ref: string, ke
  * that concurrent edits of other fields do not undo. Its channel's clients see it at the next
  * publish: a demoted newest version rolls them back to the one before.
  */
-export async function moveToChannel(store: { meta: ImageCatalog }, ref: string, channel: string, move: 'promote' | 'demote'): Promise<Image> {
+export async function moveToChannel(store: { meta: ImageCatalog }, ref: string, channel: string, move: 'promote' | 'demote', actor: string): Promise<Image> {
   checkChannel(channel);
-  return editImage(store, ref, (image) => ({
-    channels: move === 'promote' ? [...image.channels, channel] : image.channels.filter((c) => c !== channel),
-  }));
+  return editImage(
+    store,
+    ref,
+    (image) => ({ channels: move === 'promote' ? [...image.channels, channel] : image.channels.filter((c) => c !== channel) }),
+    undefined,
+    actor,
+  );
 }
 
 /**

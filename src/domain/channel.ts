@@ -29,5 +29,24 @@ export function channelSet(names: Iterable<string>): string[] {
   return [...new Set([...names].map(checkChannel))].sort();
 }
 
+/** A change of an image's channels (a promotion, a demotion), as the catalogue records it. */
+export interface ChannelChange {
+  fingerprint: string;
+  /** The image's revision once changed: the changes of one image are ordered by it. */
+  revision: number;
+  from: string[];
+  to: string[];
+  /** Who made it: a CLI user (user@host) or an API client's certificate name. */
+  actor: string;
+  /** When, by the store's clock (ISO 8601). */
+  at: string;
+}
+
+/** The change an edit makes to an image's channels (`before` them), if any: what the catalogue records. */
+export function channelChange(before: string[], image: { fingerprint: string; revision: number; channels: string[] }, actor: string, at: string): ChannelChange | undefined {
+  if (JSON.stringify(before) === JSON.stringify(image.channels)) return undefined;
+  return { fingerprint: image.fingerprint, revision: image.revision + 1, from: [...before], to: [...image.channels], actor, at };
+}
+
 /** The path of a channel's root, with its trailing slash: '' for the default channel, 'NAME/' for another. */
 export const channelRoot = (channel: string) => (channel === defaultChannel ? '' : `${channel}/`);

@@ -6,6 +6,7 @@
  */
 import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
+import { channelChange, type ChannelChange } from '../domain/channel.ts';
 import {
   abandonedCollectionMs,
   type BlobOwner,
@@ -54,6 +55,8 @@ class MemoryData {
   readonly claims = new Map<string, Map<string, string>>();
   /** sha256 -> when its collection began */
   readonly collections = new Map<string, string>();
+  /** Channel changes, in the order they were made. */
+  readonly history: ChannelChange[] = [];
   /** sha256 -> the owners holding it, as "kind\0id" */
   readonly owners = new Map<string, Set<string>>();
   version = 0;
@@ -213,11 +216,13 @@ export class MemoryMetaStore implements MetaStore {
     }
   }
 
-  async updateImage(image: Image): Promise<void> {
+  async updateImage(image: Image, actor = ''): Promise<void> {
     this.write((data) => {
       const stored = data.images.get(image.fingerprint);
       if (!stored) throw notFound(`Image "${image.fingerprint}" not found`);
       if (stored.image.revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
+      const change = channelChange(stored.image.channels, image, actor, new Date().toISOString());
+      if (change) data.history.push(copy(change));
       const { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels } = copy(image);
       Object.assign(stored.image, { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels, revision: image.revision + 1 });
     });
@@ -246,6 +251,10 @@ export class MemoryMetaStore implements MetaStore {
         if (stored && !stored.image.public) Object.assign(stored.image, { public: true, revision: stored.image.revision + 1 });
       }
     });
+  }
+
+  async channelHistory(fingerprint: string): Promise<ChannelChange[]> {
+    return this.data.history.filter((c) => c.fingerprint === fingerprint).map(copy);
   }
 
   async getAlias(name: string): Promise<Alias | undefined> {

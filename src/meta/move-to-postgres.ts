@@ -20,6 +20,7 @@ const catalogueTables: [string, string][] = [
   ['aliases', 'aliases'],
   ['image_deltas', 'image_deltas'],
   ['blob_owners', 'blob_owners'],
+  ['channel_history', 'channel_history'],
   ['certificates', 'certificates'],
   ['trust_tokens', 'trust_tokens'],
   ['remotes', 'remotes'],

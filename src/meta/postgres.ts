@@ -13,6 +13,8 @@ import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import { PostgresDatabase, pgCode, type Query } from './postgres-db.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
+import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
+import { channelChange, type ChannelChange } from '../domain/channel.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const text = 'text COLLATE "C"';
@@ -105,6 +107,15 @@ const migrations: string[] = [
    CREATE INDEX blob_owners_owner ON blob_owners (kind, id);`,
   // Every image stored before channels existed was in the one index there was.
   `ALTER TABLE images ADD COLUMN channels text NOT NULL DEFAULT '["default"]'`,
+  `CREATE TABLE channel_history (
+     fingerprint ${text} NOT NULL,
+     revision integer NOT NULL,
+     from_channels text NOT NULL,
+     to_channels text NOT NULL,
+     actor text NOT NULL,
+     at ${text} NOT NULL,
+     PRIMARY KEY (fingerprint, revision)
+   );`,
 ];
 
 export class PostgresMetaStore implements MetaStore {
@@ -181,13 +192,19 @@ export class PostgresMetaStore implements MetaStore {
     });
   }
 
-  async updateImage(image: Image): Promise<void> {
+  async updateImage(image: Image, actor = ''): Promise<void> {
     await this.write(async (q) => {
-      const { rows } = await q<{ revision: number }>('SELECT revision FROM images WHERE fingerprint = ?', [image.fingerprint]);
+      const { rows } = await q<{ revision: number; channels: string }>('SELECT revision, channels FROM images WHERE fingerprint = ?', [image.fingerprint]);
       if (!rows[0]) throw notFound(`Image "${image.fingerprint}" not found`);
       if (rows[0].revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
       await q(imageUpdate, imageUpdateValues(image));
+      const change = channelChange(JSON.parse(rows[0].channels) as string[], image, actor, await storeNow(q));
+      if (change) await q(historyInsert, historyValues(change));
     });
+  }
+
+  async channelHistory(fingerprint: string): Promise<ChannelChange[]> {
+    return (await this.rows<HistoryRow>(`${historySelect} ORDER BY revision`, [fingerprint])).map(toChannelChange);
   }
 
   async deleteImages(fingerprints: string[]): Promise<void> {

@@ -4,6 +4,7 @@
  * both, and the queries that need no dialect of their own are written once here.
  */
 import type { Alias, Image, ImageType } from '../domain/image.ts';
+import type { ChannelChange } from '../domain/channel.ts';
 import type { FileFormat } from '../domain/formats.ts';
 import type { BlobRecord, MirrorRecord, RemoteRecord, SiteRecord, TrustedCertificate } from './store.ts';
 
@@ -205,3 +206,27 @@ export const imageUpdateValues = (image: Image): (string | number | null)[] => [
   JSON.stringify(image.channels),
   image.fingerprint,
 ];
+
+/** A channel history row: the sets as JSON text. */
+export interface HistoryRow {
+  fingerprint: string;
+  revision: number;
+  from_channels: string;
+  to_channels: string;
+  actor: string;
+  at: string;
+}
+
+export const historyInsert = 'INSERT INTO channel_history (fingerprint, revision, from_channels, to_channels, actor, at) VALUES (?, ?, ?, ?, ?, ?)';
+export const historySelect = 'SELECT fingerprint, revision, from_channels, to_channels, actor, at FROM channel_history WHERE fingerprint = ?';
+
+export const historyValues = (change: ChannelChange): (string | number)[] => [change.fingerprint, change.revision, JSON.stringify(change.from), JSON.stringify(change.to), change.actor, change.at];
+
+export const toChannelChange = (row: HistoryRow): ChannelChange => ({
+  fingerprint: row.fingerprint,
+  revision: Number(row.revision),
+  from: JSON.parse(row.from_channels),
+  to: JSON.parse(row.to_channels),
+  actor: row.actor,
+  at: row.at,
+});

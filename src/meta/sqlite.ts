@@ -7,6 +7,8 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, changedMeanwhile, isAppError, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
+import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
+import { channelChange, type ChannelChange } from '../domain/channel.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const migrations: string[] = [
@@ -119,6 +121,15 @@ const migrations: string[] = [
    CREATE INDEX blob_owners_owner ON blob_owners (kind, id);`,
   // Every image stored before channels existed was in the one index there was.
   `ALTER TABLE images ADD COLUMN channels TEXT NOT NULL DEFAULT '["default"]'`,
+  `CREATE TABLE channel_history (
+     fingerprint TEXT NOT NULL,
+     revision INTEGER NOT NULL,
+     from_channels TEXT NOT NULL,
+     to_channels TEXT NOT NULL,
+     actor TEXT NOT NULL,
+     at TEXT NOT NULL,
+     PRIMARY KEY (fingerprint, revision)
+   );`,
 ];
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */
@@ -238,13 +249,19 @@ export class SqliteMetaStore implements MetaStore {
     }
   }
 
-  async updateImage(image: Image): Promise<void> {
+  async updateImage(image: Image, actor = ''): Promise<void> {
     this.transaction(() => {
-      const stored = this.sql('SELECT revision FROM images WHERE fingerprint = ?').get(image.fingerprint) as { revision: number } | undefined;
+      const stored = this.sql('SELECT revision, channels FROM images WHERE fingerprint = ?').get(image.fingerprint) as { revision: number; channels: string } | undefined;
       if (!stored) throw notFound(`Image "${image.fingerprint}" not found`);
       if (stored.revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
       this.sql(imageUpdate).run(...imageUpdateValues(image));
+      const change = channelChange(JSON.parse(stored.channels) as string[], image, actor, new Date().toISOString());
+      if (change) this.sql(historyInsert).run(...historyValues(change));
     });
+  }
+
+  async channelHistory(fingerprint: string): Promise<ChannelChange[]> {
+    return (this.sql(`${historySelect} ORDER BY revision`).all(fingerprint) as unknown as HistoryRow[]).map(toChannelChange);
   }
 
   async deleteImages(fingerprints: string[]): Promise<void> {

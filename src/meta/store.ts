@@ -20,6 +20,7 @@
  *   when the storage is full (nothing changed). Anything else is a driver failure.
  */
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
+import type { ChannelChange } from '../domain/channel.ts';
 import type { SiteHealth, SiteRecord } from '../domain/steering.ts';
 
 export type { SiteHealth, SiteRecord };
@@ -111,9 +112,12 @@ export interface ImageCatalog {
    * revision it was read at), and moves the revision on: compare and set, so that of two edits
    * made from the same read, on any handle, one is refused (`precondition_failed`) instead of
    * lost. Making a public image private stamps nothing: private takes effect at once, with no
-   * grace period. `not_found` if there is no such image.
+   * grace period. `not_found` if there is no such image. A change of its channels is recorded
+   * in the same write (`channelHistory`), by `actor`, at the store's clock.
    */
-  updateImage(image: Image): Promise<void>;
+  updateImage(image: Image, actor?: string): Promise<void>;
+  /** The changes of an image's channels, oldest first (they stay when the image is deleted). */
+  channelHistory(fingerprint: string): Promise<ChannelChange[]>;
   /**
    * Deletes the images with their aliases and deltas, as one write; the blob records stay for
    * collection. A public image's blobs (metadata, rootfs and every delta) are stamped

@@ -169,6 +169,31 @@ for (const driver of metaDrivers) {
     assert.equal(await store.getImage(fp(2)), undefined);
   });
 
+  test(`${driver.name} images: a change of channels is recorded with the edit, by whom and when; nothing else is`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    const other = peer();
+    await store.insertImage(splitImage(fp(1)), []);
+    const read = (await store.getImage(fp(1)))!;
+    const before = Date.now();
+    await store.updateImage({ ...read, channels: ['daily', 'default'] }, 'alice@build-1');
+    await rejectsWith(other.updateImage({ ...read, channels: [] }, 'bob@host'), 'precondition_failed');
+    await other.updateImage({ ...(await other.getImage(fp(1)))!, properties: { os: 'Edited' } }, 'bob@host');
+    await other.updateImage({ ...(await other.getImage(fp(1)))!, channels: ['daily'] });
+    const history = await other.channelHistory(fp(1));
+    assert.deepEqual(
+      history.map(({ at: _at, ...rest }) => rest),
+      [
+        { fingerprint: fp(1), revision: 2, from: ['default'], to: ['daily', 'default'], actor: 'alice@build-1' },
+        { fingerprint: fp(1), revision: 4, from: ['daily', 'default'], to: ['daily'], actor: '' },
+      ],
+    );
+    for (const change of history) assert.ok(Date.parse(change.at) >= before - 60_000 && Date.parse(change.at) <= Date.now() + 60_000, change.at);
+    assert.deepEqual(await store.channelHistory(fp(2)), []);
+    // Kept when the image goes: who moved what stays on record.
+    await store.deleteImages([fp(1)]);
+    assert.equal((await store.channelHistory(fp(1))).length, 2);
+  });
+
   test(`${driver.name} images: updateImage compares and sets the revision: of two edits from one read, on two handles, one lands`, async (t) => {
     await concurrentEdits(await driver.open(t));
   });

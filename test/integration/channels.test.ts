@@ -67,4 +67,20 @@ test('channels: each its own root with its own newest version; promote and demot
   await wharfOk(data, ['image', 'demote', v2, '--channel', 'daily']);
   await until('daily gone', async () => ((await get('/daily/streams/v1/index.json')).status === 404 ? true : undefined), 5_000);
   assert.match(await wharfOk(data, ['image', 'info', v2]), /Channels: none/);
+
+  // Every move is on record: who, when, from and to, after the import that began it.
+  const history = JSON.parse(await wharfOk(data, ['image', 'history', v2, '--format', 'json'])) as { from: string[]; to: string[]; actor: string; at: string }[];
+  assert.deepEqual(
+    history.map((c) => [c.from, c.to]),
+    [
+      [['daily'], ['daily', 'default']],
+      [['daily', 'default'], ['daily']],
+      [['daily'], []],
+    ],
+  );
+  for (const change of history) assert.match(change.actor, /^[^@\s]+@\S+$/, 'user@host of the CLI');
+  const csv = (await wharfOk(data, ['image', 'history', v2, '--format', 'csv'])).trim().split('\n');
+  assert.equal(csv.length, 4, 'the import and three moves');
+  assert.match(csv[0]!, /,,\(imported\),daily$/);
+  assert.match(csv[3]!, /,daily,none$/);
 });
