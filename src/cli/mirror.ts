@@ -81,8 +81,9 @@ export function treeCommands(tree: Command, cli: CliContext) {
     .argument('[filters...]', 'as in image list')
     .description('Write the public images (or those matching FILTERs) as a tree any web server can serve')
     .option('--portable', 'leave out what some clients misread (unified VM images: Incus before 7.1 reads them as containers)')
-    .action(async (dir: string, filters: string[], opts: { portable?: boolean }) => {
-      const { images, files, misread } = await withStore(cli, (store) => exportTree(store, dir, filters, { portable: opts.portable ?? false }));
+    .option('--channel <name>', "export this channel's root instead of the default one")
+    .action(async (dir: string, filters: string[], opts: { portable?: boolean; channel?: string }) => {
+      const { images, files, misread } = await withStore(cli, (store) => exportTree(store, dir, filters, { portable: opts.portable ?? false, ...(opts.channel ? { channel: opts.channel } : {}) }));
       cli.io.stdout.write(`Exported ${images} images (${files} files) to ${dir}\n`);
       if (misread) {
         cli.io.stderr.write(`Note: ${misread} unified VM images are in the tree; served statically, Incus before 7.1 reads them as containers (wharf serve answers each client its own view; --portable leaves them out)\n`);

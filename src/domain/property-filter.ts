@@ -14,6 +14,8 @@ export interface Filterable {
   type: string;
   /** Stored images only: remote ones have no visibility of their own. */
   public?: boolean;
+  /** Stored images only: the channels it is published in. */
+  channels?: string[];
   properties: Record<string, string>;
 }
 
@@ -27,6 +29,9 @@ export function matchesProperty(image: Filterable, key: string, value: string): 
       return image[key].toLowerCase() === want;
     case 'public':
       if (image.public !== undefined) return String(image.public) === want;
+      break;
+    case 'channel':
+      if (image.channels !== undefined) return image.channels.includes(want);
   }
   const own = image.properties[key] ?? image.properties[key.replace(/^properties\./, '')];
   return own !== undefined && own.toLowerCase() === want;

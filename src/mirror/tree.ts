@@ -3,6 +3,7 @@
  * files at the paths the index names) that any web server can serve; `tree import` loads one,
  * verifying every file against the index, as a mirror would.
  */
+import { checkChannel, defaultChannel } from '../domain/channel.ts';
 import { ensureDirectory } from '../directories.ts';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile, stat } from 'node:fs/promises';
@@ -21,9 +22,11 @@ import { importRemoteImage } from './copy.ts';
  * renders the view every client reads correctly (no unified VM images); the default keeps every
  * image, for transport to another wharf and for current clients.
  */
-export async function exportTree(store: Store, dir: string, filters: string[] = [], options: { portable?: boolean } = {}): Promise<{ images: number; files: number; misread: number }> {
+export async function exportTree(store: Store, dir: string, filters: string[] = [], options: { portable?: boolean; channel?: string } = {}): Promise<{ images: number; files: number; misread: number }> {
   const view: ClientView = options.portable ? 'incus-before-7.1' : 'full';
-  const all = (await listImages(store, filters)).filter((i) => i.public);
+  // One channel's root, as the server serves it: the default channel's unless another is named.
+  const channel = checkChannel(options.channel ?? defaultChannel);
+  const all = (await listImages(store, filters)).filter((i) => i.public && i.channels.includes(channel));
   const images = all.filter((i) => visibleIn(view, i));
   const misread = images.filter((i) => !visibleIn('incus-before-7.1', i)).length;
   const aliases = (await store.meta.listAliases()).filter((a) => images.some((i) => i.fingerprint === a.fingerprint));

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
@@ -53,6 +54,23 @@ test('channels: each its own root with its own newest version; promote and demot
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /not a channel name/);
   assert.notEqual((await wharf(data, ['image', 'promote', v1, '--channel', 'streams'])).code, 0, 'a name of the server own paths');
+
+  // What else reads a channel: image list's filter, a tree exported from it, a mirror of its root.
+  const listed = async (filter: string) => (JSON.parse(await wharfOk(data, ['image', 'list', filter, '--format', 'json'])) as { fingerprint: string }[]).map((i) => i.fingerprint);
+  assert.deepEqual(await listed('channel=daily'), [v2]);
+  assert.deepEqual(await listed('channel=default'), [v1]);
+  for (const [channel, fp] of [[undefined, v1], ['daily', v2]] as const) {
+    const tree = join(work, `tree-${channel ?? 'default'}`);
+    await wharfOk(data, ['tree', 'export', tree, ...(channel ? ['--channel', channel] : [])]);
+    const exported = JSON.parse(await readFile(join(tree, 'streams/v1/images.json'), 'utf8')) as Products;
+    assert.deepEqual(Object.values(exported.products).flatMap((p) => Object.values(p.versions).map((v) => v.items['lxd.tar.xz']!.combined_squashfs_sha256)), [fp], `tree of ${channel ?? 'the default channel'}`);
+  }
+  const mirror = join(work, 'mirror');
+  await writeFile(join(work, 'origin.crt'), server.tls.cert);
+  await wharfOk(mirror, ['remote', 'add', 'up-daily', `${server.base}/daily`, '--certificate', join(work, 'origin.crt')]);
+  await wharfOk(mirror, ['mirror', 'add', 'daily', 'up-daily']);
+  await wharfOk(mirror, ['mirror', 'sync', 'daily']);
+  assert.deepEqual((JSON.parse(await wharfOk(mirror, ['image', 'list', '--format', 'json'])) as { fingerprint: string }[]).map((i) => i.fingerprint), [v2], 'a mirror of the channel root holds its images, files checked');
 
   // Promoted: v2 joins the default root, whose newest version (and product alias) it becomes.
   await wharfOk(data, ['image', 'promote', v2.slice(0, 12), '--channel', 'default']);
