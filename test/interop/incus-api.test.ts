@@ -193,6 +193,10 @@ test('real incus manages wharf over REST: private images and secrets, edits with
   await stranger.incusOk(['image', 'copy', 'wapi:vm', 'local:', '--vm', '--alias', 'got-vm']);
   const gotVm = (await incus.incusJson<IncusImage[]>(['image', 'list', 'local:'])).find((i) => i.aliases.some((a) => a.name === 'got-vm'));
   assert.equal(gotVm?.fingerprint, fpVm);
+  // What the catalogue offers for a product with a container and a VM over this protocol: the VM
+  // by its fingerprint (the product alias names the container here, as with incusd).
+  assert.match(await stranger.incusOk(['image', 'info', `wapi:${fpVm}`, '--vm']), new RegExp(`Fingerprint: ${fpVm}`));
+  assert.notEqual((await stranger.incus(['image', 'info', 'wapi:testlinux/1.0', '--vm'])).code, 0, 'the product alias with --vm fails over the LXD API');
   assert.equal(gotVm?.type, 'virtual-machine');
 
   // Auto-update: a copy that follows a product alias picks up the next build on refresh.

@@ -28,8 +28,15 @@ function remoteCommand() {
   return `${add} --protocol=simplestreams`;
 }
 
-function launchCommand(alias, vm) {
-  return `${client} launch ${shellQuote(`${remote}:${alias}`)}${vm ? ' --vm' : ''}`;
+/**
+ * `vmFingerprint`: the product's newest VM, where it has a container too. Over the LXD API (the
+ * remote added with --public, for a self-signed server) an alias names one image, the container,
+ * as with incusd, so `launch ALIAS --vm` fails there: the VM is named by its fingerprint instead.
+ * A simplestreams remote finds the VM by the alias and --vm.
+ */
+function launchCommand(alias, vm, vmFingerprint) {
+  const target = vm && fingerprint && vmFingerprint ? vmFingerprint : alias;
+  return `${client} launch ${shellQuote(`${remote}:${target}`)}${vm ? ' --vm' : ''}`;
 }
 
 async function copy(text, button) {
@@ -135,6 +142,9 @@ function commandLine(text) {
   return element('div', { class: 'command' }, code, button);
 }
 
+/** The newest VM image of a product (its versions come newest first). */
+const newestVm = (product) => product.versions.flatMap((v) => v.images).find((i) => i.type === 'virtual-machine');
+
 async function openProduct(key) {
   const product = (await loadCatalogue()).products.find((p) => p.key === key);
   if (!product) return;
@@ -162,7 +172,7 @@ async function openProduct(key) {
     element('h2', { id: 'product-title' }, title),
     element('p', {}, product.description),
     element('p', {}, `Aliases: ${product.aliases.join(', ') || 'none (use the fingerprint)'}`),
-    ...product.types.map((t) => commandLine(launchCommand(alias, t === 'virtual-machine'))),
+    ...product.types.map((t) => commandLine(launchCommand(alias, t === 'virtual-machine', product.types.includes('container') ? newestVm(product)?.fingerprint : undefined))),
     chart(stats?.last_30_days ?? downloads.days.map(() => 0), downloads.days),
     versions,
   );
