@@ -10,6 +10,7 @@ import { DownloadCounter } from './core/usage.ts';
 import { IndexPublisher } from './core/publish.ts';
 import { collectGarbage } from './core/collect.ts';
 import { BlobRedirects } from './core/blob-redirects.ts';
+import { applyRetention } from './core/retention.ts';
 import { buildApp } from './http/app.ts';
 import { listenDual, listenLimits, listenPlain, type Listener } from './http/listen.ts';
 import { listenMetrics, type MetricsListener } from './http/metrics-listener.ts';
@@ -161,7 +162,9 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     : whileLeading(grants, 'jobs', () => {
         const scheduler = startScheduler(store, { autoUpdateSeconds: config.autoUpdateInterval, remoteCacheExpiryDays: config.remoteCacheExpiry });
         const gc = setInterval(() => {
-          collectGarbage(store)
+          applyRetention(store)
+            .catch((err: unknown) => log.error('channel retention failed', { err }))
+            .then(() => collectGarbage(store))
             .catch((err: unknown) => log.error('garbage collection failed', { err }))
             .then(() => redirects?.consolidateAll())
             .catch((err: unknown) => log.error('consolidating blobs for redirects failed', { err }));

@@ -8,7 +8,8 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AppError, ErrorCodes } from '../errors.ts';
-import { applyImageEdit, deleteImages, exportImage, imageWithAliases, listImages, moveToChannel, setProperty, unchangedSince, verifyImages } from '../core/images.ts';
+import { applyImageEdit, deleteImages, exportImage, imageWithAliases, listImages, moveToChannel, pinInChannel, setProperty, unchangedSince, verifyImages } from '../core/images.ts';
+import { applyRetention } from '../core/retention.ts';
 import { resolveImage } from '../core/resolve.ts';
 import { createAlias, deleteAlias, listAliases, renameAlias } from '../core/aliases.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
@@ -62,8 +63,8 @@ export function imageCommands(image: Command, cli: CliContext) {
       const onSignal = () => controller.abort(new AppError(ErrorCodes.invalidArgument, 'Import interrupted'));
       process.once('SIGINT', onSignal);
       try {
-        const imported = await withStore(cli, (store) =>
-          importImage(store, {
+        const imported = await withStore(cli, async (store) => {
+          const image = await importImage(store, {
             sources: files.map((f) => f.source) as [IngestSource] | [IngestSource, IngestSource],
             aliases: opts.alias,
             public: !opts.private,
@@ -71,8 +72,11 @@ export function imageCommands(image: Command, cli: CliContext) {
             properties,
             onBytes: (n) => bar.add(n),
             signal: controller.signal,
-          }),
-        );
+          });
+          // A new version may push an older one past its channels' retention.
+          await applyRetention(store, image.channels);
+          return image;
+        });
         bar.stop();
         cli.io.stdout.write(`Image imported with fingerprint: ${imported.fingerprint}\n`);
       } finally {
@@ -123,6 +127,7 @@ export function imageCommands(image: Command, cli: CliContext) {
         `Type: ${i.type}`,
         `Public: ${i.public ? 'yes' : 'no'}`,
         `Channels: ${i.channels.join(', ') || 'none'}`,
+        ...(i.pinned.length ? [`Pinned in: ${i.pinned.join(', ')}`] : []),
         'Timestamps:',
         `    Created: ${humanDate(i.createdAt)}`,
         `    Uploaded: ${humanDate(i.uploadedAt)}`,
@@ -151,8 +156,25 @@ export function imageCommands(image: Command, cli: CliContext) {
       .argument('<image>', 'alias or fingerprint prefix')
       .requiredOption('--channel <name>', 'the channel (default is the root index)')
       .action(async (ref: string, opts: { channel: string }) => {
-        const moved = await withStore(cli, (store) => moveToChannel(store, ref, opts.channel, move, cliActor()));
+        const moved = await withStore(cli, async (store) => {
+          const image = await moveToChannel(store, ref, opts.channel, move, cliActor());
+          // A promotion may push an older version past the channel's retention.
+          if (move === 'promote') await applyRetention(store, [opts.channel]);
+          return image;
+        });
         cli.io.stdout.write(`Image ${moved.fingerprint.slice(0, 12)} is in ${moved.channels.length ? `channels ${moved.channels.join(', ')}` : 'no channel'}\n`);
+      });
+  }
+
+  for (const pin of [true, false]) {
+    image
+      .command(pin ? 'pin' : 'unpin')
+      .description(pin ? "Keep an image in a channel whatever the channel's retention says" : 'Let the channel\'s retention take the image again')
+      .argument('<image>', 'alias or fingerprint prefix')
+      .requiredOption('--channel <name>', 'the channel')
+      .action(async (ref: string, opts: { channel: string }) => {
+        const pinned = await withStore(cli, (store) => pinInChannel(store, ref, opts.channel, pin, cliActor()));
+        cli.io.stdout.write(`Image ${pinned.fingerprint.slice(0, 12)} is pinned in ${pinned.pinned.length ? pinned.pinned.join(', ') : 'no channel'}\n`);
       });
   }
 

@@ -50,6 +50,7 @@ export interface ImageEdit {
   expiresAt?: string | null;
   autoUpdate?: boolean;
   channels?: string[];
+  pinned?: string[];
 }
 
 /**
@@ -142,6 +143,7 @@ export async function editImage(store: { meta: ImageCatalog }, ref: string, chan
       ...(edit.expiresAt !== undefined ? { expiresAt: edit.expiresAt } : {}),
       ...(edit.autoUpdate !== undefined ? { autoUpdate: edit.autoUpdate } : {}),
       ...(edit.channels !== undefined ? { channels: channelSet(edit.channels) } : {}),
+      ...(edit.pinned !== undefined ? { pinned: channelSet(edit.pinned) } : {}),
     };
     try {
       await store.meta.updateImage(updated, actor);
@@ -185,6 +187,12 @@ export async function moveToChannel(store: { meta: ImageCatalog }, ref: string, 
     undefined,
     actor,
   );
+}
+
+/** Pins the image `ref` names in `channel` (its retention keeps it whatever its age), or unpins it. */
+export async function pinInChannel(store: { meta: ImageCatalog }, ref: string, channel: string, pin: boolean, actor: string): Promise<Image> {
+  checkChannel(channel);
+  return editImage(store, ref, (image) => ({ pinned: pin ? [...image.pinned, channel] : image.pinned.filter((c) => c !== channel) }), undefined, actor);
 }
 
 /**

@@ -106,6 +106,7 @@ export async function importImage(store: Store, request: ImportRequest): Promise
       mirror: request.mirror ?? null,
       deltas: [],
       channels: channelSet(request.channels ?? [defaultChannel]),
+      pinned: [],
       revision: 1,
     };
     const aliases: Alias[] = aliasNames.map((name) => ({ name, fingerprint, description: '', type }));

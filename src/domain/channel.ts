@@ -29,6 +29,12 @@ export function channelSet(names: Iterable<string>): string[] {
   return [...new Set([...names].map(checkChannel))].sort();
 }
 
+/** A channel's settings: `keep`, the newest versions per product its retention keeps (null: all). */
+export interface ChannelSetting {
+  name: string;
+  keep: number | null;
+}
+
 /** A change of an image's channels (a promotion, a demotion), as the catalogue records it. */
 export interface ChannelChange {
   fingerprint: string;

@@ -68,6 +68,8 @@ export interface Image {
    * index (/streams/v1/), any other its own root (/NAME/streams/v1/). Sorted, no repeats.
    */
   channels: string[];
+  /** The channels whose retention keeps this image whatever its age (`image pin`). Sorted. */
+  pinned: string[];
   /**
    * Moves with every change to the image's record (an edit, publishing): an edit made from an
    * older read is refused (ImageCatalog.updateImage compares and sets it). 1 once inserted.

@@ -6,7 +6,7 @@
  */
 import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
-import { channelChange, type ChannelChange } from '../domain/channel.ts';
+import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
 import {
   abandonedCollectionMs,
   type BlobOwner,
@@ -55,6 +55,7 @@ class MemoryData {
   readonly claims = new Map<string, Map<string, string>>();
   /** sha256 -> when its collection began */
   readonly collections = new Map<string, string>();
+  readonly channelSettings = new Map<string, ChannelSetting>();
   /** Channel changes, in the order they were made. */
   readonly history: ChannelChange[] = [];
   /** sha256 -> the owners holding it, as "kind\0id" */
@@ -223,8 +224,8 @@ export class MemoryMetaStore implements MetaStore {
       if (stored.image.revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
       const change = channelChange(stored.image.channels, image, actor, new Date().toISOString());
       if (change) data.history.push(copy(change));
-      const { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels } = copy(image);
-      Object.assign(stored.image, { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels, revision: image.revision + 1 });
+      const { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels, pinned } = copy(image);
+      Object.assign(stored.image, { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels, pinned, revision: image.revision + 1 });
     });
   }
 
@@ -487,6 +488,14 @@ export class MemoryMetaStore implements MetaStore {
     this.write((data) => {
       if (!data.remotes.delete(name)) throw notFound(`Remote "${name}" not found`);
     });
+  }
+
+  async listChannels(): Promise<ChannelSetting[]> {
+    return [...this.data.channelSettings.values()].sort(byKeys<ChannelSetting>((c) => c.name)).map(copy);
+  }
+
+  async putChannel(setting: ChannelSetting): Promise<void> {
+    this.write((data) => data.channelSettings.set(setting.name, copy(setting)));
   }
 
   async listSites(): Promise<SiteRecord[]> {

@@ -21,6 +21,7 @@ const catalogueTables: [string, string][] = [
   ['image_deltas', 'image_deltas'],
   ['blob_owners', 'blob_owners'],
   ['channel_history', 'channel_history'],
+  ['channel_settings', 'channel_settings'],
   ['certificates', 'certificates'],
   ['trust_tokens', 'trust_tokens'],
   ['remotes', 'remotes'],

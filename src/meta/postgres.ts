@@ -14,7 +14,7 @@ import { PostgresDatabase, pgCode, type Query } from './postgres-db.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
-import { channelChange, type ChannelChange } from '../domain/channel.ts';
+import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const text = 'text COLLATE "C"';
@@ -116,6 +116,8 @@ const migrations: string[] = [
      at ${text} NOT NULL,
      PRIMARY KEY (fingerprint, revision)
    );`,
+  `ALTER TABLE images ADD COLUMN pinned text NOT NULL DEFAULT '[]';
+   CREATE TABLE channel_settings (name ${text} PRIMARY KEY, keep integer);`,
 ];
 
 export class PostgresMetaStore implements MetaStore {
@@ -444,6 +446,14 @@ export class PostgresMetaStore implements MetaStore {
     await this.write(async (q) => {
       if (!(await q('DELETE FROM mirrors WHERE name = ?', [name])).rowCount) throw notFound(`Mirror "${name}" not found`);
     });
+  }
+
+  async listChannels(): Promise<ChannelSetting[]> {
+    return this.rows<ChannelSetting>('SELECT name, keep FROM channel_settings ORDER BY name');
+  }
+
+  async putChannel(setting: ChannelSetting): Promise<void> {
+    await this.write((q) => q('INSERT INTO channel_settings (name, keep) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep', [setting.name, setting.keep]));
   }
 
   async listSites(): Promise<SiteRecord[]> {

@@ -26,6 +26,7 @@ export interface ImageRow {
   update_source: string | null;
   product_aliases: string;
   channels: string;
+  pinned: string;
   revision: number;
   mirror: string | null;
   m_sha256: string;
@@ -79,6 +80,7 @@ export function toImage(row: ImageRow, deltas: DeltaRow[] = []): Image {
     updateSource: row.update_source === null ? null : JSON.parse(row.update_source),
     productAliases: JSON.parse(row.product_aliases),
     channels: JSON.parse(row.channels),
+    pinned: JSON.parse(row.pinned),
     mirror: row.mirror,
     deltas: deltas.map((d) => ({ sha256: d.sha256, size: d.size, format: JSON.parse(d.format) as FileFormat, ftype: d.ftype, base: d.base })),
     revision: row.revision,
@@ -165,8 +167,8 @@ export const toMirror = (r: MirrorRow): MirrorRecord => ({
 /** An image's row as both SQL drivers insert it (`?` placeholders), revision left at its default 1. */
 export const imageInsert = `INSERT INTO images (fingerprint, type, architecture, filename, size, public, created_at, uploaded_at,
    expires_at, last_used_at, properties, templates, metadata_sha256, rootfs_sha256, auto_update, cached, update_source,
-   product_aliases, mirror, channels)
- VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+   product_aliases, mirror, channels, pinned)
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 export const imageInsertValues = (image: Image): (string | number | null)[] => [
   image.fingerprint,
@@ -189,11 +191,12 @@ export const imageInsertValues = (image: Image): (string | number | null)[] => [
   JSON.stringify(image.productAliases),
   image.mirror,
   JSON.stringify(image.channels),
+  JSON.stringify(image.pinned),
 ];
 
 /** The editable fields of an image's row (`updateImage`), with the compare-and-set revision moved on. */
 export const imageUpdate = `UPDATE images SET public = ?, properties = ?, expires_at = ?, last_used_at = ?, auto_update = ?, cached = ?,
-   update_source = ?, channels = ?, revision = revision + 1 WHERE fingerprint = ?`;
+   update_source = ?, channels = ?, pinned = ?, revision = revision + 1 WHERE fingerprint = ?`;
 
 export const imageUpdateValues = (image: Image): (string | number | null)[] => [
   image.public ? 1 : 0,
@@ -204,6 +207,7 @@ export const imageUpdateValues = (image: Image): (string | number | null)[] => [
   image.cached ? 1 : 0,
   image.updateSource === null ? null : JSON.stringify(image.updateSource),
   JSON.stringify(image.channels),
+  JSON.stringify(image.pinned),
   image.fingerprint,
 ];
 

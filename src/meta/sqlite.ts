@@ -8,7 +8,7 @@ import { AppError, ErrorCodes, changedMeanwhile, isAppError, notFound } from '..
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
-import { channelChange, type ChannelChange } from '../domain/channel.ts';
+import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const migrations: string[] = [
@@ -130,6 +130,8 @@ const migrations: string[] = [
      at TEXT NOT NULL,
      PRIMARY KEY (fingerprint, revision)
    );`,
+  `ALTER TABLE images ADD COLUMN pinned TEXT NOT NULL DEFAULT '[]';
+   CREATE TABLE channel_settings (name TEXT PRIMARY KEY, keep integer);`,
 ];
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */
@@ -512,6 +514,14 @@ export class SqliteMetaStore implements MetaStore {
       const { changes } = this.sql('DELETE FROM remotes WHERE name = ?').run(name);
       if (changes === 0) throw notFound(`Remote "${name}" not found`);
     });
+  }
+
+  async listChannels(): Promise<ChannelSetting[]> {
+    return (this.sql('SELECT name, keep FROM channel_settings ORDER BY name').all() as unknown as ChannelSetting[]).map(({ name, keep }) => ({ name, keep }));
+  }
+
+  async putChannel(setting: ChannelSetting): Promise<void> {
+    this.transaction(() => this.sql('INSERT INTO channel_settings (name, keep) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep').run(setting.name, setting.keep));
   }
 
   async listSites(): Promise<SiteRecord[]> {

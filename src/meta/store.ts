@@ -20,7 +20,7 @@
  *   when the storage is full (nothing changed). Anything else is a driver failure.
  */
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
-import type { ChannelChange } from '../domain/channel.ts';
+import type { ChannelChange, ChannelSetting } from '../domain/channel.ts';
 import type { SiteHealth, SiteRecord } from '../domain/steering.ts';
 
 export type { SiteHealth, SiteRecord };
@@ -108,7 +108,7 @@ export interface ImageCatalog {
   insertImage(image: Image, aliases: Alias[], sources?: Record<string, BlobSource>): Promise<void>;
   /**
    * Replaces the editable fields (public, properties, expiresAt, lastUsedAt, autoUpdate, cached,
-   * updateSource) and ignores the others, if the stored image is still at `image.revision` (the
+   * updateSource, channels, pinned) and ignores the others, if the stored image is still at `image.revision` (the
    * revision it was read at), and moves the revision on: compare and set, so that of two edits
    * made from the same read, on any handle, one is refused (`precondition_failed`) instead of
    * lost. Making a public image private stamps nothing: private takes effect at once, with no
@@ -276,6 +276,14 @@ export interface SiteStore {
   recordSiteHealth(results: { name: string; health: SiteHealth }[]): Promise<void>;
 }
 
+/** The settings of channels (retention); a channel with none keeps every version. */
+export interface ChannelStore {
+  /** Ordered by name. */
+  listChannels(): Promise<ChannelSetting[]>;
+  /** Adds a channel's settings or replaces them. */
+  putChannel(setting: ChannelSetting): Promise<void>;
+}
+
 /** How a long-running process learns that another one changed the store: the publisher's only signal. */
 export interface ChangeFeed {
   /**
@@ -293,7 +301,7 @@ export interface ChangeFeed {
 }
 
 /** The whole metadata store, as `openStore` gives it to every use case. */
-export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChangeFeed {
+export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChannelStore, ChangeFeed {
   /** Releases the handle; nothing may be called on it afterwards. */
   close(): Promise<void>;
 }

@@ -69,6 +69,7 @@ for (const driver of metaDrivers) {
       updateSource: { server: 'https://images.example.org', protocol: 'simplestreams', alias: 'debian/12', certificate: '', imageType: 'container' },
       productAliases: ['debian/12', 'debian/bookworm'],
       channels: ['daily', 'default'],
+      pinned: ['daily'],
       mirror: 'deb',
       deltas: [delta(sha('d', 2), '20261120_05:24'), delta(sha('d', 1), '20261121_05:24')],
       type: 'virtual-machine',
@@ -160,6 +161,7 @@ for (const driver of metaDrivers) {
       cached: true,
       updateSource: { server: 's', protocol: 'lxd', alias: 'a', certificate: 'PEM', imageType: 'container' },
       channels: ['stable'],
+      pinned: ['stable'],
     };
     await store.updateImage({ ...edited, filename: 'other', architecture: 'aarch64', productAliases: [], mirror: null, uploadedAt: fromNow(0), size: 1 });
     assert.deepEqual(await store.getImage(fp(1)), { ...edited, revision: 2 });
@@ -167,6 +169,19 @@ for (const driver of metaDrivers) {
     assert.deepEqual(await store.getImage(fp(1)), { ...image, revision: 3 });
     await rejectsWith(store.updateImage(splitImage(fp(2))), 'not_found');
     assert.equal(await store.getImage(fp(2)), undefined);
+  });
+
+  test(`${driver.name} channels: settings are put, replaced and listed by name, on every handle`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    const other = peer();
+    assert.deepEqual(await store.listChannels(), []);
+    await store.putChannel({ name: 'stable', keep: 3 });
+    await other.putChannel({ name: 'daily', keep: null });
+    await other.putChannel({ name: 'stable', keep: 5 });
+    assert.deepEqual(await store.listChannels(), [
+      { name: 'daily', keep: null },
+      { name: 'stable', keep: 5 },
+    ]);
   });
 
   test(`${driver.name} images: a change of channels is recorded with the edit, by whom and when; nothing else is`, async (t) => {

@@ -23,6 +23,7 @@ export function imageRecord(overrides: Partial<Image> & Pick<Image, 'fingerprint
     mirror: null,
     deltas: [],
     channels: ['default'],
+    pinned: [],
     revision: 1,
     ...overrides,
   };

@@ -102,3 +102,50 @@ test('channels: each its own root with its own newest version; promote and demot
   assert.match(csv[0]!, /,,\(imported\),daily$/);
   assert.match(csv[3]!, /,daily,none$/);
 });
+
+test('channel retention keeps the newest N versions and the pinned ones; a version leaves the store only when nothing holds it', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const version = async (n: number, ...args: string[]) => {
+    const meta = await buildMetadataTarball(work, { name: `m${n}.tar.xz`, properties: { os: 'Kept', release: '1', architecture: 'amd64', serial: `2026010${n}_00:00` } });
+    const root = await buildSquashfs(work, { name: `r${n}.squashfs`, seed: `kept-${n}` });
+    return fingerprintFrom(await wharfOk(data, ['image', 'import', meta.path, root.path, '--channel', 'daily', ...args]));
+  };
+  const [v1, v2, v3, v4] = [await version(1), await version(2), await version(3), await version(4)];
+  await wharfOk(data, ['image', 'promote', v1, '--channel', 'default']);
+  await wharfOk(data, ['image', 'pin', v2, '--channel', 'daily']);
+  assert.match(await wharfOk(data, ['image', 'info', v2]), /Pinned in: daily/);
+  const inChannel = async (channel: string) => (JSON.parse(await wharfOk(data, ['image', 'list', `channel=${channel}`, '--format', 'json'])) as { fingerprint: string }[]).map((i) => i.fingerprint).sort();
+  const stored = async () => (JSON.parse(await wharfOk(data, ['image', 'list', '--format', 'json'])) as { fingerprint: string }[]).map((i) => i.fingerprint).sort();
+
+  assert.notEqual((await wharf(data, ['channel', 'set', 'daily', '--keep', '0'])).code, 0, 'a channel keeps one version at least');
+  assert.match(await wharfOk(data, ['channel', 'set', 'daily', '--keep', '2']), /daily keeps the 2 newest versions of each product; 1 images left it, 0 of them the store/);
+  // v4 and v3 are the newest two; v2 is pinned; v1 left daily but the default channel holds it.
+  assert.deepEqual(await inChannel('daily'), [v2, v3, v4].sort());
+  assert.deepEqual(await stored(), [v1, v2, v3, v4].sort());
+
+  // A new build pushes v3 out of daily; nothing else holds it, so it leaves the store.
+  const v5 = await version(5);
+  assert.deepEqual(await inChannel('daily'), [v2, v4, v5].sort());
+  assert.deepEqual(await stored(), [v1, v2, v4, v5].sort());
+  const history = JSON.parse(await wharfOk(data, ['image', 'history', v1, '--format', 'json'])) as { actor: string; from: string[]; to: string[] }[];
+  assert.deepEqual(history.at(-1), { ...history.at(-1), actor: 'retention', from: ['daily', 'default'], to: ['default'] });
+
+  const channels = JSON.parse(await wharfOk(data, ['channel', 'list', '--format', 'json'])) as { name: string; keep: number | null; images: number; pinned: number }[];
+  assert.deepEqual(channels, [
+    { name: 'daily', keep: 2, images: 3, pinned: 1 },
+    { name: 'default', keep: null, images: 1, pinned: 0 },
+  ]);
+  // Unpinned, v2 goes at the next retention; "all" turns retention off again.
+  await wharfOk(data, ['image', 'unpin', v2, '--channel', 'daily']);
+  await wharfOk(data, ['channel', 'set', 'daily', '--keep', '2']);
+  assert.deepEqual(await inChannel('daily'), [v4, v5].sort());
+  await wharfOk(data, ['channel', 'set', 'daily', '--keep', 'all']);
+  await version(6);
+  assert.deepEqual((await inChannel('daily')).length, 3);
+
+  // The served daily root lists what the channel holds.
+  const server = await serve(t, data, { processes: 1 });
+  const daily = (await fetchRaw(`${server.base}/daily/streams/v1/images.json`, { ca: server.tls.cert })).body.toString();
+  assert.ok(daily.includes(v4) && daily.includes(v5) && !daily.includes(v3) && !daily.includes(v2));
+});
