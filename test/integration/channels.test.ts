@@ -71,6 +71,15 @@ test('channels: each its own root with its own newest version; promote and demot
   await wharfOk(mirror, ['mirror', 'add', 'daily', 'up-daily']);
   await wharfOk(mirror, ['mirror', 'sync', 'daily']);
   assert.deepEqual((JSON.parse(await wharfOk(mirror, ['image', 'list', '--format', 'json'])) as { fingerprint: string }[]).map((i) => i.fingerprint), [v2], 'a mirror of the channel root holds its images, files checked');
+  // A regional mirror (serve --mirror-of) of the channel's root: clients asking it for the index
+  // are sent to the channel's own (as for any origin), and it serves the channel's files.
+  const edge = await serve(t, join(work, 'edge'), { mirrorOf: `${server.base}/daily`, originCertificate: join(work, 'origin.crt'), processes: 1 });
+  const sent = await fetchRaw(`${edge.base}/streams/v1/images.json`, { ca: edge.tls.cert });
+  assert.equal(sent.headers.location, `${server.base}/daily/streams/v1/images.json`, `${sent.status}`);
+  await until('the edge mirror knows the daily files', async () => ((await fetchRaw(`${edge.base}/${item.path}`, { ca: edge.tls.cert, method: 'HEAD' })).status === 200 ? true : undefined), 10_000);
+  const fromEdge = await fetchRaw(`${edge.base}/${item.path}`, { ca: edge.tls.cert });
+  assert.equal(fromEdge.status, 200);
+  assert.equal(createHash('sha256').update(fromEdge.body).digest('hex'), item.sha256);
 
   // Promoted: v2 joins the default root, whose newest version (and product alias) it becomes.
   await wharfOk(data, ['image', 'promote', v2.slice(0, 12), '--channel', 'default']);
