@@ -10,12 +10,14 @@ import type { Image } from '../domain/image.ts';
 import { notFound } from '../errors.ts';
 import type { ImageCatalog } from '../meta/store.ts';
 import type { ReleaseNames } from '../domain/release-names.ts';
+import { defaultChannel } from '../domain/channel.ts';
 
-export async function directImage(store: { meta: ImageCatalog; releaseNames?: ReleaseNames }, alias: string, clientArchitectures: string[]): Promise<Image> {
+/** `channel`: the root the URL is under (/CHANNEL/direct/ALIAS); its own newest version answers. */
+export async function directImage(store: { meta: ImageCatalog; releaseNames?: ReleaseNames }, alias: string, clientArchitectures: string[], channel = defaultChannel): Promise<Image> {
   const [images, aliases] = await Promise.all([store.meta.listImages(), store.meta.listAliases()]);
   const explicit = new Set(aliases.filter((a) => a.name === alias).map((a) => a.fingerprint));
   const candidates = images.filter(
-    (i) => i.public && i.rootfs === null && (explicit.has(i.fingerprint) || productOf(i, store.releaseNames).aliases.includes(alias)),
+    (i) => i.public && i.rootfs === null && i.channels.includes(channel) && (explicit.has(i.fingerprint) || productOf(i, store.releaseNames).aliases.includes(alias)),
   );
   if (candidates.length === 0) throw notFound(`No unified image answers to "${alias}" (split images cannot be imported by URL)`);
   const wanted = clientArchitectures.map((a) => canonicalArchitecture(a)).filter((a): a is string => a !== undefined);

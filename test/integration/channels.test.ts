@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
+import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { until } from '../helpers/until.ts';
@@ -54,6 +54,16 @@ test('channels: each its own root with its own newest version; promote and demot
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /not a channel name/);
   assert.notEqual((await wharf(data, ['image', 'promote', v1, '--channel', 'streams'])).code, 0, 'a name of the server own paths');
+
+  // Direct URLs under a channel's root answer with that channel's images (unified ones only).
+  const unified = await buildUnified(work, { properties: { os: 'Direct', release: '1', architecture: 'amd64' }, seed: 'direct' });
+  const direct = fingerprintFrom(await wharfOk(data, ['image', 'import', unified.path, '--channel', 'daily']));
+  await until('the direct image is published', async () => ((await get('/daily/direct/direct/1')).status === 200 ? true : undefined), 5_000);
+  const head = await fetchRaw(`${server.base}/daily/direct/direct/1`, { ca: server.tls.cert, method: 'HEAD' });
+  assert.equal(head.headers['incus-image-hash'], direct);
+  assert.equal((await get('/direct/direct/1')).status, 404, 'not in the default root');
+  assert.equal((await get('/stable/direct/direct/1')).status, 404);
+  await wharfOk(data, ['image', 'delete', direct]);
 
   // What else reads a channel: image list's filter, a tree exported from it, a mirror of its root.
   const listed = async (filter: string) => (JSON.parse(await wharfOk(data, ['image', 'list', filter, '--format', 'json'])) as { fingerprint: string }[]).map((i) => i.fingerprint);
