@@ -128,11 +128,15 @@ export class IndexPublisher {
     this.page = options.catalogue;
   }
 
-  private renderCatalogue(images: Image[], aliases: Alias[]): Map<string, RenderedDocument> {
+  /**
+   * The catalogue shows the default channel's products, which the commands it offers reach (the
+   * server's root remote), and names the other channels' roots.
+   */
+  private renderCatalogue(images: Image[], aliases: Alias[], channels: Set<string>): Map<string, RenderedDocument> {
     if (!this.page) return new Map();
-    const catalogue = buildCatalogue(images, aliases, artifactPath, this.store.releaseNames);
+    const catalogue = buildCatalogue(images.filter((i) => i.channels.includes(defaultChannel)), aliases, artifactPath, this.store.releaseNames);
     return new Map([
-      ['/', renderBytes(Buffer.from(renderCataloguePage(catalogue, this.page)), 'text/html; charset=utf-8')],
+      ['/', renderBytes(Buffer.from(renderCataloguePage(catalogue, { ...this.page, channels: [...channels].sort() })), 'text/html; charset=utf-8')],
       [catalogueProductsPath, renderJson(catalogue)],
     ]);
   }
@@ -195,7 +199,7 @@ export class IndexPublisher {
       channels,
       apiLists: renderApiLists(images, aliases),
       artifacts,
-      catalogue: this.renderCatalogue(images, aliases),
+      catalogue: this.renderCatalogue(images, aliases, channels),
       downloads,
       audience,
     };

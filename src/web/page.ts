@@ -25,6 +25,8 @@ export interface PageOptions {
   /** The served certificate, when no public CA vouches for it: clients must be told its fingerprint. */
   selfSignedFingerprint: string | undefined;
   version: string;
+  /** The channels other than the default one: roots of their own, which the page names. */
+  channels?: string[];
 }
 
 const typeLabel = { container: 'container', 'virtual-machine': 'VM' } as const;
@@ -87,6 +89,7 @@ ${page.assets.modules.map((url) => `<link rel="modulepreload" href="${url}">\n`)
 </div>
 <div class="command"><code id="remote-command">incus remote add NAME https://THIS-SERVER:PORT ${fingerprint ? '--public' : '--protocol=simplestreams'}</code><button type="button" class="copy" data-copy="remote-command" hidden>Copy</button></div>
 ${fingerprint ? `<p class="fingerprint">The server's certificate is self-signed: when the client asks, answer with its fingerprint <code id="certificate-fingerprint">${escapeHtml(fingerprint)}</code>.</p>` : ''}
+${page.channels?.length ? `<p class="channels">The images below are the server's default channel. Other channels are simplestreams remotes of their own, at the server's address followed by the channel: ${page.channels.map((c) => `<code>/${escapeHtml(c)}</code>`).join(', ')}.</p>` : ''}
 </section>
 <section aria-labelledby="images-title" id="images">
 <h2 id="images-title">Images</h2>

@@ -55,6 +55,12 @@ test('channels: each its own root with its own newest version; promote and demot
   assert.match(bad.stderr, /not a channel name/);
   assert.notEqual((await wharf(data, ['image', 'promote', v1, '--channel', 'streams'])).code, 0, 'a name of the server own paths');
 
+  // The catalogue lists the default channel (what the commands it shows reach) and names the others.
+  const catalogue = JSON.parse((await get('/catalogue/v1/products.json')).body.toString()) as { products: { versions: { images: { fingerprint: string }[] }[] }[] };
+  assert.deepEqual(catalogue.products.flatMap((p) => p.versions.flatMap((v) => v.images.map((i) => i.fingerprint))), [v1]);
+  const page = (await fetchRaw(`${server.base}/`, { ca: server.tls.cert, headers: { accept: 'text/html' } })).body.toString();
+  assert.match(page, /Other channels are simplestreams remotes of their own[^<]*<code>\/daily<\/code>/);
+
   // Direct URLs under a channel's root answer with that channel's images (unified ones only).
   const unified = await buildUnified(work, { properties: { os: 'Direct', release: '1', architecture: 'amd64' }, seed: 'direct' });
   const direct = fingerprintFrom(await wharfOk(data, ['image', 'import', unified.path, '--channel', 'daily']));
