@@ -2,7 +2,6 @@
 import { Blobs } from './blob/store.ts';
 import { s3Location } from './blob/s3-location.ts';
 import { ensureDirectory } from './directories.ts';
-import { mkdir } from 'node:fs/promises';
 import { constants, renameSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { basename, join } from 'node:path';

@@ -2,7 +2,7 @@
 import { ensureDirectory } from '../directories.ts';
 import { channelSet, checkChannel } from '../domain/channel.ts';
 import { createHash, type Hash } from 'node:crypto';
-import { rename, rm, mkdir } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';

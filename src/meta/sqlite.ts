@@ -4,7 +4,7 @@
  */
 import { inTransaction, openSqlite, storageError } from './sqlite-open.ts';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { AppError, ErrorCodes, changedMeanwhile, isAppError, notFound } from '../errors.ts';
+import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';

@@ -6,7 +6,7 @@
 import { checkChannel, defaultChannel } from '../domain/channel.ts';
 import { ensureDirectory } from '../directories.ts';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, writeFile, stat } from 'node:fs/promises';
+import { rename, rm, writeFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Store } from '../core/context.ts';

@@ -7,7 +7,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -16,12 +15,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import selfsigned from 'selfsigned';
 import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
-import { fingerprintFrom, freePort, sharedIdentity, tempDir, wharf, wharfBin, wharfOk } from '../helpers/env.ts';
+import { fingerprintFrom, sharedIdentity, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { startFaultServer } from '../helpers/fault-server.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { s3Bucket } from '../helpers/s3.ts';
 import { until } from '../helpers/until.ts';
+import { spawnReplicas } from '../helpers/replicas.ts';
 import { s3Location } from '../../src/blob/s3-location.ts';
 import { S3BlobDriver } from '../../src/blob/s3.ts';
 import { Blobs } from '../../src/blob/store.ts';
@@ -54,14 +54,7 @@ test('replicas killed with SIGKILL mid-sync and mid-upload: nothing half-written
   // Never synced: due as soon as a replica runs the jobs.
   await cliOk(['mirror', 'add', 'm', 'up', '--interval', '1h']);
 
-  const ports = await Promise.all([1, 2, 3].map(() => freePort()));
-  const logs = ['', '', ''];
-  const replicas: ChildProcess[] = ports.map((port, i) => {
-    const child = spawn(wharfBin, ['--data-dir', join(work, `replica-${i}`), 'serve', '--https', `127.0.0.1:${port}`], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (logs[i] += d));
-    t.after(() => void child.kill('SIGKILL'));
-    return child;
-  });
+  const { ports, processes: replicas, logs, ready } = await spawnReplicas(t, work, env);
   const leader = () => logs.findIndex((log, i) => replicas[i]!.exitCode === null && replicas[i]!.signalCode === null && log.includes('running the background jobs'));
   const get = (i: number, path: string) => fetchRaw(`https://127.0.0.1:${ports[i]}${path}`, { ca: identity.cert });
   const lists = async (i: number, fp: string) => (await get(i, '/streams/v1/images.json')).body.toString().includes(fp);
@@ -76,11 +69,7 @@ test('replicas killed with SIGKILL mid-sync and mid-upload: nothing half-written
   };
   await until('the first sync reaches the rootfs', async () => (killed >= 0 ? true : undefined), 60_000);
   const survivors = [0, 1, 2].filter((i) => i !== killed);
-  for (const i of survivors) {
-    await until(`replica ${i} ready`, async () => ((await get(i, '/readyz')).status === 200 ? true : undefined), 30_000).catch((err: Error) => {
-      throw new Error(`${err.message}; its log:\n${logs[i]!.slice(-2000)}`);
-    });
-  }
+  for (const i of survivors) await ready(i, identity.cert);
   for (const i of survivors) assert.equal(await lists(i, upstreamFp), false, 'nothing of a sync cut in the middle is listed');
   // Another replica takes the jobs over (the lease expires within 30 s) and finishes the sync.
   for (const i of survivors) await until(`replica ${i} lists the mirrored image`, async () => ((await lists(i, upstreamFp)) ? true : undefined), 90_000);

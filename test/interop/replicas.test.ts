@@ -9,17 +9,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
-import { fingerprintFrom, freePort, sharedIdentity, tempDir, wharf, wharfBin } from '../helpers/env.ts';
+import { fingerprintFrom, freePort, sharedIdentity, tempDir, wharf } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { s3Bucket } from '../helpers/s3.ts';
 import { until } from '../helpers/until.ts';
+import { spawnReplicas } from '../helpers/replicas.ts';
 import { incusUnavailable, prepareForInstances, startIncus } from '../helpers/incus.ts';
 import { lxdUnavailable, startLxd } from '../helpers/lxd.ts';
 
@@ -47,19 +48,8 @@ test('three replicas behind HAProxy: real incus and lxc list, copy and launch wh
   const root = await buildSquashfs(work, { seed: 'balanced', padMiB: 2 });
   const first = fingerprintFrom(await cliOk(['image', 'import', meta.path, root.path, '--alias', 'balanced']));
 
-  const ports = await Promise.all([1, 2, 3].map(() => freePort()));
-  const logs = ['', '', ''];
-  const replicas: ChildProcess[] = ports.map((port, i) => {
-    const child = spawn(wharfBin, ['--data-dir', join(work, `replica-${i}`), 'serve', '--https', `127.0.0.1:${port}`], { env: { ...process.env, ...served }, stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (logs[i] += d));
-    t.after(() => void child.kill('SIGKILL'));
-    return child;
-  });
-  for (const [i, port] of ports.entries()) {
-    await until(`replica ${i} ready`, async () => ((await fetchRaw(`https://127.0.0.1:${port}/readyz`, { ca: identity.cert })).status === 200 ? true : undefined), 15_000).catch((err: Error) => {
-      throw new Error(`${err.message}; its log:\n${logs[i]!.slice(-2000)}`);
-    });
-  }
+  const { ports, processes: replicas, ready } = await spawnReplicas(t, work, served);
+  for (const i of ports.keys()) await ready(i, identity.cert, 15_000);
 
   // HAProxy in TCP mode: TLS goes through to wharf, so trusted client certificates keep working.
   const balancer = await freePort();
