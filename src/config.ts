@@ -109,7 +109,8 @@ const defaults: Settings = {
   http: undefined,
   tlsCert: undefined,
   tlsKey: undefined,
-  gracePeriod: 3600,
+  // Clients keep an index for an hour and refresh it late: what one named stays downloadable twice that.
+  gracePeriod: 7200,
   autoUpdateInterval: 6 * 3600,
   remoteCacheExpiry: 10,
   maxUploadSize: 64 * 1024 ** 3,
