@@ -38,8 +38,10 @@ export async function applyRetention(store: Store, channels?: string[]): Promise
   const settings = (await store.meta.listChannels()).filter((s) => s.keep !== null && (!channels || channels.includes(s.name)));
   const demoted: { channel: string; fingerprint: string }[] = [];
   const orphaned = new Set<string>();
+  // Read once: leaving one channel changes no image's place in another.
+  const images = settings.length ? await store.meta.listImages() : [];
   for (const setting of settings) {
-    for (const image of beyondRetention(await store.meta.listImages(), setting, store.releaseNames)) {
+    for (const image of beyondRetention(images, setting, store.releaseNames)) {
       const after = await editImage(store, image.fingerprint, (now) => ({ channels: now.channels.filter((c) => c !== setting.name) }), undefined, retentionActor);
       demoted.push({ channel: setting.name, fingerprint: image.fingerprint });
       if (after.channels.length === 0 && after.pinned.length === 0) orphaned.add(image.fingerprint);
