@@ -6,6 +6,7 @@
  * serving process honours a secret any of them issued.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { GrantStore, PushGrant } from '../meta/grants.ts';
 import { holdLease } from './lease.ts';
 import { instanceId } from '../instance.ts';
@@ -38,20 +39,30 @@ export class ImageSecrets {
   }
 
   /**
-   * Starts the one download a secret opens, under a lease (renewed while it runs): undefined
-   * while another download holds it, so parallel connections (to any serving process, on any
-   * host) cannot each fetch the image with the same secret, and once it is spent. A holder that
-   * dies frees it within the lease's time to live.
+   * Starts the one download a secret opens, under a lease (renewed while it runs): 'busy' while
+   * another download holds it, so parallel connections (to any serving process, on any host)
+   * cannot each fetch the image with the same secret, and 'spent' once one completed. A holder
+   * that dies frees it within the lease's time to live.
+   *
+   * A download that just completed settles a moment after its last byte left: a client that
+   * asks again at once would find the lease still held. So a held lease is waited for up to
+   * `waitMs` before answering 'busy', and the same request then learns the secret is spent.
    */
-  async claim(secret: string): Promise<SecretDownload | undefined> {
+  async claim(secret: string, waitMs = 2_000): Promise<SecretDownload | 'busy' | 'spent'> {
     const key = keyOf(secret);
     // A holder per download, not per process: two downloads in one process are two holders.
-    const held = await holdLease(this.grants, `secret:${key}`, { holder: `${instanceId}/${randomBytes(6).toString('hex')}` });
-    if (!held) return undefined;
+    const holder = `${instanceId}/${randomBytes(6).toString('hex')}`;
+    const deadline = Date.now() + waitMs;
+    let held = await holdLease(this.grants, `secret:${key}`, { holder });
+    while (!held && Date.now() < deadline) {
+      await sleep(50);
+      held = await holdLease(this.grants, `secret:${key}`, { holder });
+    }
+    if (!held) return 'busy';
     // Taken first, checked after: the download that held it until now may have spent it.
     if ((await this.grants.imageSecretTarget(key)) === undefined) {
       await held.release();
-      return undefined;
+      return 'spent';
     }
     return {
       settle: async (completed) => {

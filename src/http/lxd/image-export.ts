@@ -9,7 +9,7 @@ import type { Store } from '../../core/context.ts';
 import { exportedFiles, type ImageWithAliases } from '../../core/images.ts';
 import type { ImageSecrets } from '../../core/secrets.ts';
 import { visibleImage } from '../../core/visibility.ts';
-import { AppError, ErrorCodes } from '../../errors.ts';
+import { AppError, ErrorCodes, notFound } from '../../errors.ts';
 import { recorded, sendPieces } from '../send-blob.ts';
 import { viewerOf } from './caller.ts';
 import { fingerprintParam } from './images.ts';
@@ -28,7 +28,8 @@ export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; se
       // A secret opens one download at a time, spent once a response went out whole; HEAD is free.
       const secret = !viewer.trusted && !image.public && request.method === 'GET' ? viewer.secret : undefined;
       const claim = secret ? await secrets.claim(secret) : undefined;
-      if (secret && !claim) throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
+      if (claim === 'busy') throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
+      if (claim === 'spent') throw notFound('Image not found');
       // Settled once the whole body was handed to the socket (not at 'close': a client that has
       // every byte may hang up first): the download counts and its secret is spent. A failed or
       // cut download frees the secret for a retry.
