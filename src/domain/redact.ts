@@ -1,7 +1,8 @@
 /**
  * Secrets out of text that others read: a URL's user-info (`https://user:pass@host`, the way an
  * operator reaches a protected upstream, which Node sends as Basic auth) and the values of query
- * parameters that carry credentials (a one-time image `secret`, tokens, signed-URL signatures).
+ * parameters that carry credentials (a one-time image `secret`, tokens, signed-URL signatures),
+ * and the tokens of private views, which travel in a URL's path.
  *
  * Applied where text leaves the process (every log line, every HTTP error body, the CLI's error
  * messages) and where messages name a URL, so that no error answer, log line or listing shows
@@ -38,8 +39,12 @@ const secretParameters = [
 const userInfo = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"<>\\]+@/gi;
 const secretQuery = new RegExp(`([?&;](?:${secretParameters.map((p) => p.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')})=)[^&#\\s"'<>\\\\]*`, 'gi');
 
-/** `text` with every URL's user-info and every credential-carrying query value replaced. */
+/** A private view's token (domain/view.ts): its id stays, so a line still says which one. */
+const viewToken = /wvt_([0-9a-f]{12})_[0-9a-f]{64}/g;
+
+/** `text` with every URL's user-info, credential-carrying query value and view token replaced. */
 export function redactSecrets(text: string): string {
+  if (text.includes('wvt_')) text = text.replace(viewToken, `wvt_$1_${hidden}`);
   // Most text has neither: skip the replacements (a log line per request goes through here).
   if (!text.includes('@') && !text.includes('=')) return text;
   return text.replace(userInfo, `$1${hidden}@`).replace(secretQuery, `$1${hidden}`);

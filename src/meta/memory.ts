@@ -7,6 +7,7 @@
 import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
+import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import {
   abandonedCollectionMs,
   type BlobOwner,
@@ -56,6 +57,9 @@ class MemoryData {
   /** sha256 -> when its collection began */
   readonly collections = new Map<string, string>();
   readonly channelSettings = new Map<string, ChannelSetting>();
+  readonly views = new Map<string, View>();
+  /** id -> token */
+  readonly viewTokens = new Map<string, ViewToken>();
   /** Channel changes, in the order they were made. */
   readonly history: ChannelChange[] = [];
   /** sha256 -> the owners holding it, as "kind\0id" */
@@ -496,6 +500,52 @@ export class MemoryMetaStore implements MetaStore {
 
   async putChannel(setting: ChannelSetting): Promise<void> {
     this.write((data) => data.channelSettings.set(setting.name, copy(setting)));
+  }
+
+  async listViews(): Promise<View[]> {
+    return [...this.data.views.values()].sort(byKeys<View>((v) => v.name)).map(copy);
+  }
+
+  async addView(view: View): Promise<void> {
+    this.write((data) => {
+      if (data.views.has(view.name)) throw viewErrors.exists(view.name);
+      data.views.set(view.name, copy(view));
+    });
+  }
+
+  async removeView(name: string): Promise<void> {
+    this.write((data) => {
+      if (!data.views.delete(name)) throw viewErrors.missing(name);
+      for (const [id, token] of data.viewTokens) if (token.view === name) data.viewTokens.delete(id);
+    });
+  }
+
+  async addViewToken(token: ViewToken): Promise<void> {
+    this.write((data) => {
+      if (!data.views.has(token.view)) throw viewErrors.missing(token.view);
+      if (data.viewTokens.has(token.id)) throw viewErrors.tokenExists(token.id);
+      data.viewTokens.set(token.id, copy(token));
+    });
+  }
+
+  async listViewTokens(): Promise<ViewToken[]> {
+    return [...this.data.viewTokens.values()].sort(byKeys<ViewToken>((t) => t.view, (t) => t.createdAt, (t) => t.id)).map(copy);
+  }
+
+  async revokeViewTokens(view: string, id: string | undefined): Promise<number> {
+    return this.write((data) => {
+      if (!data.views.has(view)) throw viewErrors.missing(view);
+      const token = id === undefined ? undefined : data.viewTokens.get(id);
+      if (id !== undefined && token?.view !== view) throw viewErrors.tokenMissing(view, id);
+      const now = new Date().toISOString();
+      let revoked = 0;
+      for (const t of token ? [token] : data.viewTokens.values()) {
+        if (t.view !== view || t.revokedAt !== null) continue;
+        t.revokedAt = now;
+        revoked++;
+      }
+      return revoked;
+    });
   }
 
   async listSites(): Promise<SiteRecord[]> {

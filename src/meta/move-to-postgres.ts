@@ -22,6 +22,8 @@ const catalogueTables: [string, string][] = [
   ['blob_owners', 'blob_owners'],
   ['channel_history', 'channel_history'],
   ['channel_settings', 'channel_settings'],
+  ['views', 'views'],
+  ['view_tokens', 'view_tokens'],
   ['certificates', 'certificates'],
   ['trust_tokens', 'trust_tokens'],
   ['remotes', 'remotes'],

@@ -15,6 +15,8 @@ import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
+import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
+import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const text = 'text COLLATE "C"';
@@ -118,6 +120,16 @@ const migrations: string[] = [
    );`,
   `ALTER TABLE images ADD COLUMN pinned text NOT NULL DEFAULT '[]';
    CREATE TABLE channel_settings (name ${text} PRIMARY KEY, keep integer);`,
+  `CREATE TABLE views (name ${text} PRIMARY KEY, channel ${text} NOT NULL, filters text NOT NULL, created_at ${text} NOT NULL);
+   CREATE TABLE view_tokens (
+     id ${text} PRIMARY KEY,
+     view ${text} NOT NULL REFERENCES views (name) ON DELETE CASCADE,
+     hash ${text} NOT NULL,
+     description text NOT NULL,
+     created_at ${text} NOT NULL,
+     expires_at ${text},
+     revoked_at ${text}
+   );`,
 ];
 
 export class PostgresMetaStore implements MetaStore {
@@ -454,6 +466,42 @@ export class PostgresMetaStore implements MetaStore {
 
   async putChannel(setting: ChannelSetting): Promise<void> {
     await this.write((q) => q('INSERT INTO channel_settings (name, keep) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep', [setting.name, setting.keep]));
+  }
+
+  async listViews(): Promise<View[]> {
+    return (await this.rows<ViewRow>(`${viewSelect} ORDER BY name`)).map(toView);
+  }
+
+  async addView(view: View): Promise<void> {
+    await this.write((q) => insertUnique(q, viewInsert, viewValues(view), () => viewErrors.exists(view.name)));
+  }
+
+  async removeView(name: string): Promise<void> {
+    await this.write(async (q) => {
+      await q('DELETE FROM view_tokens WHERE view = ?', [name]);
+      if (!(await q('DELETE FROM views WHERE name = ?', [name])).rowCount) throw viewErrors.missing(name);
+    });
+  }
+
+  async addViewToken(token: ViewToken): Promise<void> {
+    await this.write(async (q) => {
+      if (!(await q('SELECT 1 FROM views WHERE name = ?', [token.view])).rowCount) throw viewErrors.missing(token.view);
+      await insertUnique(q, viewTokenInsert, viewTokenValues(token), () => viewErrors.tokenExists(token.id));
+    });
+  }
+
+  async listViewTokens(): Promise<ViewToken[]> {
+    return (await this.rows<ViewTokenRow>(`${viewTokenSelect} ${viewTokenOrder}`)).map(toViewToken);
+  }
+
+  async revokeViewTokens(view: string, id: string | undefined): Promise<number> {
+    return this.write(async (q) => {
+      if (!(await q('SELECT 1 FROM views WHERE name = ?', [view])).rowCount) throw viewErrors.missing(view);
+      if (id !== undefined && !(await q('SELECT 1 FROM view_tokens WHERE view = ? AND id = ?', [view, id])).rowCount) throw viewErrors.tokenMissing(view, id);
+      const now = await storeNow(q);
+      const revoked = id === undefined ? await q('UPDATE view_tokens SET revoked_at = ? WHERE view = ? AND revoked_at IS NULL', [now, view]) : await q('UPDATE view_tokens SET revoked_at = ? WHERE view = ? AND id = ? AND revoked_at IS NULL', [now, view, id]);
+      return revoked.rowCount ?? 0;
+    });
   }
 
   async listSites(): Promise<SiteRecord[]> {

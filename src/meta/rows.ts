@@ -5,6 +5,7 @@
  */
 import type { Alias, Image, ImageType } from '../domain/image.ts';
 import type { ChannelChange } from '../domain/channel.ts';
+import type { View, ViewToken } from '../domain/view.ts';
 import type { FileFormat } from '../domain/formats.ts';
 import type { BlobRecord, MirrorRecord, RemoteRecord, SiteRecord, TrustedCertificate } from './store.ts';
 
@@ -234,3 +235,37 @@ export const toChannelChange = (row: HistoryRow): ChannelChange => ({
   actor: row.actor,
   at: row.at,
 });
+
+export interface ViewRow {
+  name: string;
+  channel: string;
+  filters: string;
+  created_at: string;
+}
+export const viewSelect = 'SELECT name, channel, filters, created_at FROM views';
+export const toView = (r: ViewRow): View => ({ name: r.name, channel: r.channel, filters: JSON.parse(r.filters), createdAt: r.created_at });
+export const viewInsert = 'INSERT INTO views (name, channel, filters, created_at) VALUES (?, ?, ?, ?)';
+export const viewValues = (v: View): string[] => [v.name, v.channel, JSON.stringify(v.filters), v.createdAt];
+
+export interface ViewTokenRow {
+  id: string;
+  view: string;
+  hash: string;
+  description: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+export const viewTokenSelect = 'SELECT id, view, hash, description, created_at, expires_at, revoked_at FROM view_tokens';
+export const viewTokenOrder = 'ORDER BY view, created_at, id';
+export const toViewToken = (r: ViewTokenRow): ViewToken => ({
+  id: r.id,
+  view: r.view,
+  hash: r.hash,
+  description: r.description,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  revokedAt: r.revoked_at,
+});
+export const viewTokenInsert = 'INSERT INTO view_tokens (id, view, hash, description, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)';
+export const viewTokenValues = (t: ViewToken): (string | null)[] => [t.id, t.view, t.hash, t.description, t.createdAt, t.expiresAt, t.revokedAt];

@@ -8,6 +8,8 @@ import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
+import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
+import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
@@ -132,6 +134,16 @@ const migrations: string[] = [
    );`,
   `ALTER TABLE images ADD COLUMN pinned TEXT NOT NULL DEFAULT '[]';
    CREATE TABLE channel_settings (name TEXT PRIMARY KEY, keep integer);`,
+  `CREATE TABLE views (name TEXT PRIMARY KEY, channel TEXT NOT NULL, filters TEXT NOT NULL, created_at TEXT NOT NULL);
+   CREATE TABLE view_tokens (
+     id TEXT PRIMARY KEY,
+     view TEXT NOT NULL REFERENCES views (name) ON DELETE CASCADE,
+     hash TEXT NOT NULL,
+     description TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     expires_at TEXT,
+     revoked_at TEXT
+   );`,
 ];
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */
@@ -522,6 +534,41 @@ export class SqliteMetaStore implements MetaStore {
 
   async putChannel(setting: ChannelSetting): Promise<void> {
     this.transaction(() => this.sql('INSERT INTO channel_settings (name, keep) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep').run(setting.name, setting.keep));
+  }
+
+  async listViews(): Promise<View[]> {
+    return (this.sql(`${viewSelect} ORDER BY name`).all() as unknown as ViewRow[]).map(toView);
+  }
+
+  async addView(view: View): Promise<void> {
+    this.transaction(() => this.insertUnique(viewInsert, viewValues(view), () => viewErrors.exists(view.name)));
+  }
+
+  async removeView(name: string): Promise<void> {
+    this.transaction(() => {
+      this.sql('DELETE FROM view_tokens WHERE view = ?').run(name);
+      if (this.sql('DELETE FROM views WHERE name = ?').run(name).changes === 0) throw viewErrors.missing(name);
+    });
+  }
+
+  async addViewToken(token: ViewToken): Promise<void> {
+    this.transaction(() => {
+      if (!this.sql('SELECT 1 FROM views WHERE name = ?').get(token.view)) throw viewErrors.missing(token.view);
+      this.insertUnique(viewTokenInsert, viewTokenValues(token), () => viewErrors.tokenExists(token.id));
+    });
+  }
+
+  async listViewTokens(): Promise<ViewToken[]> {
+    return (this.sql(`${viewTokenSelect} ${viewTokenOrder}`).all() as unknown as ViewTokenRow[]).map(toViewToken);
+  }
+
+  async revokeViewTokens(view: string, id: string | undefined): Promise<number> {
+    return this.transaction(() => {
+      if (!this.sql('SELECT 1 FROM views WHERE name = ?').get(view)) throw viewErrors.missing(view);
+      if (id !== undefined && !this.sql('SELECT 1 FROM view_tokens WHERE view = ? AND id = ?').get(view, id)) throw viewErrors.tokenMissing(view, id);
+      const now = new Date().toISOString();
+      return Number(this.sql('UPDATE view_tokens SET revoked_at = ? WHERE view = ? AND (? IS NULL OR id = ?) AND revoked_at IS NULL').run(now, view, id ?? null, id ?? null).changes);
+    });
   }
 
   async listSites(): Promise<SiteRecord[]> {

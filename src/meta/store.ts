@@ -21,6 +21,7 @@
  */
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import type { ChannelChange, ChannelSetting } from '../domain/channel.ts';
+import type { View, ViewToken } from '../domain/view.ts';
 import type { SiteHealth, SiteRecord } from '../domain/steering.ts';
 
 export type { SiteHealth, SiteRecord };
@@ -284,6 +285,26 @@ export interface ChannelStore {
   putChannel(setting: ChannelSetting): Promise<void>;
 }
 
+/** Private views and their tokens (domain/view.ts). */
+export interface ViewStore {
+  /** Ordered by name. */
+  listViews(): Promise<View[]>;
+  /** `conflict` if a view of that name exists. */
+  addView(view: View): Promise<void>;
+  /** `not_found` if there is no such view. Its tokens go with it: their URLs stop at once. */
+  removeView(name: string): Promise<void>;
+  /** `not_found` if its view does not exist; `conflict` if a token has its id. */
+  addViewToken(token: ViewToken): Promise<void>;
+  /** Every view's tokens (revoked and expired ones too), ordered by view, then creation, then id. */
+  listViewTokens(): Promise<ViewToken[]>;
+  /**
+   * Revokes the view's token `id`, or every token of the view when `id` is undefined, by the
+   * store's clock; a token revoked before keeps its time. `not_found` if the view, or the token
+   * in it, does not exist. Returns how many were revoked now.
+   */
+  revokeViewTokens(view: string, id: string | undefined): Promise<number>;
+}
+
 /** How a long-running process learns that another one changed the store: the publisher's only signal. */
 export interface ChangeFeed {
   /**
@@ -301,7 +322,7 @@ export interface ChangeFeed {
 }
 
 /** The whole metadata store, as `openStore` gives it to every use case. */
-export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChannelStore, ChangeFeed {
+export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChannelStore, ViewStore, ChangeFeed {
   /** Releases the handle; nothing may be called on it afterwards. */
   close(): Promise<void>;
 }
