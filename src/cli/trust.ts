@@ -9,7 +9,7 @@ import { checkFormat, render, collect } from './output.ts';
 import { cliConfig, readText, withStore, type CliContext } from './context.ts';
 
 /** Where clients can reach this server: the configured address, or every non-loopback one. */
-function serverAddresses(https: string): string[] {
+export function serverAddresses(https: string): string[] {
   const { host, port } = parseAddress(https)!;
   if (host !== '::' && host !== '0.0.0.0') return [host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`];
   return Object.values(networkInterfaces())

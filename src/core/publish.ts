@@ -7,6 +7,9 @@ import { channelRoot, defaultChannel } from '../domain/channel.ts';
 import { buildIndex, buildProducts, clientViews, indexPath, productsPath, type ArtifactPath, type ClientView } from '../domain/simplestreams.ts';
 import { formatExtension } from '../domain/formats.ts';
 import { renderBytes, renderJson, type RenderedDocument, type Renderings } from '../web/rendered.ts';
+import { signedDocuments, signedIndexOf, type IndexSigner, type SignatureCache } from './signed-documents.ts';
+import { ViewIndex } from './view-index.ts';
+import type { ViewToken } from '../domain/view.ts';
 import { renderCataloguePage, type PageOptions } from '../web/page.ts';
 import { buildCatalogue } from '../domain/catalogue.ts';
 import type { Alias, BlobRef, Image } from '../domain/image.ts';
@@ -47,6 +50,8 @@ interface Snapshot {
   downloads: Map<string, Counted & { createdAt: string }>;
   /** What the catalogue's download counts may name. */
   audience: CatalogueAudience;
+  /** The private views and their tokens. */
+  views: ViewIndex;
 }
 
 const nobody: CatalogueAudience = { publicImages: new Set(), products: new Set(), hidden: new Map() };
@@ -59,37 +64,6 @@ export function artifactSha(path: string): string | undefined {
   return name !== undefined && isSha256(name) ? name : undefined;
 }
 
-
-/** Signatures made during one rendering, by the ETag (a sha256 prefix) of the bytes signed. */
-type SignatureCache = Map<string, Promise<[Buffer, Buffer]>>;
-
-/** What signs the index (core knows only this shape; signing/openpgp.ts provides it). */
-export interface IndexSigner {
-  detached(data: Uint8Array): Promise<Buffer>;
-  clearsign(text: string): Promise<Buffer>;
-}
-
-/**
- * A document and its signatures, as images.linuxcontainers.org publishes them: `X.json.gpg` (a
- * detached signature of exactly the bytes served as X.json) and `X.sjson` (the same document
- * clear-signed; indented, as GnuPG refuses clear-signed lines longer than 19,995 bytes).
- */
-async function signedDocuments(path: string, value: unknown, signer: IndexSigner | undefined, signed: SignatureCache, seen: Renderings, clearsigned = value): Promise<[string, RenderedDocument][]> {
-  const json = renderJson(value, seen);
-  if (!signer) return [[path, json]];
-  // Client views often render the very same bytes: those are signed once per rendering.
-  let signatures = signed.get(json.etag);
-  if (!signatures) {
-    signatures = Promise.all([signer.detached(json.body), signer.clearsign(JSON.stringify(clearsigned, null, 2) + '\n')]);
-    signed.set(json.etag, signatures);
-  }
-  const [detached, clear] = await signatures;
-  return [
-    [path, json],
-    [`${path}.gpg`, renderBytes(detached, 'application/pgp-signature', seen)],
-    [path.replace(/\.json$/, '.sjson'), renderBytes(clear, 'text/plain; charset=utf-8', seen)],
-  ];
-}
 
 function renderApiLists(images: Image[], aliases: Alias[]): Map<string, Buffer> {
   const lists = new Map<string, Buffer>();
@@ -110,7 +84,7 @@ function renderApiLists(images: Image[], aliases: Alias[]): Map<string, Buffer> 
 export class IndexPublisher {
   private readonly store: Store;
   private readonly signer: IndexSigner | undefined;
-  private snapshot: Snapshot = { version: -1, documents: new Map(), channels: new Set(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map(), audience: nobody };
+  private snapshot: Snapshot;
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private refreshing: Promise<void> | undefined;
@@ -126,6 +100,8 @@ export class IndexPublisher {
     this.store = store;
     this.signer = options.signer;
     this.page = options.catalogue;
+    const views = new ViewIndex([], [], [], [], { releaseNames: store.releaseNames, signer: this.signer, isPublic: () => false });
+    this.snapshot = { version: -1, documents: new Map(), channels: new Set(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map(), audience: nobody, views };
   }
 
   /**
@@ -151,7 +127,8 @@ export class IndexPublisher {
     const version = await this.store.meta.changeVersion();
     if (version === this.snapshot.version) return;
     const started = performance.now();
-    const [images, aliases] = await Promise.all([this.store.meta.listImages(), this.store.meta.listAliases()]);
+    const meta = this.store.meta;
+    const [images, aliases, views, tokens] = await Promise.all([meta.listImages(), meta.listAliases(), meta.listViews(), meta.listViewTokens()]);
     const documents = new Map<ClientView, Map<string, RenderedDocument>>();
     const signed: SignatureCache = new Map();
     const seen: Renderings = new Map();
@@ -164,11 +141,7 @@ export class IndexPublisher {
         const root = channelRoot(channel);
         const products = buildProducts(images.filter((i) => i.channels.includes(channel)), aliases, artifactPath, { view, releaseNames: this.store.releaseNames });
         const index = buildIndex(products);
-        // index.sjson names the signed product documents, as Canonical's simplestreams tools sign
-        // and follow them (sstream-query verifies a whole stream from it); index.json, which LXD
-        // and Incus read, names images.json.
-        const signedIndex = { ...index, index: Object.fromEntries(Object.entries(index.index).map(([k, v]) => [k, { ...v, path: v.path.replace(/\.json$/, '.sjson') }])) };
-        for (const docs of await Promise.all([signedDocuments(root + indexPath, index, this.signer, signed, seen, signedIndex), signedDocuments(root + productsPath, products, this.signer, signed, seen)])) rendered.push(...docs);
+        for (const docs of await Promise.all([signedDocuments(root + indexPath, index, this.signer, signed, seen, signedIndexOf(index)), signedDocuments(root + productsPath, products, this.signer, signed, seen)])) rendered.push(...docs);
       }
       documents.set(view, new Map(rendered));
     }
@@ -202,6 +175,7 @@ export class IndexPublisher {
       catalogue: this.renderCatalogue(images, aliases, channels),
       downloads,
       audience,
+      views: new ViewIndex(views, tokens, images, aliases, { releaseNames: this.store.releaseNames, signer: this.signer, isPublic: (sha) => artifacts.has(sha) }),
     };
     const files = new Map<string, number>();
     for (const image of images) for (const blob of [image.metadata, ...(image.rootfs ? [image.rootfs] : []), ...image.deltas]) files.set(blob.sha256, blob.size);
@@ -242,6 +216,32 @@ export class IndexPublisher {
 
   document(path: string, view: ClientView = 'full'): RenderedDocument | undefined {
     return this.snapshot.documents.get(view)?.get(path);
+  }
+
+  /** The token (the whole `wvt_...` string) if it opens private view `view` now. */
+  viewOpener(view: string, token: string): ViewToken | undefined {
+    return this.snapshot.views.opener(view, token, new Date());
+  }
+
+  /** A document of a private view's index for this token, if rendered already (no wait). */
+  renderedViewDocument(token: ViewToken, path: string, clientView: ClientView = 'full'): RenderedDocument | undefined {
+    return this.snapshot.views.renderedDocument(token, clientView, path);
+  }
+
+  /** A document of a private view's index for this token, rendered now if need be. */
+  viewDocument(token: ViewToken, path: string, clientView: ClientView = 'full'): Promise<RenderedDocument | undefined> {
+    return this.snapshot.views.document(token, clientView, path);
+  }
+
+  /**
+   * The file a private view's capability URL opens: one of the view's files, or one that left
+   * the view and is still stored (a client may hold an older index), while the token that handed
+   * the URL out opens files (live, or closed within the grace period).
+   */
+  async viewArtifact(view: string, capability: string, sha256: string): Promise<BlobRef | undefined> {
+    const { blob, opens } = this.snapshot.views.artifact(view, capability, sha256, new Date(), this.store.graceSeconds * 1000);
+    if (!opens) return undefined;
+    return blob ?? (await this.store.meta.getBlob(sha256));
   }
 
   /** Whether `channel` (not the default) has a root now: one of its images is public. */

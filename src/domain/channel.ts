@@ -9,7 +9,7 @@ import { AppError, ErrorCodes } from '../errors.ts';
 export const defaultChannel = 'default';
 
 /** First path segments that are the server's own: a channel may not be named like them. */
-const reserved = new Set(['1.0', 'streams', 'files', 'direct', 'catalogue', 'healthz', 'readyz', 'metrics', 'favicon.ico', 'robots.txt', 'v2']);
+const reserved = new Set(['1.0', 'streams', 'files', 'direct', 'catalogue', 'healthz', 'readyz', 'metrics', 'favicon.ico', 'robots.txt', 'v2', 'views']);
 
 /**
  * A channel name is a path segment of every URL under its root: lowercase letters, digits and

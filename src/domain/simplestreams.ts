@@ -222,7 +222,6 @@ interface PublishedProduct {
 function publishedProducts(images: Image[], aliases: Alias[], releaseNames: ReleaseNames): PublishedProduct[] {
   const groups = new Map<string, { product: Product; images: Image[] }>();
   for (const image of images) {
-    if (!image.public) continue;
     const product = productOf(image, releaseNames);
     const group = groups.get(product.key) ?? { product, images: [] };
     group.images.push(image);
@@ -260,11 +259,13 @@ export interface RenderOptions {
   /** The client family rendered for (default: the full view). */
   view?: ClientView;
   releaseNames?: ReleaseNames;
+  /** List private images too (a private view's index); public ones only by default. */
+  includePrivate?: boolean;
 }
 
-export function buildProducts(images: Image[], aliases: Alias[], artifactPath: ArtifactPath, { view = 'full', releaseNames = defaultReleaseNames }: RenderOptions = {}): ProductsDocument {
+export function buildProducts(images: Image[], aliases: Alias[], artifactPath: ArtifactPath, { view = 'full', releaseNames = defaultReleaseNames, includePrivate = false }: RenderOptions = {}): ProductsDocument {
   const products: Record<string, SimplestreamsProduct> = {};
-  const visible = images.filter((image) => visibleIn(view, image));
+  const visible = images.filter((image) => visibleIn(view, image) && (includePrivate || image.public));
   for (const { key, product, slots } of publishedProducts(visible, aliases, releaseNames)) {
     const versions: Record<string, SimplestreamsVersion> = {};
     for (const slot of slots) versions[slot.key] = versionOf(slot, artifactPath);
@@ -303,6 +304,6 @@ export function buildIndex(products: ProductsDocument): IndexDocument {
 
 /** Derived from the content, so the same store always renders the same bytes (stable ETags). */
 function lastChange(images: Image[]): string {
-  const newest = images.reduce((max, i) => (i.public && i.uploadedAt > max ? i.uploadedAt : max), '1970-01-01T00:00:00.000Z');
+  const newest = images.reduce((max, i) => (i.uploadedAt > max ? i.uploadedAt : max), '1970-01-01T00:00:00.000Z');
   return new Date(newest).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

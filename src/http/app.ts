@@ -11,6 +11,7 @@ import type { IndexPublisher } from '../core/publish.ts';
 import type { Store } from '../core/context.ts';
 import type { Logger } from '../log.ts';
 import { indexShortcut, simplestreamsRoutes } from './simplestreams.ts';
+import { viewIndexShortcut, viewRoutes } from './views.ts';
 import { directRoutes } from './direct.ts';
 import { lxdRoutes } from './lxd/routes.ts';
 import { sendError } from './errors.ts';
@@ -65,25 +66,29 @@ declare module 'fastify' {
 }
 
 // Probes and scrapers often speak plain HTTP to a local port: those answer there too.
-const plainHttpAllowed = (url: string) => url.startsWith('/files/') || /^\/[a-z][a-z0-9-]*\/files\//.test(url) || url === '/healthz' || url === '/readyz' || url === '/metrics';
+// A private view's file (its URL opens that file only) too: clients try plain HTTP first.
+const plainHttpAllowed = (url: string) =>
+  url.startsWith('/files/') || /^\/[a-z][a-z0-9-]*\/files\//.test(url) || /^\/views\/[^/]+\/files\//.test(url) || url === '/healthz' || url === '/readyz' || url === '/metrics';
 
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
   const { app, handler } = baseApp(deps.log, {
     counts: deps.counts,
-    shortcut: firstOf(indexShortcut(deps.publisher), deps.steering && steeringShortcut(deps.publisher, deps.steering, deps.downloads)),
+    shortcut: firstOf(indexShortcut(deps.publisher), viewIndexShortcut(deps.publisher), deps.steering && steeringShortcut(deps.publisher, deps.steering, deps.downloads)),
     sendTimeoutMs: deps.sendTimeoutMs,
   });
   app.addHook('onRequest', async (request, reply) => {
     const encrypted = (request.raw.socket as TLSSocket).encrypted === true;
     if (!encrypted && !plainHttpAllowed(request.url)) {
       // Only a path has an HTTPS twin (`OPTIONS *` has none): anything else is not found here.
-      if (!request.url.startsWith('/')) throw notFound('not found');
+      // A view's index path carries its token: no Location may (and a token is no use over plain HTTP).
+      if (!request.url.startsWith('/') || request.url.startsWith('/views/')) throw notFound('not found');
       return reply.redirect(`${httpsBase(request.raw, deps.httpsPort())}${request.url}`, 301);
     }
     return undefined;
   });
 
   simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, downloads: deps.downloads, redirects: deps.redirects });
+  viewRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, downloads: deps.downloads });
   directRoutes(app, { store: deps.store, downloads: deps.downloads });
   if (deps.catalogue) catalogueRoutes(app, { ...deps.catalogue, publisher: deps.publisher });
   operationsRoutes(app, { ...deps.operations, trustedClient: async (request) => (await viewerOf(deps.store, request)).trusted });
