@@ -62,7 +62,9 @@ export async function startIncus(t: Cleanup, trustedCerts: string[]): Promise<In
   const newClient = async (): Promise<IncusClient> => {
     const conf = await mkdtemp(join(tmpdir(), 'wharf-incus-conf-'));
     confs.push(conf);
-    const env = { ...daemonEnv, INCUS_CONF: conf };
+    // The CLI keeps simplestreams indexes in $HOME/.cache/incus unless told otherwise, and falls
+    // back to them whatever the server answers: each client here gets a cache of its own.
+    const env = { ...daemonEnv, INCUS_CONF: conf, INCUS_CACHE: join(conf, 'cache') };
     const incus = (args: string[], stdin?: string) => runProcess('incus', args, { env, ...(stdin !== undefined ? { stdin } : {}) });
     const incusOk = async (args: string[], stdin?: string) => {
       const r = await incus(args, stdin);
