@@ -12,6 +12,7 @@ import { decompressor } from '../archive/decompress.ts';
 import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { createSecureContext, getCACertificates, type PeerCertificate, type SecureContext } from 'node:tls';
+import { parseToken, viewsSegment } from '../domain/view.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { redactSecrets } from '../domain/redact.ts';
 
@@ -243,11 +244,19 @@ export function documentOf<T = unknown>(url: URL, { status, text, json }: JsonAn
   return json as T;
 }
 
+/** The path every file of the remote at `root` (ending in `/`) must be under. */
+function scopeOf(root: URL): string {
+  if (root.protocol !== 'https:') return root.pathname;
+  const view = new RegExp(`^(.*/)${viewsSegment}/[^/]+/([^/]+)/$`).exec(root.pathname);
+  return view && parseToken(decodeURIComponent(view[2]!)) ? view[1]! : root.pathname;
+}
+
 /**
  * The URL of `path` under a remote's base URL (a trailing slash is implied, as clients do).
  * `path` comes from the remote's own index, so it is untrusted: one that names another scheme or
  * host, or climbs out of the base (`..`, `%2e%2e`, an encoded `/` in a local tree) is refused
- * rather than opened.
+ * rather than opened. A wharf private view's URL (`https://HOST/views/NAME/TOKEN`) lists its files
+ * out of it, on its server (domain/view.ts): there the server's root is the base.
  */
 export function under(base: string, path: string): URL {
   const root = new URL(/^[a-z][a-z0-9+.-]*:/i.test(base) ? base : `file://${base.startsWith('/') ? '' : process.cwd() + '/'}${base}`);
@@ -255,7 +264,7 @@ export function under(base: string, path: string): URL {
   const leaves = () => new AppError(ErrorCodes.upstreamCorrupt, `${withoutSecrets(root.href)} lists a file outside itself: "${path.slice(0, 200)}"`);
   if (/^[a-z][a-z0-9+.-]*:/i.test(path) || path.includes('\\')) throw leaves();
   const url = new URL(path.replace(/^\/+/, ''), root);
-  if (url.origin !== root.origin || !url.pathname.startsWith(root.pathname)) throw leaves();
+  if (url.origin !== root.origin || !url.pathname.startsWith(scopeOf(root))) throw leaves();
   if (url.protocol === 'file:' && !resolvePath(decodeURIComponent(url.pathname)).startsWith(resolvePath(decodeURIComponent(root.pathname)) + '/')) throw leaves();
   return url;
 }

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join, posix } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { buildUnified } from '../fixtures/images.ts';
 import { capturingLogger, fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw, type Response } from '../helpers/http.ts';
@@ -84,6 +85,19 @@ test('a private view: its token opens its selection, private images included, an
     assert.equal((await get(resolved.replace(item.sha256, other))).status, 404);
     assert.equal((await get(resolved.replace('/views/acme/', '/views/pubonly/'))).status, 404);
   }
+
+  // wharf takes a view's URL as a remote too: the published-index check, and a mirror of it.
+  const certFile = join(work, 'server.crt');
+  await writeFile(certFile, server.tls.cert);
+  const checked = await wharf(data, ['image', 'verify', '--published', url, '--certificate', certFile]);
+  assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+  assert.ok(!checked.stdout.includes(secret) && !checked.stderr.includes(secret));
+  const tenant = join(work, 'tenant');
+  await wharfOk(tenant, ['remote', 'add', 'acme', url, '--certificate', certFile]);
+  await wharfOk(tenant, ['mirror', 'add', 'acme', 'acme']);
+  await wharfOk(tenant, ['mirror', 'sync', 'acme']);
+  assert.match(await wharfOk(tenant, ['image', 'list', '--format', 'csv']), new RegExp(privateAcme.slice(0, 12)));
+  assert.ok(!(await wharfOk(tenant, ['remote', 'list'])).includes(secret), 'remote list hides the token');
 
   // A public image in a view is served from the server's own /files/ (mirrors and steering serve it).
   const pubUrl = await tokenUrl('pubonly');
