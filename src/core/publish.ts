@@ -4,7 +4,7 @@
  * picks up changes made by other processes, such as the CLI, within a fraction of a second.
  */
 import { channelRoot, defaultChannel } from '../domain/channel.ts';
-import { buildIndex, buildProducts, clientViews, indexPath, productsPath, type ArtifactPath, type ClientView } from '../domain/simplestreams.ts';
+import { buildIndex, buildProducts, clientViews, indexPath, productsPath, visibleIn, type ArtifactPath, type ClientView } from '../domain/simplestreams.ts';
 import { formatExtension } from '../domain/formats.ts';
 import { renderBytes, renderJson, type RenderedDocument, type Renderings } from '../web/rendered.ts';
 import { signedDocuments, signedIndexOf, type IndexSigner, type SignatureCache } from './signed-documents.ts';
@@ -48,8 +48,9 @@ interface Snapshot {
   catalogue: Map<string, RenderedDocument>;
   /** The image a download of each main file (rootfs, disk, unified tarball, delta) counts for. */
   downloads: Map<string, Counted & { createdAt: string }>;
-  /** What the catalogue's download counts may name. */
+  /** What the catalogue's download counts may name, and the store version it was taken at. */
   audience: CatalogueAudience;
+  audienceVersion: number;
   /** The private views and their tokens. */
   views: ViewIndex;
 }
@@ -101,7 +102,7 @@ export class IndexPublisher {
     this.signer = options.signer;
     this.page = options.catalogue;
     const views = new ViewIndex([], [], [], [], { releaseNames: store.releaseNames, signer: this.signer, isPublic: () => false });
-    this.snapshot = { version: -1, documents: new Map(), channels: new Set(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map(), audience: nobody, views };
+    this.snapshot = { version: -1, documents: new Map(), channels: new Set(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map(), audience: nobody, audienceVersion: -1, views };
   }
 
   /**
@@ -135,17 +136,39 @@ export class IndexPublisher {
     // Every channel is a root of its own, listing its images only; the default one always is.
     const channels = new Set(images.filter((i) => i.public).flatMap((i) => i.channels));
     channels.delete(defaultChannel);
-    for (const view of clientViews) {
-      const rendered: [string, RenderedDocument][] = [];
-      for (const channel of [defaultChannel, ...channels]) {
-        const root = channelRoot(channel);
-        const products = buildProducts(images.filter((i) => i.channels.includes(channel)), aliases, artifactPath, { view, releaseNames: this.store.releaseNames });
-        const index = buildIndex(products);
-        for (const docs of await Promise.all([signedDocuments(root + indexPath, index, this.signer, signed, seen, signedIndexOf(index)), signedDocuments(root + productsPath, products, this.signer, signed, seen)])) rendered.push(...docs);
+    for (const view of clientViews) documents.set(view, new Map());
+    for (const channel of [defaultChannel, ...channels]) {
+      const root = channelRoot(channel);
+      const inChannel = images.filter((i) => i.channels.includes(channel));
+      // Client views differ only by images some client cannot use: without any, one rendering
+      // serves them all (the usual store; it halves the work of a large index).
+      const alike = inChannel.every((i) => clientViews.every((v) => visibleIn(v, i)));
+      let shared: [string, RenderedDocument][] | undefined;
+      for (const view of clientViews) {
+        if (!shared || !alike) {
+          const products = buildProducts(inChannel, aliases, artifactPath, { view, releaseNames: this.store.releaseNames });
+          const index = buildIndex(products);
+          shared = (await Promise.all([signedDocuments(root + indexPath, index, this.signer, signed, seen, signedIndexOf(index)), signedDocuments(root + productsPath, products, this.signer, signed, seen)])).flat();
+        }
+        for (const [path, doc] of shared) documents.get(view)!.set(path, doc);
       }
-      documents.set(view, new Map(rendered));
     }
     const artifacts = new Map<string, BlobRef>();
+    for (const image of images) {
+      if (!image.public) continue;
+      for (const blob of [image.metadata, ...(image.rootfs ? [image.rootfs] : []), ...image.deltas]) artifacts.set(blob.sha256, blob);
+    }
+    // What simplestreams clients read goes out first; the LXD API's lists, the catalogue and the
+    // download counts' names follow once requests waiting meanwhile were answered.
+    this.snapshot = {
+      ...this.snapshot,
+      version,
+      documents,
+      channels,
+      artifacts,
+      views: new ViewIndex(views, tokens, images, aliases, { releaseNames: this.store.releaseNames, signer: this.signer, isPublic: (sha) => artifacts.has(sha) }),
+    };
+    await new Promise((resolve) => setImmediate(resolve));
     const downloads: Snapshot['downloads'] = new Map();
     const audience = { publicImages: new Set<string>(), products: new Set<string>(), hidden: new Map<string, string>() };
     for (const image of images) {
@@ -156,9 +179,6 @@ export class IndexPublisher {
       }
       audience.publicImages.add(image.fingerprint);
       audience.products.add(product);
-      artifacts.set(image.metadata.sha256, image.metadata);
-      if (image.rootfs) artifacts.set(image.rootfs.sha256, image.rootfs);
-      for (const delta of image.deltas) artifacts.set(delta.sha256, delta);
       const counted = { fingerprint: image.fingerprint, product, createdAt: image.createdAt };
       for (const main of [image.rootfs ?? image.metadata, ...image.deltas]) {
         // Two images sharing a rootfs cannot be told apart by its download: the newer one counts it.
@@ -167,15 +187,12 @@ export class IndexPublisher {
       }
     }
     this.snapshot = {
-      version,
-      documents,
-      channels,
+      ...this.snapshot,
       apiLists: renderApiLists(images, aliases),
-      artifacts,
       catalogue: this.renderCatalogue(images, aliases, channels),
       downloads,
       audience,
-      views: new ViewIndex(views, tokens, images, aliases, { releaseNames: this.store.releaseNames, signer: this.signer, isPublic: (sha) => artifacts.has(sha) }),
+      audienceVersion: version,
     };
     const files = new Map<string, number>();
     for (const image of images) for (const blob of [image.metadata, ...(image.rootfs ? [image.rootfs] : []), ...image.deltas]) files.set(blob.sha256, blob.size);
@@ -256,7 +273,7 @@ export class IndexPublisher {
 
   /** What the catalogue's download counts may name, and the rendering it was taken from. */
   catalogueAudience(): { version: number; audience: CatalogueAudience } {
-    return { version: this.snapshot.version, audience: this.snapshot.audience };
+    return { version: this.snapshot.audienceVersion, audience: this.snapshot.audience };
   }
 
   /** The smallest file the index lists (what sites are checked with), if any. */
