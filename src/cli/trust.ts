@@ -24,10 +24,11 @@ export function trustCommands(trust: Command, cli: CliContext) {
     .description('Trust a client certificate (PEM), e.g. ~/.config/lxc/client.crt')
     .argument('<certfile>')
     .option('--name <name>', 'a name for it (default: its common name)')
-    .action(async (file: string, opts: { name?: string }) => {
+    .option('--channel <name>', 'restrict it to reading the private images of this channel (repeatable); it may change nothing', collect, [])
+    .action(async (file: string, opts: { name?: string; channel: string[] }) => {
       const pem = await readText(file);
-      const entry = await withStore(cli, (store) => trustCertificate(store, parseCertificate(pem), opts.name));
-      cli.io.stdout.write(`Trusted ${entry.name} (${entry.fingerprint})\n`);
+      const entry = await withStore(cli, (store) => trustCertificate(store, parseCertificate(pem), opts.name, opts.channel));
+      cli.io.stdout.write(`Trusted ${entry.name} (${entry.fingerprint})${entry.channels ? `, to read the channels ${entry.channels.join(', ')}` : ''}\n`);
     });
 
   trust
@@ -37,9 +38,9 @@ export function trustCommands(trust: Command, cli: CliContext) {
     .action(async (opts: { format: string }) => {
       const format = checkFormat(opts.format);
       const certs = await withStore(cli, (store) => store.meta.listCertificates());
-      const rows = certs.map((c) => [c.name, c.fingerprint.slice(0, 12), c.createdAt]);
-      const data = certs.map((c) => ({ name: c.name, fingerprint: c.fingerprint, created_at: c.createdAt, certificate: c.certificate }));
-      cli.io.stdout.write(await render(format, ['NAME', 'FINGERPRINT', 'ADDED'], rows, data));
+      const rows = certs.map((c) => [c.name, c.fingerprint.slice(0, 12), c.channels ? c.channels.join(',') : 'all', c.createdAt]);
+      const data = certs.map((c) => ({ name: c.name, fingerprint: c.fingerprint, channels: c.channels, created_at: c.createdAt, certificate: c.certificate }));
+      cli.io.stdout.write(await render(format, ['NAME', 'FINGERPRINT', 'CHANNELS', 'ADDED'], rows, data));
     });
 
   trust

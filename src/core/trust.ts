@@ -8,6 +8,7 @@ import { X509Certificate, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError, ErrorCodes } from '../errors.ts';
 import type { TrustedCertificate, TrustStore } from '../meta/store.ts';
 import { certificateFingerprint, isSha256 } from '../domain/fingerprint.ts';
+import { channelSet } from '../domain/channel.ts';
 
 export function parseCertificate(pemOrDer: string | Buffer): X509Certificate {
   try {
@@ -17,12 +18,14 @@ export function parseCertificate(pemOrDer: string | Buffer): X509Certificate {
   }
 }
 
-export async function trustCertificate(store: { meta: TrustStore }, cert: X509Certificate, name?: string): Promise<TrustedCertificate> {
+/** Trusts `cert`; with `channels`, to read the private images of those channels only. */
+export async function trustCertificate(store: { meta: TrustStore }, cert: X509Certificate, name?: string, channels?: string[]): Promise<TrustedCertificate> {
   const entry: TrustedCertificate = {
     fingerprint: certificateFingerprint(cert),
     name: name || /CN=([^\n,]+)/.exec(cert.subject)?.[1] || 'client',
     certificate: cert.toString(),
     createdAt: new Date().toISOString(),
+    channels: channels?.length ? channelSet(channels) : null,
   };
   await store.meta.addCertificate(entry);
   return entry;

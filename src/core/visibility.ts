@@ -17,15 +17,22 @@ import { listImages, imageWithAliases, type ImageWithAliases } from './images.ts
 export interface Viewer {
   trusted: boolean;
   secret?: string | undefined;
+  /** A trusted certificate restricted to these channels: the private images of others stay hidden. */
+  channels?: string[] | undefined;
+}
+
+/** Whether the viewer sees `image` when it is private: trusted, with a channel of the image's if restricted. */
+export function seesPrivate(viewer: Viewer, image: Pick<Image, 'channels'>): boolean {
+  return viewer.trusted && (viewer.channels === undefined || image.channels.some((c) => viewer.channels!.includes(c)));
 }
 
 export async function canSee(viewer: Viewer, image: Image, secrets: ImageSecrets): Promise<boolean> {
-  return viewer.trusted || image.public || (await secrets.allows(viewer.secret, image.fingerprint));
+  return image.public || seesPrivate(viewer, image) || (await secrets.allows(viewer.secret, image.fingerprint));
 }
 
 export async function visibleImages(store: { meta: ImageCatalog }, viewer: Viewer): Promise<ImageWithAliases[]> {
   const all = await listImages(store);
-  return viewer.trusted ? all : all.filter((i) => i.public);
+  return all.filter((i) => i.public || seesPrivate(viewer, i));
 }
 
 /** A full fingerprint or a unique prefix of one the viewer may see. */
@@ -52,9 +59,9 @@ export async function visibleAlias(store: { meta: ImageCatalog; releaseNames?: R
     if (!target) throw notFound('Image alias not found');
     return { name, fingerprint: target.fingerprint, description: '', type: target.type };
   }
-  if (!viewer.trusted) {
+  if (!viewer.trusted || viewer.channels) {
     const image = await store.meta.getImage(alias.fingerprint);
-    if (!image?.public) throw notFound('Image alias not found');
+    if (!image || (!image.public && !seesPrivate(viewer, image))) throw notFound('Image alias not found');
   }
   return alias;
 }

@@ -91,7 +91,11 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
   viewRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, downloads: deps.downloads });
   directRoutes(app, { store: deps.store, downloads: deps.downloads });
   if (deps.catalogue) catalogueRoutes(app, { ...deps.catalogue, publisher: deps.publisher });
-  operationsRoutes(app, { ...deps.operations, trustedClient: async (request) => (await viewerOf(deps.store, request)).trusted });
+  operationsRoutes(app, { ...deps.operations, trustedClient: async (request) => {
+      // /metrics names every product: not for a certificate restricted to channels.
+      const viewer = await viewerOf(deps.store, request);
+      return viewer.trusted && !viewer.channels;
+    } });
   lxdRoutes(app, {
     store: deps.store,
     secrets: deps.secrets,

@@ -16,6 +16,7 @@ import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
+import { certificateInsert, certificateSelect, certificateValues, type CertificateRow } from './rows.ts';
 import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
@@ -130,6 +131,8 @@ const migrations: string[] = [
      expires_at ${text},
      revoked_at ${text}
    );`,
+  // NULL: a certificate trusted with every channel, as every one was before.
+  `ALTER TABLE certificates ADD COLUMN channels text`,
 ];
 
 export class PostgresMetaStore implements MetaStore {
@@ -382,17 +385,17 @@ export class PostgresMetaStore implements MetaStore {
   // Trust
 
   async listCertificates(): Promise<TrustedCertificate[]> {
-    return (await this.rows<TrustedCertificate>('SELECT fingerprint, name, certificate, created_at AS "createdAt" FROM certificates ORDER BY name, fingerprint')).map(toCertificate);
+    return (await this.rows<CertificateRow>(`${certificateSelect} ORDER BY name, fingerprint`)).map(toCertificate);
   }
 
   async getCertificate(fingerprint: string): Promise<TrustedCertificate | undefined> {
-    const [row] = await this.rows<TrustedCertificate>('SELECT fingerprint, name, certificate, created_at AS "createdAt" FROM certificates WHERE fingerprint = ?', [fingerprint]);
+    const [row] = await this.rows<CertificateRow>(`${certificateSelect} WHERE fingerprint = ?`, [fingerprint]);
     return row && toCertificate(row);
   }
 
   async addCertificate(cert: TrustedCertificate): Promise<void> {
     await this.write((q) =>
-      insertUnique(q, 'INSERT INTO certificates (fingerprint, name, certificate, created_at) VALUES (?, ?, ?, ?)', [cert.fingerprint, cert.name, cert.certificate, cert.createdAt], () => new AppError(ErrorCodes.conflict, `Certificate ${cert.fingerprint.slice(0, 12)} is already trusted`)),
+      insertUnique(q, certificateInsert, certificateValues(cert), () => new AppError(ErrorCodes.conflict, `Certificate ${cert.fingerprint.slice(0, 12)} is already trusted`)),
     );
   }
 

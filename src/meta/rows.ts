@@ -90,11 +90,16 @@ export function toImage(row: ImageRow, deltas: DeltaRow[] = []): Image {
 
 // Rows come back as objects without a prototype: records leave the driver as plain objects.
 export const toAlias = (row: Alias): Alias => ({ name: row.name, fingerprint: row.fingerprint, description: row.description, type: row.type });
-export const toCertificate = (row: TrustedCertificate): TrustedCertificate => ({
+export type CertificateRow = Omit<TrustedCertificate, 'channels'> & { channels: string | null };
+export const certificateSelect = 'SELECT fingerprint, name, certificate, created_at AS "createdAt", channels FROM certificates';
+export const certificateInsert = 'INSERT INTO certificates (fingerprint, name, certificate, created_at, channels) VALUES (?, ?, ?, ?, ?)';
+export const certificateValues = (c: TrustedCertificate): (string | null)[] => [c.fingerprint, c.name, c.certificate, c.createdAt, c.channels === null ? null : JSON.stringify(c.channels)];
+export const toCertificate = (row: CertificateRow): TrustedCertificate => ({
   fingerprint: row.fingerprint,
   name: row.name,
   certificate: row.certificate,
   createdAt: row.createdAt,
+  channels: row.channels === null ? null : (JSON.parse(row.channels) as string[]),
 });
 
 export interface BlobRow {

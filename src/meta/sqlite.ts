@@ -8,6 +8,7 @@ import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
+import { certificateInsert, certificateSelect, certificateValues, type CertificateRow } from './rows.ts';
 import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
@@ -144,6 +145,8 @@ const migrations: string[] = [
      expires_at TEXT,
      revoked_at TEXT
    );`,
+  // NULL: a certificate trusted with every channel, as every one was before.
+  `ALTER TABLE certificates ADD COLUMN channels TEXT`,
 ];
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */
@@ -458,22 +461,20 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async listCertificates(): Promise<TrustedCertificate[]> {
-    const rows = this.sql('SELECT fingerprint, name, certificate, created_at AS createdAt FROM certificates ORDER BY name, fingerprint').all() as unknown as TrustedCertificate[];
+    const rows = this.sql(`${certificateSelect} ORDER BY name, fingerprint`).all() as unknown as CertificateRow[];
     return rows.map(toCertificate);
   }
 
   async getCertificate(fingerprint: string): Promise<TrustedCertificate | undefined> {
-    const row = this.sql('SELECT fingerprint, name, certificate, created_at AS createdAt FROM certificates WHERE fingerprint = ?').get(fingerprint) as
-      | TrustedCertificate
-      | undefined;
+    const row = this.sql(`${certificateSelect} WHERE fingerprint = ?`).get(fingerprint) as CertificateRow | undefined;
     return row && toCertificate(row);
   }
 
   async addCertificate(cert: TrustedCertificate): Promise<void> {
     this.transaction(() =>
       this.insertUnique(
-        'INSERT INTO certificates (fingerprint, name, certificate, created_at) VALUES (?, ?, ?, ?)',
-        [cert.fingerprint, cert.name, cert.certificate, cert.createdAt],
+        certificateInsert,
+        certificateValues(cert),
         () => new AppError(ErrorCodes.conflict, `Certificate ${cert.fingerprint.slice(0, 12)} is already trusted`),
       ),
     );

@@ -50,6 +50,11 @@ export interface TrustedCertificate {
   name: string;
   certificate: string;
   createdAt: string;
+  /**
+   * The channels whose private images it may read, and nothing else (no write); null: every
+   * channel, and every write.
+   */
+  channels: string[] | null;
 }
 
 export interface TrustToken {

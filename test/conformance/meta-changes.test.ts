@@ -27,7 +27,7 @@ const writes: [string, (s: MetaStore) => Promise<unknown>][] = [
   ['releaseClaim', (s) => s.releaseClaim('c')],
   ['beginCollect', (s) => s.beginCollect(sha('e', 1), fromNow(1000), new Date().toISOString())],
   ['finishCollect', (s) => s.finishCollect(sha('e', 1))],
-  ['addCertificate', (s) => s.addCertificate({ fingerprint: sha('b', 1), name: 'n', certificate: 'PEM', createdAt: fromNow(0) })],
+  ['addCertificate', (s) => s.addCertificate({ fingerprint: sha('b', 1), name: 'n', certificate: 'PEM', createdAt: fromNow(0), channels: null })],
   ['removeCertificate', (s) => s.removeCertificate(sha('b', 1))],
   ['addToken', (s) => s.addToken({ secret: 's', name: 'n', createdAt: fromNow(0), expiresAt: fromNow(60_000) })],
   ['consumeToken', (s) => s.consumeToken('s', fromNow(0))],
@@ -35,6 +35,11 @@ const writes: [string, (s: MetaStore) => Promise<unknown>][] = [
   ['removeRemote', (s) => s.removeRemote('r')],
   ['putMirror', (s) => s.putMirror({ name: 'm', remote: 'r', filters: {}, types: [], keep: 1, intervalSeconds: 0, lazy: false, lastSync: null, lastError: null })],
   ['removeMirror', (s) => s.removeMirror('m')],
+  // A revoked token must close its view on every serving process: each of these is a change.
+  ['addView', (s) => s.addView({ name: 'v', channel: 'stable', filters: {}, createdAt: fromNow(0) })],
+  ['addViewToken', (s) => s.addViewToken({ id: '0123456789ab', view: 'v', hash: 'ab'.repeat(32), description: '', createdAt: fromNow(0), expiresAt: null, revokedAt: null })],
+  ['revokeViewTokens', (s) => s.revokeViewTokens('v', undefined)],
+  ['removeView', (s) => s.removeView('v')],
 ];
 
 for (const driver of metaDrivers) {

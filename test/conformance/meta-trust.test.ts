@@ -12,6 +12,7 @@ const cert = (n: number, name: string): TrustedCertificate => ({
   name,
   certificate: `-----BEGIN CERTIFICATE-----\n${n}\n-----END CERTIFICATE-----\n`,
   createdAt: '2026-11-22T08:00:00.000Z',
+  channels: null,
 });
 
 const token = (secret: string, expiresAt: string): TrustToken => ({ secret, name: `client-${secret}`, createdAt: '2026-11-22T08:00:00.000Z', expiresAt });
@@ -19,7 +20,8 @@ const token = (secret: string, expiresAt: string): TrustToken => ({ secret, name
 for (const driver of metaDrivers) {
   test(`${driver.name} trust: certificates round-trip, listed by name then fingerprint; one per fingerprint`, async (t) => {
     const { store } = await driver.open(t);
-    const certs = [cert(3, 'bob'), cert(2, 'alice'), cert(1, 'bob'), cert(4, 'Zed'), cert(5, 'élodie')];
+    // One restricted to channels: the list comes back as given.
+    const certs = [cert(3, 'bob'), cert(2, 'alice'), cert(1, 'bob'), cert(4, 'Zed'), { ...cert(5, 'élodie'), channels: ['daily', 'stable'] }];
     for (const c of certs) await store.addCertificate(c);
     assert.deepEqual((await store.listCertificates()).map((c) => [c.name, c.fingerprint]), [
       ['Zed', sha('b', 4)],
@@ -29,6 +31,7 @@ for (const driver of metaDrivers) {
       ['élodie', sha('b', 5)],
     ]);
     assert.deepEqual(await store.getCertificate(sha('b', 2)), cert(2, 'alice'));
+    assert.deepEqual((await store.getCertificate(sha('b', 5)))!.channels, ['daily', 'stable']);
     assert.equal(await store.getCertificate(sha('b', 9)), undefined);
 
     await rejectsWith(store.addCertificate({ ...cert(2, 'mallory') }), 'conflict');

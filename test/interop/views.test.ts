@@ -3,11 +3,13 @@
  * `incus remote add` and `lxc remote add`; they list and copy the view's private image, fetching
  * its files at capability URLs (plain HTTP first) that carry no token; an auto-updating copy
  * follows a promotion into the view's channel and rolls back on a demotion; a revoked token fails
- * at once for a client without a cached index.
+ * at once for a client without a cached index. Over the LXD API, lxc with a certificate trusted
+ * for one channel only lists and copies that channel's private image, no other, and changes nothing.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import selfsigned from 'selfsigned';
 import { join } from 'node:path';
 import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
 import { capturingLogger, fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
@@ -78,6 +80,22 @@ test('real incus and lxc use a private view URL as is: list, copy, refresh, roll
   assert.deepEqual((await lxd.lxcJson<Listed[]>(['image', 'list', 'acme:'])).map((i) => i.fingerprint), [v1]);
   await lxd.lxcOk(['image', 'copy', 'acme:tenant/1', 'local:', '--alias', 'lxd-acme']);
   assert.equal((await lxd.lxcJson<Listed[]>(['image', 'list', 'local:'])).find((i) => i.aliases.some((a) => a.name === 'lxd-acme'))?.fingerprint, v1);
+
+  // The same lxc with its certificate trusted over the LXD API for the channel stable only: it
+  // lists and copies that channel's private image, never another channel's (v2 is in daily only).
+  // (lxc makes its client certificate when it first needs one; given here, it uses this one.)
+  const client = await selfsigned.generate([{ name: 'commonName', value: 'lxc-tenant' }], { keyType: 'ec' });
+  await writeFile(join(lxd.env.LXD_CONF!, 'client.crt'), client.cert);
+  await writeFile(join(lxd.env.LXD_CONF!, 'client.key'), client.private, { mode: 0o600 });
+  await wharfOk(data, ['trust', 'add', join(lxd.env.LXD_CONF!, 'client.crt'), '--channel', 'stable']);
+  await lxd.lxcOk(['remote', 'add', 'wapi', server.base, '--protocol=lxd']);
+  const viaApi = (await lxd.lxcJson<Listed[]>(['image', 'list', 'wapi:'])).map((i) => i.fingerprint);
+  assert.ok(viaApi.includes(v1) && !viaApi.includes(v2), `listed over the LXD API: ${viaApi}`);
+  await lxd.lxcOk(['image', 'delete', 'local:lxd-acme']);
+  await lxd.lxcOk(['image', 'copy', `wapi:${v1}`, 'local:', '--alias', 'restricted-copy']);
+  assert.equal((await lxd.lxcJson<Listed[]>(['image', 'list', 'local:'])).find((i) => i.aliases.some((a) => a.name === 'restricted-copy'))?.fingerprint, v1);
+  assert.notEqual((await lxd.lxc(['image', 'delete', `wapi:${v1}`])).code, 0, 'a restricted certificate changes nothing');
+  assert.notEqual((await lxd.lxc(['image', 'info', `wapi:${v2}`])).code, 0);
 
   // Every file came from a URL without the token: the token's requests are index requests only.
   const requests = logs.records.filter((r) => r.msg === 'request').map((r) => ({ path: String(r.path), status: r.status }));

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { aliasEtag, toApiAlias } from '../../domain/lxd-api.ts';
 import type { Store } from '../../core/context.ts';
 import { createAlias, deleteAlias, renameAlias } from '../../core/aliases.ts';
-import { visibleAlias } from '../../core/visibility.ts';
+import { visibleAlias, visibleImages } from '../../core/visibility.ts';
 import { recursive, requireTrusted, viewerOf } from './caller.ts';
 import { sync } from './envelope.ts';
 import { aliasCreateBody, aliasRenameBody, validBody } from './schemas.ts';
@@ -18,8 +18,10 @@ export function aliasRoutes(app: FastifyInstance, deps: { store: Store }) {
   const { store } = deps;
 
   app.get('/1.0/images/aliases', async (request, reply) => {
-    await requireTrusted(store, request);
-    const aliases = await store.meta.listAliases();
+    const viewer = await requireTrusted(store, request, { reading: true });
+    const all = await store.meta.listAliases();
+    const visible = viewer.channels && new Set((await visibleImages(store, viewer)).map((i) => i.fingerprint));
+    const aliases = visible ? all.filter((a) => visible.has(a.fingerprint)) : all;
     return sync(reply, recursive(request) ? aliases.map(toApiAlias) : aliases.map((a) => `/1.0/images/aliases/${encodeURIComponent(a.name)}`));
   });
 

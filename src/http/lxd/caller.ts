@@ -6,7 +6,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import type { Store } from '../../core/context.ts';
-import { isTrusted, parseCertificate } from '../../core/trust.ts';
+import { parseCertificate } from '../../core/trust.ts';
 import type { Viewer } from '../../core/visibility.ts';
 import { certificateFingerprint } from '../../domain/fingerprint.ts';
 import { AppError, ErrorCodes } from '../../errors.ts';
@@ -22,18 +22,22 @@ export function clientCertificate(request: FastifyRequest) {
 
 export async function viewerOf(store: Store, request: FastifyRequest): Promise<Viewer> {
   const cert = clientCertificate(request);
-  const trusted = await isTrusted(store, cert && certificateFingerprint(cert));
+  const record = cert && (await store.meta.getCertificate(certificateFingerprint(cert)));
   // A repeated ?secret= arrives as a list: that is no secret.
   const secret: unknown = (request.query as Query).secret;
-  return { trusted, secret: typeof secret === 'string' ? secret : undefined };
+  return { trusted: record !== undefined, secret: typeof secret === 'string' ? secret : undefined, ...(record?.channels ? { channels: record.channels } : {}) };
 }
 
 export const notAuthorized = () => new AppError(ErrorCodes.forbidden, 'not authorized');
 
-/** The viewer, who must be trusted. */
-export async function requireTrusted(store: Store, request: FastifyRequest): Promise<Viewer> {
+/**
+ * The viewer, who must be trusted: with every channel (anything it may change), or `reading`,
+ * also one restricted to channels (it sees the private images of its channels only).
+ */
+export async function requireTrusted(store: Store, request: FastifyRequest, options: { reading?: boolean } = {}): Promise<Viewer> {
   const viewer = await viewerOf(store, request);
   if (!viewer.trusted) throw notAuthorized();
+  if (viewer.channels && !options.reading) throw new AppError(ErrorCodes.forbidden, `This certificate may read the channels ${viewer.channels.join(', ')} only`);
   return viewer;
 }
 

@@ -8,7 +8,7 @@ import type { OpenedBlob } from '../../blob/store.ts';
 import type { Store } from '../../core/context.ts';
 import { exportedFiles, type ImageWithAliases } from '../../core/images.ts';
 import type { ImageSecrets } from '../../core/secrets.ts';
-import { visibleImage } from '../../core/visibility.ts';
+import { seesPrivate, visibleImage } from '../../core/visibility.ts';
 import { AppError, ErrorCodes, notFound } from '../../errors.ts';
 import { recorded, sendPieces } from '../send-blob.ts';
 import { viewerOf } from './caller.ts';
@@ -26,7 +26,7 @@ export function imageExportRoutes(app: FastifyInstance, deps: { store: Store; se
       const viewer = await viewerOf(store, request);
       const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
       // A secret opens one download at a time, spent once a response went out whole; HEAD is free.
-      const secret = !viewer.trusted && !image.public && request.method === 'GET' ? viewer.secret : undefined;
+      const secret = !seesPrivate(viewer, image) && !image.public && request.method === 'GET' ? viewer.secret : undefined;
       const claim = secret ? await secrets.claim(secret) : undefined;
       if (claim === 'busy') throw new AppError(ErrorCodes.conflict, 'Another download is using this secret');
       if (claim === 'spent') throw notFound('Image not found');

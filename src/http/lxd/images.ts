@@ -27,13 +27,14 @@ export function imageRoutes(app: FastifyInstance, deps: { store: Store; secrets:
   app.get('/1.0/images', async (request, reply) => {
     const query = request.query as Query;
     const viewer = await viewerOf(store, request);
-    if (!query.filter) {
+    // A certificate restricted to channels sees a list of its own, made per request.
+    if (!query.filter && !viewer.channels) {
       // The common case is served from bytes rendered when the store last changed.
       const list = await deps.publisher.apiImageList(viewer.trusted ? 'all' : 'public', recursive(request));
       return reply.code(200).header('content-type', 'application/json').send(syncEnvelope(list));
     }
-    const filter = parseFilter(query.filter);
-    const images = (await visibleImages(store, viewer)).map((i) => toApiImage(i, i.aliases)).filter((i) => matchesApiFilter(filter, i));
+    const filter = query.filter ? parseFilter(query.filter) : undefined;
+    const images = (await visibleImages(store, viewer)).map((i) => toApiImage(i, i.aliases)).filter((i) => !filter || matchesApiFilter(filter, i));
     return sync(reply, recursive(request) ? images : images.map((i) => `/1.0/images/${i.fingerprint}`));
   });
 
@@ -42,8 +43,9 @@ export function imageRoutes(app: FastifyInstance, deps: { store: Store; secrets:
     return sync(reply.header('etag', imageEtag(image)), toApiImage(image, image.aliases));
   });
 
+  // A restricted certificate may: it is how lxc copies a private image it can read elsewhere.
   app.post('/1.0/images/:fingerprint/secret', async (request, reply) => {
-    const viewer = await requireTrusted(store, request);
+    const viewer = await requireTrusted(store, request, { reading: true });
     const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
     const secret = await secrets.issue(image.fingerprint);
     const op = operation({
