@@ -153,44 +153,47 @@ export class IndexPublisher {
         for (const [path, doc] of shared) documents.get(view)!.set(path, doc);
       }
     }
+    // What serves files: the published blobs, and which image a download of each counts for.
     const artifacts = new Map<string, BlobRef>();
+    const downloads: Snapshot['downloads'] = new Map();
+    const productKeys = new Map(images.map((i) => [i.fingerprint, productOf(i, this.store.releaseNames).key]));
     for (const image of images) {
       if (!image.public) continue;
       for (const blob of [image.metadata, ...(image.rootfs ? [image.rootfs] : []), ...image.deltas]) artifacts.set(blob.sha256, blob);
-    }
-    // What simplestreams clients read goes out first; the LXD API's lists, the catalogue and the
-    // download counts' names follow once requests waiting meanwhile were answered.
-    this.snapshot = {
-      ...this.snapshot,
-      version,
-      documents,
-      channels,
-      artifacts,
-      views: new ViewIndex(views, tokens, images, aliases, { releaseNames: this.store.releaseNames, signer: this.signer, isPublic: (sha) => artifacts.has(sha) }),
-    };
-    await new Promise((resolve) => setImmediate(resolve));
-    const downloads: Snapshot['downloads'] = new Map();
-    const audience = { publicImages: new Set<string>(), products: new Set<string>(), hidden: new Map<string, string>() };
-    for (const image of images) {
-      const product = productOf(image, this.store.releaseNames).key;
-      if (!image.public) {
-        audience.hidden.set(image.fingerprint, product);
-        continue;
-      }
-      audience.publicImages.add(image.fingerprint);
-      audience.products.add(product);
-      const counted = { fingerprint: image.fingerprint, product, createdAt: image.createdAt };
+      const counted = { fingerprint: image.fingerprint, product: productKeys.get(image.fingerprint)!, createdAt: image.createdAt };
       for (const main of [image.rootfs ?? image.metadata, ...image.deltas]) {
         // Two images sharing a rootfs cannot be told apart by its download: the newer one counts it.
         const other = downloads.get(main.sha256);
         if (!other || other.createdAt < counted.createdAt) downloads.set(main.sha256, counted);
       }
     }
+    // What simplestreams clients read goes out first; the LXD API's lists, the catalogue and the
+    // names the catalogue's download counts may show follow once requests waiting meanwhile were
+    // answered.
+    this.snapshot = {
+      ...this.snapshot,
+      version,
+      documents,
+      channels,
+      artifacts,
+      downloads,
+      views: new ViewIndex(views, tokens, images, aliases, { releaseNames: this.store.releaseNames, signer: this.signer, isPublic: (sha) => artifacts.has(sha) }),
+    };
+    await new Promise((resolve) => setImmediate(resolve));
+    const audience = { publicImages: new Set<string>(), products: new Set<string>(), hidden: new Map<string, string>() };
+    for (const image of images) {
+      const product = productKeys.get(image.fingerprint)!;
+      if (!image.public) {
+        audience.hidden.set(image.fingerprint, product);
+        continue;
+      }
+      audience.publicImages.add(image.fingerprint);
+      audience.products.add(product);
+    }
     this.snapshot = {
       ...this.snapshot,
       apiLists: renderApiLists(images, aliases),
       catalogue: this.renderCatalogue(images, aliases, channels),
-      downloads,
       audience,
       audienceVersion: version,
     };
