@@ -264,11 +264,6 @@ export class IndexPublisher {
     return blob ?? (await this.store.meta.getBlob(sha256));
   }
 
-  /** Whether `channel` (not the default) has a root now: one of its images is public. */
-  hasChannel(channel: string): boolean {
-    return this.snapshot.channels.has(channel);
-  }
-
   /** The catalogue page (`/`) or its products JSON, as last rendered. */
   catalogueDocument(path: string): RenderedDocument | undefined {
     return this.snapshot.catalogue.get(path);

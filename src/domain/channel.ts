@@ -15,8 +15,10 @@ const reserved = new Set(['1.0', 'streams', 'files', 'direct', 'catalogue', 'hea
  * A channel name is a path segment of every URL under its root: lowercase letters, digits and
  * dashes, starting with a letter, at most 63 characters, none of the server's own.
  */
+export const isChannelName = (name: string) => /^[a-z][a-z0-9-]{0,62}$/.test(name) && !reserved.has(name);
+
 export function checkChannel(name: string): string {
-  if (!/^[a-z][a-z0-9-]{0,62}$/.test(name) || reserved.has(name)) {
+  if (!isChannelName(name)) {
     throw new AppError(ErrorCodes.invalidArgument, `"${name.slice(0, 80)}" is not a channel name`, {
       hint: 'Use lowercase letters, digits and dashes, starting with a letter (such as daily or stable).',
     });

@@ -12,6 +12,7 @@ import type { DownloadCounter } from '../core/usage.ts';
 import type { BlobRedirects } from '../core/blob-redirects.ts';
 import { noneMatch } from './conditional.ts';
 import { countRedirect } from './steer.ts';
+import { isChannelName } from '../domain/channel.ts';
 
 export interface SimplestreamsDeps {
   publisher: IndexPublisher;
@@ -59,10 +60,12 @@ export function simplestreamsRoutes(app: FastifyInstance, deps: SimplestreamsDep
   app.route({ method: ['GET', 'HEAD'], url: '/:channel/streams/v1/:document', handler: sendDocument });
 
   // A file under a channel's root is the same file: clients resolve item paths against the
-  // remote's URL, so a channel remote (https://host/daily) asks for /daily/files/...
+  // remote's URL, so a channel remote (https://host/daily) asks for /daily/files/... Also once
+  // the channel has no root any more (its last image demoted): a client holding its index still
+  // fetches what it listed, through the grace period.
   const sendFile = async (request: FastifyRequest, reply: FastifyReply) => {
     const { channel, name } = request.params as { channel?: string; name: string };
-    if (channel !== undefined && !deps.publisher.hasChannel(channel)) return reply.callNotFound();
+    if (channel !== undefined && !isChannelName(channel)) return reply.callNotFound();
     const path = `files/${name}`;
     const sha = artifactSha(path);
     const blob = sha && (await deps.publisher.artifact(sha));

@@ -25,6 +25,8 @@ import {
 interface StoredBlob extends BlobRef {
   createdAt: string;
   unpublishedAt: string | null;
+  /** When the last image using it was deleted (public or not): collection waits the grace period. */
+  releasedAt?: string | null;
   sourceUrl: string | null;
   sourceCertificate: string | null;
   lastAccess: string | null;
@@ -211,13 +213,15 @@ export class MemoryMetaStore implements MetaStore {
     });
   }
 
-  /** A deleted public image's blobs keep being served until the clients' index caches expire. */
-  private markUnpublished(data: MemoryData, stored: StoredImage) {
+  /** A deleted image's blobs are kept through the grace period; a public image's keep being served until the clients' index caches expire. */
+  private markReleased(data: MemoryData, stored: StoredImage) {
     const now = new Date().toISOString();
     const { metadata, rootfs } = stored.image;
     for (const sha of [metadata.sha256, rootfs?.sha256, ...stored.deltas.keys()]) {
       const blob = sha === undefined ? undefined : data.blobs.get(sha);
-      if (blob) blob.unpublishedAt = now;
+      if (!blob) continue;
+      blob.releasedAt = now;
+      if (stored.image.public) blob.unpublishedAt = now;
     }
   }
 
@@ -241,7 +245,7 @@ export class MemoryMetaStore implements MetaStore {
       if (missing !== undefined) throw notFound(`Image "${missing}" not found`);
       for (const fingerprint of new Set(fingerprints)) {
         const stored = data.images.get(fingerprint)!;
-        if (stored.image.public) this.markUnpublished(data, stored);
+        this.markReleased(data, stored);
         data.images.delete(fingerprint);
         for (const [name, alias] of data.aliases) if (alias.fingerprint === fingerprint) data.aliases.delete(name);
       }
@@ -338,7 +342,7 @@ export class MemoryMetaStore implements MetaStore {
   async collectableBlobs(unpublishedBefore: string): Promise<string[]> {
     const data = this.data;
     return [...data.blobs.values()]
-      .filter((b) => (b.unpublishedAt === null || b.unpublishedAt <= unpublishedBefore) && !this.used(data, b.sha256))
+      .filter((b) => !withinGrace(b, unpublishedBefore) && !this.used(data, b.sha256))
       .map((b) => b.sha256)
       .sort(compareText);
   }
@@ -422,7 +426,7 @@ export class MemoryMetaStore implements MetaStore {
       }
       for (const held of data.claims.values()) if (held.has(sha256)) return false;
       const blob = data.blobs.get(sha256);
-      if (blob && (this.used(data, sha256) || (blob.unpublishedAt !== null && blob.unpublishedAt > unpublishedBefore))) return false;
+      if (blob && (this.used(data, sha256) || withinGrace(blob, unpublishedBefore))) return false;
       const started = data.collections.get(sha256);
       const staleBefore = new Date(Date.parse(now) - abandonedCollectionMs).toISOString();
       if (started !== undefined && started > staleBefore) return false;
@@ -593,3 +597,6 @@ export class MemoryMetaStore implements MetaStore {
     this.closed = true;
   }
 }
+
+/** Within its grace period at `cutoff`: unpublished or released after it. */
+const withinGrace = (blob: StoredBlob, cutoff: string) => (blob.unpublishedAt !== null && blob.unpublishedAt > cutoff) || (blob.releasedAt != null && blob.releasedAt > cutoff);

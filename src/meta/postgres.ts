@@ -16,7 +16,7 @@ import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
-import { certificateInsert, certificateSelect, certificateValues, type CertificateRow } from './rows.ts';
+import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
 import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
@@ -133,6 +133,8 @@ const migrations: string[] = [
    );`,
   // NULL: a certificate trusted with every channel, as every one was before.
   `ALTER TABLE certificates ADD COLUMN channels text`,
+  // When the last image using it was deleted, public or private: collection waits the grace period.
+  `ALTER TABLE blobs ADD COLUMN released_at ${text}`,
 ];
 
 export class PostgresMetaStore implements MetaStore {
@@ -231,13 +233,14 @@ export class PostgresMetaStore implements MetaStore {
         const { rows } = await q<ImageRow>(`${imageSelect} WHERE i.fingerprint = ?`, [fingerprint]);
         // Thrown inside the transaction: the deletes before it are rolled back.
         if (!rows[0]) throw notFound(`Image "${fingerprint}" not found`);
-        if (rows[0].public === 1) {
-          const deltas = (await q<DeltaRow>(`${deltaSelect} WHERE d.fingerprint = ? ${deltaOrder}`, [fingerprint])).rows;
-          // A deleted public image's files keep being served until the clients' index caches expire.
-          const now = await storeNow(q);
-          for (const sha of [rows[0].m_sha256, rows[0].r_sha256, ...deltas.map((d) => d.sha256)]) {
-            if (sha !== null) await q('UPDATE blobs SET unpublished_at = ? WHERE sha256 = ?', [now, sha]);
-          }
+        // A deleted image's files are kept through the grace period; a public image's keep being
+        // served until the clients' index caches expire.
+        const deltas = (await q<DeltaRow>(`${deltaSelect} WHERE d.fingerprint = ? ${deltaOrder}`, [fingerprint])).rows;
+        const now = await storeNow(q);
+        for (const sha of [rows[0].m_sha256, rows[0].r_sha256, ...deltas.map((d) => d.sha256)]) {
+          if (sha === null) continue;
+          await q('UPDATE blobs SET released_at = ? WHERE sha256 = ?', [now, sha]);
+          if (rows[0].public === 1) await q('UPDATE blobs SET unpublished_at = ? WHERE sha256 = ?', [now, sha]);
         }
         await q('DELETE FROM images WHERE fingerprint = ?', [fingerprint]);
       }
@@ -300,8 +303,8 @@ export class PostgresMetaStore implements MetaStore {
 
   async collectableBlobs(unpublishedBefore: string): Promise<string[]> {
     const rows = await this.rows<{ sha256: string }>(
-      `SELECT sha256 FROM blobs b WHERE (unpublished_at IS NULL OR unpublished_at <= ?) AND NOT ${usedBlob('b.sha256')} ORDER BY sha256`,
-      [unpublishedBefore],
+      `SELECT sha256 FROM blobs b WHERE (unpublished_at IS NULL OR unpublished_at <= ?) AND (released_at IS NULL OR released_at <= ?) AND NOT ${usedBlob('b.sha256')} ORDER BY sha256`,
+      [unpublishedBefore, unpublishedBefore],
     );
     return rows.map((r) => r.sha256);
   }
@@ -362,9 +365,9 @@ export class PostgresMetaStore implements MetaStore {
     return this.write(async (q) => {
       await q('DELETE FROM blob_claims WHERE expires_at <= ?', [now]);
       if ((await q('SELECT 1 FROM blob_claims WHERE sha256 = ?', [sha256])).rowCount) return false;
-      const { rows } = await q<{ unpublished_at: string | null; used: boolean }>(`SELECT unpublished_at, ${usedBlob('b.sha256')} AS used FROM blobs b WHERE sha256 = ?`, [sha256]);
+      const { rows } = await q<{ unpublished_at: string | null; released_at: string | null; used: boolean }>(`SELECT unpublished_at, released_at, ${usedBlob('b.sha256')} AS used FROM blobs b WHERE sha256 = ?`, [sha256]);
       const row = rows[0];
-      if (row && (row.used || (row.unpublished_at !== null && row.unpublished_at > unpublishedBefore))) return false;
+      if (row && (row.used || withinGrace(row, unpublishedBefore))) return false;
       const staleBefore = new Date(Date.parse(now) - abandonedCollectionMs).toISOString();
       const started = await q(
         `INSERT INTO blob_collections (sha256, started_at) VALUES (?, ?)

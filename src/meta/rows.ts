@@ -241,6 +241,10 @@ export const toChannelChange = (row: HistoryRow): ChannelChange => ({
   at: row.at,
 });
 
+/** A blob whose grace period (from its unpublishing or its release, by the store's clock) runs past `cutoff`. */
+export const withinGrace = (row: { unpublished_at: string | null; released_at: string | null }, cutoff: string) =>
+  (row.unpublished_at !== null && row.unpublished_at > cutoff) || (row.released_at !== null && row.released_at > cutoff);
+
 export interface ViewRow {
   name: string;
   channel: string;

@@ -8,7 +8,7 @@ import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
-import { certificateInsert, certificateSelect, certificateValues, type CertificateRow } from './rows.ts';
+import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
 import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
@@ -147,6 +147,8 @@ const migrations: string[] = [
    );`,
   // NULL: a certificate trusted with every channel, as every one was before.
   `ALTER TABLE certificates ADD COLUMN channels TEXT`,
+  // When the last image using it was deleted, public or private: collection waits the grace period.
+  `ALTER TABLE blobs ADD COLUMN released_at TEXT`,
 ];
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */
@@ -256,13 +258,16 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   /**
-   * A deleted public image's blobs keep being served until the clients' index caches expire (with
-   * its deltas: they were published with it, and cached indexes still list them).
+   * A deleted image's blobs are kept through the grace period; a public image's keep being served
+   * until the clients' index caches expire (with its deltas: they were published with it, and
+   * cached indexes still list them).
    */
-  private markUnpublished(image: Image) {
+  private markReleased(image: Image) {
     const now = new Date().toISOString();
     for (const blob of [image.metadata, image.rootfs, ...image.deltas]) {
-      if (blob) this.sql('UPDATE blobs SET unpublished_at = ? WHERE sha256 = ?').run(now, blob.sha256);
+      if (!blob) continue;
+      this.sql('UPDATE blobs SET released_at = ? WHERE sha256 = ?').run(now, blob.sha256);
+      if (image.public) this.sql('UPDATE blobs SET unpublished_at = ? WHERE sha256 = ?').run(now, blob.sha256);
     }
   }
 
@@ -288,7 +293,7 @@ export class SqliteMetaStore implements MetaStore {
         const image = this.imageAt(fingerprint);
         // Thrown inside the transaction: the deletes before it are rolled back.
         if (!image) throw notFound(`Image "${fingerprint}" not found`);
-        if (image.public) this.markUnpublished(image);
+        this.markReleased(image);
         this.sql('DELETE FROM images WHERE fingerprint = ?').run(fingerprint);
       }
     });
@@ -368,10 +373,10 @@ export class SqliteMetaStore implements MetaStore {
   async collectableBlobs(unpublishedBefore: string): Promise<string[]> {
     const rows = this.sql(
       `SELECT sha256 FROM blobs b
-       WHERE (unpublished_at IS NULL OR unpublished_at <= ?)
+       WHERE (unpublished_at IS NULL OR unpublished_at <= ?) AND (released_at IS NULL OR released_at <= ?)
          AND NOT ${usedBlob('b.sha256')}
        ORDER BY sha256`,
-    ).all(unpublishedBefore) as { sha256: string }[];
+    ).all(unpublishedBefore, unpublishedBefore) as { sha256: string }[];
     return rows.map((r) => r.sha256);
   }
 
@@ -440,10 +445,10 @@ export class SqliteMetaStore implements MetaStore {
     return this.transaction(() => {
       this.sql('DELETE FROM blob_claims WHERE expires_at <= ?').run(now);
       if (this.sql('SELECT 1 FROM blob_claims WHERE sha256 = ?').get(sha256)) return false;
-      const row = this.sql(`SELECT unpublished_at, ${usedBlob('b.sha256')} AS used FROM blobs b WHERE sha256 = ?`).get(sha256) as
-        | { unpublished_at: string | null; used: number }
+      const row = this.sql(`SELECT unpublished_at, released_at, ${usedBlob('b.sha256')} AS used FROM blobs b WHERE sha256 = ?`).get(sha256) as
+        | { unpublished_at: string | null; released_at: string | null; used: number }
         | undefined;
-      if (row && (row.used === 1 || (row.unpublished_at !== null && row.unpublished_at > unpublishedBefore))) return false;
+      if (row && (row.used === 1 || withinGrace(row, unpublishedBefore))) return false;
       const staleBefore = new Date(Date.parse(now) - abandonedCollectionMs).toISOString();
       const { changes } = this.sql(
         `INSERT INTO blob_collections (sha256, started_at) VALUES (?, ?)

@@ -126,8 +126,9 @@ export interface ImageCatalog {
   channelHistory(fingerprint: string): Promise<ChannelChange[]>;
   /**
    * Deletes the images with their aliases and deltas, as one write; the blob records stay for
-   * collection. A public image's blobs (metadata, rootfs and every delta) are stamped
-   * `unpublishedAt` now. `not_found` (naming it) if one of them does not exist, and then none is
+   * collection, which leaves every deleted image's blobs alone for the grace period (a private
+   * view's index or a secret may have named a private one). A public image's blobs (metadata,
+   * rootfs and every delta) are also stamped `unpublishedAt` now: served that long to anyone. `not_found` (naming it) if one of them does not exist, and then none is
    * deleted: a second delete, or one racing another, fails whole and changes nothing. A
    * fingerprint given twice counts once; an empty list writes nothing.
    */

@@ -15,6 +15,8 @@ const hour = 3600_000;
 const cutoff = () => fromNow(-hour);
 const now = () => new Date().toISOString();
 const claimTtl = () => fromNow(hour);
+/** A cutoff after the grace period of everything deleted so far: for tests about claims and collections, not grace. */
+const graceOver = () => fromNow(1000);
 
 /** What collectGarbage does with one candidate, minus the bytes. */
 async function collect(store: MetaStore, sha256: string, at = now()): Promise<boolean> {
@@ -35,22 +37,31 @@ for (const driver of metaDrivers) {
     assert.equal(await store.getBlob(sha('9')), undefined);
   });
 
-  test(`${driver.name} blobs: collectable are the unused ones past their grace period, in order`, async (t) => {
+  test(`${driver.name} blobs: collectable are the unused ones past their grace period (a deleted image's, public or private), in order`, async (t) => {
     const { store } = await driver.open(t);
-    for (const n of [3, 1, 2]) await store.insertImage(splitImage(fp(n), { public: n !== 2 }), []);
+    for (const n of [3, 1, 2, 4]) await store.insertImage(splitImage(fp(n), { public: n !== 2 }), []);
+    await store.claimBlobs('c', [sha('e', 4), sha('f', 4)], claimTtl());
+    await store.deleteImages([fp(4)]);
+    await store.releaseClaim('c');
     assert.deepEqual(await store.collectableBlobs(cutoff()), []);
-    await store.deleteImages([fp(2)]); // private: its files may go at once
-    await store.deleteImages([fp(3)]); // public: its files wait for the grace period
-    assert.deepEqual(await store.collectableBlobs(cutoff()), [sha('e', 2), sha('f', 2)]);
-    assert.deepEqual(await store.collectableBlobs(fromNow(1000)), [sha('e', 2), sha('e', 3), sha('f', 2), sha('f', 3)]);
+    // Both wait for the grace period (a private view or a secret may have named the private one);
+    // only the public one's are unpublished, which is what serves them to anyone meanwhile.
+    await store.deleteImages([fp(2)]);
+    await store.deleteImages([fp(3)]);
+    assert.deepEqual(await store.collectableBlobs(cutoff()), []);
+    assert.equal((await store.getBlob(sha('f', 2)))!.unpublishedAt, null);
+    assert.notEqual((await store.getBlob(sha('f', 3)))!.unpublishedAt, null);
+    assert.deepEqual(await store.collectableBlobs(fromNow(1000)), [sha('e', 2), sha('e', 3), sha('e', 4), sha('f', 2), sha('f', 3), sha('f', 4)]);
     assert.equal(await store.beginCollect(sha('f', 3), cutoff(), now()), false);
+    assert.equal(await store.beginCollect(sha('f', 2), cutoff(), now()), false);
     assert.equal(await store.beginCollect(sha('f', 1), fromNow(1000), now()), false, 'used');
-    assert.equal(await collect(store, sha('f', 2)), true);
+    assert.equal(await store.beginCollect(sha('f', 2), fromNow(1000), now()), true);
+    await store.finishCollect(sha('f', 2));
     assert.equal(await store.getBlob(sha('f', 2)), undefined);
-    assert.deepEqual(await store.collectableBlobs(cutoff()), [sha('e', 2)]);
+    assert.deepEqual(await store.collectableBlobs(fromNow(1000)), [sha('e', 2), sha('e', 3), sha('e', 4), sha('f', 3), sha('f', 4)]);
   });
 
-  test(`${driver.name} blobs: the deltas of a deleted public image wait for the grace period like its other files; an image made private first has none`, async (t) => {
+  test(`${driver.name} blobs: the deltas of a deleted image wait for the grace period like its other files; an image made private first is never unpublished`, async (t) => {
     const { store } = await driver.open(t);
     await store.insertImage(splitImage(fp(1), { deltas: [delta(sha('d', 1), 'v0')] }), []);
     await store.insertImage(splitImage(fp(2)), []);
@@ -62,12 +73,13 @@ for (const driver of metaDrivers) {
     // Once the grace period is over, they go.
     assert.ok((await store.collectableBlobs(fromNow(1000))).includes(d), d);
     assert.equal(await store.beginCollect(d, fromNow(1000), now()), true, d);
-    // Made private first, then deleted: out of every index since it was made private, so its
-    // files (deltas included) have no grace period to wait for.
+    // Made private first, then deleted: out of every public index since it was made private, so
+    // never unpublished (nothing serves it to anyone), but kept through the grace period.
     await store.updateImage({ ...(await store.getImage(fp(2)))!, public: false });
     await store.deleteImages([fp(2)]);
-    assert.ok((await store.collectableBlobs(cutoff())).includes(sha('d', 2)));
-    assert.equal(await store.beginCollect(sha('d', 2), cutoff(), now()), true);
+    assert.equal((await store.getBlob(sha('d', 2)))!.unpublishedAt, null);
+    assert.ok(!(await store.collectableBlobs(cutoff())).includes(sha('d', 2)));
+    assert.equal(await store.beginCollect(sha('d', 2), fromNow(1000), now()), true);
   });
 
   test(`${driver.name} blobs: lazy files idle since a moment are listed until touched`, async (t) => {
@@ -177,25 +189,25 @@ for (const driver of metaDrivers) {
     // An earlier image left these files unused: candidates for the collector.
     await importer.insertImage(splitImage(fp(2), { public: false, metadata: image.metadata, rootfs: image.rootfs }), []);
     await importer.deleteImages([fp(2)]);
-    assert.deepEqual(await collector.collectableBlobs(cutoff()), [meta, rootfs]);
+    assert.deepEqual(await collector.collectableBlobs(graceOver()), [meta, rootfs]);
 
     // The importer claims first: the collector must leave both alone until the record is in.
     await importer.claimBlobs('import', [meta, rootfs], claimTtl());
-    assert.equal(await collector.beginCollect(meta, cutoff(), now()), false);
+    assert.equal(await collector.beginCollect(meta, graceOver(), now()), false);
     await importer.insertImage(image, [alias('new', fp(1))]);
     await importer.releaseClaim('import');
-    assert.equal(await collector.beginCollect(rootfs, cutoff(), now()), false, 'used now');
-    assert.deepEqual(await collector.collectableBlobs(cutoff()), []);
+    assert.equal(await collector.beginCollect(rootfs, graceOver(), now()), false, 'used now');
+    assert.deepEqual(await collector.collectableBlobs(graceOver()), []);
 
     // The collector first: the importer waits (busy) until the collection is over.
     await importer.insertImage(splitImage(fp(3), { public: false }), []);
     await importer.deleteImages([fp(3)]);
-    assert.equal(await collector.beginCollect(sha('f', 3), cutoff(), now()), true);
+    assert.equal(await collector.beginCollect(sha('f', 3), graceOver(), now()), true);
     await rejectsWith(importer.claimBlobs('import', [sha('f', 3)], claimTtl()), 'busy');
     await collector.finishCollect(sha('f', 3));
     assert.equal(await importer.getBlob(sha('f', 3)), undefined);
     await importer.claimBlobs('import', [sha('f', 3)], claimTtl());
-    assert.equal(await collector.beginCollect(sha('f', 3), cutoff(), now()), false);
+    assert.equal(await collector.beginCollect(sha('f', 3), graceOver(), now()), false);
   });
 
   test(`${driver.name} blobs: a claim never released by a killed process expires`, async (t) => {
@@ -220,22 +232,22 @@ for (const driver of metaDrivers) {
 
     // Killed right after deciding, before deleting anything.
     const fresh = now();
-    assert.equal(await collector.beginCollect(x, cutoff(), fresh), true);
+    assert.equal(await collector.beginCollect(x, graceOver(), fresh), true);
     await collector.close();
     await rejectsWith(store.claimBlobs('import', [x], claimTtl()), 'busy');
-    assert.equal(await store.beginCollect(x, cutoff(), now()), false);
+    assert.equal(await store.beginCollect(x, graceOver(), now()), false);
     // Another collector takes it over once the mark is old enough.
     const later = new Date(Date.parse(fresh) + abandonedCollectionMs + 1000).toISOString();
-    assert.equal(await store.beginCollect(x, cutoff(), later), true);
+    assert.equal(await store.beginCollect(x, graceOver(), later), true);
     await store.finishCollect(x);
 
     // A writer may claim a blob whose collection was abandoned; the old collector, if it was only
     // slow, does not forget a record that is used again by then.
     const slow = peer();
-    assert.equal(await slow.beginCollect(recorded, cutoff(), fromNow(-abandonedCollectionMs - 1000)), true);
-    assert.equal(await slow.beginCollect(y, cutoff(), fromNow(-abandonedCollectionMs - 1000)), true);
+    assert.equal(await slow.beginCollect(recorded, graceOver(), fromNow(-abandonedCollectionMs - 1000)), true);
+    assert.equal(await slow.beginCollect(y, graceOver(), fromNow(-abandonedCollectionMs - 1000)), true);
     await store.claimBlobs('import', [recorded, y], claimTtl());
-    assert.equal(await slow.beginCollect(recorded, cutoff(), now()), false, 'claimed');
+    assert.equal(await slow.beginCollect(recorded, graceOver(), now()), false, 'claimed');
     await store.insertImage(splitImage(fp(2), { rootfs: { sha256: recorded, size: 2000, format: { kind: 'squashfs' } } }), []);
     await store.releaseClaim('import');
     await slow.finishCollect(recorded);
