@@ -11,7 +11,7 @@ import { signedDocuments, signedIndexOf, type IndexSigner, type SignatureCache }
 import { ViewIndex } from './view-index.ts';
 import type { ViewToken } from '../domain/view.ts';
 import { renderCataloguePage, type PageOptions } from '../web/page.ts';
-import { buildCatalogue } from '../domain/catalogue.ts';
+import { buildCatalogue, publicHistory, type CatalogueChange } from '../domain/catalogue.ts';
 import type { Alias, BlobRef, Image } from '../domain/image.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
 import { productOf } from '../domain/product.ts';
@@ -48,6 +48,8 @@ interface Snapshot {
   catalogue: Map<string, RenderedDocument>;
   /** The image a download of each main file (rootfs, disk, unified tarball, delta) counts for. */
   downloads: Map<string, Counted & { createdAt: string }>;
+  /** The public images of each product the catalogue shows, by product key. */
+  catalogued: Map<string, string[]>;
   /** What the catalogue's download counts may name, and the store version it was taken at. */
   audience: CatalogueAudience;
   audienceVersion: number;
@@ -102,7 +104,7 @@ export class IndexPublisher {
     this.signer = options.signer;
     this.page = options.catalogue;
     const views = new ViewIndex([], [], [], [], { releaseNames: store.releaseNames, signer: this.signer, isPublic: () => false });
-    this.snapshot = { version: -1, documents: new Map(), channels: new Set(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map(), audience: nobody, audienceVersion: -1, views };
+    this.snapshot = { version: -1, documents: new Map(), channels: new Set(), apiLists: new Map(), artifacts: new Map(), catalogue: new Map(), downloads: new Map(), audience: nobody, audienceVersion: -1, catalogued: new Map(), views };
   }
 
   /**
@@ -194,6 +196,9 @@ export class IndexPublisher {
       ...this.snapshot,
       apiLists: renderApiLists(images, aliases),
       catalogue: this.renderCatalogue(images, aliases, channels),
+      catalogued: new Map(
+        [...Map.groupBy(images.filter((i) => i.public && i.channels.includes(defaultChannel)), (i) => productKeys.get(i.fingerprint)!)].map(([key, members]) => [key, members.map((i) => i.fingerprint)]),
+      ),
       audience,
       audienceVersion: version,
     };
@@ -262,6 +267,18 @@ export class IndexPublisher {
     const { blob, opens } = this.snapshot.views.artifact(view, capability, sha256, new Date(), this.store.graceSeconds * 1000);
     if (!opens) return undefined;
     return blob ?? (await this.store.meta.getBlob(sha256));
+  }
+
+  /**
+   * The channel history of a product the catalogue shows (its public images), as a page may show
+   * it: changes among public roots only, newest first; undefined for a product it does not show.
+   */
+  async productHistory(key: string): Promise<CatalogueChange[] | undefined> {
+    const fingerprints = this.snapshot.catalogued.get(key);
+    if (!fingerprints) return undefined;
+    const shown = new Set([defaultChannel, ...this.snapshot.channels]);
+    const changes = await Promise.all(fingerprints.map((fp) => this.store.meta.channelHistory(fp)));
+    return publicHistory(changes.flat(), shown);
   }
 
   /** The catalogue page (`/`) or its products JSON, as last rendered. */

@@ -9,6 +9,7 @@ import type { ArtifactPath } from './simplestreams.ts';
 import { describeFormat } from './formats.ts';
 import { productOf, serialOf } from './product.ts';
 import type { ReleaseNames } from './release-names.ts';
+import type { ChannelChange } from './channel.ts';
 
 export interface CatalogueFile {
   /** metadata and rootfs (or disk) of a split image; unified; delta (from an older version). */
@@ -25,6 +26,8 @@ export interface CatalogueImage {
   type: ImageType;
   size: number;
   created_at: string;
+  /** The channels (roots) it is published in. */
+  channels: string[];
   files: CatalogueFile[];
 }
 
@@ -71,6 +74,26 @@ function filesOf(image: Image, artifactPath: ArtifactPath): CatalogueFile[] {
 
 const byLength = (a: string, b: string) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 
+/** A move of a catalogued image between channels, as the catalogue shows it (who made it stays private). */
+export interface CatalogueChange {
+  fingerprint: string;
+  at: string;
+  from: string[];
+  to: string[];
+}
+
+/**
+ * The channel history of a product's images as a public page may show it: newest first, only the
+ * channels that are public roots (`shown`), and no change that moved nothing among those.
+ */
+export function publicHistory(changes: ChannelChange[], shown: Set<string>): CatalogueChange[] {
+  const visible = (channels: string[]) => channels.filter((c) => shown.has(c));
+  return changes
+    .map((c) => ({ fingerprint: c.fingerprint, at: c.at, from: visible(c.from), to: visible(c.to) }))
+    .filter((c) => JSON.stringify(c.from) !== JSON.stringify(c.to))
+    .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+}
+
 export function buildCatalogue(images: Image[], aliases: Alias[], artifactPath: ArtifactPath, releaseNames?: ReleaseNames): CatalogueDocument {
   const products = new Map<string, { product: ReturnType<typeof productOf>; images: Image[] }>();
   for (const image of images) {
@@ -91,7 +114,7 @@ export function buildCatalogue(images: Image[], aliases: Alias[], artifactPath: 
         serial,
         images: imgs
           .sort((a, b) => (a.type < b.type ? -1 : 1))
-          .map((i) => ({ fingerprint: i.fingerprint, type: i.type, size: i.size, created_at: i.createdAt, files: filesOf(i, artifactPath) })),
+          .map((i) => ({ fingerprint: i.fingerprint, type: i.type, size: i.size, created_at: i.createdAt, channels: [...i.channels], files: filesOf(i, artifactPath) })),
       }));
     const newest = ordered[0]!;
     const newestImages = versions.get(newest.serial)!;

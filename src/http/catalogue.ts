@@ -14,6 +14,8 @@ import { sendRendered } from './send-rendered.ts';
 import { notFound } from '../errors.ts';
 
 export const catalogueDownloadsPath = '/catalogue/v1/downloads.json';
+/** `?product=KEY`: the channel history of a product the catalogue shows. */
+export const catalogueHistoryPath = '/catalogue/v1/history.json';
 
 export interface CatalogueDeps {
   publisher: IndexPublisher;
@@ -44,6 +46,18 @@ export function catalogueRoutes(app: FastifyInstance, deps: CatalogueDeps) {
       if (!doc) return reply.callNotFound();
       reply.header('access-control-allow-origin', '*');
       return sendRendered(request, reply, doc);
+    },
+  });
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: catalogueHistoryPath,
+    handler: async (request, reply) => {
+      const { product } = request.query as { product?: unknown };
+      const history = typeof product === 'string' ? await deps.publisher.productHistory(product) : undefined;
+      if (!history) return reply.callNotFound();
+      reply.header('access-control-allow-origin', '*');
+      return sendRendered(request, reply, renderJson({ product, history }));
     },
   });
 

@@ -38,6 +38,7 @@ async function store(t: TestContext) {
   const data = join(work, 'data');
   const debianMeta = await buildMetadataTarball(work, { properties: { os: 'Debian', release: '12', release_title: 'bookworm', variant: 'default', architecture: 'amd64', description: 'Debian bookworm amd64' } });
   const debian = fingerprintFrom(await wharfOk(data, ['image', 'import', debianMeta.path, (await buildSquashfs(work, { seed: 'debian' })).path]));
+  await wharfOk(data, ['image', 'promote', debian, '--channel', 'stable']);
   const vmMeta = await buildMetadataTarball(work, { name: 'vm-meta.tar.xz', properties: { os: 'Debian', release: '12', variant: 'default', architecture: 'amd64', description: 'Debian bookworm VM' } });
   const debianVm = fingerprintFrom(await wharfOk(data, ['image', 'import', vmMeta.path, (await buildQcow2(work, { seed: 'debian-vm' })).path]));
   const alpine = await buildUnified(work, { architecture: 'aarch64', properties: { os: 'Alpine', release: '3.20', variant: 'cloud', architecture: 'arm64', description: 'Alpine 3.20 arm64 (cloud)' } });
@@ -133,6 +134,10 @@ test('the catalogue lists, searches, filters, copies working commands and shows 
   assert.equal(await dialog.locator('svg.chart rect').count(), 30);
   assert.equal(await dialog.locator('svg.chart').getAttribute('aria-label'), '9 downloads in the last 30 days');
   assert.match(text, /\t107\t/, 'the image\'s downloads of all time');
+  // Each image's channels, and the product's moves between them, loaded with the view.
+  assert.match(text, /default, stable/);
+  await dialog.locator('section.history h3').waitFor();
+  assert.match(await dialog.locator('section.history').innerText(), /Channel history\n[\s\S]*UTC \S+ \(container\): into stable/);
   assert.ok(page.url().endsWith('#product=debian%3A12%3Aamd64%3Adefault'), 'the product view has its own URL');
   await mkdir(artifacts, { recursive: true });
   await page.screenshot({ path: join(artifacts, 'catalogue-product.png') });

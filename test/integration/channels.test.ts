@@ -177,3 +177,42 @@ test('channel retention keeps the newest N versions and the pinned ones; a versi
   const daily = (await fetchRaw(`${server.base}/daily/streams/v1/images.json`, { ca: server.tls.cert })).body.toString();
   assert.ok(daily.includes(v4) && daily.includes(v5) && !daily.includes(v3) && !daily.includes(v2));
 });
+
+test("the catalogue shows each version's channels and its moves between public roots, never who made them nor a channel nobody sees", async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const build = async (serial: string, seed: string) =>
+    [(await buildMetadataTarball(work, { name: `m-${seed}.tar.xz`, properties: { os: 'Shown', release: '1', architecture: 'amd64', serial } })).path, (await buildSquashfs(work, { name: `r-${seed}.squashfs`, seed })).path];
+  const v1 = fingerprintFrom(await wharfOk(data, ['image', 'import', ...(await build('20260101_00:00', 'v1'))]));
+  // Built in a staging channel while private, promoted, made public, then out of staging: staging
+  // never had a public root while the page could see it, so no move names it.
+  const v2 = fingerprintFrom(await wharfOk(data, ['image', 'import', ...(await build('20260201_00:00', 'v2')), '--channel', 'staging', '--private']));
+  await wharfOk(data, ['image', 'promote', v2, '--channel', 'default']);
+  await wharfOk(data, ['image', 'edit', v2], { stdin: 'public: true\n' });
+  await wharfOk(data, ['image', 'demote', v2, '--channel', 'staging']);
+  await wharfOk(data, ['image', 'promote', v2, '--channel', 'stable']);
+  const hidden = fingerprintFrom(await wharfOk(data, ['image', 'import', ...(await build('20260301_00:00', 'hidden')), '--private', '--property', 'os=Hidden']));
+  const server = await serve(t, data, { processes: 1 });
+  const get = (path: string) => fetchRaw(server.base + path, { ca: server.tls.cert });
+
+  const catalogue = JSON.parse((await get('/catalogue/v1/products.json')).body.toString()) as { products: { key: string; versions: { images: { fingerprint: string; channels: string[] }[] }[] }[] };
+  const product = catalogue.products.find((p) => p.key.startsWith('shown:'))!;
+  assert.deepEqual(Object.fromEntries(product.versions.flatMap((v) => v.images.map((i) => [i.fingerprint, i.channels]))), { [v1]: ['default'], [v2]: ['default', 'stable'] });
+  const answer = await get(`/catalogue/v1/history.json?product=${encodeURIComponent(product.key)}`);
+  assert.equal(answer.status, 200);
+  const { history } = JSON.parse(answer.body.toString()) as { history: { fingerprint: string; at: string; from: string[]; to: string[] }[] };
+  assert.deepEqual(
+    history.map((c) => [c.fingerprint, c.from, c.to]),
+    [
+      [v2, ['default'], ['default', 'stable']],
+      [v2, [], ['default']],
+    ],
+    'newest first; the staging moves are not shown',
+  );
+  assert.ok(!answer.body.toString().includes('@') && !answer.body.toString().includes('staging'), 'who moved it, and the private channel, stay private');
+  assert.equal(history.filter((c) => c.fingerprint === v1).length, 0, 'an import into the default channel is no move');
+  // A product the catalogue does not show has no history here.
+  assert.equal((await get(`/catalogue/v1/history.json?product=${encodeURIComponent(`hidden:1:amd64:default`)}`)).status, 404);
+  assert.equal((await get('/catalogue/v1/history.json')).status, 404);
+  assert.ok(!(await get('/catalogue/v1/products.json')).body.toString().includes(hidden));
+});

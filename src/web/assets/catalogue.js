@@ -151,15 +151,17 @@ async function openProduct(key) {
   const alias = product.aliases[0] ?? product.versions[0].images[0].fingerprint.slice(0, 12);
   const stats = downloads.products[key];
   const title = [product.os, product.release, product.variant, product.arch].filter(Boolean).join(' ') || product.description;
+  const history = element('section', { class: 'history', 'aria-live': 'polite' });
   const versions = element('table', { class: 'versions' },
     element('caption', {}, 'Versions'),
-    element('thead', {}, element('tr', {}, ...['Version', 'Type', 'Fingerprint', 'Size', 'Downloads', 'Files'].map((h) => element('th', { scope: 'col' }, h)))),
+    element('thead', {}, element('tr', {}, ...['Version', 'Type', 'Fingerprint', 'Channels', 'Size', 'Downloads', 'Files'].map((h) => element('th', { scope: 'col' }, h)))),
     element('tbody', {}, ...product.versions.flatMap((version) =>
       version.images.map((image) =>
         element('tr', {},
           element('td', { 'data-label': 'Version' }, version.serial),
           element('td', { 'data-label': 'Type' }, image.type === 'container' ? 'container' : 'VM'),
           element('td', { 'data-label': 'Fingerprint' }, element('code', { class: 'fingerprint' }, image.fingerprint)),
+          element('td', { 'data-label': 'Channels' }, image.channels.join(', ')),
           element('td', { 'data-label': 'Size' }, humanSize(image.size)),
           element('td', { 'data-label': 'Downloads' }, String(downloads.images[image.fingerprint] ?? 0)),
           element('td', { 'data-label': 'Files' }, element('ul', { class: 'files' }, ...image.files.map((f) =>
@@ -175,8 +177,29 @@ async function openProduct(key) {
     ...product.types.map((t) => commandLine(launchCommand(alias, t === 'virtual-machine', product.types.includes('container') ? newestVm(product)?.fingerprint : undefined))),
     chart(stats?.last_30_days ?? downloads.days.map(() => 0), downloads.days),
     versions,
+    history,
   );
   if (!dialog.open) dialog.showModal();
+  showHistory(product, history);
+}
+
+/** Each move of the product's versions between channels (promoted, demoted), loaded when shown. */
+async function showHistory(product, section) {
+  let answer;
+  try {
+    answer = await (await fetch(`/catalogue/v1/history.json?product=${encodeURIComponent(product.key)}`)).json();
+  } catch {
+    section.replaceChildren();
+    return;
+  }
+  const serialOf = new Map(product.versions.flatMap((v) => v.images.map((i) => [i.fingerprint, `${v.serial} (${i.type === 'container' ? 'container' : 'VM'})`])));
+  const moves = answer.history.map((change) => {
+    const added = change.to.filter((c) => !change.from.includes(c));
+    const removed = change.from.filter((c) => !change.to.includes(c));
+    const what = [...added.map((c) => `into ${c}`), ...removed.map((c) => `out of ${c}`)].join(', ');
+    return element('li', {}, element('time', { datetime: change.at }, `${change.at.slice(0, 10)} ${change.at.slice(11, 16)} UTC`), ` ${serialOf.get(change.fingerprint) ?? change.fingerprint.slice(0, 12)}: ${what}`);
+  });
+  section.replaceChildren(element('h3', {}, 'Channel history'), moves.length ? element('ul', { class: 'history' }, ...moves) : element('p', {}, 'No moves between channels.'));
 }
 
 function route() {
