@@ -15,17 +15,22 @@ import type { DownloadCounter } from '../core/usage.ts';
 
 /**
  * Redirects `req` and returns true when a site should serve it; false leaves it untouched.
- * Plain HTTP may ask for /files/ only (app.ts), which is all this answers, so it needs no
- * scheme check of its own. A redirected GET that would download the whole file counts as a
+ * Plain HTTP may ask for /files/ and /CHANNEL/files/ only (app.ts), which is all this answers,
+ * so it needs no scheme check of its own. A redirected GET that would download the whole file counts as a
  * download (the site serves it; the origin never learns whether it completed).
  */
+const channelFiles = /^\/[a-z][a-z0-9-]*\/files\//;
+
 export function steeringShortcut(publisher: IndexPublisher, steering: Steering, downloads: DownloadCounter | undefined): Shortcut {
   return (req, res, id) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const url = req.url ?? '';
-    if (!url.startsWith('/files/')) return false;
+    // A channel's root lists its files under /CHANNEL/files/: the same files, which a site serves
+    // at its own /files/.
+    const files = url.startsWith('/files/') ? 0 : channelFiles.exec(url) ? url.indexOf('/files/') : -1;
+    if (files < 0) return false;
     const query = url.indexOf('?');
-    const path = (query < 0 ? url : url.slice(0, query)).slice(1);
+    const path = (query < 0 ? url : url.slice(0, query)).slice(files + 1);
     const sha = artifactSha(path);
     // Only what the index lists now; a file in its grace period is served by the origin.
     const blob = sha && publisher.publishedArtifact(sha);

@@ -109,6 +109,8 @@ test('the origin sends each region to its healthy site, serves the rest itself, 
   assert.equal(german.headers.location, `http://127.0.0.1:${germany.httpsPort}/${path}`, 'a plain http URL of the site');
   assert.match(String(german.headers['x-request-id']), /^[0-9a-f]{16}$/, 'a redirect carries its request id, as every answer does');
   assert.equal(german.headers['content-length'], '0');
+  // A channel root's clients ask for /CHANNEL/files/: the same file, steered to the site's /files/.
+  assert.equal((await ask(fromGermany, {}, `daily/${path}`)).headers.location, `http://127.0.0.1:${germany.httpsPort}/${path}`);
   const got = await fetchRaw(String(german.headers.location));
   assert.equal(got.status, 200);
   assert.equal(sha256(got.body), root.sha256, 'the site serves the very file');
