@@ -9,6 +9,7 @@ import type { Alias, Image } from '../domain/image.ts';
 import { isFingerprintPrefix } from '../domain/fingerprint.ts';
 import { hostArchitecture } from '../domain/architecture.ts';
 import { productAliasTarget } from '../domain/product.ts';
+import { defaultChannel } from '../domain/channel.ts';
 import type { ImageCatalog } from '../meta/store.ts';
 import type { ReleaseNames } from '../domain/release-names.ts';
 import type { ImageSecrets } from './secrets.ts';
@@ -49,13 +50,17 @@ export async function visibleImage(store: { meta: ImageCatalog }, viewer: Viewer
 }
 
 /**
- * An alias set by hand, else a product alias (`debian/12`) of the images the viewer may see: they
- * resolve over simplestreams, so `incus launch wharf-api:debian/12` must find the same image.
+ * An alias set by hand, else a product alias (`debian/12`) of the images the viewer may see in
+ * its channels: they resolve over simplestreams, so `incus launch wharf-api:debian/12` must find
+ * the image the root index (the default channel) names, and a certificate restricted to channels
+ * the newest of its own channels.
  */
 export async function visibleAlias(store: { meta: ImageCatalog; releaseNames?: ReleaseNames }, viewer: Viewer, name: string): Promise<Alias> {
   const alias = await store.meta.getAlias(name);
   if (!alias) {
-    const target = productAliasTarget(await visibleImages(store, viewer), name, hostArchitecture(), store.releaseNames);
+    const channels = viewer.channels ?? [defaultChannel];
+    const candidates = (await visibleImages(store, viewer)).filter((i) => i.channels.some((c) => channels.includes(c)));
+    const target = productAliasTarget(candidates, name, hostArchitecture(), store.releaseNames);
     if (!target) throw notFound('Image alias not found');
     return { name, fingerprint: target.fingerprint, description: '', type: target.type };
   }

@@ -50,6 +50,21 @@ test('a certificate restricted to a channel reads its private images only, and c
   assert.equal((await asTenant(`/1.0/images/${mine}/secret`, { method: 'POST', body: '{}' })).status, 202);
   assert.equal((await asTenant(`/1.0/images/${theirs}/secret`, { method: 'POST', body: '{}' })).status, 404);
 
+  // Product aliases resolve to the newest version of the viewer's channels: the default channel's
+  // (the root index's) for a client with every channel, its own channels' for a restricted one.
+  const version = async (seed: string, serial: string, args: string[]) => {
+    const built = await buildUnified(work, { properties: { os: 'Prod', release: '1', serial }, seed, name: `${seed}.tar.gz` });
+    return fingerprintFrom(await wharfOk(data, ['image', 'import', built.path, ...args]));
+  };
+  const rootVersion = await version('p-root', '20260101_00:00', []);
+  await version('p-daily', '20260301_00:00', ['--channel', 'daily']);
+  const stableVersion = await version('p-stable', '20260201_00:00', ['--channel', 'stable', '--private']);
+  const target = async (who: (path: string) => ReturnType<typeof fetchRaw>) => JSON.parse((await who('/1.0/images/aliases/prod/1')).body.toString()).metadata?.target as string | undefined;
+  assert.equal(await target(asAdmin), rootVersion, 'the root index names it so: not the newer daily build');
+  assert.equal(await target(asTenant), stableVersion);
+  const anonymous = (path: string) => fetchRaw(server.base + path, { ca: server.tls.cert });
+  assert.equal(await target(anonymous), rootVersion, 'and for anyone');
+
   // It changes nothing, not even its own channel's images.
   for (const [method, path, body] of [
     ['PATCH', `/1.0/images/${mine}`, '{"properties":{"x":"y"}}'],
