@@ -51,12 +51,12 @@ test('with a key, the index is published signed (.gpg and .sjson) for every clie
   const server = await serve(t, data);
 
   const get = async (path: string, userAgent: string) => (await fetchRaw(`${server.base}/${path}`, { ca: server.tls.cert, headers: { 'user-agent': userAgent } })).body;
-  const verifyAll = async (userAgent: string) => {
+  const verifyAll = async (userAgent: string, root = '') => {
     const bodies: Record<string, Buffer> = {};
     for (const doc of ['index', 'images']) {
-      const json = await get(`streams/v1/${doc}.json`, userAgent);
-      const detached = await get(`streams/v1/${doc}.json.gpg`, userAgent);
-      const clear = await get(`streams/v1/${doc}.sjson`, userAgent);
+      const json = await get(`${root}streams/v1/${doc}.json`, userAgent);
+      const detached = await get(`${root}streams/v1/${doc}.json.gpg`, userAgent);
+      const clear = await get(`${root}streams/v1/${doc}.sjson`, userAgent);
       await writeFile(join(work, `${doc}.json`), json);
       await writeFile(join(work, `${doc}.json.gpg`), detached);
       await writeFile(join(work, `${doc}.sjson`), clear);
@@ -78,6 +78,16 @@ test('with a key, the index is published signed (.gpg and .sjson) for every clie
   };
   const before = await verifyAll('LXD 5.0.2 (Linux; x86_64; 6.1; Debian; 12)');
   await verifyAll('Incus 6.0.4 (Linux; x86_64; 6.1; Debian; 12)');
+
+  // Every channel's root and every private view's index is signed alike.
+  const daily = await buildMetadataTarball(work, { name: 'daily.tar.xz', properties: { os: 'Daily', release: '1', architecture: 'amd64' } });
+  await wharfOk(data, ['image', 'import', daily.path, (await buildSquashfs(work, { name: 'daily.squashfs', seed: 'daily' })).path, '--channel', 'daily', '--private']);
+  await wharfOk(data, ['image', 'import', (await buildMetadataTarball(work, { name: 'dpub.tar.xz', properties: { os: 'Dpub', release: '1', architecture: 'amd64' } })).path, (await buildSquashfs(work, { name: 'dpub.squashfs', seed: 'dpub' })).path, '--channel', 'daily']);
+  await wharfOk(data, ['view', 'add', 'tenant', '--channel', 'daily']);
+  const view = new URL((await wharfOk(data, ['view', 'token', 'add', 'tenant', '--url', server.base])).trim()).pathname.slice(1) + '/';
+  for (let i = 0; i < 50 && !(await get(`${view}streams/v1/images.json`, 'curl/8')).toString().includes('daily'); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.match((await verifyAll('curl/8', view)).images!.toString(), /daily/, 'the view lists its private image, signed');
+  assert.match((await verifyAll('Incus 6.0.4 (Linux; x86_64; 6.1; Debian; 12)', 'daily/')).images!.toString(), /dpub/);
 
   // A change: the new index is signed again, and the old signature does not cover it.
   const oldSignature = await get('streams/v1/images.json.gpg', 'curl/8');
