@@ -86,6 +86,9 @@ test('channels: each its own root with its own newest version; promote and demot
   }
   const mirror = join(work, 'mirror');
   await writeFile(join(work, 'origin.crt'), server.tls.cert);
+  // The published-index check reads a channel's root as the clients do.
+  const verified = await wharf(data, ['image', 'verify', '--published', `${server.base}/daily`, '--certificate', join(work, 'origin.crt')]);
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
   await wharfOk(mirror, ['remote', 'add', 'up-daily', `${server.base}/daily`, '--certificate', join(work, 'origin.crt')]);
   await wharfOk(mirror, ['mirror', 'add', 'daily', 'up-daily']);
   await wharfOk(mirror, ['mirror', 'sync', 'daily']);
