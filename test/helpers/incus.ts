@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trustSystemWide } from './ca-store.ts';
@@ -25,6 +25,8 @@ export interface IncusClient {
 export interface Incus extends IncusClient {
   /** Another client of the same daemon with a configuration (and certificate) of its own. */
   newClient(): Promise<IncusClient>;
+  /** The daemon keeps a remote's index for an hour: forgotten, as an hour passing would. */
+  forgetIndexes(): Promise<void>;
   dir: string;
 }
 
@@ -73,7 +75,11 @@ export async function startIncus(t: Cleanup, trustedCerts: string[]): Promise<In
     };
     return { incus, incusOk, incusJson: async <T>(args: string[]) => JSON.parse(await incusOk([...args, '--format', 'json'])) as T, env };
   };
-  return { ...(await newClient()), newClient, dir };
+  const forgetIndexes = async () => {
+    const cache = join(dir, 'cache');
+    for (const entry of await readdir(cache).catch(() => [])) if (entry !== 'resources') await rm(join(cache, entry), { recursive: true, force: true });
+  };
+  return { ...(await newClient()), newClient, forgetIndexes, dir };
 }
 
 /**

@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharfOk } from '../helpers/env.ts';
@@ -54,19 +53,14 @@ test('real incus and lxc use a channel root as a remote; promote and demote reac
   // An auto-updating copy of the default root's product alias follows promotions and demotions.
   await incus.incusOk(['image', 'copy', 'w:chan/1', 'local:', '--auto-update', '--alias', 'follows']);
   assert.equal(await local('follows'), stable);
-  // The daemon keeps a remote's index for an hour: forgotten here, as an hour passing would.
-  const forgetIndexes = async () => {
-    const cache = join(incus.dir, 'cache');
-    for (const entry of await readdir(cache).catch(() => [])) if (entry !== 'resources') await rm(join(cache, entry), { recursive: true, force: true });
-  };
   await wharfOk(data, ['image', 'promote', daily, '--channel', 'default']);
   await published('', daily, true);
-  await forgetIndexes();
+  await incus.forgetIndexes();
   await incus.incusOk(['image', 'refresh', 'follows']);
   assert.equal(await local('follows'), daily, 'the promoted build reached the copy');
   await wharfOk(data, ['image', 'demote', daily, '--channel', 'default']);
   await published('', daily, false);
-  await forgetIndexes();
+  await incus.forgetIndexes();
   await incus.incusOk(['image', 'refresh', 'follows']);
   assert.equal(await local('follows'), stable, 'demoting the newest build rolled the copy back');
 

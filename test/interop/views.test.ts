@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import selfsigned from 'selfsigned';
 import { join } from 'node:path';
 import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
@@ -58,19 +58,14 @@ test('real incus and lxc use a private view URL as is: list, copy, refresh, roll
 
   // A new build promoted into the view's channel reaches the copy; demoted, the copy rolls back.
   const v2 = fingerprintFrom(await wharfOk(data, ['image', 'import', ...(await build('20260201_00:00', 'v2')), '--channel', 'daily', '--private', '--property', 'tenant=acme']));
-  // The daemon keeps a remote's index for an hour: forgotten here, as an hour passing would.
-  const forgetIndexes = async () => {
-    const cache = join(incus.dir, 'cache');
-    for (const entry of await readdir(cache).catch(() => [])) if (entry !== 'resources') await rm(join(cache, entry), { recursive: true, force: true });
-  };
   await wharfOk(data, ['image', 'promote', v2, '--channel', 'stable']);
   await published(v2, true);
-  await forgetIndexes();
+  await incus.forgetIndexes();
   await incus.incusOk(['image', 'refresh', 'follows']);
   assert.equal(await local('follows'), v2, 'the promoted build reached the copy through the view');
   await wharfOk(data, ['image', 'demote', v2, '--channel', 'stable']);
   await published(v2, false);
-  await forgetIndexes();
+  await incus.forgetIndexes();
   await incus.incusOk(['image', 'refresh', 'follows']);
   assert.equal(await local('follows'), v1, 'demoting the newest build rolled the copy back');
 
@@ -111,6 +106,6 @@ test('real incus and lxc use a private view URL as is: list, copy, refresh, roll
   await fresh.incusOk(['remote', 'add', 'acme', url, '--protocol=simplestreams']);
   const refused = await fresh.incus(['image', 'list', 'acme:']);
   assert.notEqual(refused.code, 0, `a revoked token lists nothing: ${refused.stdout}`);
-  await forgetIndexes();
+  await incus.forgetIndexes();
   assert.notEqual((await incus.incus(['image', 'copy', 'acme:tenant/1', 'local:', '--alias', 'after-revoke'])).code, 0);
 });
