@@ -19,6 +19,8 @@ import { checkFormat, humanDate, humanSize, render, collect } from './output.ts'
 import { withStore, withUsage, type CliContext } from './context.ts';
 import { imageDownloads } from '../core/usage.ts';
 import { cliActor } from './actor.ts';
+import type { Store } from '../core/context.ts';
+import type { Image } from '../domain/image.ts';
 
 function keyValues(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -73,6 +75,7 @@ export function imageCommands(image: Command, cli: CliContext) {
             onBytes: (n) => bar.add(n),
             signal: controller.signal,
           });
+          await deltaFor(cli, store, image, image.channels);
           // A new version may push an older one past its channels' retention.
           await applyRetention(store, image.channels);
           return image;
@@ -158,8 +161,11 @@ export function imageCommands(image: Command, cli: CliContext) {
       .action(async (ref: string, opts: { channel: string }) => {
         const moved = await withStore(cli, async (store) => {
           const image = await moveToChannel(store, ref, opts.channel, move, cliActor());
-          // A promotion may push an older version past the channel's retention.
-          if (move === 'promote') await applyRetention(store, [opts.channel]);
+          if (move === 'promote') {
+            await deltaFor(cli, store, image, [opts.channel]);
+            // A promotion may push an older version past the channel's retention.
+            await applyRetention(store, [opts.channel]);
+          }
           return image;
         });
         cli.io.stdout.write(`Image ${moved.fingerprint.slice(0, 12)} is in ${moved.channels.length ? `channels ${moved.channels.join(', ')}` : 'no channel'}\n`);
@@ -392,4 +398,24 @@ export function imageCommands(image: Command, cli: CliContext) {
       });
       cli.io.stdout.write(`Image copied successfully! Fingerprint: ${copied.fingerprint}\n`);
     });
+}
+
+/**
+ * The delta a version gets on entering channels (core/deltas.ts), said on stderr: its failure
+ * fails nothing else (the version is in, clients then download it whole).
+ */
+async function deltaFor(cli: CliContext, store: Store, image: Image, channels: string[]): Promise<void> {
+  const { deltaOnEntering } = await import('../core/deltas.ts');
+  for (const channel of channels) {
+    try {
+      const { made } = await deltaOnEntering(store, image, channel);
+      if (made) {
+        cli.io.stderr.write(`Delta from version ${made.base}: ${humanSize(made.size)}\n`);
+        return;
+      }
+    } catch (err) {
+      cli.io.stderr.write(`No delta for ${image.fingerprint.slice(0, 12)}: ${(err as Error).message}\n`);
+      return;
+    }
+  }
 }

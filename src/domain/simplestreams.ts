@@ -135,7 +135,8 @@ function slotImages(images: Image[]): VersionSlot[] {
   return [...bySerial.values()].flat();
 }
 
-function versionOf(slot: VersionSlot, artifactPath: ArtifactPath): SimplestreamsVersion {
+/** `listed`: the product's version keys in this document; a delta from any other is left out (clients skip it, and it names a version they cannot hold from here). */
+function versionOf(slot: VersionSlot, artifactPath: ArtifactPath, listed: Set<string>): SimplestreamsVersion {
   const items: Record<string, SimplestreamsItem> = {};
   const first = slot.images[0]!;
   if (first.rootfs === null) {
@@ -166,7 +167,7 @@ function versionOf(slot: VersionSlot, artifactPath: ArtifactPath): Simplestreams
         size: image.rootfs!.size,
       };
       // Incus reads VM deltas wrongly (protocols.md §1.8), so only squashfs deltas are offered.
-      for (const delta of image.deltas.filter((d) => d.ftype === `${ftype}.vcdiff` && ftype === 'squashfs')) {
+      for (const delta of image.deltas.filter((d) => d.ftype === `${ftype}.vcdiff` && ftype === 'squashfs' && listed.has(d.base))) {
         items[`${delta.base}.vcdiff`] = { ftype: delta.ftype, path: artifactPath(delta), sha256: delta.sha256, size: delta.size, delta_base: delta.base };
       }
     }
@@ -268,7 +269,8 @@ export function buildProducts(images: Image[], aliases: Alias[], artifactPath: A
   const visible = images.filter((image) => visibleIn(view, image) && (includePrivate || image.public));
   for (const { key, product, slots } of publishedProducts(visible, aliases, releaseNames)) {
     const versions: Record<string, SimplestreamsVersion> = {};
-    for (const slot of slots) versions[slot.key] = versionOf(slot, artifactPath);
+    const listed = new Set(slots.map((s) => s.key));
+    for (const slot of slots) versions[slot.key] = versionOf(slot, artifactPath, listed);
     const requirements = requirementsOf(slots.flatMap((s) => s.images));
     products[key] = {
       aliases: [...new Set(product.aliases)].join(','),

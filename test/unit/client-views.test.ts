@@ -58,18 +58,22 @@ test('a hand alias on one type of a product holding both names that type only; t
   }
 });
 
-test('deltas: squashfs ones are offered, VM disk ones never (Incus applies them wrongly)', () => {
+test('deltas: squashfs ones from a listed version are offered, VM disk ones never (Incus applies them wrongly)', () => {
   const rootfs = (c: string, kind: 'squashfs' | 'qcow2') => ({ sha256: fp(c), size: 10, format: { kind } as const });
   const delta = (c: string, ftype: string) => ({ sha256: fp(c), size: 3, format: { kind: 'vcdiff' } as const, ftype, base: '20261001_00:00' });
   const meta = { sha256: fp('m'), size: 5, format: { kind: 'tarball', compression: 'xz' } as const };
   const container = imageRecord({ fingerprint: fp('c'), metadata: meta, rootfs: rootfs('s', 'squashfs'), properties: props, deltas: [delta('d', 'squashfs.vcdiff')] });
   const vm = imageRecord({ fingerprint: fp('e'), type: 'virtual-machine', metadata: meta, rootfs: rootfs('q', 'qcow2'), properties: props, deltas: [delta('f', 'disk-kvm.img.vcdiff')] });
+  // The version the deltas apply to, listed in the same product (its serial is their base).
+  const base = imageRecord({ fingerprint: fp('b'), metadata: { ...meta, sha256: fp('n') }, rootfs: rootfs('o', 'squashfs'), properties: { ...props, serial: '20261001_00:00' } });
+  const stranded = imageRecord({ ...container, fingerprint: fp('9'), rootfs: rootfs('8', 'squashfs'), properties: { ...props, os: 'Other' }, deltas: [delta('7', 'squashfs.vcdiff')] });
   for (const view of ['full', 'incus-before-7.1'] as const) {
-    const doc = buildProducts([container, vm], [], path, { view });
+    const doc = buildProducts([container, vm, base, stranded], [], path, { view });
     const items = Object.values(doc.products).flatMap((p) => Object.values(p.versions).flatMap((v) => Object.values(v.items)));
     const squashDelta = items.find((i) => i.sha256 === fp('d'));
     assert.equal(squashDelta?.ftype, 'squashfs.vcdiff', view);
     assert.equal(squashDelta?.delta_base, '20261001_00:00', view);
     assert.ok(!items.some((i) => i.sha256 === fp('f') || i.ftype.startsWith('disk-kvm.img.')), `${view}: no VM delta`);
+    assert.ok(!items.some((i) => i.sha256 === fp('7')), `${view}: no delta from a version its product does not list`);
   }
 });
