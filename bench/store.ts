@@ -65,7 +65,7 @@ export async function openBenchStore(dataDir: string): Promise<Store> {
   return openStore(await loadConfig(dataDir, {}, {}), silentLogger);
 }
 
-async function* chunksOf(buffer: Buffer): AsyncIterable<Uint8Array> {
+export async function* chunksOf(buffer: Buffer): AsyncIterable<Uint8Array> {
   yield buffer;
 }
 

@@ -63,6 +63,8 @@ export interface BlobDriver {
   cleanUploads(idleMs: number): Promise<void>;
   /** Lets go of connections (a networked driver); nothing may be called afterwards. */
   close?(): Promise<void>;
+  /** A driver that keeps files on this host: where `name` is, if stored (read only). */
+  localPath?(name: string): Promise<string | undefined>;
   /**
    * For a driver that can hand out short-lived URLs (S3 presigned GETs): a URL that reads blob
    * `name` (whole, or a Range asked of it) for `ttlSeconds`, without credentials; undefined when

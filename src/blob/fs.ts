@@ -51,6 +51,11 @@ export class FsBlobDriver implements BlobDriver {
     return join(this.objects, name.slice(0, 2), name);
   }
 
+  async localPath(name: string): Promise<string | undefined> {
+    const path = this.pathOf(name);
+    return (await stat(path).catch(() => undefined))?.isFile() ? path : undefined;
+  }
+
   async startUpload(): Promise<UploadDriver> {
     const id = randomUUID();
     // The writer's pid in the name lets the collector tell a dead writer's leftovers at once

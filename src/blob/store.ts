@@ -8,6 +8,11 @@
  * timing), so that a driver only moves bytes.
  */
 import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import { AppError, ErrorCodes, notFound } from '../errors.ts';
 import { isSha256 } from '../domain/fingerprint.ts';
@@ -78,6 +83,12 @@ export interface BlobStore {
    * may reuse its buffers. The opened blob holds a resource until it was copied or closed.
    */
   openCopy(sha256: string, range?: ByteRange): Promise<OpenedBlob>;
+  /**
+   * Lends a local file holding the blob to `use`, for a tool that needs one (xdelta3 seeks in its
+   * source), for the duration of the call: the stored file itself where the store keeps files
+   * (never to be written), else a copy spooled for it. `not_found` if there is no such blob.
+   */
+  withLocalFile<T>(sha256: string, use: (path: string) => Promise<T>): Promise<T>;
   delete(sha256: string): Promise<void>;
   list(): AsyncIterable<BlobInfo>;
   /** Removes uploads left by writers that died (those idle for longer than `idleMs`). */
@@ -196,6 +207,20 @@ export class Blobs implements BlobStore {
   async openCopy(sha256: string, range?: ByteRange): Promise<OpenedBlob> {
     const name = this.name(sha256);
     return this.timed('read', () => this.driver.copy(name, range), this.missingBlob(sha256));
+  }
+
+  async withLocalFile<T>(sha256: string, use: (path: string) => Promise<T>): Promise<T> {
+    const name = this.name(sha256);
+    const local = await this.driver.localPath?.(name);
+    if (local) return use(local);
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-blob-'));
+    try {
+      const path = join(dir, sha256);
+      await pipeline(await this.openRead(sha256), createWriteStream(path));
+      return await use(path);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   async delete(sha256: string): Promise<void> {

@@ -11,13 +11,9 @@
  * `xdelta3 -n`, which drops the per-window checksums that catch a wrong base. The publisher lists a
  * delta only while its base version is listed beside it (domain/simplestreams.ts).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Image } from '../domain/image.ts';
 import { productOf, serialOf } from '../domain/product.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
@@ -47,52 +43,73 @@ export function deltaBaseFor(image: Image, channel: string, images: Image[], rel
     .sort((a, b) => (serialOf(a) < serialOf(b) ? 1 : -1))[0];
 }
 
-/** Runs xdelta3 with `args`; its stdout goes to `into` if given. Rejects on a non-zero exit. */
-function xdelta3(args: string[], into?: NodeJS.WritableStream): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('xdelta3', args, { stdio: ['ignore', into ? 'pipe' : 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
-    const piped = into && child.stdout ? pipeline(child.stdout, into) : Promise.resolve();
+/** xdelta3 with `args`, its stdin and stdout piped; `done` settles when it exits (rejects unless 0). */
+function xdelta3(args: string[]): { child: ChildProcessWithoutNullStreams; done: Promise<void> } {
+  const child = spawn('xdelta3', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
+  const done = new Promise<void>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => {
-      piped.then(
-        () => (code === 0 ? resolve() : reject(new AppError(ErrorCodes.internal, `xdelta3 ${args[0]} failed (${code}): ${stderr.trim()}`))),
-        reject,
-      );
-    });
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new AppError(ErrorCodes.internal, `xdelta3 ${args[0]} failed (${code}): ${stderr.trim()}`))));
   });
+  return { child, done };
 }
 
 /**
  * Makes, checks and records the delta from `base` to `image` (both stored container squashfs
- * builds). Returns its size, or throws leaving the store as it was.
+ * builds). Returns it, or throws leaving the store as it was.
+ *
+ * One pass, on both cores: xdelta3 encodes from the stored files themselves (a copy where the store
+ * is remote), and each byte of delta it emits goes both into the blob writer and into a decoder,
+ * whose output is hashed: the delta is checked as it is made (VCDIFF decodes as a stream), not
+ * read again after.
  */
 export async function makeDelta(store: Store, image: Image, base: Image): Promise<{ sha256: string; size: number }> {
-  const dir = await mkdtemp(join(tmpdir(), 'wharf-delta-'));
+  const writer = await store.blobs.createWriter();
   try {
-    const [from, to, out] = [join(dir, 'base.squashfs'), join(dir, 'new.squashfs'), join(dir, 'delta.vcdiff')];
-    // xdelta3 seeks in its source, and both files are read twice (encode, then the check).
-    await pipeline(await store.blobs.openRead(base.rootfs!.sha256), createWriteStream(from));
-    await pipeline(await store.blobs.openRead(image.rootfs!.sha256), createWriteStream(to));
-    await xdelta3(['-e', '-f', '-s', from, to, out]);
+    const decoded = await store.blobs.withLocalFile(base.rootfs!.sha256, (from) =>
+      store.blobs.withLocalFile(image.rootfs!.sha256, (to) => encodeChecked(from, to, (chunk) => writer.write(chunk))),
+    );
     // Decoded before it is listed: the bytes it gives must be the new rootfs, exactly.
-    const decoded = createHash('sha256');
-    await xdelta3(['-d', '-c', '-s', from, out], decoded as unknown as NodeJS.WritableStream);
-    if (decoded.digest('hex') !== image.rootfs!.sha256) throw new AppError(ErrorCodes.internal, 'The delta does not decode to the new rootfs');
-    const writer = await store.blobs.createWriter();
-    try {
-      for await (const chunk of createReadStream(out, { highWaterMark: 1 << 20 })) await writer.write(chunk as Buffer);
-      const sha256 = await writer.digest();
-      const size = (await stat(out)).size;
-      await commitBlobs(store, [writer], () => store.meta.addDeltas(image.fingerprint, [{ sha256, size, format: { kind: 'vcdiff' }, ftype: deltaFtype, base: serialOf(base) }]));
-      return { sha256, size };
-    } finally {
-      await writer.abort();
-    }
+    if (decoded !== image.rootfs!.sha256) throw new AppError(ErrorCodes.internal, 'The delta does not decode to the new rootfs');
+    const sha256 = await writer.digest();
+    const size = writer.size;
+    await commitBlobs(store, [writer], () => store.meta.addDeltas(image.fingerprint, [{ sha256, size, format: { kind: 'vcdiff' }, ftype: deltaFtype, base: serialOf(base) }]));
+    return { sha256, size };
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await writer.abort();
   }
+}
+
+/** Encodes `to` against `from` into `write`, decoding the delta as it comes: the sha256 it decodes to. */
+async function encodeChecked(from: string, to: string, write: (chunk: Buffer) => Promise<void>): Promise<string> {
+  const encoder = xdelta3(['-e', '-c', '-s', from, to]);
+  const decoder = xdelta3(['-d', '-c', '-s', from]);
+  encoder.child.stdin.end();
+  // A tool that exits early makes writes to it fail: its exit status says why.
+  decoder.child.stdin.on('error', () => {});
+  const decoded = createHash('sha256');
+  const hashing = (async () => {
+    for await (const chunk of decoder.child.stdout) decoded.update(chunk as Buffer);
+  })();
+  const teeing = (async () => {
+    for await (const chunk of encoder.child.stdout) {
+      await write(chunk as Buffer);
+      if (!decoder.child.stdin.write(chunk)) await Promise.race([once(decoder.child.stdin, 'drain'), decoder.done]);
+    }
+    decoder.child.stdin.end();
+  })();
+  // Any part failing (a full disk) stops both tools, so every part settles.
+  const parts = [teeing, hashing, encoder.done, decoder.done];
+  for (const part of parts) {
+    part.catch(() => {
+      encoder.child.kill();
+      decoder.child.kill();
+    });
+  }
+  const failed = (await Promise.allSettled(parts)).find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failed) throw failed.reason;
+  return decoded.digest('hex');
 }
 
 /**

@@ -47,6 +47,10 @@ export class FetchThroughBlobs implements BlobStore {
     return this.local(sha256, () => this.inner.openCopy(sha256, range));
   }
 
+  withLocalFile<T>(sha256: string, use: (path: string) => Promise<T>): Promise<T> {
+    return this.local(sha256, () => this.inner.withLocalFile(sha256, use));
+  }
+
   /** Opens the local copy, fetching it first if it is missing and has an upstream source. */
   private async local<T>(sha256: string, open: () => Promise<T>): Promise<T> {
     let opened: T;

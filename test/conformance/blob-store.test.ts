@@ -91,6 +91,24 @@ for (const driver of drivers) {
     assert.deepEqual(await collect(store), [info.sha256]);
   });
 
+  test(`${driver.name}: a blob lent as a local file holds its bytes, for the call only; a missing one is not_found`, async (t) => {
+    const { store } = await driver.open(t);
+    const bytes = randomBytes(2 * 1024 * 1024 + 3);
+    const writer = await store.createWriter();
+    await writer.write(bytes);
+    const { sha256: sha } = await writer.commit();
+    let lent = '';
+    const read = await store.withLocalFile(sha, async (path) => {
+      lent = path;
+      return readFile(path);
+    });
+    assert.ok(read.equals(bytes));
+    assert.equal(await store.size(sha), bytes.length, 'lending takes nothing from the store');
+    // A spooled copy is gone after the call; the store's own file stays.
+    if (!(await readFile(lent).catch(() => undefined))?.equals(bytes)) assert.equal(await readFile(lent).catch(() => 'gone'), 'gone');
+    await assert.rejects(store.withLocalFile(sha256(Buffer.from('missing')), async () => 'opened'), (err: unknown) => isAppError(err, 'not_found'));
+  });
+
   test(`${driver.name}: a writer reads back what it was given, anywhere, before commit`, async (t) => {
     const { store } = await driver.open(t);
     const bytes = randomBytes(2 * 1024 * 1024);
