@@ -39,6 +39,12 @@ const groups: { name: string; term?: string; summary: string; load: () => Promis
     summary: 'Image downloads by product, image or day (usage statistics)',
     load: async () => (await import('./stats.ts')).statsCommand,
   },
+  {
+    name: 'test',
+    term: 'test [options] <image>',
+    summary: 'Launch an image in this host\'s Incus or LXD, unprivileged and privileged: it must start, run a command and stop',
+    load: async () => (await import('./test.ts')).testCommand,
+  },
   { name: 'db', summary: 'The PostgreSQL database of replicas: migrate an embedded store into it', load: async () => (await import('./db.ts')).dbCommands },
   {
     name: 'backup',
