@@ -166,10 +166,13 @@ function versionOf(slot: VersionSlot, artifactPath: ArtifactPath, listed: Set<st
         sha256: image.rootfs!.sha256,
         size: image.rootfs!.size,
       };
-      // Incus reads VM deltas wrongly (protocols.md §1.8), so only squashfs deltas are offered.
-      for (const delta of image.deltas.filter((d) => d.ftype === `${ftype}.vcdiff` && ftype === 'squashfs' && listed.has(d.base))) {
-        items[`${delta.base}.vcdiff`] = { ftype: delta.ftype, path: artifactPath(delta), sha256: delta.sha256, size: delta.size, delta_base: delta.base };
-      }
+      // Incus reads VM deltas wrongly (protocols.md §1.8), so only squashfs deltas are offered; and
+      // one per version, from the newest listed base: a client holding two listed bases applies
+      // both deltas and fails (a mirrored upstream may carry several).
+      const delta = image.deltas
+        .filter((d) => d.ftype === `${ftype}.vcdiff` && ftype === 'squashfs' && listed.has(d.base))
+        .sort((a, b) => (a.base < b.base ? 1 : a.base > b.base ? -1 : 0))[0];
+      if (delta) items[`${delta.base}.vcdiff`] = { ftype: delta.ftype, path: artifactPath(delta), sha256: delta.sha256, size: delta.size, delta_base: delta.base };
     }
     items['lxd.tar.xz'] = { ...meta, ftype: 'lxd.tar.xz' };
     items['incus.tar.xz'] = { ...meta, ftype: 'incus.tar.xz' };

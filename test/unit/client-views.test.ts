@@ -66,14 +66,18 @@ test('deltas: squashfs ones from a listed version are offered, VM disk ones neve
   const vm = imageRecord({ fingerprint: fp('e'), type: 'virtual-machine', metadata: meta, rootfs: rootfs('q', 'qcow2'), properties: props, deltas: [delta('f', 'disk-kvm.img.vcdiff')] });
   // The version the deltas apply to, listed in the same product (its serial is their base).
   const base = imageRecord({ fingerprint: fp('b'), metadata: { ...meta, sha256: fp('n') }, rootfs: rootfs('o', 'squashfs'), properties: { ...props, serial: '20261001_00:00' } });
+  // A second delta, from an older listed version: never offered beside the first.
+  const older = imageRecord({ fingerprint: fp('a'), metadata: { ...meta, sha256: fp('k') }, rootfs: rootfs('j', 'squashfs'), properties: { ...props, serial: '20260901_00:00' } });
+  container.deltas.push({ ...delta('6', 'squashfs.vcdiff'), base: '20260901_00:00' });
   const stranded = imageRecord({ ...container, fingerprint: fp('9'), rootfs: rootfs('8', 'squashfs'), properties: { ...props, os: 'Other' }, deltas: [delta('7', 'squashfs.vcdiff')] });
   for (const view of ['full', 'incus-before-7.1'] as const) {
-    const doc = buildProducts([container, vm, base, stranded], [], path, { view });
+    const doc = buildProducts([container, vm, base, older, stranded], [], path, { view });
     const items = Object.values(doc.products).flatMap((p) => Object.values(p.versions).flatMap((v) => Object.values(v.items)));
     const squashDelta = items.find((i) => i.sha256 === fp('d'));
     assert.equal(squashDelta?.ftype, 'squashfs.vcdiff', view);
     assert.equal(squashDelta?.delta_base, '20261001_00:00', view);
     assert.ok(!items.some((i) => i.sha256 === fp('f') || i.ftype.startsWith('disk-kvm.img.')), `${view}: no VM delta`);
     assert.ok(!items.some((i) => i.sha256 === fp('7')), `${view}: no delta from a version its product does not list`);
+    assert.ok(!items.some((i) => i.sha256 === fp('6')), `${view}: one delta per version, from the newest listed base`);
   }
 });
