@@ -10,6 +10,7 @@ import type { Level } from './log.ts';
 import bytes from 'bytes';
 import { isIP } from 'node:net';
 import { checkReleaseAliasSetting, type ReleaseAliasSetting } from './domain/release-names.ts';
+import { viewUrlRoot } from './domain/view.ts';
 
 export interface Config {
   dataDir: string;
@@ -267,6 +268,8 @@ function checkValue(kind: Kind, value: unknown, origin: string): unknown {
     case 'url': {
       const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : undefined;
       if (!url || url.protocol !== 'https:' || url.username || url.password || url.search || url.hash) throw bad('an https:// URL (no credentials, query or fragment)');
+      // A regional mirror sends its clients to the origin's index: a view's would hand out its token.
+      if (viewUrlRoot(url.pathname) !== undefined) throw new AppError(ErrorCodes.config, `${origin}: give an origin's URL, not a private view's (a mirror would hand its token to every client)`);
       return url.href.replace(/\/+$/, '');
     }
     case 'endpoint': {

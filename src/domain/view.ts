@@ -127,6 +127,15 @@ export function viewArtifactPath(token: Pick<ViewToken, 'id' | 'view' | 'hash'>,
   };
 }
 
+/**
+ * The path of the server's root under which a view's URL path (`PREFIX/views/NAME/wvt_..`, with or
+ * without a trailing slash) lies, or undefined for a path that is no view's.
+ */
+export function viewUrlRoot(pathname: string): string | undefined {
+  const view = new RegExp(`^(.*/)${viewsSegment}/[^/]+/([^/]+)/?$`).exec(pathname);
+  return view && parseToken(decodeURIComponent(view[2]!)) ? view[1]! : undefined;
+}
+
 /** The URL a token's holders add as a remote. */
 export const viewUrl = (base: string, view: string, token: string) => `${base.replace(/\/+$/, '')}/${viewsSegment}/${view}/${token}`;
 

@@ -12,7 +12,7 @@ import { decompressor } from '../archive/decompress.ts';
 import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { createSecureContext, getCACertificates, type PeerCertificate, type SecureContext } from 'node:tls';
-import { parseToken, viewsSegment } from '../domain/view.ts';
+import { viewUrlRoot } from '../domain/view.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 import { redactSecrets } from '../domain/redact.ts';
 
@@ -246,9 +246,7 @@ export function documentOf<T = unknown>(url: URL, { status, text, json }: JsonAn
 
 /** The path every file of the remote at `root` (ending in `/`) must be under. */
 function scopeOf(root: URL): string {
-  if (root.protocol !== 'https:') return root.pathname;
-  const view = new RegExp(`^(.*/)${viewsSegment}/[^/]+/([^/]+)/$`).exec(root.pathname);
-  return view && parseToken(decodeURIComponent(view[2]!)) ? view[1]! : root.pathname;
+  return (root.protocol === 'https:' && viewUrlRoot(root.pathname)) || root.pathname;
 }
 
 /**

@@ -49,6 +49,9 @@ test('settings: mistakes are clear errors at start', async (t) => {
   await assert.rejects(loadConfig(dir, { https: 'nowhere' }, {}), /option --https: "nowhere" is not an address of the form HOST:PORT/);
   await assert.rejects(loadConfig(dir, {}, { WHARF_GRACE_PERIOD: '-5' }), (err) => isAppError(err, 'config') && /WHARF_GRACE_PERIOD: "-5" is not a duration/.test(err.message) && /15m/.test(err.hint ?? ''));
   await assert.rejects(loadConfig(dir, { headersTimeout: 1.5 }, {}), /option --headers-timeout: 1.5 is not a whole number of seconds/);
+  // A regional mirror of a private view would send every client to the view's index, token and all.
+  const view = `https://origin.example/views/acme/wvt_0123456789ab_${'ab'.repeat(32)}`;
+  await assert.rejects(loadConfig(dir, { mirrorOf: view }, {}), (err) => isAppError(err, 'config') && /not a private view's/.test(err.message) && !err.message.includes('abab'));
   await assert.rejects(loadConfig(dir, { tlsCert: 'a.pem' }, {}), /tls_cert and tls_key must be given together/);
   assert.deepEqual(parseAddress('[::1]:8443'), { host: '::1', port: 8443 });
   assert.deepEqual(parseAddress(':8443'), { host: '::', port: 8443 });
