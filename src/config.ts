@@ -11,6 +11,7 @@ import bytes from 'bytes';
 import { isIP } from 'node:net';
 import { checkReleaseAliasSetting, type ReleaseAliasSetting } from './domain/release-names.ts';
 import { viewUrlRoot } from './domain/view.ts';
+import { checkTestHooks, type TestHook } from './domain/test-hooks.ts';
 
 export interface Config {
   dataDir: string;
@@ -95,9 +96,11 @@ export interface Config {
   countDownloads: boolean;
   /** config.yaml only: OS -> release -> its other names, over the built-in table. */
   releaseAliases: ReleaseAliasSetting;
+  /** config.yaml only: the commands an image is tested with (`wharf image test`). */
+  testHooks: TestHook[];
 }
 
-type Settings = Omit<Config, 'dataDir' | 'releaseAliases'>;
+type Settings = Omit<Config, 'dataDir' | 'releaseAliases' | 'testHooks'>;
 
 const defaults: Settings = {
   database: undefined,
@@ -209,7 +212,8 @@ export async function loadConfig(
     }
   }
   const releaseAliases = file.release_aliases === undefined || file.release_aliases === null ? {} : checkReleaseAliasSetting(file.release_aliases, `${configFileName}: release_aliases`);
-  const config = { dataDir, ...(settings as Settings), releaseAliases };
+  const testHooks = file.test_hooks === undefined || file.test_hooks === null ? [] : checkTestHooks(file.test_hooks, `${configFileName}: test_hooks`);
+  const config = { dataDir, ...(settings as Settings), releaseAliases, testHooks };
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new AppError(ErrorCodes.config, 'tls_cert and tls_key must be given together');
   }
@@ -237,7 +241,7 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
     throw new AppError(ErrorCodes.config, `${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new AppError(ErrorCodes.config, `${path} must be a mapping of settings`);
-  const known = new Set([...Object.values(keys).map((k) => k.yaml), 'release_aliases']);
+  const known = new Set([...Object.values(keys).map((k) => k.yaml), 'release_aliases', 'test_hooks']);
   for (const key of Object.keys(doc as object)) {
     if (!known.has(key)) {
       throw new AppError(ErrorCodes.config, `${path}: unknown setting "${key}"`, { hint: `Known settings: ${[...known].join(', ')}` });

@@ -15,8 +15,8 @@ import { createAlias, deleteAlias, listAliases, renameAlias } from '../core/alia
 import { toApiImage } from '../domain/lxd-api.ts';
 import { publishedClients } from '../domain/simplestreams.ts';
 import type { IngestSource } from '../core/ingest.ts';
-import { checkFormat, humanDate, humanSize, render, collect } from './output.ts';
-import { withStore, withUsage, type CliContext } from './context.ts';
+import { checkFormat, escapeTerminalControls, humanDate, humanSize, render, collect } from './output.ts';
+import { cliConfig, withStore, withUsage, type CliContext } from './context.ts';
 import { imageDownloads } from '../core/usage.ts';
 import { cliActor } from './actor.ts';
 import type { Store } from '../core/context.ts';
@@ -202,6 +202,44 @@ export function imageCommands(image: Command, cli: CliContext) {
         ...changes.map((c) => [humanDate(c.at), c.actor, c.from.join(', ') || 'none', c.to.join(', ') || 'none']),
       ];
       cli.io.stdout.write(await render(format, ['WHEN', 'WHO', 'FROM', 'TO'], rows, changes));
+    });
+
+  image
+    .command('test')
+    .description('Run the test hooks of config.yaml (test_hooks) on an image; every attempt is kept (image tests)')
+    .argument('<image>', 'alias or fingerprint prefix')
+    .action(async (ref: string) => {
+      const config = await cliConfig(cli);
+      if (!config.testHooks.length) {
+        throw new AppError(ErrorCodes.invalidArgument, 'No test hooks are configured', { hint: 'Add test_hooks to config.yaml; `wharf test IMAGE` is the built-in launch test.' });
+      }
+      const { runTestHooks } = await import('../pipeline/hooks.ts');
+      const results = await withStore(cli, async (store) => runTestHooks(store, await resolveImage(store, ref), config.testHooks));
+      for (const r of results) cli.io.stdout.write(`${r.hook}: ${r.outcome}${r.attempt > 1 ? ` (attempt ${r.attempt})` : ''}\n`);
+      const failed = results.filter((r) => r.outcome !== 'passed');
+      if (failed.length) throw new AppError(ErrorCodes.invalidImage, `The image failed ${failed.map((r) => r.hook).join(', ')}`, { hint: `See why with: wharf image tests ${ref} --log` });
+    });
+
+  image
+    .command('tests')
+    .description("Show an image's test results: every attempt of every hook")
+    .argument('<image>', 'alias or fingerprint prefix')
+    .option('--log', 'with what each attempt printed (its end)')
+    .option('-f, --format <format>', 'table, csv, json or yaml', 'table')
+    .action(async (ref: string, opts: { format: string; log?: boolean }) => {
+      const format = checkFormat(opts.format);
+      const results = await withStore(cli, async (store) => store.meta.testResults((await resolveImage(store, ref)).fingerprint));
+      if (opts.log && format === 'table') {
+        // What a hook printed may come from the image: its controls are shown, not obeyed.
+        for (const r of results) {
+          const log = r.log.split('\n').map(escapeTerminalControls).join('\n');
+          cli.io.stdout.write(`== ${r.hook}, attempt ${r.attempt}: ${r.outcome} (${humanDate(r.startedAt)}, ${(r.durationMs / 1000).toFixed(1)} s)\n${log}${log.endsWith('\n') || !log ? '' : '\n'}`);
+        }
+        return;
+      }
+      const rows = results.map((r) => [r.hook, String(r.attempt), r.outcome, r.exitCode === null ? '-' : String(r.exitCode), humanDate(r.startedAt), `${(r.durationMs / 1000).toFixed(1)} s`]);
+      const data = results.map(({ log, ...r }) => (opts.log ? { ...r, log } : r));
+      cli.io.stdout.write(await render(format, ['HOOK', 'ATTEMPT', 'OUTCOME', 'EXIT', 'STARTED', 'TOOK'], rows, data));
     });
 
   image

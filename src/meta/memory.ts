@@ -8,6 +8,7 @@ import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
+import type { TestResult } from '../domain/test-hooks.ts';
 import {
   abandonedCollectionMs,
   type BlobOwner,
@@ -60,6 +61,7 @@ class MemoryData {
   readonly collections = new Map<string, string>();
   readonly channelSettings = new Map<string, ChannelSetting>();
   readonly views = new Map<string, View>();
+  readonly testResults: TestResult[] = [];
   /** id -> token */
   readonly viewTokens = new Map<string, ViewToken>();
   /** Channel changes, in the order they were made. */
@@ -504,6 +506,17 @@ export class MemoryMetaStore implements MetaStore {
 
   async putChannel(setting: ChannelSetting): Promise<void> {
     this.write((data) => data.channelSettings.set(setting.name, copy(setting)));
+  }
+
+  async addTestResult(result: TestResult): Promise<void> {
+    this.write((data) => data.testResults.push(copy(result)));
+  }
+
+  async testResults(fingerprint: string): Promise<TestResult[]> {
+    return this.data.testResults
+      .filter((r) => r.fingerprint === fingerprint)
+      .sort(byKeys<TestResult>((r) => r.startedAt, (r) => r.hook, (r) => String(r.attempt).padStart(3, '0')))
+      .map(copy);
   }
 
   async listViews(): Promise<View[]> {

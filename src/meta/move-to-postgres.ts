@@ -24,6 +24,7 @@ const catalogueTables: [string, string][] = [
   ['channel_settings', 'channel_settings'],
   ['views', 'views'],
   ['view_tokens', 'view_tokens'],
+  ['test_results', 'test_results'],
   ['certificates', 'certificates'],
   ['trust_tokens', 'trust_tokens'],
   ['remotes', 'remotes'],

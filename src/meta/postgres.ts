@@ -17,6 +17,8 @@ import { historyInsert, historySelect, historyValues, toChannelChange, type Hist
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
+import { testResultInsert, testResultSelect, testResultValues, toTestResult, type TestResultRow } from './rows.ts';
+import type { TestResult } from '../domain/test-hooks.ts';
 import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
@@ -135,6 +137,17 @@ const migrations: string[] = [
   `ALTER TABLE certificates ADD COLUMN channels text`,
   // When the last image using it was deleted, public or private: collection waits the grace period.
   `ALTER TABLE blobs ADD COLUMN released_at ${text}`,
+  `CREATE TABLE test_results (
+     fingerprint ${text} NOT NULL,
+     hook ${text} NOT NULL,
+     attempt integer NOT NULL,
+     outcome ${text} NOT NULL,
+     exit_code integer,
+     started_at ${text} NOT NULL,
+     duration_ms bigint NOT NULL,
+     log text NOT NULL,
+     PRIMARY KEY (fingerprint, hook, started_at, attempt)
+   );`,
 ];
 
 export class PostgresMetaStore implements MetaStore {
@@ -472,6 +485,15 @@ export class PostgresMetaStore implements MetaStore {
 
   async putChannel(setting: ChannelSetting): Promise<void> {
     await this.write((q) => q('INSERT INTO channel_settings (name, keep) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep', [setting.name, setting.keep]));
+  }
+
+  async addTestResult(result: TestResult): Promise<void> {
+    // Not a change anything published shows: the publisher need not render again.
+    await this.write((q) => q(testResultInsert, testResultValues(result)), false);
+  }
+
+  async testResults(fingerprint: string): Promise<TestResult[]> {
+    return (await this.rows<TestResultRow>(testResultSelect, [fingerprint])).map(toTestResult);
   }
 
   async listViews(): Promise<View[]> {

@@ -6,6 +6,7 @@
 import type { Alias, Image, ImageType } from '../domain/image.ts';
 import type { ChannelChange } from '../domain/channel.ts';
 import type { View, ViewToken } from '../domain/view.ts';
+import type { TestResult } from '../domain/test-hooks.ts';
 import type { FileFormat } from '../domain/formats.ts';
 import type { BlobRecord, MirrorRecord, RemoteRecord, SiteRecord, TrustedCertificate } from './store.ts';
 
@@ -244,6 +245,30 @@ export const toChannelChange = (row: HistoryRow): ChannelChange => ({
 /** A blob whose grace period (from its unpublishing or its release, by the store's clock) runs past `cutoff`. */
 export const withinGrace = (row: { unpublished_at: string | null; released_at: string | null }, cutoff: string) =>
   (row.unpublished_at !== null && row.unpublished_at > cutoff) || (row.released_at !== null && row.released_at > cutoff);
+
+export interface TestResultRow {
+  fingerprint: string;
+  hook: string;
+  attempt: number;
+  outcome: string;
+  exit_code: number | null;
+  started_at: string;
+  duration_ms: number;
+  log: string;
+}
+export const testResultInsert = 'INSERT INTO test_results (fingerprint, hook, attempt, outcome, exit_code, started_at, duration_ms, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?)';
+export const testResultSelect = 'SELECT fingerprint, hook, attempt, outcome, exit_code, started_at, duration_ms, log FROM test_results WHERE fingerprint = ? ORDER BY started_at, hook, attempt';
+export const testResultValues = (r: TestResult): (string | number | null)[] => [r.fingerprint, r.hook, r.attempt, r.outcome, r.exitCode, r.startedAt, r.durationMs, r.log];
+export const toTestResult = (r: TestResultRow): TestResult => ({
+  fingerprint: r.fingerprint,
+  hook: r.hook,
+  attempt: Number(r.attempt),
+  outcome: r.outcome as TestResult['outcome'],
+  exitCode: r.exit_code === null ? null : Number(r.exit_code),
+  startedAt: r.started_at,
+  durationMs: Number(r.duration_ms),
+  log: r.log,
+});
 
 export interface ViewRow {
   name: string;

@@ -9,6 +9,8 @@ import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
 import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
+import { testResultInsert, testResultSelect, testResultValues, toTestResult, type TestResultRow } from './rows.ts';
+import type { TestResult } from '../domain/test-hooks.ts';
 import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
@@ -149,6 +151,17 @@ const migrations: string[] = [
   `ALTER TABLE certificates ADD COLUMN channels TEXT`,
   // When the last image using it was deleted, public or private: collection waits the grace period.
   `ALTER TABLE blobs ADD COLUMN released_at TEXT`,
+  `CREATE TABLE test_results (
+     fingerprint TEXT NOT NULL,
+     hook TEXT NOT NULL,
+     attempt INTEGER NOT NULL,
+     outcome TEXT NOT NULL,
+     exit_code INTEGER,
+     started_at TEXT NOT NULL,
+     duration_ms INTEGER NOT NULL,
+     log TEXT NOT NULL,
+     PRIMARY KEY (fingerprint, hook, started_at, attempt)
+   );`,
 ];
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */
@@ -540,6 +553,14 @@ export class SqliteMetaStore implements MetaStore {
 
   async putChannel(setting: ChannelSetting): Promise<void> {
     this.transaction(() => this.sql('INSERT INTO channel_settings (name, keep) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep').run(setting.name, setting.keep));
+  }
+
+  async addTestResult(result: TestResult): Promise<void> {
+    this.transaction(() => this.sql(testResultInsert).run(...testResultValues(result)));
+  }
+
+  async testResults(fingerprint: string): Promise<TestResult[]> {
+    return (this.sql(testResultSelect).all(fingerprint) as unknown as TestResultRow[]).map(toTestResult);
   }
 
   async listViews(): Promise<View[]> {

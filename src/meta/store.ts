@@ -22,6 +22,7 @@
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import type { ChannelChange, ChannelSetting } from '../domain/channel.ts';
 import type { View, ViewToken } from '../domain/view.ts';
+import type { TestResult } from '../domain/test-hooks.ts';
 import type { SiteHealth, SiteRecord } from '../domain/steering.ts';
 
 export type { SiteHealth, SiteRecord };
@@ -291,6 +292,13 @@ export interface ChannelStore {
   putChannel(setting: ChannelSetting): Promise<void>;
 }
 
+/** What the test hooks said of each image (domain/test-hooks.ts), every attempt kept. */
+export interface TestResultStore {
+  addTestResult(result: TestResult): Promise<void>;
+  /** An image's results, oldest first (by start, then hook, then attempt); they stay when it is deleted. */
+  testResults(fingerprint: string): Promise<TestResult[]>;
+}
+
 /** Private views and their tokens (domain/view.ts). */
 export interface ViewStore {
   /** Ordered by name. */
@@ -328,7 +336,7 @@ export interface ChangeFeed {
 }
 
 /** The whole metadata store, as `openStore` gives it to every use case. */
-export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChannelStore, ViewStore, ChangeFeed {
+export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChannelStore, ViewStore, TestResultStore, ChangeFeed {
   /** Releases the handle; nothing may be called on it afterwards. */
   close(): Promise<void>;
 }

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MetaStore } from '../../src/meta/store.ts';
 import type { View, ViewToken } from '../../src/domain/view.ts';
+import type { TestResult } from '../../src/domain/test-hooks.ts';
 import { metaDrivers, rejectsWith, type OpenedMeta } from './meta-drivers.ts';
 
 const view = (name: string, channel = 'stable', filters: Record<string, string> = {}): View => ({ name, channel, filters, createdAt: '2026-12-07T08:00:00.000Z' });
@@ -110,3 +111,32 @@ test('the suite catches a driver that reads, yields and writes: a token counted 
   const memory = metaDrivers.find((d) => d.name === 'memory')!;
   await assert.rejects(racingRevocations(yieldingViews(await memory.open(t))));
 });
+
+// The TestResultStore contract rides along here: small, and written by the same CLI processes.
+for (const driver of metaDrivers) {
+  test(`${driver.name} test results: every attempt kept, an image's listed oldest first, on every handle`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    const other = peer();
+    const result = (fingerprint: string, hook: string, attempt: number, startedAt: string, outcome: TestResult['outcome'] = 'passed') => ({
+      fingerprint,
+      hook,
+      attempt,
+      outcome,
+      exitCode: outcome === 'timed out' ? null : outcome === 'passed' ? 0 : 3,
+      startedAt,
+      durationMs: 1234,
+      log: `log of ${hook} ${attempt}\n\u001b[31mred\u001b[0m`,
+    });
+    const a = 'a'.repeat(64);
+    await store.addTestResult(result(a, 'boots', 2, '2026-12-07T10:00:05.000Z'));
+    await other.addTestResult(result(a, 'boots', 1, '2026-12-07T10:00:01.000Z', 'failed'));
+    await other.addTestResult(result(a, 'checks', 1, '2026-12-07T10:00:03.000Z', 'timed out'));
+    await store.addTestResult(result('b'.repeat(64), 'boots', 1, '2026-12-07T10:00:00.000Z'));
+    assert.deepEqual(await other.testResults(a), [
+      result(a, 'boots', 1, '2026-12-07T10:00:01.000Z', 'failed'),
+      result(a, 'checks', 1, '2026-12-07T10:00:03.000Z', 'timed out'),
+      result(a, 'boots', 2, '2026-12-07T10:00:05.000Z'),
+    ]);
+    assert.deepEqual(await store.testResults('c'.repeat(64)), []);
+  });
+}

@@ -80,6 +80,10 @@ test('the sample config (contrib/config.yaml) loads, with its commented keys tur
   await writeFile(join(dir, 'config.yaml'), sample.replace(/^# (\w+:)/gm, '$1'));
   const all = await loadConfig(dir, {}, {});
   assert.equal(all.mirrorOf, 'https://images.example.org:8443');
+  assert.deepEqual(all.testHooks, []);
+  // The commented hook list, turned on with its items.
+  await writeFile(join(dir, 'config.yaml'), sample.replace(/^# (test_hooks:)/m, '$1').replace(/^#(   ?[- ] ?\w+:.*)$/gm, '$1'));
+  assert.deepEqual((await loadConfig(dir, {}, {})).testHooks, [{ name: 'boots', command: 'wharf test "$WHARF_IMAGE_FINGERPRINT"', timeoutSeconds: 600, retries: 1 }]);
   assert.deepEqual(all.trustedProxies, ['127.0.0.1/32', '::1']);
   assert.equal(all.cacheInactive, 3 * 86400);
 });
