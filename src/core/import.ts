@@ -13,6 +13,7 @@ import type { Store } from './context.ts';
 import { validateAliasName } from './aliases.ts';
 import { OffThreadHash } from '../hashing/off-thread-hash.ts';
 import { commitBlobs } from './collect.ts';
+import { productKeyOf } from '../domain/product.ts';
 
 export interface ImportRequest {
   /** One source (unified) or two (metadata, then rootfs or disk). */
@@ -24,6 +25,11 @@ export interface ImportRequest {
   properties?: Record<string, string>;
   /** If the caller already knows the fingerprint (uploads, mirrors), it must match. */
   expectedFingerprint?: string;
+  /**
+   * Asked with the image's product key as soon as its metadata is read, before its rootfs is: a
+   * push token refuses products it may not push (it throws).
+   */
+  admitProduct?: (productKey: string) => void;
   onBytes?: (n: number) => void;
   signal?: AbortSignal;
   /** Fields set by copies from other servers. */
@@ -67,6 +73,10 @@ export async function importImage(store: Store, request: ImportRequest): Promise
     const yaml = first.tarball?.metadataYaml;
     if (yaml === undefined) throw invalidImage(`${metaName} has no metadata.yaml`, 'Every image needs metadata.yaml at the top of its (metadata) tarball.');
     const metadata = parseMetadataYaml(yaml);
+    if (request.admitProduct) {
+      const properties = { ...metadata.properties, ...request.properties };
+      request.admitProduct(productKeyOf({ properties, architecture: metadata.architecture, fingerprint: '' }));
+    }
     if (split && (first.tarball!.hasRootfsDir || first.tarball!.hasRootfsImg)) {
       throw invalidImage(`${metaName} is a unified image (it holds ${first.tarball!.hasRootfsImg ? 'rootfs.img' : 'rootfs/'}); import it on its own`);
     }

@@ -47,10 +47,18 @@ export function serialOf(image: Image): string {
 }
 
 /** The raw architecture name to publish: the image's own spelling when it means the same arch. */
-export function publishedArch(image: Image): string {
+export function publishedArch(image: Pick<Image, 'properties' | 'architecture'>): string {
   const own = image.properties.architecture;
   if (own && canonicalArchitecture(own) === image.architecture) return own;
   return distroArchitecture(image.architecture);
+}
+
+/** The key of the product an image (or one about to be, from its metadata) belongs to. */
+export function productKeyOf(image: Pick<Image, 'properties' | 'architecture' | 'fingerprint'>): string {
+  const os = image.properties.os?.trim() ?? '';
+  const release = image.properties.release?.trim() ?? '';
+  if (!os || !release) return `image:${image.fingerprint}`;
+  return [os, release, publishedArch(image), image.properties.variant?.trim() || 'default'].map(keyPart).join(':');
 }
 
 export function productOf(image: Image, releaseNames: ReleaseNames = defaultReleaseNames): Product {
@@ -63,7 +71,7 @@ export function productOf(image: Image, releaseNames: ReleaseNames = defaultRele
     // Without os and release there is nothing to group by: the image is a product of its own.
     return { key: `image:${image.fingerprint}`, os, release, variant, arch, releaseTitle, aliases: [] };
   }
-  const key = [os, release, arch, variant].map(keyPart).join(':');
+  const key = productKeyOf(image);
   // Mirrored images keep their upstream's aliases; either way a release answers to all its names.
   const own = image.productAliases.length ? image.productAliases : productAliases(os, release, variant);
   const aliases = withReleaseNames(own, aliasPart(os), aliasPart(release), releaseNames);

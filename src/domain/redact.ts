@@ -39,12 +39,12 @@ const secretParameters = [
 const userInfo = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"<>\\]+@/gi;
 const secretQuery = new RegExp(`([?&;](?:${secretParameters.map((p) => p.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')})=)[^&#\\s"'<>\\\\]*`, 'gi');
 
-/** A private view's token (domain/view.ts): its id stays, so a line still says which one. */
-const viewToken = /wvt_([0-9a-f]{12})_[0-9a-f]{64}/g;
+/** A private view's or a push token (domain/view.ts, push-token.ts): its id stays, so a line still says which one. */
+const viewToken = /(wvt|wpt)_([0-9a-f]{12})_[0-9a-f]{64}/g;
 
 /** `text` with every URL's user-info, credential-carrying query value and view token replaced. */
 export function redactSecrets(text: string): string {
-  if (text.includes('wvt_')) text = text.replace(viewToken, `wvt_$1_${hidden}`);
+  if (text.includes('wvt_') || text.includes('wpt_')) text = text.replace(viewToken, `$1_$2_${hidden}`);
   // Most text has neither: skip the replacements (a log line per request goes through here).
   if (!text.includes('@') && !text.includes('=')) return text;
   return text.replace(userInfo, `$1${hidden}@`).replace(secretQuery, `$1${hidden}`);

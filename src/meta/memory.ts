@@ -9,6 +9,7 @@ import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
+import { pushTokenErrors, type PushToken } from '../domain/push-token.ts';
 import {
   abandonedCollectionMs,
   type BlobOwner,
@@ -62,6 +63,7 @@ class MemoryData {
   readonly channelSettings = new Map<string, ChannelSetting>();
   readonly views = new Map<string, View>();
   readonly testResults: TestResult[] = [];
+  readonly pushTokens = new Map<string, PushToken>();
   /** id -> token */
   readonly viewTokens = new Map<string, ViewToken>();
   /** Channel changes, in the order they were made. */
@@ -506,6 +508,27 @@ export class MemoryMetaStore implements MetaStore {
 
   async putChannel(setting: ChannelSetting): Promise<void> {
     this.write((data) => data.channelSettings.set(setting.name, copy(setting)));
+  }
+
+  async addPushToken(token: PushToken): Promise<void> {
+    this.write((data) => {
+      if (data.pushTokens.has(token.id)) throw pushTokenErrors.exists(token.id);
+      data.pushTokens.set(token.id, copy(token));
+    });
+  }
+
+  async listPushTokens(): Promise<PushToken[]> {
+    return [...this.data.pushTokens.values()].sort(byKeys<PushToken>((t) => t.createdAt, (t) => t.id)).map(copy);
+  }
+
+  async revokePushToken(id: string): Promise<boolean> {
+    return this.write((data) => {
+      const token = data.pushTokens.get(id);
+      if (!token) throw pushTokenErrors.missing(id);
+      if (token.revokedAt !== null) return false;
+      token.revokedAt = new Date().toISOString();
+      return true;
+    });
   }
 
   async addTestResult(result: TestResult): Promise<void> {

@@ -25,6 +25,7 @@ const catalogueTables: [string, string][] = [
   ['views', 'views'],
   ['view_tokens', 'view_tokens'],
   ['test_results', 'test_results'],
+  ['push_tokens', 'push_tokens'],
   ['certificates', 'certificates'],
   ['trust_tokens', 'trust_tokens'],
   ['remotes', 'remotes'],

@@ -19,6 +19,8 @@ import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
 import { testResultInsert, testResultSelect, testResultValues, toTestResult, type TestResultRow } from './rows.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
+import { pushTokenErrors, type PushToken } from '../domain/push-token.ts';
+import { pushTokenInsert, pushTokenSelect, pushTokenValues, toPushToken, type PushTokenRow } from './rows.ts';
 import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
@@ -148,6 +150,7 @@ const migrations: string[] = [
      log text NOT NULL,
      PRIMARY KEY (fingerprint, hook, started_at, attempt)
    );`,
+  `CREATE TABLE push_tokens (id ${text} PRIMARY KEY, name text NOT NULL, globs text NOT NULL, hash ${text} NOT NULL, created_at ${text} NOT NULL, expires_at ${text}, revoked_at ${text});`,
 ];
 
 export class PostgresMetaStore implements MetaStore {
@@ -485,6 +488,21 @@ export class PostgresMetaStore implements MetaStore {
 
   async putChannel(setting: ChannelSetting): Promise<void> {
     await this.write((q) => q('INSERT INTO channel_settings (name, keep) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep', [setting.name, setting.keep]));
+  }
+
+  async addPushToken(token: PushToken): Promise<void> {
+    await this.write((q) => insertUnique(q, pushTokenInsert, pushTokenValues(token), () => pushTokenErrors.exists(token.id)));
+  }
+
+  async listPushTokens(): Promise<PushToken[]> {
+    return (await this.rows<PushTokenRow>(pushTokenSelect)).map(toPushToken);
+  }
+
+  async revokePushToken(id: string): Promise<boolean> {
+    return this.write(async (q) => {
+      if (!(await q('SELECT 1 FROM push_tokens WHERE id = ?', [id])).rowCount) throw pushTokenErrors.missing(id);
+      return (await q('UPDATE push_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [await storeNow(q), id])).rowCount === 1;
+    });
   }
 
   async addTestResult(result: TestResult): Promise<void> {

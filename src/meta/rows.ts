@@ -7,6 +7,7 @@ import type { Alias, Image, ImageType } from '../domain/image.ts';
 import type { ChannelChange } from '../domain/channel.ts';
 import type { View, ViewToken } from '../domain/view.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
+import type { PushToken } from '../domain/push-token.ts';
 import type { FileFormat } from '../domain/formats.ts';
 import type { BlobRecord, MirrorRecord, RemoteRecord, SiteRecord, TrustedCertificate } from './store.ts';
 
@@ -245,6 +246,20 @@ export const toChannelChange = (row: HistoryRow): ChannelChange => ({
 /** A blob whose grace period (from its unpublishing or its release, by the store's clock) runs past `cutoff`. */
 export const withinGrace = (row: { unpublished_at: string | null; released_at: string | null }, cutoff: string) =>
   (row.unpublished_at !== null && row.unpublished_at > cutoff) || (row.released_at !== null && row.released_at > cutoff);
+
+export interface PushTokenRow {
+  id: string;
+  name: string;
+  globs: string;
+  hash: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+export const pushTokenInsert = 'INSERT INTO push_tokens (id, name, globs, hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)';
+export const pushTokenSelect = 'SELECT id, name, globs, hash, created_at, expires_at, revoked_at FROM push_tokens ORDER BY created_at, id';
+export const pushTokenValues = (t: PushToken): (string | null)[] => [t.id, t.name, JSON.stringify(t.globs), t.hash, t.createdAt, t.expiresAt, t.revokedAt];
+export const toPushToken = (r: PushTokenRow): PushToken => ({ id: r.id, name: r.name, globs: JSON.parse(r.globs), hash: r.hash, createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at });
 
 export interface TestResultRow {
   fingerprint: string;

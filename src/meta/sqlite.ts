@@ -11,6 +11,8 @@ import { historyInsert, historySelect, historyValues, toChannelChange, type Hist
 import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
 import { testResultInsert, testResultSelect, testResultValues, toTestResult, type TestResultRow } from './rows.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
+import { pushTokenErrors, type PushToken } from '../domain/push-token.ts';
+import { pushTokenInsert, pushTokenSelect, pushTokenValues, toPushToken, type PushTokenRow } from './rows.ts';
 import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
@@ -162,6 +164,7 @@ const migrations: string[] = [
      log TEXT NOT NULL,
      PRIMARY KEY (fingerprint, hook, started_at, attempt)
    );`,
+  `CREATE TABLE push_tokens (id TEXT PRIMARY KEY, name TEXT NOT NULL, globs TEXT NOT NULL, hash TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT);`,
 ];
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */
@@ -553,6 +556,21 @@ export class SqliteMetaStore implements MetaStore {
 
   async putChannel(setting: ChannelSetting): Promise<void> {
     this.transaction(() => this.sql('INSERT INTO channel_settings (name, keep) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep').run(setting.name, setting.keep));
+  }
+
+  async addPushToken(token: PushToken): Promise<void> {
+    this.transaction(() => this.insertUnique(pushTokenInsert, pushTokenValues(token), () => pushTokenErrors.exists(token.id)));
+  }
+
+  async listPushTokens(): Promise<PushToken[]> {
+    return (this.sql(pushTokenSelect).all() as unknown as PushTokenRow[]).map(toPushToken);
+  }
+
+  async revokePushToken(id: string): Promise<boolean> {
+    return this.transaction(() => {
+      if (!this.sql('SELECT 1 FROM push_tokens WHERE id = ?').get(id)) throw pushTokenErrors.missing(id);
+      return Number(this.sql('UPDATE push_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(new Date().toISOString(), id).changes) === 1;
+    });
   }
 
   async addTestResult(result: TestResult): Promise<void> {

@@ -23,6 +23,7 @@ import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import type { ChannelChange, ChannelSetting } from '../domain/channel.ts';
 import type { View, ViewToken } from '../domain/view.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
+import type { PushToken } from '../domain/push-token.ts';
 import type { SiteHealth, SiteRecord } from '../domain/steering.ts';
 
 export type { SiteHealth, SiteRecord };
@@ -292,6 +293,16 @@ export interface ChannelStore {
   putChannel(setting: ChannelSetting): Promise<void>;
 }
 
+/** Builders' push tokens (domain/push-token.ts). */
+export interface PushTokenStore {
+  /** `conflict` if a token has its id. */
+  addPushToken(token: PushToken): Promise<void>;
+  /** Every token, revoked and expired ones too, by creation then id. */
+  listPushTokens(): Promise<PushToken[]>;
+  /** Revokes it by the store's clock: true if it was live, false if revoked before; `not_found` if there is none. */
+  revokePushToken(id: string): Promise<boolean>;
+}
+
 /** What the test hooks said of each image (domain/test-hooks.ts), every attempt kept. */
 export interface TestResultStore {
   addTestResult(result: TestResult): Promise<void>;
@@ -336,7 +347,7 @@ export interface ChangeFeed {
 }
 
 /** The whole metadata store, as `openStore` gives it to every use case. */
-export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChannelStore, ViewStore, TestResultStore, ChangeFeed {
+export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChannelStore, ViewStore, TestResultStore, PushTokenStore, ChangeFeed {
   /** Releases the handle; nothing may be called on it afterwards. */
   close(): Promise<void>;
 }

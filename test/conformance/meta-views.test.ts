@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import type { MetaStore } from '../../src/meta/store.ts';
 import type { View, ViewToken } from '../../src/domain/view.ts';
 import type { TestResult } from '../../src/domain/test-hooks.ts';
+import type { PushToken } from '../../src/domain/push-token.ts';
 import { metaDrivers, rejectsWith, type OpenedMeta } from './meta-drivers.ts';
 
 const view = (name: string, channel = 'stable', filters: Record<string, string> = {}): View => ({ name, channel, filters, createdAt: '2026-12-07T08:00:00.000Z' });
@@ -138,5 +139,23 @@ for (const driver of metaDrivers) {
       result(a, 'boots', 2, '2026-12-07T10:00:05.000Z'),
     ]);
     assert.deepEqual(await store.testResults('c'.repeat(64)), []);
+  });
+}
+
+// The PushTokenStore contract (builders' tokens), alike on every driver and handle.
+for (const driver of metaDrivers) {
+  test(`${driver.name} push tokens: added, listed by age, revoked once whoever races for it`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    const other = peer();
+    const token = (id: string, createdAt: string): PushToken => ({ id, name: `builder-${id}`, globs: ['debian:*:amd64:*'], hash: 'cd'.repeat(32), createdAt, expiresAt: null, revokedAt: null });
+    await store.addPushToken(token('00000000000b', '2026-12-07T10:00:00.000Z'));
+    await other.addPushToken(token('00000000000a', '2026-12-07T11:00:00.000Z'));
+    await rejectsWith(store.addPushToken(token('00000000000a', '2026-12-07T12:00:00.000Z')), 'conflict');
+    assert.deepEqual((await other.listPushTokens()).map((x) => x.id), ['00000000000b', '00000000000a']);
+    assert.deepEqual((await other.listPushTokens())[0], token('00000000000b', '2026-12-07T10:00:00.000Z'));
+    const raced = await Promise.all([store.revokePushToken('00000000000a'), other.revokePushToken('00000000000a')]);
+    assert.deepEqual(raced.sort(), [false, true], 'revoked once');
+    assert.notEqual((await store.listPushTokens()).find((x) => x.id === '00000000000a')!.revokedAt, null);
+    await rejectsWith(store.revokePushToken('0000000000ff'), 'not_found');
   });
 }

@@ -9,6 +9,8 @@ import { importImage } from '../../core/import.ts';
 import type { IngestSource } from '../../core/ingest.ts';
 import type { PushGrants } from '../../core/secrets.ts';
 import { AppError, ErrorCodes } from '../../errors.ts';
+import { bearerToken, productMatches, stagingChannel } from '../../domain/push-token.ts';
+import { livePushToken } from '../../core/push-tokens.ts';
 import { pullImage } from '../../mirror/copy.ts';
 import { imageBodySources } from '../../transfer/image-body.ts';
 import { notAuthorized, requireTrusted, viewerOf } from './caller.ts';
@@ -79,8 +81,29 @@ export function imageCreateRoutes(app: FastifyInstance, deps: { store: Store; op
     // An untrusted upload must carry the secret of a push grant for exactly this fingerprint; a
     // trusted one may (a push copy between trusted servers), and its grant applies then too.
     const grant = headers.secret ? await pushGrants.redeem(headers.secret, headers.fingerprint) : undefined;
-    if (!viewer.trusted && !grant) throw notAuthorized();
+    // A builder's push token (Authorization: Bearer): its products only, into staging, private.
+    const bearer = bearerToken(request.headers.authorization);
+    const builder = bearer !== undefined && !viewer.trusted && !grant ? await livePushToken(store, bearer) : undefined;
+    if (!viewer.trusted && !grant && !builder) throw notAuthorized();
+    // A certificate restricted to channels pushes into staging, if that is one of them; else nothing.
+    const staging = builder !== undefined || (viewer.channels !== undefined && !grant);
+    if (staging && !builder && !viewer.channels!.includes(stagingChannel)) throw new AppError(ErrorCodes.forbidden, `This certificate may read the channels ${viewer.channels!.join(', ')} only`);
     const sources = await imageBodySources(request.raw, deps.maxUploadSize, headers.filename);
+    if (staging) {
+      const image = await importImage(store, {
+        sources: sources as [IngestSource] | [IngestSource, IngestSource],
+        public: false,
+        channels: [stagingChannel],
+        properties: headers.properties,
+        aliases: [],
+        ...(headers.fingerprint ? { expectedFingerprint: headers.fingerprint } : {}),
+        admitProduct: (product) => {
+          if (builder && !productMatches(builder.globs, product)) throw new AppError(ErrorCodes.forbidden, `The push token ${builder.id} may not push ${product}`);
+        },
+      });
+      store.log.info('image pushed into staging', { fingerprint: image.fingerprint, ...(builder ? { token: builder.id, builder: builder.name } : {}) });
+      return imageCreated(reply, image);
+    }
     const image = await importImage(store, {
       sources: sources as [IngestSource] | [IngestSource, IngestSource],
       public: grant?.public ?? headers.public,

@@ -1,0 +1,64 @@
+/**
+ * Push tokens: how a builder uploads without a client certificate (`wharf token add NAME --push
+ * GLOB`): `Authorization: Bearer wpt_ID_SECRET` on `POST /1.0/images` (the LXD upload format).
+ * A token pushes only products matching one of its globs, into the staging channel, private,
+ * until it expires or is revoked. Stored hashed, compared in constant time (as view tokens,
+ * domain/view.ts), listed by id and name.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { AppError, ErrorCodes } from '../errors.ts';
+
+/** The channel pushed images land in: never a public root. */
+export const stagingChannel = 'staging';
+
+export interface PushToken {
+  /** 12 hex digits; not a secret. */
+  id: string;
+  /** Who or what it is for (a builder). */
+  name: string;
+  /** Product globs (`os:release:arch:variant`, `*` for any characters), compared without case. */
+  globs: string[];
+  hash: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+}
+
+const tokenPattern = /^wpt_([0-9a-f]{12})_([0-9a-f]{64})$/;
+
+export const formatPushToken = (id: string, secret: string) => `wpt_${id}_${secret}`;
+
+export function parsePushToken(token: string): { id: string; secret: string } | undefined {
+  const m = tokenPattern.exec(token);
+  return m ? { id: m[1]!, secret: m[2]! } : undefined;
+}
+
+/** The token of `Authorization: Bearer TOKEN`, if that is what the header holds. */
+export function bearerToken(header: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
+}
+
+export function pushTokenMatches(token: Pick<PushToken, 'hash'>, secret: string): boolean {
+  return timingSafeEqual(Buffer.from(token.hash, 'hex'), createHash('sha256').update(secret).digest());
+}
+
+export const pushTokenLive = (token: Pick<PushToken, 'expiresAt' | 'revokedAt'>, now: Date) =>
+  token.revokedAt === null && (token.expiresAt === null || Date.parse(token.expiresAt) > now.getTime());
+
+/** A product glob as given: a product key's four fields, `*` matching any characters. */
+export function checkProductGlob(glob: string): string {
+  if (!/^[^\s:]+:[^\s:]+:[^\s:]+:[^\s:]+$/.test(glob)) {
+    throw new AppError(ErrorCodes.invalidArgument, `"${glob.slice(0, 100)}" is not a product glob`, { hint: 'os:release:architecture:variant, * for any, such as debian:*:amd64:* or myos:*:*:*' });
+  }
+  return glob.toLowerCase();
+}
+
+export function productMatches(globs: string[], productKey: string): boolean {
+  const key = productKey.toLowerCase();
+  return globs.some((glob) => new RegExp(`^${glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(key));
+}
+
+export const pushTokenErrors = {
+  exists: (id: string) => new AppError(ErrorCodes.conflict, `A push token with id ${id} exists already`),
+  missing: (id: string) => new AppError(ErrorCodes.notFound, `No push token ${id}`, { hint: 'List them with: wharf token list' }),
+};
