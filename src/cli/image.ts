@@ -56,7 +56,8 @@ export function imageCommands(image: Command, cli: CliContext) {
     .option('--private', 'keep the image out of the public index')
     .option('--property <key=value>', 'set a property (repeatable)', collect, [])
     .option('--channel <name>', 'publish it in this channel instead of the default one (repeatable)', collect, [])
-    .action(async (file: string, rootfs: string | undefined, opts: { alias: string[]; private?: boolean; property: string[]; channel: string[] }) => {
+    .option('--no-delta', 'make no delta from the previous version of its product (made by default when xdelta3 is installed)')
+    .action(async (file: string, rootfs: string | undefined, opts: { alias: string[]; private?: boolean; property: string[]; channel: string[]; delta: boolean }) => {
       const [{ importImage }, { progress }] = await Promise.all([import('../core/import.ts'), import('./progress.ts')]);
       const properties = keyValues(opts.property);
       const files = await Promise.all([file, ...(rootfs ? [rootfs] : [])].map(fileSource));
@@ -75,7 +76,7 @@ export function imageCommands(image: Command, cli: CliContext) {
             onBytes: (n) => bar.add(n),
             signal: controller.signal,
           });
-          await deltaFor(cli, store, image, image.channels);
+          if (opts.delta) await deltaFor(cli, store, image, image.channels);
           // A new version may push an older one past its channels' retention.
           await applyRetention(store, image.channels);
           return image;
@@ -158,11 +159,12 @@ export function imageCommands(image: Command, cli: CliContext) {
       .description(move === 'promote' ? 'Publish an image in a channel too (its root: /CHANNEL/streams/v1/)' : 'Take an image out of a channel (its clients go back to the version before)')
       .argument('<image>', 'alias or fingerprint prefix')
       .requiredOption('--channel <name>', 'the channel (default is the root index)')
-      .action(async (ref: string, opts: { channel: string }) => {
+      .option('--no-delta', 'promote: make no delta from the previous version in the channel')
+      .action(async (ref: string, opts: { channel: string; delta: boolean }) => {
         const moved = await withStore(cli, async (store) => {
           const image = await moveToChannel(store, ref, opts.channel, move, cliActor());
           if (move === 'promote') {
-            await deltaFor(cli, store, image, [opts.channel]);
+            if (opts.delta) await deltaFor(cli, store, image, [opts.channel]);
             // A promotion may push an older version past the channel's retention.
             await applyRetention(store, [opts.channel]);
           }

@@ -36,6 +36,10 @@ test('a version entering a channel gets one checked delta from the previous one 
   assert.match(v2.said, /Delta from version 20260101_00:00: /);
   await importing(await build('20260101_00:00', 'vm1', true), '--channel', 'daily');
   const vm2 = await importing(await build('20260102_00:00', 'vm2', true), '--channel', 'daily');
+  // --no-delta: none made (a third container version, imported without).
+  const v3 = await importing(await build('20260103_00:00', 'v3'), '--channel', 'weekly', '--no-delta');
+  await wharfOk(data, ['image', 'promote', v3.fp, '--channel', 'daily', '--no-delta']);
+  assert.doesNotMatch(v3.said, /Delta from/);
   assert.doesNotMatch(vm2.said, /Delta from/, 'no VM deltas');
 
   const server = await serve(t, data, { processes: 1 });
@@ -46,7 +50,7 @@ test('a version entering a channel gets one checked delta from the previous one 
   };
   const daily = await items('/daily');
   const deltas = daily.filter((i) => i.ftype.endsWith('.vcdiff'));
-  assert.equal(deltas.length, 1, 'one delta: the container v2 from v1, none for the VM');
+  assert.equal(deltas.length, 1, 'one delta: the container v2 from v1, none for the VM, none for v3 (--no-delta)');
   const [delta] = deltas as [(typeof deltas)[0]];
   assert.equal(delta.ftype, 'squashfs.vcdiff');
   assert.equal(delta.version, '20260102_00:00');
