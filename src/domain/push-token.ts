@@ -5,7 +5,7 @@
  * until it expires or is revoked. Stored hashed, compared in constant time (as view tokens,
  * domain/view.ts), listed by id and name.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { secretMatches } from './view.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 
 /** The channel pushed images land in: never a public root. */
@@ -38,9 +38,8 @@ export function bearerToken(header: string | undefined): string | undefined {
   return /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
 }
 
-export function pushTokenMatches(token: Pick<PushToken, 'hash'>, secret: string): boolean {
-  return timingSafeEqual(Buffer.from(token.hash, 'hex'), createHash('sha256').update(secret).digest());
-}
+/** Does `secret` belong to `token`? In constant time, as a view token's. */
+export const pushTokenMatches = (token: Pick<PushToken, 'hash'>, secret: string): boolean => secretMatches(token, secret);
 
 export const pushTokenLive = (token: Pick<PushToken, 'expiresAt' | 'revokedAt'>, now: Date) =>
   token.revokedAt === null && (token.expiresAt === null || Date.parse(token.expiresAt) > now.getTime());
