@@ -142,6 +142,29 @@ for (const driver of metaDrivers) {
   });
 }
 
+/** Two handles revoking one push token at once: exactly one of them revoked it. */
+async function racingPushRevocations({ store, peer }: OpenedMeta, id: string): Promise<void> {
+  const raced = await Promise.all([store.revokePushToken(id), peer().revokePushToken(id)]);
+  assert.deepEqual(raced.sort(), [false, true], 'revoked once');
+}
+
+test('the suite catches a push-token store that reads, yields and writes: a token revoked twice', async (t) => {
+  const memory = metaDrivers.find((d) => d.name === 'memory')!;
+  const opened = await memory.open(t);
+  const naive = (store: MetaStore): MetaStore =>
+    Object.assign(Object.create(store) as MetaStore, {
+      async revokePushToken(id: string) {
+        const live = (await store.listPushTokens()).find((x) => x.id === id)?.revokedAt === null;
+        await new Promise((resolve) => setImmediate(resolve));
+        await store.revokePushToken(id);
+        return live;
+      },
+    });
+  await opened.store.addPushToken({ id: '0000000000aa', name: 'b', globs: ['*:*:*:*'], hash: 'cd'.repeat(32), createdAt: '2026-12-07T10:00:00.000Z', expiresAt: null, revokedAt: null });
+  const other = naive(opened.peer());
+  await assert.rejects(racingPushRevocations({ store: naive(opened.store), peer: () => other }, '0000000000aa'));
+});
+
 // The PushTokenStore contract (builders' tokens), alike on every driver and handle.
 for (const driver of metaDrivers) {
   test(`${driver.name} push tokens: added, listed by age, revoked once whoever races for it`, async (t) => {
@@ -153,8 +176,7 @@ for (const driver of metaDrivers) {
     await rejectsWith(store.addPushToken(token('00000000000a', '2026-12-07T12:00:00.000Z')), 'conflict');
     assert.deepEqual((await other.listPushTokens()).map((x) => x.id), ['00000000000b', '00000000000a']);
     assert.deepEqual((await other.listPushTokens())[0], token('00000000000b', '2026-12-07T10:00:00.000Z'));
-    const raced = await Promise.all([store.revokePushToken('00000000000a'), other.revokePushToken('00000000000a')]);
-    assert.deepEqual(raced.sort(), [false, true], 'revoked once');
+    await racingPushRevocations({ store, peer: () => other }, '00000000000a');
     assert.notEqual((await store.listPushTokens()).find((x) => x.id === '00000000000a')!.revokedAt, null);
     await rejectsWith(store.revokePushToken('0000000000ff'), 'not_found');
   });
