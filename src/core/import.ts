@@ -4,7 +4,7 @@
  * (blobs first, then one metadata transaction), so a failed import leaves nothing behind.
  */
 import { basename } from 'node:path';
-import { channelSet, defaultChannel } from '../domain/channel.ts';
+import { channelSet, defaultChannel, stagingChannel } from '../domain/channel.ts';
 import { AppError, ErrorCodes, invalidImage } from '../errors.ts';
 import { parseMetadataYaml, type ImageMetadata } from '../domain/metadata.ts';
 import type { Alias, BlobRef, Image, ImageType } from '../domain/image.ts';
@@ -117,6 +117,8 @@ export async function importImage(store: Store, request: ImportRequest): Promise
       deltas: [],
       channels: channelSet(request.channels ?? [defaultChannel]),
       pinned: [],
+      // An image entering staging waits there for its tests (pipeline/stage.ts).
+      stage: request.channels?.includes(stagingChannel) ? { state: 'uploaded', at: now } : null,
       revision: 1,
     };
     const aliases: Alias[] = aliasNames.map((name) => ({ name, fingerprint, description: '', type }));

@@ -12,6 +12,12 @@ export const defaultChannel = 'default';
 const reserved = new Set(['1.0', 'streams', 'files', 'direct', 'catalogue', 'healthz', 'readyz', 'metrics', 'favicon.ico', 'robots.txt', 'v2', 'views']);
 
 /**
+ * The channel builders push into (push tokens, certificates trusted for it): its images are
+ * private, each with a stage (domain/pipeline.ts), until a gate promotes them.
+ */
+export const stagingChannel = 'staging';
+
+/**
  * A channel name is a path segment of every URL under its root: lowercase letters, digits and
  * dashes, starting with a letter, at most 63 characters, none of the server's own.
  */

@@ -6,6 +6,7 @@
  */
 import type { FileFormat } from './formats.ts';
 import type { ImageTemplate } from './metadata.ts';
+import type { Stage } from './pipeline.ts';
 
 export type ImageType = 'container' | 'virtual-machine';
 
@@ -70,6 +71,8 @@ export interface Image {
   channels: string[];
   /** The channels whose retention keeps this image whatever its age (`image pin`). Sorted. */
   pinned: string[];
+  /** Where the publishing pipeline has it (domain/pipeline.ts), if it came in through staging; null otherwise. */
+  stage: Stage | null;
   /**
    * Moves with every change to the image's record (an edit, publishing): an edit made from an
    * older read is refused (ImageCatalog.updateImage compares and sets it). 1 once inserted.

@@ -8,9 +8,6 @@
 import { secretMatches } from './view.ts';
 import { AppError, ErrorCodes } from '../errors.ts';
 
-/** The channel pushed images land in: never a public root. */
-export const stagingChannel = 'staging';
-
 export interface PushToken {
   /** 12 hex digits; not a secret. */
   id: string;

@@ -9,6 +9,7 @@ import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
+import { imageEvents, type NewEvent, type PipelineEvent } from '../domain/pipeline.ts';
 import { pushTokenErrors, type PushToken } from '../domain/push-token.ts';
 import {
   abandonedCollectionMs,
@@ -68,6 +69,8 @@ class MemoryData {
   readonly viewTokens = new Map<string, ViewToken>();
   /** Channel changes, in the order they were made. */
   readonly history: ChannelChange[] = [];
+  /** The event log, in seq order. */
+  readonly events: PipelineEvent[] = [];
   /** sha256 -> the owners holding it, as "kind\0id" */
   readonly owners = new Map<string, Set<string>>();
   version = 0;
@@ -192,7 +195,7 @@ export class MemoryMetaStore implements MetaStore {
     }
   }
 
-  async insertImage(image: Image, aliases: Alias[], sources: Record<string, BlobSource> = {}): Promise<void> {
+  async insertImage(image: Image, aliases: Alias[], sources: Record<string, BlobSource> = {}, actor = ''): Promise<void> {
     this.write((data) => {
       if (data.images.has(image.fingerprint)) throw new AppError(ErrorCodes.conflict, `An image with fingerprint ${image.fingerprint} already exists`);
       this.checkNewAliases(data, aliases, image.fingerprint);
@@ -206,7 +209,20 @@ export class MemoryMetaStore implements MetaStore {
         const blob = data.blobs.get(sha);
         if (blob) Object.assign(blob, { sourceUrl: source.url, sourceCertificate: source.certificate });
       }
+      this.appendEvents(data, imageEvents(undefined, image, actor, new Date().toISOString()));
     });
+  }
+
+  private appendEvents(data: MemoryData, events: NewEvent[]) {
+    for (const event of events) data.events.push({ seq: data.events.length + 1, ...copy(event) });
+  }
+
+  async events(after: number, limit: number): Promise<PipelineEvent[]> {
+    return copy(this.data.events.filter((e) => e.seq > after).slice(0, limit));
+  }
+
+  async lastEvent(): Promise<number> {
+    return this.data.events.length;
   }
 
   async addDeltas(fingerprint: string, deltas: Delta[]): Promise<void> {
@@ -234,14 +250,17 @@ export class MemoryMetaStore implements MetaStore {
       const stored = data.images.get(image.fingerprint);
       if (!stored) throw notFound(`Image "${image.fingerprint}" not found`);
       if (stored.image.revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
-      const change = channelChange(stored.image.channels, image, actor, new Date().toISOString());
+      const now = new Date().toISOString();
+      const before = this.imageOf(data, stored);
+      const change = channelChange(stored.image.channels, image, actor, now);
       if (change) data.history.push(copy(change));
-      const { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels, pinned } = copy(image);
-      Object.assign(stored.image, { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels, pinned, revision: image.revision + 1 });
+      const { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels, pinned, stage } = copy(image);
+      Object.assign(stored.image, { public: isPublic, properties, expiresAt, lastUsedAt, autoUpdate, cached, updateSource, channels, pinned, stage, revision: image.revision + 1 });
+      this.appendEvents(data, imageEvents(before, this.imageOf(data, stored), actor, now));
     });
   }
 
-  async deleteImages(fingerprints: string[]): Promise<void> {
+  async deleteImages(fingerprints: string[], actor = ''): Promise<void> {
     if (fingerprints.length === 0) return;
     this.write((data) => {
       // Checked before anything changes: all or nothing.
@@ -249,6 +268,7 @@ export class MemoryMetaStore implements MetaStore {
       if (missing !== undefined) throw notFound(`Image "${missing}" not found`);
       for (const fingerprint of new Set(fingerprints)) {
         const stored = data.images.get(fingerprint)!;
+        this.appendEvents(data, imageEvents(this.imageOf(data, stored), undefined, actor, new Date().toISOString()));
         this.markReleased(data, stored);
         data.images.delete(fingerprint);
         for (const [name, alias] of data.aliases) if (alias.fingerprint === fingerprint) data.aliases.delete(name);

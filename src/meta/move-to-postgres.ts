@@ -26,6 +26,7 @@ const catalogueTables: [string, string][] = [
   ['view_tokens', 'view_tokens'],
   ['test_results', 'test_results'],
   ['push_tokens', 'push_tokens'],
+  ['events', 'events'],
   ['certificates', 'certificates'],
   ['trust_tokens', 'trust_tokens'],
   ['remotes', 'remotes'],

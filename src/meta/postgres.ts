@@ -18,6 +18,8 @@ import { channelChange, type ChannelChange, type ChannelSetting } from '../domai
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
 import { testResultInsert, testResultSelect, testResultValues, toTestResult, type TestResultRow } from './rows.ts';
+import { eventInsert, eventSelect, eventValues, toEvent, type EventRow } from './rows.ts';
+import { imageEvents, type NewEvent, type PipelineEvent } from '../domain/pipeline.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
 import { pushTokenErrors, type PushToken } from '../domain/push-token.ts';
 import { pushTokenInsert, pushTokenSelect, pushTokenValues, toPushToken, type PushTokenRow } from './rows.ts';
@@ -151,6 +153,8 @@ const migrations: string[] = [
      PRIMARY KEY (fingerprint, hook, started_at, attempt)
    );`,
   `CREATE TABLE push_tokens (id ${text} PRIMARY KEY, name text NOT NULL, globs text NOT NULL, hash ${text} NOT NULL, created_at ${text} NOT NULL, expires_at ${text}, revoked_at ${text});`,
+  `ALTER TABLE images ADD COLUMN stage text;
+   CREATE TABLE events (seq bigint PRIMARY KEY, type ${text} NOT NULL, at ${text} NOT NULL, actor text NOT NULL, channel ${text}, image text NOT NULL);`,
 ];
 
 export class PostgresMetaStore implements MetaStore {
@@ -200,7 +204,7 @@ export class PostgresMetaStore implements MetaStore {
     return rows.map((row) => toImage(row, deltas.get(row.fingerprint)));
   }
 
-  async insertImage(image: Image, aliases: Alias[], sources: Record<string, BlobSource> = {}): Promise<void> {
+  async insertImage(image: Image, aliases: Alias[], sources: Record<string, BlobSource> = {}, actor = ''): Promise<void> {
     await this.write(async (q) => {
       if ((await q('SELECT 1 FROM images WHERE fingerprint = ?', [image.fingerprint])).rowCount) {
         throw new AppError(ErrorCodes.conflict, `An image with fingerprint ${image.fingerprint} already exists`);
@@ -217,7 +221,17 @@ export class PostgresMetaStore implements MetaStore {
       for (const [sha, source] of Object.entries(sources)) {
         await q('UPDATE blobs SET source_url = ?, source_certificate = ? WHERE sha256 = ?', [source.url, source.certificate, sha]);
       }
+      await appendEvents(q, imageEvents(undefined, image, actor, await storeNow(q)));
     });
+  }
+
+  async events(after: number, limit: number): Promise<PipelineEvent[]> {
+    return (await this.rows<EventRow>(eventSelect, [after, limit])).map(toEvent);
+  }
+
+  async lastEvent(): Promise<number> {
+    const [row] = await this.rows<{ last: string }>('SELECT COALESCE(MAX(seq), 0) AS last FROM events');
+    return Number(row!.last);
   }
 
   async addDeltas(fingerprint: string, deltas: Delta[]): Promise<void> {
@@ -229,12 +243,14 @@ export class PostgresMetaStore implements MetaStore {
 
   async updateImage(image: Image, actor = ''): Promise<void> {
     await this.write(async (q) => {
-      const { rows } = await q<{ revision: number; channels: string }>('SELECT revision, channels FROM images WHERE fingerprint = ?', [image.fingerprint]);
-      if (!rows[0]) throw notFound(`Image "${image.fingerprint}" not found`);
-      if (rows[0].revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
+      const stored = await imageIn(q, image.fingerprint);
+      if (!stored) throw notFound(`Image "${image.fingerprint}" not found`);
+      if (stored.revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
       await q(imageUpdate, imageUpdateValues(image));
-      const change = channelChange(JSON.parse(rows[0].channels) as string[], image, actor, await storeNow(q));
+      const now = await storeNow(q);
+      const change = channelChange(stored.channels, image, actor, now);
       if (change) await q(historyInsert, historyValues(change));
+      await appendEvents(q, imageEvents(stored, image, actor, now));
     });
   }
 
@@ -242,23 +258,23 @@ export class PostgresMetaStore implements MetaStore {
     return (await this.rows<HistoryRow>(`${historySelect} ORDER BY revision`, [fingerprint])).map(toChannelChange);
   }
 
-  async deleteImages(fingerprints: string[]): Promise<void> {
+  async deleteImages(fingerprints: string[], actor = ''): Promise<void> {
     if (fingerprints.length === 0) return;
     await this.write(async (q) => {
       for (const fingerprint of new Set(fingerprints)) {
-        const { rows } = await q<ImageRow>(`${imageSelect} WHERE i.fingerprint = ?`, [fingerprint]);
+        const image = await imageIn(q, fingerprint);
         // Thrown inside the transaction: the deletes before it are rolled back.
-        if (!rows[0]) throw notFound(`Image "${fingerprint}" not found`);
+        if (!image) throw notFound(`Image "${fingerprint}" not found`);
         // A deleted image's files are kept through the grace period; a public image's keep being
         // served until the clients' index caches expire.
-        const deltas = (await q<DeltaRow>(`${deltaSelect} WHERE d.fingerprint = ? ${deltaOrder}`, [fingerprint])).rows;
         const now = await storeNow(q);
-        for (const sha of [rows[0].m_sha256, rows[0].r_sha256, ...deltas.map((d) => d.sha256)]) {
-          if (sha === null) continue;
-          await q('UPDATE blobs SET released_at = ? WHERE sha256 = ?', [now, sha]);
-          if (rows[0].public === 1) await q('UPDATE blobs SET unpublished_at = ? WHERE sha256 = ?', [now, sha]);
+        for (const blob of [image.metadata, image.rootfs, ...image.deltas]) {
+          if (!blob) continue;
+          await q('UPDATE blobs SET released_at = ? WHERE sha256 = ?', [now, blob.sha256]);
+          if (image.public) await q('UPDATE blobs SET unpublished_at = ? WHERE sha256 = ?', [now, blob.sha256]);
         }
         await q('DELETE FROM images WHERE fingerprint = ?', [fingerprint]);
+        await appendEvents(q, imageEvents(image, undefined, actor, now));
       }
     });
   }
@@ -636,4 +652,21 @@ function insertAlias(q: Query, alias: Alias): Promise<void> {
     () => aliasExists(alias),
     () => notFound(`Image "${alias.fingerprint}" not found`),
   );
+}
+
+/** An image as the transaction sees it. */
+async function imageIn(q: Query, fingerprint: string): Promise<Image | undefined> {
+  const { rows } = await q<ImageRow>(`${imageSelect} WHERE i.fingerprint = ?`, [fingerprint]);
+  if (!rows[0]) return undefined;
+  return toImage(rows[0], (await q<DeltaRow>(`${deltaSelect} WHERE d.fingerprint = ? ${deltaOrder}`, [fingerprint])).rows);
+}
+
+/**
+ * Numbers the events after the last committed: every catalogue write updates the one row of
+ * wharf_changes, so writes commit one after another, and a later write's events come after.
+ */
+async function appendEvents(q: Query, events: NewEvent[]) {
+  if (!events.length) return;
+  let seq = Number((await q<{ last: string }>('SELECT COALESCE(MAX(seq), 0) AS last FROM events')).rows[0]!.last);
+  for (const event of events) await q(eventInsert, eventValues(++seq, event));
 }

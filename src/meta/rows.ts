@@ -5,6 +5,7 @@
  */
 import type { Alias, Image, ImageType } from '../domain/image.ts';
 import type { ChannelChange } from '../domain/channel.ts';
+import type { NewEvent, PipelineEvent, Stage } from '../domain/pipeline.ts';
 import type { View, ViewToken } from '../domain/view.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
 import type { PushToken } from '../domain/push-token.ts';
@@ -30,6 +31,7 @@ export interface ImageRow {
   product_aliases: string;
   channels: string;
   pinned: string;
+  stage: string | null;
   revision: number;
   mirror: string | null;
   m_sha256: string;
@@ -84,6 +86,7 @@ export function toImage(row: ImageRow, deltas: DeltaRow[] = []): Image {
     productAliases: JSON.parse(row.product_aliases),
     channels: JSON.parse(row.channels),
     pinned: JSON.parse(row.pinned),
+    stage: row.stage === null ? null : (JSON.parse(row.stage) as Stage),
     mirror: row.mirror,
     deltas: deltas.map((d) => ({ sha256: d.sha256, size: d.size, format: JSON.parse(d.format) as FileFormat, ftype: d.ftype, base: d.base })),
     revision: row.revision,
@@ -175,8 +178,8 @@ export const toMirror = (r: MirrorRow): MirrorRecord => ({
 /** An image's row as both SQL drivers insert it (`?` placeholders), revision left at its default 1. */
 export const imageInsert = `INSERT INTO images (fingerprint, type, architecture, filename, size, public, created_at, uploaded_at,
    expires_at, last_used_at, properties, templates, metadata_sha256, rootfs_sha256, auto_update, cached, update_source,
-   product_aliases, mirror, channels, pinned)
- VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+   product_aliases, mirror, channels, pinned, stage)
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 export const imageInsertValues = (image: Image): (string | number | null)[] => [
   image.fingerprint,
@@ -200,11 +203,14 @@ export const imageInsertValues = (image: Image): (string | number | null)[] => [
   image.mirror,
   JSON.stringify(image.channels),
   JSON.stringify(image.pinned),
+  stageText(image),
 ];
+
+const stageText = (image: Image) => (image.stage === null ? null : JSON.stringify(image.stage));
 
 /** The editable fields of an image's row (`updateImage`), with the compare-and-set revision moved on. */
 export const imageUpdate = `UPDATE images SET public = ?, properties = ?, expires_at = ?, last_used_at = ?, auto_update = ?, cached = ?,
-   update_source = ?, channels = ?, pinned = ?, revision = revision + 1 WHERE fingerprint = ?`;
+   update_source = ?, channels = ?, pinned = ?, stage = ?, revision = revision + 1 WHERE fingerprint = ?`;
 
 export const imageUpdateValues = (image: Image): (string | number | null)[] => [
   image.public ? 1 : 0,
@@ -216,6 +222,7 @@ export const imageUpdateValues = (image: Image): (string | number | null)[] => [
   image.updateSource === null ? null : JSON.stringify(image.updateSource),
   JSON.stringify(image.channels),
   JSON.stringify(image.pinned),
+  stageText(image),
   image.fingerprint,
 ];
 
@@ -241,6 +248,28 @@ export const toChannelChange = (row: HistoryRow): ChannelChange => ({
   to: JSON.parse(row.to_channels),
   actor: row.actor,
   at: row.at,
+});
+
+/** The event log (`EventLog`): an event's row, its image as JSON text; `seq` is the driver's to give. */
+export interface EventRow {
+  seq: number | string;
+  type: string;
+  at: string;
+  actor: string;
+  channel: string | null;
+  image: string;
+}
+
+export const eventInsert = 'INSERT INTO events (seq, type, at, actor, channel, image) VALUES (?, ?, ?, ?, ?, ?)';
+export const eventSelect = 'SELECT seq, type, at, actor, channel, image FROM events WHERE seq > ? ORDER BY seq LIMIT ?';
+export const eventValues = (seq: number, e: NewEvent): (string | number | null)[] => [seq, e.type, e.at, e.actor, e.channel, JSON.stringify(e.image)];
+export const toEvent = (row: EventRow): PipelineEvent => ({
+  seq: Number(row.seq),
+  type: row.type as PipelineEvent['type'],
+  at: row.at,
+  actor: row.actor,
+  channel: row.channel,
+  image: JSON.parse(row.image),
 });
 
 /** A blob whose grace period (from its unpublishing or its release, by the store's clock) runs past `cutoff`. */

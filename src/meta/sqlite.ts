@@ -10,6 +10,8 @@ import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
 import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
 import { testResultInsert, testResultSelect, testResultValues, toTestResult, type TestResultRow } from './rows.ts';
+import { eventInsert, eventSelect, eventValues, toEvent, type EventRow } from './rows.ts';
+import { imageEvents, type NewEvent, type PipelineEvent } from '../domain/pipeline.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
 import { pushTokenErrors, type PushToken } from '../domain/push-token.ts';
 import { pushTokenInsert, pushTokenSelect, pushTokenValues, toPushToken, type PushTokenRow } from './rows.ts';
@@ -165,6 +167,8 @@ const migrations: string[] = [
      PRIMARY KEY (fingerprint, hook, started_at, attempt)
    );`,
   `CREATE TABLE push_tokens (id TEXT PRIMARY KEY, name TEXT NOT NULL, globs TEXT NOT NULL, hash TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT);`,
+  `ALTER TABLE images ADD COLUMN stage TEXT;
+   CREATE TABLE events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, channel TEXT, image TEXT NOT NULL);`,
 ];
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */
@@ -237,7 +241,7 @@ export class SqliteMetaStore implements MetaStore {
     return (this.sql(`${imageSelect} ORDER BY i.uploaded_at, i.fingerprint`).all() as unknown as ImageRow[]).map((row) => toImage(row, deltas.get(row.fingerprint)));
   }
 
-  async insertImage(image: Image, aliases: Alias[], sources: Record<string, BlobSource> = {}): Promise<void> {
+  async insertImage(image: Image, aliases: Alias[], sources: Record<string, BlobSource> = {}, actor = ''): Promise<void> {
     this.transaction(() => {
       if (this.sql('SELECT 1 FROM images WHERE fingerprint = ?').get(image.fingerprint)) {
         throw new AppError(ErrorCodes.conflict, `An image with fingerprint ${image.fingerprint} already exists`);
@@ -249,7 +253,23 @@ export class SqliteMetaStore implements MetaStore {
       for (const [sha, source] of Object.entries(sources)) {
         this.sql('UPDATE blobs SET source_url = ?, source_certificate = ? WHERE sha256 = ?').run(source.url, source.certificate, sha);
       }
+      this.appendEvents(imageEvents(undefined, image, actor, new Date().toISOString()));
     });
+  }
+
+  /** Inside a write transaction, which SQLite runs one at a time: the numbers after the last are free. */
+  private appendEvents(events: NewEvent[]) {
+    if (!events.length) return;
+    let seq = (this.sql('SELECT COALESCE(MAX(seq), 0) AS last FROM events').get() as { last: number }).last;
+    for (const event of events) this.sql(eventInsert).run(...eventValues(++seq, event));
+  }
+
+  async events(after: number, limit: number): Promise<PipelineEvent[]> {
+    return (this.sql(eventSelect).all(after, limit) as unknown as EventRow[]).map(toEvent);
+  }
+
+  async lastEvent(): Promise<number> {
+    return (this.sql('SELECT COALESCE(MAX(seq), 0) AS last FROM events').get() as { last: number }).last;
   }
 
   private insertDeltas(fingerprint: string, deltas: Delta[], now: string) {
@@ -289,12 +309,14 @@ export class SqliteMetaStore implements MetaStore {
 
   async updateImage(image: Image, actor = ''): Promise<void> {
     this.transaction(() => {
-      const stored = this.sql('SELECT revision, channels FROM images WHERE fingerprint = ?').get(image.fingerprint) as { revision: number; channels: string } | undefined;
+      const stored = this.imageAt(image.fingerprint);
       if (!stored) throw notFound(`Image "${image.fingerprint}" not found`);
       if (stored.revision !== image.revision) throw changedMeanwhile(`Image ${image.fingerprint}`);
       this.sql(imageUpdate).run(...imageUpdateValues(image));
-      const change = channelChange(JSON.parse(stored.channels) as string[], image, actor, new Date().toISOString());
+      const now = new Date().toISOString();
+      const change = channelChange(stored.channels, image, actor, now);
       if (change) this.sql(historyInsert).run(...historyValues(change));
+      this.appendEvents(imageEvents(stored, image, actor, now));
     });
   }
 
@@ -302,7 +324,7 @@ export class SqliteMetaStore implements MetaStore {
     return (this.sql(`${historySelect} ORDER BY revision`).all(fingerprint) as unknown as HistoryRow[]).map(toChannelChange);
   }
 
-  async deleteImages(fingerprints: string[]): Promise<void> {
+  async deleteImages(fingerprints: string[], actor = ''): Promise<void> {
     if (fingerprints.length === 0) return;
     this.transaction(() => {
       for (const fingerprint of new Set(fingerprints)) {
@@ -311,6 +333,7 @@ export class SqliteMetaStore implements MetaStore {
         if (!image) throw notFound(`Image "${fingerprint}" not found`);
         this.markReleased(image);
         this.sql('DELETE FROM images WHERE fingerprint = ?').run(fingerprint);
+        this.appendEvents(imageEvents(image, undefined, actor, new Date().toISOString()));
       }
     });
   }

@@ -23,6 +23,7 @@ import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
 import type { ChannelChange, ChannelSetting } from '../domain/channel.ts';
 import type { View, ViewToken } from '../domain/view.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
+import type { PipelineEvent } from '../domain/pipeline.ts';
 import type { PushToken } from '../domain/push-token.ts';
 import type { SiteHealth, SiteRecord } from '../domain/steering.ts';
 
@@ -112,16 +113,18 @@ export interface ImageCatalog {
    * its deltas, `aliases`, and where lazily fetched blobs come from (`sources`, by sha256), as
    * one write. `conflict` if the fingerprint or any alias name exists (or is given twice);
    * `not_found` if an alias names another image that does not exist. Nothing is kept then.
+   * Its `image.uploaded` event is logged in the same write, by `actor`.
    */
-  insertImage(image: Image, aliases: Alias[], sources?: Record<string, BlobSource>): Promise<void>;
+  insertImage(image: Image, aliases: Alias[], sources?: Record<string, BlobSource>, actor?: string): Promise<void>;
   /**
    * Replaces the editable fields (public, properties, expiresAt, lastUsedAt, autoUpdate, cached,
-   * updateSource, channels, pinned) and ignores the others, if the stored image is still at `image.revision` (the
+   * updateSource, channels, pinned, stage) and ignores the others, if the stored image is still at `image.revision` (the
    * revision it was read at), and moves the revision on: compare and set, so that of two edits
    * made from the same read, on any handle, one is refused (`precondition_failed`) instead of
    * lost. Making a public image private stamps nothing: private takes effect at once, with no
    * grace period. `not_found` if there is no such image. A change of its channels is recorded
-   * in the same write (`channelHistory`), by `actor`, at the store's clock.
+   * in the same write (`channelHistory`), by `actor`, at the store's clock, and so are its events
+   * (`EventLog`).
    */
   updateImage(image: Image, actor?: string): Promise<void>;
   /** The changes of an image's channels, oldest first (they stay when the image is deleted). */
@@ -132,9 +135,9 @@ export interface ImageCatalog {
    * view's index or a secret may have named a private one). A public image's blobs (metadata,
    * rootfs and every delta) are also stamped `unpublishedAt` now: served that long to anyone. `not_found` (naming it) if one of them does not exist, and then none is
    * deleted: a second delete, or one racing another, fails whole and changes nothing. A
-   * fingerprint given twice counts once; an empty list writes nothing.
+   * fingerprint given twice counts once; an empty list writes nothing. Each deletion logs an `image.pruned` event, by `actor`.
    */
-  deleteImages(fingerprints: string[]): Promise<void>;
+  deleteImages(fingerprints: string[], actor?: string): Promise<void>;
   /**
    * Attaches delta files (already stored) to an image, recording their blobs as insertImage does.
    * Idempotent: a delta the image has is left as it is. `not_found` if there is no such image.
@@ -304,6 +307,21 @@ export interface PushTokenStore {
 }
 
 /** What the test hooks said of each image (domain/test-hooks.ts), every attempt kept. */
+/**
+ * The event log of the publishing pipeline (domain/pipeline.ts `imageEvents`): every insert,
+ * deletion and edit of an image appends its events (uploaded; tested; promoted and demoted per
+ * channel; pruned) in the same write as the change, by `actor`, so that an event is in the log
+ * exactly when its change is in the catalogue. `seq` orders the log: a write's events take the
+ * numbers after every event committed before it, so a reader that has seen up to N never later
+ * finds an event at or below N (webhooks rely on it; PostgreSQL's sequences would not promise it).
+ */
+export interface EventLog {
+  /** Events with seq above `after`, oldest first, at most `limit`. */
+  events(after: number, limit: number): Promise<PipelineEvent[]>;
+  /** The seq of the newest event (0 when there is none). */
+  lastEvent(): Promise<number>;
+}
+
 export interface TestResultStore {
   addTestResult(result: TestResult): Promise<void>;
   /** An image's results, oldest first (by start, then hook, then attempt); they stay when it is deleted. */
@@ -347,7 +365,7 @@ export interface ChangeFeed {
 }
 
 /** The whole metadata store, as `openStore` gives it to every use case. */
-export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChannelStore, ViewStore, TestResultStore, PushTokenStore, ChangeFeed {
+export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChannelStore, ViewStore, TestResultStore, PushTokenStore, EventLog, ChangeFeed {
   /** Releases the handle; nothing may be called on it afterwards. */
   close(): Promise<void>;
 }

@@ -24,6 +24,7 @@ export function imageRecord(overrides: Partial<Image> & Pick<Image, 'fingerprint
     deltas: [],
     channels: ['default'],
     pinned: [],
+    stage: null,
     revision: 1,
     ...overrides,
   };
