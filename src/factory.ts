@@ -12,6 +12,8 @@ import { SqliteGrantStore } from './meta/grants-sqlite.ts';
 import type { GrantStore } from './meta/grants.ts';
 import { SqliteUsageStore } from './meta/usage-sqlite.ts';
 import type { UsageStore } from './meta/usage.ts';
+import { SqliteWebhookLedger } from './meta/webhooks-sqlite.ts';
+import type { WebhookLedger } from './meta/webhooks.ts';
 import type { Store } from './core/context.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
@@ -80,6 +82,18 @@ export async function openGrants(config: Config, log: Logger): Promise<GrantStor
 export async function openUsage(config: Config, log: Logger): Promise<UsageStore> {
   if (config.database) return (await import('./meta/usage-postgres.ts')).PostgresUsageStore.open(config.database);
   return openAuxiliary(join(config.dataDir, 'usage.db'), (path) => new SqliteUsageStore(path), log);
+}
+
+/**
+ * The webhooks' cursors, claims and delivery log, apart from the catalogue so that a delivery
+ * never looks like a catalogue change. Not `openAuxiliary`: the log is the record of what was sent
+ * and the cursors say what is still to send; a damaged webhooks.db is an error (`store_corrupt`)
+ * to look into, not a file to start afresh (a fresh one would skip every event not yet sent).
+ * `log` is taken as openUsage and openGrants take it, though nothing is logged when opening.
+ */
+export async function openWebhooks(config: Config, log: Logger): Promise<WebhookLedger> {
+  if (config.database) return (await import('./meta/webhooks-postgres.ts')).PostgresWebhookLedger.open(config.database);
+  return new SqliteWebhookLedger(join(config.dataDir, 'webhooks.db'));
 }
 
 /**

@@ -25,6 +25,7 @@ import { loadSigner } from './signing/key-file.ts';
 import { Steering } from './steering/steer.ts';
 import { openGeoIp } from './steering/geoip.ts';
 import { startSiteChecks } from './steering/checker.ts';
+import { startPipeline } from './pipeline/stage.ts';
 import { whileLeading } from './core/lease.ts';
 import { instanceId } from './instance.ts';
 import { RequestCounts, serverMetrics } from './metrics/server-metrics.ts';
@@ -171,11 +172,13 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
         }, gcIntervalMs);
         gc.unref();
         const siteChecks = startSiteChecks(store.meta, { publisher, blobs: opened.blobs }, config.siteCheckInterval * 1000, log);
+        const pipeline = startPipeline(store, config.testHooks);
         return {
           async stop() {
             clearInterval(gc);
             await scheduler.stop();
             await siteChecks.stop();
+            await pipeline.stop();
           },
         };
       }, { holder: `${instanceId}/server-${++serversStarted}`, onChange: (leading) => log.info(leading ? 'running the background jobs' : 'no longer running the background jobs') });

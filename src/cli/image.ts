@@ -19,6 +19,9 @@ import { checkFormat, escapeTerminalControls, humanDate, humanSize, render, coll
 import { cliConfig, withStore, withUsage, type CliContext } from './context.ts';
 import { imageDownloads } from '../core/usage.ts';
 import { cliActor } from './actor.ts';
+import { inStaging, promoteStaged, rejectStaged } from '../pipeline/stage.ts';
+import { checkChannel } from '../domain/channel.ts';
+import { productKeyOf, serialOf } from '../domain/product.ts';
 import type { Store } from '../core/context.ts';
 import type { Image } from '../domain/image.ts';
 
@@ -73,6 +76,7 @@ export function imageCommands(image: Command, cli: CliContext) {
             public: !opts.private,
             ...(opts.channel.length ? { channels: opts.channel } : {}),
             properties,
+            actor: cliActor(),
             onBytes: (n) => bar.add(n),
             signal: controller.signal,
           });
@@ -160,8 +164,15 @@ export function imageCommands(image: Command, cli: CliContext) {
       .argument('<image>', 'alias or fingerprint prefix')
       .requiredOption('--channel <name>', 'the channel (default is the root index)')
       .option('--no-delta', 'promote: make no delta from the previous version in the channel')
-      .action(async (ref: string, opts: { channel: string; delta: boolean }) => {
+      .option('--force', 'promote: a staged image that has not passed its tests')
+      .action(async (ref: string, opts: { channel: string; delta: boolean; force?: boolean }) => {
+        const hooksConfigured = (await cliConfig(cli)).testHooks.length > 0;
         const moved = await withStore(cli, async (store) => {
+          const staged = await resolveImage(store, ref);
+          if (move === 'promote' && inStaging(staged)) {
+            checkChannel(opts.channel);
+            return promoteStaged(store, staged.fingerprint, [opts.channel], cliActor(), { hooksConfigured, force: opts.force ?? false, delta: opts.delta });
+          }
           const image = await moveToChannel(store, ref, opts.channel, move, cliActor());
           if (move === 'promote') {
             if (opts.delta) await deltaFor(cli, store, image, [opts.channel]);
@@ -185,6 +196,28 @@ export function imageCommands(image: Command, cli: CliContext) {
         cli.io.stdout.write(`Image ${pinned.fingerprint.slice(0, 12)} is pinned in ${pinned.pinned.length ? pinned.pinned.join(', ') : 'no channel'}\n`);
       });
   }
+
+  image
+    .command('reject')
+    .description('Take a staged image out of the pipeline: out of staging, never promoted (kept until deleted)')
+    .argument('<image>', 'alias or fingerprint prefix')
+    .action(async (ref: string) => {
+      const rejected = await withStore(cli, async (store) => rejectStaged(store, (await resolveImage(store, ref)).fingerprint, cliActor()));
+      cli.io.stdout.write(`Image ${rejected.fingerprint.slice(0, 12)} is rejected\n`);
+    });
+
+  image
+    .command('staged')
+    .description('List the images in the publishing pipeline: staged, testing, passed, failed (--all: promoted and rejected too)')
+    .option('--all', 'with the promoted and rejected ones')
+    .option('-f, --format <format>', 'table, csv, json or yaml', 'table')
+    .action(async (opts: { all?: boolean; format: string }) => {
+      const format = checkFormat(opts.format);
+      const images = await withStore(cli, async (store) => (await store.meta.listImages()).filter((i) => i.stage && (opts.all || inStaging(i))));
+      const data = images.map((i) => ({ fingerprint: i.fingerprint, product: productKeyOf(i), version: serialOf(i), type: i.type, stage: i.stage!.state, since: i.stage!.at, channels: i.channels }));
+      const rows = data.map((d) => [d.fingerprint.slice(0, 12), d.product, d.version, d.type, d.stage, humanDate(d.since)]);
+      cli.io.stdout.write(await render(format, ['FINGERPRINT', 'PRODUCT', 'VERSION', 'TYPE', 'STAGE', 'SINCE'], rows, data));
+    });
 
   image
     .command('history')
@@ -215,8 +248,15 @@ export function imageCommands(image: Command, cli: CliContext) {
       if (!config.testHooks.length) {
         throw new AppError(ErrorCodes.invalidArgument, 'No test hooks are configured', { hint: 'Add test_hooks to config.yaml; `wharf test IMAGE` is the built-in launch test.' });
       }
-      const { runTestHooks } = await import('../pipeline/hooks.ts');
-      const results = await withStore(cli, async (store) => runTestHooks(store, await resolveImage(store, ref), config.testHooks));
+      const [{ runTestHooks }, { testStaged }] = await Promise.all([import('../pipeline/hooks.ts'), import('../pipeline/stage.ts')]);
+      const results = await withStore(cli, async (store) => {
+        const image = await resolveImage(store, ref);
+        if (!image.stage || !inStaging(image)) return runTestHooks(store, image, config.testHooks);
+        // A staged image moves with its results: testing, then passed or failed.
+        const staged = await testStaged(store, image, config.testHooks, true);
+        if (!staged) throw new AppError(ErrorCodes.conflict, `Image ${image.fingerprint.slice(0, 12)} is being tested by another process`, { hint: `See its results with: wharf image tests ${ref}` });
+        return staged;
+      });
       for (const r of results) cli.io.stdout.write(`${r.hook}: ${r.outcome}${r.attempt > 1 ? ` (attempt ${r.attempt})` : ''}\n`);
       const failed = results.filter((r) => r.outcome !== 'passed');
       if (failed.length) throw new AppError(ErrorCodes.invalidImage, `The image failed ${failed.map((r) => r.hook).join(', ')}`, { hint: `See why with: wharf image tests ${ref} --log` });
@@ -291,7 +331,7 @@ export function imageCommands(image: Command, cli: CliContext) {
     .description('Delete images (their files stay downloadable for the grace period)')
     .argument('<images...>')
     .action(async (refs: string[]) => {
-      await withStore(cli, (store) => deleteImages(store, refs));
+      await withStore(cli, (store) => deleteImages(store, refs, cliActor()));
     });
 
   image

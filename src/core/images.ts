@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { AppError, ErrorCodes, changedMeanwhile, isAppError } from '../errors.ts';
 import { aliasesOf, type Alias, type BlobRef, type Image } from '../domain/image.ts';
+import type { Stage } from '../domain/pipeline.ts';
 import { formatExtension } from '../domain/formats.ts';
 import { matchesProperty } from '../domain/property-filter.ts';
 import { toApiImage } from '../domain/lxd-api.ts';
@@ -51,6 +52,8 @@ export interface ImageEdit {
   autoUpdate?: boolean;
   channels?: string[];
   pinned?: string[];
+  /** The publishing pipeline's (pipeline/stage.ts); never from an API client. */
+  stage?: Stage | null;
 }
 
 /**
@@ -144,6 +147,7 @@ export async function editImage(store: { meta: ImageCatalog }, ref: string, chan
       ...(edit.autoUpdate !== undefined ? { autoUpdate: edit.autoUpdate } : {}),
       ...(edit.channels !== undefined ? { channels: channelSet(edit.channels) } : {}),
       ...(edit.pinned !== undefined ? { pinned: channelSet(edit.pinned) } : {}),
+      ...(edit.stage !== undefined ? { stage: edit.stage } : {}),
     };
     try {
       await store.meta.updateImage(updated, actor);
@@ -199,12 +203,12 @@ export async function pinInChannel(store: { meta: ImageCatalog }, ref: string, c
  * Deletes the images `refs` name, all or none: one bad name, or an image another process deleted
  * meanwhile, deletes nothing, and the error names what was asked for.
  */
-export async function deleteImages(store: { meta: ImageCatalog }, refs: string[]): Promise<Image[]> {
+export async function deleteImages(store: { meta: ImageCatalog }, refs: string[], actor = ''): Promise<Image[]> {
   const resolved = await Promise.all(refs.map((ref) => resolveImage(store, ref)));
   // The same image named twice (by alias and by fingerprint, say) is deleted once.
   const images = [...new Map(resolved.map((i) => [i.fingerprint, i])).values()];
   try {
-    await store.meta.deleteImages(images.map((i) => i.fingerprint));
+    await store.meta.deleteImages(images.map((i) => i.fingerprint), actor);
   } catch (err) {
     if (!isAppError(err, ErrorCodes.notFound)) throw err;
     const gone = await Promise.all(resolved.map(async (image) => (await store.meta.getImage(image.fingerprint)) === undefined));

@@ -22,6 +22,8 @@ export interface ImportRequest {
   public?: boolean;
   /** The channels it is published in; the default channel unless given. */
   channels?: string[];
+  /** Who imports it (a CLI user, a certificate's or a push token's name, a mirror): its `image.uploaded` event says so. */
+  actor?: string;
   properties?: Record<string, string>;
   /** If the caller already knows the fingerprint (uploads, mirrors), it must match. */
   expectedFingerprint?: string;
@@ -123,7 +125,7 @@ export async function importImage(store: Store, request: ImportRequest): Promise
     };
     const aliases: Alias[] = aliasNames.map((name) => ({ name, fingerprint, description: '', type }));
     // Everything checked out (the record above included): only now may the store change.
-    await commitBlobs(store, staged.map((s) => s.writer), () => store.meta.insertImage(image, aliases));
+    await commitBlobs(store, staged.map((s) => s.writer), () => store.meta.insertImage(image, aliases, {}, request.actor));
     store.log.info('image imported', { fingerprint, type, size: image.size });
     return image;
   } finally {

@@ -43,7 +43,7 @@ export async function prune(store: Store, options: PruneOptions): Promise<{ imag
     });
   }
   if (options.dryRun) return { images: doomed, blobs: await store.meta.collectableBlobs(graceCutoff(store, now)) };
-  if (doomed.length) await deleteImages(store, doomed.map((i) => i.fingerprint));
+  if (doomed.length) await deleteImages(store, doomed.map((i) => i.fingerprint), 'prune');
   const { removed } = await collectGarbage(store, { now });
   return { images: doomed, blobs: removed };
 }

@@ -47,7 +47,7 @@ export async function applyRetention(store: Store, channels?: string[]): Promise
       if (after.channels.length === 0 && after.pinned.length === 0) orphaned.add(image.fingerprint);
     }
   }
-  if (orphaned.size) await deleteImages(store, [...orphaned]);
+  if (orphaned.size) await deleteImages(store, [...orphaned], retentionActor);
   if (demoted.length) store.log.info('channel retention applied', { demoted: demoted.length, deleted: orphaned.size });
   return { demoted, deleted: [...orphaned] };
 }

@@ -20,6 +20,8 @@ export interface Viewer {
   secret?: string | undefined;
   /** A trusted certificate restricted to these channels: the private images of others stay hidden. */
   channels?: string[] | undefined;
+  /** The trusted certificate's name: who made a change, in the event log. */
+  name?: string | undefined;
 }
 
 /** Whether the viewer sees `image` when it is private: trusted, with a channel of the image's if restricted. */

@@ -4,6 +4,7 @@
  * its own (/NAME/streams/v1/, which real lxc and incus take as a remote URL with a path).
  */
 import { AppError, ErrorCodes } from '../errors.ts';
+import type { Gate } from './pipeline.ts';
 
 /** The channel of the server's root index, and of every image unless said otherwise. */
 export const defaultChannel = 'default';
@@ -37,10 +38,14 @@ export function channelSet(names: Iterable<string>): string[] {
   return [...new Set([...names].map(checkChannel))].sort();
 }
 
-/** A channel's settings: `keep`, the newest versions per product its retention keeps (null: all). */
+/**
+ * A channel's settings: `keep`, the newest versions per product its retention keeps (null: all);
+ * `gate`, how it takes staged images (domain/pipeline.ts `gateOf`; null: the default).
+ */
 export interface ChannelSetting {
   name: string;
   keep: number | null;
+  gate: Gate | null;
 }
 
 /** A change of an image's channels (a promotion, a demotion), as the catalogue records it. */

@@ -6,7 +6,7 @@
  * change is; pipeline/stage.ts and pipeline/webhooks.ts act on them.
  */
 import type { Image } from './image.ts';
-import { defaultChannel } from './channel.ts';
+import { defaultChannel, stagingChannel } from './channel.ts';
 import { productKeyOf, serialOf } from './product.ts';
 
 /**
@@ -43,12 +43,14 @@ export const buildKey = (image: Image) =>
   JSON.stringify([image.properties.os ?? '', image.properties.release ?? '', image.properties.variant ?? 'default', serialOf(image)]);
 
 /**
- * Which of a build's staged images a gate may promote now: all of them when every one passed,
- * none while one is still to test or being tested, or failed (its architectures go together).
+ * Which of a build's staged images a gate may promote now: all of them when every one passed
+ * (without test hooks: when every one is uploaded), none while one is still to test or being
+ * tested, or failed (its architectures go together).
  */
-export function promotableBuild(build: Image[]): Image[] {
+export function promotableBuild(build: Image[], hooksConfigured: boolean): Image[] {
   const staged = build.filter((i) => i.stage && i.stage.state !== 'rejected' && i.stage.state !== 'promoted');
-  return staged.length && staged.every((i) => i.stage!.state === 'passed') ? staged : [];
+  const ready = hooksConfigured ? 'passed' : 'uploaded';
+  return staged.length && staged.every((i) => i.stage!.state === ready) ? staged : [];
 }
 
 export const eventTypes = ['image.uploaded', 'test.passed', 'test.failed', 'image.promoted', 'image.demoted', 'image.pruned'] as const;
@@ -108,6 +110,10 @@ export function imageEvents(before: Image | undefined, after: Image | undefined,
   const state = after.stage?.state;
   if (state !== before.stage?.state && (state === 'passed' || state === 'failed')) events.push(event(state === 'passed' ? 'test.passed' : 'test.failed', after, after.channels[0] ?? null));
   for (const channel of after.channels) if (!before.channels.includes(channel)) events.push(event('image.promoted', after, channel));
-  for (const channel of before.channels) if (!after.channels.includes(channel)) events.push(event('image.demoted', after, channel));
+  // Leaving staging by promotion or rejection is that move, not a demotion.
+  const leftStaging = state !== before.stage?.state && (state === 'promoted' || state === 'rejected');
+  for (const channel of before.channels) {
+    if (!after.channels.includes(channel) && !(leftStaging && channel === stagingChannel)) events.push(event('image.demoted', after, channel));
+  }
   return events;
 }

@@ -18,6 +18,7 @@ import { channelChange, type ChannelChange, type ChannelSetting } from '../domai
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
 import { testResultInsert, testResultSelect, testResultValues, toTestResult, type TestResultRow } from './rows.ts';
+import { channelSettingPut, channelSettingSelect, toChannelSetting } from './rows.ts';
 import { eventInsert, eventSelect, eventValues, toEvent, type EventRow } from './rows.ts';
 import { imageEvents, type NewEvent, type PipelineEvent } from '../domain/pipeline.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
@@ -154,7 +155,8 @@ const migrations: string[] = [
    );`,
   `CREATE TABLE push_tokens (id ${text} PRIMARY KEY, name text NOT NULL, globs text NOT NULL, hash ${text} NOT NULL, created_at ${text} NOT NULL, expires_at ${text}, revoked_at ${text});`,
   `ALTER TABLE images ADD COLUMN stage text;
-   CREATE TABLE events (seq bigint PRIMARY KEY, type ${text} NOT NULL, at ${text} NOT NULL, actor text NOT NULL, channel ${text}, image text NOT NULL);`,
+   CREATE TABLE events (seq bigint PRIMARY KEY, type ${text} NOT NULL, at ${text} NOT NULL, actor text NOT NULL, channel ${text}, image text NOT NULL);
+   ALTER TABLE channel_settings ADD COLUMN gate ${text};`,
 ];
 
 export class PostgresMetaStore implements MetaStore {
@@ -499,11 +501,11 @@ export class PostgresMetaStore implements MetaStore {
   }
 
   async listChannels(): Promise<ChannelSetting[]> {
-    return this.rows<ChannelSetting>('SELECT name, keep FROM channel_settings ORDER BY name');
+    return (await this.rows<ChannelSetting>(channelSettingSelect)).map(toChannelSetting);
   }
 
   async putChannel(setting: ChannelSetting): Promise<void> {
-    await this.write((q) => q('INSERT INTO channel_settings (name, keep) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep', [setting.name, setting.keep]));
+    await this.write((q) => q(channelSettingPut, [setting.name, setting.keep, setting.gate]));
   }
 
   async addPushToken(token: PushToken): Promise<void> {

@@ -4,7 +4,7 @@
  * both, and the queries that need no dialect of their own are written once here.
  */
 import type { Alias, Image, ImageType } from '../domain/image.ts';
-import type { ChannelChange } from '../domain/channel.ts';
+import type { ChannelChange, ChannelSetting } from '../domain/channel.ts';
 import type { NewEvent, PipelineEvent, Stage } from '../domain/pipeline.ts';
 import type { View, ViewToken } from '../domain/view.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
@@ -249,6 +249,10 @@ export const toChannelChange = (row: HistoryRow): ChannelChange => ({
   actor: row.actor,
   at: row.at,
 });
+
+export const channelSettingSelect = 'SELECT name, keep, gate FROM channel_settings ORDER BY name';
+export const channelSettingPut = 'INSERT INTO channel_settings (name, keep, gate) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep, gate = excluded.gate';
+export const toChannelSetting = (row: ChannelSetting): ChannelSetting => ({ name: row.name, keep: row.keep === null ? null : Number(row.keep), gate: row.gate ?? null });
 
 /** The event log (`EventLog`): an event's row, its image as JSON text; `seq` is the driver's to give. */
 export interface EventRow {

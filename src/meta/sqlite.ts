@@ -10,6 +10,7 @@ import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
 import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
 import { testResultInsert, testResultSelect, testResultValues, toTestResult, type TestResultRow } from './rows.ts';
+import { channelSettingPut, channelSettingSelect, toChannelSetting } from './rows.ts';
 import { eventInsert, eventSelect, eventValues, toEvent, type EventRow } from './rows.ts';
 import { imageEvents, type NewEvent, type PipelineEvent } from '../domain/pipeline.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
@@ -168,7 +169,8 @@ const migrations: string[] = [
    );`,
   `CREATE TABLE push_tokens (id TEXT PRIMARY KEY, name TEXT NOT NULL, globs TEXT NOT NULL, hash TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT);`,
   `ALTER TABLE images ADD COLUMN stage TEXT;
-   CREATE TABLE events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, channel TEXT, image TEXT NOT NULL);`,
+   CREATE TABLE events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, channel TEXT, image TEXT NOT NULL);
+   ALTER TABLE channel_settings ADD COLUMN gate TEXT;`,
 ];
 
 /** One transaction that reads the version inside it: two processes opening a new store race here. */
@@ -574,11 +576,11 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async listChannels(): Promise<ChannelSetting[]> {
-    return (this.sql('SELECT name, keep FROM channel_settings ORDER BY name').all() as unknown as ChannelSetting[]).map(({ name, keep }) => ({ name, keep }));
+    return (this.sql(channelSettingSelect).all() as unknown as ChannelSetting[]).map(toChannelSetting);
   }
 
   async putChannel(setting: ChannelSetting): Promise<void> {
-    this.transaction(() => this.sql('INSERT INTO channel_settings (name, keep) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep').run(setting.name, setting.keep));
+    this.transaction(() => this.sql(channelSettingPut).run(setting.name, setting.keep, setting.gate));
   }
 
   async addPushToken(token: PushToken): Promise<void> {

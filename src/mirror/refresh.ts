@@ -60,7 +60,7 @@ async function refreshOne(store: Store, image: Image, signal?: AbortSignal): Pro
   }
   // Move the aliases, then retire the old image.
   await store.meta.moveAliases(image.fingerprint, fresh.fingerprint);
-  await deleteImages(store, [image.fingerprint]);
+  await deleteImages(store, [image.fingerprint], 'auto-update');
   store.log.info('image auto-updated', { from: image.fingerprint, to: fresh.fingerprint });
   return fresh.fingerprint;
 }

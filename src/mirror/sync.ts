@@ -144,7 +144,7 @@ export async function syncMirror(store: Store, mirror: MirrorRecord, options: Sy
   }
 
   if (plan.remove.length) {
-    await deleteImages(store, plan.remove.map((i) => i.fingerprint));
+    await deleteImages(store, plan.remove.map((i) => i.fingerprint), `mirror ${mirror.name}`);
     report.removed.push(...plan.remove.map((i) => i.fingerprint));
   }
   await store.meta.putMirror({

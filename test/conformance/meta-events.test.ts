@@ -29,6 +29,7 @@ for (const driver of metaDrivers) {
     const passed = (await other.getImage(fp(1)))!;
     await other.updateImage({ ...passed, public: true, channels: ['default', 'stable'], stage: { state: 'promoted', at: new Date().toISOString() } }, 'alice@host');
     await store.updateImage({ ...(await store.getImage(fp(1)))!, properties: { ...passed.properties, description: 'x' } });
+    await store.updateImage({ ...(await store.getImage(fp(1)))!, channels: ['default'] }, 'bob@host');
     await store.deleteImages([fp(1)], 'retention');
 
     const events = await other.events(0, 100);
@@ -37,17 +38,17 @@ for (const driver of metaDrivers) {
       `test.passed 01 staging wharf`,
       `image.promoted 01 default alice@host`,
       `image.promoted 01 stable alice@host`,
-      `image.demoted 01 staging alice@host`,
+      `image.demoted 01 stable bob@host`,
       `image.pruned 01 default retention`,
     ]);
     assert.deepEqual(events.map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
     assert.equal(await store.lastEvent(), 6);
-    assert.deepEqual(summary(await store.events(4, 1)), [`image.demoted 01 staging alice@host`], 'after and limit');
+    assert.deepEqual(summary(await store.events(4, 1)), [`image.demoted 01 stable bob@host`], 'after and limit');
     const [uploaded] = events;
     assert.equal(uploaded!.image.product, 'debian:bookworm:amd64:default');
     assert.equal(uploaded!.image.version, '20261207_01:00');
     assert.deepEqual(uploaded!.image.files, { metadata: staged.metadata.sha256, rootfs: staged.rootfs!.sha256 });
-    assert.deepEqual(events[5]!.image.channels, ['default', 'stable'], 'a pruned image as it was');
+    assert.deepEqual(events[5]!.image.channels, ['default'], 'a pruned image as it was');
     assert.ok(events.every((e) => !Number.isNaN(Date.parse(e.at))));
   });
 

@@ -175,12 +175,12 @@ for (const driver of metaDrivers) {
     const { store, peer } = await driver.open(t);
     const other = peer();
     assert.deepEqual(await store.listChannels(), []);
-    await store.putChannel({ name: 'stable', keep: 3 });
-    await other.putChannel({ name: 'daily', keep: null });
-    await other.putChannel({ name: 'stable', keep: 5 });
+    await store.putChannel({ name: 'stable', keep: 3, gate: 'auto' });
+    await other.putChannel({ name: 'daily', keep: null, gate: null });
+    await other.putChannel({ name: 'stable', keep: 5, gate: 'manual' });
     assert.deepEqual(await store.listChannels(), [
-      { name: 'daily', keep: null },
-      { name: 'stable', keep: 5 },
+      { name: 'daily', keep: null, gate: null },
+      { name: 'stable', keep: 5, gate: 'manual' },
     ]);
   });
 

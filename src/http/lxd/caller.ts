@@ -25,7 +25,7 @@ export async function viewerOf(store: Store, request: FastifyRequest): Promise<V
   const record = cert && (await store.meta.getCertificate(certificateFingerprint(cert)));
   // A repeated ?secret= arrives as a list: that is no secret.
   const secret: unknown = (request.query as Query).secret;
-  return { trusted: record !== undefined, secret: typeof secret === 'string' ? secret : undefined, ...(record?.channels ? { channels: record.channels } : {}) };
+  return { trusted: record !== undefined, secret: typeof secret === 'string' ? secret : undefined, ...(record?.channels ? { channels: record.channels } : {}), ...(record ? { name: record.name } : {}) };
 }
 
 export const notAuthorized = () => new AppError(ErrorCodes.forbidden, 'not authorized');

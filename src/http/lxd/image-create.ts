@@ -95,6 +95,7 @@ export function imageCreateRoutes(app: FastifyInstance, deps: { store: Store; op
         sources: sources as [IngestSource] | [IngestSource, IngestSource],
         public: false,
         channels: [stagingChannel],
+        actor: builder ? `token ${builder.name}` : viewer.name,
         properties: headers.properties,
         aliases: [],
         ...(headers.fingerprint ? { expectedFingerprint: headers.fingerprint } : {}),
@@ -111,6 +112,7 @@ export function imageCreateRoutes(app: FastifyInstance, deps: { store: Store; op
       // As incusd: the upload's own properties over the grant's, the grant's aliases if it has any.
       properties: { ...grant?.properties, ...headers.properties },
       aliases: grant?.aliases.length ? grant.aliases : headers.aliases,
+      actor: viewer.name ?? 'push grant',
       ...(headers.fingerprint ? { expectedFingerprint: headers.fingerprint } : {}),
     });
     return imageCreated(reply, image, grant ? headers.secret : undefined);

@@ -89,7 +89,7 @@ export function imageRoutes(app: FastifyInstance, deps: { store: Store; secrets:
   app.delete('/1.0/images/:fingerprint', async (request, reply) => {
     const viewer = await requireTrusted(store, request);
     const image = await visibleImage(store, viewer, secrets, fingerprintParam(request));
-    await deleteImages(store, [image.fingerprint]);
+    await deleteImages(store, [image.fingerprint], viewer.name);
     return finishedTask(operations, reply, 'Deleting image', { images: [`/1.0/images/${image.fingerprint}`] }, null);
   });
 }
