@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { checkReleaseAliasSetting, type ReleaseAliasSetting } from './domain/release-names.ts';
 import { viewUrlRoot } from './domain/view.ts';
 import { checkTestHooks, type TestHook } from './domain/test-hooks.ts';
+import { checkWebhooks, type Webhook } from './domain/webhooks.ts';
 
 export interface Config {
   dataDir: string;
@@ -86,6 +87,11 @@ export interface Config {
   trustedProxies: string[];
   /** Seconds between health checks of the sites. */
   siteCheckInterval: number;
+  /**
+   * Seconds an automatic gate waits, after a build's last upload, for the architectures its
+   * product's channel does not list yet (those it lists, it always waits for).
+   */
+  gateWait: number;
   /** Networks (CIDRs) besides loopback that may read /metrics. */
   metricsAllow: string[];
   /** HOST:PORT of a plain-HTTP listener of its own for /metrics (and /healthz, /readyz); the serving ports then answer no /metrics. */
@@ -98,9 +104,11 @@ export interface Config {
   releaseAliases: ReleaseAliasSetting;
   /** config.yaml only: the commands an image is tested with (`wharf image test`). */
   testHooks: TestHook[];
+  /** `webhooks:`: receivers of the pipeline's events (domain/webhooks.ts). */
+  webhooks: Webhook[];
 }
 
-type Settings = Omit<Config, 'dataDir' | 'releaseAliases' | 'testHooks'>;
+type Settings = Omit<Config, 'dataDir' | 'releaseAliases' | 'testHooks' | 'webhooks'>;
 
 const defaults: Settings = {
   database: undefined,
@@ -138,6 +146,7 @@ const defaults: Settings = {
   geoipDb: undefined,
   trustedProxies: [],
   siteCheckInterval: 60,
+  gateWait: 600,
   metricsAllow: [],
   metricsListen: undefined,
   shutdownTimeout: 30,
@@ -181,6 +190,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   geoipDb: { yaml: 'geoip_db', env: 'WHARF_GEOIP_DB', kind: 'path' },
   trustedProxies: { yaml: 'trusted_proxies', env: 'WHARF_TRUSTED_PROXIES', kind: 'cidrs' },
   siteCheckInterval: { yaml: 'site_check_interval', env: 'WHARF_SITE_CHECK_INTERVAL', kind: 'seconds' },
+  gateWait: { yaml: 'gate_wait', env: 'WHARF_GATE_WAIT', kind: 'seconds' },
   metricsAllow: { yaml: 'metrics_allow', env: 'WHARF_METRICS_ALLOW', kind: 'cidrs' },
   metricsListen: { yaml: 'metrics_listen', env: 'WHARF_METRICS_LISTEN', kind: 'address' },
   shutdownTimeout: { yaml: 'shutdown_timeout', env: 'WHARF_SHUTDOWN_TIMEOUT', kind: 'seconds' },
@@ -213,7 +223,8 @@ export async function loadConfig(
   }
   const releaseAliases = file.release_aliases === undefined || file.release_aliases === null ? {} : checkReleaseAliasSetting(file.release_aliases, `${configFileName}: release_aliases`);
   const testHooks = file.test_hooks === undefined || file.test_hooks === null ? [] : checkTestHooks(file.test_hooks, `${configFileName}: test_hooks`);
-  const config = { dataDir, ...(settings as Settings), releaseAliases, testHooks };
+  const webhooks = file.webhooks === undefined || file.webhooks === null ? [] : checkWebhooks(file.webhooks, `${configFileName}: webhooks`);
+  const config = { dataDir, ...(settings as Settings), releaseAliases, testHooks, webhooks };
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new AppError(ErrorCodes.config, 'tls_cert and tls_key must be given together');
   }
@@ -241,7 +252,7 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
     throw new AppError(ErrorCodes.config, `${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new AppError(ErrorCodes.config, `${path} must be a mapping of settings`);
-  const known = new Set([...Object.values(keys).map((k) => k.yaml), 'release_aliases', 'test_hooks']);
+  const known = new Set([...Object.values(keys).map((k) => k.yaml), 'release_aliases', 'test_hooks', 'webhooks']);
   for (const key of Object.keys(doc as object)) {
     if (!known.has(key)) {
       throw new AppError(ErrorCodes.config, `${path}: unknown setting "${key}"`, { hint: `Known settings: ${[...known].join(', ')}` });

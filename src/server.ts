@@ -5,7 +5,8 @@
 import type { Config } from './config.ts';
 import { parseAddress } from './config.ts';
 import type { Logger } from './log.ts';
-import { openGrants, openStore, openUsage } from './factory.ts';
+import { openGrants, openStore, openUsage, openWebhooks } from './factory.ts';
+import { WebhookDispatcher, startWebhooks } from './pipeline/webhooks.ts';
 import { DownloadCounter } from './core/usage.ts';
 import { IndexPublisher } from './core/publish.ts';
 import { collectGarbage } from './core/collect.ts';
@@ -73,6 +74,8 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const opened = await openStore(config, log);
   const grants = await openGrants(config, log);
   const usage = await openUsage(config, log);
+  // Only the first process sends webhooks (in the background jobs).
+  const webhooks = !replica && config.webhooks.length ? await openWebhooks(config, log) : undefined;
   const downloads = config.countDownloads ? new DownloadCounter(usage, log) : undefined;
   downloads?.start();
   // Files of lazy mirrors are fetched from upstream on first request, behind every view.
@@ -148,6 +151,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
     await app.close();
     await downloads?.stop();
     await usage.close();
+    await webhooks?.close();
     await grants.close();
     await store.meta.close();
     await store.blobs.close();
@@ -172,13 +176,15 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
         }, gcIntervalMs);
         gc.unref();
         const siteChecks = startSiteChecks(store.meta, { publisher, blobs: opened.blobs }, config.siteCheckInterval * 1000, log);
-        const pipeline = startPipeline(store, config.testHooks);
+        const pipeline = startPipeline(store, config.testHooks, { gateWaitMs: config.gateWait * 1000 });
+        const sender = webhooks && startWebhooks(new WebhookDispatcher(store.meta, webhooks, config.webhooks, `${instanceId}/server-${serversStarted}`, log), log);
         return {
           async stop() {
             clearInterval(gc);
             await scheduler.stop();
             await siteChecks.stop();
             await pipeline.stop();
+            await sender?.stop();
           },
         };
       }, { holder: `${instanceId}/server-${++serversStarted}`, onChange: (leading) => log.info(leading ? 'running the background jobs' : 'no longer running the background jobs') });
@@ -208,6 +214,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
         // After the listeners: downloads that finished while draining are counted too.
         await downloads?.stop();
         await usage.close();
+    await webhooks?.close();
         await grants.close();
         await store.meta.close();
         await store.blobs.close();

@@ -39,18 +39,33 @@ export function gateOf(channel: string, setting: Gate | null | undefined, hooksC
  * A build: the images of one product version on every architecture (and of both types), which
  * pass together or are not promoted at all.
  */
-export const buildKey = (image: Image) =>
-  JSON.stringify([image.properties.os ?? '', image.properties.release ?? '', image.properties.variant ?? 'default', serialOf(image)]);
+export const buildKey = (image: Image) => JSON.stringify([...familyOf(image), serialOf(image)]);
+
+/** A product family: a build without its version (os, release, variant). */
+const familyOf = (image: Image) => [image.properties.os ?? '', image.properties.release ?? '', image.properties.variant ?? 'default'];
+export const familyKey = (image: Image) => JSON.stringify(familyOf(image));
+
+/** An image's place in a build: its architecture and type. */
+const flavour = (image: Image) => `${image.architecture}/${image.type}`;
 
 /**
- * Which of a build's staged images a gate may promote now: all of them when every one passed
- * (without test hooks: when every one is uploaded), none while one is still to test or being
- * tested, or failed (its architectures go together).
+ * Which of a build's staged images a gate may promote now into a channel: all of them when every
+ * one passed (without test hooks: when every one is uploaded) and the build is complete, none
+ * while one is still to test or being tested, or failed (its architectures go together).
+ * Complete: it has every architecture and type the channel's newest version of the product
+ * family has (`published`: the channel's images of the same os, release and variant), or its
+ * last upload is `waitMs` old (a new family, or an architecture dropped).
  */
-export function promotableBuild(build: Image[], hooksConfigured: boolean): Image[] {
+export function promotableBuild(build: Image[], published: Image[], hooksConfigured: boolean, waitMs: number, now = Date.now()): Image[] {
   const staged = build.filter((i) => i.stage && i.stage.state !== 'rejected' && i.stage.state !== 'promoted');
   const ready = hooksConfigured ? 'passed' : 'uploaded';
-  return staged.length && staged.every((i) => i.stage!.state === ready) ? staged : [];
+  if (!staged.length || !staged.every((i) => i.stage!.state === ready)) return [];
+  const newest = published.map(serialOf).sort().at(-1);
+  const expected = new Set(published.filter((i) => serialOf(i) === newest).map(flavour));
+  const have = new Set(staged.map(flavour));
+  if (expected.size && [...expected].every((f) => have.has(f))) return staged;
+  const lastUpload = Math.max(...staged.map((i) => Date.parse(i.uploadedAt)));
+  return now - lastUpload >= waitMs ? staged : [];
 }
 
 export const eventTypes = ['image.uploaded', 'test.passed', 'test.failed', 'image.promoted', 'image.demoted', 'image.pruned'] as const;

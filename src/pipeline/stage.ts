@@ -6,8 +6,10 @@
  *   attempt could take) is claimed by compare and set (`updateImage` at the revision read), so
  *   one process of all those sharing the store tests it; then it is `passed` or `failed`.
  * - A channel whose gate is `auto` takes a build (one product version, every architecture) once
- *   each of its staged images passed, all together: out of staging, public, `promoted`, with its
- *   delta from the channel's previous version, and the channel's retention applied.
+ *   each of its staged images passed, all together, and it is complete (every architecture the
+ *   channel has of the product, or `gate_wait` after its last upload): out of staging, public,
+ *   `promoted`, with its delta from the channel's previous version, and the channel's retention
+ *   applied.
  * - `wharf image promote` (a promoter: the CLI's user) and `wharf image reject` move one image.
  *
  * Each move is an image edit, so the catalogue logs its event (test.passed, image.promoted...)
@@ -16,7 +18,7 @@
 import { AppError, ErrorCodes, isAppError } from '../errors.ts';
 import type { Image } from '../domain/image.ts';
 import { stagingChannel } from '../domain/channel.ts';
-import { buildKey, gateOf, promotableBuild, type Stage } from '../domain/pipeline.ts';
+import { buildKey, familyKey, gateOf, promotableBuild, type Stage } from '../domain/pipeline.ts';
 import type { TestHook, TestResult } from '../domain/test-hooks.ts';
 import { editImage } from '../core/images.ts';
 import { applyRetention } from '../core/retention.ts';
@@ -141,7 +143,7 @@ export async function autoGateChannels(store: Store, hooksConfigured: boolean): 
  * One round of the pipeline over the store's staged images: tests what waits (one at a time),
  * then lets the automatic gates promote every build whose images all passed. What it did.
  */
-export async function advancePipeline(store: Store, hooks: TestHook[]): Promise<{ tested: string[]; promoted: string[] }> {
+export async function advancePipeline(store: Store, hooks: TestHook[], gateWaitMs: number): Promise<{ tested: string[]; promoted: string[] }> {
   const tested: string[] = [];
   const promoted: string[] = [];
   for (const image of (await store.meta.listImages()).filter(inStaging)) {
@@ -149,9 +151,10 @@ export async function advancePipeline(store: Store, hooks: TestHook[]): Promise<
   }
   const channels = await autoGateChannels(store, hooks.length > 0);
   if (!channels.length) return { tested, promoted };
-  const builds = Map.groupBy((await store.meta.listImages()).filter(inStaging), buildKey);
-  for (const build of builds.values()) {
-    for (const image of promotableBuild(build, hooks.length > 0)) {
+  const images = await store.meta.listImages();
+  const published = Map.groupBy(images.filter((i) => i.public && i.channels.some((c) => channels.includes(c))), familyKey);
+  for (const build of Map.groupBy(images.filter(inStaging), buildKey).values()) {
+    for (const image of promotableBuild(build, published.get(familyKey(build[0]!)) ?? [], hooks.length > 0, gateWaitMs)) {
       try {
         await promoteStaged(store, image.fingerprint, channels, gateActor, { hooksConfigured: hooks.length > 0 });
         promoted.push(image.fingerprint);
@@ -168,16 +171,17 @@ export async function advancePipeline(store: Store, hooks: TestHook[]): Promise<
  * Runs `advancePipeline` in the background jobs: a round whenever the catalogue changed (a push,
  * an operator's move), and every 30 s for testers that died; never two at once.
  */
-export function startPipeline(store: Store, hooks: TestHook[], options: { pollMs?: number } = {}): { stop(): Promise<void> } {
+export function startPipeline(store: Store, hooks: TestHook[], options: { gateWaitMs: number; pollMs?: number }): { stop(): Promise<void> } {
   let seen: number | undefined;
   let lastRound = 0;
   let running: Promise<void> | undefined;
   const tick = async () => {
     const version = await store.meta.changeVersion();
-    if (version === seen && Date.now() - lastRound < 30_000) return;
+    // Also every few seconds while a build waits out the gate's wait for more architectures.
+    if (version === seen && Date.now() - lastRound < Math.min(30_000, Math.max(1000, options.gateWaitMs / 4))) return;
     seen = version;
     lastRound = Date.now();
-    const { tested, promoted } = await advancePipeline(store, hooks);
+    const { tested, promoted } = await advancePipeline(store, hooks, options.gateWaitMs);
     if (tested.length || promoted.length) store.log.info('pipeline round', { tested: tested.length, promoted: promoted.length });
   };
   const timer = setInterval(() => {
