@@ -80,6 +80,9 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   downloads?.start();
   // Files of lazy mirrors are fetched from upstream on first request, behind every view.
   const store = { ...opened, blobs: new FetchThroughBlobs(opened.blobs, opened.meta, log, grants) };
+  // Who this server is to the leases and claims it takes (several servers may run in one process).
+  const holder = `${instanceId}/server-${++serversStarted}`;
+  const dispatcher = webhooks && new WebhookDispatcher(store.meta, webhooks, config.webhooks, holder, log);
   if (!replica) await store.blobs.cleanStaging();
   const tls = await loadTlsIdentity({ dataDir: config.dataDir, certPath: config.tlsCert, keyPath: config.tlsKey });
   if (!replica) await recordServedCertificate(config.dataDir, tls.cert);
@@ -102,7 +105,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const listeners: Listener[] = [];
   let replicas: Replicas | undefined;
   const counts = new RequestCounts();
-  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, blobs: opened.blobs, ...(downloads ? { downloads } : {}), ...(steering ? { steering } : {}) });
+  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, blobs: opened.blobs, ...(downloads ? { downloads } : {}), ...(steering ? { steering } : {}), ...(dispatcher ? { webhooks: dispatcher } : {}) });
   const first = replica ? undefined : firstProcessMetrics(metrics, () => replicas?.channels() ?? []);
   const gather = first ? first.gather : replicaMetrics(metrics, process).gather;
   const operations = { ready: () => !draining, metrics: async () => render(await gather()) };
@@ -177,7 +180,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
         gc.unref();
         const siteChecks = startSiteChecks(store.meta, { publisher, blobs: opened.blobs }, config.siteCheckInterval * 1000, log);
         const pipeline = startPipeline(store, config.testHooks, { gateWaitMs: config.gateWait * 1000 });
-        const sender = webhooks && startWebhooks(new WebhookDispatcher(store.meta, webhooks, config.webhooks, `${instanceId}/server-${serversStarted}`, log), log);
+        const sender = dispatcher && startWebhooks(dispatcher, log);
         return {
           async stop() {
             clearInterval(gc);
@@ -187,7 +190,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
             await sender?.stop();
           },
         };
-      }, { holder: `${instanceId}/server-${++serversStarted}`, onChange: (leading) => log.info(leading ? 'running the background jobs' : 'no longer running the background jobs') });
+      }, { holder, onChange: (leading) => log.info(leading ? 'running the background jobs' : 'no longer running the background jobs') });
 
   let closing: Promise<void> | undefined;
   if (!replica) log.info('listening', { https: httpsPort, http: listeners[1]?.port, processes, certificate: tls.certPath, fingerprint: tls.fingerprint });

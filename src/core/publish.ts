@@ -19,6 +19,7 @@ import type { Counted } from '../domain/usage.ts';
 import type { CatalogueAudience } from './usage.ts';
 import { isSha256 } from '../domain/fingerprint.ts';
 import { graceCutoff, type Store } from './context.ts';
+import { stageStates, type StageState } from '../domain/pipeline.ts';
 
 
 export const catalogueProductsPath = '/catalogue/v1/products.json';
@@ -29,6 +30,8 @@ const watchedPollMs = 2_000;
 /** What the last rendering saw, and how much rendering cost so far (for /metrics). */
 export interface PublisherSummary {
   images: { public: number; private: number };
+  /** Images in the publishing pipeline, by stage (those that ever were staged). */
+  stages: Record<StageState, number>;
   /** Distinct files of every image in the store, in bytes. */
   storedBytes: number;
   renders: number;
@@ -91,7 +94,7 @@ export class IndexPublisher {
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private refreshing: Promise<void> | undefined;
-  readonly summary: PublisherSummary = { images: { public: 0, private: 0 }, storedBytes: 0, renders: 0, renderSeconds: 0 };
+  readonly summary: PublisherSummary = { images: { public: 0, private: 0 }, stages: countStages([]), storedBytes: 0, renders: 0, renderSeconds: 0 };
 
   private readonly page: PageOptions | undefined;
 
@@ -206,6 +209,7 @@ export class IndexPublisher {
     for (const image of images) for (const blob of [image.metadata, ...(image.rootfs ? [image.rootfs] : []), ...image.deltas]) files.set(blob.sha256, blob.size);
     const publicImages = images.filter((i) => i.public).length;
     this.summary.images = { public: publicImages, private: images.length - publicImages };
+    this.summary.stages = countStages(images);
     this.summary.storedBytes = [...files.values()].reduce((a, b) => a + b, 0);
     const ms = performance.now() - started;
     this.summary.renders++;
@@ -326,4 +330,10 @@ export class IndexPublisher {
     // By the store's clock, which stamped the deletion: this host's may differ (a replica).
     return record.unpublishedAt > graceCutoff(this.store, now ?? (await this.store.meta.clock())) ? record : undefined;
   }
+}
+
+function countStages(images: Image[]): Record<StageState, number> {
+  const counts = Object.fromEntries(stageStates.map((s) => [s, 0])) as Record<StageState, number>;
+  for (const image of images) if (image.stage) counts[image.stage.state]++;
+  return counts;
 }

@@ -61,6 +61,8 @@ export interface MetricSources {
   steering?: { redirects: Map<string, number>; siteHealth(): { name: string; http: boolean; https: boolean; checked: boolean }[] };
   /** Time spent in the blob driver, per operation (blob/store.ts `Blobs.timings`). */
   blobs?: { timings: Map<string, BlobTiming> };
+  /** The webhook sender, in the process that runs the background jobs (pipeline/webhooks.ts). */
+  webhooks?: { counters: Map<string, Map<string, number>>; backlog(): Map<string, number> };
 }
 
 /**
@@ -124,6 +126,28 @@ export function serverMetrics(sources: MetricSources): Registry {
       [{ visibility: 'private' }, publisher.summary.images.private],
     ]);
     gauge(registry, 'wharf_store_bytes', 'Bytes of the distinct files of every image in the store', [], () => one(publisher.summary.storedBytes));
+    gauge(registry, 'wharf_pipeline_images', 'Images in the publishing pipeline, by stage (uploaded, testing, passed, failed, promoted, rejected)', ['stage'], () =>
+      Object.entries(publisher.summary.stages).map(([stage, count]) => [{ stage }, count]),
+    );
+  }
+
+  const webhooks = sources.webhooks;
+  if (webhooks) {
+    pulledCounter(registry, 'wharf_webhook_deliveries_total', 'Attempts to deliver an event to a webhook, by webhook and outcome (delivered, failed, gave up)', ['webhook', 'outcome'], function* () {
+      for (const [webhook, byOutcome] of webhooks.counters) for (const [outcome, count] of byOutcome) yield [{ webhook, outcome }, count];
+    });
+    // Counted by the one process that sends: summed over the processes, the others add nothing.
+    new Gauge<'webhook'>({
+      name: 'wharf_webhook_backlog',
+      help: 'Events not yet delivered to a webhook (nor given up on), as its sender last saw',
+      labelNames: ['webhook'],
+      registers: [registry],
+      aggregator: 'sum',
+      collect() {
+        this.reset();
+        for (const [webhook, n] of webhooks.backlog()) this.set({ webhook }, n);
+      },
+    });
   }
 
   const downloads = sources.downloads;

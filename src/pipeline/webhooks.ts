@@ -56,6 +56,9 @@ export async function deliver(hook: Webhook, event: PipelineEvent): Promise<Deli
 export class WebhookDispatcher {
   /** Per webhook: the cursor it was last seen at and when a retry is due, as this process knows. */
   private readonly known = new Map<string, { cursor: number; dueAt: number }>();
+  /** Attempts made by this process, per webhook and outcome (for /metrics). */
+  readonly counters = new Map<string, Map<string, number>>();
+  private last = 0;
 
   private readonly events: EventLog;
   private readonly ledger: WebhookLedger;
@@ -84,6 +87,7 @@ export class WebhookDispatcher {
   /** One round: each webhook with events waiting (and no retry pending) is sent them until one fails or none is left. */
   async round(): Promise<void> {
     const last = await this.events.lastEvent();
+    this.last = last;
     this.start ??= last;
     for (const hook of this.hooks) {
       for (;;) {
@@ -92,6 +96,13 @@ export class WebhookDispatcher {
         if (!(await this.attempt(hook, last))) break;
       }
     }
+  }
+
+  /** Events after each webhook's cursor, as this process last saw them (a webhook it never claimed: not known). */
+  backlog(): Map<string, number> {
+    const backlog = new Map<string, number>();
+    for (const [name, known] of this.known) if (known.cursor >= 0) backlog.set(name, Math.max(0, this.last - known.cursor));
+    return backlog;
   }
 
   /** One claim of `hook`: false when it could not go on (not claimed, or the attempt failed). */
@@ -127,6 +138,9 @@ export class WebhookDispatcher {
       durationMs: outcome.durationMs,
     } as const;
     const retry = !outcome.delivered && !givenUp;
+    const counts = this.counters.get(hook.name) ?? new Map<string, number>();
+    counts.set(delivery.outcome, (counts.get(delivery.outcome) ?? 0) + 1);
+    this.counters.set(hook.name, counts);
     const settled = await this.ledger.settle(hook.name, this.holder, retry ? { retryInMs: retryDelayMs(attempt) } : { advanceTo: next.seq }, delivery);
     if (!settled) this.log.warn('a webhook claim expired during its delivery', { webhook: hook.name, event: next.seq });
     if (!outcome.delivered) this.log.warn(givenUp ? 'webhook delivery given up' : 'webhook delivery failed', { webhook: hook.name, event: next.seq, type: next.type, attempt, error: outcome.error });

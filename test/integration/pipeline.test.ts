@@ -128,4 +128,14 @@ test('pipeline: pushed builds are tested, gated per build, promoted or kept out;
   assert.equal(promoted.body.version, '20261201_01:00');
   assert.equal(promoted.body.actor, 'wharf');
   assert.equal(received.find((r) => r.event === 'image.uploaded')!.body.actor, 'token builder');
+
+  // /metrics: the pipeline by stage, the deliveries by outcome, nothing left to send.
+  await until('metrics caught up', async () => {
+    const metrics = (await fetchRaw(`${server.base}/metrics`, { ca: server.tls.cert })).body.toString();
+    return /^wharf_pipeline_images\{stage="promoted"\} 3$/m.test(metrics) && /^wharf_webhook_backlog\{webhook="ci"\} 0$/m.test(metrics) ? metrics : undefined;
+  }, 10_000).then((metrics) => {
+    assert.match(metrics, /^wharf_pipeline_images\{stage="rejected"\} 1$/m);
+    assert.match(metrics, /^wharf_webhook_deliveries_total\{webhook="ci",outcome="failed"\} 2$/m);
+    assert.match(metrics, new RegExp(`^wharf_webhook_deliveries_total\\{webhook="ci",outcome="delivered"\\} ${received.length}$`, 'm'));
+  });
 });
