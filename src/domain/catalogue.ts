@@ -28,6 +28,8 @@ export interface CatalogueImage {
   created_at: string;
   /** The channels (roots) it is published in. */
   channels: string[];
+  /** Whether it came through the publishing pipeline having passed its tests (null: it did not come through the pipeline). */
+  tested: boolean | null;
   files: CatalogueFile[];
 }
 
@@ -114,7 +116,7 @@ export function buildCatalogue(images: Image[], aliases: Alias[], artifactPath: 
         serial,
         images: imgs
           .sort((a, b) => (a.type < b.type ? -1 : 1))
-          .map((i) => ({ fingerprint: i.fingerprint, type: i.type, size: i.size, created_at: i.createdAt, channels: [...i.channels], files: filesOf(i, artifactPath) })),
+          .map((i) => ({ fingerprint: i.fingerprint, type: i.type, size: i.size, created_at: i.createdAt, channels: [...i.channels], tested: i.stage ? i.stage.tested === true : null, files: filesOf(i, artifactPath) })),
       }));
     const newest = ordered[0]!;
     const newestImages = versions.get(newest.serial)!;

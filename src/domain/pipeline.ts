@@ -21,6 +21,8 @@ export interface Stage {
   state: StageState;
   /** When it entered this state (ISO 8601): a `testing` stage older than its hooks can take was left by a process that died. */
   at: string;
+  /** `promoted` only: whether it had passed its tests then (false: an operator's --force, or no hooks were configured). */
+  tested?: boolean;
 }
 
 /**

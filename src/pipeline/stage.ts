@@ -92,7 +92,7 @@ export async function promoteStaged(store: Store, fingerprint: string, channels:
   const promoted = await editImage(
     store,
     fingerprint,
-    (image) => ({ channels: [...image.channels.filter((c) => c !== stagingChannel), ...channels], public: true, stage: stage('promoted') }),
+    (image) => ({ channels: [...image.channels.filter((c) => c !== stagingChannel), ...channels], public: true, stage: { ...stage('promoted'), tested: image.stage?.state === 'passed' } }),
     (image) => {
       if (!image.stage || !inStaging(image)) throw new AppError(ErrorCodes.conflict, `Image ${image.fingerprint.slice(0, 12)} is not waiting in ${stagingChannel} (it is ${image.stage?.state ?? 'not staged'})`);
       if (options.hooksConfigured && image.stage.state !== 'passed' && !options.force) {

@@ -89,6 +89,10 @@ test('pipeline: pushed builds are tested, gated per build, promoted or kept out;
     return one.every((fp) => published.includes(fp)) || undefined;
   }, 10_000);
   assert.deepEqual((await staged()).filter((i) => one.includes(i.fingerprint)).map((i) => i.channels), [['default'], ['default']], 'out of staging');
+  // The catalogue shows they passed their tests, and nothing of what is still staged.
+  const catalogue = JSON.parse((await fetchRaw(`${server.base}/catalogue/v1/products.json`, { ca: server.tls.cert })).body.toString()) as { products: { versions: { images: { fingerprint: string; tested: boolean | null }[] }[] }[] };
+  const catalogued = catalogue.products.flatMap((p) => p.versions.flatMap((v) => v.images));
+  assert.deepEqual(catalogued.filter((i) => one.includes(i.fingerprint)).map((i) => i.tested), [true, true]);
 
   // Build 2: arm64 fails, so amd64 (passed) is not published either.
   const [two64, twoArm] = [await push('2', 'x86_64'), await push('2', 'aarch64')];
@@ -105,6 +109,7 @@ test('pipeline: pushed builds are tested, gated per build, promoted or kept out;
   const refused = await wharf(data, ['image', 'promote', twoArm, '--channel', 'default']);
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /has not passed its tests \(it is failed\)/);
+  assert.ok(!(await fetchRaw(`${server.base}/catalogue/v1/products.json`, { ca: server.tls.cert })).body.toString().includes(two64), 'staged images are not catalogued');
   await wharfOk(data, ['image', 'reject', twoArm]);
   // With its failed sibling rejected, the build's remaining image passes the gate on its own.
   await until('build 2 amd64 promoted', async () => (await index()).includes(two64) || undefined, 30_000);

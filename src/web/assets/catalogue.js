@@ -154,7 +154,7 @@ async function openProduct(key) {
   const history = element('section', { class: 'history', 'aria-live': 'polite' });
   const versions = element('table', { class: 'versions' },
     element('caption', {}, 'Versions'),
-    element('thead', {}, element('tr', {}, ...['Version', 'Type', 'Fingerprint', 'Channels', 'Size', 'Downloads', 'Files'].map((h) => element('th', { scope: 'col' }, h)))),
+    element('thead', {}, element('tr', {}, ...['Version', 'Type', 'Fingerprint', 'Channels', 'Tests', 'Size', 'Downloads', 'Files'].map((h) => element('th', { scope: 'col' }, h)))),
     element('tbody', {}, ...product.versions.flatMap((version) =>
       version.images.map((image) =>
         element('tr', {},
@@ -162,6 +162,8 @@ async function openProduct(key) {
           element('td', { 'data-label': 'Type' }, image.type === 'container' ? 'container' : 'VM'),
           element('td', { 'data-label': 'Fingerprint' }, element('code', { class: 'fingerprint' }, image.fingerprint)),
           element('td', { 'data-label': 'Channels' }, image.channels.join(', ')),
+          // Published through the pipeline: passed its tests, or promoted without (an operator's call).
+          element('td', { 'data-label': 'Tests' }, image.tested === null ? '' : image.tested ? 'passed' : 'not tested'),
           element('td', { 'data-label': 'Size' }, humanSize(image.size)),
           element('td', { 'data-label': 'Downloads' }, String(downloads.images[image.fingerprint] ?? 0)),
           element('td', { 'data-label': 'Files' }, element('ul', { class: 'files' }, ...image.files.map((f) =>
