@@ -1,5 +1,5 @@
 /**
- * `wharf db migrate --from DATA_DIR`: an embedded store's metadata (wharf.db, usage.db) copied into
+ * `wharf db migrate --from DATA_DIR`: an embedded store's metadata (wharf.db, usage.db, webhooks.db) copied into
  * PostgreSQL, row for row: both drivers keep the same columns (rows.ts), so a row is copied as it
  * is, grace periods, lazy sources and revisions included. One transaction: the catalogue arrives
  * whole or not at all, and only into an empty one. Grants (secrets, operations, leases) are not
@@ -12,6 +12,7 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import { PostgresDatabase, type Query } from './postgres-db.ts';
 import { PostgresMetaStore } from './postgres.ts';
 import { PostgresUsageStore } from './usage-postgres.ts';
+import { PostgresWebhookLedger } from './webhooks-postgres.ts';
 
 /** SQLite table -> PostgreSQL table, in an order that satisfies every reference. */
 const catalogueTables: [string, string][] = [
@@ -45,6 +46,7 @@ export async function moveToPostgres(dataDir: string, url: string): Promise<Move
   // The schemas first (each driver migrates its own), then the rows in one transaction.
   await (await PostgresMetaStore.open(url)).close();
   await (await PostgresUsageStore.open(url)).close();
+  await (await PostgresWebhookLedger.open(url)).close();
   const db = await PostgresDatabase.open(url, 'catalogue', []);
   const rows: Record<string, number> = {};
   try {
@@ -56,6 +58,13 @@ export async function moveToPostgres(dataDir: string, url: string): Promise<Move
       await copyTables(q, catalogue, catalogueTables, rows);
       const usage = join(dataDir, 'usage.db');
       if (existsSync(usage)) await copyTables(q, usage, [['downloads', 'usage_downloads']], rows);
+      const webhooks = join(dataDir, 'webhooks.db');
+      if (existsSync(webhooks)) {
+        await copyTables(q, webhooks, [['states', 'webhook_states'], ['deliveries', 'webhook_deliveries']], rows);
+        // No claim survives the move (its times are the old host's clock); the log's ids go on after the copied ones.
+        await q('UPDATE webhook_states SET holder = NULL, expires_at = NULL');
+        await q(`SELECT setval(pg_get_serial_sequence('webhook_deliveries', 'id'), COALESCE((SELECT max(id) FROM webhook_deliveries), 0) + 1, false)`);
+      }
       // Every replica renders again.
       await q('UPDATE wharf_changes SET version = version + 1');
     });

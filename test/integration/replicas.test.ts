@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import selfsigned from 'selfsigned';
 import { buildUnified } from '../fixtures/images.ts';
 import { capturingLogger, fingerprintFrom, serve, sharedIdentity, tempDir, wharf, wharfOk } from '../helpers/env.ts';
@@ -118,9 +120,15 @@ test('wharf db migrate copies an embedded store into PostgreSQL whole, and only 
   const client = await selfsigned.generate([{ name: 'commonName', value: 'admin' }], { keyType: 'ec' });
   await writeFile(join(work, 'admin.crt'), client.cert);
   await wharfOk(data, ['trust', 'add', join(work, 'admin.crt')]);
-  // Downloads counted by a server on the embedded store.
+  // Downloads counted by a server on the embedded store; a webhook's deliveries logged by it.
+  const receiver = createServer((_req, res) => res.writeHead(204).end());
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => receiver.close(() => r())));
+  await writeFile(join(data, 'config.yaml'), `webhooks:\n  - name: ci\n    url: http://127.0.0.1:${(receiver.address() as AddressInfo).port}/\n    secret: ${'s'.repeat(32)}\n`);
   const embedded = await serve(t, data, { processes: 1 });
   for (let i = 0; i < 3; i++) assert.equal((await fetchRaw(`${embedded.base}/files/${fp}.tar.gz`, { ca: embedded.tls.cert })).status, 200);
+  await wharfOk(data, ['image', 'promote', 'moved', '--channel', 'stable']);
+  await until('the webhook got the promotion', async () => ((await wharfOk(data, ['webhook', 'deliveries', '--format', 'json'])).includes('image.promoted') ? true : undefined), 10_000);
   await embedded.close(1_000);
 
   const database = await freshDatabase();
@@ -138,6 +146,8 @@ test('wharf db migrate copies an embedded store into PostgreSQL whole, and only 
   assert.match(await onPostgres(['trust', 'list']), /admin/);
   assert.match(await onPostgres(['stats', '--format', 'csv']), /^moved:1:.*,3,3,0,0$/m);
   assert.match(await onPostgres(['image', 'verify']), new RegExp(`${fp}: ok`));
+  const deliveries = JSON.parse(await onPostgres(['webhook', 'deliveries', '--format', 'json'])) as { webhook: string; type: string; outcome: string }[];
+  assert.deepEqual(deliveries.map((d) => [d.webhook, d.type, d.outcome]), [['ci', 'image.promoted', 'delivered']], 'the delivery log moved too');
 
   const again = await wharf(join(work, 'any'), ['--database', database, 'db', 'migrate', '--from', data]);
   assert.equal(again.code, 73, again.stderr);
