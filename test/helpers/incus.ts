@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trustSystemWide } from './ca-store.ts';
@@ -42,9 +42,27 @@ export function incusUnavailable(): string | undefined {
 
 type Cleanup = { after(fn: () => Promise<void>): void };
 
-export async function startIncus(t: Cleanup, trustedCerts: string[]): Promise<Incus> {
+/**
+ * A directory of links to every command on PATH but `commands`: a PATH for a daemon that runs as
+ * on a host without them (Debian's daemons do not depend on xdelta3, say).
+ */
+async function pathWithout(commands: string[], into: string): Promise<string> {
+  await mkdir(into, { recursive: true });
+  const linked = new Set(commands);
+  for (const dir of `/usr/libexec/incus:${process.env.PATH}`.split(':')) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (linked.has(name)) continue;
+      linked.add(name);
+      await symlink(join(dir, name), join(into, name));
+    }
+  }
+  return into;
+}
+
+export async function startIncus(t: Cleanup, trustedCerts: string[], options: { without?: string[] } = {}): Promise<Incus> {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-incusd-'));
-  const daemonEnv = { ...process.env, INCUS_DIR: dir, PATH: `/usr/libexec/incus:${process.env.PATH}` } as Record<string, string>;
+  const path = options.without?.length ? await pathWithout(options.without, join(dir, 'path')) : `/usr/libexec/incus:${process.env.PATH}`;
+  const daemonEnv = { ...process.env, INCUS_DIR: dir, PATH: path } as Record<string, string>;
   const untrust = await trustSystemWide(trustedCerts);
   const confs: string[] = [];
 
