@@ -8,9 +8,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
-import { buildUnified } from '../fixtures/images.ts';
+import { buildMetadataTarball, buildSquashfs, buildUnified } from '../fixtures/images.ts';
+import { until } from '../helpers/until.ts';
 import { capturingLogger, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 
@@ -74,4 +77,31 @@ test('a push token uploads its products into staging, private; nothing else uplo
   assert.equal((JSON.parse(await wharfOk(data, ['image', 'list', 'channel=staging', '--format', 'json'])) as unknown[]).length, 2);
 
   for (const r of logs.records) assert.ok(!JSON.stringify(r).includes(token.split('_')[2]!), 'no log line carries a token');
+});
+
+test('a push cut off half-way leaves nothing: no image, no staging file, no blob', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const token = (await wharfOk(data, ['token', 'add', 'builder', '--push', '*:*:*:*'])).trim();
+  const server = await serve(t, data, { processes: 1 });
+  const meta = await readFile((await buildMetadataTarball(work, { properties: { os: 'Cut', release: '1' } })).path);
+  const rootfs = await readFile((await buildSquashfs(work, { seed: 'cut-push', padMiB: 16 })).path);
+  const boundary = 'wharfcut';
+  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="metadata"; filename="meta.tar.xz"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  const middle = Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="rootfs"; filename="rootfs.squashfs"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const socket = tlsConnect({ host: '127.0.0.1', port: server.httpsPort, ca: server.tls.cert, servername: 'localhost' });
+  socket.on('error', () => {});
+  await once(socket, 'secureConnect');
+  socket.write(
+    `POST /1.0/images HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${head.length + meta.length + middle.length + rootfs.length + tail.length}\r\n\r\n`,
+  );
+  socket.write(Buffer.concat([head, meta, middle, rootfs.subarray(0, rootfs.length >> 1)]));
+  const staging = join(data, 'blobs', 'staging');
+  await until('the push under way', async () => ((await readdir(staging).catch(() => [])).length ? true : undefined), 5_000);
+  socket.destroy();
+  await until('its staging file removed', async () => ((await readdir(staging)).length === 0 ? true : undefined), 10_000);
+  assert.deepEqual(JSON.parse(await wharfOk(data, ['image', 'list', '--format', 'json'])), []);
+  assert.deepEqual(JSON.parse(await wharfOk(data, ['image', 'staged', '--all', '--format', 'json'])), []);
+  assert.deepEqual(await readdir(join(data, 'blobs', 'sha256')).catch(() => []), [], 'no blob kept');
 });
