@@ -19,8 +19,12 @@ import { logBytes, type TestHook, type TestResult } from '../domain/test-hooks.t
 import { exportImage, exportedFiles } from '../core/images.ts';
 import type { Store } from '../core/context.ts';
 
-/** Runs every hook on `image` and records each attempt; the results of the last attempts, one per hook. */
-export async function runTestHooks(store: Store, image: Image, hooks: TestHook[]): Promise<TestResult[]> {
+/**
+ * Runs every hook on `image` and records each attempt; the results of the last attempts, one per
+ * hook. `signal` (the server stopping) kills a running hook and rejects with its reason; the
+ * attempt it cut is not recorded.
+ */
+export async function runTestHooks(store: Store, image: Image, hooks: TestHook[], signal?: AbortSignal): Promise<TestResult[]> {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-hooks-'));
   try {
     await exportImage(store, image.fingerprint, dir);
@@ -38,7 +42,9 @@ export async function runTestHooks(store: Store, image: Image, hooks: TestHook[]
     const last: TestResult[] = [];
     for (const hook of hooks) {
       for (let attempt = 1; attempt <= hook.retries + 1; attempt++) {
-        const result = { fingerprint: image.fingerprint, hook: hook.name, attempt, ...(await runOnce(hook, env, dir)) };
+        signal?.throwIfAborted();
+        const result = { fingerprint: image.fingerprint, hook: hook.name, attempt, ...(await runOnce(hook, env, dir, signal)) };
+        signal?.throwIfAborted();
         await store.meta.addTestResult(result);
         if (result.outcome === 'passed' || attempt === hook.retries + 1) {
           last.push(result);
@@ -52,7 +58,7 @@ export async function runTestHooks(store: Store, image: Image, hooks: TestHook[]
   }
 }
 
-function runOnce(hook: TestHook, env: Record<string, string>, cwd: string): Promise<Omit<TestResult, 'fingerprint' | 'hook' | 'attempt'>> {
+function runOnce(hook: TestHook, env: Record<string, string>, cwd: string, signal?: AbortSignal): Promise<Omit<TestResult, 'fingerprint' | 'hook' | 'attempt'>> {
   const startedAt = new Date();
   return new Promise((resolve) => {
     // Its own process group, so that a timeout kills what the hook started too.
@@ -62,16 +68,21 @@ function runOnce(hook: TestHook, env: Record<string, string>, cwd: string): Prom
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
+    const killGroup = () => {
       try {
         process.kill(-child.pid!, 'SIGKILL');
       } catch {
         child.kill('SIGKILL');
       }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
     }, hook.timeoutSeconds * 1000);
+    signal?.addEventListener('abort', killGroup, { once: true });
     const done = (code: number | null, failure?: string) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', killGroup);
       if (failure) log = `${log}${failure}\n`.slice(-logBytes);
       const outcome = timedOut ? 'timed out' : code === 0 ? 'passed' : 'failed';
       resolve({ outcome, exitCode: timedOut ? null : code, startedAt: startedAt.toISOString(), durationMs: Date.now() - startedAt.getTime(), log });

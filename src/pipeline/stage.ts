@@ -49,7 +49,7 @@ function waitsForTests(image: Image, hooks: TestHook[], again: boolean, now = Da
  * undefined when another process has it (or it does not wait). `again`: test a passed or failed
  * image anew (`wharf image test`).
  */
-export async function testStaged(store: Store, image: Image, hooks: TestHook[], again = false): Promise<TestResult[] | undefined> {
+export async function testStaged(store: Store, image: Image, hooks: TestHook[], again = false, signal?: AbortSignal): Promise<TestResult[] | undefined> {
   if (!hooks.length || !waitsForTests(image, hooks, again)) return undefined;
   try {
     // Compare and set at the revision read: of the processes that read it waiting, one wins.
@@ -61,8 +61,13 @@ export async function testStaged(store: Store, image: Image, hooks: TestHook[], 
   store.log.info('testing a staged image', { fingerprint: image.fingerprint });
   let results: TestResult[];
   try {
-    results = await runTestHooks(store, image, hooks);
+    results = await runTestHooks(store, image, hooks, signal);
   } catch (err) {
+    if (signal?.aborted) {
+      // Stopped (the server is shutting down): it waits for its tests again, at once, not after the deadline.
+      await editImage(store, image.fingerprint, (now) => (now.stage?.state === 'testing' ? { stage: stage('uploaded') } : {}), undefined, gateActor).catch(() => {});
+      throw err;
+    }
     // It could not be tested at all (its files unreadable): failed, with why in the log.
     store.log.error('the test hooks could not run', { fingerprint: image.fingerprint, err });
     await settleStage(store, image.fingerprint, 'failed');
@@ -143,11 +148,12 @@ export async function autoGateChannels(store: Store, hooksConfigured: boolean): 
  * One round of the pipeline over the store's staged images: tests what waits (one at a time),
  * then lets the automatic gates promote every build whose images all passed. What it did.
  */
-export async function advancePipeline(store: Store, hooks: TestHook[], gateWaitMs: number): Promise<{ tested: string[]; promoted: string[] }> {
+export async function advancePipeline(store: Store, hooks: TestHook[], gateWaitMs: number, signal?: AbortSignal): Promise<{ tested: string[]; promoted: string[] }> {
   const tested: string[] = [];
   const promoted: string[] = [];
   for (const image of (await store.meta.listImages()).filter(inStaging)) {
-    if (await testStaged(store, image, hooks)) tested.push(image.fingerprint);
+    signal?.throwIfAborted();
+    if (await testStaged(store, image, hooks, false, signal)) tested.push(image.fingerprint);
   }
   const channels = await autoGateChannels(store, hooks.length > 0);
   if (!channels.length) return { tested, promoted };
@@ -175,24 +181,29 @@ export function startPipeline(store: Store, hooks: TestHook[], options: { gateWa
   let seen: number | undefined;
   let lastRound = 0;
   let running: Promise<void> | undefined;
+  const stopping = new AbortController();
   const tick = async () => {
     const version = await store.meta.changeVersion();
     // Also every few seconds while a build waits out the gate's wait for more architectures.
     if (version === seen && Date.now() - lastRound < Math.min(30_000, Math.max(1000, options.gateWaitMs / 4))) return;
     seen = version;
     lastRound = Date.now();
-    const { tested, promoted } = await advancePipeline(store, hooks, options.gateWaitMs);
+    const { tested, promoted } = await advancePipeline(store, hooks, options.gateWaitMs, stopping.signal);
     if (tested.length || promoted.length) store.log.info('pipeline round', { tested: tested.length, promoted: promoted.length });
   };
   const timer = setInterval(() => {
     running ??= tick()
-      .catch((err: unknown) => store.log.error('the publishing pipeline failed', { err }))
+      .catch((err: unknown) => {
+        if (!stopping.signal.aborted) store.log.error('the publishing pipeline failed', { err });
+      })
       .finally(() => (running = undefined));
   }, options.pollMs ?? 1000);
   timer.unref();
   return {
     async stop() {
       clearInterval(timer);
+      // A hook running now is killed: stopping never waits out its timeout.
+      stopping.abort(new AppError(ErrorCodes.unavailable, 'the server is stopping'));
       await running;
     },
   };

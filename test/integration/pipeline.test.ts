@@ -144,3 +144,23 @@ test('pipeline: pushed builds are tested, gated per build, promoted or kept out;
     assert.match(metrics, new RegExp(`^wharf_webhook_deliveries_total\\{webhook="ci",outcome="delivered"\\} ${received.length}$`, 'm'));
   });
 });
+
+test('pipeline: a server stopping kills the hook it runs and leaves the image waiting for its tests again', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const started = join(work, 'started');
+  await wharfOk(data, ['channel', 'list']);
+  await writeFile(join(data, 'config.yaml'), `test_hooks:\n  - name: slow\n    command: 'touch ${started}; sleep 120'\n    timeout: 10m\n`);
+  const token = (await wharfOk(data, ['token', 'add', 'builder', '--push', '*:*:*:*'])).trim();
+  const server = await serve(t, data, { processes: 1 });
+  const built = await buildUnified(work, { properties: { os: 'Slow', release: '1' }, seed: 'slow' });
+  const pushed = await fetchRaw(`${server.base}/1.0/images`, { ca: server.tls.cert, method: 'POST', body: await readFile(built.path), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' } });
+  assert.ok(pushed.status >= 200 && pushed.status < 300, pushed.body.toString());
+  await until('the hook running', async () => (await readFile(started).then(() => true).catch(() => undefined)), 30_000);
+  const stopping = Date.now();
+  await server.close(1_000);
+  assert.ok(Date.now() - stopping < 10_000, 'stopping did not wait out the hook');
+  const [image] = JSON.parse(await wharfOk(data, ['image', 'staged', '--format', 'json'])) as { stage: string }[];
+  assert.equal(image!.stage, 'uploaded', 'waiting for its tests again');
+  assert.deepEqual(JSON.parse(await wharfOk(data, ['image', 'tests', built.sha256, '--format', 'json'])), [], 'the cut attempt is not recorded');
+});
