@@ -149,6 +149,7 @@ export function imageCommands(image: Command, cli: CliContext) {
         ...i.aliases.map((a) => `    - ${a.name}`),
         `Cached: ${i.cached ? 'yes' : 'no'}`,
         `Auto update: ${i.autoUpdate ? 'enabled' : 'disabled'}`,
+        ...(i.stage ? [`Pipeline: ${i.stage.state}${i.stage.state === 'promoted' ? (i.stage.tested ? ' (tests passed)' : ' (not tested)') : ''} since ${humanDate(i.stage.at)}`] : []),
         `Downloads: ${downloads.total} (last 30 days: ${downloads.last30Days})`,
         ...(i.rootfs
           ? [`Files:`, `    metadata: ${i.metadata.sha256} (${humanSize(i.metadata.size)})`, `    rootfs: ${i.rootfs.sha256} (${humanSize(i.rootfs.size)})`]

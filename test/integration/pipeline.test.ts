@@ -114,6 +114,8 @@ test('pipeline: pushed builds are tested, gated per build, promoted or kept out;
   // With its failed sibling rejected, the build's remaining image passes the gate on its own.
   await until('build 2 amd64 promoted', async () => (await index()).includes(two64) || undefined, 30_000);
   assert.deepEqual((await staged()).find((i) => i.fingerprint === twoArm)?.stage, 'rejected');
+  assert.match(await wharfOk(data, ['image', 'info', twoArm]), /^Pipeline: rejected since /m);
+  assert.match(await wharfOk(data, ['image', 'info', one[0]!]), /^Pipeline: promoted \(tests passed\) since /m);
 
   // Webhooks: signed, in order, the first after two 500s (three tries), none lost or repeated.
   await until('webhooks delivered', async () => received.some((r) => r.event === 'image.promoted' && r.body.fingerprints[0] === two64) || undefined, 60_000);
