@@ -6,11 +6,9 @@
  * whose clock runs ahead cannot take a lease early. Tests pass a `clock` to move time by hand.
  */
 import type { GrantStore, PushGrant } from './grants.ts';
-import { PostgresDatabase } from './postgres-db.ts';
+import { PostgresDatabase, atStoreClock } from './postgres-db.ts';
 
 const text = 'text COLLATE "C"';
-/** The database server's clock, in milliseconds since the epoch. */
-const databaseNow = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
 const migrations = [
   `CREATE TABLE grant_image_secrets (key ${text} PRIMARY KEY, fingerprint text NOT NULL, expires_at bigint NOT NULL);
@@ -32,17 +30,8 @@ export class PostgresGrantStore implements GrantStore {
     return new PostgresGrantStore(await PostgresDatabase.open(url, 'grants', migrations), options.clock);
   }
 
-  /** A statement whose `{now}` is the store's clock: the database's, or a test's (then a parameter in its place). */
   private at(sql: string, params: unknown[]): [string, unknown[]] {
-    const clock = this.clock;
-    if (!clock) return [sql.replaceAll('{now}', databaseNow), params];
-    const ordered: unknown[] = [];
-    let next = 0;
-    const text = sql.replace(/\?|\{now\}/g, (token) => {
-      ordered.push(token === '?' ? params[next++] : clock());
-      return token === '?' ? '?' : '?::bigint';
-    });
-    return [text, ordered];
+    return atStoreClock(sql, params, this.clock);
   }
 
   async addImageSecret(key: string, fingerprint: string, ttlMs: number): Promise<void> {

@@ -22,6 +22,24 @@ const types = {
 /** A query on the connection of the transaction it belongs to. */
 export type Query = <R extends object = Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<pg.QueryResult<R>>;
 
+/** The database server's clock, in milliseconds since the epoch. */
+const databaseNow = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+
+/**
+ * A statement whose `{now}` is the store's clock, in milliseconds: the database server's, or a
+ * test's `clock` (then a parameter in its place), so that every host judges expiries by one clock.
+ */
+export function atStoreClock(sql: string, params: unknown[], clock?: () => number): [string, unknown[]] {
+  if (!clock) return [sql.replaceAll('{now}', databaseNow), params];
+  const ordered: unknown[] = [];
+  let next = 0;
+  const text = sql.replace(/\?|\{now\}/g, (token) => {
+    ordered.push(token === '?' ? params[next++] : clock());
+    return token === '?' ? '?' : '?::bigint';
+  });
+  return [text, ordered];
+}
+
 export const pgCode = (err: unknown) => (err as { code?: string }).code ?? '';
 const retryable = (err: unknown) => pgCode(err) === '40001' || pgCode(err) === '40P01';
 

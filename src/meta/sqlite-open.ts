@@ -42,6 +42,24 @@ export function openSqlite(path: string, options: { synchronous: 'FULL' | 'NORMA
  * both try to write). SQLite has already rolled back after some failures (a full disk during
  * COMMIT): a second ROLLBACK would hide the real error behind "no transaction is active".
  */
+/**
+ * The schema migrations of a file, numbered by their place (`PRAGMA user_version`): those not yet
+ * run, in one transaction that reads the version inside it (two processes opening a new file race
+ * there, and one runs them).
+ */
+export function migrator(migrations: string[]): (db: DatabaseSync) => void {
+  return (db) => {
+    const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+    if (version() >= migrations.length) return;
+    inTransaction(db, () => {
+      for (let v = version(); v < migrations.length; v++) {
+        db.exec(migrations[v]!);
+        db.exec(`PRAGMA user_version = ${v + 1}`);
+      }
+    });
+  };
+}
+
 export function inTransaction<T>(db: DatabaseSync, fn: () => T): T {
   db.exec('BEGIN IMMEDIATE');
   try {

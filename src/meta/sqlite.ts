@@ -2,7 +2,7 @@
  * The embedded metadata store on node:sqlite. WAL mode lets the CLI write while `wharf serve`
  * reads; PRAGMA data_version tells the server that another process committed.
  */
-import { inTransaction, openSqlite, storageError } from './sqlite-open.ts';
+import { inTransaction, migrator, openSqlite, storageError } from './sqlite-open.ts';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
@@ -173,17 +173,7 @@ const migrations: string[] = [
    ALTER TABLE channel_settings ADD COLUMN gate TEXT;`,
 ];
 
-/** One transaction that reads the version inside it: two processes opening a new store race here. */
-function migrate(db: DatabaseSync) {
-  const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
-  if (version() >= migrations.length) return;
-  inTransaction(db, () => {
-    for (let v = version(); v < migrations.length; v++) {
-      db.exec(migrations[v]!);
-      db.exec(`PRAGMA user_version = ${v + 1}`);
-    }
-  });
-}
+const migrate = migrator(migrations);
 
 export class SqliteMetaStore implements MetaStore {
   private readonly db: DatabaseSync;

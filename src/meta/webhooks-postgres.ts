@@ -6,7 +6,7 @@
  * say: a replica whose clock runs ahead neither takes a live claim nor retries early. Tests pass
  * a `clock` to move time by hand.
  */
-import { PostgresDatabase } from './postgres-db.ts';
+import { PostgresDatabase, atStoreClock } from './postgres-db.ts';
 import {
   deliveryInsert,
   deliverySelect,
@@ -23,8 +23,6 @@ import {
 } from './webhooks.ts';
 
 const text = 'text COLLATE "C"';
-/** The database server's clock, in milliseconds since the epoch. */
-const databaseNow = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
 const migrations = [
   // Times are milliseconds since the epoch by the store's clock; a free state has no holder.
@@ -52,17 +50,8 @@ export class PostgresWebhookLedger implements WebhookLedger {
     return new PostgresWebhookLedger(await PostgresDatabase.open(url, 'webhooks', migrations), options.clock);
   }
 
-  /** A statement whose `{now}` is the store's clock: the database's, or a test's (then a parameter in its place). */
   private at(sql: string, params: unknown[]): [string, unknown[]] {
-    const clock = this.clock;
-    if (!clock) return [sql.replaceAll('{now}', databaseNow), params];
-    const ordered: unknown[] = [];
-    let next = 0;
-    const text = sql.replace(/\?|\{now\}/g, (token) => {
-      ordered.push(token === '?' ? params[next++] : clock());
-      return token === '?' ? '?' : '?::bigint';
-    });
-    return [text, ordered];
+    return atStoreClock(sql, params, this.clock);
   }
 
   async claim(name: string, holder: string, ttlMs: number, start: number): Promise<WebhookClaim | undefined> {

@@ -4,7 +4,7 @@
  * counter and make every serving process render the index again (the reason usage.db is apart too).
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { inTransaction, openSqlite, storageError } from './sqlite-open.ts';
+import { inTransaction, migrator, openSqlite, storageError } from './sqlite-open.ts';
 import {
   deliveryInsert,
   deliverySelect,
@@ -47,17 +47,7 @@ const migrations: string[] = [
    CREATE INDEX deliveries_by_webhook ON deliveries (webhook, at, event, attempt, id);`,
 ];
 
-/** One transaction that reads the version inside it: two processes opening a new file race here. */
-function migrate(db: DatabaseSync) {
-  const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
-  if (version() >= migrations.length) return;
-  inTransaction(db, () => {
-    for (let v = version(); v < migrations.length; v++) {
-      db.exec(migrations[v]!);
-      db.exec(`PRAGMA user_version = ${v + 1}`);
-    }
-  });
-}
+const migrate = migrator(migrations);
 
 export class SqliteWebhookLedger implements WebhookLedger {
   private readonly db: DatabaseSync;
