@@ -19,6 +19,8 @@ export const ErrorCodes = {
   /** An upstream file that differs from its index, or an upstream image that is not valid. */
   upstreamCorrupt: 'upstream_corrupt',
   forbidden: 'forbidden',
+  /** No credentials, or ones that do not hold: the caller is asked to authenticate (a registry's challenge). */
+  unauthorized: 'unauthorized',
   tooLarge: 'too_large',
   /** A Range that selects no byte of the file. */
   rangeNotSatisfiable: 'range_not_satisfiable',
@@ -60,6 +62,7 @@ export const errorCatalogue: Readonly<Record<ErrorCode, ErrorEntry>> = {
   range_not_satisfiable: { status: 416, exit: 64, meaning: 'a Range header that selects no byte of the file' },
   precondition_failed: { status: 412, exit: 75, meaning: 'an edit whose If-Match names an older version of the image (ETag doesn\'t match): read it again' },
   forbidden: { status: 403, exit: 77, meaning: 'the caller is not trusted over the LXD API; a bad join token' },
+  unauthorized: { status: 401, exit: 77, meaning: 'the OCI registry wants credentials (none given, or ones that do not hold)' },
   upstream_corrupt: { status: 502, exit: 76, meaning: 'an upstream file whose size or sha256 differs from its index, or an upstream image that is not valid' },
   unavailable: { status: 502, exit: 69, meaning: 'an upstream server cannot be reached, stalls or answers an error' },
   not_implemented: { status: 501, exit: 69, meaning: 'a request wharf does not serve (yet), such as a pull over simplestreams' },

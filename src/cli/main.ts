@@ -27,6 +27,7 @@ const groups: { name: string; term?: string; summary: string; load: () => Promis
   { name: 'channel', summary: 'The channels: several simplestreams roots from one store, and their retention', load: async () => (await import('./channel.ts')).channelCommands },
   { name: 'view', summary: 'Private views: a channel and filters, private images included, open to the holders of a token', load: async () => (await import('./view.ts')).viewCommands },
   { name: 'token', summary: "Builders' push tokens: uploads into the staging channel with Authorization: Bearer", load: async () => (await import('./token.ts')).tokenCommands },
+  { name: 'oci', summary: 'The OCI registry at /v2/: its users', load: async () => (await import('./oci.ts')).ociCommands },
   { name: 'webhook', summary: "The pipeline's webhooks (config.yaml): their state and delivery log", load: async () => (await import('./webhook.ts')).webhookCommands },
   { name: 'trust', summary: 'Manage the client certificates trusted over the LXD API', load: async () => (await import('./trust.ts')).trustCommands },
   { name: 'remote', summary: 'Manage the image servers wharf copies and mirrors from', load: async () => (await import('./remote.ts')).remoteCommands },

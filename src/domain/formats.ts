@@ -9,7 +9,9 @@ export type FileFormat =
   | { kind: 'squashfs' }
   | { kind: 'qcow2' }
   /** An xdelta3 patch between two versions' rootfs, mirrored beside them (never imported). */
-  | { kind: 'vcdiff' };
+  | { kind: 'vcdiff' }
+  /** A blob or manifest of the OCI registry: bytes as an OCI client pushed them, never an image file. */
+  | { kind: 'oci' };
 
 /** Enough leading bytes for every signature below (the tar magic sits at offset 257). */
 export const sniffLength = 512;
@@ -44,6 +46,7 @@ export function formatExtension(format: FileFormat): string {
   if (format.kind === 'squashfs') return '.squashfs';
   if (format.kind === 'qcow2') return '.qcow2';
   if (format.kind === 'vcdiff') return '.vcdiff';
+  if (format.kind === 'oci') return '';
   return tarExtensions[format.compression];
 }
 

@@ -41,10 +41,15 @@ export const pushTokenMatches = (token: Pick<PushToken, 'hash'>, secret: string)
 export const pushTokenLive = (token: Pick<PushToken, 'expiresAt' | 'revokedAt'>, now: Date) =>
   token.revokedAt === null && (token.expiresAt === null || Date.parse(token.expiresAt) > now.getTime());
 
-/** A product glob as given: a product key's four fields, `*` matching any characters. */
+/**
+ * A glob as given: a product key's four fields (images), or a registry repository's name (OCI
+ * pushes; no colon, so neither kind ever matches the other), `*` matching any characters.
+ */
 export function checkProductGlob(glob: string): string {
-  if (!/^[^\s:]+:[^\s:]+:[^\s:]+:[^\s:]+$/.test(glob)) {
-    throw new AppError(ErrorCodes.invalidArgument, `"${glob.slice(0, 100)}" is not a product glob`, { hint: 'os:release:architecture:variant, * for any, such as debian:*:amd64:* or myos:*:*:*' });
+  if (!/^[^\s:]+:[^\s:]+:[^\s:]+:[^\s:]+$/.test(glob) && !/^[a-z0-9*][a-z0-9._/*-]*$/.test(glob)) {
+    throw new AppError(ErrorCodes.invalidArgument, `"${glob.slice(0, 100)}" is neither a product glob nor a repository glob`, {
+      hint: 'os:release:architecture:variant for images (such as debian:*:amd64:*), a repository name for the registry (such as myorg/*); * for any',
+    });
   }
   return glob.toLowerCase();
 }

@@ -53,7 +53,8 @@ function requestFields(req: IncomingMessage, res: ServerResponse, id: string): R
     // 0: no response went out at all (the client left first).
     status: res.headersSent ? res.statusCode : 0,
     id,
-    client: req.socket.remoteAddress,
+    // A request detached from its socket (answered before its body was read, then closed) has none by now.
+    client: (req.socket as IncomingMessage['socket'] | null)?.remoteAddress,
   };
 }
 
@@ -95,8 +96,10 @@ export function withAccessLog(handler: Handler, log: Logger, counts?: RequestCou
 
 /** Counts the response for /metrics once it is over: its route, status and bytes on the wire. */
 function countWhenClosed(req: IncomingMessage, res: ServerResponse, counts: RequestCounts): void {
-  const before = req.socket.bytesWritten;
-  res.once('close', () => counts.observe(req.url ?? '', res.headersSent ? res.statusCode : 0, req.socket.bytesWritten - before));
+  // The socket as it is now: by 'close' the request may be detached from it (req.socket null).
+  const socket = req.socket;
+  const before = socket.bytesWritten;
+  res.once('close', () => counts.observe(req.url ?? '', res.headersSent ? res.statusCode : 0, socket.bytesWritten - before));
 }
 
 function logWhenClosed(req: IncomingMessage, res: TaggedResponse, id: string, log: Logger, counts: RequestCounts | undefined): void {

@@ -14,6 +14,8 @@ import { indexShortcut, simplestreamsRoutes } from './simplestreams.ts';
 import { viewIndexShortcut, viewRoutes } from './views.ts';
 import { directRoutes } from './direct.ts';
 import { lxdRoutes } from './lxd/routes.ts';
+import { ociRoutes } from './oci/routes.ts';
+import { tokenKey } from '../domain/registry-token.ts';
 import { sendError } from './errors.ts';
 import { httpsBase, toOriginForm } from './base-url.ts';
 import { firstOf, requestIdHeader, requestIdOf, withAccessLog, type Shortcut } from './access-log.ts';
@@ -96,6 +98,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
       const viewer = await viewerOf(deps.store, request);
       return viewer.trusted && !viewer.channels;
     } });
+  ociRoutes(app, { store: deps.store, auth: { store: deps.store, key: tokenKey(deps.tls.key) } });
   lxdRoutes(app, {
     store: deps.store,
     secrets: deps.secrets,

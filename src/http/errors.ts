@@ -10,6 +10,8 @@ import type { Logger } from '../log.ts';
 import { withoutSecrets } from '../remote/fetch.ts';
 import { noteFailure, requestIdHeader } from './access-log.ts';
 import { lxdError } from './lxd/envelope.ts';
+import { OciError } from '../domain/oci.ts';
+import { challenge } from './oci/auth.ts';
 
 export function httpStatus(err: unknown): number {
   return errorEntry(err).status;
@@ -17,6 +19,14 @@ export function httpStatus(err: unknown): number {
 
 export function isLxdPath(url: string): boolean {
   return url === '/' || url.startsWith('/?') || url.startsWith('/1.0');
+}
+
+export const isRegistryPath = (url: string) => url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
+
+/** The spec's code of an error: an OciError's own, else the nearest by status. */
+function registryErrorCode(err: unknown, status: number): string {
+  if (err instanceof OciError) return err.ociCode;
+  return ({ 401: 'UNAUTHORIZED', 403: 'DENIED', 404: 'NAME_UNKNOWN', 413: 'SIZE_INVALID', 416: 'RANGE_NOT_SATISFIABLE', 429: 'TOOMANYREQUESTS' } as Record<number, string>)[status] ?? (status < 500 ? 'UNSUPPORTED' : 'UNKNOWN');
 }
 
 /**
@@ -49,5 +59,10 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: unk
   // Whatever an upstream's error said, an anonymous client never sees the credentials wharf used.
   const message = isAppError(err) || status < 500 ? withoutSecrets((err as Error).message) : 'Internal server error';
   if (isLxdPath(request.url)) return lxdError(reply, status, message);
+  if (isRegistryPath(request.url)) {
+    // The spec's envelope; a 401 says where to get a token (clients read no other challenge).
+    if (status === 401) reply.header('www-authenticate', challenge(request));
+    return reply.code(status).header('content-type', 'application/json; charset=utf-8').send({ errors: [{ code: registryErrorCode(err, status), message, detail: null }] });
+  }
   return reply.code(status).header('content-type', 'application/json; charset=utf-8').send({ error: message });
 }

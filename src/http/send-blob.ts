@@ -61,12 +61,13 @@ export function fileHeaders(
   headers: Record<string, string> = {},
 ): { sent: FastifyReply } | { range: ByteRange } {
   const etag = `"${blob.sha256}"`;
+  // A caller's type and caching win (a registry manifest read by tag is not immutable).
   reply.headers({
+    'cache-control': 'public, max-age=31536000, immutable',
+    'content-type': 'application/octet-stream',
     ...headers,
     etag,
     'accept-ranges': 'bytes',
-    'cache-control': 'public, max-age=31536000, immutable',
-    'content-type': 'application/octet-stream',
   });
   if (noneMatch(request.headers['if-none-match'], etag)) return { sent: reply.code(304).send() };
 

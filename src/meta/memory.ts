@@ -11,13 +11,16 @@ import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
 import { imageEvents, type NewEvent, type PipelineEvent } from '../domain/pipeline.ts';
 import { pushTokenErrors, type PushToken } from '../domain/push-token.ts';
+import { ociManifestUnknown, ociMissing, ociNamedByIndex, ociTagUnknown } from './rows.ts';
 import {
   abandonedCollectionMs,
+  ociOwners,
   type BlobOwner,
   type BlobRecord,
   type BlobSource,
   type MetaStore,
   type MirrorRecord,
+  type OciManifest,
   type RemoteRecord,
   type SiteHealth,
   type SiteRecord,
@@ -73,6 +76,12 @@ class MemoryData {
   readonly events: PipelineEvent[] = [];
   /** sha256 -> the owners holding it, as "kind\0id" */
   readonly owners = new Map<string, Set<string>>();
+  /** The OCI registry: repository -> the sha256s linked to it. */
+  readonly ociLinks = new Map<string, Set<string>>();
+  /** repository -> sha256 -> manifest */
+  readonly ociManifests = new Map<string, Map<string, OciManifest>>();
+  /** repository -> tag -> sha256 */
+  readonly ociTags = new Map<string, Map<string, string>>();
   version = 0;
 }
 
@@ -112,11 +121,14 @@ export class MemoryMetaStore implements MetaStore {
     return this.shared;
   }
 
-  /** Runs one write: checks throw before anything changes, and the change counts once it is done. */
-  private write<T>(fn: (data: MemoryData) => T): T {
+  /**
+   * Runs one write: checks throw before anything changes, and the change counts once it is done
+   * (unless `counts` is false: not a change the serving processes render, such as the registry's).
+   */
+  private write<T>(fn: (data: MemoryData) => T, counts = true): T {
     const data = this.data;
     const result = fn(data);
-    data.version++;
+    if (counts) data.version++;
     return result;
   }
 
@@ -410,11 +422,21 @@ export class MemoryMetaStore implements MetaStore {
       const now = new Date().toISOString();
       for (const blob of blobs) {
         this.recordBlob(data, blob, now);
-        const owners = data.owners.get(blob.sha256) ?? new Set<string>();
-        owners.add(ownerKey(owner));
-        data.owners.set(blob.sha256, owners);
+        this.hold(data, owner, blob.sha256);
       }
     });
+  }
+
+  private hold(data: MemoryData, owner: BlobOwner, sha256: string) {
+    const owners = data.owners.get(sha256) ?? new Set<string>();
+    owners.add(ownerKey(owner));
+    data.owners.set(sha256, owners);
+  }
+
+  private unhold(data: MemoryData, owner: BlobOwner, sha256: string) {
+    const owners = data.owners.get(sha256);
+    if (!owners?.delete(ownerKey(owner))) return;
+    if (owners.size === 0) data.owners.delete(sha256);
   }
 
   async releaseBlobs(owner: BlobOwner, options: { sha256s?: string[]; published?: boolean } = {}): Promise<void> {
@@ -643,6 +665,116 @@ export class MemoryMetaStore implements MetaStore {
     this.write((data) => {
       if (!data.mirrors.delete(name)) throw notFound(`Mirror "${name}" not found`);
     });
+  }
+
+  // The OCI registry. Its writes do not count as changes: nothing the simplestreams index shows moves.
+
+  async linkOciBlob(repository: string, blob: BlobRef): Promise<void> {
+    this.write((data) => {
+      this.refuseCollecting(data, [blob.sha256]);
+      this.recordBlob(data, blob, new Date().toISOString());
+      const links = data.ociLinks.get(repository) ?? new Set<string>();
+      links.add(blob.sha256);
+      data.ociLinks.set(repository, links);
+      this.hold(data, ociOwners.blob(repository, blob.sha256), blob.sha256);
+    }, false);
+  }
+
+  /** Linked, or held by one of the repository's manifests (as SQL's ociHeldSelect asks blob_owners). */
+  private ociHeld(data: MemoryData, repository: string, sha256: string): boolean {
+    const owners = data.owners.get(sha256);
+    if (!owners) return false;
+    const manifests = ownerKey(ociOwners.manifest(repository, ''));
+    return owners.has(ownerKey(ociOwners.blob(repository, sha256))) || [...owners].some((key) => key.startsWith(manifests));
+  }
+
+  async ociBlobLinked(repository: string, sha256: string): Promise<boolean> {
+    return this.ociHeld(this.data, repository, sha256);
+  }
+
+  async unlinkOciBlob(repository: string, sha256: string): Promise<boolean> {
+    return this.write((data) => {
+      const links = data.ociLinks.get(repository);
+      if (!links?.delete(sha256)) return false;
+      if (links.size === 0) data.ociLinks.delete(repository);
+      this.unhold(data, ociOwners.blob(repository, sha256), sha256);
+      return true;
+    }, false);
+  }
+
+  async putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string): Promise<void> {
+    const { repository, sha256 } = manifest;
+    this.write((data) => {
+      // Pushed before: its record and its holds are there already; only the tag moves.
+      if (!data.ociManifests.get(repository)?.has(sha256)) {
+        for (const blob of manifest.blobs) if (!this.ociHeld(data, repository, blob)) throw ociMissing('blob', blob, repository);
+        for (const child of manifest.manifests) if (!data.ociManifests.get(repository)?.has(child)) throw ociMissing('manifest', child, repository);
+        const held = [...new Set([sha256, ...manifest.blobs])];
+        this.refuseCollecting(data, held);
+        const now = new Date().toISOString();
+        this.recordBlob(data, bytes, now);
+        const manifests = data.ociManifests.get(repository) ?? new Map<string, OciManifest>();
+        manifests.set(sha256, { ...copy(manifest), createdAt: now });
+        data.ociManifests.set(repository, manifests);
+        // Its children are held by their own records (which it keeps from deletion).
+        for (const sha of held) this.hold(data, ociOwners.manifest(repository, sha256), sha);
+      }
+      if (tag === undefined) return;
+      const tags = data.ociTags.get(repository) ?? new Map<string, string>();
+      tags.set(tag, sha256);
+      data.ociTags.set(repository, tags);
+    }, false);
+  }
+
+  async getOciManifest(repository: string, reference: { tag: string } | { sha256: string }): Promise<OciManifest | undefined> {
+    const data = this.data;
+    const sha256 = 'tag' in reference ? data.ociTags.get(repository)?.get(reference.tag) : reference.sha256;
+    const manifest = sha256 === undefined ? undefined : data.ociManifests.get(repository)?.get(sha256);
+    return manifest && copy(manifest);
+  }
+
+  async ociTags(repository: string): Promise<string[]> {
+    return (await this.ociTagTargets(repository)).map((t) => t.tag);
+  }
+
+  async ociTagTargets(repository: string): Promise<{ tag: string; sha256: string }[]> {
+    return [...(this.data.ociTags.get(repository) ?? [])].map(([tag, sha256]) => ({ tag, sha256 })).sort(byKeys((t) => t.tag));
+  }
+
+  async ociReferrers(repository: string, sha256: string): Promise<OciManifest[]> {
+    return [...(this.data.ociManifests.get(repository)?.values() ?? [])]
+      .filter((m) => m.subject === sha256)
+      .sort(byKeys<OciManifest>((m) => m.sha256))
+      .map(copy);
+  }
+
+  async deleteOciManifest(repository: string, sha256: string): Promise<void> {
+    this.write((data) => {
+      const manifests = data.ociManifests.get(repository);
+      const manifest = manifests?.get(sha256);
+      if (!manifests || !manifest) throw ociManifestUnknown(repository, sha256);
+      const index = [...manifests.values()].filter((m) => m.manifests.includes(sha256)).sort(byKeys<OciManifest>((m) => m.sha256))[0];
+      if (index) throw ociNamedByIndex(repository, sha256, index.sha256);
+      const tags = data.ociTags.get(repository);
+      for (const [tag, target] of tags ?? []) if (target === sha256) tags!.delete(tag);
+      if (tags?.size === 0) data.ociTags.delete(repository);
+      manifests.delete(sha256);
+      if (manifests.size === 0) data.ociManifests.delete(repository);
+      for (const sha of new Set([sha256, ...manifest.blobs])) this.unhold(data, ociOwners.manifest(repository, sha256), sha);
+    }, false);
+  }
+
+  async deleteOciTag(repository: string, tag: string): Promise<void> {
+    this.write((data) => {
+      const tags = data.ociTags.get(repository);
+      if (!tags?.delete(tag)) throw ociTagUnknown(repository, tag);
+      if (tags.size === 0) data.ociTags.delete(repository);
+    }, false);
+  }
+
+  async ociRepositories(): Promise<string[]> {
+    const data = this.data;
+    return [...new Set([...data.ociLinks.keys(), ...data.ociManifests.keys()])].sort(compareText);
   }
 
   async changeVersion(): Promise<number> {

@@ -7,12 +7,13 @@
  * Every write is one SERIALIZABLE transaction (postgres-db.ts), as if the writes of every replica
  * took turns, which is what the contract's atomic decisions (claims against collection,
  * compare-and-set edits, all-or-nothing deletes) rely on; each also moves the change counter
- * (`wharf_changes`) in the same transaction.
+ * (`wharf_changes`) in the same transaction, but for those that change nothing a replica renders
+ * (test results, lazy-cache touches, the OCI registry's writes).
  */
 import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import { PostgresDatabase, pgCode, type Query } from './postgres-db.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
-import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
+import { abandonedCollectionMs, ociOwners, type OciManifest, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
@@ -25,6 +26,7 @@ import type { TestResult } from '../domain/test-hooks.ts';
 import { pushTokenErrors, type PushToken } from '../domain/push-token.ts';
 import { pushTokenInsert, pushTokenSelect, pushTokenValues, toPushToken, type PushTokenRow } from './rows.ts';
 import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
+import { ociHeldSelect, ociHeldValues, ociManifestInsert, ociManifestSelect, ociManifestUnknown, ociManifestValues, ociMissing, ociNamedByIndex, ociTagPut, ociRepositoriesSelect, ociTagUnknown, toOciManifest, type OciManifestRow } from './rows.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const text = 'text COLLATE "C"';
@@ -157,6 +159,34 @@ const migrations: string[] = [
   `ALTER TABLE images ADD COLUMN stage text;
    CREATE TABLE events (seq bigint PRIMARY KEY, type ${text} NOT NULL, at ${text} NOT NULL, actor text NOT NULL, channel ${text}, image text NOT NULL);
    ALTER TABLE channel_settings ADD COLUMN gate ${text};`,
+  // The OCI registry (OciStore). Its holds are blob_owners rows, written in the same transactions.
+  `CREATE TABLE oci_blobs (
+     repository ${text} NOT NULL,
+     sha256 ${text} NOT NULL REFERENCES blobs (sha256),
+     PRIMARY KEY (repository, sha256)
+   );
+   CREATE TABLE oci_manifests (
+     repository ${text} NOT NULL,
+     sha256 ${text} NOT NULL REFERENCES blobs (sha256),
+     media_type text NOT NULL,
+     size bigint NOT NULL,
+     blobs text NOT NULL,
+     manifests text NOT NULL,
+     subject ${text},
+     artifact_type text,
+     annotations text NOT NULL,
+     created_at ${text} NOT NULL,
+     PRIMARY KEY (repository, sha256)
+   );
+   CREATE INDEX oci_manifests_subject ON oci_manifests (repository, subject);
+   CREATE TABLE oci_tags (
+     repository ${text} NOT NULL,
+     tag ${text} NOT NULL,
+     sha256 ${text} NOT NULL,
+     PRIMARY KEY (repository, tag),
+     FOREIGN KEY (repository, sha256) REFERENCES oci_manifests (repository, sha256) ON DELETE CASCADE
+   );
+   CREATE INDEX oci_tags_manifest ON oci_tags (repository, sha256);`,
 ];
 
 export class PostgresMetaStore implements MetaStore {
@@ -368,7 +398,7 @@ export class PostgresMetaStore implements MetaStore {
       for (const blob of blobs) {
         await refuseCollecting(q, blob.sha256);
         await upsertBlob(q, blob, now);
-        await q('INSERT INTO blob_owners (sha256, kind, id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [blob.sha256, owner.kind, owner.id]);
+        await hold(q, owner, blob.sha256);
       }
     });
   }
@@ -594,6 +624,96 @@ export class PostgresMetaStore implements MetaStore {
     });
   }
 
+  // The OCI registry. Its writes do not move the change counter (`write(..., false)`): nothing the
+  // simplestreams index shows changes, so no replica renders again. SERIALIZABLE all the same: a
+  // push's check of its blobs and an unlink, or an index's push and its child's deletion, take turns.
+
+  async linkOciBlob(repository: string, blob: BlobRef): Promise<void> {
+    await this.write(async (q) => {
+      await refuseCollecting(q, blob.sha256);
+      await upsertBlob(q, blob, await storeNow(q));
+      await q('INSERT INTO oci_blobs (repository, sha256) VALUES (?, ?) ON CONFLICT DO NOTHING', [repository, blob.sha256]);
+      await hold(q, ociOwners.blob(repository, blob.sha256), blob.sha256);
+    }, false);
+  }
+
+  async ociBlobLinked(repository: string, sha256: string): Promise<boolean> {
+    return (await this.rows(ociHeldSelect, ociHeldValues(repository, sha256))).length > 0;
+  }
+
+  async unlinkOciBlob(repository: string, sha256: string): Promise<boolean> {
+    return this.write(async (q) => {
+      if (!(await q('DELETE FROM oci_blobs WHERE repository = ? AND sha256 = ?', [repository, sha256])).rowCount) return false;
+      const owner = ociOwners.blob(repository, sha256);
+      await q('DELETE FROM blob_owners WHERE sha256 = ? AND kind = ? AND id = ?', [sha256, owner.kind, owner.id]);
+      return true;
+    }, false);
+  }
+
+  async putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string): Promise<void> {
+    const { repository, sha256 } = manifest;
+    await this.write(async (q) => {
+      const exists = async (sha: string) => Boolean((await q('SELECT 1 FROM oci_manifests WHERE repository = ? AND sha256 = ?', [repository, sha])).rowCount);
+      // Pushed before: its record and its holds are there already; only the tag moves.
+      if (!(await exists(sha256))) {
+        // Checked in the write that holds them: an unlink that commits meanwhile makes one of the two retry.
+        for (const blob of manifest.blobs) if (!(await q(ociHeldSelect, ociHeldValues(repository, blob))).rowCount) throw ociMissing('blob', blob, repository);
+        for (const child of manifest.manifests) if (!(await exists(child))) throw ociMissing('manifest', child, repository);
+        const held = [...new Set([sha256, ...manifest.blobs])];
+        for (const sha of held) await refuseCollecting(q, sha);
+        const now = await storeNow(q);
+        await upsertBlob(q, bytes, now);
+        await q(ociManifestInsert, ociManifestValues(manifest, now));
+        // Its children are held by their own records (which it keeps from deletion).
+        for (const sha of held) await hold(q, ociOwners.manifest(repository, sha256), sha);
+      }
+      if (tag !== undefined) await q(ociTagPut, [repository, tag, sha256]);
+    }, false);
+  }
+
+  async getOciManifest(repository: string, reference: { tag: string } | { sha256: string }): Promise<OciManifest | undefined> {
+    const [row] =
+      'tag' in reference
+        ? await this.rows<OciManifestRow>(`${ociManifestSelect} JOIN oci_tags t ON t.repository = m.repository AND t.sha256 = m.sha256 WHERE t.repository = ? AND t.tag = ?`, [repository, reference.tag])
+        : await this.rows<OciManifestRow>(`${ociManifestSelect} WHERE m.repository = ? AND m.sha256 = ?`, [repository, reference.sha256]);
+    return row && toOciManifest(row);
+  }
+
+  async ociTags(repository: string): Promise<string[]> {
+    return (await this.ociTagTargets(repository)).map((t) => t.tag);
+  }
+
+  async ociTagTargets(repository: string): Promise<{ tag: string; sha256: string }[]> {
+    const rows = await this.rows<{ tag: string; sha256: string }>('SELECT tag, sha256 FROM oci_tags WHERE repository = ? ORDER BY tag', [repository]);
+    return rows.map(({ tag, sha256 }) => ({ tag, sha256 }));
+  }
+
+  async ociReferrers(repository: string, sha256: string): Promise<OciManifest[]> {
+    return (await this.rows<OciManifestRow>(`${ociManifestSelect} WHERE m.repository = ? AND m.subject = ? ORDER BY m.sha256`, [repository, sha256])).map(toOciManifest);
+  }
+
+  async deleteOciManifest(repository: string, sha256: string): Promise<void> {
+    await this.write(async (q) => {
+      if (!(await q('SELECT 1 FROM oci_manifests WHERE repository = ? AND sha256 = ?', [repository, sha256])).rowCount) throw ociManifestUnknown(repository, sha256);
+      const { rows } = await q<{ sha256: string }>('SELECT sha256 FROM oci_manifests WHERE repository = ? AND manifests::jsonb @> jsonb_build_array(?::text) ORDER BY sha256 LIMIT 1', [repository, sha256]);
+      if (rows[0]) throw ociNamedByIndex(repository, sha256, rows[0].sha256);
+      await q('DELETE FROM oci_tags WHERE repository = ? AND sha256 = ?', [repository, sha256]);
+      await q('DELETE FROM oci_manifests WHERE repository = ? AND sha256 = ?', [repository, sha256]);
+      const owner = ociOwners.manifest(repository, sha256);
+      await q('DELETE FROM blob_owners WHERE kind = ? AND id = ?', [owner.kind, owner.id]);
+    }, false);
+  }
+
+  async deleteOciTag(repository: string, tag: string): Promise<void> {
+    await this.write(async (q) => {
+      if (!(await q('DELETE FROM oci_tags WHERE repository = ? AND tag = ?', [repository, tag])).rowCount) throw ociTagUnknown(repository, tag);
+    }, false);
+  }
+
+  async ociRepositories(): Promise<string[]> {
+    return (await this.rows<{ repository: string }>(ociRepositoriesSelect)).map((r) => r.repository);
+  }
+
   async changeVersion(): Promise<number> {
     const [row] = await this.rows<{ version: number }>('SELECT version FROM wharf_changes');
     return row!.version;
@@ -620,6 +740,10 @@ async function refuseCollecting(q: Query, sha256: string) {
   if (rows[0] && rows[0].started_at > staleBefore) throw new AppError(ErrorCodes.busy, `The file ${sha256.slice(0, 12)} is being collected; try again`);
   // The collector died mid-way: its file may be gone, which the writer's commit repairs.
   if (rows[0]) await q('DELETE FROM blob_collections WHERE sha256 = ?', [sha256]);
+}
+
+async function hold(q: Query, owner: BlobOwner, sha256: string) {
+  await q('INSERT INTO blob_owners (sha256, kind, id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [sha256, owner.kind, owner.id]);
 }
 
 async function upsertBlob(q: Query, blob: BlobRef, now: string) {

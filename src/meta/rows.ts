@@ -10,7 +10,9 @@ import type { View, ViewToken } from '../domain/view.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
 import type { PushToken } from '../domain/push-token.ts';
 import type { FileFormat } from '../domain/formats.ts';
-import type { BlobRecord, MirrorRecord, RemoteRecord, SiteRecord, TrustedCertificate } from './store.ts';
+import { ociOwners, type BlobRecord, type MirrorRecord, type OciManifest, type RemoteRecord, type SiteRecord, type TrustedCertificate } from './store.ts';
+import { OciError } from '../domain/oci.ts';
+import { AppError, ErrorCodes } from '../errors.ts';
 
 export interface ImageRow {
   fingerprint: string;
@@ -351,3 +353,66 @@ export const toViewToken = (r: ViewTokenRow): ViewToken => ({
 });
 export const viewTokenInsert = 'INSERT INTO view_tokens (id, view, hash, description, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)';
 export const viewTokenValues = (t: ViewToken): (string | null)[] => [t.id, t.view, t.hash, t.description, t.createdAt, t.expiresAt, t.revokedAt];
+
+/** A manifest of the OCI registry (`OciStore`): what it names as JSON text. */
+export interface OciManifestRow {
+  repository: string;
+  sha256: string;
+  media_type: string;
+  size: number;
+  blobs: string;
+  manifests: string;
+  subject: string | null;
+  artifact_type: string | null;
+  annotations: string;
+  created_at: string;
+}
+export const ociManifestSelect = 'SELECT m.repository, m.sha256, m.media_type, m.size, m.blobs, m.manifests, m.subject, m.artifact_type, m.annotations, m.created_at FROM oci_manifests m';
+/** A manifest pushed again keeps its first row (its createdAt with it). */
+export const ociManifestInsert = `INSERT INTO oci_manifests (repository, sha256, media_type, size, blobs, manifests, subject, artifact_type, annotations, created_at)
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository, sha256) DO NOTHING`;
+export const ociManifestValues = (m: OciManifest, createdAt: string): (string | number | null)[] => [
+  m.repository,
+  m.sha256,
+  m.mediaType,
+  m.size,
+  JSON.stringify(m.blobs),
+  JSON.stringify(m.manifests),
+  m.subject,
+  m.artifactType,
+  JSON.stringify(m.annotations),
+  createdAt,
+];
+export const toOciManifest = (r: OciManifestRow): OciManifest => ({
+  repository: r.repository,
+  sha256: r.sha256,
+  mediaType: r.media_type,
+  size: Number(r.size),
+  blobs: JSON.parse(r.blobs),
+  manifests: JSON.parse(r.manifests),
+  subject: r.subject,
+  artifactType: r.artifact_type,
+  annotations: JSON.parse(r.annotations),
+  createdAt: r.created_at,
+});
+
+/**
+ * Whether blob `?` is in a repository (`ociBlobLinked`), from the holds alone: its link's owner,
+ * or the owner of any manifest of the repository (which holds its own bytes and what it names).
+ * The manifests' ids are the range [`REPOSITORY@`, `REPOSITORYA`): '@' and 'A' are neighbours
+ * in code point order, and names never contain '@'. One lookup in blob_owners' primary key.
+ */
+export const ociHeldSelect = `SELECT 1 FROM blob_owners WHERE sha256 = ? AND ((kind = 'oci-blob' AND id = ?) OR (kind = 'oci-manifest' AND id >= ? AND id < ?))`;
+export const ociHeldValues = (repository: string, sha256: string): string[] => [sha256, ociOwners.blob(repository, sha256).id, `${repository}@`, `${repository}A`];
+/** Points a tag at a manifest, moving it if it pointed at another. */
+export const ociTagPut = 'INSERT INTO oci_tags (repository, tag, sha256) VALUES (?, ?, ?) ON CONFLICT (repository, tag) DO UPDATE SET sha256 = excluded.sha256';
+export const ociRepositoriesSelect = 'SELECT repository FROM oci_blobs UNION SELECT repository FROM oci_manifests ORDER BY repository';
+
+// The registry's errors, alike from every driver (memory.ts too).
+
+/** What a refused manifest says: the first thing it names that the repository lacks. */
+export const ociMissing = (what: 'blob' | 'manifest', sha256: string, repository: string) => new OciError('MANIFEST_BLOB_UNKNOWN', `${what} sha256:${sha256} is not in ${repository}`);
+export const ociManifestUnknown = (repository: string, sha256: string) => new OciError('MANIFEST_UNKNOWN', `manifest sha256:${sha256} is not in ${repository}`);
+export const ociTagUnknown = (repository: string, tag: string) => new OciError('MANIFEST_UNKNOWN', `tag ${tag} is not in ${repository}`);
+export const ociNamedByIndex = (repository: string, sha256: string, index: string) =>
+  new AppError(ErrorCodes.conflict, `manifest sha256:${sha256} of ${repository} is listed by index sha256:${index}`, { hint: 'Delete the index first.' });

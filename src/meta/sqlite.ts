@@ -6,7 +6,7 @@ import { inTransaction, migrator, openSqlite, storageError } from './sqlite-open
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { AppError, ErrorCodes, changedMeanwhile, notFound } from '../errors.ts';
 import type { Alias, BlobRef, Delta, Image } from '../domain/image.ts';
-import { abandonedCollectionMs, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
+import { abandonedCollectionMs, ociOwners, type OciManifest, type BlobOwner, type BlobRecord, type BlobSource, type MetaStore, type MirrorRecord, type RemoteRecord, type SiteHealth, type SiteRecord, type TrustedCertificate, type TrustToken } from './store.ts';
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
 import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
 import { testResultInsert, testResultSelect, testResultValues, toTestResult, type TestResultRow } from './rows.ts';
@@ -19,6 +19,7 @@ import { pushTokenInsert, pushTokenSelect, pushTokenValues, toPushToken, type Pu
 import { toView, toViewToken, viewInsert, viewSelect, viewTokenInsert, viewTokenOrder, viewTokenSelect, viewTokenValues, viewValues, type ViewRow, type ViewTokenRow } from './rows.ts';
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import { channelChange, type ChannelChange, type ChannelSetting } from '../domain/channel.ts';
+import { ociHeldSelect, ociHeldValues, ociManifestInsert, ociManifestSelect, ociManifestUnknown, ociManifestValues, ociMissing, ociNamedByIndex, ociTagPut, ociRepositoriesSelect, ociTagUnknown, toOciManifest, type OciManifestRow } from './rows.ts';
 import { blobSelect, deltaOrder, deltaSelect, imageInsert, imageInsertValues, imageSelect, imageUpdate, imageUpdateValues, toAlias, toBlob, toCertificate, toImage, toMirror, toRemote, toSite, usedBlob, type BlobRow, type DeltaRow, type ImageRow, type MirrorRow, type RemoteRow, type SiteRow } from './rows.ts';
 
 const migrations: string[] = [
@@ -171,6 +172,34 @@ const migrations: string[] = [
   `ALTER TABLE images ADD COLUMN stage TEXT;
    CREATE TABLE events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, channel TEXT, image TEXT NOT NULL);
    ALTER TABLE channel_settings ADD COLUMN gate TEXT;`,
+  // The OCI registry (OciStore). Its holds are blob_owners rows, written in the same transactions.
+  `CREATE TABLE oci_blobs (
+     repository TEXT NOT NULL,
+     sha256 TEXT NOT NULL REFERENCES blobs (sha256),
+     PRIMARY KEY (repository, sha256)
+   );
+   CREATE TABLE oci_manifests (
+     repository TEXT NOT NULL,
+     sha256 TEXT NOT NULL REFERENCES blobs (sha256),
+     media_type TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     blobs TEXT NOT NULL,
+     manifests TEXT NOT NULL,
+     subject TEXT,
+     artifact_type TEXT,
+     annotations TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     PRIMARY KEY (repository, sha256)
+   );
+   CREATE INDEX oci_manifests_subject ON oci_manifests (repository, subject);
+   CREATE TABLE oci_tags (
+     repository TEXT NOT NULL,
+     tag TEXT NOT NULL,
+     sha256 TEXT NOT NULL,
+     PRIMARY KEY (repository, tag),
+     FOREIGN KEY (repository, sha256) REFERENCES oci_manifests (repository, sha256) ON DELETE CASCADE
+   );
+   CREATE INDEX oci_tags_manifest ON oci_tags (repository, sha256);`,
 ];
 
 const migrate = migrator(migrations);
@@ -193,14 +222,18 @@ export class SqliteMetaStore implements MetaStore {
     return stmt;
   }
 
-  private transaction<T>(fn: () => T): T {
+  /**
+   * One write. `counts` false: not a change the serving processes render (this handle's version
+   * stays; the others' data_version moves all the same, as it does for any commit).
+   */
+  private transaction<T>(fn: () => T, counts = true): T {
     let result: T;
     try {
       result = inTransaction(this.db, fn);
     } catch (err) {
       throw storageError(err);
     }
-    this.localWrites++;
+    if (counts) this.localWrites++;
     return result;
   }
 
@@ -446,7 +479,7 @@ export class SqliteMetaStore implements MetaStore {
       for (const blob of blobs) {
         this.refuseCollecting(blob.sha256);
         this.upsertBlob(blob, now);
-        this.sql('INSERT INTO blob_owners (sha256, kind, id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(blob.sha256, owner.kind, owner.id);
+        this.hold(owner, blob.sha256);
       }
     });
   }
@@ -683,6 +716,107 @@ export class SqliteMetaStore implements MetaStore {
     this.transaction(() => {
       for (const fp of fingerprints) this.sql('UPDATE images SET public = 1, revision = revision + 1 WHERE fingerprint = ? AND public = 0').run(fp);
     });
+  }
+
+  // The OCI registry. Its writes do not count as changes (`transaction(..., false)`): nothing the
+  // simplestreams index shows moves.
+
+  async linkOciBlob(repository: string, blob: BlobRef): Promise<void> {
+    this.transaction(() => {
+      this.refuseCollecting(blob.sha256);
+      this.upsertBlob(blob, new Date().toISOString());
+      this.sql('INSERT INTO oci_blobs (repository, sha256) VALUES (?, ?) ON CONFLICT DO NOTHING').run(repository, blob.sha256);
+      this.hold(ociOwners.blob(repository, blob.sha256), blob.sha256);
+    }, false);
+  }
+
+  private hold(owner: BlobOwner, sha256: string) {
+    this.sql('INSERT INTO blob_owners (sha256, kind, id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(sha256, owner.kind, owner.id);
+  }
+
+  private ociHeld(repository: string, sha256: string): boolean {
+    return this.sql(ociHeldSelect).get(...ociHeldValues(repository, sha256)) !== undefined;
+  }
+
+  async ociBlobLinked(repository: string, sha256: string): Promise<boolean> {
+    return this.ociHeld(repository, sha256);
+  }
+
+  async unlinkOciBlob(repository: string, sha256: string): Promise<boolean> {
+    return this.transaction(() => {
+      if (this.sql('DELETE FROM oci_blobs WHERE repository = ? AND sha256 = ?').run(repository, sha256).changes === 0) return false;
+      const owner = ociOwners.blob(repository, sha256);
+      this.sql('DELETE FROM blob_owners WHERE sha256 = ? AND kind = ? AND id = ?').run(sha256, owner.kind, owner.id);
+      return true;
+    }, false);
+  }
+
+  async putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string): Promise<void> {
+    const { repository, sha256 } = manifest;
+    this.transaction(() => {
+      // Pushed before: its record and its holds are there already; only the tag moves.
+      if (!this.sql('SELECT 1 FROM oci_manifests WHERE repository = ? AND sha256 = ?').get(repository, sha256)) {
+        // Checked in the write that holds them: an unlink cannot slip in between.
+        for (const blob of manifest.blobs) if (!this.ociHeld(repository, blob)) throw ociMissing('blob', blob, repository);
+        for (const child of manifest.manifests) {
+          if (!this.sql('SELECT 1 FROM oci_manifests WHERE repository = ? AND sha256 = ?').get(repository, child)) throw ociMissing('manifest', child, repository);
+        }
+        const held = [...new Set([sha256, ...manifest.blobs])];
+        for (const sha of held) this.refuseCollecting(sha);
+        const now = new Date().toISOString();
+        this.upsertBlob(bytes, now);
+        this.sql(ociManifestInsert).run(...ociManifestValues(manifest, now));
+        // Its children are held by their own records (which it keeps from deletion).
+        for (const sha of held) this.hold(ociOwners.manifest(repository, sha256), sha);
+      }
+      if (tag !== undefined) this.sql(ociTagPut).run(repository, tag, sha256);
+    }, false);
+  }
+
+  async getOciManifest(repository: string, reference: { tag: string } | { sha256: string }): Promise<OciManifest | undefined> {
+    const row = (
+      'tag' in reference
+        ? this.sql(`${ociManifestSelect} JOIN oci_tags t ON t.repository = m.repository AND t.sha256 = m.sha256 WHERE t.repository = ? AND t.tag = ?`).get(repository, reference.tag)
+        : this.sql(`${ociManifestSelect} WHERE m.repository = ? AND m.sha256 = ?`).get(repository, reference.sha256)
+    ) as OciManifestRow | undefined;
+    return row && toOciManifest(row);
+  }
+
+  async ociTags(repository: string): Promise<string[]> {
+    return (await this.ociTagTargets(repository)).map((t) => t.tag);
+  }
+
+  async ociTagTargets(repository: string): Promise<{ tag: string; sha256: string }[]> {
+    const rows = this.sql('SELECT tag, sha256 FROM oci_tags WHERE repository = ? ORDER BY tag').all(repository) as { tag: string; sha256: string }[];
+    return rows.map(({ tag, sha256 }) => ({ tag, sha256 }));
+  }
+
+  async ociReferrers(repository: string, sha256: string): Promise<OciManifest[]> {
+    return (this.sql(`${ociManifestSelect} WHERE m.repository = ? AND m.subject = ? ORDER BY m.sha256`).all(repository, sha256) as unknown as OciManifestRow[]).map(toOciManifest);
+  }
+
+  async deleteOciManifest(repository: string, sha256: string): Promise<void> {
+    this.transaction(() => {
+      if (!this.sql('SELECT 1 FROM oci_manifests WHERE repository = ? AND sha256 = ?').get(repository, sha256)) throw ociManifestUnknown(repository, sha256);
+      const index = this.sql('SELECT sha256 FROM oci_manifests m WHERE repository = ? AND EXISTS (SELECT 1 FROM json_each(m.manifests) WHERE value = ?) ORDER BY sha256').get(repository, sha256) as
+        | { sha256: string }
+        | undefined;
+      if (index) throw ociNamedByIndex(repository, sha256, index.sha256);
+      this.sql('DELETE FROM oci_tags WHERE repository = ? AND sha256 = ?').run(repository, sha256);
+      this.sql('DELETE FROM oci_manifests WHERE repository = ? AND sha256 = ?').run(repository, sha256);
+      const owner = ociOwners.manifest(repository, sha256);
+      this.sql('DELETE FROM blob_owners WHERE kind = ? AND id = ?').run(owner.kind, owner.id);
+    }, false);
+  }
+
+  async deleteOciTag(repository: string, tag: string): Promise<void> {
+    this.transaction(() => {
+      if (this.sql('DELETE FROM oci_tags WHERE repository = ? AND tag = ?').run(repository, tag).changes === 0) throw ociTagUnknown(repository, tag);
+    }, false);
+  }
+
+  async ociRepositories(): Promise<string[]> {
+    return (this.sql(ociRepositoriesSelect).all() as { repository: string }[]).map((r) => r.repository);
   }
 
   async changeVersion(): Promise<number> {

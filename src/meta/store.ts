@@ -176,8 +176,8 @@ export interface ImageCatalog {
  */
 /**
  * What uses blobs besides images (whose files and deltas count by themselves): a kind of owner
- * and its id, such as a registry manifest (`oci-manifest`, `REPOSITORY@DIGEST`). Collection counts
- * every owner alike, so an owner to come needs no change to it.
+ * and its id, such as a registry manifest (`oci-manifest`, `REPOSITORY@SHA256`: `ociOwners`).
+ * Collection counts every owner alike, so an owner to come needs no change to it.
  */
 export interface BlobOwner {
   kind: string;
@@ -296,6 +296,90 @@ export interface ChannelStore {
   putChannel(setting: ChannelSetting): Promise<void>;
 }
 
+/** A manifest of the OCI registry, as kept: its bytes are the blob `sha256` (stored byte-exact). */
+export interface OciManifest {
+  repository: string;
+  /** The digest's hex (sha256 of the exact bytes pushed). */
+  sha256: string;
+  mediaType: string;
+  size: number;
+  /** What it refers to (domain/oci.ts `readManifest`), by sha256: config and layers; an index's children; its subject. */
+  blobs: string[];
+  manifests: string[];
+  subject: string | null;
+  artifactType: string | null;
+  annotations: Record<string, string>;
+  /** When it was first pushed to this repository (by the store's clock). */
+  createdAt: string;
+}
+
+/**
+ * The OCI registry's repositories (issue 27): which blobs each holds, its manifests and tags, all
+ * sharing the catalogue's blobs (one sha256, one file, whatever holds it). Holds are blob owners
+ * (`BlobLedger.holdBlobs`): a blob linked to a repository is held by `oci-blob`
+ * `REPOSITORY@SHA256`; a manifest holds its own bytes and every blob it names by `oci-manifest`
+ * `REPOSITORY@SHA256`; so collection never takes what a tag, a manifest, an index or a referrer
+ * reaches, and takes a blob once nothing holds it. A repository exists while it holds a blob or a
+ * manifest. Names are checked by the caller (domain/oci.ts).
+ *
+ * Its writes do not move `ChangeFeed.changeVersion` (PostgreSQL; memory; SQLite on the handle that
+ * wrote): nothing the simplestreams index shows changes, and a registry push must not make every
+ * serving process render it again. SQLite's data_version moves for the other handles all the
+ * same (any commit of another connection moves it), which costs them a needless render.
+ * Deleting a manifest or a link unpublishes nothing (no index named them): a blob nothing holds
+ * any more is collectable at once.
+ */
+export interface OciStore {
+  /** Links `blob` (recorded as a blob first if it is not) to `repository`, holding it. Linking again is harmless. `busy` while it is being collected, linking nothing. */
+  linkOciBlob(repository: string, blob: BlobRef): Promise<void>;
+  /**
+   * Whether the blob is in the repository: linked to it, or held there by one of its manifests
+   * (as its config or a layer, or as the manifest's own bytes, which are readable as a blob too).
+   */
+  ociBlobLinked(repository: string, sha256: string): Promise<boolean>;
+  /** Unlinks a blob from a repository; false when it was not linked. Manifests that name it keep holding it. */
+  unlinkOciBlob(repository: string, sha256: string): Promise<boolean>;
+  /**
+   * Records a manifest whose bytes are the stored blob `bytes` (sha256 = manifest.sha256) and, with
+   * `tag`, points the tag at it (moving it from another manifest), as one write. Every blob it names
+   * must be in the repository (`ociBlobLinked`) and every manifest it names recorded in it, else
+   * OciError `MANIFEST_BLOB_UNKNOWN` naming the first missing (blobs first), and nothing is kept;
+   * its subject need not exist (referrers may come first). Checked and held in the same write, so
+   * that a blob unlinked meanwhile either fails the push or stays held by the manifest, never
+   * collected under it. `busy` while one of the blobs it would hold is being collected. Pushing a
+   * manifest again keeps the first record, `createdAt` included (only the tag moves); `createdAt`
+   * is the store's clock at the first push, whatever `manifest.createdAt` says.
+   */
+  putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string): Promise<void>;
+  /** The manifest a tag points at, or with that sha256, in the repository. */
+  getOciManifest(repository: string, reference: { tag: string } | { sha256: string }): Promise<OciManifest | undefined>;
+  /** The repository's tags, in code point order. */
+  ociTags(repository: string): Promise<string[]>;
+  /** The repository's tags with the sha256 each points at. */
+  ociTagTargets(repository: string): Promise<{ tag: string; sha256: string }[]>;
+  /** Manifests of the repository whose subject is `sha256`, by sha256. */
+  ociReferrers(repository: string, sha256: string): Promise<OciManifest[]>;
+  /**
+   * Deletes a manifest and every tag pointing at it, releasing its holds, as one write. OciError
+   * `MANIFEST_UNKNOWN` if there is none; `conflict` while an index of the repository names it.
+   */
+  deleteOciManifest(repository: string, sha256: string): Promise<void>;
+  /** Deletes a tag (the manifest stays); OciError `MANIFEST_UNKNOWN` if there is none. */
+  deleteOciTag(repository: string, tag: string): Promise<void>;
+  /** Every repository, in code point order. */
+  ociRepositories(): Promise<string[]>;
+}
+
+/**
+ * The owners (`BlobOwner`) by which the registry holds blobs: a repository's link to a blob, and
+ * a manifest of a repository (its own bytes and every blob it names). Repository names never
+ * contain `@`, so the ids of one repository's manifests are exactly those starting `REPOSITORY@`.
+ */
+export const ociOwners = {
+  blob: (repository: string, sha256: string): BlobOwner => ({ kind: 'oci-blob', id: `${repository}@${sha256}` }),
+  manifest: (repository: string, sha256: string): BlobOwner => ({ kind: 'oci-manifest', id: `${repository}@${sha256}` }),
+};
+
 /** Builders' push tokens (domain/push-token.ts). */
 export interface PushTokenStore {
   /** `conflict` if a token has its id. */
@@ -353,7 +437,8 @@ export interface ChangeFeed {
   /**
    * A number that differs from its previous answer once any handle (any process) has committed a
    * change since; reading changes nothing. A write that changed nothing need not move it, it may
-   * move without a visible change, and `touchBlob` need not move it.
+   * move without a visible change, and `touchBlob` and the registry's writes (`OciStore`) need not
+   * move it.
    */
   changeVersion(): Promise<number>;
   /**
@@ -365,7 +450,7 @@ export interface ChangeFeed {
 }
 
 /** The whole metadata store, as `openStore` gives it to every use case. */
-export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChannelStore, ViewStore, TestResultStore, PushTokenStore, EventLog, ChangeFeed {
+export interface MetaStore extends ImageCatalog, BlobLedger, TrustStore, RemoteStore, MirrorStore, SiteStore, ChannelStore, ViewStore, TestResultStore, PushTokenStore, EventLog, OciStore, ChangeFeed {
   /** Releases the handle; nothing may be called on it afterwards. */
   close(): Promise<void>;
 }

@@ -1,0 +1,27 @@
+/** `wharf oci ...`: the OCI registry at /v2/ (issue 27): who may push to it. */
+import type { Command } from 'commander';
+import { AppError, ErrorCodes } from '../errors.ts';
+import { parseDuration } from '../domain/duration.ts';
+import { addPushToken } from '../core/push-tokens.ts';
+import { collect } from './output.ts';
+import { withStore, type CliContext } from './context.ts';
+
+export function ociCommands(oci: Command, cli: CliContext) {
+  const user = oci.command('user').description("The registry's users: who may push, and where (listed and revoked with `wharf token list|revoke`)");
+  user
+    .command('add')
+    .description('Make a registry user (the password is shown once): it pushes to, and deletes from, the repositories its globs match')
+    .argument('<name>', 'the user name clients log in with')
+    .requiredOption('--push <glob>', 'repositories it may push to, such as myorg/* (repeatable)', collect, [])
+    .option('--expires <duration>', 'how long it works, such as 90d (default: until revoked)')
+    .action(async (name: string, opts: { push: string[]; expires?: string }) => {
+      if (!/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/.test(name)) throw new AppError(ErrorCodes.invalidArgument, `"${name.slice(0, 80)}" is not a user name (letters, digits, ".", "_", "-")`);
+      const expiresInSeconds = opts.expires === undefined ? undefined : parseDuration(opts.expires);
+      const { record, token } = await withStore(cli, (store) => addPushToken(store, name, { globs: opts.push, expiresInSeconds }));
+      cli.io.stdout.write(`${token}\n`);
+      cli.io.stderr.write(
+        `User ${name} (token ${record.id}) pushes to ${record.globs.join(', ')}${record.expiresAt ? ` until ${record.expiresAt}` : ''}. Log in with:\n` +
+          `  podman login HOST:8443 -u ${name} -p PASSWORD          (or skopeo --creds ${name}:PASSWORD)\n`,
+      );
+    });
+}

@@ -1,0 +1,146 @@
+/**
+ * The OCI registry's use cases (issue 27) over the store, knowing nothing of HTTP: blobs read,
+ * uploaded (a session is a resumable `BlobWriter`: its id continues in a later request, on any
+ * process), mounted from another repository and deleted; manifests pushed, read and deleted.
+ * Every blob goes through `commitBlobs`, so collection never takes it between its commit and the
+ * repository's hold; a manifest is kept byte-exact as a blob of its own.
+ */
+import { createHash } from 'node:crypto';
+import type { BlobWriter } from '../blob/store.ts';
+import type { BlobRef } from '../domain/image.ts';
+import { OciError, maxManifestBytes, readManifest, type Reference } from '../domain/oci.ts';
+import type { OciManifest } from '../meta/store.ts';
+import { isAppError, ErrorCodes } from '../errors.ts';
+import { commitBlobs } from './collect.ts';
+import type { Store } from './context.ts';
+
+const blobRef = (sha256: string, size: number): BlobRef => ({ sha256, size, format: { kind: 'oci' } });
+
+/** The blob if the repository holds it (linked, or one of its manifests), with its size. */
+export async function repositoryBlob(store: Store, repository: string, sha256: string): Promise<BlobRef | undefined> {
+  if (!(await store.meta.ociBlobLinked(repository, sha256))) return undefined;
+  const size = await store.blobs.size(sha256);
+  return size === undefined ? undefined : blobRef(sha256, size);
+}
+
+/** A new upload session: its id, to continue with `resumeUpload`. */
+export async function startUpload(store: Store): Promise<string> {
+  const writer = await store.blobs.createWriter();
+  await writer.suspend();
+  return writer.id;
+}
+
+async function resume(store: Store, id: string): Promise<BlobWriter> {
+  try {
+    return await store.blobs.resumeWriter(id);
+  } catch (err) {
+    if (isAppError(err, ErrorCodes.notFound) || isAppError(err, ErrorCodes.invalidArgument)) throw new OciError('BLOB_UPLOAD_UNKNOWN', 'no such upload (finished, cancelled, or idle too long)');
+    throw err;
+  }
+}
+
+/** The bytes an upload holds so far. */
+export async function uploadSize(store: Store, id: string): Promise<number> {
+  const writer = await resume(store, id);
+  const size = writer.size;
+  await writer.suspend();
+  return size;
+}
+
+async function writeAll(writer: BlobWriter, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  for await (const chunk of chunks) await writer.write(chunk);
+}
+
+/**
+ * Appends `chunks` to upload `id`; `start`, when the client said where they go (Content-Range),
+ * must be where the upload ends (else `RANGE_NOT_SATISFIABLE`, nothing written). The new size.
+ */
+export async function appendUpload(store: Store, id: string, chunks: AsyncIterable<Uint8Array>, start?: number): Promise<number> {
+  const writer = await resume(store, id);
+  if (start !== undefined && start !== writer.size) {
+    await writer.suspend();
+    throw new OciError('RANGE_NOT_SATISFIABLE', `this chunk starts at ${start}, the upload holds ${writer.size} bytes`);
+  }
+  try {
+    await writeAll(writer, chunks);
+  } finally {
+    await writer.suspend();
+  }
+  return writer.size;
+}
+
+/** Stores the writer's bytes as blob `sha256` (refused, and dropped, when they hash otherwise) held by `repository`. */
+async function finish(store: Store, repository: string, writer: BlobWriter, sha256: string): Promise<BlobRef> {
+  const got = await writer.digest();
+  if (got !== sha256) {
+    await writer.abort();
+    throw new OciError('DIGEST_INVALID', `the upload's sha256 is ${got}, not ${sha256}`);
+  }
+  const ref = blobRef(sha256, writer.size);
+  await commitBlobs(store, [writer], () => store.meta.linkOciBlob(repository, ref));
+  return ref;
+}
+
+/** Ends upload `id` with its last `chunks` (a monolithic PUT's whole body): the blob, held by `repository`. */
+export async function finishUpload(store: Store, repository: string, id: string, sha256: string, chunks: AsyncIterable<Uint8Array>): Promise<BlobRef> {
+  const writer = await resume(store, id);
+  try {
+    await writeAll(writer, chunks);
+  } catch (err) {
+    await writer.suspend();
+    throw err;
+  }
+  return finish(store, repository, writer, sha256);
+}
+
+/** A blob pushed in one request (`POST ...?digest=`). */
+export async function uploadWhole(store: Store, repository: string, sha256: string, chunks: AsyncIterable<Uint8Array>): Promise<BlobRef> {
+  const writer = await store.blobs.createWriter();
+  try {
+    await writeAll(writer, chunks);
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  return finish(store, repository, writer, sha256);
+}
+
+export async function cancelUpload(store: Store, id: string): Promise<void> {
+  await (await resume(store, id)).abort();
+}
+
+/** Links a blob `from` holds into `to` (a cross-repository mount): undefined when `from` does not hold it. */
+export async function mountBlob(store: Store, to: string, from: string, sha256: string): Promise<BlobRef | undefined> {
+  const held = await repositoryBlob(store, from, sha256);
+  if (!held) return undefined;
+  await commitBlobs(store, [], () => store.meta.linkOciBlob(to, held), [sha256]);
+  return held;
+}
+
+/**
+ * Pushes a manifest: `bytes` as they came (at most `maxManifestBytes`), `contentType` its media
+ * type; under a tag, or a digest it must hash to. Every blob it names must be in the repository.
+ */
+export async function pushManifest(store: Store, repository: string, reference: Reference, bytes: Buffer, contentType: string | undefined): Promise<OciManifest> {
+  if (bytes.length > maxManifestBytes) throw new OciError('MANIFEST_INVALID', `the manifest is larger than ${maxManifestBytes} bytes`);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if ('sha256' in reference && reference.sha256 !== sha256) throw new OciError('DIGEST_INVALID', `the manifest's sha256 is ${sha256}, not ${reference.sha256}`);
+  const refs = readManifest(bytes, contentType);
+  const manifest: OciManifest = { repository, sha256, size: bytes.length, ...refs, createdAt: new Date().toISOString() };
+  const writer = await store.blobs.createWriter();
+  try {
+    await writer.write(bytes);
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  await commitBlobs(store, [writer], () => store.meta.putOciManifest(manifest, blobRef(sha256, bytes.length), 'tag' in reference ? reference.tag : undefined));
+  return manifest;
+}
+
+/** The manifest a reference names in the repository, or OciError MANIFEST_UNKNOWN. */
+export async function manifestOf(store: Store, repository: string, reference: Reference): Promise<OciManifest> {
+  const manifest = await store.meta.getOciManifest(repository, reference);
+  if (!manifest) throw new OciError('MANIFEST_UNKNOWN', `manifest ${'tag' in reference ? reference.tag : `sha256:${reference.sha256}`} is not in ${repository}`);
+  return manifest;
+}
