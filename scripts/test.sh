@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(postgresql haproxy lxd-client lxd squashfs-tools qemu-utils busybox-static xz-utils zstd bzip2 lz4 xdelta3 skopeo umoci ca-certificates openssl nginx gnupg libmaxmind-db-writer-perl chromium firefox-esr bash-completion zsh fish)
+packages=(postgresql haproxy lxd-client lxd squashfs-tools qemu-utils busybox-static xz-utils zstd bzip2 lz4 xdelta3 skopeo umoci podman buildah docker-registry ca-certificates openssl nginx gnupg libmaxmind-db-writer-perl chromium firefox-esr bash-completion zsh fish)
 bash scripts/ensure-packages.sh "test dependencies" "${packages[@]}"
 # The real Incus 6.0 LTS client and daemon, from bookworm-backports.
 bash scripts/ensure-packages.sh --backports "Incus" incus incus-client
