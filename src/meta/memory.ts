@@ -702,14 +702,16 @@ export class MemoryMetaStore implements MetaStore {
     }, false);
   }
 
-  async putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string): Promise<void> {
+  async putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string, options: { cached?: boolean } = {}): Promise<void> {
     const { repository, sha256 } = manifest;
     this.write((data) => {
       // Pushed before: its record and its holds are there already; only the tag moves.
       if (!data.ociManifests.get(repository)?.has(sha256)) {
-        for (const blob of manifest.blobs) if (!this.ociHeld(data, repository, blob)) throw ociMissing('blob', blob, repository);
-        for (const child of manifest.manifests) if (!data.ociManifests.get(repository)?.has(child)) throw ociMissing('manifest', child, repository);
-        const held = [...new Set([sha256, ...manifest.blobs])];
+        if (!options.cached) {
+          for (const blob of manifest.blobs) if (!this.ociHeld(data, repository, blob)) throw ociMissing('blob', blob, repository);
+          for (const child of manifest.manifests) if (!data.ociManifests.get(repository)?.has(child)) throw ociMissing('manifest', child, repository);
+        }
+        const held = options.cached ? [sha256] : [...new Set([sha256, ...manifest.blobs])];
         this.refuseCollecting(data, held);
         const now = new Date().toISOString();
         this.recordBlob(data, bytes, now);

@@ -650,16 +650,18 @@ export class PostgresMetaStore implements MetaStore {
     }, false);
   }
 
-  async putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string): Promise<void> {
+  async putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string, options: { cached?: boolean } = {}): Promise<void> {
     const { repository, sha256 } = manifest;
     await this.write(async (q) => {
       const exists = async (sha: string) => Boolean((await q('SELECT 1 FROM oci_manifests WHERE repository = ? AND sha256 = ?', [repository, sha])).rowCount);
       // Pushed before: its record and its holds are there already; only the tag moves.
       if (!(await exists(sha256))) {
         // Checked in the write that holds them: an unlink that commits meanwhile makes one of the two retry.
-        for (const blob of manifest.blobs) if (!(await q(ociHeldSelect, ociHeldValues(repository, blob))).rowCount) throw ociMissing('blob', blob, repository);
-        for (const child of manifest.manifests) if (!(await exists(child))) throw ociMissing('manifest', child, repository);
-        const held = [...new Set([sha256, ...manifest.blobs])];
+        if (!options.cached) {
+          for (const blob of manifest.blobs) if (!(await q(ociHeldSelect, ociHeldValues(repository, blob))).rowCount) throw ociMissing('blob', blob, repository);
+          for (const child of manifest.manifests) if (!(await exists(child))) throw ociMissing('manifest', child, repository);
+        }
+        const held = options.cached ? [sha256] : [...new Set([sha256, ...manifest.blobs])];
         for (const sha of held) await refuseCollecting(q, sha);
         const now = await storeNow(q);
         await upsertBlob(q, bytes, now);

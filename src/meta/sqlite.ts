@@ -751,17 +751,19 @@ export class SqliteMetaStore implements MetaStore {
     }, false);
   }
 
-  async putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string): Promise<void> {
+  async putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string, options: { cached?: boolean } = {}): Promise<void> {
     const { repository, sha256 } = manifest;
     this.transaction(() => {
       // Pushed before: its record and its holds are there already; only the tag moves.
       if (!this.sql('SELECT 1 FROM oci_manifests WHERE repository = ? AND sha256 = ?').get(repository, sha256)) {
         // Checked in the write that holds them: an unlink cannot slip in between.
-        for (const blob of manifest.blobs) if (!this.ociHeld(repository, blob)) throw ociMissing('blob', blob, repository);
-        for (const child of manifest.manifests) {
-          if (!this.sql('SELECT 1 FROM oci_manifests WHERE repository = ? AND sha256 = ?').get(repository, child)) throw ociMissing('manifest', child, repository);
+        if (!options.cached) {
+          for (const blob of manifest.blobs) if (!this.ociHeld(repository, blob)) throw ociMissing('blob', blob, repository);
+          for (const child of manifest.manifests) {
+            if (!this.sql('SELECT 1 FROM oci_manifests WHERE repository = ? AND sha256 = ?').get(repository, child)) throw ociMissing('manifest', child, repository);
+          }
         }
-        const held = [...new Set([sha256, ...manifest.blobs])];
+        const held = options.cached ? [sha256] : [...new Set([sha256, ...manifest.blobs])];
         for (const sha of held) this.refuseCollecting(sha);
         const now = new Date().toISOString();
         this.upsertBlob(bytes, now);

@@ -348,9 +348,12 @@ export interface OciStore {
    * that a blob unlinked meanwhile either fails the push or stays held by the manifest, never
    * collected under it. `busy` while one of the blobs it would hold is being collected. Pushing a
    * manifest again keeps the first record, `createdAt` included (only the tag moves); `createdAt`
-   * is the store's clock at the first push, whatever `manifest.createdAt` says.
+   * is the store's clock at the first push, whatever `manifest.createdAt` says. `cached`: a
+   * pull-through cache's copy of an upstream manifest (checked against its digest), whose blobs and
+   * children arrive later, on first request: nothing it names is checked, and it holds only its
+   * own bytes (each blob is linked to the repository as it arrives).
    */
-  putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string): Promise<void>;
+  putOciManifest(manifest: OciManifest, bytes: BlobRef, tag?: string, options?: { cached?: boolean }): Promise<void>;
   /** The manifest a tag points at, or with that sha256, in the repository. */
   getOciManifest(repository: string, reference: { tag: string } | { sha256: string }): Promise<OciManifest | undefined>;
   /** The repository's tags, in code point order. */

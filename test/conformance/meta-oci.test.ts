@@ -74,6 +74,20 @@ async function stored(store: MetaStore, m: OciManifest): Promise<OciManifest> {
 }
 
 for (const driver of metaDrivers) {
+  test(`${driver.name} oci: a cached manifest names blobs not there yet, holds only its bytes; its blobs are held as they are linked`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    const other = peer();
+    const cached = manifest('hub/library/alpine', 7, [blob(70).sha256, blob(71).sha256]);
+    await store.putOciManifest(cached, bytesOf(cached), 'latest', { cached: true });
+    assert.equal((await other.getOciManifest('hub/library/alpine', { tag: 'latest' }))?.sha256, cached.sha256);
+    assert.equal(await collect(other, cached.sha256), false, 'its bytes are held');
+    assert.equal(await other.ociBlobLinked('hub/library/alpine', blob(70).sha256), false, 'not in the repository until it arrives');
+    await other.linkOciBlob('hub/library/alpine', blob(70));
+    assert.equal(await store.ociBlobLinked('hub/library/alpine', blob(70).sha256), true);
+    assert.equal(await collect(store, blob(70).sha256), false, 'a blob that arrived is held by its link');
+    await rejectsOci(store.putOciManifest(manifest('hub/library/alpine', 8, [blob(72).sha256]), bytesOf(manifest('hub/library/alpine', 8, [])), 'x'), 'MANIFEST_BLOB_UNKNOWN');
+  });
+
   test(`${driver.name} oci: a link is per repository and holds its blob against collection until it is unlinked`, async (t) => {
     const { store, peer } = await driver.open(t);
     const other = peer();
