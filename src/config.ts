@@ -92,6 +92,8 @@ export interface Config {
    * product's channel does not list yet (those it lists, it always waits for).
    */
   gateWait: number;
+  /** Seconds a tag the registry's pull-through cache holds is served before it is checked upstream again (a HEAD). */
+  ociCacheTtl: number;
   /** Networks (CIDRs) besides loopback that may read /metrics. */
   metricsAllow: string[];
   /** HOST:PORT of a plain-HTTP listener of its own for /metrics (and /healthz, /readyz); the serving ports then answer no /metrics. */
@@ -147,6 +149,7 @@ const defaults: Settings = {
   trustedProxies: [],
   siteCheckInterval: 60,
   gateWait: 600,
+  ociCacheTtl: 300,
   metricsAllow: [],
   metricsListen: undefined,
   shutdownTimeout: 30,
@@ -191,6 +194,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   trustedProxies: { yaml: 'trusted_proxies', env: 'WHARF_TRUSTED_PROXIES', kind: 'cidrs' },
   siteCheckInterval: { yaml: 'site_check_interval', env: 'WHARF_SITE_CHECK_INTERVAL', kind: 'seconds' },
   gateWait: { yaml: 'gate_wait', env: 'WHARF_GATE_WAIT', kind: 'seconds' },
+  ociCacheTtl: { yaml: 'oci_cache_ttl', env: 'WHARF_OCI_CACHE_TTL', kind: 'seconds' },
   metricsAllow: { yaml: 'metrics_allow', env: 'WHARF_METRICS_ALLOW', kind: 'cidrs' },
   metricsListen: { yaml: 'metrics_listen', env: 'WHARF_METRICS_LISTEN', kind: 'address' },
   shutdownTimeout: { yaml: 'shutdown_timeout', env: 'WHARF_SHUTDOWN_TIMEOUT', kind: 'seconds' },

@@ -111,6 +111,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const operations = { ready: () => !draining, metrics: async () => render(await gather()) };
   let metricsListener: MetricsListener | undefined;
   const { app, handler } = await buildApp({
+    ociCacheTtlMs: config.ociCacheTtl * 1000,
     counts,
     downloads,
     catalogue: { usage, assets },

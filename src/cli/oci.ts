@@ -4,9 +4,33 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import { parseDuration } from '../domain/duration.ts';
 import { addPushToken } from '../core/push-tokens.ts';
 import { collect } from './output.ts';
-import { withStore, type CliContext } from './context.ts';
+import { readText, withStore, type CliContext } from './context.ts';
+import { addRemote, getRemote, removeRemote } from '../mirror/remotes.ts';
 
 export function ociCommands(oci: Command, cli: CliContext) {
+  const remote = oci.command('remote').description('Registries the registry caches: /v2/NAME/REPOSITORY pulls through to URL/v2/REPOSITORY');
+  remote
+    .command('add')
+    .description('Cache another registry under /v2/NAME/ (every blob and manifest checked against its digest before it is kept)')
+    .argument('<name>', 'the path prefix clients use, such as hub')
+    .argument('<url>', 'the registry, such as https://registry-1.docker.io')
+    .option('--certificate <pemfile>', 'pin this registry\'s certificate instead of trusting the system CA store')
+    .action(async (name: string, url: string, opts: { certificate?: string }) => {
+      const certificate = opts.certificate ? await readText(opts.certificate) : undefined;
+      await withStore(cli, (store) => addRemote(store, { name, url, protocol: 'oci', certificate }));
+      cli.io.stderr.write(`Pull through it with: skopeo inspect docker://HOST:8443/${name}/REPOSITORY (incus remote add ${name} https://HOST:8443/${name} --protocol=oci)\n`);
+    });
+  remote
+    .command('remove')
+    .description('Stop caching a registry (what was cached stays until deleted)')
+    .argument('<name>')
+    .action(async (name: string) => {
+      await withStore(cli, async (store) => {
+        if ((await getRemote(store, name)).protocol !== 'oci') throw new AppError(ErrorCodes.invalidArgument, `Remote "${name}" is not a registry: see wharf remote remove`);
+        await removeRemote(store, name);
+      });
+    });
+
   const user = oci.command('user').description("The registry's users: who may push, and where (listed and revoked with `wharf token list|revoke`)");
   user
     .command('add')

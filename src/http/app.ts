@@ -16,6 +16,7 @@ import { directRoutes } from './direct.ts';
 import { lxdRoutes } from './lxd/routes.ts';
 import { ociRoutes } from './oci/routes.ts';
 import { tokenKey } from '../domain/registry-token.ts';
+import { OciCache } from '../mirror/oci-cache.ts';
 import { sendError } from './errors.ts';
 import { httpsBase, toOriginForm } from './base-url.ts';
 import { firstOf, requestIdHeader, requestIdOf, withAccessLog, type Shortcut } from './access-log.ts';
@@ -58,6 +59,8 @@ export interface AppDeps {
   /** The web catalogue's usage counts and assets (the page itself comes from the publisher). */
   catalogue?: Omit<CatalogueDeps, 'publisher'> | undefined;
   operations: Omit<OperationsDeps, 'trustedClient'>;
+  /** `oci_cache_ttl` in ms: how long a cached tag is served before it is checked upstream again. */
+  ociCacheTtlMs: number;
 }
 
 declare module 'fastify' {
@@ -98,7 +101,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
       const viewer = await viewerOf(deps.store, request);
       return viewer.trusted && !viewer.channels;
     } });
-  ociRoutes(app, { store: deps.store, auth: { store: deps.store, key: tokenKey(deps.tls.key) } });
+  ociRoutes(app, { store: deps.store, auth: { store: deps.store, key: tokenKey(deps.tls.key) }, cache: new OciCache(deps.store, { ttlMs: deps.ociCacheTtlMs, leases: deps.grants }) });
   lxdRoutes(app, {
     store: deps.store,
     secrets: deps.secrets,

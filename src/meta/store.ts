@@ -70,7 +70,8 @@ export interface TrustToken {
 export interface RemoteRecord {
   name: string;
   url: string;
-  protocol: 'simplestreams' | 'lxd';
+  /** `oci`: another registry, cached through wharf's own at /v2/NAME/ (mirror/oci-cache.ts), never an image server. */
+  protocol: 'simplestreams' | 'lxd' | 'oci';
   public: boolean;
   /** PEM pinned for this remote, or empty for the system CA store. */
   certificate: string;

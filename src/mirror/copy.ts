@@ -79,6 +79,9 @@ export async function copyFromRemote(store: Store, remoteRef: string, options: C
 }
 
 export async function copyImage(store: Store, remote: RemoteRecord, ref: string, options: CopyOptions): Promise<Image> {
+  if (remote.protocol === 'oci') {
+    throw new AppError(ErrorCodes.invalidArgument, `Remote "${remote.name}" is an OCI registry, not an image server`, { hint: `Its images are served by wharf's registry, at /v2/${remote.name}/REPOSITORY.` });
+  }
   const isFingerprint = isFingerprintPrefix(ref, 6);
   if (remote.protocol === 'simplestreams') {
     const catalogue = await loadCatalogue(remote.url, fetchOptions(remote, options.signal), signedBy(remote)).catch((err: unknown) => {

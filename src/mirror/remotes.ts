@@ -22,12 +22,12 @@ export async function getRemote(store: { meta: RemoteStore }, name: string): Pro
   return found;
 }
 
-export const remoteProtocols = ['simplestreams', 'lxd'] as const;
+export const remoteProtocols = ['simplestreams', 'lxd', 'oci'] as const;
 
 /**
- * A new remote. `protocol` is simplestreams (the default) or lxd; a remote is public unless said
- * otherwise when it speaks simplestreams, and is not when it speaks lxd; no certificate means the
- * system CA store.
+ * A new remote. `protocol` is simplestreams (the default), lxd, or oci (a registry the registry
+ * caches: `wharf oci remote add`); a remote is public unless said otherwise when it speaks
+ * simplestreams, and is not otherwise; no certificate means the system CA store.
  */
 export async function addRemote(
   store: { meta: RemoteStore },

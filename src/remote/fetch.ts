@@ -31,6 +31,8 @@ export interface FetchOptions {
   headers?: Record<string, string> | undefined;
   /** false: a redirect is the answer, for the caller to judge (a site's health check). */
   followRedirects?: boolean | undefined;
+  /** HEAD asks for the headers only (a registry's manifest digest); GET by default. */
+  method?: 'GET' | 'HEAD' | undefined;
 }
 
 /**
@@ -99,7 +101,7 @@ function requestOnce(url: URL, options: FetchOptions): Promise<IncomingMessage> 
   return new Promise((resolve, reject) => {
     const req = request(
       url,
-      { method: 'GET', headers: { ...options.headers, ...(options.userAgent ? { 'user-agent': options.userAgent } : {}) }, ...(url.protocol === 'https:' ? tlsOptions(options.certificate) : {}), ...(options.signal ? { signal: options.signal } : {}) },
+      { method: options.method ?? 'GET', headers: { ...options.headers, ...(options.userAgent ? { 'user-agent': options.userAgent } : {}) }, ...(url.protocol === 'https:' ? tlsOptions(options.certificate) : {}), ...(options.signal ? { signal: options.signal } : {}) },
       (res) => {
         res.setTimeout(options.idleTimeoutMs ?? 60_000, () => res.destroy(new AppError(ErrorCodes.unavailable, `${withoutSecrets(url.href)}: the transfer stalled`)));
         resolve(res);

@@ -11,6 +11,7 @@ import { OciError, isRepositoryName, maxManifestBytes, page, parseDigest, parseO
 import type { OciManifest } from '../../meta/store.ts';
 import { sendBlob } from '../send-blob.ts';
 import { authenticated, authorize, issueToken, type RegistryAuth } from './auth.ts';
+import type { CachedRepository, OciCache } from '../../mirror/oci-cache.ts';
 
 const apiVersion = { 'docker-distribution-api-version': 'registry/2.0' };
 const digestOf = (sha256: string) => `sha256:${sha256}`;
@@ -59,10 +60,53 @@ function manifestHeaders(manifest: OciManifest) {
   return { ...apiVersion, 'content-type': manifest.mediaType, 'docker-content-digest': digestOf(manifest.sha256) };
 }
 
-async function handle(deps: { store: Store; auth: RegistryAuth }, path: OciPath, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+export interface RegistryDeps {
+  store: Store;
+  auth: RegistryAuth;
+  cache: OciCache;
+}
+
+/** Reads of a cached repository (its name starts with an OCI remote's): from the cache, fetched upstream as needed. */
+async function handleCached(deps: RegistryDeps, path: OciPath & { name: string }, route: CachedRepository, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const { store, cache } = deps;
+  const method = request.method;
+  if (method !== 'GET' && method !== 'HEAD') throw new OciError('UNSUPPORTED', `${path.name} is a cache of ${route.remote.url}: it takes no ${method}`);
+  switch (path.kind) {
+    case 'manifest': {
+      const reference = parseReference(path.reference);
+      const { manifest, stale } = await cache.manifest(path.name, route, reference);
+      if (stale) reply.header('warning', '110 - "Response is Stale"');
+      const caching: Record<string, string> = 'tag' in reference ? { 'cache-control': 'no-cache' } : {};
+      return sendBlob(request, reply, store.blobs, { sha256: manifest.sha256, size: manifest.size, format: { kind: 'oci' } }, { headers: { ...manifestHeaders(manifest), ...caching } });
+    }
+    case 'blob': {
+      const blob = await cache.blob(path.name, route, parseDigest(path.digest));
+      return sendBlob(request, reply, store.blobs, blob, { headers: { ...apiVersion, 'content-type': 'application/octet-stream', 'docker-content-digest': digestOf(blob.sha256) } });
+    }
+    case 'tags':
+      return sendTags(request, reply, path.name, await cache.tags(path.name, route));
+    default:
+      throw new OciError('UNSUPPORTED', `${path.name} is a cache of ${route.remote.url}: it takes no ${method} here`);
+  }
+}
+
+function sendTags(request: FastifyRequest, reply: FastifyReply, name: string, tags: string[]): FastifyReply {
+  const q = queryOf(request);
+  const n = one(q.n) === undefined ? undefined : Number(one(q.n));
+  if (n !== undefined && (!Number.isSafeInteger(n) || n < 0)) throw new OciError('UNSUPPORTED', 'n must be a whole number');
+  const { items, more } = page(tags, (t) => t, n, one(q.last));
+  if (more) reply.header('link', `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(items.at(-1)!)}>; rel="next"`);
+  return reply.headers(apiVersion).send({ name, tags: items });
+}
+
+async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const { store, auth } = deps;
   const method = request.method;
   const notAllowed = () => new OciError('UNSUPPORTED', `${method} is not allowed here`);
+  if ('name' in path) {
+    const route = await deps.cache.route(path.name);
+    if (route) return handleCached(deps, path, route, request, reply);
+  }
   switch (path.kind) {
     case 'base':
       if (!(await authenticated(auth, request))) throw new OciError('UNAUTHORIZED', 'a token is needed: get one at the realm of the challenge');
@@ -144,12 +188,7 @@ async function handle(deps: { store: Store; auth: RegistryAuth }, path: OciPath,
       if (method !== 'GET' && method !== 'HEAD') throw notAllowed();
       const tags = await store.meta.ociTags(path.name);
       if (!tags.length && !(await store.meta.ociRepositories()).includes(path.name)) throw new OciError('NAME_UNKNOWN', `no repository ${path.name}`);
-      const q = queryOf(request);
-      const n = one(q.n) === undefined ? undefined : Number(one(q.n));
-      if (n !== undefined && (!Number.isSafeInteger(n) || n < 0)) throw new OciError('UNSUPPORTED', 'n must be a whole number');
-      const { items, more } = page(tags, (t) => t, n, one(q.last));
-      if (more) reply.header('link', `</v2/${path.name}/tags/list?n=${n}&last=${encodeURIComponent(items.at(-1)!)}>; rel="next"`);
-      return reply.headers(apiVersion).send({ name: path.name, tags: items });
+      return sendTags(request, reply, path.name, tags);
     }
     case 'referrers': {
       if (method !== 'GET') throw notAllowed();
@@ -174,7 +213,7 @@ async function handle(deps: { store: Store; auth: RegistryAuth }, path: OciPath,
   }
 }
 
-export function ociRoutes(app: FastifyInstance, deps: { store: Store; auth: RegistryAuth }) {
+export function ociRoutes(app: FastifyInstance, deps: RegistryDeps) {
   app.register(async (registry) => {
     // Bodies are the handlers' to read, as streams, whatever their type.
     registry.removeAllContentTypeParsers();
