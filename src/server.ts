@@ -29,7 +29,8 @@ import { startSiteChecks } from './steering/checker.ts';
 import { startPipeline } from './pipeline/stage.ts';
 import { whileLeading } from './core/lease.ts';
 import { instanceId } from './instance.ts';
-import { RequestCounts, serverMetrics } from './metrics/server-metrics.ts';
+import { RegistryCounts, RequestCounts, serverMetrics } from './metrics/server-metrics.ts';
+import { OciCache } from './mirror/oci-cache.ts';
 import { firstProcessMetrics, render, replicaMetrics } from './metrics/gather.ts';
 import type { Registry } from 'prom-client';
 import type { Threshold } from './log.ts';
@@ -105,13 +106,14 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const listeners: Listener[] = [];
   let replicas: Replicas | undefined;
   const counts = new RequestCounts();
-  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, blobs: opened.blobs, ...(downloads ? { downloads } : {}), ...(steering ? { steering } : {}), ...(dispatcher ? { webhooks: dispatcher } : {}) });
+  const registry = { cache: new OciCache(store, { ttlMs: config.ociCacheTtl * 1000, leases: grants }), counts: new RegistryCounts() };
+  const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, blobs: opened.blobs, ...(downloads ? { downloads } : {}), ...(steering ? { steering } : {}), ...(dispatcher ? { webhooks: dispatcher } : {}), registry });
   const first = replica ? undefined : firstProcessMetrics(metrics, () => replicas?.channels() ?? []);
   const gather = first ? first.gather : replicaMetrics(metrics, process).gather;
   const operations = { ready: () => !draining, metrics: async () => render(await gather()) };
   let metricsListener: MetricsListener | undefined;
   const { app, handler } = await buildApp({
-    ociCacheTtlMs: config.ociCacheTtl * 1000,
+    registry,
     counts,
     downloads,
     catalogue: { usage, assets },

@@ -16,7 +16,8 @@ import { directRoutes } from './direct.ts';
 import { lxdRoutes } from './lxd/routes.ts';
 import { ociRoutes } from './oci/routes.ts';
 import { tokenKey } from '../domain/registry-token.ts';
-import { OciCache } from '../mirror/oci-cache.ts';
+import type { OciCache } from '../mirror/oci-cache.ts';
+import type { RegistryCounts } from '../metrics/server-metrics.ts';
 import { sendError } from './errors.ts';
 import { httpsBase, toOriginForm } from './base-url.ts';
 import { firstOf, requestIdHeader, requestIdOf, withAccessLog, type Shortcut } from './access-log.ts';
@@ -59,8 +60,8 @@ export interface AppDeps {
   /** The web catalogue's usage counts and assets (the page itself comes from the publisher). */
   catalogue?: Omit<CatalogueDeps, 'publisher'> | undefined;
   operations: Omit<OperationsDeps, 'trustedClient'>;
-  /** `oci_cache_ttl` in ms: how long a cached tag is served before it is checked upstream again. */
-  ociCacheTtlMs: number;
+  /** The OCI registry's pull-through cache, and where its pulls and pushes are counted. */
+  registry: { cache: OciCache; counts: RegistryCounts };
 }
 
 declare module 'fastify' {
@@ -101,7 +102,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
       const viewer = await viewerOf(deps.store, request);
       return viewer.trusted && !viewer.channels;
     } });
-  ociRoutes(app, { store: deps.store, auth: { store: deps.store, key: tokenKey(deps.tls.key) }, cache: new OciCache(deps.store, { ttlMs: deps.ociCacheTtlMs, leases: deps.grants }) });
+  ociRoutes(app, { store: deps.store, auth: { store: deps.store, key: tokenKey(deps.tls.key) }, ...deps.registry });
   lxdRoutes(app, {
     store: deps.store,
     secrets: deps.secrets,

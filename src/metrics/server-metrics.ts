@@ -61,6 +61,8 @@ export interface MetricSources {
   steering?: { redirects: Map<string, number>; siteHealth(): { name: string; http: boolean; https: boolean; checked: boolean }[] };
   /** Time spent in the blob driver, per operation (blob/store.ts `Blobs.timings`). */
   blobs?: { timings: Map<string, BlobTiming> };
+  /** The OCI registry: manifest pulls and pushes (http/oci/routes.ts) and its pull-through cache (mirror/oci-cache.ts). */
+  registry?: { counts: RegistryCounts; cache: { counters: { hits: number; misses: number; stale: number; upstreamFetches: number } } };
   /** The webhook sender, in the process that runs the background jobs (pipeline/webhooks.ts). */
   webhooks?: { counters: Map<string, Map<string, number>>; backlog(): Map<string, number> };
 }
@@ -105,6 +107,12 @@ function gauge<L extends string>(registry: Registry, name: string, help: string,
 
 const one = (value: number): [Record<never, string>, number][] => [[{}, value]];
 
+/** Manifests the registry served and took, counted by http/oci/routes.ts. */
+export class RegistryCounts {
+  pulls = 0;
+  pushes = 0;
+}
+
 export function serverMetrics(sources: MetricSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'wharf_' });
@@ -129,6 +137,21 @@ export function serverMetrics(sources: MetricSources): Registry {
     gauge(registry, 'wharf_pipeline_images', 'Images in the publishing pipeline, by stage (uploaded, testing, passed, failed, promoted, rejected)', ['stage'], () =>
       Object.entries(publisher.summary.stages).map(([stage, count]) => [{ stage }, count]),
     );
+  }
+
+  const oci = sources.registry;
+  if (oci) {
+    pulledCounter(registry, 'wharf_registry_manifests_total', 'Manifests the OCI registry served (pull) and took (push)', ['action'], () => [
+      [{ action: 'pull' }, oci.counts.pulls],
+      [{ action: 'push' }, oci.counts.pushes],
+    ]);
+    const cache = oci.cache.counters;
+    pulledCounter(registry, 'wharf_registry_cache_total', 'Pull-through cache answers: hit (kept copy), miss (fetched upstream), stale (kept copy, upstream failing)', ['outcome'], () => [
+      [{ outcome: 'hit' }, cache.hits],
+      [{ outcome: 'miss' }, cache.misses],
+      [{ outcome: 'stale' }, cache.stale],
+    ]);
+    pulledCounter(registry, 'wharf_registry_upstream_fetches_total', 'Manifests and blobs the pull-through cache fetched from upstream registries', [], () => one(cache.upstreamFetches));
   }
 
   const webhooks = sources.webhooks;

@@ -115,4 +115,12 @@ test('pull-through cache: verified first pull, one upstream fetch for 100 client
   assert.ok(!(await kept()).includes(victim), 'a tampered blob is never kept');
   const failed = await skopeo(['--insecure-policy', 'copy', `docker://${host}/up/tools/bad:1`, '--remove-signatures', `oci:${join(work, 'bad')}:latest`]);
   assert.notEqual(failed.code, 0);
+  // /metrics: pulls, hits, misses, the stale answers and what reached the upstream.
+  const metrics = (await fetchRaw(`${server.base}/metrics`, { ca: server.tls.cert })).body.toString();
+  const value = (name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+  assert.ok(value('wharf_registry_manifests_total{action="pull"}') >= 4, metrics);
+  assert.ok(value('wharf_registry_cache_total{outcome="stale"}') >= 1);
+  assert.ok(value('wharf_registry_cache_total{outcome="hit"}') >= 1);
+  const fetches = value('wharf_registry_upstream_fetches_total');
+  assert.ok(fetches >= 4 && fetches < 20, `upstream fetches: ${fetches}`);
 });

@@ -12,6 +12,7 @@ import type { OciManifest } from '../../meta/store.ts';
 import { sendBlob } from '../send-blob.ts';
 import { authenticated, authorize, issueToken, type RegistryAuth } from './auth.ts';
 import type { CachedRepository, OciCache } from '../../mirror/oci-cache.ts';
+import type { RegistryCounts } from '../../metrics/server-metrics.ts';
 
 const apiVersion = { 'docker-distribution-api-version': 'registry/2.0' };
 const digestOf = (sha256: string) => `sha256:${sha256}`;
@@ -64,6 +65,7 @@ export interface RegistryDeps {
   store: Store;
   auth: RegistryAuth;
   cache: OciCache;
+  counts: RegistryCounts;
 }
 
 /** Reads of a cached repository (its name starts with an OCI remote's): from the cache, fetched upstream as needed. */
@@ -75,6 +77,7 @@ async function handleCached(deps: RegistryDeps, path: OciPath & { name: string }
     case 'manifest': {
       const reference = parseReference(path.reference);
       const { manifest, stale } = await cache.manifest(path.name, route, reference);
+      if (method === 'GET') deps.counts.pulls++;
       if (stale) reply.header('warning', '110 - "Response is Stale"');
       const caching: Record<string, string> = 'tag' in reference ? { 'cache-control': 'no-cache' } : {};
       return sendBlob(request, reply, store.blobs, { sha256: manifest.sha256, size: manifest.size, format: { kind: 'oci' } }, { headers: { ...manifestHeaders(manifest), ...caching } });
@@ -166,6 +169,7 @@ async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest
       const reference = parseReference(path.reference);
       if (method === 'GET' || method === 'HEAD') {
         const manifest = await manifestOf(store, path.name, reference);
+        if (method === 'GET') deps.counts.pulls++;
         // By digest it never changes; a tag moves.
         const caching: Record<string, string> = 'tag' in reference ? { 'cache-control': 'no-cache' } : {};
         return sendBlob(request, reply, store.blobs, { sha256: manifest.sha256, size: manifest.size, format: { kind: 'oci' } }, { headers: { ...manifestHeaders(manifest), ...caching } });
@@ -173,6 +177,7 @@ async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest
       if (method === 'PUT') {
         await authorize(auth, request, path.name, 'push');
         const manifest = await pushManifest(store, path.name, reference, await manifestBytes(request), request.headers['content-type']);
+        deps.counts.pushes++;
         if (manifest.subject) reply.header('oci-subject', digestOf(manifest.subject));
         return reply.code(201).headers({ ...apiVersion, location: `/v2/${path.name}/manifests/${digestOf(manifest.sha256)}`, 'docker-content-digest': digestOf(manifest.sha256), 'content-length': '0' }).send();
       }
