@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { BlobWriter } from '../blob/store.ts';
 import type { BlobRef } from '../domain/image.ts';
-import { OciError, maxManifestBytes, readManifest, type Reference } from '../domain/oci.ts';
+import { OciError, incusFingerprint, indexPlatforms, maxManifestBytes, readManifest, type Reference } from '../domain/oci.ts';
 import type { OciManifest } from '../meta/store.ts';
 import { isAppError, ErrorCodes } from '../errors.ts';
 import { commitBlobs } from './collect.ts';
@@ -143,4 +143,49 @@ export async function manifestOf(store: Store, repository: string, reference: Re
   const manifest = await store.meta.getOciManifest(repository, reference);
   if (!manifest) throw new OciError('MANIFEST_UNKNOWN', `manifest ${'tag' in reference ? reference.tag : `sha256:${reference.sha256}`} is not in ${repository}`);
   return manifest;
+}
+
+/** A tag as the catalogue lists it: its manifest, and what Incus would call it. */
+export interface CatalogueTag {
+  tag: string;
+  digest: string;
+  mediaType: string;
+  /** An image manifest's Incus fingerprint; an index's per platform (os/architecture). */
+  fingerprint?: string;
+  platforms?: { platform: string; digest: string; fingerprint: string | null }[];
+}
+
+/** Every repository with its tags, for the catalogue (`/catalogue/v1/registry.json`). */
+export async function registryCatalogue(store: Store): Promise<{ repositories: { name: string; tags: CatalogueTag[] }[] }> {
+  const repositories = [];
+  for (const name of await store.meta.ociRepositories()) {
+    const tags: CatalogueTag[] = [];
+    for (const { tag, sha256 } of await store.meta.ociTagTargets(name)) {
+      const manifest = await store.meta.getOciManifest(name, { sha256 });
+      if (!manifest) continue;
+      const entry: CatalogueTag = { tag, digest: `sha256:${sha256}`, mediaType: manifest.mediaType };
+      if (manifest.manifests.length) {
+        const platforms = indexPlatforms(await readSmall(store, manifest.sha256, manifest.size));
+        entry.platforms = await Promise.all(
+          manifest.manifests.map(async (child) => {
+            const record = await store.meta.getOciManifest(name, { sha256: child });
+            return { platform: platforms.get(child) ?? 'unknown', digest: `sha256:${child}`, fingerprint: record ? incusFingerprint(record.blobs.slice(1)) : null };
+          }),
+        );
+      } else {
+        entry.fingerprint = incusFingerprint(manifest.blobs.slice(1));
+      }
+      tags.push(entry);
+    }
+    repositories.push({ name, tags });
+  }
+  return { repositories };
+}
+
+/** A manifest's bytes (at most 4 MiB). */
+async function readSmall(store: Store, sha256: string, size: number): Promise<Buffer> {
+  if (size > maxManifestBytes) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const chunk of (await store.blobs.openRead(sha256)) as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }

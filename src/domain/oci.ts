@@ -4,6 +4,7 @@
  * manifest refers to (its config, layers, an index's children, its subject), and the spec's error
  * codes with the catalogue code (src/errors.ts) each answers as. http/oci/ speaks the protocol.
  */
+import { createHash } from 'node:crypto';
 import { AppError, ErrorCodes, type ErrorCode } from '../errors.ts';
 
 /** The spec's `<name>`: path components of lowercase alphanumerics and separators. */
@@ -182,4 +183,30 @@ export function parseOciPath(path: string): OciPath | undefined {
     if (match) return make(checkRepository(match[1]!), match[2] ?? '');
   }
   return undefined;
+}
+
+/**
+ * The fingerprint Incus (6.19 and later) shows for an OCI image: the sha256 of its compressed
+ * layers' digests (`sha256:HEX` each) written one after another, with nothing between them.
+ */
+export function incusFingerprint(layerSha256s: string[]): string {
+  const hash = createHash('sha256');
+  for (const sha of layerSha256s) hash.update(`sha256:${sha}`);
+  return hash.digest('hex');
+}
+
+/** The platforms an index lists (os/architecture[/variant]) by child digest, from its bytes. */
+export function indexPlatforms(bytes: Uint8Array): Map<string, string> {
+  const platforms = new Map<string, string>();
+  try {
+    const body = JSON.parse(Buffer.from(bytes).toString('utf8')) as { manifests?: { digest?: unknown; platform?: { os?: unknown; architecture?: unknown; variant?: unknown } }[] };
+    for (const m of body.manifests ?? []) {
+      const p = m.platform;
+      if (typeof m.digest !== 'string' || !p || typeof p.os !== 'string' || typeof p.architecture !== 'string') continue;
+      platforms.set(m.digest.replace(/^sha256:/, ''), [p.os, p.architecture, ...(typeof p.variant === 'string' ? [p.variant] : [])].join('/'));
+    }
+  } catch {
+    // An index is checked when pushed; one that cannot be read names no platform.
+  }
+  return platforms;
 }

@@ -58,7 +58,7 @@ export interface AppDeps {
   /** `blob_redirect`: artifact downloads sent to the blob store's own short-lived URLs. */
   redirects?: BlobRedirects | undefined;
   /** The web catalogue's usage counts and assets (the page itself comes from the publisher). */
-  catalogue?: Omit<CatalogueDeps, 'publisher'> | undefined;
+  catalogue?: Omit<CatalogueDeps, 'publisher' | 'store'> | undefined;
   operations: Omit<OperationsDeps, 'trustedClient'>;
   /** The OCI registry's pull-through cache, and where its pulls and pushes are counted. */
   registry: { cache: OciCache; counts: RegistryCounts };
@@ -96,7 +96,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
   simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, downloads: deps.downloads, redirects: deps.redirects });
   viewRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, downloads: deps.downloads });
   directRoutes(app, { store: deps.store, downloads: deps.downloads });
-  if (deps.catalogue) catalogueRoutes(app, { ...deps.catalogue, publisher: deps.publisher });
+  if (deps.catalogue) catalogueRoutes(app, { ...deps.catalogue, publisher: deps.publisher, store: deps.store });
   operationsRoutes(app, { ...deps.operations, trustedClient: async (request) => {
       // /metrics names every product: not for a certificate restricted to channels.
       const viewer = await viewerOf(deps.store, request);

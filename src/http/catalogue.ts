@@ -12,13 +12,18 @@ import type { CatalogueAssets } from '../web/assets.ts';
 import { renderJson, type RenderedDocument } from '../web/rendered.ts';
 import { sendRendered } from './send-rendered.ts';
 import { notFound } from '../errors.ts';
+import { registryCatalogue } from '../core/registry.ts';
+import type { Store } from '../core/context.ts';
 
 export const catalogueDownloadsPath = '/catalogue/v1/downloads.json';
 /** `?product=KEY`: the channel history of a product the catalogue shows. */
 export const catalogueHistoryPath = '/catalogue/v1/history.json';
+/** The OCI registry's repositories and tags, with the fingerprints Incus shows. */
+export const catalogueRegistryPath = '/catalogue/v1/registry.json';
 
 export interface CatalogueDeps {
   publisher: IndexPublisher;
+  store: Store;
   usage: UsageStore;
   assets: CatalogueAssets;
 }
@@ -38,6 +43,15 @@ export function sendCataloguePage(request: FastifyRequest, reply: FastifyReply, 
 }
 
 export function catalogueRoutes(app: FastifyInstance, deps: CatalogueDeps) {
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: catalogueRegistryPath,
+    handler: async (request, reply) => {
+      reply.header('access-control-allow-origin', '*').header('cache-control', 'no-cache');
+      return sendRendered(request, reply, renderJson(await registryCatalogue(deps.store)));
+    },
+  });
+
   app.route({
     method: ['GET', 'HEAD'],
     url: catalogueProductsPath,

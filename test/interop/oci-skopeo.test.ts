@@ -10,6 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildOciLayout } from '../fixtures/oci.ts';
@@ -68,6 +69,15 @@ test('skopeo pushes with credentials, then inspects and copies anonymously as In
   assert.equal(index.status, 200);
   assert.equal(index.headers['docker-content-digest'], layout.index.digest);
   assert.equal(index.headers['content-type'], 'application/vnd.oci.image.index.v1+json');
+
+  // The catalogue lists the repository, its tag, each platform with the fingerprint Incus shows.
+  const catalogue = JSON.parse((await fetchRaw(`${server.base}/catalogue/v1/registry.json`, { ca: server.tls.cert })).body.toString()) as {
+    repositories: { name: string; tags: { tag: string; digest: string; platforms: { platform: string; fingerprint: string }[] }[] }[];
+  };
+  const listed = catalogue.repositories.find((r) => r.name === 'myorg/app')!;
+  assert.equal(listed.tags[0]!.digest, layout.index.digest);
+  const host64 = listed.tags[0]!.platforms.find((p) => p.platform === `linux/${hostArch}`)!;
+  assert.equal(host64.fingerprint, createHash('sha256').update(layout.images[hostArch]!.layer.digest).digest('hex'), 'sha256 of "sha256:LAYER" for a one-layer image');
 
   // A blob whose bytes miss the digest it was pushed as: refused, and nothing of it kept.
   const token = JSON.parse((await fetchRaw(`${server.base}/v2/token?service=wharf&scope=repository:myorg/app:pull,push`, { ca: server.tls.cert, headers: { authorization: `Basic ${Buffer.from(`ci:${password}`).toString('base64')}` } })).body.toString()).token as string;

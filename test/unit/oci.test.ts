@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { OciError, checkRepository, page, parseDigest, parseOciPath, parseReference, readManifest } from '../../src/domain/oci.ts';
+import { createHash } from 'node:crypto';
+import { OciError, checkRepository, incusFingerprint, indexPlatforms, page, parseDigest, parseOciPath, parseReference, readManifest } from '../../src/domain/oci.ts';
 import { basicCredentials, parseScopes, signToken, tokenKey, verifyToken } from '../../src/domain/registry-token.ts';
 
 const code = (fn: () => unknown) => {
@@ -102,4 +103,13 @@ test('tokens: signed by this key, for their scopes, until they expire; anything 
   assert.deepEqual(parseScopes(['repository:myorg/app:pull,push', 'repository:b:pull repository:c:*', 'registry:catalog:*']), { 'myorg/app': ['pull', 'push'], b: ['pull'], c: ['pull', 'push', 'delete'] });
   assert.deepEqual(basicCredentials(`Basic ${Buffer.from('ci:pa:ss').toString('base64')}`), { user: 'ci', password: 'pa:ss' });
   assert.equal(basicCredentials('Bearer x'), undefined);
+});
+
+test('the fingerprint Incus shows: sha256 of the layers\' digests one after another; an index\'s platforms', () => {
+  const [a, b] = ['a'.repeat(64), 'b'.repeat(64)];
+  assert.equal(incusFingerprint([a, b]), createHash('sha256').update(`sha256:${a}sha256:${b}`).digest('hex'));
+  assert.notEqual(incusFingerprint([a, b]), incusFingerprint([b, a]), 'order matters');
+  const index = { manifests: [{ digest: `sha256:${a}`, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } }, { digest: `sha256:${b}` }] };
+  assert.deepEqual([...indexPlatforms(Buffer.from(JSON.stringify(index)))], [[a, 'linux/arm/v7']]);
+  assert.deepEqual([...indexPlatforms(Buffer.from('not json'))], []);
 });
