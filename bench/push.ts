@@ -6,61 +6,11 @@
  * worker threads, and a durable copy written as it goes (fdatasync every 64 MiB, and at the end).
  * A fresh server and data directory per push; 3 runs alternating; medians. Target: <= 1.3x.
  */
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
-import { bigImage, median, removeDir, report, requireCommands, runOk, startWharf, tempDir, warm, wharfBin } from './lib.ts';
+import { bigImage, importFloorMs, median, removeDir, report, requireCommands, runOk, startWharf, tempDir, warm, wharfBin } from './lib.ts';
 
 const runs = 3;
 requireCommands('curl', 'mksquashfs');
-
-/** A worker that hashes what it is sent, one digest per `end`. */
-function hasher(): { update(chunk: Buffer): void; digest(): Promise<string>; stop(): Promise<number> } {
-  const worker = new Worker(
-    `const { parentPort } = require('node:worker_threads');
-     const { createHash } = require('node:crypto');
-     let hash = createHash('sha256');
-     parentPort.on('message', (m) => {
-       if (m === 'end') { parentPort.postMessage(hash.digest('hex')); hash = createHash('sha256'); }
-       else hash.update(new Uint8Array(m));
-     });`,
-    { eval: true },
-  );
-  return {
-    update: (chunk) => {
-      const copy = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
-      worker.postMessage(copy, [copy as ArrayBuffer]);
-    },
-    digest: () => new Promise((resolve) => (worker.once('message', resolve), worker.postMessage('end'))),
-    stop: () => worker.terminate(),
-  };
-}
-
-/** The floor: each file read once; per-file and combined sha256 on two threads; a durable copy. */
-async function importFloorMs(files: string[], dir: string): Promise<number> {
-  const perFile = hasher();
-  const combined = hasher();
-  const started = performance.now();
-  for (const [n, file] of files.entries()) {
-    const out = await open(join(dir, `copy-${n}`), 'w');
-    let unsynced = 0;
-    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-      perFile.update(chunk);
-      combined.update(chunk);
-      await out.write(chunk);
-      unsynced += chunk.length;
-      if (unsynced >= 64 << 20) await out.datasync(), (unsynced = 0);
-    }
-    await out.datasync();
-    await out.close();
-    await perFile.digest();
-  }
-  await combined.digest();
-  const ms = performance.now() - started;
-  await Promise.all([perFile.stop(), combined.stop()]);
-  return ms;
-}
 
 const work = await tempDir('push');
 try {

@@ -162,10 +162,11 @@ test('channel retention keeps the newest N versions and the pinned ones; a versi
   const history = JSON.parse(await wharfOk(data, ['image', 'history', v1, '--format', 'json'])) as { actor: string; from: string[]; to: string[] }[];
   assert.deepEqual(history.at(-1), { ...history.at(-1), actor: 'retention', from: ['daily', 'default'], to: ['default'] });
 
-  const channels = JSON.parse(await wharfOk(data, ['channel', 'list', '--format', 'json'])) as { name: string; keep: number | null; images: number; pinned: number }[];
+  const channels = JSON.parse(await wharfOk(data, ['channel', 'list', '--format', 'json'])) as { name: string; keep: number | null; gate: string; images: number; pinned: number }[];
+  // No test hooks: every gate is manual.
   assert.deepEqual(channels, [
-    { name: 'daily', keep: 2, images: 3, pinned: 1 },
-    { name: 'default', keep: null, images: 1, pinned: 0 },
+    { name: 'daily', keep: 2, gate: 'manual', images: 3, pinned: 1 },
+    { name: 'default', keep: null, gate: 'manual', images: 1, pinned: 0 },
   ]);
   // Unpinned, v2 goes at the next retention; "all" turns retention off again.
   await wharfOk(data, ['image', 'unpin', v2, '--channel', 'daily']);
