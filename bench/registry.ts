@@ -71,7 +71,7 @@ try {
     wharf = await startWharf(data);
     const ca = join(data, 'server.crt');
     token = JSON.parse((await runOk('curl', ['-sS', '--cacert', ca, '-u', `bench:${password}`, `${wharf.base}/v2/token?service=wharf&scope=repository:bench/app:pull,push`])).stdout).token as string;
-    const pushed = await runOk('curl', ['-sS', '--fail-with-body', '--cacert', ca, '-H', `Authorization: Bearer ${token}`, '-H', 'Content-Type: application/octet-stream', '-X', 'POST', '-T', layer, '-o', '/dev/null', '-w', '%{time_total}', `${wharf.base}/v2/bench/app/blobs/uploads/?digest=sha256:${layerSha}`], { timeoutMs: 600_000 });
+    const pushed = await runOk('curl', ['-sS', '--fail-with-body', '--cacert', ca, '-H', `Authorization: Bearer ${token}`, '-H', 'Content-Type: application/octet-stream', '-X', 'POST', '-T', layer, '-o', '/dev/null', '-w', '%{time_total}', `${wharf.base}/v2/bench/app/blobs/uploads?digest=sha256:${layerSha}`], { timeoutMs: 600_000 });
     pushes.push(Number(pushed.stdout) * 1000);
     console.log(`push ${i + 1}: wharf ${pushes[i]!.toFixed(0)} ms, floor ${floors[i]!.toFixed(0)} ms`);
   }

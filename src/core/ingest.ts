@@ -40,6 +40,47 @@ export interface IngestOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Writes a file's pieces into a `BlobWriter` at hashing speed: each piece copied once into shared
+ * memory (read in place by the hash threads, then written from), its disk write overlapping the
+ * work on the next piece: at most one write in flight. `beforeWrite` sees the shared bytes first
+ * (another hash of them). Pieces are at most `sharedChunkLimit` bytes: `pushAll` splits chunks.
+ */
+export class PipelinedWrites {
+  private writing: Promise<void> = Promise.resolve();
+  private readonly writer: BlobWriter;
+
+  constructor(writer: BlobWriter) {
+    this.writer = writer;
+  }
+
+  async push(piece: Uint8Array, beforeWrite?: (bytes: Uint8Array) => Promise<void>): Promise<void> {
+    const shared = shareChunk(piece);
+    try {
+      await beforeWrite?.(shared.bytes);
+      await this.writing;
+    } catch (err) {
+      shared.release();
+      throw err;
+    }
+    this.writing = this.writer.write(shared.bytes).finally(() => shared.release());
+    // Observed here, thrown at the next await: a failure after we stopped waiting is not "unhandled".
+    this.writing.catch(() => {});
+  }
+
+  /** Every chunk of `chunks`, in pieces, then waits for the last write. */
+  async pushAll(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    for await (const chunk of chunks) {
+      for (let at = 0; at < chunk.byteLength; at += sharedChunkLimit) await this.push(chunk.subarray(at, at + sharedChunkLimit));
+    }
+    await this.finish();
+  }
+
+  finish(): Promise<void> {
+    return this.writing;
+  }
+}
+
 export async function ingest(source: IngestSource, options: IngestOptions): Promise<StagedFile> {
   const iterator = source.chunks[Symbol.asyncIterator]();
   const head = await readHead(iterator);
@@ -61,7 +102,7 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
   inspector?.summary.catch(() => {});
   try {
     // The disk write of one chunk overlaps reading the next: at most one write in flight.
-    let writing: Promise<void> = Promise.resolve();
+    const writes = new PipelinedWrites(writer);
     const takePiece = async (piece: Uint8Array) => {
       options.signal?.throwIfAborted();
       if (source.expectedSize !== undefined && writer.size + piece.byteLength > source.expectedSize) {
@@ -75,17 +116,7 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
       }
       // One copy into shared memory, read in place by both hashes (the file's and the combined)
       // on their threads, and written from; the block is reused once all of them are done.
-      const shared = shareChunk(piece);
-      try {
-        await options.combined?.update(shared.bytes);
-        await writing;
-      } catch (err) {
-        shared.release();
-        throw err;
-      }
-      writing = writer.write(shared.bytes).finally(() => shared.release());
-      // Observed here, thrown at the next await: a failure after we stopped waiting is not "unhandled".
-      writing.catch(() => {});
+      await writes.push(piece, options.combined && ((bytes) => options.combined!.update(bytes)));
       options.onBytes?.(piece.byteLength);
     };
     const take = async (chunk: Uint8Array) => {
@@ -95,7 +126,7 @@ export async function ingest(source: IngestSource, options: IngestOptions): Prom
     if (!head.done) {
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) await take(next.value);
     }
-    await writing;
+    await writes.finish();
     if (source.expectedSize !== undefined && writer.size !== source.expectedSize) {
       throw new AppError(ErrorCodes.upstreamCorrupt, `${source.name} is truncated: ${writer.size} of ${source.expectedSize} bytes`);
     }

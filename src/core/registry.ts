@@ -12,6 +12,7 @@ import { OciError, incusFingerprint, indexPlatforms, maxManifestBytes, readManif
 import type { OciManifest } from '../meta/store.ts';
 import { isAppError, ErrorCodes } from '../errors.ts';
 import { commitBlobs } from './collect.ts';
+import { PipelinedWrites } from './ingest.ts';
 import type { Store } from './context.ts';
 
 const blobRef = (sha256: string, size: number): BlobRef => ({ sha256, size, format: { kind: 'oci' } });
@@ -47,9 +48,8 @@ export async function uploadSize(store: Store, id: string): Promise<number> {
   return size;
 }
 
-async function writeAll(writer: BlobWriter, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-  for await (const chunk of chunks) await writer.write(chunk);
-}
+/** As an import writes: hashed on threads, the disk write overlapping the next chunk. */
+const writeAll = (writer: BlobWriter, chunks: AsyncIterable<Uint8Array>) => new PipelinedWrites(writer).pushAll(chunks);
 
 /**
  * Appends `chunks` to upload `id`; `start`, when the client said where they go (Content-Range),

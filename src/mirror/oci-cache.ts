@@ -16,6 +16,7 @@ import type { OciManifest, RemoteRecord } from '../meta/store.ts';
 import type { Leases } from '../meta/grants.ts';
 import { RegistryClient } from '../remote/oci.ts';
 import { commitBlobs } from '../core/collect.ts';
+import { PipelinedWrites } from '../core/ingest.ts';
 import { holdLease } from '../core/lease.ts';
 import type { Store } from '../core/context.ts';
 
@@ -162,7 +163,7 @@ export class OciCache {
       const res = await this.client(route.remote).blob(route.upstream, sha256);
       const writer = await this.store.blobs.createWriter();
       try {
-        for await (const chunk of res as AsyncIterable<Uint8Array>) await writer.write(chunk);
+        await new PipelinedWrites(writer).pushAll(res as AsyncIterable<Uint8Array>);
         const got = await writer.digest();
         if (got !== sha256) throw new AppError(ErrorCodes.upstreamCorrupt, `${route.remote.name}: blob sha256:${sha256} of ${route.upstream} arrived as sha256:${got}: not kept`);
       } catch (err) {
