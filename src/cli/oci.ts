@@ -31,6 +31,27 @@ export function ociCommands(oci: Command, cli: CliContext) {
       });
     });
 
+  oci
+    .command('export')
+    .description('Write images of the registry into an OCI image layout directory (for an air-gapped site): every platform, each blob once')
+    .argument('<dir>')
+    .argument('<images...>', 'REPOSITORY[:TAG] (latest by default)')
+    .action(async (dir: string, images: string[]) => {
+      const { exportLayout } = await import('../mirror/oci-layout.ts');
+      const done = await withStore(cli, (store) => exportLayout(store, dir, images));
+      cli.io.stdout.write(`Exported ${done.images} images: ${done.blobs} blobs, ${done.bytes} bytes\n`);
+    });
+  oci
+    .command('import')
+    .description('Push the images of an OCI image layout directory into the registry, every blob checked against its digest')
+    .argument('<dir>')
+    .option('--repository <name>', 'for a layout that does not name its images\' repository (skopeo\'s oci:DIR:TAG)')
+    .action(async (dir: string, opts: { repository?: string }) => {
+      const { importLayout } = await import('../mirror/oci-layout.ts');
+      const done = await withStore(cli, (store) => importLayout(store, dir, opts.repository ? { repository: opts.repository } : {}));
+      cli.io.stdout.write(`Imported ${done.images.join(', ') || 'nothing'}\n`);
+    });
+
   const user = oci.command('user').description("The registry's users: who may push, and where (listed and revoked with `wharf token list|revoke`)");
   user
     .command('add')

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildOciLayout } from '../fixtures/oci.ts';
-import { runProcess, serve, tempDir, wharfOk } from '../helpers/env.ts';
+import { runProcess, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
 
 const missing = ['skopeo', 'umoci'].map((tool) => (spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0 ? undefined : `${tool} is not installed (Debian package ${tool})`)).find(Boolean);
@@ -78,6 +78,27 @@ test('skopeo pushes with credentials, then inspects and copies anonymously as In
   assert.equal(listed.tags[0]!.digest, layout.index.digest);
   const host64 = listed.tags[0]!.platforms.find((p) => p.platform === `linux/${hostArch}`)!;
   assert.equal(host64.fingerprint, createHash('sha256').update(layout.images[hostArch]!.layer.digest).digest('hex'), 'sha256 of "sha256:LAYER" for a one-layer image');
+
+  // Sneakernet: exported as an OCI layout skopeo reads, imported again (every byte checked), pulled.
+  const carried = join(work, 'carried');
+  // The index, two manifests, two configs, two layers.
+  assert.match(await wharfOk(data, ['oci', 'export', carried, 'myorg/app:latest']), /^Exported 1 images: 7 blobs/);
+  const fromLayout = await skopeo(['--insecure-policy', 'inspect', `oci:${carried}:latest`]);
+  assert.equal(fromLayout.code, 0, fromLayout.stderr);
+  assert.equal((JSON.parse(fromLayout.stdout) as { Architecture: string }).Architecture, hostArch);
+  await wharfOk(data, ['oci', 'import', carried, '--repository', 'myorg/copy']);
+  const copyHead = await fetchRaw(`${server.base}/v2/myorg/copy/manifests/latest`, { ca: server.tls.cert, method: 'HEAD', headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
+  assert.equal(copyHead.headers['docker-content-digest'], layout.index.digest, 'the same index, byte for byte');
+  const tamperedLayer = join(carried, 'blobs', 'sha256', layout.images[hostArch]!.layer.digest.slice('sha256:'.length));
+  const layerBytes = await readFile(tamperedLayer);
+  layerBytes.writeUInt8(layerBytes.readUInt8(10) ^ 1, 10);
+  await writeFile(tamperedLayer, layerBytes);
+  const refusedImport = await wharf(data, ['oci', 'import', carried, '--repository', 'myorg/tampered']);
+  assert.notEqual(refusedImport.code, 0);
+  assert.match(refusedImport.stderr, /sha256/);
+  assert.equal((await fetchRaw(`${server.base}/v2/myorg/tampered/manifests/latest`, { ca: server.tls.cert })).status, 404, 'nothing of a tampered layout is tagged');
+  const repositories = JSON.parse((await fetchRaw(`${server.base}/catalogue/v1/registry.json`, { ca: server.tls.cert })).body.toString()) as { repositories: { name: string }[] };
+  assert.ok(!repositories.repositories.some((r) => r.name === 'myorg/tampered'), 'nor linked: the registry is as it was');
 
   // A blob whose bytes miss the digest it was pushed as: refused, and nothing of it kept.
   const token = JSON.parse((await fetchRaw(`${server.base}/v2/token?service=wharf&scope=repository:myorg/app:pull,push`, { ca: server.tls.cert, headers: { authorization: `Basic ${Buffer.from(`ci:${password}`).toString('base64')}` } })).body.toString()).token as string;
