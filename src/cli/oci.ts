@@ -52,6 +52,41 @@ export function ociCommands(oci: Command, cli: CliContext) {
       cli.io.stdout.write(`Imported ${done.images.join(', ') || 'nothing'}\n`);
     });
 
+  const mirror = oci.command('mirror').description('Tags of other registries copied whole ahead of time, on the schedule of image mirrors');
+  mirror
+    .command('add')
+    .description('Copy tags of a repository of an OCI remote (all platforms, or --arch ones) into REMOTE/REPOSITORY')
+    .argument('<name>')
+    .argument('<remote>', 'an OCI remote (wharf oci remote add)')
+    .argument('<repository>', 'its name upstream, such as library/alpine')
+    .requiredOption('--tag <tag>', 'a tag to copy (repeatable)', collect, [])
+    .option('--arch <architecture>', 'only these platforms of an index, such as amd64 (repeatable)', collect, [])
+    .option('--interval <duration>', 'how often it syncs (0: only by hand)', '6h')
+    .action(async (name: string, remote: string, repository: string, opts: { tag: string[]; arch: string[]; interval: string }) => {
+      const { addOciMirror } = await import('../mirror/oci-mirror.ts');
+      await withStore(cli, (store) => addOciMirror(store, { name, remote, repository, tags: opts.tag, architectures: opts.arch, intervalSeconds: parseDuration(opts.interval) }));
+    });
+  mirror
+    .command('sync')
+    .description('Sync registry mirrors now')
+    .argument('[name]', 'one mirror (default: all)')
+    .action(async (name: string | undefined) => {
+      const { syncOciMirror } = await import('../mirror/oci-mirror.ts');
+      const failed = await withStore(cli, async (store) => {
+        const registries = new Set((await store.meta.listRemotes()).filter((r) => r.protocol === 'oci').map((r) => r.name));
+        const mirrors = (await store.meta.listMirrors()).filter((m) => registries.has(m.remote) && (!name || m.name === name));
+        if (name && !mirrors.length) throw new AppError(ErrorCodes.notFound, `No registry mirror "${name}"`);
+        let failures = 0;
+        for (const m of mirrors) {
+          const report = await syncOciMirror(store, m);
+          cli.io.stdout.write(`${m.name}: ${report.tags.length} tags, ${report.blobs} blobs${report.failed.map((f) => `\n  ! ${f.tag}: ${f.error}`).join('')}\n`);
+          failures += report.failed.length;
+        }
+        return failures;
+      });
+      if (failed) throw new AppError(ErrorCodes.unavailable, `${failed} tags could not be mirrored; the next sync tries again`);
+    });
+
   const user = oci.command('user').description("The registry's users: who may push, and where (listed and revoked with `wharf token list|revoke`)");
   user
     .command('add')

@@ -165,7 +165,7 @@ export async function registryCatalogue(store: Store): Promise<{ repositories: {
       if (!manifest) continue;
       const entry: CatalogueTag = { tag, digest: `sha256:${sha256}`, mediaType: manifest.mediaType };
       if (manifest.manifests.length) {
-        const platforms = indexPlatforms(await readSmall(store, manifest.sha256, manifest.size));
+        const platforms = indexPlatforms(await storedManifestBytes(store, manifest));
         entry.platforms = await Promise.all(
           manifest.manifests.map(async (child) => {
             const record = await store.meta.getOciManifest(name, { sha256: child });
@@ -182,10 +182,10 @@ export async function registryCatalogue(store: Store): Promise<{ repositories: {
   return { repositories };
 }
 
-/** A manifest's bytes (at most 4 MiB). */
-async function readSmall(store: Store, sha256: string, size: number): Promise<Buffer> {
-  if (size > maxManifestBytes) return Buffer.alloc(0);
+/** A manifest's bytes as stored (at most 4 MiB, as every manifest kept). */
+export async function storedManifestBytes(store: Store, manifest: Pick<OciManifest, 'sha256' | 'size'>): Promise<Buffer> {
+  if (manifest.size > maxManifestBytes) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
-  for await (const chunk of (await store.blobs.openRead(sha256)) as AsyncIterable<Buffer>) chunks.push(chunk);
+  for await (const chunk of (await store.blobs.openRead(manifest.sha256)) as AsyncIterable<Buffer>) chunks.push(chunk);
   return Buffer.concat(chunks);
 }

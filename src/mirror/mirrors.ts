@@ -63,8 +63,12 @@ export async function syncMirrors(
   options: SyncOptions,
   onReport: (mirror: MirrorRecord, report: SyncReport) => void,
 ): Promise<{ failed: number }> {
-  const mirrors = (await store.meta.listMirrors()).filter((m) => !name || m.name === name);
-  if (name && mirrors.length === 0) throw new AppError(ErrorCodes.notFound, `Mirror "${name}" not found`);
+  const named = (await store.meta.listMirrors()).filter((m) => !name || m.name === name);
+  if (name && named.length === 0) throw new AppError(ErrorCodes.notFound, `Mirror "${name}" not found`);
+  // Registry mirrors have their own sync (`wharf oci mirror sync`).
+  const registries = new Set((await store.meta.listRemotes()).filter((r) => r.protocol === 'oci').map((r) => r.name));
+  if (name && registries.has(named[0]!.remote)) throw new AppError(ErrorCodes.invalidArgument, `Mirror "${name}" copies a registry`, { hint: `Sync it with: wharf oci mirror sync ${name}` });
+  const mirrors = named.filter((m) => !registries.has(m.remote));
   let failed = 0;
   for (const mirror of mirrors) {
     const report = await syncMirror(store, mirror, options);

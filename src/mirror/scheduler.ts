@@ -5,6 +5,8 @@
 import type { Store } from '../core/context.ts';
 import { syncMirror } from './sync.ts';
 import { refreshImages } from './refresh.ts';
+import { getRemote } from './remotes.ts';
+import { syncOciMirror } from './oci-mirror.ts';
 
 export interface Scheduler {
   stop(): Promise<void>;
@@ -20,6 +22,11 @@ export function startScheduler(store: Store, options: { autoUpdateSeconds: numbe
       const due = mirror.intervalSeconds > 0 && (!mirror.lastSync || Date.parse(mirror.lastSync) + mirror.intervalSeconds * 1000 <= Date.now());
       if (!due) continue;
       try {
+        if ((await getRemote(store, mirror.remote)).protocol === 'oci') {
+          const report = await syncOciMirror(store, mirror);
+          store.log.info('registry mirror synced', { mirror: mirror.name, tags: report.tags.length, blobs: report.blobs, failed: report.failed.length });
+          continue;
+        }
         const report = await syncMirror(store, mirror, { signal: controller.signal });
         store.log.info('mirror synced', { mirror: mirror.name, added: report.added.length, removed: report.removed.length, failed: report.failed.length });
       } catch (err) {

@@ -93,6 +93,14 @@ test('pull-through cache: verified first pull, one upstream fetch for 100 client
   assert.ok(answers.every((a) => a.status === 200 && a.body.length === other.size), 'all 100 got it whole');
   assert.equal(counted.get(`GET /v2/tools/app/blobs/${other.digest}`), 1, 'one upstream fetch for 100 clients');
 
+  // A registry mirror copies tag 2 ahead of time, this host's platform only.
+  const second = await buildOciLayout(join(work, 'second-layout'), { files: { 'etc/motd': 'version 2\n' } });
+  assert.equal((await skopeo(['--insecure-policy', 'copy', '--all', '--dest-tls-verify=false', `oci:${second.dir}:latest`, `docker://${upstream}/tools/app:2`])).code, 0);
+  await wharfOk(data, ['oci', 'mirror', 'add', 'app2', 'up', 'tools/app', '--tag', '2', '--arch', hostArch, '--interval', '0']);
+  assert.match(await wharfOk(data, ['oci', 'mirror', 'sync']), /^app2: 1 tags, 2 blobs$/m);
+  const otherArch = second.images[hostArch === 'amd64' ? 'arm64' : 'amd64']!;
+  assert.equal(counted.get(`GET /v2/tools/app/blobs/${otherArch.layer.digest}`), undefined, 'another platform is not copied');
+
   // The upstream down: the cached copy is served, marked stale; a second pull still works.
   upstreamUp = false;
   const stale = await fetchRaw(`${server.base}/v2/up/tools/app/manifests/1`, { ca: server.tls.cert, headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
@@ -100,6 +108,10 @@ test('pull-through cache: verified first pull, one upstream fetch for 100 client
   assert.match(String(stale.headers.warning), /^110 /);
   assert.equal(stale.headers['docker-content-digest'], layout.index.digest, 'the very bytes upstream had');
   await pull(join(work, 'second'));
+  // Tag 2, never pulled before: the mirror had copied it.
+  const mirrored = join(work, 'mirrored');
+  await mkdir(mirrored);
+  assert.equal((await skopeo(['--insecure-policy', 'copy', `docker://${host}/up/tools/app:2`, '--remove-signatures', `oci:${join(mirrored, 'oci')}:latest`])).code, 0);
   upstreamUp = true;
 
   // A blob the upstream corrupted: refused, nothing kept, the client gets an error.
