@@ -94,6 +94,8 @@ export interface Config {
   gateWait: number;
   /** Seconds a tag the registry's pull-through cache holds is served before it is checked upstream again (a HEAD). */
   ociCacheTtl: number;
+  /** Registry repositories (globs) only users whose globs match may pull; every other one is public. */
+  registryPrivate: string[];
   /** Networks (CIDRs) besides loopback that may read /metrics. */
   metricsAllow: string[];
   /** HOST:PORT of a plain-HTTP listener of its own for /metrics (and /healthz, /readyz); the serving ports then answer no /metrics. */
@@ -150,13 +152,14 @@ const defaults: Settings = {
   siteCheckInterval: 60,
   gateWait: 600,
   ociCacheTtl: 300,
+  registryPrivate: [],
   metricsAllow: [],
   metricsListen: undefined,
   shutdownTimeout: 30,
   countDownloads: true,
 };
 
-type Kind = 'address' | 'path' | 'url' | 'endpoint' | 'database' | 'cidrs' | 'seconds' | 'days' | 'bytes' | 'count' | 'level' | 'switch';
+type Kind = 'address' | 'path' | 'url' | 'endpoint' | 'database' | 'cidrs' | 'globs' | 'seconds' | 'days' | 'bytes' | 'count' | 'level' | 'switch';
 
 const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = {
   database: { yaml: 'database', env: 'WHARF_DATABASE', kind: 'database' },
@@ -195,6 +198,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   siteCheckInterval: { yaml: 'site_check_interval', env: 'WHARF_SITE_CHECK_INTERVAL', kind: 'seconds' },
   gateWait: { yaml: 'gate_wait', env: 'WHARF_GATE_WAIT', kind: 'seconds' },
   ociCacheTtl: { yaml: 'oci_cache_ttl', env: 'WHARF_OCI_CACHE_TTL', kind: 'seconds' },
+  registryPrivate: { yaml: 'registry_private', env: 'WHARF_REGISTRY_PRIVATE', kind: 'globs' },
   metricsAllow: { yaml: 'metrics_allow', env: 'WHARF_METRICS_ALLOW', kind: 'cidrs' },
   metricsListen: { yaml: 'metrics_listen', env: 'WHARF_METRICS_LISTEN', kind: 'address' },
   shutdownTimeout: { yaml: 'shutdown_timeout', env: 'WHARF_SHUTDOWN_TIMEOUT', kind: 'seconds' },
@@ -282,6 +286,15 @@ function checkValue(kind: Kind, value: unknown, origin: string): unknown {
         const cidr = String(entry).trim();
         if (!isCidr(cidr)) throw bad('a list of CIDRs (such as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7)');
         return cidr;
+      });
+    }
+    case 'globs': {
+      const list = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : undefined;
+      if (!list) throw bad('a list of repository globs');
+      return list.map((entry) => {
+        const glob = String(entry).trim();
+        if (!/^[a-z0-9*][a-z0-9._/*-]*$/.test(glob)) throw bad('a list of repository globs (such as secret/* or team/app)');
+        return glob;
       });
     }
     case 'url': {

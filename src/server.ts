@@ -106,7 +106,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const listeners: Listener[] = [];
   let replicas: Replicas | undefined;
   const counts = new RequestCounts();
-  const registry = { cache: new OciCache(store, { ttlMs: config.ociCacheTtl * 1000, leases: grants }), counts: new RegistryCounts() };
+  const registry = { cache: new OciCache(store, { ttlMs: config.ociCacheTtl * 1000, leases: grants }), counts: new RegistryCounts(), privateGlobs: config.registryPrivate };
   const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, blobs: opened.blobs, ...(downloads ? { downloads } : {}), ...(steering ? { steering } : {}), ...(dispatcher ? { webhooks: dispatcher } : {}), registry });
   const first = replica ? undefined : firstProcessMetrics(metrics, () => replicas?.channels() ?? []);
   const gather = first ? first.gather : replicaMetrics(metrics, process).gather;

@@ -155,10 +155,10 @@ export interface CatalogueTag {
   platforms?: { platform: string; digest: string; fingerprint: string | null }[];
 }
 
-/** Every repository with its tags, for the catalogue (`/catalogue/v1/registry.json`). */
-export async function registryCatalogue(store: Store): Promise<{ repositories: { name: string; tags: CatalogueTag[] }[] }> {
+/** Every repository `shown` (the public ones) with its tags, for the catalogue (`/catalogue/v1/registry.json`). */
+export async function registryCatalogue(store: Store, shown: (repository: string) => boolean): Promise<{ repositories: { name: string; tags: CatalogueTag[] }[] }> {
   const repositories = [];
-  for (const name of await store.meta.ociRepositories()) {
+  for (const name of (await store.meta.ociRepositories()).filter(shown)) {
     const tags: CatalogueTag[] = [];
     for (const { tag, sha256 } of await store.meta.ociTagTargets(name)) {
       const manifest = await store.meta.getOciManifest(name, { sha256 });

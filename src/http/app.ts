@@ -58,10 +58,10 @@ export interface AppDeps {
   /** `blob_redirect`: artifact downloads sent to the blob store's own short-lived URLs. */
   redirects?: BlobRedirects | undefined;
   /** The web catalogue's usage counts and assets (the page itself comes from the publisher). */
-  catalogue?: Omit<CatalogueDeps, 'publisher' | 'store'> | undefined;
+  catalogue?: Omit<CatalogueDeps, 'publisher' | 'store' | 'registryPrivate'> | undefined;
   operations: Omit<OperationsDeps, 'trustedClient'>;
   /** The OCI registry's pull-through cache, and where its pulls and pushes are counted. */
-  registry: { cache: OciCache; counts: RegistryCounts };
+  registry: { cache: OciCache; counts: RegistryCounts; privateGlobs: string[] };
 }
 
 declare module 'fastify' {
@@ -96,13 +96,14 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; h
   simplestreamsRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, downloads: deps.downloads, redirects: deps.redirects });
   viewRoutes(app, { publisher: deps.publisher, blobs: deps.store.blobs, downloads: deps.downloads });
   directRoutes(app, { store: deps.store, downloads: deps.downloads });
-  if (deps.catalogue) catalogueRoutes(app, { ...deps.catalogue, publisher: deps.publisher, store: deps.store });
+  if (deps.catalogue) catalogueRoutes(app, { ...deps.catalogue, publisher: deps.publisher, store: deps.store, registryPrivate: deps.registry.privateGlobs });
   operationsRoutes(app, { ...deps.operations, trustedClient: async (request) => {
       // /metrics names every product: not for a certificate restricted to channels.
       const viewer = await viewerOf(deps.store, request);
       return viewer.trusted && !viewer.channels;
     } });
-  ociRoutes(app, { store: deps.store, auth: { store: deps.store, key: tokenKey(deps.tls.key) }, ...deps.registry });
+  const { privateGlobs, ...registry } = deps.registry;
+  ociRoutes(app, { store: deps.store, auth: { store: deps.store, key: tokenKey(deps.tls.key), privateGlobs }, ...registry });
   lxdRoutes(app, {
     store: deps.store,
     secrets: deps.secrets,

@@ -13,6 +13,7 @@ import { renderJson, type RenderedDocument } from '../web/rendered.ts';
 import { sendRendered } from './send-rendered.ts';
 import { notFound } from '../errors.ts';
 import { registryCatalogue } from '../core/registry.ts';
+import { productMatches } from '../domain/push-token.ts';
 import type { Store } from '../core/context.ts';
 
 export const catalogueDownloadsPath = '/catalogue/v1/downloads.json';
@@ -24,6 +25,8 @@ export const catalogueRegistryPath = '/catalogue/v1/registry.json';
 export interface CatalogueDeps {
   publisher: IndexPublisher;
   store: Store;
+  /** `registry_private`: repositories the catalogue does not list. */
+  registryPrivate: string[];
   usage: UsageStore;
   assets: CatalogueAssets;
 }
@@ -48,7 +51,8 @@ export function catalogueRoutes(app: FastifyInstance, deps: CatalogueDeps) {
     url: catalogueRegistryPath,
     handler: async (request, reply) => {
       reply.header('access-control-allow-origin', '*').header('cache-control', 'no-cache');
-      return sendRendered(request, reply, renderJson(await registryCatalogue(deps.store)));
+      // Never a private repository's name.
+      return sendRendered(request, reply, renderJson(await registryCatalogue(deps.store, (name) => !productMatches(deps.registryPrivate, name))));
     },
   });
 

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { capturingLogger, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { fetchRaw, type Response } from '../helpers/http.ts';
@@ -156,4 +156,34 @@ test('registry protocol: tokens, chunked and whole uploads, mounts, manifests, t
   await wharfOk(data, ['prune'], { env: { WHARF_GRACE_PERIOD: '0' } });
   assert.deepEqual(await stored(), [], 'collected once nothing holds it');
   assert.ok(logs.records.some((r) => r.msg === 'request' && r.status === 400 && String(r.path).endsWith('/manifests/big')), 'the refused oversized manifest has its line');
+});
+
+test('registry_private: a private repository is its users\' to pull, and listed nowhere', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const owner = (await wharfOk(data, ['oci', 'user', 'add', 'owner', '--push', 'secret/*'])).trim();
+  const stranger = (await wharfOk(data, ['oci', 'user', 'add', 'stranger', '--push', 'team/*'])).trim();
+  await writeFile(join(data, 'config.yaml'), 'registry_private: [secret/*]\n');
+  const server = await serve(t, data, { processes: 1 });
+  const call = (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer) => fetchRaw(server.base + path, { ca: server.tls.cert, method, headers, ...(body ? { body } : {}) });
+  const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
+  const bearer = async (scope: string, credentials?: Record<string, string>) => ({ authorization: `Bearer ${JSON.parse((await call('GET', `/v2/token?service=wharf&scope=${scope}`, credentials)).body.toString()).token}` });
+
+  const ownerToken = await bearer('repository:secret/app:pull,push', basic('owner', owner));
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  assert.equal((await call('POST', `/v2/secret/app/blobs/uploads/?digest=${digest(config)}`, { ...ownerToken, 'content-type': 'application/octet-stream' }, config)).status, 201);
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digest(config), size: config.length }, layers: [] }));
+  assert.equal((await call('PUT', '/v2/secret/app/manifests/1', { ...ownerToken, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, manifest)).status, 201);
+
+  assert.equal((await call('GET', '/v2/secret/app/manifests/1', ownerToken)).status, 200, 'its user pulls');
+  assert.equal((await call('GET', '/v2/secret/app/manifests/1', basic('owner', owner))).status, 200, 'with Basic too');
+  const anonymous = await call('GET', '/v2/secret/app/manifests/1');
+  assert.equal(anonymous.status, 401);
+  assert.match(String(anonymous.headers['www-authenticate']), /^Bearer realm=/);
+  assert.equal((await call('GET', '/v2/secret/app/manifests/1', await bearer('repository:secret/app:pull'))).status, 401, 'an anonymous token has no pull of it');
+  assert.equal((await call('GET', `/v2/secret/app/blobs/${digest(config)}`, await bearer('repository:secret/app:pull', basic('stranger', stranger)))).status, 401, "another user's token neither");
+  assert.equal((await call('GET', '/v2/secret/app/tags/list', basic('stranger', stranger))).status, 403);
+  for (const listing of ['/v2/_catalog', '/catalogue/v1/registry.json']) {
+    assert.ok(!(await call('GET', listing, ownerToken)).body.toString().includes('secret/app'), `${listing} names no private repository`);
+  }
 });

@@ -1,6 +1,6 @@
 /**
- * Who may do what in the registry. Repositories are public: anyone pulls, with or without a
- * token. Pushing and deleting take credentials: a builder's push token (`wharf oci user add` or
+ * Who may do what in the registry. Repositories are public unless `registry_private` names
+ * them: anyone pulls a public one, with or without a token; a private one, its users only. Pushing and deleting take credentials: a builder's push token (`wharf oci user add` or
  * `wharf token add`: user = its name, password = the token) whose globs match the repository,
  * either as Basic on the request or, as Docker-style clients do it, exchanged at `/v2/token` for a
  * bearer token of that scope. `/v2/` always answers a client without a valid bearer token with the
@@ -19,7 +19,12 @@ export const registryService = 'wharf';
 export interface RegistryAuth {
   key: Buffer;
   store: Store;
+  /** `registry_private`: repositories only their users may pull. */
+  privateGlobs: string[];
 }
+
+/** Whether anyone may pull the repository (it matches no `registry_private` glob). */
+export const isPublicRepository = (auth: RegistryAuth, repository: string) => !productMatches(auth.privateGlobs, repository);
 
 /** The challenge every 401 of the registry carries: where to get a token. */
 export function challenge(request: FastifyRequest): string {
@@ -49,7 +54,8 @@ export async function issueToken(auth: RegistryAuth, request: FastifyRequest): P
   const scopes = [query.scope].flat().filter((s): s is string => typeof s === 'string');
   const access: Record<string, RegistryAction[]> = {};
   for (const [repository, actions] of Object.entries(parseScopes(scopes))) {
-    access[repository] = actions.filter((a) => a === 'pull' || (user !== undefined && mayPush(user.globs, repository)));
+    const own = user !== undefined && mayPush(user.globs, repository);
+    access[repository] = actions.filter((a) => own || (a === 'pull' && isPublicRepository(auth, repository)));
   }
   const issuedAt = new Date();
   const token = signToken(auth.key, { subject: user?.name ?? '', access, expiresAt: issuedAt.getTime() + tokenLifetimeSeconds * 1000 });
@@ -71,12 +77,12 @@ export async function authenticated(auth: RegistryAuth, request: FastifyRequest)
 }
 
 /**
- * Refuses the request unless the caller may `action` on `repository`: pulls are anyone's;
+ * Refuses the request unless the caller may `action` on `repository`: pulls of a public one are anyone's;
  * otherwise UNAUTHORIZED (with the challenge) without a bearer token of that scope, DENIED for
  * Basic credentials that hold but do not reach this repository.
  */
 export async function authorize(auth: RegistryAuth, request: FastifyRequest, repository: string, action: RegistryAction): Promise<void> {
-  if (action === 'pull') return;
+  if (action === 'pull' && isPublicRepository(auth, repository)) return;
   const grant = await grantOf(auth, request);
   const allowed = grant === undefined ? false : 'basic' in grant ? mayPush(grant.basic.globs, repository) : (grant.access[repository] ?? []).includes(action);
   if (allowed) return;

@@ -10,7 +10,7 @@ import { appendUpload, cancelUpload, finishUpload, manifestOf, mountBlob, pushMa
 import { OciError, isRepositoryName, maxManifestBytes, page, parseDigest, parseOciPath, parseReference, type OciPath } from '../../domain/oci.ts';
 import type { OciManifest } from '../../meta/store.ts';
 import { sendBlob } from '../send-blob.ts';
-import { authenticated, authorize, issueToken, type RegistryAuth } from './auth.ts';
+import { authenticated, authorize, isPublicRepository, issueToken, type RegistryAuth } from './auth.ts';
 import type { CachedRepository, OciCache } from '../../mirror/oci-cache.ts';
 import type { RegistryCounts } from '../../metrics/server-metrics.ts';
 
@@ -107,6 +107,8 @@ async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest
   const method = request.method;
   const notAllowed = () => new OciError('UNSUPPORTED', `${method} is not allowed here`);
   if ('name' in path) {
+    // Every read needs the right to pull (anyone's, but for a private repository).
+    if (method === 'GET' || method === 'HEAD') await authorize(auth, request, path.name, 'pull');
     const route = await deps.cache.route(path.name);
     if (route) return handleCached(deps, path, route, request, reply);
   }
@@ -119,7 +121,8 @@ async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest
     case 'catalog': {
       const q = queryOf(request);
       const n = one(q.n) === undefined ? undefined : Number(one(q.n));
-      const { items, more } = page(await store.meta.ociRepositories(), (r) => r, n, one(q.last));
+      const visible = (await store.meta.ociRepositories()).filter((r) => isPublicRepository(auth, r));
+      const { items, more } = page(visible, (r) => r, n, one(q.last));
       if (more) reply.header('link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(items.at(-1)!)}>; rel="next"`);
       return reply.headers(apiVersion).send({ repositories: items });
     }
