@@ -21,6 +21,8 @@ import { holdLease } from '../core/lease.ts';
 import type { Store } from '../core/context.ts';
 
 const blobRef = (sha256: string, size: number): BlobRef => ({ sha256, size, format: { kind: 'oci' } });
+/** How long the list of OCI remotes is used before it is read again: a remote added is cached within this. */
+const remotesReadMs = 2000;
 
 /** A repository of the cache: the remote it copies, and its name there. */
 export interface CachedRepository {
@@ -52,11 +54,19 @@ export class OciCache {
     this.leases = options.leases;
   }
 
+  /** The OCI remotes as last read, and when: every registry request asks, a read a second will do. */
+  private remotes: { at: number; list: Promise<RemoteRecord[]> } | undefined;
+
   /** The cached remote `repository` falls under (its first component names an OCI remote), if any. */
   async route(repository: string): Promise<CachedRepository | undefined> {
     const slash = repository.indexOf('/');
     if (slash < 0) return undefined;
-    const remote = (await this.store.meta.listRemotes()).find((r) => r.protocol === 'oci' && r.name === repository.slice(0, slash));
+    if (!this.remotes || Date.now() - this.remotes.at > remotesReadMs) {
+      const list = this.store.meta.listRemotes().then((all) => all.filter((r) => r.protocol === 'oci'));
+      this.remotes = { at: Date.now(), list };
+      list.catch(() => (this.remotes = undefined));
+    }
+    const remote = (await this.remotes.list).find((r) => r.name === repository.slice(0, slash));
     return remote && { remote, upstream: repository.slice(slash + 1) };
   }
 
