@@ -81,9 +81,16 @@ async function finish(store: Store, repository: string, writer: BlobWriter, sha2
   return ref;
 }
 
-/** Ends upload `id` with its last `chunks` (a monolithic PUT's whole body): the blob, held by `repository`. */
-export async function finishUpload(store: Store, repository: string, id: string, sha256: string, chunks: AsyncIterable<Uint8Array>): Promise<BlobRef> {
+/**
+ * Ends upload `id` with its last `chunks` (a monolithic PUT's whole body; `start` where they go,
+ * if the client said, which must be where the upload ends): the blob, held by `repository`.
+ */
+export async function finishUpload(store: Store, repository: string, id: string, sha256: string, chunks: AsyncIterable<Uint8Array>, start?: number): Promise<BlobRef> {
   const writer = await resume(store, id);
+  if (start !== undefined && start !== writer.size) {
+    await writer.suspend();
+    throw new OciError('RANGE_NOT_SATISFIABLE', `this chunk starts at ${start}, the upload holds ${writer.size} bytes`);
+  }
   try {
     await writeAll(writer, chunks);
   } catch (err) {

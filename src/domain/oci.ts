@@ -46,10 +46,13 @@ export type OciErrorCode = keyof typeof ociErrorCodes;
 /** An AppError that the registry answers in the spec's envelope with `code`. */
 export class OciError extends AppError {
   readonly ociCode: OciErrorCode;
+  /** UNAUTHORIZED: the scope the request needs (`repository:NAME:pull,push`), which the challenge names for the client to ask a token of. */
+  readonly scope: string | undefined;
 
-  constructor(ociCode: OciErrorCode, message: string) {
+  constructor(ociCode: OciErrorCode, message: string, options: { scope?: string } = {}) {
     super(ociErrorCodes[ociCode], message);
     this.ociCode = ociCode;
+    this.scope = options.scope;
   }
 }
 
@@ -61,17 +64,41 @@ export function checkRepository(name: string): string {
 export const isTag = (reference: string) => tagPattern.test(reference);
 export const isRepositoryName = (name: string) => name.length <= maxNameLength && namePattern.test(name);
 
-/** A digest wharf stores by: `sha256:` and 64 lowercase hex digits. Other algorithms are refused as unsupported, malformed ones as invalid. */
+/** The spec's digest grammar: `algorithm:encoded`. */
+const digestGrammar = /^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/;
+/** The registered algorithms' encodings: sha256 is stored by, sha512 only recognised. */
+const encodings: Record<string, RegExp> = { sha256: /^[a-f0-9]{64}$/, sha512: /^[a-f0-9]{128}$/ };
+
+/**
+ * A digest as a read names it: the sha256 wharf stores by, or undefined for a valid digest of
+ * another registered algorithm (sha512: nothing here has one, so a read answers "unknown", 404).
+ * A malformed digest, or an algorithm the spec does not register, is DIGEST_INVALID.
+ */
+export function readDigest(text: string): string | undefined {
+  const match = digestGrammar.exec(text);
+  const encoding = match && encodings[match[1]!];
+  if (!match || !encoding?.test(match[2]!)) {
+    throw new OciError('DIGEST_INVALID', match && !encoding ? `unsupported digest algorithm ${match[1]!.slice(0, 20)}` : `invalid digest: ${JSON.stringify(text.slice(0, 80))}`);
+  }
+  return match[1] === 'sha256' ? match[2]! : undefined;
+}
+
+/** A digest content is stored by (a push): sha256; any other algorithm is refused (DIGEST_INVALID, as the spec allows). */
 export function parseDigest(text: string): string {
-  const match = /^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/.exec(text);
-  if (!match) throw new OciError('DIGEST_INVALID', `invalid digest: ${JSON.stringify(text.slice(0, 80))}`);
-  if (match[1] !== 'sha256') throw new OciError('DIGEST_INVALID', `unsupported digest algorithm ${match[1]!.slice(0, 20)}: only sha256 is stored`);
-  if (!/^[a-f0-9]{64}$/.test(match[2]!)) throw new OciError('DIGEST_INVALID', `invalid sha256 digest: ${JSON.stringify(text.slice(0, 80))}`);
-  return match[2]!;
+  const sha256 = readDigest(text);
+  if (sha256 === undefined) throw new OciError('DIGEST_INVALID', `unsupported digest algorithm ${text.split(':')[0]!.slice(0, 20)}: only sha256 is stored`);
+  return sha256;
 }
 
 /** A manifest reference: a tag, or a digest (by its sha256). */
 export type Reference = { tag: string } | { sha256: string };
+
+/** A reference as a read names it: undefined for a digest of an algorithm nothing here is stored by. */
+export function readReference(reference: string): Reference | undefined {
+  if (!reference.includes(':')) return parseReference(reference);
+  const sha256 = readDigest(reference);
+  return sha256 === undefined ? undefined : { sha256 };
+}
 
 export function parseReference(reference: string): Reference {
   if (reference.includes(':')) return { sha256: parseDigest(reference) };
@@ -133,7 +160,10 @@ export function readManifest(bytes: Uint8Array, contentType: string | undefined)
   if (type === manifestMediaTypes.ociManifest || type === manifestMediaTypes.dockerManifest) {
     if (body.schemaVersion !== 2) throw new OciError('MANIFEST_INVALID', 'schemaVersion must be 2');
     const config = body.config as Descriptor | undefined;
-    const blobs = [descriptor(config, 'config'), ...list(body.layers, 'layers').map((l, i) => descriptor(l, `layers[${i}]`))];
+    // Layers marked non-distributable (or Docker's foreign layers) live elsewhere (their urls):
+    // checked as descriptors, never required in the registry.
+    const layers = list(body.layers, 'layers').map((l, i) => ({ sha256: descriptor(l, `layers[${i}]`), elsewhere: /nondistributable|foreign/.test(String((l as Descriptor).mediaType)) }));
+    const blobs = [descriptor(config, 'config'), ...layers.filter((l) => !l.elsewhere).map((l) => l.sha256)];
     const artifactType = typeof body.artifactType === 'string' ? body.artifactType : typeof config?.mediaType === 'string' ? config.mediaType : null;
     return { mediaType: type, blobs, manifests: [], subject, artifactType, annotations };
   }

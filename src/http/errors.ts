@@ -61,7 +61,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: unk
   if (isLxdPath(request.url)) return lxdError(reply, status, message);
   if (isRegistryPath(request.url)) {
     // The spec's envelope; a 401 says where to get a token (clients read no other challenge).
-    if (status === 401) reply.header('www-authenticate', challenge(request));
+    if (status === 401) reply.header('www-authenticate', challenge(request, err instanceof OciError ? err.scope : undefined));
     return reply.code(status).header('content-type', 'application/json; charset=utf-8').send({ errors: [{ code: registryErrorCode(err, status), message, detail: null }] });
   }
   return reply.code(status).header('content-type', 'application/json; charset=utf-8').send({ error: message });

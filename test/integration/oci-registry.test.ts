@@ -48,6 +48,7 @@ test('registry protocol: tokens, chunked and whole uploads, mounts, manifests, t
   assert.equal((await call('GET', '/v2/', { headers: { authorization: `Bearer ${anonymous}` } })).status, 200, 'an anonymous token is a token');
   const refusedAnon = await call('POST', '/v2/team/a/blobs/uploads/', { headers: { authorization: `Bearer ${anonymous}` } });
   assert.equal(refusedAnon.status, 401, 'anonymous push');
+  assert.match(String(refusedAnon.headers['www-authenticate']), /,scope="repository:team\/a:pull,push"$/, 'the challenge names the scope to ask for');
   const outside = await call('POST', '/v2/other/a/blobs/uploads/', { headers: auth });
   assert.equal(outside.status, 401, 'a token without that scope');
   const basicOutside = await call('POST', '/v2/other/a/blobs/uploads/', { headers: { authorization: `Basic ${Buffer.from(`ci:${password}`).toString('base64')}` } });
@@ -66,6 +67,8 @@ test('registry protocol: tokens, chunked and whole uploads, mounts, manifests, t
   const skipped = await call('PATCH', location, { headers: { ...auth, 'content-type': 'application/octet-stream', 'content-range': `30000-39999` }, body: layer.subarray(30_000, 40_000) });
   assert.equal(skipped.status, 416);
   assert.equal((await call('GET', location, { headers: auth })).headers.range, '0-19999', 'the 416 wrote nothing');
+  const lastOutOfOrder = await call('PUT', `${location}?digest=${digest(layer)}`, { headers: { ...auth, 'content-type': 'application/octet-stream', 'content-range': `30000-${layer.length - 1}` }, body: layer.subarray(30_000) });
+  assert.equal(lastOutOfOrder.status, 416, 'a closing chunk out of order too');
   const wrongEnd = await call('PUT', `${location}?digest=${digest('something else')}`, { headers: { ...auth, 'content-type': 'application/octet-stream' }, body: layer.subarray(20_000) });
   assert.equal(wrongEnd.status, 400);
   assert.equal(errorCode(wrongEnd), 'DIGEST_INVALID');
@@ -132,13 +135,16 @@ test('registry protocol: tokens, chunked and whole uploads, mounts, manifests, t
   const artifact = manifestOf([signature], { artifactType: 'application/vnd.example.signature', subject: descriptor(manifest, 'application/vnd.oci.image.manifest.v1+json') });
   const referring = await putManifest('team/a', digest(artifact), artifact);
   assert.equal(referring.headers['oci-subject'], digest(manifest));
-  const referrers = JSON.parse((await call('GET', `/v2/team/a/referrers/${digest(manifest)}`)).body.toString()) as { manifests: { digest: string; artifactType: string }[] };
+  const referrersAnswer = await call('GET', `/v2/team/a/referrers/${digest(manifest)}`);
+  assert.equal(referrersAnswer.headers['content-type'], 'application/vnd.oci.image.index.v1+json', 'exactly: no charset');
+  const referrers = JSON.parse(referrersAnswer.body.toString()) as { manifests: { digest: string; artifactType: string }[] };
   assert.deepEqual(referrers.manifests.map((m) => [m.digest, m.artifactType]), [[digest(artifact), 'application/vnd.example.signature']]);
   assert.deepEqual((JSON.parse((await call('GET', `/v2/team/a/referrers/${digest(manifest)}?artifactType=other`)).body.toString()) as { manifests: unknown[] }).manifests, []);
 
   // Hostile names and digests answer the spec's errors.
   assert.equal(errorCode(await call('GET', '/v2/team%2Fa/tags/list')), 'NAME_INVALID');
-  assert.equal(errorCode(await call('GET', `/v2/team/a/blobs/sha512:${'a'.repeat(128)}`)), 'DIGEST_INVALID');
+  assert.equal(errorCode(await call('GET', `/v2/team/a/blobs/sha512:${'a'.repeat(128)}`)), 'BLOB_UNKNOWN', 'nothing here has a sha512 digest');
+  assert.equal(errorCode(await call('GET', `/v2/team/a/blobs/sha256:${'a'.repeat(12)}`)), 'DIGEST_INVALID');
   assert.equal(errorCode(await call('GET', `/v2/team/a/blobs/${digest('nothing')}`)), 'BLOB_UNKNOWN');
   assert.equal(errorCode(await call('GET', '/v2/team/a/manifests/nope')), 'MANIFEST_UNKNOWN');
   assert.equal(errorCode(await call('PATCH', '/v2/team/a/blobs/uploads/no-such-upload', { headers: { ...auth, 'content-type': 'application/octet-stream' }, body: 'x' })), 'BLOB_UPLOAD_UNKNOWN');

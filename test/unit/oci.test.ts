@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
-import { OciError, checkRepository, incusFingerprint, indexPlatforms, page, parseDigest, parseOciPath, parseReference, readManifest } from '../../src/domain/oci.ts';
+import { OciError, checkRepository, incusFingerprint, indexPlatforms, page, parseDigest, parseOciPath, parseReference, readDigest, readManifest, readReference } from '../../src/domain/oci.ts';
 import { basicCredentials, parseScopes, signToken, tokenKey, verifyToken } from '../../src/domain/registry-token.ts';
 
 const code = (fn: () => unknown) => {
@@ -47,7 +47,11 @@ test('registry paths: what each names; hostile names are NAME_INVALID, never dec
 
 test('digests and references: sha256 only, lowercase hex; tags by the grammar', () => {
   assert.equal(parseDigest(`sha256:${hex}`), hex);
-  assert.equal(code(() => parseDigest(`sha512:${'a'.repeat(128)}`)), 'DIGEST_INVALID');
+  assert.equal(code(() => parseDigest(`sha512:${'a'.repeat(128)}`)), 'DIGEST_INVALID', 'nothing is stored by sha512');
+  assert.equal(readDigest(`sha512:${'a'.repeat(128)}`), undefined, 'a read of a sha512 digest names nothing here (404)');
+  assert.equal(code(() => readDigest(`sha512:${'a'.repeat(64)}`)), 'DIGEST_INVALID', 'a sha512 digest of the wrong length');
+  assert.equal(code(() => readDigest(`md5:${'a'.repeat(32)}`)), 'DIGEST_INVALID', 'an algorithm the spec does not register');
+  assert.equal(readReference(`sha512:${'b'.repeat(128)}`), undefined);
   assert.equal(code(() => parseDigest(`sha256:${hex.toUpperCase()}`)), 'DIGEST_INVALID');
   assert.equal(code(() => parseDigest('sha256:abc')), 'DIGEST_INVALID');
   assert.deepEqual(parseReference('v1.0_rc-1'), { tag: 'v1.0_rc-1' });
@@ -58,9 +62,10 @@ test('digests and references: sha256 only, lowercase hex; tags by the grammar', 
 
 test('manifests: what they refer to; a wrong or unknown type, a bad descriptor is MANIFEST_INVALID', () => {
   const d = (n: string) => ({ mediaType: 'x', digest: `sha256:${n.repeat(64)}`, size: 1 });
-  const image = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: d('c'), layers: [d('1'), d('2')], subject: d('5'), annotations: { a: 'b' } };
+  const foreign = { ...d('3'), mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', urls: ['https://example.com/layer'] };
+  const image = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: d('c'), layers: [d('1'), d('2'), foreign], subject: d('5'), annotations: { a: 'b' } };
   const refs = readManifest(Buffer.from(JSON.stringify(image)), 'application/vnd.oci.image.manifest.v1+json');
-  assert.deepEqual(refs.blobs, ['c'.repeat(64), '1'.repeat(64), '2'.repeat(64)]);
+  assert.deepEqual(refs.blobs, ['c'.repeat(64), '1'.repeat(64), '2'.repeat(64)], 'a non-distributable layer is not required here');
   assert.equal(refs.subject, '5'.repeat(64));
   assert.equal(refs.artifactType, 'x', 'the config media type when no artifactType');
   const index = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [d('a'), d('b')] };

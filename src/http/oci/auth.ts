@@ -26,9 +26,9 @@ export interface RegistryAuth {
 /** Whether anyone may pull the repository (it matches no `registry_private` glob). */
 export const isPublicRepository = (auth: RegistryAuth, repository: string) => !productMatches(auth.privateGlobs, repository);
 
-/** The challenge every 401 of the registry carries: where to get a token. */
-export function challenge(request: FastifyRequest): string {
-  return `Bearer realm="${httpsBase(request.raw)}/v2/token",service="${registryService}"`;
+/** The challenge every 401 of the registry carries: where to get a token, and for which scope (clients ask for exactly that). */
+export function challenge(request: FastifyRequest, scope?: string): string {
+  return `Bearer realm="${httpsBase(request.raw)}/v2/token",service="${registryService}"${scope ? `,scope="${scope}"` : ''}`;
 }
 
 /** The user Basic credentials name, if they hold: a live push token given as the password, the user its name. */
@@ -88,6 +88,8 @@ export async function authorize(auth: RegistryAuth, request: FastifyRequest, rep
   if (allowed) return;
   // A bearer token without this scope: the client asks the token endpoint for one (which grants it
   // only if the user may). Basic credentials that hold but do not reach the repository: denied.
-  if (grant === undefined || !('basic' in grant)) throw new OciError('UNAUTHORIZED', `a token with ${action} on ${repository} is needed`);
+  if (grant === undefined || !('basic' in grant)) {
+    throw new OciError('UNAUTHORIZED', `a token with ${action} on ${repository} is needed`, { scope: `repository:${repository}:${action === 'pull' ? 'pull' : `pull,${action}`}` });
+  }
   throw new OciError('DENIED', `${grant.basic.name} may not ${action} ${repository}`);
 }

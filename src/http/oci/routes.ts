@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Store } from '../../core/context.ts';
 import { appendUpload, cancelUpload, finishUpload, manifestOf, mountBlob, pushManifest, repositoryBlob, startUpload, uploadSize, uploadWhole } from '../../core/registry.ts';
-import { OciError, isRepositoryName, maxManifestBytes, page, parseDigest, parseOciPath, parseReference, type OciPath } from '../../domain/oci.ts';
+import { OciError, isRepositoryName, maxManifestBytes, page, parseDigest, parseOciPath, parseReference, readDigest, readReference, type OciPath } from '../../domain/oci.ts';
 import type { OciManifest } from '../../meta/store.ts';
 import { sendBlob } from '../send-blob.ts';
 import { authenticated, authorize, isPublicRepository, issueToken, type RegistryAuth } from './auth.ts';
@@ -16,6 +16,7 @@ import type { RegistryCounts } from '../../metrics/server-metrics.ts';
 
 const apiVersion = { 'docker-distribution-api-version': 'registry/2.0' };
 const digestOf = (sha256: string) => `sha256:${sha256}`;
+const jsonBytes = (value: unknown) => Buffer.from(JSON.stringify(value));
 
 /** The raw path of a request, without its query. */
 const pathOf = (request: FastifyRequest) => request.url.split('?')[0]!;
@@ -127,27 +128,30 @@ async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest
       return reply.headers(apiVersion).send({ repositories: items });
     }
     case 'blob': {
-      const sha256 = parseDigest(path.digest);
+      // A digest of another algorithm (sha512) names nothing stored here: unknown, not invalid.
+      const sha256 = readDigest(path.digest);
+      const unknown = () => new OciError('BLOB_UNKNOWN', `blob ${path.digest} is not in ${path.name}`);
       if (method === 'DELETE') {
         await authorize(auth, request, path.name, 'delete');
-        if (!(await store.meta.unlinkOciBlob(path.name, sha256))) throw new OciError('BLOB_UNKNOWN', `blob ${path.digest} is not in ${path.name}`);
+        if (sha256 === undefined || !(await store.meta.unlinkOciBlob(path.name, sha256))) throw unknown();
         return reply.code(202).headers({ ...apiVersion, 'content-length': '0' }).send();
       }
       if (method !== 'GET' && method !== 'HEAD') throw notAllowed();
-      const blob = await repositoryBlob(store, path.name, sha256);
-      if (!blob) throw new OciError('BLOB_UNKNOWN', `blob ${path.digest} is not in ${path.name}`);
-      return sendBlob(request, reply, store.blobs, blob, { headers: { ...apiVersion, 'content-type': 'application/octet-stream', 'docker-content-digest': digestOf(sha256) } });
+      const blob = sha256 === undefined ? undefined : await repositoryBlob(store, path.name, sha256);
+      if (!blob) throw unknown();
+      return sendBlob(request, reply, store.blobs, blob, { headers: { ...apiVersion, 'content-type': 'application/octet-stream', 'docker-content-digest': digestOf(blob.sha256) } });
     }
     case 'uploads': {
       if (method !== 'POST') throw notAllowed();
       await authorize(auth, request, path.name, 'push');
       const q = queryOf(request);
+      const mayRead = (repository: string) => authorize(auth, request, repository, 'pull').then(() => true, () => false);
       const mount = one(q.mount);
       const from = one(q.from);
       if (mount !== undefined && from !== undefined) {
-        // From a repository that holds it (every repository is readable); else an upload starts.
-        const sha256 = parseDigest(mount);
-        if (isRepositoryName(from) && (await mountBlob(store, path.name, from, sha256))) return blobCreated(reply, path.name, sha256);
+        // From a repository that holds it and this caller may read; else an upload starts.
+        const sha256 = readDigest(mount);
+        if (sha256 !== undefined && isRepositoryName(from) && (await mayRead(from)) && (await mountBlob(store, path.name, from, sha256))) return blobCreated(reply, path.name, sha256);
       }
       const whole = one(q.digest);
       if (whole !== undefined) return blobCreated(reply, path.name, (await uploadWhole(store, path.name, parseDigest(whole), bodyOf(request))).sha256);
@@ -160,7 +164,8 @@ async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest
       if (method === 'PUT') {
         const digest = one(queryOf(request).digest);
         if (digest === undefined) throw new OciError('DIGEST_INVALID', 'the digest query parameter is required');
-        return blobCreated(reply, path.name, (await finishUpload(store, path.name, path.id, parseDigest(digest), bodyOf(request))).sha256);
+        // A last chunk sent with its range must start where the upload ends, as a PATCH must.
+        return blobCreated(reply, path.name, (await finishUpload(store, path.name, path.id, parseDigest(digest), bodyOf(request), chunkStart(request))).sha256);
       }
       if (method === 'DELETE') {
         await cancelUpload(store, path.id);
@@ -169,6 +174,10 @@ async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest
       throw notAllowed();
     }
     case 'manifest': {
+      if (method === 'GET' || method === 'HEAD' || method === 'DELETE') {
+        // A digest of another algorithm names no manifest stored here: unknown (404), not invalid.
+        if (readReference(path.reference) === undefined) throw new OciError('MANIFEST_UNKNOWN', `manifest ${path.reference} is not in ${path.name}`);
+      }
       const reference = parseReference(path.reference);
       if (method === 'GET' || method === 'HEAD') {
         const manifest = await manifestOf(store, path.name, reference);
@@ -200,13 +209,14 @@ async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest
     }
     case 'referrers': {
       if (method !== 'GET') throw notAllowed();
-      const sha256 = parseDigest(path.digest);
+      const sha256 = readDigest(path.digest);
       const filter = one(queryOf(request).artifactType);
-      const referrers = (await store.meta.ociReferrers(path.name, sha256)).filter((m) => filter === undefined || m.artifactType === filter);
+      const referrers = (sha256 === undefined ? [] : await store.meta.ociReferrers(path.name, sha256)).filter((m) => filter === undefined || m.artifactType === filter);
       if (filter !== undefined) reply.header('oci-filters-applied', 'artifactType');
+      // Bytes, not an object: the framework would add "; charset=utf-8" to the media type.
       return reply
         .headers({ ...apiVersion, 'content-type': 'application/vnd.oci.image.index.v1+json' })
-        .send({
+        .send(jsonBytes({
           schemaVersion: 2,
           mediaType: 'application/vnd.oci.image.index.v1+json',
           manifests: referrers.map((m) => ({
@@ -216,7 +226,7 @@ async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest
             ...(m.artifactType ? { artifactType: m.artifactType } : {}),
             ...(Object.keys(m.annotations).length ? { annotations: m.annotations } : {}),
           })),
-        });
+        }));
     }
   }
 }
