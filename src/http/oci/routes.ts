@@ -6,7 +6,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Store } from '../../core/context.ts';
-import { appendUpload, cancelUpload, finishUpload, manifestOf, mountBlob, pushManifest, repositoryBlob, startUpload, uploadSize, uploadWhole } from '../../core/registry.ts';
+import { appendUpload, cancelUpload, finishUpload, manifestOf, mountBlob, pushManifest, repositoryBlob, startUpload, storedManifestBytes, uploadSize, uploadWhole } from '../../core/registry.ts';
+import { noneMatch } from '../conditional.ts';
 import { OciError, isRepositoryName, maxManifestBytes, page, parseDigest, parseOciPath, parseReference, readDigest, readReference, type OciPath } from '../../domain/oci.ts';
 import type { OciManifest } from '../../meta/store.ts';
 import { sendBlob } from '../send-blob.ts';
@@ -62,11 +63,49 @@ function manifestHeaders(manifest: OciManifest) {
   return { ...apiVersion, 'content-type': manifest.mediaType, 'docker-content-digest': digestOf(manifest.sha256) };
 }
 
+/**
+ * Manifests' bytes by sha256, as last read: content-addressed, so never stale; what clients ask
+ * for most (every pull starts with one or two), answered without opening a file. Bounded: the
+ * oldest go first past `manifestCacheBytes`.
+ */
+class ManifestBytes {
+  private readonly kept = new Map<string, Buffer>();
+  private bytes = 0;
+
+  async get(store: Store, manifest: OciManifest): Promise<Buffer> {
+    const hit = this.kept.get(manifest.sha256);
+    if (hit) return hit;
+    const read = await storedManifestBytes(store, manifest);
+    this.kept.set(manifest.sha256, read);
+    this.bytes += read.length;
+    for (const [sha, old] of this.kept) {
+      if (this.bytes <= manifestCacheBytes) break;
+      this.kept.delete(sha);
+      this.bytes -= old.length;
+    }
+    return read;
+  }
+}
+
+const manifestCacheBytes = 32 * 1024 * 1024;
+
+/** A manifest's answer: its exact bytes and type, its digest, an ETag (304), HEAD; by tag not cached by clients. */
+async function sendManifest(deps: RegistryDeps, request: FastifyRequest, reply: FastifyReply, manifest: OciManifest, byTag: boolean): Promise<FastifyReply> {
+  const etag = `"${manifest.sha256}"`;
+  reply.headers({ ...manifestHeaders(manifest), etag, 'cache-control': byTag ? 'no-cache' : 'public, max-age=31536000, immutable' });
+  if (noneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
+  reply.header('content-length', String(manifest.size));
+  if (request.method === 'HEAD') return reply.send();
+  if (request.method === 'GET') deps.counts.pulls++;
+  return reply.send(await deps.manifests.get(deps.store, manifest));
+}
+
 export interface RegistryDeps {
   store: Store;
   auth: RegistryAuth;
   cache: OciCache;
   counts: RegistryCounts;
+  manifests: ManifestBytes;
 }
 
 /** Reads of a cached repository (its name starts with an OCI remote's): from the cache, fetched upstream as needed. */
@@ -78,10 +117,8 @@ async function handleCached(deps: RegistryDeps, path: OciPath & { name: string }
     case 'manifest': {
       const reference = parseReference(path.reference);
       const { manifest, stale } = await cache.manifest(path.name, route, reference);
-      if (method === 'GET') deps.counts.pulls++;
       if (stale) reply.header('warning', '110 - "Response is Stale"');
-      const caching: Record<string, string> = 'tag' in reference ? { 'cache-control': 'no-cache' } : {};
-      return sendBlob(request, reply, store.blobs, { sha256: manifest.sha256, size: manifest.size, format: { kind: 'oci' } }, { headers: { ...manifestHeaders(manifest), ...caching } });
+      return sendManifest(deps, request, reply, manifest, 'tag' in reference);
     }
     case 'blob': {
       const blob = await cache.blob(path.name, route, parseDigest(path.digest));
@@ -180,11 +217,7 @@ async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest
       }
       const reference = parseReference(path.reference);
       if (method === 'GET' || method === 'HEAD') {
-        const manifest = await manifestOf(store, path.name, reference);
-        if (method === 'GET') deps.counts.pulls++;
-        // By digest it never changes; a tag moves.
-        const caching: Record<string, string> = 'tag' in reference ? { 'cache-control': 'no-cache' } : {};
-        return sendBlob(request, reply, store.blobs, { sha256: manifest.sha256, size: manifest.size, format: { kind: 'oci' } }, { headers: { ...manifestHeaders(manifest), ...caching } });
+        return sendManifest(deps, request, reply, await manifestOf(store, path.name, reference), 'tag' in reference);
       }
       if (method === 'PUT') {
         await authorize(auth, request, path.name, 'push');
@@ -231,7 +264,8 @@ async function handle(deps: RegistryDeps, path: OciPath, request: FastifyRequest
   }
 }
 
-export function ociRoutes(app: FastifyInstance, deps: RegistryDeps) {
+export function ociRoutes(app: FastifyInstance, given: Omit<RegistryDeps, 'manifests'>) {
+  const deps: RegistryDeps = { ...given, manifests: new ManifestBytes() };
   app.register(async (registry) => {
     // Bodies are the handlers' to read, as streams, whatever their type.
     registry.removeAllContentTypeParsers();
