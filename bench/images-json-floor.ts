@@ -7,7 +7,6 @@
  * make them); 2 s warm-up each, then 3 alternating rounds of 6 s per server and mode; medians.
  * Targets (issue 24): >= 0.8x with keep-alive, >= 0.9x with a new connection per request.
  */
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
@@ -16,31 +15,13 @@ import { openStore } from '../src/factory.ts';
 import { silentLogger } from '../src/log.ts';
 import { ownCluster } from '../test/helpers/postgres.ts';
 import { addImage, tinySquashfs } from './store.ts';
-import { freePort, httpsClient, median, removeDir, report, requireCommands, sleep, startWharf, tempDir, wrk, type Row } from './lib.ts';
+import { httpsClient, median, removeDir, report, requireCommands, startBareHttps, startWharf, tempDir, wrk, type Row } from './lib.ts';
 
 const images = 30;
 const rounds = 3;
 const seconds = '6s';
 requireCommands('wrk', 'mksquashfs');
 
-/** The floor: node:cluster forks one worker per core, each a node:https server writing `body` with `headers`. */
-const bareServer = `
-import cluster from 'node:cluster';
-import { availableParallelism } from 'node:os';
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:https';
-const [cert, key, bodyFile, headersJson, port] = process.argv.slice(2);
-if (cluster.isPrimary) {
-  for (let i = 0; i < availableParallelism(); i++) cluster.fork();
-} else {
-  const body = readFileSync(bodyFile);
-  const headers = { ...JSON.parse(headersJson), 'content-length': String(body.length) };
-  createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
-    res.writeHead(200, headers);
-    res.end(body);
-  }).listen(Number(port), '127.0.0.1');
-}
-`;
 
 const work = await tempDir('images-json-floor');
 const stops: Array<() => Promise<void>> = [];
@@ -66,12 +47,9 @@ try {
   // The same answer, byte for byte and header for header (but those that name a moment or a request).
   const headers = Object.fromEntries(Object.entries(answer.headers).filter(([name]) => !['date', 'connection', 'keep-alive', 'content-length', 'x-request-id'].includes(name)));
   await writeFile(join(work, 'images.json'), answer.body);
-  await writeFile(join(work, 'bare.mjs'), bareServer);
-  const barePort = await freePort();
-  const bare = spawn(process.execPath, [join(work, 'bare.mjs'), tls.cert, tls.key, join(work, 'images.json'), JSON.stringify(headers), String(barePort)], { stdio: 'ignore' });
-  stops.push(async () => void bare.kill('SIGTERM'));
-  await sleep(1000);
-  const bareUrl = `https://127.0.0.1:${barePort}/streams/v1/images.json`;
+  const bare = await startBareHttps(work, tls, join(work, 'images.json'), headers);
+  stops.push(bare.stop);
+  const bareUrl = `https://127.0.0.1:${bare.port}/streams/v1/images.json`;
   console.log(`images.json: ${answer.body.length} bytes, ${Object.keys(headers).length} headers besides the length`);
 
   const rows: Row[] = [];

@@ -546,3 +546,33 @@ export async function importFloorMs(files: string[], dir: string): Promise<numbe
   await Promise.all([perFile.stop(), combined.stop()]);
   return ms;
 }
+
+// ---------------------------------------------------------------- the serving floor
+
+/** The floor of an answer: node:cluster forks one worker per core, each a node:https server writing `body` with `headers`. */
+const bareServer = `
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+const [cert, key, bodyFile, headersJson, port] = process.argv.slice(2);
+if (cluster.isPrimary) {
+  for (let i = 0; i < availableParallelism(); i++) cluster.fork();
+} else {
+  const body = readFileSync(bodyFile);
+  const headers = { ...JSON.parse(headersJson), 'content-length': String(body.length) };
+  createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
+    res.writeHead(200, headers);
+    res.end(body);
+  }).listen(Number(port), '127.0.0.1');
+}
+`;
+
+/** Starts the bare cluster answering every request with `bodyFile` and `headers`, with the same certificate (PEM files). */
+export async function startBareHttps(dir: string, tls: { cert: string; key: string }, bodyFile: string, headers: Record<string, string | string[] | undefined>): Promise<{ port: number; stop: () => Promise<void> }> {
+  await writeFile(join(dir, 'bare.mjs'), bareServer);
+  const port = await freePort();
+  const bare = spawn(process.execPath, [join(dir, 'bare.mjs'), tls.cert, tls.key, bodyFile, JSON.stringify(headers), String(port)], { stdio: 'ignore' });
+  await sleep(1500);
+  return { port, stop: async () => void bare.kill('SIGTERM') };
+}

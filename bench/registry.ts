@@ -10,34 +10,15 @@
  *   makes them) against a bare `node:https` server answering the same bytes and headers with the
  *   same certificate on every core; 2 s warm-up each, 3 alternating rounds of 6 s, medians (>= 0.9x).
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { link, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { blobFile, freePort, GiB, importFloorMs, median, MiB, removeDir, report, requireCommands, runOk, sleep, startNginx, startWharf, tempDir, warm, wharfBin, wrk } from './lib.ts';
+import { blobFile, GiB, importFloorMs, median, MiB, removeDir, report, requireCommands, runOk, startBareHttps, startNginx, startWharf, tempDir, warm, wharfBin, wrk } from './lib.ts';
 
 const runs = 3;
 requireCommands('curl', 'nginx', 'wrk');
 
-/** The floor of a manifest answer: node:cluster, one node:https worker per core, the same bytes and headers. */
-const bareServer = `
-import cluster from 'node:cluster';
-import { availableParallelism } from 'node:os';
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:https';
-const [cert, key, bodyFile, headersJson, port] = process.argv.slice(2);
-if (cluster.isPrimary) {
-  for (let i = 0; i < availableParallelism(); i++) cluster.fork();
-} else {
-  const body = readFileSync(bodyFile);
-  const headers = { ...JSON.parse(headersJson), 'content-length': String(body.length) };
-  createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
-    res.writeHead(200, headers);
-    res.end(body);
-  }).listen(Number(port), '127.0.0.1');
-}
-`;
 
 const sha256Of = async (path: string) => {
   const hash = createHash('sha256');
@@ -119,13 +100,10 @@ try {
       .map((line) => line.split(/:\s*/, 2) as [string, string])
       .filter(([name, value]) => value !== undefined && !['content-length', 'date', 'connection', 'keep-alive', 'x-request-id'].includes(name.toLowerCase())),
   );
-  const barePort = await freePort();
-  await writeFile(join(work, 'bare.mjs'), bareServer);
-  const bare = spawn(process.execPath, [join(work, 'bare.mjs'), ca, join(data, 'server.key'), join(work, 'manifest.json'), JSON.stringify(headers), String(barePort)], { stdio: 'ignore' });
-  stops.push(async () => void bare.kill());
-  await sleep(1500);
+  const bare = await startBareHttps(work, { cert: ca, key: join(data, 'server.key') }, join(work, 'manifest.json'), headers);
+  stops.push(bare.stop);
   const manifestUrl = `${wharf!.base}/v2/bench/app/manifests/latest`;
-  const bareUrl = `https://127.0.0.1:${barePort}/v2/bench/app/manifests/latest`;
+  const bareUrl = `https://127.0.0.1:${bare.port}/v2/bench/app/manifests/latest`;
   const close = ['Connection: close', 'Accept: application/vnd.oci.image.manifest.v1+json'];
   await wrk(manifestUrl, '2s', close);
   await wrk(bareUrl, '2s', close);

@@ -40,6 +40,16 @@ async function resume(store: Store, id: string): Promise<BlobWriter> {
   }
 }
 
+/** Upload `id`'s writer, if the next bytes, said to start at `start`, go where it ends (else RANGE_NOT_SATISFIABLE). */
+async function resumeAt(store: Store, id: string, start: number | undefined): Promise<BlobWriter> {
+  const writer = await resume(store, id);
+  if (start !== undefined && start !== writer.size) {
+    await writer.suspend();
+    throw new OciError('RANGE_NOT_SATISFIABLE', `this chunk starts at ${start}, the upload holds ${writer.size} bytes`);
+  }
+  return writer;
+}
+
 /** The bytes an upload holds so far. */
 export async function uploadSize(store: Store, id: string): Promise<number> {
   const writer = await resume(store, id);
@@ -56,11 +66,7 @@ const writeAll = (writer: BlobWriter, chunks: AsyncIterable<Uint8Array>) => new 
  * must be where the upload ends (else `RANGE_NOT_SATISFIABLE`, nothing written). The new size.
  */
 export async function appendUpload(store: Store, id: string, chunks: AsyncIterable<Uint8Array>, start?: number): Promise<number> {
-  const writer = await resume(store, id);
-  if (start !== undefined && start !== writer.size) {
-    await writer.suspend();
-    throw new OciError('RANGE_NOT_SATISFIABLE', `this chunk starts at ${start}, the upload holds ${writer.size} bytes`);
-  }
+  const writer = await resumeAt(store, id, start);
   try {
     await writeAll(writer, chunks);
   } finally {
@@ -86,11 +92,7 @@ async function finish(store: Store, repository: string, writer: BlobWriter, sha2
  * if the client said, which must be where the upload ends): the blob, held by `repository`.
  */
 export async function finishUpload(store: Store, repository: string, id: string, sha256: string, chunks: AsyncIterable<Uint8Array>, start?: number): Promise<BlobRef> {
-  const writer = await resume(store, id);
-  if (start !== undefined && start !== writer.size) {
-    await writer.suspend();
-    throw new OciError('RANGE_NOT_SATISFIABLE', `this chunk starts at ${start}, the upload holds ${writer.size} bytes`);
-  }
+  const writer = await resumeAt(store, id, start);
   try {
     await writeAll(writer, chunks);
   } catch (err) {

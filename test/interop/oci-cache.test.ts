@@ -9,12 +9,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { buildOciLayout } from '../fixtures/oci.ts';
 import { runProcess, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
+import { trustForContainers } from '../helpers/containers-trust.ts';
 import { until } from '../helpers/until.ts';
 
 const missing = ['skopeo', 'umoci', 'docker-registry'].map((tool) => (spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0 ? undefined : `${tool} is not installed (Debian package ${tool})`)).find(Boolean);
@@ -63,11 +64,8 @@ test('pull-through cache: verified first pull, one upstream fetch for 100 client
   await wharfOk(data, ['oci', 'remote', 'add', 'up', `http://${upstream}`]);
   await writeFile(join(data, 'config.yaml'), 'oci_cache_ttl: 0\n');
   const server = await serve(t, data, { processes: 1 });
-  const host = new URL(server.base).host;
-  const certsDir = join('/etc/containers/certs.d', host);
-  await mkdir(certsDir, { recursive: true });
-  await writeFile(join(certsDir, 'ca.crt'), server.tls.cert);
-  t.after(() => rm(certsDir, { recursive: true, force: true }));
+  // As on an Incus host: the registry's CA where containers/image looks for it.
+  const host = await trustForContainers(t, server);
 
   const pull = async (into: string) => {
     await mkdir(into, { recursive: true });

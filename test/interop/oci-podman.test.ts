@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { buildOciLayout } from '../fixtures/oci.ts';
 import { runProcess, serve, tempDir, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
+import { trustForContainers } from '../helpers/containers-trust.ts';
 
 const missing = ['podman', 'buildah'].map((tool) => (spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0 ? undefined : `${tool} is not installed (Debian package ${tool})`)).find(Boolean);
 
@@ -23,11 +24,8 @@ test('podman logs in, pushes and pulls; buildah commits straight to the registry
   const data = join(work, 'data');
   const password = (await wharfOk(data, ['oci', 'user', 'add', 'builder', '--push', 'apps/*'])).trim();
   const server = await serve(t, data, { processes: 1 });
-  const host = new URL(server.base).host;
-  const certsDir = join('/etc/containers/certs.d', host);
-  await mkdir(certsDir, { recursive: true });
-  await writeFile(join(certsDir, 'ca.crt'), server.tls.cert);
-  t.after(() => rm(certsDir, { recursive: true, force: true }));
+  // As on an Incus host: the registry's CA where containers/image looks for it.
+  const host = await trustForContainers(t, server);
 
   /** A tool with storage of its own under the test's directory (`name`), as another host would have. */
   const tool = (command: 'podman' | 'buildah', name: string) => {

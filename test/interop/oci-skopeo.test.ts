@@ -11,11 +11,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildOciLayout } from '../fixtures/oci.ts';
 import { runProcess, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
 import { fetchRaw } from '../helpers/http.ts';
+import { trustForContainers } from '../helpers/containers-trust.ts';
 
 const missing = ['skopeo', 'umoci'].map((tool) => (spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0 ? undefined : `${tool} is not installed (Debian package ${tool})`)).find(Boolean);
 const hostArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
@@ -26,12 +27,8 @@ test('skopeo pushes with credentials, then inspects and copies anonymously as In
   const data = join(work, 'data');
   const password = (await wharfOk(data, ['oci', 'user', 'add', 'ci', '--push', 'myorg/*'])).trim();
   const server = await serve(t, data, { processes: 1 });
-  const host = new URL(server.base).host;
   // As on an Incus host: the registry's CA where containers/image looks for it.
-  const certsDir = join('/etc/containers/certs.d', host);
-  await mkdir(certsDir, { recursive: true });
-  await writeFile(join(certsDir, 'ca.crt'), server.tls.cert);
-  t.after(() => rm(certsDir, { recursive: true, force: true }));
+  const host = await trustForContainers(t, server);
   const skopeo = (args: string[]) => runProcess('skopeo', args, { timeoutMs: 120_000 });
   const layout = await buildOciLayout(join(work, 'layout'), { files: { 'etc/motd': 'pushed through wharf\n' } });
 
