@@ -96,6 +96,8 @@ export interface Config {
   ociCacheTtl: number;
   /** Registry repositories (globs) only users whose globs match may pull; every other one is public. */
   registryPrivate: string[];
+  /** Seconds an upload (a registry session, a push) may sit idle before collection removes it. */
+  uploadTtl: number;
   /** Networks (CIDRs) besides loopback that may read /metrics. */
   metricsAllow: string[];
   /** HOST:PORT of a plain-HTTP listener of its own for /metrics (and /healthz, /readyz); the serving ports then answer no /metrics. */
@@ -110,9 +112,11 @@ export interface Config {
   testHooks: TestHook[];
   /** `webhooks:`: receivers of the pipeline's events (domain/webhooks.ts). */
   webhooks: Webhook[];
+  /** `registry_credentials:`: per OCI remote, what wharf logs in to it with (never a client's). */
+  registryCredentials: Record<string, { username: string; password: string }>;
 }
 
-type Settings = Omit<Config, 'dataDir' | 'releaseAliases' | 'testHooks' | 'webhooks'>;
+type Settings = Omit<Config, 'dataDir' | 'releaseAliases' | 'testHooks' | 'webhooks' | 'registryCredentials'>;
 
 const defaults: Settings = {
   database: undefined,
@@ -153,6 +157,7 @@ const defaults: Settings = {
   gateWait: 600,
   ociCacheTtl: 300,
   registryPrivate: [],
+  uploadTtl: 600,
   metricsAllow: [],
   metricsListen: undefined,
   shutdownTimeout: 30,
@@ -199,6 +204,7 @@ const keys: Record<keyof Settings, { yaml: string; env: string; kind: Kind }> = 
   gateWait: { yaml: 'gate_wait', env: 'WHARF_GATE_WAIT', kind: 'seconds' },
   ociCacheTtl: { yaml: 'oci_cache_ttl', env: 'WHARF_OCI_CACHE_TTL', kind: 'seconds' },
   registryPrivate: { yaml: 'registry_private', env: 'WHARF_REGISTRY_PRIVATE', kind: 'globs' },
+  uploadTtl: { yaml: 'upload_ttl', env: 'WHARF_UPLOAD_TTL', kind: 'seconds' },
   metricsAllow: { yaml: 'metrics_allow', env: 'WHARF_METRICS_ALLOW', kind: 'cidrs' },
   metricsListen: { yaml: 'metrics_listen', env: 'WHARF_METRICS_LISTEN', kind: 'address' },
   shutdownTimeout: { yaml: 'shutdown_timeout', env: 'WHARF_SHUTDOWN_TIMEOUT', kind: 'seconds' },
@@ -232,7 +238,8 @@ export async function loadConfig(
   const releaseAliases = file.release_aliases === undefined || file.release_aliases === null ? {} : checkReleaseAliasSetting(file.release_aliases, `${configFileName}: release_aliases`);
   const testHooks = file.test_hooks === undefined || file.test_hooks === null ? [] : checkTestHooks(file.test_hooks, `${configFileName}: test_hooks`);
   const webhooks = file.webhooks === undefined || file.webhooks === null ? [] : checkWebhooks(file.webhooks, `${configFileName}: webhooks`);
-  const config = { dataDir, ...(settings as Settings), releaseAliases, testHooks, webhooks };
+  const registryCredentials = file.registry_credentials === undefined || file.registry_credentials === null ? {} : checkRegistryCredentials(file.registry_credentials, `${configFileName}: registry_credentials`);
+  const config = { dataDir, ...(settings as Settings), releaseAliases, testHooks, webhooks, registryCredentials };
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new AppError(ErrorCodes.config, 'tls_cert and tls_key must be given together');
   }
@@ -240,6 +247,19 @@ export async function loadConfig(
     throw new AppError(ErrorCodes.config, 'blob_redirect needs an s3:// blob_store: only an object store hands out URLs clients can download from');
   }
   return config;
+}
+
+/** `registry_credentials: { REMOTE: { username, password } }`: strings, for OCI remotes by name. */
+function checkRegistryCredentials(value: unknown, origin: string): Record<string, { username: string; password: string }> {
+  const bad = (what: string) => new AppError(ErrorCodes.config, `${origin}: ${what}`, { hint: 'e.g. registry_credentials: { hub: { username: me, password: "..." } }' });
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('must be a mapping of OCI remote names');
+  const credentials: Record<string, { username: string; password: string }> = {};
+  for (const [name, entry] of Object.entries(value)) {
+    const { username, password, ...rest } = (entry ?? {}) as Record<string, unknown>;
+    if (Object.keys(rest).length || typeof username !== 'string' || typeof password !== 'string' || !username) throw bad(`${name} must have a username and a password (strings), nothing else`);
+    credentials[name] = { username, password };
+  }
+  return credentials;
 }
 
 async function readConfigFile(path: string): Promise<Record<string, unknown>> {
@@ -260,7 +280,7 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
     throw new AppError(ErrorCodes.config, `${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new AppError(ErrorCodes.config, `${path} must be a mapping of settings`);
-  const known = new Set([...Object.values(keys).map((k) => k.yaml), 'release_aliases', 'test_hooks', 'webhooks']);
+  const known = new Set([...Object.values(keys).map((k) => k.yaml), 'release_aliases', 'test_hooks', 'webhooks', 'registry_credentials']);
   for (const key of Object.keys(doc as object)) {
     if (!known.has(key)) {
       throw new AppError(ErrorCodes.config, `${path}: unknown setting "${key}"`, { hint: `Known settings: ${[...known].join(', ')}` });

@@ -106,7 +106,7 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const listeners: Listener[] = [];
   let replicas: Replicas | undefined;
   const counts = new RequestCounts();
-  const registry = { cache: new OciCache(store, { ttlMs: config.ociCacheTtl * 1000, leases: grants }), counts: new RegistryCounts(), privateGlobs: config.registryPrivate };
+  const registry = { cache: new OciCache(store, { ttlMs: config.ociCacheTtl * 1000, leases: grants, credentials: config.registryCredentials }), counts: new RegistryCounts(), privateGlobs: config.registryPrivate };
   const metrics = serverMetrics({ requests: counts, handshakes: () => listeners.reduce((n, l) => n + l.handshakes, 0), publisher, blobs: opened.blobs, ...(downloads ? { downloads } : {}), ...(steering ? { steering } : {}), ...(dispatcher ? { webhooks: dispatcher } : {}), registry });
   const first = replica ? undefined : firstProcessMetrics(metrics, () => replicas?.channels() ?? []);
   const gather = first ? first.gather : replicaMetrics(metrics, process).gather;
@@ -171,11 +171,11 @@ export async function startServer(config: Config, log: Logger, role: ServerRole 
   const jobs = replica
     ? undefined
     : whileLeading(grants, 'jobs', () => {
-        const scheduler = startScheduler(store, { autoUpdateSeconds: config.autoUpdateInterval, remoteCacheExpiryDays: config.remoteCacheExpiry });
+        const scheduler = startScheduler(store, { autoUpdateSeconds: config.autoUpdateInterval, remoteCacheExpiryDays: config.remoteCacheExpiry, registryCredentials: config.registryCredentials });
         const gc = setInterval(() => {
           applyRetention(store)
             .catch((err: unknown) => log.error('channel retention failed', { err }))
-            .then(() => collectGarbage(store))
+            .then(() => collectGarbage(store, { stagingIdleMs: config.uploadTtl * 1000 }))
             .catch((err: unknown) => log.error('garbage collection failed', { err }))
             .then(() => redirects?.consolidateAll())
             .catch((err: unknown) => log.error('consolidating blobs for redirects failed', { err }));

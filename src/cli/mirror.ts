@@ -7,7 +7,7 @@ import { addMirror, syncMirrors } from '../mirror/mirrors.ts';
 import { exportTree, importTree } from '../mirror/tree.ts';
 import { prune } from '../core/prune.ts';
 import { checkFormat, humanSize, render, collect } from './output.ts';
-import { withStore, type CliContext } from './context.ts';
+import { cliConfig, withStore, type CliContext } from './context.ts';
 
 export function mirrorCommands(mirror: Command, cli: CliContext) {
   mirror
@@ -106,8 +106,10 @@ export function pruneCommand(command: Command, cli: CliContext) {
     .option('--dry-run', 'only print what would go')
     .action(async (opts: { keep?: string; olderThan?: string; dryRun?: boolean }) => {
       const keep = opts.keep === undefined ? undefined : Number(opts.keep);
+      const config = await cliConfig(cli);
       const result = await withStore(cli, (store) =>
         prune(store, {
+          stagingIdleMs: config.uploadTtl * 1000,
           ...(keep !== undefined ? { keep } : {}),
           ...(opts.olderThan !== undefined ? { olderThanSeconds: parseDuration(opts.olderThan) } : {}),
           dryRun: opts.dryRun ?? false,

@@ -4,7 +4,7 @@ import { AppError, ErrorCodes } from '../errors.ts';
 import { parseDuration } from '../domain/duration.ts';
 import { addPushToken } from '../core/push-tokens.ts';
 import { collect } from './output.ts';
-import { readText, withStore, type CliContext } from './context.ts';
+import { cliConfig, readText, withStore, type CliContext } from './context.ts';
 import { addRemote, getRemote, removeRemote } from '../mirror/remotes.ts';
 
 export function ociCommands(oci: Command, cli: CliContext) {
@@ -72,13 +72,14 @@ export function ociCommands(oci: Command, cli: CliContext) {
     .argument('[name]', 'one mirror (default: all)')
     .action(async (name: string | undefined) => {
       const { syncOciMirror } = await import('../mirror/oci-mirror.ts');
+      const { registryCredentials } = await cliConfig(cli);
       const failed = await withStore(cli, async (store) => {
         const registries = new Set((await store.meta.listRemotes()).filter((r) => r.protocol === 'oci').map((r) => r.name));
         const mirrors = (await store.meta.listMirrors()).filter((m) => registries.has(m.remote) && (!name || m.name === name));
         if (name && !mirrors.length) throw new AppError(ErrorCodes.notFound, `No registry mirror "${name}"`);
         let failures = 0;
         for (const m of mirrors) {
-          const report = await syncOciMirror(store, m);
+          const report = await syncOciMirror(store, m, registryCredentials);
           cli.io.stdout.write(`${m.name}: ${report.tags.length} tags, ${report.blobs} blobs${report.failed.map((f) => `\n  ! ${f.tag}: ${f.error}`).join('')}\n`);
           failures += report.failed.length;
         }

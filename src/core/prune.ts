@@ -16,6 +16,8 @@ export interface PruneOptions {
   olderThanSeconds?: number;
   dryRun?: boolean;
   now?: Date;
+  /** Uploads idle this long (`upload_ttl`: a registry upload abandoned half-way) are removed too. */
+  stagingIdleMs?: number;
 }
 
 export async function prune(store: Store, options: PruneOptions): Promise<{ images: Image[]; blobs: string[] }> {
@@ -44,6 +46,6 @@ export async function prune(store: Store, options: PruneOptions): Promise<{ imag
   }
   if (options.dryRun) return { images: doomed, blobs: await store.meta.collectableBlobs(graceCutoff(store, now)) };
   if (doomed.length) await deleteImages(store, doomed.map((i) => i.fingerprint), 'prune');
-  const { removed } = await collectGarbage(store, { now });
+  const { removed } = await collectGarbage(store, { now, ...(options.stagingIdleMs !== undefined ? { stagingIdleMs: options.stagingIdleMs } : {}) });
   return { images: doomed, blobs: removed };
 }

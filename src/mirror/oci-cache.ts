@@ -48,10 +48,14 @@ export class OciCache {
   private readonly inFlight = new Map<string, Promise<unknown>>();
   readonly counters: CacheCounters = { hits: 0, misses: 0, stale: 0, upstreamFetches: 0 };
 
-  constructor(store: Store, options: { ttlMs: number; leases?: Leases | undefined }) {
+  /** Per OCI remote, what wharf logs in with (`registry_credentials`). */
+  private readonly credentials: Record<string, { username: string; password: string }>;
+
+  constructor(store: Store, options: { ttlMs: number; leases?: Leases | undefined; credentials?: Record<string, { username: string; password: string }> }) {
     this.store = store;
     this.ttlMs = options.ttlMs;
     this.leases = options.leases;
+    this.credentials = options.credentials ?? {};
   }
 
   /** The OCI remotes as last read, and when: every registry request asks, a read a second will do. */
@@ -73,7 +77,7 @@ export class OciCache {
   private client(remote: RemoteRecord): RegistryClient {
     const key = `${remote.name}\0${remote.url}\0${remote.certificate}`;
     let client = this.clients.get(key);
-    if (!client) this.clients.set(key, (client = new RegistryClient(remote.url, { certificate: remote.certificate })));
+    if (!client) this.clients.set(key, (client = new RegistryClient(remote.url, { certificate: remote.certificate, credentials: this.credentials[remote.name] })));
     return client;
   }
 

@@ -44,13 +44,13 @@ export async function addOciMirror(store: Store, options: { name: string; remote
 }
 
 /** Copies the mirror's tags whole (the platforms it wants); records when, and the first error. */
-export async function syncOciMirror(store: Store, mirror: MirrorRecord): Promise<OciMirrorReport> {
+export async function syncOciMirror(store: Store, mirror: MirrorRecord, credentials: Record<string, { username: string; password: string }> = {}): Promise<OciMirrorReport> {
   const remote = await getRemote(store, mirror.remote);
   const upstream = mirror.filters.repository!;
   const repository = `${remote.name}/${upstream}`;
   const route = { remote, upstream };
   // A sync checks every tag upstream: no time to live.
-  const cache = new OciCache(store, { ttlMs: 0 });
+  const cache = new OciCache(store, { ttlMs: 0, credentials });
   const wanted = mirror.filters.architectures?.split(',').filter(Boolean) ?? [];
   const report: OciMirrorReport = { tags: [], blobs: 0, failed: [] };
   for (const tag of (mirror.filters.tags ?? '').split(',').filter(Boolean)) {

@@ -12,7 +12,10 @@ export interface Scheduler {
   stop(): Promise<void>;
 }
 
-export function startScheduler(store: Store, options: { autoUpdateSeconds: number; remoteCacheExpiryDays: number; tickMs?: number }): Scheduler {
+export function startScheduler(
+  store: Store,
+  options: { autoUpdateSeconds: number; remoteCacheExpiryDays: number; tickMs?: number; registryCredentials?: Record<string, { username: string; password: string }> },
+): Scheduler {
   const controller = new AbortController();
   let lastRefresh = Date.now();
   let running: Promise<void> = Promise.resolve();
@@ -23,7 +26,7 @@ export function startScheduler(store: Store, options: { autoUpdateSeconds: numbe
       if (!due) continue;
       try {
         if ((await getRemote(store, mirror.remote)).protocol === 'oci') {
-          const report = await syncOciMirror(store, mirror);
+          const report = await syncOciMirror(store, mirror, options.registryCredentials);
           store.log.info('registry mirror synced', { mirror: mirror.name, tags: report.tags.length, blobs: report.blobs, failed: report.failed.length });
           continue;
         }

@@ -193,3 +193,55 @@ test('registry_private: a private repository is its users\' to pull, and listed 
     assert.ok(!(await call('GET', listing, ownerToken)).body.toString().includes('secret/app'), `${listing} names no private repository`);
   }
 });
+
+test('an upload abandoned half-way: nothing of it left once upload_ttl passed and collection ran', async (t) => {
+  const work = await tempDir(t);
+  const data = join(work, 'data');
+  const password = (await wharfOk(data, ['oci', 'user', 'add', 'ci', '--push', 'team/*'])).trim();
+  await writeFile(join(data, 'config.yaml'), 'upload_ttl: 1\n');
+  const server = await serve(t, data, { processes: 1 });
+  const auth = { authorization: `Basic ${Buffer.from(`ci:${password}`).toString('base64')}` };
+  const started = await fetchRaw(`${server.base}/v2/team/a/blobs/uploads/`, { ca: server.tls.cert, method: 'POST', headers: auth });
+  const location = String(started.headers.location);
+  const patched = await fetchRaw(server.base + location, { ca: server.tls.cert, method: 'PATCH', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: Buffer.alloc(100_000, 7) });
+  assert.equal(patched.status, 202);
+  const staging = join(data, 'blobs', 'staging');
+  assert.notDeepEqual(await readdir(staging), [], 'the half upload is staged');
+  await new Promise((r) => setTimeout(r, 1_500));
+  await wharfOk(data, ['prune']);
+  assert.deepEqual(await readdir(staging), [], 'nothing left after the TTL');
+  const resumed = await fetchRaw(server.base + location, { ca: server.tls.cert, method: 'PATCH', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: 'more' });
+  assert.equal(resumed.status, 404);
+  assert.equal(errorCode(resumed), 'BLOB_UPLOAD_UNKNOWN');
+});
+
+test('a pull-through cache logs in to its upstream with registry_credentials, and only with them', async (t) => {
+  const work = await tempDir(t);
+  // The upstream: another wharf whose repository is private.
+  const upData = join(work, 'upstream');
+  const upPassword = (await wharfOk(upData, ['oci', 'user', 'add', 'mirror-bot', '--push', 'secret/*'])).trim();
+  await writeFile(join(upData, 'config.yaml'), 'registry_private: [secret/*]\n');
+  const upstream = await serve(t, upData, { processes: 1 });
+  const upAuth = { authorization: `Basic ${Buffer.from(`mirror-bot:${upPassword}`).toString('base64')}` };
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  await fetchRaw(`${upstream.base}/v2/secret/app/blobs/uploads/?digest=${digest(config)}`, { ca: upstream.tls.cert, method: 'POST', headers: { ...upAuth, 'content-type': 'application/octet-stream' }, body: config });
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digest(config), size: config.length }, layers: [] }));
+  assert.equal((await fetchRaw(`${upstream.base}/v2/secret/app/manifests/1`, { ca: upstream.tls.cert, method: 'PUT', headers: { ...upAuth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest })).status, 201);
+  await writeFile(join(work, 'upstream.crt'), upstream.tls.cert);
+
+  const cacheWith = async (name: string, credentials: string) => {
+    const data = join(work, name);
+    await wharfOk(data, ['oci', 'remote', 'add', 'up', upstream.base, '--certificate', join(work, 'upstream.crt')]);
+    await writeFile(join(data, 'config.yaml'), credentials);
+    return serve(t, data, { processes: 1 });
+  };
+  const without = await cacheWith('anonymous', '');
+  const refused = await fetchRaw(`${without.base}/v2/up/secret/app/manifests/1`, { ca: without.tls.cert });
+  assert.equal(refused.status, 502, 'the upstream refuses an anonymous cache');
+  const logged = await cacheWith('logged', `registry_credentials:\n  up: { username: mirror-bot, password: "${upPassword}" }\n`);
+  const got = await fetchRaw(`${logged.base}/v2/up/secret/app/manifests/1`, { ca: logged.tls.cert });
+  assert.equal(got.status, 200, got.body.toString());
+  assert.ok(got.body.equals(manifest));
+  // Its clients pull anonymously: the cache's repositories are its own, public unless made private.
+  assert.equal((await fetchRaw(`${logged.base}/v2/up/secret/app/blobs/${digest(config)}`, { ca: logged.tls.cert })).body.toString(), config.toString());
+});
