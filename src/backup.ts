@@ -21,7 +21,7 @@ export interface BackupResult {
   bytes: number;
 }
 
-const databases = ['wharf.db', 'usage.db'];
+const databases = ['wharf.db', 'usage.db', 'webhooks.db'];
 const plainFiles = [configFileName, 'server.crt', 'server.key', 'signing-key.asc'];
 export const blobListName = 'blobs.txt';
 
@@ -57,6 +57,8 @@ export async function backupDataDir(config: Config, dest: string): Promise<Backu
   const blobs = new Map<string, number>();
   try {
     for (const image of await copy.listImages()) for (const blob of [image.metadata, ...(image.rootfs ? [image.rootfs] : []), ...image.deltas]) blobs.set(blob.sha256, blob.size);
+    // And what the registry holds: its blobs and manifests.
+    for (const blob of await copy.ownedBlobs()) blobs.set(blob.sha256, blob.size);
   } finally {
     await copy.close();
   }

@@ -453,6 +453,14 @@ export class MemoryMetaStore implements MetaStore {
     });
   }
 
+  async ownedBlobs(): Promise<{ sha256: string; size: number }[]> {
+    const data = this.data;
+    return [...data.owners]
+      .filter(([sha, owners]) => owners.size && data.blobs.has(sha))
+      .map(([sha256]) => ({ sha256, size: data.blobs.get(sha256)!.size }))
+      .sort((a, b) => compareText(a.sha256, b.sha256));
+  }
+
   async blobOwners(sha256: string): Promise<BlobOwner[]> {
     return [...(this.data.owners.get(sha256) ?? [])].sort(compareText).map((key) => {
       const [kind, id] = key.split('\0') as [string, string];

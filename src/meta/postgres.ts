@@ -19,7 +19,7 @@ import { channelChange, type ChannelChange, type ChannelSetting } from '../domai
 import { viewErrors, type View, type ViewToken } from '../domain/view.ts';
 import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
 import { testResultInsert, testResultSelect, testResultValues, toTestResult, type TestResultRow } from './rows.ts';
-import { channelSettingPut, channelSettingSelect, toChannelSetting } from './rows.ts';
+import { channelSettingPut, channelSettingSelect, ownedBlobsSelect, toChannelSetting } from './rows.ts';
 import { eventInsert, eventSelect, eventValues, toEvent, type EventRow } from './rows.ts';
 import { imageEvents, type NewEvent, type PipelineEvent } from '../domain/pipeline.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
@@ -415,6 +415,10 @@ export class PostgresMetaStore implements MetaStore {
       const now = await storeNow(q);
       for (const { sha256 } of rows) await q(`UPDATE blobs SET unpublished_at = ? WHERE sha256 = ? AND NOT ${usedBlob('blobs.sha256')}`, [now, sha256]);
     });
+  }
+
+  async ownedBlobs(): Promise<{ sha256: string; size: number }[]> {
+    return (await this.rows<{ sha256: string; size: string | number }>(ownedBlobsSelect)).map(({ sha256, size }) => ({ sha256, size: Number(size) }));
   }
 
   async blobOwners(sha256: string): Promise<BlobOwner[]> {

@@ -252,6 +252,9 @@ export const toChannelChange = (row: HistoryRow): ChannelChange => ({
   at: row.at,
 });
 
+/** Every blob an owner holds, once, by sha256 (`ownedBlobs`). */
+export const ownedBlobsSelect = 'SELECT b.sha256, b.size FROM blobs b WHERE EXISTS (SELECT 1 FROM blob_owners o WHERE o.sha256 = b.sha256) ORDER BY b.sha256';
+
 export const channelSettingSelect = 'SELECT name, keep, gate FROM channel_settings ORDER BY name';
 export const channelSettingPut = 'INSERT INTO channel_settings (name, keep, gate) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET keep = excluded.keep, gate = excluded.gate';
 export const toChannelSetting = (row: ChannelSetting): ChannelSetting => ({ name: row.name, keep: row.keep === null ? null : Number(row.keep), gate: row.gate ?? null });

@@ -10,7 +10,7 @@ import { abandonedCollectionMs, ociOwners, type OciManifest, type BlobOwner, typ
 import { historyInsert, historySelect, historyValues, toChannelChange, type HistoryRow } from './rows.ts';
 import { certificateInsert, certificateSelect, certificateValues, withinGrace, type CertificateRow } from './rows.ts';
 import { testResultInsert, testResultSelect, testResultValues, toTestResult, type TestResultRow } from './rows.ts';
-import { channelSettingPut, channelSettingSelect, toChannelSetting } from './rows.ts';
+import { channelSettingPut, channelSettingSelect, ownedBlobsSelect, toChannelSetting } from './rows.ts';
 import { eventInsert, eventSelect, eventValues, toEvent, type EventRow } from './rows.ts';
 import { imageEvents, type NewEvent, type PipelineEvent } from '../domain/pipeline.ts';
 import type { TestResult } from '../domain/test-hooks.ts';
@@ -494,6 +494,10 @@ export class SqliteMetaStore implements MetaStore {
         if (options.published) this.sql(`UPDATE blobs SET unpublished_at = ? WHERE sha256 = ? AND NOT ${usedBlob('blobs.sha256')}`).run(now, sha);
       }
     });
+  }
+
+  async ownedBlobs(): Promise<{ sha256: string; size: number }[]> {
+    return (this.sql(ownedBlobsSelect).all() as { sha256: string; size: number }[]).map(({ sha256, size }) => ({ sha256, size }));
   }
 
   async blobOwners(sha256: string): Promise<BlobOwner[]> {

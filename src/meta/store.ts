@@ -208,6 +208,8 @@ export interface BlobLedger {
   releaseBlobs(owner: BlobOwner, options?: { sha256s?: string[]; published?: boolean }): Promise<void>;
   /** The owners holding a blob (images aside), ordered by kind then id. */
   blobOwners(sha256: string): Promise<BlobOwner[]>;
+  /** Every blob an owner holds (a registry's links and manifests), once each, by sha256: what a backup must copy besides images' files. */
+  ownedBlobs(): Promise<{ sha256: string; size: number }[]>;
   /**
    * Recorded blobs no image uses that were never unpublished or were unpublished at or before
    * `unpublishedBefore`, ordered by sha256: candidates; `beginCollect` decides.

@@ -110,9 +110,16 @@ ${products.map(row).join('\n')}
 </div>
 ${products.length ? '' : '<p class="empty">No public images yet.</p>'}
 </section>
+<section aria-labelledby="registry-title" id="registry" hidden>
+<h2 id="registry-title">OCI registry</h2>
+<p>Application containers for Incus 6.3 and later: <code>incus remote add NAME https://THIS-SERVER:PORT/PREFIX --protocol=oci</code>, where PREFIX is the first part of a repository's name.</p>
+<table class="registry"><caption class="visually-hidden">Repositories and tags</caption>
+<thead><tr><th scope="col">Repository</th><th scope="col">Tag</th><th scope="col">Platform</th><th scope="col">Fingerprint (as Incus shows it)</th></tr></thead>
+<tbody id="registry-rows"></tbody></table>
+</section>
 </main>
 <dialog id="product" aria-labelledby="product-title"><div id="product-body"></div><form method="dialog"><button class="close">Close</button></form></dialog>
-<footer><p>Served by wharf ${escapeHtml(page.version)}. The same list for tools: <a href="/catalogue/v1/products.json">products.json</a>, <a href="/catalogue/v1/downloads.json">downloads.json</a>.</p></footer>
+<footer><p>Served by wharf ${escapeHtml(page.version)}. The same list for tools: <a href="/catalogue/v1/products.json">products.json</a>, <a href="/catalogue/v1/downloads.json">downloads.json</a>, <a href="/catalogue/v1/registry.json">registry.json</a>.</p></footer>
 </body>
 </html>
 `;

@@ -13,6 +13,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildMetadataTarball, buildQcow2, buildSquashfs, buildUnified } from '../fixtures/images.ts';
 import { fingerprintFrom, runProcess, serve, tempDir, wharfOk } from '../helpers/env.ts';
@@ -87,6 +88,23 @@ test('the catalogue lists, searches, filters, copies working commands and shows 
   assert.match(await debianRow.innerText(), /container\s+VM/);
   assert.match(await debianRow.innerText(), /2025-11-22 08:02 UTC\s+20251122_08:02/, 'the newest build: date and serial');
   await page.waitForFunction(`document.querySelector('#products [role=row][data-key="debian:12:amd64:default"] .downloads')?.textContent === '9'`);
+  assert.equal(await page.locator('#registry').isVisible(), false, 'no registry section while the registry is empty');
+
+  // The registry's section, once a repository is pushed: its tag and the fingerprint Incus shows.
+  const password = (await wharfOk(data, ['oci', 'user', 'add', 'web', '--push', 'apps/*'])).trim();
+  const auth = { authorization: `Basic ${Buffer.from(`web:${password}`).toString('base64')}` };
+  const layer = Buffer.from('a layer');
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  for (const blob of [layer, config]) {
+    await fetchRaw(`${server.base}/v2/apps/web/blobs/uploads/?digest=${sha(blob)}`, { ca: server.tls.cert, method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: blob });
+  }
+  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(layer), size: layer.length }] });
+  assert.equal((await fetchRaw(`${server.base}/v2/apps/web/manifests/2.0`, { ca: server.tls.cert, method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest })).status, 201);
+  await page.reload();
+  await page.locator('#registry').waitFor({ state: 'visible' });
+  const incusFingerprint = createHash('sha256').update(sha(layer)).digest('hex');
+  assert.match(await page.locator('#registry-rows').innerText(), new RegExp(`apps/web\\s+2\\.0\\s+${incusFingerprint.slice(0, 12)}`));
 
   // Search as you type, then the filters.
   await page.fill('#search', 'alp');

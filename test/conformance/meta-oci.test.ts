@@ -88,6 +88,22 @@ for (const driver of metaDrivers) {
     await rejectsOci(store.putOciManifest(manifest('hub/library/alpine', 8, [blob(72).sha256]), bytesOf(manifest('hub/library/alpine', 8, [])), 'x'), 'MANIFEST_BLOB_UNKNOWN');
   });
 
+  test(`${driver.name} oci: ownedBlobs lists what links and manifests hold, once each, until they let go`, async (t) => {
+    const { store, peer } = await driver.open(t);
+    const other = peer();
+    const [x, y] = [blob(80), blob(81)];
+    await store.linkOciBlob('a', x);
+    await store.linkOciBlob('b', x);
+    await store.linkOciBlob('a', y);
+    const m = manifest('a', 80, [x.sha256, y.sha256]);
+    await store.putOciManifest(m, bytesOf(m), 'v1');
+    const owned = async () => (await other.ownedBlobs()).map((b) => [b.sha256, b.size]);
+    assert.deepEqual(await owned(), [[m.sha256, m.size], [x.sha256, x.size], [y.sha256, y.size]].sort(([p], [q]) => (String(p) < String(q) ? -1 : 1)));
+    await store.deleteOciManifest('a', m.sha256);
+    await store.unlinkOciBlob('a', y.sha256);
+    assert.deepEqual(await owned(), [[x.sha256, x.size]], 'x is still linked to a and b');
+  });
+
   test(`${driver.name} oci: a link is per repository and holds its blob against collection until it is unlinked`, async (t) => {
     const { store, peer } = await driver.open(t);
     const other = peer();

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { buildMetadataTarball, buildSquashfs } from '../fixtures/images.ts';
 import { fingerprintFrom, serve, tempDir, wharf, wharfOk } from '../helpers/env.ts';
@@ -23,13 +24,21 @@ test('a backup taken while serving restores the store, its certificate and its s
   // last bytes were handed to the socket, which can be just after the client has them all).
   await server.close(5_000);
   const again = await serve(t, data, { processes: 1 });
+  // The registry's content is in the backup too: a config blob and the manifest naming it.
+  const password = (await wharfOk(data, ['oci', 'user', 'add', 'ci', '--push', 'apps/*'])).trim();
+  const auth = { authorization: `Basic ${Buffer.from(`ci:${password}`).toString('base64')}` };
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  await fetchRaw(`${again.base}/v2/apps/kept/blobs/uploads/?digest=sha256:${sha(config)}`, { ca: again.tls.cert, method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: config });
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${sha(config)}`, size: config.length }, layers: [] }));
+  assert.equal((await fetchRaw(`${again.base}/v2/apps/kept/manifests/1`, { ca: again.tls.cert, method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest })).status, 201);
 
   const backup = join(work, 'backup');
   const out = await wharfOk(data, ['backup', backup]);
-  assert.match(out, /2 blobs/);
+  assert.match(out, /4 blobs/);
   assert.deepEqual((await readdir(backup)).sort(), ['blobs.txt', 'server.crt', 'server.key', 'usage.db', 'wharf.db']);
   const listed = (await readFile(join(backup, 'blobs.txt'), 'utf8')).trim().split('\n').map((l) => l.split(' '));
-  assert.deepEqual(listed.map(([sha]) => sha).sort(), [meta.sha256, rootfs.sha256].sort());
+  assert.deepEqual(listed.map(([sha]) => sha).sort(), [meta.sha256, rootfs.sha256, sha(config), sha(manifest)].sort());
 
   // Restore: the backup's files, then the listed blobs copied as files.
   const restored = join(work, 'restored');
@@ -42,6 +51,9 @@ test('a backup taken while serving restores the store, its certificate and its s
   assert.match(await wharfOk(restored, ['image', 'info', 'kept']), new RegExp(`Fingerprint: ${fingerprint}[\\s\\S]*Downloads: 1 `));
   await wharfOk(restored, ['image', 'verify']);
   assert.equal(await readFile(join(restored, 'server.crt'), 'utf8'), again.tls.cert, 'the same certificate, so pinned clients still trust it');
+  const restoredServer = await serve(t, restored, { processes: 1 });
+  const pulled = await fetchRaw(`${restoredServer.base}/v2/apps/kept/manifests/1`, { ca: restoredServer.tls.cert });
+  assert.ok(pulled.status === 200 && pulled.body.equals(manifest), 'the registry restored too');
 
   // A target that holds anything is refused, untouched.
   const busy = join(work, 'busy-dir');

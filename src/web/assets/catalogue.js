@@ -223,6 +223,31 @@ async function loadDownloads() {
   if (sort.value === 'downloads') reorder('downloads');
 }
 
+/** The registry's public repositories and tags, if it has any (the section stays hidden otherwise). */
+async function loadRegistry() {
+  let answer;
+  try {
+    answer = await (await fetch('/catalogue/v1/registry.json')).json();
+  } catch {
+    return;
+  }
+  const rows = answer.repositories.flatMap((repository) =>
+    repository.tags.flatMap((tag) =>
+      (tag.platforms ?? [{ platform: '', fingerprint: tag.fingerprint }]).map((p) =>
+        element('tr', {},
+          element('td', {}, repository.name),
+          element('td', {}, tag.tag),
+          element('td', {}, p.platform),
+          element('td', {}, p.fingerprint ? element('code', { class: 'fingerprint' }, p.fingerprint.slice(0, 12)) : '(not cached yet)'),
+        ),
+      ),
+    ),
+  );
+  if (!rows.length) return;
+  document.getElementById('registry-rows').replaceChildren(...rows);
+  document.getElementById('registry').hidden = false;
+}
+
 for (const button of document.querySelectorAll('[hidden].copy, [hidden].copy-launch')) button.hidden = false;
 for (const radio of document.querySelectorAll('input[name=client]')) {
   radio.addEventListener('change', () => {
@@ -247,3 +272,4 @@ window.addEventListener('hashchange', route);
 showCommands();
 route();
 loadDownloads();
+loadRegistry();
