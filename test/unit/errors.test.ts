@@ -22,7 +22,7 @@ test('every code has one row: an HTTP error status, a sysexits exit status, a me
 });
 
 test("the client's faults are 4xx; wharf's and an upstream's are 5xx", () => {
-  const clients: ErrorCode[] = ['invalid_argument', 'ambiguous', 'not_found', 'conflict', 'invalid_image', 'integrity', 'too_large', 'range_not_satisfiable', 'precondition_failed', 'forbidden'];
+  const clients: ErrorCode[] = ['invalid_argument', 'ambiguous', 'not_found', 'conflict', 'invalid_image', 'integrity', 'too_large', 'range_not_satisfiable', 'precondition_failed', 'forbidden', 'unauthorized'];
   for (const code of codes) assert.equal(errorCatalogue[code].status < 500, clients.includes(code), code);
   assert.equal(errorCatalogue.upstream_corrupt.status, 502);
   assert.equal(errorCatalogue.unavailable.status, 502);
