@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in bench/ and prints a summary table. As root it first installs what the
 # benchmarks drive (nginx, wrk, curl, squashfs-tools, xz-utils, zstd, Incus) when missing.
-# Usage: bash bench/run.sh [import|download|images-json|publish-latency|rss|cli-startup|handshakes|import-kinds|edge|catalogue|counting|replicas-change|s3-import|s3-download|replicas-capacity|images-json-floor|channels|deltas|push|registry]...   (default: all)
+# Usage: bash bench/run.sh [import|download|images-json|publish-latency|rss|cli-startup|handshakes|import-kinds|edge|catalogue|counting|replicas-change|s3-import|s3-download|replicas-capacity|images-json-floor|channels|deltas|push|registry|registry-cache]...   (default: all)
 # Needs ~3 GiB free in $TMPDIR (or WHARF_BENCH_TMP) and takes about 4 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ node=node_modules/.bin/node
 bash scripts/build.sh >/dev/null
 
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(import download images-json publish-latency rss cli-startup handshakes import-kinds edge catalogue counting replicas-change s3-import s3-download replicas-capacity images-json-floor channels deltas push registry)
+[ ${#benches[@]} -gt 0 ] || benches=(import download images-json publish-latency rss cli-startup handshakes import-kinds edge catalogue counting replicas-change s3-import s3-download replicas-capacity images-json-floor channels deltas push registry registry-cache)
 
 # The 1 GiB image is built once and shared by the benchmarks that need it.
 fixtures=$(mktemp -d "${WHARF_BENCH_TMP:-${TMPDIR:-/tmp}}/wharf-bench-fixtures-XXXXXX")
