@@ -134,8 +134,13 @@ export async function pushManifest(store: Store, repository: string, reference: 
   if (bytes.length > maxManifestBytes) throw new OciError('MANIFEST_INVALID', `the manifest is larger than ${maxManifestBytes} bytes`);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if ('sha256' in reference && reference.sha256 !== sha256) throw new OciError('DIGEST_INVALID', `the manifest's sha256 is ${sha256}, not ${reference.sha256}`);
-  const refs = readManifest(bytes, contentType);
-  const manifest: OciManifest = { repository, sha256, size: bytes.length, ...refs, createdAt: new Date().toISOString() };
+  const manifest: OciManifest = { repository, sha256, size: bytes.length, ...readManifest(bytes, contentType), createdAt: new Date().toISOString() };
+  await keepManifest(store, manifest, bytes, 'tag' in reference ? reference.tag : undefined);
+  return manifest;
+}
+
+/** Stores a manifest's bytes as a blob and records it (under `tag`; `cached`: a pull-through copy), collection kept off meanwhile. */
+export async function keepManifest(store: Store, manifest: OciManifest, bytes: Buffer, tag: string | undefined, options: { cached?: boolean } = {}): Promise<void> {
   const writer = await store.blobs.createWriter();
   try {
     await writer.write(bytes);
@@ -143,8 +148,7 @@ export async function pushManifest(store: Store, repository: string, reference: 
     await writer.abort();
     throw err;
   }
-  await commitBlobs(store, [writer], () => store.meta.putOciManifest(manifest, blobRef(sha256, bytes.length), 'tag' in reference ? reference.tag : undefined));
-  return manifest;
+  await commitBlobs(store, [writer], () => store.meta.putOciManifest(manifest, blobRef(manifest.sha256, bytes.length), tag, options));
 }
 
 /** The manifest a reference names in the repository, or OciError MANIFEST_UNKNOWN. */

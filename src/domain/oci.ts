@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AppError, ErrorCodes, type ErrorCode } from '../errors.ts';
+import { globsMatch } from './push-token.ts';
 
 /** The spec's `<name>`: path components of lowercase alphanumerics and separators. */
 const nameComponent = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
@@ -63,6 +64,9 @@ export function checkRepository(name: string): string {
 
 export const isTag = (reference: string) => tagPattern.test(reference);
 export const isRepositoryName = (name: string) => name.length <= maxNameLength && namePattern.test(name);
+
+/** Whether anyone may pull the repository: it matches none of `registry_private`'s globs. */
+export const isPublicRepository = (privateGlobs: string[], repository: string) => !globsMatch(privateGlobs, repository);
 
 /** The spec's digest grammar: `algorithm:encoded`. */
 const digestGrammar = /^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/;

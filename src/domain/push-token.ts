@@ -54,8 +54,9 @@ export function checkProductGlob(glob: string): string {
   return glob.toLowerCase();
 }
 
-export function productMatches(globs: string[], productKey: string): boolean {
-  const key = productKey.toLowerCase();
+/** Whether a product key or a repository name matches one of the globs (compared without case). */
+export function globsMatch(globs: string[], name: string): boolean {
+  const key = name.toLowerCase();
   return globs.some((glob) => new RegExp(`^${glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(key));
 }
 

@@ -13,7 +13,7 @@ import { renderJson, type RenderedDocument } from '../web/rendered.ts';
 import { sendRendered } from './send-rendered.ts';
 import { notFound } from '../errors.ts';
 import { registryCatalogue } from '../core/registry.ts';
-import { productMatches } from '../domain/push-token.ts';
+import { isPublicRepository } from '../domain/oci.ts';
 import type { Store } from '../core/context.ts';
 
 export const catalogueDownloadsPath = '/catalogue/v1/downloads.json';
@@ -52,7 +52,7 @@ export function catalogueRoutes(app: FastifyInstance, deps: CatalogueDeps) {
     handler: async (request, reply) => {
       reply.header('access-control-allow-origin', '*').header('cache-control', 'no-cache');
       // Never a private repository's name.
-      return sendRendered(request, reply, renderJson(await registryCatalogue(deps.store, (name) => !productMatches(deps.registryPrivate, name))));
+      return sendRendered(request, reply, renderJson(await registryCatalogue(deps.store, (name) => isPublicRepository(deps.registryPrivate, name))));
     },
   });
 

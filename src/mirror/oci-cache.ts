@@ -16,6 +16,7 @@ import type { OciManifest, RemoteRecord } from '../meta/store.ts';
 import type { Leases } from '../meta/grants.ts';
 import { RegistryClient } from '../remote/oci.ts';
 import { commitBlobs } from '../core/collect.ts';
+import { keepManifest } from '../core/registry.ts';
 import { PipelinedWrites } from '../core/ingest.ts';
 import { holdLease } from '../core/lease.ts';
 import type { Store } from '../core/context.ts';
@@ -143,9 +144,7 @@ export class OciCache {
       throw new AppError(ErrorCodes.upstreamCorrupt, `${route.remote.name}: manifest ${route.upstream}:${reference}: ${(err as Error).message}`, { cause: err });
     }
     const manifest: OciManifest = { repository, sha256, size: bytes.length, ...refs, createdAt: new Date().toISOString() };
-    const writer = await this.store.blobs.createWriter();
-    await writer.write(bytes).catch(async (err: unknown) => (await writer.abort(), Promise.reject(err)));
-    await commitBlobs(this.store, [writer], () => this.store.meta.putOciManifest(manifest, blobRef(sha256, bytes.length), tag, { cached: true }));
+    await keepManifest(this.store, manifest, bytes, tag, { cached: true });
     return (await this.store.meta.getOciManifest(repository, { sha256 })) ?? manifest;
   }
 

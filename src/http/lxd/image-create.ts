@@ -9,7 +9,7 @@ import { importImage } from '../../core/import.ts';
 import type { IngestSource } from '../../core/ingest.ts';
 import type { PushGrants } from '../../core/secrets.ts';
 import { AppError, ErrorCodes } from '../../errors.ts';
-import { bearerToken, productMatches } from '../../domain/push-token.ts';
+import { bearerToken, globsMatch } from '../../domain/push-token.ts';
 import { stagingChannel } from '../../domain/channel.ts';
 import { livePushToken } from '../../core/push-tokens.ts';
 import { pullImage } from '../../mirror/copy.ts';
@@ -100,7 +100,7 @@ export function imageCreateRoutes(app: FastifyInstance, deps: { store: Store; op
         aliases: [],
         ...(headers.fingerprint ? { expectedFingerprint: headers.fingerprint } : {}),
         admitProduct: (product) => {
-          if (builder && !productMatches(builder.globs, product)) throw new AppError(ErrorCodes.forbidden, `The push token ${builder.id} may not push ${product}`);
+          if (builder && !globsMatch(builder.globs, product)) throw new AppError(ErrorCodes.forbidden, `The push token ${builder.id} may not push ${product}`);
         },
       });
       store.log.info('image pushed into staging', { fingerprint: image.fingerprint, ...(builder ? { token: builder.id, builder: builder.name } : {}) });

@@ -9,8 +9,8 @@
 import type { FastifyRequest } from 'fastify';
 import type { Store } from '../../core/context.ts';
 import { livePushToken } from '../../core/push-tokens.ts';
-import { productMatches } from '../../domain/push-token.ts';
-import { OciError } from '../../domain/oci.ts';
+import { globsMatch } from '../../domain/push-token.ts';
+import { OciError, isPublicRepository as publicIn } from '../../domain/oci.ts';
 import { basicCredentials, parseScopes, signToken, tokenLifetimeSeconds, verifyToken, type RegistryAction, type RegistryGrant } from '../../domain/registry-token.ts';
 import { httpsBase } from '../base-url.ts';
 
@@ -24,7 +24,7 @@ export interface RegistryAuth {
 }
 
 /** Whether anyone may pull the repository (it matches no `registry_private` glob). */
-export const isPublicRepository = (auth: RegistryAuth, repository: string) => !productMatches(auth.privateGlobs, repository);
+export const isPublicRepository = (auth: RegistryAuth, repository: string) => publicIn(auth.privateGlobs, repository);
 
 /** The challenge every 401 of the registry carries: where to get a token, and for which scope (clients ask for exactly that). */
 export function challenge(request: FastifyRequest, scope?: string): string {
@@ -39,7 +39,7 @@ async function basicUser(auth: RegistryAuth, header: string | undefined): Promis
   return token && token.name === credentials.user ? { name: token.name, globs: token.globs } : undefined;
 }
 
-const mayPush = (globs: string[], repository: string) => productMatches(globs, repository);
+const mayPush = globsMatch;
 
 /**
  * `GET /v2/token`: a bearer token for the scopes asked, each action granted where allowed (pull
